@@ -1,0 +1,1 @@
+"""ChatGO: a Matrix homeserver. See ../shared/DESIGN.md for the layers."""

@@ -1,0 +1,24 @@
+"""Spec file: client-server/login.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.client.registration import login_response
+from homeserver.api.http import Auth, json_response, read_json_object, route, services_of
+from homeserver.errors import Codes, MatrixError
+
+
+@route("GET", "/login", auth=Auth.NONE)
+async def get_login_flows(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/login"""
+    return json_response({"flows": [{"type": "m.login.password"}]})
+
+
+@route("POST", "/login", auth=Auth.NONE, rate_limited=True)
+async def login(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/login"""
+    body = await read_json_object(request)
+    login_type = body.get("type")
+    if login_type != "m.login.password":
+        raise MatrixError(400, Codes.UNKNOWN, f"Unknown login type {login_type!r}")
+    result = await services_of(request).accounts.login_with_password(body)
+    return json_response(login_response(result))

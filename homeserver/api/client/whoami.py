@@ -1,0 +1,16 @@
+"""Spec file: client-server/whoami.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import Auth, json_response, requester_of, route
+
+
+@route("GET", "/account/whoami", auth=Auth.USER)
+async def get_token_owner(request: web.Request) -> web.Response:
+    """GET /_matrix/client/v3/account/whoami"""
+    requester = requester_of(request)
+    return json_response({
+        "user_id": requester.user_id,
+        "device_id": requester.device_id,
+        "is_guest": requester.is_guest,
+    })

@@ -1,0 +1,240 @@
+"""Routes, middlewares and JSON helpers shared by every handler.
+
+A handler declares its route with `@route(method, spec_path, auth=..., rate_limited=...)`;
+`spec_path` is the OpenAPI path key exactly as the spec writes it (`/rooms/{roomId}/join`),
+and `prefixes` says under which API prefixes it is served (`r0` and `v3` by default for the
+client API). `install_routes()` registers every decorated handler of the given modules,
+wrapped with authentication and rate limiting, and `routes_table()` lists them for
+`chatgo routes`.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import Requester
+from homeserver.services.graph import Services
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CLIENT_V3 = ("/_matrix/client/r0", "/_matrix/client/v3")
+CLIENT_V1 = ("/_matrix/client/v1",)
+CLIENT_UNSTABLE = ("/_matrix/client/unstable",)
+WELL_KNOWN = ("/.well-known",)
+ROOT = ("",)
+
+REQUESTER_KEY = "chatgo.requester"
+SERVICES = web.AppKey("services", Services)
+# Set on apps of listeners behind a reverse proxy: the client address is in X-Forwarded-For.
+TRUST_X_FORWARDED = web.AppKey("trust_x_forwarded", bool)
+
+
+def services_of(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+class Auth(enum.Enum):
+    USER = "user"          # a valid access token is required
+    OPTIONAL = "optional"  # a token is used when given (and must then be valid)
+    NONE = "none"          # no token is read
+    SERVER = "server"      # an X-Matrix signed federation request
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    method: str
+    path: str
+    auth: Auth
+    rate_limited: bool
+    prefixes: tuple[str, ...]
+    handler_name: str
+    module: str
+
+    def full_paths(self) -> list[str]:
+        return [prefix + self.path for prefix in self.prefixes]
+
+
+def route(
+    method: str,
+    path: str,
+    *,
+    auth: Auth = Auth.USER,
+    rate_limited: bool = False,
+    prefixes: tuple[str, ...] = CLIENT_V3,
+) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        handler.route_info = RouteInfo(  # type: ignore[attr-defined]
+            method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
+            prefixes=prefixes, handler_name=handler.__name__, module=handler.__module__,
+        )
+        return handler
+
+    return mark
+
+
+def handlers_of(modules: Iterable[ModuleType]) -> list[tuple[RouteInfo, Handler]]:
+    found = []
+    for module in modules:
+        for _, obj in inspect.getmembers(module, inspect.iscoroutinefunction):
+            info = getattr(obj, "route_info", None)
+            if info is not None and obj.__module__ == module.__name__:
+                found.append((info, obj))
+    return found
+
+
+def routes_table(modules: Iterable[ModuleType]) -> list[RouteInfo]:
+    return sorted((info for info, _ in handlers_of(modules)), key=lambda i: (i.path, i.method))
+
+
+def install_routes(app: web.Application, modules: Iterable[ModuleType], services: Services) -> None:
+    for info, handler in handlers_of(modules):
+        wrapped = _wrap(info, handler, services)
+        for full_path in info.full_paths():
+            app.router.add_route(info.method, full_path, wrapped, name=None)
+
+
+def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
+    auth = info.auth
+    auth_service, rate_limiter, devices = services.auth, services.rate_limiter, services.devices
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        requester = None
+        if auth in (Auth.USER, Auth.OPTIONAL):
+            token = access_token_of(request)
+            if token is not None:
+                requester = await auth_service.authenticate(token)
+                devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
+                                  request.headers.get("User-Agent"))
+            elif auth is Auth.USER:
+                raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
+            request[REQUESTER_KEY] = requester
+        if info.rate_limited:
+            key = requester.user_id if requester else client_ip(request)
+            exempt = requester is not None and requester.is_admin
+            if not exempt:
+                rate_limiter.check(key)
+        return await handler(request)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def access_token_of(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise MatrixError(401, Codes.MISSING_TOKEN, "Invalid Authorization header")
+        return value.strip()
+    # Deprecated by the spec (v1.11) but still sent by older clients.
+    return request.query.get("access_token")
+
+
+def requester_of(request: web.Request) -> Requester:
+    requester = request.get(REQUESTER_KEY)
+    assert requester is not None, "route was not declared with auth=Auth.USER"
+    return requester
+
+
+def optional_requester_of(request: web.Request) -> Requester | None:
+    return request.get(REQUESTER_KEY)
+
+
+def client_ip(request: web.Request) -> str:
+    if request.app.get(TRUST_X_FORWARDED):
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded:
+            # The proxy appends the address it saw; the first entry is the original client.
+            return forwarded.split(",")[0].strip()
+    return request.remote or "unknown"
+
+
+# --- bodies and responses ---------------------------------------------------------------
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object; M_NOT_JSON / M_BAD_JSON otherwise.
+
+    `allow_empty`: an absent body counts as `{}` (endpoints whose body is entirely optional).
+    """
+    raw = await request.read()  # raises HTTPRequestEntityTooLarge past client_max_size
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise MatrixError(400, Codes.NOT_JSON, "Content not JSON.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError(400, Codes.NOT_JSON, "Content not JSON.") from None
+    if not isinstance(body, dict):
+        raise MatrixError(400, Codes.BAD_JSON, "Content must be a JSON object.")
+    return body
+
+
+# --- middlewares --------------------------------------------------------------------------
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date",
+    "Access-Control-Expose-Headers": "Synapse-Trace-Id, Server, ETag",
+}
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Browsers preflight every cross-origin request; answer for any path, routed or not.
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers=CORS_HEADERS)
+    response = await handler(request)
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except MatrixError as err:
+        return _error_response(err.status, err.to_json(), err)
+    except web.HTTPRequestEntityTooLarge:
+        return _error_response(413, {"errcode": Codes.TOO_LARGE, "error": "Request body too large"})
+    except web.HTTPMethodNotAllowed:
+        return _error_response(405, {"errcode": Codes.UNRECOGNIZED, "error": "Unrecognized request method"})
+    except web.HTTPNotFound:
+        return _error_response(404, {"errcode": Codes.UNRECOGNIZED, "error": "Unrecognized request"})
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error_response(exc.status, {"errcode": Codes.UNKNOWN, "error": exc.reason})
+    except Exception:
+        logger.exception("error handling %s %s", request.method, request.path)
+        return _error_response(500, {"errcode": Codes.UNKNOWN, "error": "Internal server error"})
+
+
+def _error_response(status: int, body: dict[str, Any], err: MatrixError | None = None) -> web.Response:
+    headers = None
+    if err is not None and err.errcode == Codes.LIMIT_EXCEEDED and "retry_after_ms" in err.extra:
+        headers = {"Retry-After": str(max(1, err.extra["retry_after_ms"] // 1000))}
+    return json_response(body, status=status, headers=headers)
+
+
+MIDDLEWARES = [cors_middleware, error_middleware]

@@ -1,0 +1,169 @@
+"""The one place that knows the whole graph: config -> database -> stores -> services -> web apps.
+
+`build_services()` constructs every object with its dependencies, in order. `make_web_app()`
+builds the aiohttp application for a set of listener resources. `run()` is the process:
+database (embedded or from the URL), migrations, listeners, and a clean stop on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterable
+from types import ModuleType
+
+from aiohttp import web
+
+from federation import api as federation_api
+from federation.tls import generate_self_signed_certificate, server_ssl_context
+from homeserver.api import client as client_api
+from homeserver.api import pages
+from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
+from homeserver.config import Config, ListenerConfig
+from homeserver.services.accounts import AccountService
+from homeserver.services.auth import AuthService
+from homeserver.services.clock import Clock
+from homeserver.services.devices import DeviceService
+from homeserver.services.graph import Services
+from homeserver.services.passwords import PasswordHashing
+from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.registration_tokens import RegistrationTokenService
+from homeserver.services.uia import UIAService
+from storage.database import Database
+from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
+from storage.migrate import migrate
+from storage.stores import Stores
+
+logger = logging.getLogger("chatgo")
+
+
+def build_services(config: Config, db: Database, clock: Clock | None = None) -> Services:
+    clock = clock or Clock()
+    stores = Stores.build(db)
+    passwords = PasswordHashing(config.auth)
+    auth = AuthService(db, stores.tokens, clock, config.auth)
+    rate_limiter = RateLimiter(config.rate_limiting)
+    uia = UIAService(
+        stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
+        config.server_name, config.auth.ui_auth_session_lifetime_ms,
+    )
+    devices = DeviceService(db, stores.devices, auth, uia, clock)
+    accounts = AccountService(
+        db, stores.accounts, stores.registration_tokens, auth, devices, uia, passwords, clock,
+        config.server_name, config.registration,
+    )
+    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
+    return Services(
+        config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
+        accounts=accounts, registration_tokens=registration_tokens,
+    )
+
+
+def modules_for(resources: Iterable[str]) -> list[ModuleType]:
+    """The handler modules a listener serves, from its configured resources."""
+    resources = set(resources)
+    modules: list[ModuleType] = []
+    if "client" in resources:
+        modules += [pages, *client_api.MODULES, *federation_api.WELL_KNOWN_MODULES]
+    return modules
+
+
+def make_web_app(services: Services, resources: Iterable[str], *, x_forwarded: bool = False) -> web.Application:
+    config = services.config
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.limits.max_request_body_bytes)
+    app[SERVICES] = services
+    app[TRUST_X_FORWARDED] = x_forwarded
+    pages.setup_templates(app)
+    install_routes(app, modules_for(resources), services)
+    return app
+
+
+# --- the process ---------------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def open_database(config: Config) -> AsyncIterator[Database]:
+    """Connect to the configured database, or start the embedded one; migrate; close on exit."""
+    embedded = None
+    url = config.database.url
+    try:
+        if url is None:
+            embedded = EmbeddedPostgres(config.data_path / "postgres")
+            server_url = await asyncio.to_thread(embedded.start)
+            await ensure_database(server_url, DATABASE_NAME)
+            url = embedded.url(DATABASE_NAME)
+        db = await Database.connect(
+            url, min_size=config.database.min_connections, max_size=config.database.max_connections
+        )
+        try:
+            applied = await migrate(db)
+            if applied:
+                logger.info("applied migrations %s", applied)
+            yield db
+        finally:
+            await db.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def ensure_tls_files(config: Config) -> None:
+    """Generate the server's self-signed certificate when a TLS listener needs it and it is absent."""
+    needs_default = any(l.tls and not l.tls_certificate_path for l in config.listeners)
+    cert, key = config.path(config.tls_certificate_path), config.path(config.tls_private_key_path)
+    if needs_default and not (cert.exists() and key.exists()):
+        logger.info("generating a self-signed TLS certificate for %s in %s", config.server_name, cert)
+        generate_self_signed_certificate(config.server_name, cert, key)
+
+
+def _ssl_context_for(config: Config, listener: ListenerConfig):
+    if listener.tls_certificate_path and listener.tls_private_key_path:
+        return server_ssl_context(config.path(listener.tls_certificate_path), config.path(listener.tls_private_key_path))
+    if listener.tls:
+        return server_ssl_context(config.path(config.tls_certificate_path), config.path(config.tls_private_key_path))
+    return None
+
+
+async def serve(config: Config, stop: asyncio.Event) -> None:
+    """Run the server until `stop` is set."""
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    ensure_tls_files(config)
+    async with open_database(config) as db:
+        services = build_services(config, db)
+        runners: list[web.AppRunner] = []
+        try:
+            for listener in config.listeners:
+                app = make_web_app(services, listener.resources, x_forwarded=listener.x_forwarded)
+                runner = web.AppRunner(app, access_log=None, handle_signals=False)
+                await runner.setup()
+                runners.append(runner)
+                ssl_context = _ssl_context_for(config, listener)
+                for address in listener.bind_addresses:
+                    site = web.TCPSite(runner, address, listener.port, ssl_context=ssl_context)
+                    await site.start()
+                    scheme = "https" if ssl_context else "http"
+                    logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
+                                ", ".join(listener.resources))
+            logger.info("ChatGO %s is ready", config.server_name)
+            await stop.wait()
+            logger.info("stopping")
+        finally:
+            for runner in runners:
+                await runner.cleanup()
+            await services.devices.flush()
+
+
+def run(config: Config) -> None:
+    """The `chatgo run` process: serve until SIGINT or SIGTERM, then stop cleanly."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop)
+
+    asyncio.run(main())
+    logger.info("stopped")
+

@@ -1,0 +1,227 @@
+"""Configuration: frozen dataclasses loaded from one YAML file.
+
+Unknown keys and ill-typed values are refused with an error naming the key
+(`listeners[1].port: expected an integer`). Relative paths are relative to the config file's
+directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`) and the
+listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's).
+`configs/homeserver.yaml` is the documented example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RESOURCES = frozenset({"client", "federation", "keys", "media", "metrics", "admin"})
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable, or has a bad key or value."""
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    port: int
+    bind_addresses: tuple[str, ...] = ("127.0.0.1",)
+    resources: tuple[str, ...] = ("client",)
+    # TLS is on when both paths are set; `tls: true` without paths uses the server's
+    # generated certificate (`tls_certificate_path` in the top-level section).
+    tls: bool = False
+    tls_certificate_path: str | None = None
+    tls_private_key_path: str | None = None
+    # Trust X-Forwarded-For from a reverse proxy in front of this listener.
+    x_forwarded: bool = False
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    # postgresql://user:pass@host:port/dbname ; None = the embedded cluster under data_dir.
+    url: str | None = None
+    min_connections: int = 2
+    max_connections: int = 10
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    enabled: bool = False
+    # Require an `m.login.registration_token` stage (tokens: `chatgo registration-token`).
+    requires_token: bool = False
+    # Usernames that may not be registered (in addition to the reserved ones).
+    reserved_localparts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    # Lifetime of access tokens issued with a refresh token (clients that ask for one).
+    refreshable_access_token_lifetime_ms: int = 5 * 60 * 1000
+    # argon2id parameters; the defaults follow OWASP's recommendation for argon2id.
+    argon2_time_cost: int = 2
+    argon2_memory_cost_kib: int = 19 * 1024
+    argon2_parallelism: int = 1
+    # Lifetime of an unfinished user-interactive auth session.
+    ui_auth_session_lifetime_ms: int = 15 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    enabled: bool = True
+    per_second: float = 10.0
+    burst: int = 50
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    # Largest accepted request body outside the media repository.
+    max_request_body_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    server_name: str
+    data_dir: str = "."
+    signing_key_path: str = "signing.key"
+    tls_certificate_path: str = "tls.crt"
+    tls_private_key_path: str = "tls.key"
+    # Where clients reach us (used in .well-known); default https://server_name/.
+    public_baseurl: str | None = None
+    # Served at /.well-known/matrix/server; None = do not serve it.
+    serve_server_wellknown: bool = True
+    federation_port: int = 8448
+    log_level: str = "INFO"
+    listeners: tuple[ListenerConfig, ...] = ()
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    # Directory of the config file; relative paths are resolved against it. Not read from YAML.
+    config_dir: str = field(default=".", metadata={"internal": True})
+
+    def path(self, value: str) -> Path:
+        """Resolve a configured path against the config file's directory."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else Path(self.config_dir) / p
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def client_base_url(self) -> str:
+        return self.public_baseurl or f"https://{self.server_name}/"
+
+
+def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    raw = dict(raw)
+    raw["config_dir"] = str(path.resolve().parent)
+    apply_env_overrides(raw, env)
+    return config_from_dict(raw)
+
+
+def apply_env_overrides(raw: dict[str, Any], env: typing.Mapping[str, str]) -> None:
+    if url := env.get("CHATGO_DATABASE_URL"):
+        database = dict(raw.get("database") or {})
+        database["url"] = url
+        raw["database"] = database
+    if listeners := env.get("CHATGO_LISTENERS"):
+        try:
+            raw["listeners"] = yaml.safe_load(listeners)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"CHATGO_LISTENERS: not valid YAML/JSON: {exc}") from exc
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    config = _build(Config, raw, "")
+    _validate(config)
+    return config
+
+
+def _validate(config: Config) -> None:
+    if not config.listeners:
+        raise ConfigError("listeners: at least one listener is needed")
+    for i, listener in enumerate(config.listeners):
+        if not 0 <= listener.port <= 65535:
+            raise ConfigError(f"listeners[{i}].port: must be between 0 and 65535")
+        unknown = set(listener.resources) - RESOURCES
+        if unknown:
+            raise ConfigError(f"listeners[{i}].resources: unknown resource(s) {sorted(unknown)}")
+        if bool(listener.tls_certificate_path) != bool(listener.tls_private_key_path):
+            raise ConfigError(f"listeners[{i}]: set both tls_certificate_path and tls_private_key_path")
+    if not config.server_name or "/" in config.server_name:
+        raise ConfigError("server_name: must be a host name with an optional port")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(raw) - set(fields)
+    if unknown:
+        raise ConfigError(f"{_join(where, sorted(unknown)[0])}: unknown key")
+    values = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], _join(where, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{_join(where, name)}: required")
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list")
+        inner = typing.get_args(tp)[0]
+        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string")
+        return str(value)
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover - a bug in Config
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _internal_fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(Config) if f.metadata.get("internal")}

@@ -1,0 +1,7 @@
+"""The pure protocol core: room versions, identifiers, events, canonical JSON, hashes,
+signing, redaction, auth rules, power levels and state resolution.
+
+Synchronous functions and frozen data only: no I/O, no asyncio, no aiohttp/asyncpg/dns, and
+nothing else of ours (stdlib, canonicaljson, signedjson, nacl and unpaddedbase64 only). Every
+rule cites its spec section. Tested with the spec's own vectors under tests/core/.
+"""

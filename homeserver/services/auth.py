@@ -1,0 +1,142 @@
+"""Access tokens: minting, authenticating requests, refreshing and revoking.
+
+Tokens are random (`cgo_`/`cgr_` + 32 random bytes) and stored as sha256 hashes. Authenticated
+requests are answered from an in-memory cache of token -> Requester; every revocation goes
+through this service, which drops the user's cached tokens, so a revoked token stops working
+at once. (Several processes on one database will need the revocation to travel over
+LISTEN/NOTIFY; there is one process today.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from homeserver.config import AuthConfig
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.clock import Clock
+from storage.database import Database
+from storage.tokens import TokenStore
+
+_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    user_id: str
+    device_id: str
+    token_id: int
+    is_admin: bool
+    is_guest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str | None
+    expires_in_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    requester: Requester
+    valid_until_ts: int | None
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class AuthService:
+    def __init__(self, db: Database, tokens: TokenStore, clock: Clock, config: AuthConfig) -> None:
+        self._db = db
+        self._tokens = tokens
+        self._clock = clock
+        self._config = config
+        self._cache: dict[bytes, _Cached] = {}
+        self._cached_by_user: dict[str, set[bytes]] = {}
+
+    async def authenticate(self, token: str) -> Requester:
+        """The requester owning `token`; 401 M_UNKNOWN_TOKEN when it is unknown or expired."""
+        token_hash = hash_token(token)
+        cached = self._cache.get(token_hash)
+        if cached is None:
+            row = await self._tokens.get_access_token(token_hash)
+            if row is None or row.deactivated:
+                raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unrecognised access token", soft_logout=False)
+            if row.refresh_token_id is not None:
+                # First use of a refreshed token: the refresh token it replaced is spent.
+                await self._tokens.delete_predecessors(row.refresh_token_id)
+            requester = Requester(row.user_id, row.device_id, row.id, row.is_admin, row.is_guest)
+            cached = _Cached(requester, row.valid_until_ts)
+            self._remember(token_hash, cached)
+        if cached.valid_until_ts is not None and cached.valid_until_ts <= self._clock.now_ms():
+            # Expired tokens of refreshable sessions: the client should refresh, not log out.
+            raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired", soft_logout=True)
+        return cached.requester
+
+    async def issue_tokens(self, user_id: str, device_id: str, *, with_refresh_token: bool) -> IssuedTokens:
+        """Mint an access token (and a refresh token when asked) for an existing device."""
+        issued, _ = await self._issue(user_id, device_id, with_refresh_token=with_refresh_token)
+        return issued
+
+    async def _issue(self, user_id: str, device_id: str, *, with_refresh_token: bool) -> tuple[IssuedTokens, int | None]:
+        now = self._clock.now_ms()
+        access_token = "cgo_" + secrets.token_urlsafe(32)
+        if not with_refresh_token:
+            await self._tokens.add_access_token(hash_token(access_token), user_id, device_id, now_ts=now)
+            return IssuedTokens(access_token, None, None), None
+        refresh_token = "cgr_" + secrets.token_urlsafe(32)
+        lifetime = self._config.refreshable_access_token_lifetime_ms
+        refresh_id = await self._tokens.add_refresh_token(hash_token(refresh_token), user_id, device_id, now_ts=now)
+        await self._tokens.add_access_token(
+            hash_token(access_token), user_id, device_id, now_ts=now,
+            valid_until_ts=now + lifetime, refresh_token_id=refresh_id,
+        )
+        return IssuedTokens(access_token, refresh_token, lifetime), refresh_id
+
+    async def refresh(self, refresh_token: str) -> tuple[str, IssuedTokens]:
+        """Exchange a refresh token for a new pair; returns (user_id, tokens).
+
+        Spec (client-server API, "Refreshing access tokens"): the old refresh token stays
+        valid until the new pair is used, so presenting it again replaces the unused pair.
+        """
+        async with self._db.transaction():
+            row = await self._tokens.get_refresh_token(hash_token(refresh_token))
+            if row is None:
+                raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unknown refresh token", soft_logout=False)
+            if row.next_token_id is not None:
+                # A retry: the successor was never used; throw it (and its access token) away.
+                await self._tokens.delete_refresh_token(row.next_token_id)
+            # This token is being used: whatever it replaced is spent.
+            await self._tokens.delete_predecessors(row.id)
+            issued, new_id = await self._issue(row.user_id, row.device_id, with_refresh_token=True)
+            assert new_id is not None
+            await self._tokens.set_next_refresh_token(row.id, new_id)
+        self.forget_user(row.user_id)
+        return row.user_id, issued
+
+    async def revoke_access_token(self, requester: Requester) -> None:
+        await self._tokens.delete_access_token(requester.token_id)
+        self.forget_user(requester.user_id)
+
+    async def revoke_device_tokens(self, user_id: str, device_id: str) -> None:
+        await self._tokens.delete_tokens_of_device(user_id, device_id)
+        self.forget_user(user_id)
+
+    async def revoke_all_tokens(self, user_id: str, *, except_token_id: int | None = None) -> None:
+        await self._tokens.delete_access_tokens_of_user(user_id, except_token_id=except_token_id)
+        self.forget_user(user_id)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop the user's cached tokens: call after any change to their tokens or devices."""
+        for token_hash in self._cached_by_user.pop(user_id, ()):
+            self._cache.pop(token_hash, None)
+
+    def _remember(self, token_hash: bytes, cached: _Cached) -> None:
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+            self._cached_by_user.clear()
+        self._cache[token_hash] = cached
+        self._cached_by_user.setdefault(cached.requester.user_id, set()).add(token_hash)

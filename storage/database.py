@@ -1,0 +1,124 @@
+"""The asyncpg pool, with transactions that every store call joins.
+
+A use case that writes through several stores opens `async with db.transaction():`; every
+`db.fetch*`/`db.execute*` call made inside it (in the same task) runs on that transaction's
+connection, found through a ContextVar. Outside a transaction each call takes a pooled
+connection for just that statement. Spawn no tasks inside a transaction: they would not see it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+logger = logging.getLogger(__name__)
+
+_current_connection: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
+    "chatgo_db_connection", default=None
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # JSONB columns travel as Python objects, encoded with orjson both ways.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+class Database:
+    """One connection pool for the whole process."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+            # Statements are prepared per connection; keep the cache for the hot queries.
+            statement_cache_size=512,
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        conn = _current_connection.get()
+        if conn is not None:
+            yield conn
+            return
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def pinned_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of our own for a block that needs session state (locks, LISTEN)."""
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """Run the block in one transaction; nested calls join the outer one."""
+        outer = _current_connection.get()
+        if outer is not None:
+            yield outer
+            return
+        async with self._pool.acquire() as conn:
+            token = _current_connection.set(conn)
+            try:
+                async with conn.transaction():
+                    yield conn
+            finally:
+                _current_connection.reset(token)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._connection() as conn:
+            return await conn.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self._connection() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self._connection() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self._connection() as conn:
+            return await conn.execute(query, *args)
+
+    async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+        async with self._connection() as conn:
+            await conn.executemany(query, args)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str, callback: Callable[[str], Awaitable[None] | None]) -> AsyncIterator[None]:
+        """Hold a dedicated connection that LISTENs on `channel` for as long as the block runs."""
+        conn = await self._pool.acquire()
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            result = callback(payload)
+            if result is not None:
+                import asyncio
+
+                asyncio.ensure_future(result)
+
+        await conn.add_listener(channel, on_notify)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(channel, on_notify)
+            await self._pool.release(conn)

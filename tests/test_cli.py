@@ -1,0 +1,172 @@
+"""The `chatgo` command end to end: generate-config, run (embedded database and URL), register-user."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chatgo(*args, env=None, cwd=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "homeserver", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd or REPO, timeout=timeout)
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                import json
+
+                return json.loads(resp.read())
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer in {timeout}s")
+
+
+def stop(proc: subprocess.Popen) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    return out
+
+
+def generate(tmp_path: Path, *extra: str) -> tuple[Path, int, int]:
+    client_port, federation_port = free_port(), free_port()
+    result = chatgo("generate-config", "--server-name", "cli.test", "--data-dir", str(tmp_path / "data"),
+                    "--client-port", str(client_port), "--federation-port", str(federation_port), *extra)
+    assert result.returncode == 0, result.stderr
+    return tmp_path / "data" / "homeserver.yaml", client_port, federation_port
+
+
+def test_generate_config_writes_config_and_signing_key(tmp_path):
+    config_path, client_port, _ = generate(tmp_path, "--enable-registration")
+    raw = yaml.safe_load(config_path.read_text())
+    assert raw["server_name"] == "cli.test"
+    assert raw["registration"]["enabled"] is True
+    assert raw["listeners"][0]["port"] == client_port
+    key = (tmp_path / "data" / "signing.key").read_text().split()
+    assert key[0] == "ed25519" and key[1].startswith("a_") and len(key[2]) == 43
+    # It refuses to overwrite.
+    again = chatgo("generate-config", "--server-name", "x", "--data-dir", str(tmp_path / "data"))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def run_server(config_path: Path, env=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(config_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})}, cwd=REPO)
+
+
+def test_run_with_embedded_database_serves_and_stops_cleanly(tmp_path):
+    config_path, client_port, federation_port = generate(tmp_path)
+    proc = run_server(config_path)
+    try:
+        versions = wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+        assert "v1.19" in versions["versions"]
+        # The federation listener speaks TLS with the generated self-signed certificate.
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", federation_port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="cli.test") as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        assert (tmp_path / "data" / "tls.crt").exists()
+    finally:
+        out = stop(proc)
+    assert f"listening on http://127.0.0.1:{client_port}" in out
+    assert "stopping embedded PostgreSQL" in out
+    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    # The cluster is stopped: no postmaster.pid left behind.
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+    # register-user against the stopped server's embedded database, then log in after a restart.
+    result = chatgo("register-user", "-c", str(config_path), "-u", "admin", "-p", "admin-pass", "--admin")
+    assert result.returncode == 0, result.stderr
+    assert "created @admin:cli.test (admin)" in result.stdout
+    result = chatgo("register-user", "-c", str(config_path), "-u", "admin", "-p", "x")
+    assert result.returncode == 1 and "M_USER_IN_USE" in result.stderr
+    proc = run_server(config_path)
+    try:
+        wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+        import json
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{client_port}/_matrix/client/v3/login", method="POST",
+            data=json.dumps({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "admin"},
+                             "password": "admin-pass"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert json.loads(resp.read())["user_id"] == "@admin:cli.test"
+    finally:
+        stop(proc)
+
+
+def test_run_with_a_postgresql_url(tmp_path, pg_server_url):
+    import asyncio
+
+    import asyncpg
+
+    async def create():
+        conn = await asyncpg.connect(pg_server_url, database="postgres")
+        await conn.execute('DROP DATABASE IF EXISTS "chatgo_cli_url"')
+        await conn.execute('CREATE DATABASE "chatgo_cli_url"')
+        await conn.close()
+
+    asyncio.run(create())
+    from tests.conftest import database_url
+
+    url = database_url(pg_server_url, "chatgo_cli_url")
+    config_path, client_port, _ = generate(tmp_path)
+    proc = run_server(config_path, env={"CHATGO_DATABASE_URL": url})
+    try:
+        wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+    finally:
+        stop(proc)
+    # No embedded cluster was created; the schema went into the named database.
+    assert not (tmp_path / "data" / "postgres").exists()
+
+    async def tables():
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM schema_version")
+        finally:
+            await conn.close()
+
+    assert asyncio.run(tables()) >= 1
+
+
+def test_routes_lists_handlers():
+    result = chatgo("routes")
+    assert result.returncode == 0, result.stderr
+    assert "/_matrix/client/v3/account/whoami" in result.stdout
+    assert "homeserver.api.client.whoami.get_token_owner" in result.stdout
+
+
+def test_bad_config_names_the_key(tmp_path):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text("server_name: x\nlisteners: [{port: 1}]\nregistraton: {}\n")
+    result = chatgo("run", "-c", str(path))
+    assert result.returncode != 0
+    assert "registraton: unknown key" in result.stderr

@@ -1,0 +1,82 @@
+"""Every route is one hop from its URL: spec path, handler name, module, docstring.
+
+Checked against the spec's OpenAPI files in ../shared/matrix-spec (skipped when absent).
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from homeserver.api.http import ROOT, WELL_KNOWN, routes_table
+from homeserver.app import modules_for
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec" / "data" / "api"
+# Routes with no OpenAPI file in the spec (pages, features without one) live in feature modules.
+NO_SPEC_FILE = {"homeserver.api.pages"}
+
+
+def snake(name: str) -> str:
+    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name)
+    return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name).lower()
+
+
+def spec_operations():
+    ops = {}
+    for api in ("client-server", "server-server"):
+        for path in (SPEC / api).glob("*.yaml"):
+            doc = yaml.safe_load(path.read_text())
+            for url, methods in (doc.get("paths") or {}).items():
+                for method, op in methods.items():
+                    if isinstance(op, dict) and "operationId" in op:
+                        ops[(api, path.stem, url, method.upper())] = op["operationId"]
+    return ops
+
+
+ALL_ROUTES = routes_table(modules_for(["client", "federation", "keys", "media", "admin", "metrics"]))
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason="../shared/matrix-spec is absent")
+@pytest.mark.parametrize("info", ALL_ROUTES, ids=lambda i: f"{i.method} {i.path}")
+def test_route_matches_the_spec(info):
+    if info.module in NO_SPEC_FILE:
+        return
+    module_file = info.module.rsplit(".", 1)[1]
+    api = "server-server" if info.module.startswith("federation.") else "client-server"
+    path = info.path
+    if info.prefixes == ROOT and path.startswith("/_matrix/client"):
+        path = path[len("/_matrix/client"):]  # versions.yaml writes /versions
+    matches = {k: v for k, v in spec_operations().items() if k[2] == path and k[3] == info.method}
+    assert matches, f"{info.method} {info.path} is not a path of the spec"
+    (spec_api, spec_file, _, _), operation_id = next(iter(matches.items()))
+    assert spec_api == api, f"{info.module} serves a {spec_api} endpoint"
+    assert module_file == spec_file.replace("-", "_"), f"handler should live in module {spec_file}"
+    assert info.handler_name == snake(operation_id), f"handler should be named {snake(operation_id)}"
+
+
+@pytest.mark.parametrize("info", ALL_ROUTES, ids=lambda i: f"{i.method} {i.path}")
+def test_docstring_opens_with_the_full_url(info):
+    import importlib
+
+    handler = getattr(importlib.import_module(info.module), info.handler_name)
+    first_line = (handler.__doc__ or "").strip().splitlines()[0]
+    assert first_line.split(" ", 1)[0] == info.method
+    assert first_line.split(" ", 1)[1] in info.full_paths(), first_line
+
+
+def test_snake_case():
+    assert snake("getTokenOwner") == "get_token_owner"
+    assert snake("requestTokenToRegisterMSISDN") == "request_token_to_register_msisdn"
+    assert snake("logout_all") == "logout_all"
+
+
+def test_docs_openapi_is_up_to_date():
+    from importlib.metadata import version
+
+    from homeserver.api.openapi import render_openapi
+
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "api" / "openapi.yaml").read_text()
+    current = render_openapi(modules_for(["client", "federation", "keys", "media", "admin", "metrics"]),
+                             version("chatgo"))
+    assert committed == current, "run `chatgo openapi -o docs/api/openapi.yaml`"
