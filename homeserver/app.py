@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
+from typing import Any
 from collections.abc import AsyncIterator, Iterable
 from types import ModuleType
 
@@ -26,12 +28,21 @@ from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.devices import DeviceService
+from homeserver.services.events import EventService
+from homeserver.services.membership import MembershipService
+from homeserver.services.messaging import MessagingService
+from homeserver.services.profile_lookup import ProfileLookup
+from homeserver.services.room_state import EventCache, RoomStateCache
+from homeserver.services.rooms import RoomService
+from homeserver.services.streams import StreamTracker
+from homeserver.services.timeline import TimelineService
 from homeserver.services.graph import Services
 from homeserver.services.passwords import PasswordHashing
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.uia import UIAService
 from storage.database import Database
+from storage.events import EventStore
 from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
 from storage.migrate import migrate
 from storage.stores import Stores
@@ -39,7 +50,10 @@ from storage.stores import Stores
 logger = logging.getLogger("chatgo")
 
 
-def build_services(config: Config, db: Database, clock: Clock | None = None) -> Services:
+def build_services(config: Config, db: Database, clock: Clock | None = None, *,
+                   signing_key: Any, stream_position: int = 0) -> Services:
+    """Every service, built in dependency order. `stream_position` is where the room-events
+    stream stands (read from the database at start-up)."""
     clock = clock or Clock()
     stores = Stores.build(db)
     passwords = PasswordHashing(config.auth)
@@ -51,14 +65,44 @@ def build_services(config: Config, db: Database, clock: Clock | None = None) -> 
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
     accounts = AccountService(
-        db, stores.accounts, stores.registration_tokens, auth, devices, uia, passwords, clock,
-        config.server_name, config.registration,
+        db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
+        clock, config.server_name, config.registration,
     )
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
+    room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
+    stream = StreamTracker(stream_position)
+    events = EventService(stores.events, room_state, stream, clock, config.server_name, signing_key)
+    profiles = ProfileLookup(stores.profiles, config.server_name)
+    rooms = RoomService(db, stores.rooms, events, profiles, clock, config.server_name)
+    membership = MembershipService(events, room_state, profiles, stores.rooms)
+    messaging = MessagingService(events, stores.events, room_state)
+    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, clock)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
-        accounts=accounts, registration_tokens=registration_tokens,
+        accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
+        membership=membership, messaging=messaging, timeline=timeline,
     )
+
+
+async def start_services(config: Config, db: Database, clock: Clock | None = None) -> Services:
+    """Build the services for a running server: its signing key and stream position loaded."""
+    signing_key = load_signing_key(config.path(config.signing_key_path))
+    position = await EventStore(db).current_stream_position()
+    return build_services(config, db, clock, signing_key=signing_key, stream_position=position)
+
+
+def load_signing_key(path: Path) -> Any:
+    """The server's ed25519 signing key (the first key of a Synapse-style key file)."""
+    from signedjson.key import read_signing_keys
+
+    try:
+        with path.open() as f:
+            keys = read_signing_keys(f)
+    except FileNotFoundError:
+        raise SystemExit(f"signing key not found: {path} (chatgo generate-config writes one)") from None
+    if not keys:
+        raise SystemExit(f"no signing key in {path}")
+    return keys[0]
 
 
 def modules_for(resources: Iterable[str]) -> list[ModuleType]:
@@ -130,7 +174,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     config.data_path.mkdir(parents=True, exist_ok=True)
     ensure_tls_files(config)
     async with open_database(config) as db:
-        services = build_services(config, db)
+        services = await start_services(config, db)
         runners: list[web.AppRunner] = []
         try:
             for listener in config.listeners:

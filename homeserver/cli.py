@@ -102,7 +102,7 @@ def cmd_register_user(args: argparse.Namespace) -> int:
 
     async def main() -> str:
         async with app.open_database(config) as db:
-            services = app.build_services(config, db)
+            services = await app.start_services(config, db)
             return await services.accounts.create_user(user, password, admin=args.admin)
 
     try:
@@ -120,7 +120,7 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         async with app.open_database(config) as db:
-            tokens = app.build_services(config, db).registration_tokens
+            tokens = (await app.start_services(config, db)).registration_tokens
             if args.action == "create":
                 print(await tokens.create(args.token, uses_allowed=args.uses, expiry_ts=args.expiry_ts))
             elif args.action == "list":

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from storage.accounts import AccountStore
 from storage.database import Database
 from storage.devices import DeviceStore
+from storage.events import EventStore, TimelineQueries
+from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
+from storage.rooms import RoomStore
+from storage.state import StateStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 
@@ -19,6 +23,11 @@ class Stores:
     tokens: TokenStore
     uia: UIAuthStore
     registration_tokens: RegistrationTokenStore
+    profiles: ProfileStore
+    rooms: RoomStore
+    events: EventStore
+    state: StateStore
+    timeline: TimelineQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -28,4 +37,9 @@ class Stores:
             tokens=TokenStore(db),
             uia=UIAuthStore(db),
             registration_tokens=RegistrationTokenStore(db),
+            profiles=ProfileStore(db),
+            rooms=RoomStore(db),
+            events=EventStore(db),
+            state=StateStore(db),
+            timeline=TimelineQueries(db),
         )

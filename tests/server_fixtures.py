@@ -67,9 +67,16 @@ def config_overrides() -> dict:
     return {}
 
 
+@pytest.fixture(scope="session")
+def signing_key():
+    from signedjson.key import generate_signing_key
+
+    return generate_signing_key("a_test")
+
+
 @pytest.fixture
-async def services(db, config_overrides):
-    services = build_services(make_test_config(**config_overrides), db)
+async def services(db, config_overrides, signing_key):
+    services = build_services(make_test_config(**config_overrides), db, signing_key=signing_key)
     yield services
     await services.devices.flush()
 

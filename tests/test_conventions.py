@@ -30,7 +30,8 @@ def spec_operations():
             for url, methods in (doc.get("paths") or {}).items():
                 for method, op in methods.items():
                     if isinstance(op, dict) and "operationId" in op:
-                        ops[(api, path.stem, url, method.upper())] = op["operationId"]
+                        # Some path keys carry stray spaces ("/rooms/{roomId}/invite ").
+                        ops[(api, path.stem, url.strip(), method.upper())] = op["operationId"]
     return ops
 
 
@@ -44,15 +45,18 @@ def test_route_matches_the_spec(info):
         return
     module_file = info.module.rsplit(".", 1)[1]
     api = "server-server" if info.module.startswith("federation.") else "client-server"
-    path = info.path
+    path = info.variant_of or info.path
     if info.prefixes == ROOT and path.startswith("/_matrix/client"):
         path = path[len("/_matrix/client"):]  # versions.yaml writes /versions
     matches = {k: v for k, v in spec_operations().items() if k[2] == path and k[3] == info.method}
     assert matches, f"{info.method} {info.path} is not a path of the spec"
-    (spec_api, spec_file, _, _), operation_id = next(iter(matches.items()))
+    # Some paths are defined by two files (POST /rooms/{roomId}/invite: inviting, third_party_membership).
+    by_file = {k[1].replace("-", "_"): (k[0], v) for k, v in matches.items()}
+    assert module_file in by_file, f"handler should live in one of the modules {sorted(by_file)}"
+    spec_api, operation_id = by_file[module_file]
     assert spec_api == api, f"{info.module} serves a {spec_api} endpoint"
-    assert module_file == spec_file.replace("-", "_"), f"handler should live in module {spec_file}"
-    assert info.handler_name == snake(operation_id), f"handler should be named {snake(operation_id)}"
+    if info.variant_of is None:
+        assert info.handler_name == snake(operation_id), f"handler should be named {snake(operation_id)}"
 
 
 @pytest.mark.parametrize("info", ALL_ROUTES, ids=lambda i: f"{i.method} {i.path}")

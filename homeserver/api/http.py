@@ -61,6 +61,17 @@ class RouteInfo:
     prefixes: tuple[str, ...]
     handler_name: str
     module: str
+    # For a second form of a spec path (e.g. with an empty trailing parameter), the spec path.
+    variant_of: str | None = None
+    # Regular expressions for path parameters that differ from "one or more non-slashes".
+    patterns: tuple[tuple[str, str], ...] = ()
+
+    def router_paths(self) -> list[str]:
+        """The paths as registered with aiohttp (with parameter patterns applied)."""
+        path = self.path
+        for name, pattern in self.patterns:
+            path = path.replace("{" + name + "}", "{" + name + ":" + pattern + "}")
+        return [prefix + path for prefix in self.prefixes]
 
     def full_paths(self) -> list[str]:
         return [prefix + self.path for prefix in self.prefixes]
@@ -73,11 +84,14 @@ def route(
     auth: Auth = Auth.USER,
     rate_limited: bool = False,
     prefixes: tuple[str, ...] = CLIENT_V3,
+    variant_of: str | None = None,
+    patterns: dict[str, str] | None = None,
 ) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
         handler.route_info = RouteInfo(  # type: ignore[attr-defined]
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
             prefixes=prefixes, handler_name=handler.__name__, module=handler.__module__,
+            variant_of=variant_of, patterns=tuple(sorted((patterns or {}).items())),
         )
         return handler
 
@@ -101,8 +115,8 @@ def routes_table(modules: Iterable[ModuleType]) -> list[RouteInfo]:
 def install_routes(app: web.Application, modules: Iterable[ModuleType], services: Services) -> None:
     for info, handler in handlers_of(modules):
         wrapped = _wrap(info, handler, services)
-        for full_path in info.full_paths():
-            app.router.add_route(info.method, full_path, wrapped, name=None)
+        for router_path in info.router_paths():
+            app.router.add_route(info.method, router_path, wrapped, name=None)
 
 
 def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:

@@ -23,6 +23,7 @@ from homeserver.services.passwords import PasswordHashing
 from homeserver.services.uia import UIAService
 from storage.accounts import AccountStore
 from storage.database import Database
+from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
 
 # User IDs are at most 255 bytes (spec appendix "User Identifiers").
@@ -39,12 +40,13 @@ class LoginResult:
 
 class AccountService:
     def __init__(
-        self, db: Database, accounts: AccountStore, registration_tokens: RegistrationTokenStore,
+        self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         clock: Clock, server_name: str, config: RegistrationConfig,
     ) -> None:
         self._db = db
         self._accounts = accounts
+        self._profiles = profiles
         self._registration_tokens = registration_tokens
         self._auth = auth
         self._devices = devices
@@ -119,6 +121,7 @@ class AccountService:
                 user_id = await self._create_generated_user(password_hash, now)
             elif not await self._accounts.create_user(user_id, password_hash, created_ts=now):
                 raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id)
             if token := result.results.get("registration_token"):
                 await self._registration_tokens.complete_use(token)
             login = None
@@ -139,9 +142,15 @@ class AccountService:
         """Create an account outside the registration flow (`chatgo register-user`, admin)."""
         user_id = await self._check_username(localpart.lower())
         password_hash = await self._passwords.hash(password) if password else None
-        if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
-            raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+        async with self._db.transaction():
+            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
+                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id)
         return user_id
+
+    async def _new_profile(self, user_id: str) -> None:
+        # As Synapse does: a new user's display name is their localpart.
+        await self._profiles.create_profile(user_id, user_id[1:].split(":", 1)[0])
 
     # --- login -----------------------------------------------------------------------------
 

@@ -8,8 +8,13 @@ from homeserver.config import Config
 from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.devices import DeviceService
+from homeserver.services.events import EventService
+from homeserver.services.membership import MembershipService
+from homeserver.services.messaging import MessagingService
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
+from homeserver.services.rooms import RoomService
+from homeserver.services.timeline import TimelineService
 from homeserver.services.uia import UIAService
 
 
@@ -22,3 +27,8 @@ class Services:
     devices: DeviceService
     accounts: AccountService
     registration_tokens: RegistrationTokenService
+    events: EventService
+    rooms: RoomService
+    membership: MembershipService
+    messaging: MessagingService
+    timeline: TimelineService

@@ -19,11 +19,11 @@ async def clock():
 
 
 @pytest.fixture
-async def services(db, config_overrides, clock):
+async def services(db, config_overrides, clock, signing_key):
     from homeserver.app import build_services
     from tests.conftest import make_test_config
 
-    services = build_services(make_test_config(**config_overrides), db, clock=clock)
+    services = build_services(make_test_config(**config_overrides), db, clock=clock, signing_key=signing_key)
     yield services
     await services.devices.flush()
 

@@ -1,0 +1,16 @@
+"""Spec file: client-server/room_send.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+
+
+@route("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", auth=Auth.USER)
+async def send_message(request: web.Request) -> web.Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
+    body = await read_json_object(request, allow_empty=True)
+    m = request.match_info
+    event_id = await services_of(request).messaging.send_message(
+        requester_of(request), m["roomId"], m["eventType"], m["txnId"], body
+    )
+    return json_response({"event_id": event_id})

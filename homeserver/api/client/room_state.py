@@ -1,0 +1,31 @@
+"""Spec file: client-server/room_state.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+
+
+@route("PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER,
+       patterns={"stateKey": "[^/]*"})
+async def set_room_state_with_key(request: web.Request) -> web.Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
+    body = await read_json_object(request, allow_empty=True)
+    m = request.match_info
+    event_id = await services_of(request).messaging.send_state(
+        requester_of(request), m["roomId"], m["eventType"], m.get("stateKey", ""), body
+    )
+    return json_response({"event_id": event_id})
+
+
+@route("PUT", "/rooms/{roomId}/state/{eventType}", auth=Auth.USER, variant_of="/rooms/{roomId}/state/{eventType}/{stateKey}")
+async def set_room_state_without_key(request: web.Request) -> web.Response:
+    """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}
+
+    The spec's path with an empty state key: clients send it without the trailing slash.
+    """
+    body = await read_json_object(request, allow_empty=True)
+    m = request.match_info
+    event_id = await services_of(request).messaging.send_state(
+        requester_of(request), m["roomId"], m["eventType"], "", body
+    )
+    return json_response({"event_id": event_id})

@@ -1,0 +1,108 @@
+"""Hot room state in memory: each room's version, current state, snapshot and extremities.
+
+A send needs the room's current state (for auth events and the auth check) and its forward
+extremities (for prev_events). Both live here once loaded, and the event pipeline updates
+them itself after every persist, so a warm send reads nothing from the database. Parsed
+events are cached too (auth checks read the same few state events over and over).
+
+Invalidation: this process is the only writer of its rooms today; `forget(room_id)` drops a
+room when another writer changed it (LISTEN/NOTIFY once several processes write).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from homeserver.core.events import Event, parse_pdu
+from homeserver.core.room_versions import RoomVersion, get_room_version
+from storage.events import EventRow, EventStore
+from storage.rooms import RoomStore
+from storage.state import StateStore
+
+EVENT_CACHE_SIZE = 50_000
+
+
+@dataclass
+class RoomSnapshot:
+    """The room as the next local event will see it. Mutated only under the room's lock."""
+    room_id: str
+    version: RoomVersion
+    state_group: int | None
+    chain_length: int
+    state: dict[tuple[str, str], str]
+    extremities: dict[str, int] = field(default_factory=dict)  # event_id -> depth
+
+
+class EventCache:
+    """event_id -> parsed Event, least recently used out first."""
+
+    def __init__(self, events: EventStore, size: int = EVENT_CACHE_SIZE) -> None:
+        self._events = events
+        self._size = size
+        self._cache: OrderedDict[str, Event] = OrderedDict()
+
+    def put(self, event: Event) -> None:
+        self._cache[event.event_id] = event
+        self._cache.move_to_end(event.event_id)
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+
+    async def get_many(self, event_ids: Iterable[str], version: RoomVersion) -> dict[str, Event]:
+        found: dict[str, Event] = {}
+        missing = []
+        for event_id in event_ids:
+            event = self._cache.get(event_id)
+            if event is None:
+                missing.append(event_id)
+            else:
+                found[event_id] = event
+        if missing:
+            for row in (await self._events.get_events(missing)).values():
+                event = event_from_row(row, version)
+                self.put(event)
+                found[event.event_id] = event
+        return found
+
+
+def event_from_row(row: EventRow, version: RoomVersion) -> Event:
+    return parse_pdu(row.pdu, version)
+
+
+class RoomStateCache:
+    def __init__(self, rooms: RoomStore, events: EventStore, state: StateStore, event_cache: EventCache) -> None:
+        self._rooms = rooms
+        self._events = events
+        self._state = state
+        self.events = event_cache
+        self._snapshots: dict[str, RoomSnapshot] = {}
+
+    async def snapshot(self, room_id: str) -> RoomSnapshot | None:
+        """The room's snapshot, loaded on first use; None when the room is unknown here."""
+        snap = self._snapshots.get(room_id)
+        if snap is not None:
+            return snap
+        room = await self._rooms.get_room(room_id)
+        if room is None:
+            return None
+        version = get_room_version(room.room_version)
+        extremities = dict(await self._events.forward_extremities(room_id))
+        group = await self._rooms.current_state_group(room_id)
+        chain = await self._state.chain_length(group) if group is not None else 0
+        state = await self._events.current_state_ids(room_id)
+        snap = RoomSnapshot(room_id, version, group, chain, state, extremities)
+        self._snapshots[room_id] = snap
+        return snap
+
+    def put(self, snap: RoomSnapshot) -> None:
+        self._snapshots[snap.room_id] = snap
+
+    def forget(self, room_id: str) -> None:
+        self._snapshots.pop(room_id, None)
+
+    async def state_events(self, snap: RoomSnapshot, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
+        """The current state events at `keys` (those that exist)."""
+        ids = {key: snap.state[key] for key in keys if key in snap.state}
+        events = await self.events.get_many(ids.values(), snap.version)
+        return {key: events[event_id] for key, event_id in ids.items() if event_id in events}

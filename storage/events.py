@@ -1,0 +1,356 @@
+"""EventStore: the room DAG. Tables: events, event_edges, event_auth_edges, forward_extremities,
+current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries.
+
+`persist()` writes a whole batch of events — rows, edges, extremities, new state snapshots,
+current-state changes, memberships, redactions and transaction IDs — in ONE SQL statement
+(data-modifying CTEs over unnest()ed arrays): one round trip, atomic without BEGIN/COMMIT.
+The service computes everything (positions, snapshots, deltas) before calling it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """An event as stored: the PDU plus what this server learnt about it."""
+    event_id: str
+    room_id: str
+    stream_ordering: int | None
+    depth: int
+    type: str
+    state_key: str | None
+    sender: str
+    origin_server_ts: int
+    pdu: dict[str, Any]
+    outlier: bool
+    rejected_reason: str | None
+    soft_failed: bool
+    state_before: int | None
+    state_after: int | None
+    txn_device_id: str | None
+    txn_id: str | None
+    redacted_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    event_id: str
+    room_id: str
+    stream_ordering: int | None
+    depth: int
+    type: str
+    state_key: str | None
+    sender: str
+    origin_server_ts: int
+    received_ts: int
+    pdu: dict[str, Any]
+    prev_event_ids: Sequence[str]
+    auth_event_ids: Sequence[str]
+    outlier: bool = False
+    rejected_reason: str | None = None
+    soft_failed: bool = False
+    state_before: int | None = None
+    state_after: int | None = None
+    relates_to: str | None = None
+    rel_type: str | None = None
+    txn_user_id: str | None = None
+    txn_device_id: str | None = None
+    txn_id: str | None = None
+    redacts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewStateGroup:
+    id: int
+    prev_group: int | None
+    chain_length: int
+    # The delta against prev_group, or the full state when prev_group is None.
+    entries: dict[tuple[str, str], str]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    event_id: str
+    user_id: str
+    sender: str
+    membership: str
+    display_name: str | None
+    avatar_url: str | None
+    stream_ordering: int
+
+
+@dataclass
+class PersistBatch:
+    room_id: str
+    events: list[NewEvent]
+    state_groups: list[NewStateGroup] = field(default_factory=list)
+    extremities_removed: list[str] = field(default_factory=list)
+    extremities_added: list[str] = field(default_factory=list)
+    # (type, state_key) -> (event_id, membership or None); replaces those current-state rows.
+    current_state: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    memberships: list[MembershipChange] = field(default_factory=list)
+
+
+_EVENT_COLUMNS = """e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, e.state_key, e.sender,
+    e.origin_server_ts, e.pdu, e.outlier, e.rejected_reason, e.soft_failed, e.state_before,
+    e.state_after, e.txn_device_id, e.txn_id,
+    (SELECT r.event_id FROM redactions r JOIN events re ON re.event_id = r.event_id
+      WHERE r.redacts = e.event_id AND re.rejected_reason IS NULL AND NOT re.soft_failed
+      ORDER BY re.stream_ordering LIMIT 1) AS redacted_by"""
+
+_PERSIST = """
+WITH
+new_events AS (
+    INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,
+                        origin_server_ts, received_ts, pdu, outlier, rejected_reason, soft_failed,
+                        state_before, state_after, relates_to, rel_type, txn_device_id, txn_id)
+    SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
+                         $8::text[], $9::bigint[], $10::bigint[], $11::jsonb[], $12::bool[], $13::text[],
+                         $14::bool[], $15::bigint[], $16::bigint[], $17::text[], $18::text[],
+                         $19::text[], $20::text[])
+    RETURNING 1
+),
+prev_edges AS (
+    INSERT INTO event_edges (event_id, prev_event_id)
+    SELECT * FROM unnest($21::text[], $22::text[]) ON CONFLICT DO NOTHING
+),
+auth_edges AS (
+    INSERT INTO event_auth_edges (event_id, auth_event_id)
+    SELECT * FROM unnest($23::text[], $24::text[]) ON CONFLICT DO NOTHING
+),
+extremities_gone AS (
+    DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = ANY($25::text[])
+),
+extremities_new AS (
+    INSERT INTO forward_extremities (room_id, event_id)
+    SELECT $1, unnest($26::text[]) ON CONFLICT DO NOTHING
+),
+groups AS (
+    INSERT INTO state_groups (id, room_id, prev_group, chain_length)
+    SELECT g.id, $1, g.prev, g.len FROM unnest($27::bigint[], $28::bigint[], $29::int[]) AS g(id, prev, len)
+),
+group_entries AS (
+    INSERT INTO state_group_entries (group_id, type, state_key, event_id)
+    SELECT * FROM unnest($30::bigint[], $31::text[], $32::text[], $33::text[])
+),
+current AS (
+    INSERT INTO current_state (room_id, type, state_key, event_id, membership)
+    SELECT $1, c.type, c.state_key, c.event_id, c.membership
+    FROM unnest($34::text[], $35::text[], $36::text[], $37::text[]) AS c(type, state_key, event_id, membership)
+    ON CONFLICT (room_id, type, state_key)
+    DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership
+),
+members AS (
+    INSERT INTO room_memberships (event_id, room_id, user_id, sender, membership, display_name, avatar_url, stream_ordering)
+    SELECT m.event_id, $1, m.user_id, m.sender, m.membership, m.display_name, m.avatar_url, m.pos
+    FROM unnest($38::text[], $39::text[], $40::text[], $41::text[], $42::text[], $43::text[], $44::bigint[])
+         AS m(event_id, user_id, sender, membership, display_name, avatar_url, pos)
+),
+redacts AS (
+    INSERT INTO redactions (event_id, redacts, received_ts)
+    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[]) ON CONFLICT DO NOTHING
+),
+txns AS (
+    INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)
+    SELECT t.user_id, t.device_id, t.txn_id, $1, t.event_id, t.ts
+    FROM unnest($48::text[], $49::text[], $50::text[], $51::text[], $52::bigint[])
+         AS t(user_id, device_id, txn_id, event_id, ts)
+)
+SELECT count(*) FROM new_events
+"""
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def allocate(self, stream_positions: int, state_groups: int) -> tuple[list[int], list[int]]:
+        """Reserve stream positions and state group IDs for a batch, in one round trip."""
+        row = await self._db.fetchrow(
+            """SELECT ARRAY(SELECT nextval('events_stream_seq') FROM generate_series(1, $1)) AS positions,
+                      ARRAY(SELECT nextval('state_groups_id_seq') FROM generate_series(1, $2)) AS groups""",
+            stream_positions, state_groups,
+        )
+        return list(row["positions"]), list(row["groups"])
+
+    async def current_stream_position(self) -> int:
+        """The largest stream position handed out so far (0 when none)."""
+        return await self._db.fetchval(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_stream_seq"
+        )
+
+    async def persist(self, batch: PersistBatch) -> None:
+        evs = batch.events
+        prev_src, prev_dst, auth_src, auth_dst = [], [], [], []
+        for ev in evs:
+            prev_src += [ev.event_id] * len(ev.prev_event_ids)
+            prev_dst += list(ev.prev_event_ids)
+            auth_src += [ev.event_id] * len(ev.auth_event_ids)
+            auth_dst += list(ev.auth_event_ids)
+        entries = [(g.id, t, k, e) for g in batch.state_groups for (t, k), e in g.entries.items()]
+        current = [(t, k, e, m) for (t, k), (e, m) in batch.current_state.items()]
+        redactions = [(ev.event_id, ev.redacts, ev.received_ts) for ev in evs if ev.redacts]
+        txns = [(ev.txn_user_id, ev.txn_device_id, ev.txn_id, ev.event_id, ev.received_ts)
+                for ev in evs if ev.txn_id is not None]
+        m = batch.memberships
+        await self._db.fetchval(
+            _PERSIST,
+            batch.room_id,
+            [e.event_id for e in evs], [e.room_id for e in evs], [e.stream_ordering for e in evs],
+            [e.depth for e in evs], [e.type for e in evs], [e.state_key for e in evs],
+            [e.sender for e in evs], [e.origin_server_ts for e in evs], [e.received_ts for e in evs],
+            [e.pdu for e in evs], [e.outlier for e in evs], [e.rejected_reason for e in evs],
+            [e.soft_failed for e in evs], [e.state_before for e in evs], [e.state_after for e in evs],
+            [e.relates_to for e in evs], [e.rel_type for e in evs],
+            [e.txn_device_id for e in evs], [e.txn_id for e in evs],
+            prev_src, prev_dst, auth_src, auth_dst,
+            batch.extremities_removed, batch.extremities_added,
+            [g.id for g in batch.state_groups], [g.prev_group for g in batch.state_groups],
+            [g.chain_length for g in batch.state_groups],
+            [x[0] for x in entries], [x[1] for x in entries], [x[2] for x in entries], [x[3] for x in entries],
+            [x[0] for x in current], [x[1] for x in current], [x[2] for x in current], [x[3] for x in current],
+            [x.event_id for x in m], [x.user_id for x in m], [x.sender for x in m], [x.membership for x in m],
+            [x.display_name for x in m], [x.avatar_url for x in m], [x.stream_ordering for x in m],
+            [x[0] for x in redactions], [x[1] for x in redactions], [x[2] for x in redactions],
+            [x[0] for x in txns], [x[1] for x in txns], [x[2] for x in txns], [x[3] for x in txns], [x[4] for x in txns],
+        )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    async def get_events(self, event_ids: Sequence[str]) -> dict[str, EventRow]:
+        rows = await self._db.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.event_id = ANY($1::text[])", list(event_ids)
+        )
+        return {r["event_id"]: EventRow(**r) for r in rows}
+
+    async def get_event(self, event_id: str) -> EventRow | None:
+        return (await self.get_events([event_id])).get(event_id)
+
+    async def forward_extremities(self, room_id: str) -> list[tuple[str, int]]:
+        """(event_id, depth) of the room's forward extremities."""
+        rows = await self._db.fetch(
+            """SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e USING (event_id)
+               WHERE f.room_id = $1""",
+            room_id,
+        )
+        return [(r["event_id"], r["depth"]) for r in rows]
+
+    async def current_state_ids(self, room_id: str) -> dict[tuple[str, str], str]:
+        rows = await self._db.fetch(
+            "SELECT type, state_key, event_id FROM current_state WHERE room_id = $1", room_id
+        )
+        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}
+
+    async def event_for_txn(self, user_id: str, device_id: str, room_id: str, txn_id: str) -> str | None:
+        """The event a transaction ID already produced in a room."""
+        return await self._db.fetchval(
+            """SELECT event_id FROM event_txn_ids
+               WHERE user_id = $1 AND device_id = $2 AND room_id = $3 AND txn_id = $4""",
+            user_id, device_id, room_id, txn_id,
+        )
+
+    async def rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
+        rows = await self._db.fetch(
+            """SELECT room_id FROM current_state
+               WHERE type = 'm.room.member' AND state_key = $1 AND membership = $2""",
+            user_id, membership,
+        )
+        return [r["room_id"] for r in rows]
+
+    async def members(self, room_id: str) -> dict[str, str]:
+        """user_id -> membership, from the room's current state."""
+        rows = await self._db.fetch(
+            """SELECT state_key, membership FROM current_state WHERE room_id = $1 AND type = 'm.room.member'""",
+            room_id,
+        )
+        return {r["state_key"]: r["membership"] for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipAt:
+    stream_ordering: int
+    membership: str
+
+
+class TimelineQueries:
+    """Reads of the timeline for clients (pagination, visibility inputs). Tables read: events,
+    room_memberships."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def paginate(
+        self, room_id: str, *, before: tuple[int, int] | None = None, after: tuple[int, int] | None = None,
+        limit: int, types: Sequence[str] | None = None, not_types: Sequence[str] | None = None,
+        senders: Sequence[str] | None = None, not_senders: Sequence[str] | None = None,
+    ) -> list[EventRow]:
+        """Timeline events in topological order (depth, stream), strictly before or after a point.
+
+        `before` pages backwards (newest first), `after` forwards (oldest first).
+        Rejected and soft-failed events are never returned.
+        """
+        backwards = after is None
+        point = before if backwards else after
+        cmp, order = ("<", "DESC") if backwards else (">", "ASC")
+        conditions = ["e.room_id = $1", "e.stream_ordering IS NOT NULL", "e.rejected_reason IS NULL",
+                      "NOT e.soft_failed"]
+        args: list[Any] = [room_id]
+        if point is not None:
+            args += [point[0], point[1]]
+            conditions.append(f"(e.depth, e.stream_ordering) {cmp} ($2, $3)")
+        for column, values, negate in (("type", types, False), ("type", not_types, True),
+                                       ("sender", senders, False), ("sender", not_senders, True)):
+            if values is not None:
+                args.append(list(values))
+                conditions.append(f"{'NOT ' if negate else ''}(e.{column} = ANY(${len(args)}::text[]))")
+        args.append(limit)
+        rows = await self._db.fetch(
+            f"""SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(conditions)}
+                ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ${len(args)}""",
+            *args,
+        )
+        return [EventRow(**r) for r in rows]
+
+    async def topological_position(self, room_id: str, stream_ordering: int) -> tuple[int, int] | None:
+        """The (depth, stream) of the room's newest event at or before a stream position."""
+        row = await self._db.fetchrow(
+            """SELECT depth, stream_ordering FROM events
+               WHERE room_id = $1 AND stream_ordering IS NOT NULL AND stream_ordering <= $2
+               ORDER BY stream_ordering DESC LIMIT 1""",
+            room_id, stream_ordering,
+        )
+        return (row["depth"], row["stream_ordering"]) if row else None
+
+    async def memberships_of(self, room_id: str, user_id: str) -> list[MembershipAt]:
+        """The user's membership changes in the room, oldest first."""
+        rows = await self._db.fetch(
+            """SELECT stream_ordering, membership FROM room_memberships
+               WHERE room_id = $1 AND user_id = $2 ORDER BY stream_ordering""",
+            room_id, user_id,
+        )
+        return [MembershipAt(r["stream_ordering"], r["membership"]) for r in rows]
+
+    async def state_changes(self, room_id: str, event_type: str) -> list[tuple[int, dict[str, Any]]]:
+        """(stream position, content) of every accepted state event of one type, oldest first."""
+        rows = await self._db.fetch(
+            """SELECT stream_ordering, pdu->'content' AS content FROM events
+               WHERE room_id = $1 AND type = $2 AND state_key = '' AND stream_ordering IS NOT NULL
+                 AND rejected_reason IS NULL AND NOT soft_failed ORDER BY stream_ordering""",
+            room_id, event_type,
+        )
+        return [(r["stream_ordering"], r["content"]) for r in rows]
+
+    async def joined_members_with_profiles(self, room_id: str) -> list[tuple[str, dict[str, Any]]]:
+        rows = await self._db.fetch(
+            """SELECT c.state_key, e.pdu->'content' AS content FROM current_state c
+               JOIN events e ON e.event_id = c.event_id
+               WHERE c.room_id = $1 AND c.type = 'm.room.member' AND c.membership = 'join'""",
+            room_id,
+        )
+        return [(r["state_key"], r["content"]) for r in rows]

@@ -1,0 +1,56 @@
+"""RoomStore: the rooms this server knows, and which ones users forgot. Tables: rooms, forgotten_rooms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    room_id: str
+    room_version: str
+    creator: str | None
+    created_ts: int
+
+
+class RoomStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_room(self, room_id: str, room_version: str, creator: str | None, created_ts: int) -> bool:
+        status = await self._db.execute(
+            """INSERT INTO rooms (room_id, room_version, creator, created_ts) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING""",
+            room_id, room_version, creator, created_ts,
+        )
+        return status == "INSERT 0 1"
+
+    async def get_room(self, room_id: str) -> RoomRow | None:
+        row = await self._db.fetchrow(
+            "SELECT room_id, room_version, creator, created_ts FROM rooms WHERE room_id = $1", room_id
+        )
+        return RoomRow(**row) if row else None
+
+    async def current_state_group(self, room_id: str) -> int | None:
+        """The snapshot after the room's newest timeline event."""
+        return await self._db.fetchval(
+            """SELECT state_after FROM events WHERE room_id = $1 AND stream_ordering IS NOT NULL
+               AND rejected_reason IS NULL ORDER BY stream_ordering DESC LIMIT 1""",
+            room_id,
+        )
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        await self._db.execute(
+            "INSERT INTO forgotten_rooms (user_id, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            user_id, room_id,
+        )
+
+    async def unforget(self, user_id: str, room_id: str) -> None:
+        await self._db.execute("DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2", user_id, room_id)
+
+    async def is_forgotten(self, user_id: str, room_id: str) -> bool:
+        return bool(await self._db.fetchval(
+            "SELECT 1 FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2", user_id, room_id
+        ))

@@ -1,0 +1,366 @@
+"""Rooms over real HTTP: createRoom, sending, state, membership, redaction, /messages."""
+
+import pytest
+from signedjson.key import get_verify_key
+
+from homeserver.core.events import parse_pdu
+from homeserver.core.hashing import check_content_hash
+from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS
+from homeserver.core.signing import verify_event_signature
+
+V3 = "/_matrix/client/v3"
+
+
+@pytest.fixture
+async def alice(client):
+    user = await client.register("alice")
+    return client.with_token(user["access_token"])
+
+
+@pytest.fixture
+async def bob(client):
+    user = await client.register("bob")
+    return client.with_token(user["access_token"])
+
+
+async def create(c, **body):
+    status, resp = await c.post(f"{V3}/createRoom", body)
+    assert status == 200, resp
+    return resp["room_id"]
+
+
+async def send(c, room, text="hello", txn=None, event_type="m.room.message"):
+    import uuid
+
+    status, resp = await c.put(f"{V3}/rooms/{room}/send/{event_type}/{txn or uuid.uuid4().hex}",
+                               {"msgtype": "m.text", "body": text})
+    return status, resp
+
+
+async def state_types(c, room):
+    status, events = await c.get(f"{V3}/rooms/{room}/messages?dir=f&limit=100")
+    assert status == 200, events
+    return [(e["type"], e.get("state_key")) for e in events["chunk"]]
+
+
+# --- createRoom ---------------------------------------------------------------------------------
+
+async def test_private_chat_initial_events_in_synapse_order(alice):
+    room = await create(alice, name="Name", topic="Topic", invite=["@bob:test.local"])
+    assert await state_types(alice, room) == [
+        ("m.room.create", ""), ("m.room.member", "@alice:test.local"), ("m.room.power_levels", ""),
+        ("m.room.join_rules", ""), ("m.room.history_visibility", ""), ("m.room.guest_access", ""),
+        ("m.room.name", ""), ("m.room.topic", ""), ("m.room.member", "@bob:test.local"),
+    ]
+    status, rules = await alice.get(f"{V3}/rooms/{room}/state/m.room.join_rules/")
+    assert status == 200 and rules == {"join_rule": "invite"}
+    status, levels = await alice.get(f"{V3}/rooms/{room}/state/m.room.power_levels")
+    assert status == 200
+    assert levels["invite"] == 0 and levels["state_default"] == 50 and levels["historical"] == 100
+    # v12 (the default): the creator has infinite power and is not listed.
+    assert levels["users"] == {}
+
+
+async def test_public_chat_has_no_guest_access_and_public_join_rule(alice):
+    room = await create(alice, preset="public_chat")
+    types = await state_types(alice, room)
+    assert ("m.room.guest_access", "") not in types
+    status, rules = await alice.get(f"{V3}/rooms/{room}/state/m.room.join_rules/")
+    assert rules == {"join_rule": "public"}
+    # visibility=public without a preset also means public_chat.
+    room2 = await create(alice, visibility="public")
+    status, rules = await alice.get(f"{V3}/rooms/{room2}/state/m.room.join_rules/")
+    assert rules == {"join_rule": "public"}
+
+
+async def test_v12_room_id_is_the_create_event_hash(alice):
+    room = await create(alice)
+    assert ":" not in room
+    status, create_event = await alice.get(f"{V3}/rooms/{room}/state/m.room.create/?format=event")
+    assert status == 200
+    assert create_event["event_id"] == "$" + room[1:]
+    assert "creator" not in create_event["content"] and create_event["content"]["room_version"] == "12"
+
+
+async def test_older_versions_have_server_room_ids_and_creator(alice):
+    room = await create(alice, room_version="10")
+    assert room.endswith(":test.local")
+    status, content = await alice.get(f"{V3}/rooms/{room}/state/m.room.create/")
+    assert content == {"creator": "@alice:test.local", "room_version": "10"}
+    status, levels = await alice.get(f"{V3}/rooms/{room}/state/m.room.power_levels/")
+    assert levels["users"] == {"@alice:test.local": 100}
+
+
+async def test_trusted_private_chat_invitees_get_ops(alice):
+    room11 = await create(alice, room_version="11", preset="trusted_private_chat", invite=["@bob:test.local"])
+    status, levels = await alice.get(f"{V3}/rooms/{room11}/state/m.room.power_levels/")
+    assert levels["users"]["@bob:test.local"] == 100
+    room12 = await create(alice, preset="trusted_private_chat", invite=["@bob:test.local"])
+    status, content = await alice.get(f"{V3}/rooms/{room12}/state/m.room.create/")
+    assert content["additional_creators"] == ["@bob:test.local"]
+
+
+async def test_create_options_and_overrides(alice):
+    room = await create(alice, room_version="11", power_level_content_override={"events_default": 10},
+                        creation_content={"m.federate": False, "creator": "@mallory:test.local"},
+                        initial_state=[{"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}},
+                                       {"type": "org.example.custom", "state_key": "k", "content": {"a": 1}}])
+    status, levels = await alice.get(f"{V3}/rooms/{room}/state/m.room.power_levels/")
+    assert levels["events_default"] == 10
+    status, create_content = await alice.get(f"{V3}/rooms/{room}/state/m.room.create/")
+    assert create_content == {"m.federate": False, "room_version": "11"}
+    status, vis = await alice.get(f"{V3}/rooms/{room}/state/m.room.history_visibility/")
+    assert vis == {"history_visibility": "joined"}
+    status, custom = await alice.get(f"{V3}/rooms/{room}/state/org.example.custom/k")
+    assert custom == {"a": 1}
+
+
+@pytest.mark.parametrize("body,status,errcode", [
+    ({"room_version": "99"}, 400, "M_UNSUPPORTED_ROOM_VERSION"),
+    ({"preset": "party"}, 400, "M_BAD_JSON"),
+    ({"visibility": "secret"}, 400, "M_INVALID_PARAM"),
+    ({"invite": "@bob:test.local"}, 400, "M_BAD_JSON"),
+    ({"invite": ["not-a-user"]}, 400, "M_INVALID_PARAM"),
+    ({"initial_state": [{"type": "m.room.member", "state_key": "@x:y", "content": {}}]}, 400, "M_BAD_JSON"),
+    ({"initial_state": {"not": "a list"}}, 400, "M_BAD_JSON"),
+    ({"name": 5}, 400, "M_BAD_JSON"),
+    ({"power_level_content_override": []}, 400, "M_BAD_JSON"),
+])
+async def test_create_room_bad_input(alice, body, status, errcode):
+    got, resp = await alice.post(f"{V3}/createRoom", body)
+    assert (got, resp["errcode"]) == (status, errcode)
+
+
+async def test_create_room_needs_auth(client):
+    status, body = await client.post(f"{V3}/createRoom", {})
+    assert status == 401 and body["errcode"] == "M_MISSING_TOKEN"
+
+
+async def test_every_stored_event_verifies(alice, services, db, signing_key):
+    for version in ("1", "3", "5", "11", "12"):
+        room = await create(alice, room_version=version, name="n")
+        await send(alice, room)
+    rows = await db.fetch("SELECT e.event_id, e.pdu, r.room_version FROM events e JOIN rooms r USING (room_id)")
+    assert len(rows) >= 5 * 7
+    for row in rows:
+        version = KNOWN_ROOM_VERSIONS[row["room_version"]]
+        assert check_content_hash(row["pdu"]), row["event_id"]
+        verify_event_signature(row["pdu"], "test.local", get_verify_key(signing_key), version)
+        assert parse_pdu(row["pdu"], version).event_id == row["event_id"]
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+async def test_send_is_idempotent_per_device_and_txn(client, alice):
+    room = await create(alice)
+    status, first = await send(alice, room, txn="t1")
+    status, again = await send(alice, room, "different body", txn="t1")
+    assert status == 200 and again["event_id"] == first["event_id"]
+    # Another device of the same user with the same txn ID sends a new event.
+    status, other_login = await client.post(f"{V3}/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "s3cret-pass"})
+    status, other = await send(alice.with_token(other_login["access_token"]), room, txn="t1")
+    assert other["event_id"] != first["event_id"]
+    # The sending device sees its transaction ID; others do not.
+    status, event = await alice.get(f"{V3}/rooms/{room}/event/{first['event_id']}")
+    assert event["unsigned"]["transaction_id"] == "t1"
+    status, event = await alice.with_token(other_login["access_token"]).get(f"{V3}/rooms/{room}/event/{first['event_id']}")
+    assert "transaction_id" not in event["unsigned"]
+
+
+async def test_non_member_and_unknown_room(alice, bob):
+    room = await create(alice)
+    status, body = await send(bob, room)
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    status, body = await send(alice, "!nope:test.local")
+    assert status == 404 and body["errcode"] == "M_NOT_FOUND"
+    status, body = await bob.get(f"{V3}/rooms/{room}/messages")
+    assert status == 403
+
+
+async def test_send_bad_content(alice):
+    room = await create(alice)
+    status, body = await alice.put(f"{V3}/rooms/{room}/send/m.room.message/t", raw=b"[1]")
+    assert status == 400 and body["errcode"] == "M_BAD_JSON"
+    status, body = await alice.put(f"{V3}/rooms/{room}/send/m.room.message/t2", {"body": "x" * 70000})
+    assert status == 413 and body["errcode"] == "M_TOO_LARGE"
+    status, body = await alice.put(f"{V3}/rooms/{room}/send/m.room.message/t3", {"n": 1.5})
+    assert status == 400 and body["errcode"] == "M_BAD_JSON"
+    # Nothing of the refused sends was stored.
+    status, page = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=1")
+    assert page["chunk"][0]["type"] != "m.room.message"
+
+
+# --- state -----------------------------------------------------------------------------------------
+
+async def test_state_put_get_and_power(alice, bob):
+    room = await create(alice, preset="public_chat")
+    status, body = await alice.put(f"{V3}/rooms/{room}/state/m.room.name", {"name": "First"})
+    assert status == 200 and body["event_id"].startswith("$")
+    # The same content again is not a new event.
+    status, again = await alice.put(f"{V3}/rooms/{room}/state/m.room.name/", {"name": "First"})
+    assert again["event_id"] == body["event_id"]
+    status, name = await alice.get(f"{V3}/rooms/{room}/state/m.room.name/")
+    assert name == {"name": "First"}
+    status, body = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 200
+    status, body = await bob.put(f"{V3}/rooms/{room}/state/m.room.name/", {"name": "Bob's"})
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    status, body = await bob.put(f"{V3}/rooms/{room}/state/org.example.s/@alice:test.local", {"a": 1})
+    assert status == 403
+    status, body = await alice.get(f"{V3}/rooms/{room}/state/m.room.avatar/")
+    assert status == 404 and body["errcode"] == "M_NOT_FOUND"
+    status, events = await alice.get(f"{V3}/rooms/{room}/state")
+    assert {(e["type"], e["state_key"]) for e in events} >= {("m.room.create", ""), ("m.room.name", ""),
+                                                             ("m.room.member", "@bob:test.local")}
+    status, body = await alice.put(f"{V3}/rooms/{room}/state/m.room.name/" + "k" * 300, {"name": "x"})
+    assert status == 400
+
+
+# --- membership ----------------------------------------------------------------------------------------
+
+async def test_room_life_invite_join_kick_ban_unban_leave(alice, bob, client):
+    room = await create(alice)
+    status, body = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"  # invite-only
+    status, _ = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": "@bob:test.local"})
+    assert status == 200
+    status, body = await bob.post(f"{V3}/join/{room}", {})
+    assert status == 200 and body == {"room_id": room}
+    status, joined = await bob.get(f"{V3}/joined_rooms")
+    assert joined == {"joined_rooms": [room]}
+    status, members = await alice.get(f"{V3}/rooms/{room}/joined_members")
+    assert members["joined"]["@bob:test.local"] == {"display_name": "bob", "avatar_url": None}
+    status, sent = await send(bob, room, "hi alice")
+    assert status == 200
+    # Bob cannot kick Alice (power 0).
+    status, body = await bob.post(f"{V3}/rooms/{room}/kick", {"user_id": "@alice:test.local"})
+    assert status == 403
+    status, _ = await alice.post(f"{V3}/rooms/{room}/kick", {"user_id": "@bob:test.local", "reason": "bye"})
+    assert status == 200
+    status, kicked = await alice.get(f"{V3}/rooms/{room}/state/m.room.member/@bob:test.local")
+    assert kicked == {"membership": "leave", "reason": "bye"}
+    status, body = await send(bob, room)
+    assert status == 403
+    status, _ = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": "@bob:test.local"})
+    status, _ = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 200
+    status, _ = await alice.post(f"{V3}/rooms/{room}/ban", {"user_id": "@bob:test.local"})
+    assert status == 200
+    status, body = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": "@bob:test.local"})
+    assert status == 403
+    status, _ = await alice.post(f"{V3}/rooms/{room}/unban", {"user_id": "@bob:test.local"})
+    assert status == 200
+    status, body = await alice.post(f"{V3}/rooms/{room}/unban", {"user_id": "@bob:test.local"})
+    assert status == 403  # not banned any more
+    status, members = await alice.get(f"{V3}/rooms/{room}/members?membership=leave")
+    assert [m["state_key"] for m in members["chunk"]] == ["@bob:test.local"]
+    status, members = await alice.get(f"{V3}/rooms/{room}/members?not_membership=leave")
+    assert [m["state_key"] for m in members["chunk"]] == ["@alice:test.local"]
+    status, _ = await alice.post(f"{V3}/rooms/{room}/leave", {})
+    assert status == 200
+    status, joined = await alice.get(f"{V3}/joined_rooms")
+    assert joined == {"joined_rooms": []}
+    status, body = await bob.post(f"{V3}/rooms/{room}/forget", {})
+    assert status == 200
+    status, body = await alice.post(f"{V3}/rooms/{room}/forget", {})
+    assert status == 200 and body == {}
+    # A former member still reads the state as it was when she left.
+    status, events = await alice.get(f"{V3}/rooms/{room}/state")
+    assert status == 200
+    assert any(e["type"] == "m.room.member" and e["state_key"] == "@alice:test.local"
+               and e["content"]["membership"] == "leave" for e in events)
+
+
+async def test_membership_bad_input(alice):
+    room = await create(alice)
+    status, body = await alice.post(f"{V3}/rooms/{room}/invite", {})
+    assert status == 400 and body["errcode"] == "M_MISSING_PARAM"
+    status, body = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": "bob"})
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
+    status, body = await alice.post(f"{V3}/rooms/{room}/kick", {"user_id": "@nobody:test.local"})
+    assert status == 403
+    status, body = await alice.post(f"{V3}/rooms/!unknown:test.local/join", {})
+    assert status == 404
+    status, body = await alice.post(f"{V3}/join/not-a-room", {})
+    assert status == 400
+    status, body = await alice.get(f"{V3}/rooms/{room}/members?membership=wave")
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
+    status, body = await alice.post(f"{V3}/rooms/{room}/forget", {})
+    assert status == 400  # still joined
+
+
+async def test_knock(alice, bob):
+    room = await create(alice, room_version="7", initial_state=[{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
+    status, body = await bob.post(f"{V3}/knock/{room}", {"reason": "let me in"})
+    assert status == 200, body
+    status, member = await alice.get(f"{V3}/rooms/{room}/state/m.room.member/@bob:test.local")
+    assert member["membership"] == "knock" and member["reason"] == "let me in"
+    old = await create(alice, room_version="6")
+    status, body = await bob.post(f"{V3}/knock/{old}", {})
+    assert status == 403
+
+
+# --- redaction --------------------------------------------------------------------------------------------
+
+async def test_redaction(alice, bob):
+    room = await create(alice, preset="public_chat")
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    status, sent = await send(bob, room, "oops")
+    status, alice_msg = await send(alice, room, "alice's")
+    status, body = await bob.put(f"{V3}/rooms/{room}/redact/{alice_msg['event_id']}/r1", {})
+    assert status == 403
+    status, redaction = await bob.put(f"{V3}/rooms/{room}/redact/{sent['event_id']}/r2", {"reason": "typo"})
+    assert status == 200
+    status, again = await bob.put(f"{V3}/rooms/{room}/redact/{sent['event_id']}/r2", {"reason": "typo"})
+    assert again["event_id"] == redaction["event_id"]
+    status, event = await alice.get(f"{V3}/rooms/{room}/event/{sent['event_id']}")
+    assert event["content"] == {}
+    assert event["unsigned"]["redacted_because"]["event_id"] == redaction["event_id"]
+    assert event["unsigned"]["redacted_because"]["content"]["reason"] == "typo"
+    # The admin (Alice) may redact anyone's events.
+    status, _ = await alice.put(f"{V3}/rooms/{room}/redact/{alice_msg['event_id']}/r3", {})
+    assert status == 200
+    status, body = await alice.put(f"{V3}/rooms/{room}/redact/$unknown/r4", {})
+    assert status == 404
+
+
+# --- /messages ------------------------------------------------------------------------------------------------
+
+async def test_messages_pagination_both_ways(alice):
+    room = await create(alice)
+    sent = [(await send(alice, room, f"m{i}"))[1]["event_id"] for i in range(7)]
+    status, page1 = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=3")
+    assert status == 200
+    assert [e["event_id"] for e in page1["chunk"]] == sent[::-1][:3]
+    status, page2 = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=3&from={page1['end']}")
+    assert [e["event_id"] for e in page2["chunk"]] == sent[::-1][3:6]
+    assert page2["start"] == page1["end"]
+    status, forward = await alice.get(f"{V3}/rooms/{room}/messages?dir=f&limit=2&from={page2['end']}")
+    # Forward from a backward page's end continues just after its last event (sent[1]).
+    assert [e["event_id"] for e in forward["chunk"]] == [sent[2], sent[3]]
+    status, filtered = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=50&filter=" +
+                                       '{"types":["m.room.name","m.room.create"]}')
+    assert [e["type"] for e in filtered["chunk"]] == ["m.room.create"]
+    assert "end" not in filtered  # no more pages
+    status, body = await alice.get(f"{V3}/rooms/{room}/messages?dir=x")
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
+    status, body = await alice.get(f"{V3}/rooms/{room}/messages?from=garbage")
+    assert status == 400
+    status, body = await alice.get(f"{V3}/rooms/{room}/messages?filter=nojson")
+    assert status == 400 and body["errcode"] == "M_NOT_JSON"
+
+
+@pytest.mark.parametrize("visibility,bob_sees_earlier", [("shared", True), ("joined", False), ("invited", False)])
+async def test_history_visibility(alice, bob, visibility, bob_sees_earlier):
+    room = await create(alice, preset="public_chat",
+                        initial_state=[{"type": "m.room.history_visibility", "content": {"history_visibility": visibility}}])
+    status, early = await send(alice, room, "before bob")
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    status, late = await send(alice, room, "after bob")
+    status, page = await bob.get(f"{V3}/rooms/{room}/messages?dir=b&limit=50")
+    ids = [e["event_id"] for e in page["chunk"]]
+    assert late["event_id"] in ids
+    assert (early["event_id"] in ids) is bob_sees_earlier
+    status, body = await bob.get(f"{V3}/rooms/{room}/event/{early['event_id']}")
+    assert (status == 200) is bob_sees_earlier
