@@ -32,6 +32,7 @@ from homeserver.services.events import EventService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
+from homeserver.services.profiles import ProfileService
 from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.rooms import RoomService
 from homeserver.services.streams import StreamTracker
@@ -77,10 +78,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     membership = MembershipService(events, room_state, profiles, stores.rooms)
     messaging = MessagingService(events, stores.events, room_state)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, clock)
+    profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
-        membership=membership, messaging=messaging, timeline=timeline,
+        membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
     )
 
 

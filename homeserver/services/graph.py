@@ -11,6 +11,7 @@ from homeserver.services.devices import DeviceService
 from homeserver.services.events import EventService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
+from homeserver.services.profiles import ProfileService
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.rooms import RoomService
@@ -32,3 +33,4 @@ class Services:
     membership: MembershipService
     messaging: MessagingService
     timeline: TimelineService
+    profiles: ProfileService

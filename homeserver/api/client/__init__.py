@@ -19,6 +19,7 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     password_management,
+    profile,
     redaction,
     refresh,
     registration,
@@ -35,5 +36,5 @@ MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
     whoami, password_management, account_deactivation, refresh, device_management,
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
-    knocking, list_joined_rooms, message_pagination, redaction,
+    knocking, list_joined_rooms, message_pagination, redaction, profile,
 ]
