@@ -28,6 +28,7 @@ from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.devices import DeviceService
+from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
@@ -72,17 +73,19 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
-    events = EventService(stores.events, room_state, stream, clock, config.server_name, signing_key)
+    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
     profiles = ProfileLookup(stores.profiles, config.server_name)
-    rooms = RoomService(db, stores.rooms, events, profiles, clock, config.server_name)
+    directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name)
+    rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms)
-    messaging = MessagingService(events, stores.events, room_state)
+    messaging = MessagingService(events, stores.events, room_state, directory)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, clock)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
+        directory=directory,
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from storage.accounts import AccountStore
 from storage.database import Database
 from storage.devices import DeviceStore
+from storage.directory import DirectoryStore
 from storage.events import EventStore, TimelineQueries
 from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
@@ -28,6 +29,7 @@ class Stores:
     events: EventStore
     state: StateStore
     timeline: TimelineQueries
+    directory: DirectoryStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -42,4 +44,5 @@ class Stores:
             events=EventStore(db),
             state=StateStore(db),
             timeline=TimelineQueries(db),
+            directory=DirectoryStore(db),
         )

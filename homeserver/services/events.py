@@ -26,6 +26,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams import StreamTracker
+from storage.database import Database
 from storage.events import EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
 
 # A snapshot is stored as a delta on its parent until this many deltas have piled up; then
@@ -55,9 +56,10 @@ class _Pending:
 
 class EventService:
     def __init__(
-        self, events: EventStore, rooms: RoomStateCache, stream: StreamTracker, clock: Clock,
+        self, db: Database, events: EventStore, rooms: RoomStateCache, stream: StreamTracker, clock: Clock,
         server_name: str, signing_key: Any,
     ) -> None:
+        self._db = db
         self._events = events
         self._rooms = rooms
         self._stream = stream
@@ -156,8 +158,17 @@ class EventService:
         self._rooms.events.put(event)
         return event
 
-    async def commit(self, pending: _Pending, *, txn: TxnRef | None = None, before_persist=None) -> list[int]:
-        """Store the pending events in one statement; returns their stream positions."""
+    async def commit(
+        self, pending: _Pending, *, txn: TxnRef | None = None,
+        before_persist: Callable[[], Awaitable[None]] | None = None,
+    ) -> list[int]:
+        """Store the pending events; returns their stream positions.
+
+        `before_persist` runs in the same transaction, just before the events are written
+        (e.g. the rooms row of a new room). Positions are published only after the commit,
+        so no reader can see a position whose rows are not visible yet. Never call this
+        inside an outer transaction.
+        """
         events = pending.events
         if not events:
             return []
@@ -166,9 +177,12 @@ class EventService:
         self._stream.start(positions)
         try:
             batch, final_group, chain = self._batch(pending, positions, group_ids, txn)
-            if before_persist is not None:
-                await before_persist()
-            await self._events.persist(batch)
+            if before_persist is None:
+                await self._events.persist(batch)  # one statement: atomic on its own
+            else:
+                async with self._db.transaction():
+                    await before_persist()
+                    await self._events.persist(batch)
         except BaseException:
             self._stream.finish(positions)  # abandoned positions must not hold the stream back
             raise

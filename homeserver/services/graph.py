@@ -8,6 +8,7 @@ from homeserver.config import Config
 from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.devices import DeviceService
+from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
@@ -34,3 +35,4 @@ class Services:
     messaging: MessagingService
     timeline: TimelineService
     profiles: ProfileService
+    directory: DirectoryService

@@ -13,6 +13,7 @@ from typing import Any
 from homeserver.core import power_levels
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
+from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService, TxnRef
 from homeserver.services.room_state import RoomStateCache
 from storage.events import EventStore
@@ -22,8 +23,9 @@ MAX_STATE_KEY_LENGTH = 255
 
 
 class MessagingService:
-    def __init__(self, events: EventService, store: EventStore, rooms: RoomStateCache) -> None:
+    def __init__(self, events: EventService, store: EventStore, rooms: RoomStateCache, directory: DirectoryService) -> None:
         self._events = events
+        self._directory = directory
         self._store = store
         self._rooms = rooms
 
@@ -48,6 +50,8 @@ class MessagingService:
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        if event_type == "m.room.canonical_alias" and state_key == "":
+            await self._directory.check_canonical_alias_content(room_id, content)
         current = await self._rooms.state_events(snap, [(event_type, state_key)])
         same = current.get((event_type, state_key))
         if same is not None and same.sender == requester.user_id and same.content == content:

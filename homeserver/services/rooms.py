@@ -18,9 +18,11 @@ from homeserver.core.ids import is_valid_user_id
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService
 from homeserver.services.profile_lookup import ProfileLookup
 from storage.database import Database
+from storage.directory import DirectoryStore
 from storage.rooms import RoomStore
 
 
@@ -71,11 +73,13 @@ def default_power_levels(creator: str, version: RoomVersion) -> dict[str, Any]:
 
 class RoomService:
     def __init__(
-        self, db: Database, rooms: RoomStore, events: EventService, profiles: ProfileLookup,
-        clock: Clock, server_name: str,
+        self, db: Database, rooms: RoomStore, directory_store: DirectoryStore, directory: DirectoryService,
+        events: EventService, profiles: ProfileLookup, clock: Clock, server_name: str,
     ) -> None:
         self._db = db
         self._rooms = rooms
+        self._directory_store = directory_store
+        self._directory = directory
         self._events = events
         self._profiles = profiles
         self._clock = clock
@@ -109,12 +113,13 @@ class RoomService:
         if topic is not None and not isinstance(topic, str):
             raise MatrixError(400, Codes.BAD_JSON, "'topic' must be a string")
         alias_name = body.get("room_alias_name")
-        if alias_name is not None and (not isinstance(alias_name, str) or not alias_name or ":" in alias_name
-                                       or any(c.isspace() for c in alias_name)):
-            raise MatrixError(400, Codes.INVALID_PARAM, "Invalid room_alias_name")
+        alias = None
         if alias_name is not None:
-            # Aliases arrive with the room directory; refuse rather than pretend.
-            raise MatrixError(400, Codes.UNRECOGNIZED, "room_alias_name is not supported yet")
+            if not isinstance(alias_name, str) or not alias_name or ":" in alias_name:
+                raise MatrixError(400, Codes.INVALID_PARAM, "Invalid room_alias_name")
+            alias = self._directory.check_local_alias(f"#{alias_name}:{self._server_name}")
+            if await self._directory_store.get_alias(alias) is not None:
+                raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
 
         # m.room.create
         create_content = {k: v for k, v in creation_content.items() if k not in ("creator", "room_version")}
@@ -146,6 +151,8 @@ class RoomService:
             levels.update(pl_override)
             await append(pending, creator, "m.room.power_levels", levels, state_key="")
 
+        if alias is not None and ("m.room.canonical_alias", "") not in initial_state:
+            await append(pending, creator, "m.room.canonical_alias", {"alias": alias}, state_key="")
         if ("m.room.join_rules", "") not in initial_state:
             await append(pending, creator, "m.room.join_rules", {"join_rule": preset.join_rule}, state_key="")
         if ("m.room.history_visibility", "") not in initial_state:
@@ -166,10 +173,17 @@ class RoomService:
             content.update(await self._profiles.member_profile(invitee))
             await append(pending, creator, "m.room.member", content, state_key=invitee)
 
-        async with self._db.transaction():
-            if not await self._rooms.create_room(room_id, version.identifier, creator, self._clock.now_ms()):
+        now = self._clock.now_ms()
+
+        async def room_rows() -> None:
+            if not await self._rooms.create_room(room_id, version.identifier, creator, now):
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room ID already in use")
-            await self._events.commit(pending)
+            if alias is not None and not await self._directory_store.create_alias(alias, room_id, creator, now):
+                raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
+            if visibility == "public":
+                await self._directory_store.set_published(room_id, True, now)
+
+        await self._events.commit(pending, before_persist=room_rows)
         return room_id
 
     def _new_room_id(self) -> str:

@@ -1,0 +1,113 @@
+"""DirectoryStore: room aliases and the public room list. Tables: room_aliases, published_rooms.
+
+`public_rooms()` builds the whole directory page in one query: each published room with the
+state clients show (name, topic, alias, avatar, join rule, guest access, visibility, type)
+and its joined member count, read from current_state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRow:
+    alias: str
+    room_id: str
+    creator: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublicRoomRow:
+    room_id: str
+    num_joined_members: int
+    name: str | None
+    topic: str | None
+    canonical_alias: str | None
+    avatar_url: str | None
+    join_rule: str | None
+    guest_access: str | None
+    history_visibility: str | None
+    room_type: str | None
+
+
+def _content_value(event_type: str, key: str) -> str:
+    return f"""(SELECT e.pdu->'content'->>'{key}' FROM current_state c JOIN events e ON e.event_id = c.event_id
+               WHERE c.room_id = p.room_id AND c.type = '{event_type}' AND c.state_key = '')"""
+
+
+_PUBLIC_ROOMS = f"""
+SELECT * FROM (
+    SELECT p.room_id,
+           (SELECT count(*) FROM current_state c WHERE c.room_id = p.room_id AND c.type = 'm.room.member'
+              AND c.membership = 'join')::int AS num_joined_members,
+           {_content_value('m.room.name', 'name')} AS name,
+           {_content_value('m.room.topic', 'topic')} AS topic,
+           {_content_value('m.room.canonical_alias', 'alias')} AS canonical_alias,
+           {_content_value('m.room.avatar', 'url')} AS avatar_url,
+           {_content_value('m.room.join_rules', 'join_rule')} AS join_rule,
+           {_content_value('m.room.guest_access', 'guest_access')} AS guest_access,
+           {_content_value('m.room.history_visibility', 'history_visibility')} AS history_visibility,
+           {_content_value('m.room.create', 'type')} AS room_type
+    FROM published_rooms p
+) r
+WHERE ($1::text IS NULL OR r.name ILIKE $1 OR r.topic ILIKE $1 OR r.canonical_alias ILIKE $1 OR r.room_id = $2)
+ORDER BY r.num_joined_members DESC, r.room_id
+"""
+
+
+class DirectoryStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create_alias(self, alias: str, room_id: str, creator: str | None, now_ts: int) -> bool:
+        status = await self._db.execute(
+            """INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES ($1, $2, $3, $4)
+               ON CONFLICT DO NOTHING""",
+            alias, room_id, creator, now_ts,
+        )
+        return status == "INSERT 0 1"
+
+    async def get_alias(self, alias: str) -> AliasRow | None:
+        row = await self._db.fetchrow("SELECT alias, room_id, creator FROM room_aliases WHERE alias = $1", alias)
+        return AliasRow(**row) if row else None
+
+    async def delete_alias(self, alias: str) -> bool:
+        return await self._db.execute("DELETE FROM room_aliases WHERE alias = $1", alias) == "DELETE 1"
+
+    async def aliases_of_room(self, room_id: str) -> list[str]:
+        rows = await self._db.fetch("SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id)
+        return [r["alias"] for r in rows]
+
+    async def set_published(self, room_id: str, published: bool, now_ts: int) -> None:
+        if published:
+            await self._db.execute(
+                "INSERT INTO published_rooms (room_id, published_ts) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                room_id, now_ts,
+            )
+        else:
+            await self._db.execute("DELETE FROM published_rooms WHERE room_id = $1", room_id)
+
+    async def is_published(self, room_id: str) -> bool:
+        return bool(await self._db.fetchval("SELECT 1 FROM published_rooms WHERE room_id = $1", room_id))
+
+    async def public_rooms(
+        self, *, search: str | None, room_types: list[str | None] | None,
+    ) -> list[PublicRoomRow]:
+        """Every published room matching the filter, most members first.
+
+        `room_types`: None = any; a list may contain None for rooms without a type.
+        """
+        pattern = None
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+        rows = await self._db.fetch(_PUBLIC_ROOMS, pattern, search)
+        result = [PublicRoomRow(**r) for r in rows]
+        if room_types is not None:
+            allowed: set[Any] = set(room_types)
+            result = [r for r in result if r.room_type in allowed]
+        return result
