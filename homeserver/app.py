@@ -28,6 +28,7 @@ from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.devices import DeviceService
+from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService
 from homeserver.services.membership import MembershipService
@@ -42,6 +43,7 @@ from homeserver.services.graph import Services
 from homeserver.services.passwords import PasswordHashing
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
+from homeserver.services.relations import RelationsService
 from homeserver.services.uia import UIAService
 from storage.database import Database
 from storage.events import EventStore
@@ -79,13 +81,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms)
     messaging = MessagingService(events, stores.events, room_state, directory)
-    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, clock)
+    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
+    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter)
+    relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
-        directory=directory,
+        directory=directory, relations=relations,
     )
 
 

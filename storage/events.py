@@ -317,6 +317,17 @@ class TimelineQueries:
         )
         return [EventRow(**r) for r in rows]
 
+    async def closest_to_timestamp(self, room_id: str, ts: int, *, forwards: bool, limit: int) -> list[EventRow]:
+        cmp, order = (">=", "ASC") if forwards else ("<=", "DESC")
+        rows = await self._db.fetch(
+            f"""SELECT {_EVENT_COLUMNS} FROM events e
+                WHERE e.room_id = $1 AND e.origin_server_ts {cmp} $2 AND e.stream_ordering IS NOT NULL
+                  AND e.rejected_reason IS NULL AND NOT e.soft_failed
+                ORDER BY e.origin_server_ts {order}, e.stream_ordering {order} LIMIT $3""",
+            room_id, ts, limit,
+        )
+        return [EventRow(**r) for r in rows]
+
     async def topological_position(self, room_id: str, stream_ordering: int) -> tuple[int, int] | None:
         """The (depth, stream) of the room's newest event at or before a stream position."""
         row = await self._db.fetchrow(

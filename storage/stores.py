@@ -11,6 +11,7 @@ from storage.directory import DirectoryStore
 from storage.events import EventStore, TimelineQueries
 from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
+from storage.relations import RelationQueries
 from storage.rooms import RoomStore
 from storage.state import StateStore
 from storage.tokens import TokenStore
@@ -30,6 +31,7 @@ class Stores:
     state: StateStore
     timeline: TimelineQueries
     directory: DirectoryStore
+    relations: RelationQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -45,4 +47,5 @@ class Stores:
             state=StateStore(db),
             timeline=TimelineQueries(db),
             directory=DirectoryStore(db),
+            relations=RelationQueries(db),
         )

@@ -15,6 +15,7 @@ from homeserver.services.messaging import MessagingService
 from homeserver.services.profiles import ProfileService
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
+from homeserver.services.relations import RelationsService
 from homeserver.services.rooms import RoomService
 from homeserver.services.timeline import TimelineService
 from homeserver.services.uia import UIAService
@@ -36,3 +37,4 @@ class Services:
     timeline: TimelineService
     profiles: ProfileService
     directory: DirectoryService
+    relations: RelationsService

@@ -1,8 +1,7 @@
 """Reading rooms for clients: events, state, members and /messages pagination.
 
-Every event leaves through `format_event`: client format, redactions applied (the original
-PDU stays stored), `unsigned.transaction_id` for the device that sent it, and history
-visibility decides who sees what (see homeserver/core/visibility.py).
+Every event leaves through EventFormatter (client format, redactions applied, bundled
+aggregations), and history visibility decides who sees what (homeserver/core/visibility.py).
 """
 
 from __future__ import annotations
@@ -10,12 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.core.redaction import redact
-from homeserver.core.room_versions import RoomVersion, get_room_version
-from homeserver.core.visibility import VisibilityTimeline
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
-from homeserver.services.clock import Clock
+from homeserver.services.event_format import EventFormatter
 from homeserver.services.room_state import RoomStateCache
 from storage.events import EventRow, EventStore, TimelineQueries
 from storage.state import StateStore
@@ -39,50 +35,26 @@ def topo_token(depth: int, position: int) -> str:
     return f"t{depth}_{position}"
 
 
+def parse_topo_token(token: str) -> tuple[int, int]:
+    """`t{depth}_{stream}` -> (depth, stream); 400 M_INVALID_PARAM otherwise."""
+    try:
+        if token.startswith("t"):
+            depth, sep, stream = token[1:].partition("_")
+            if sep:
+                return int(depth), int(stream)
+    except ValueError:
+        pass
+    raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid pagination token {token!r}")
+
+
 class TimelineService:
     def __init__(self, events: EventStore, queries: TimelineQueries, state: StateStore,
-                 rooms: RoomStateCache, clock: Clock) -> None:
+                 rooms: RoomStateCache, formatter: EventFormatter) -> None:
         self._events = events
+        self._format = formatter
         self._queries = queries
         self._state = state
         self._rooms = rooms
-        self._clock = clock
-
-    # --- formatting ------------------------------------------------------------------------------
-
-    async def format_events(self, rows: list[EventRow], version: RoomVersion, requester: Requester | None) -> list[dict[str, Any]]:
-        redaction_ids = [r.redacted_by for r in rows if r.redacted_by]
-        redactions = await self._events.get_events(redaction_ids) if redaction_ids else {}
-        now = self._clock.now_ms()
-        out = []
-        for row in rows:
-            because = redactions.get(row.redacted_by) if row.redacted_by else None
-            out.append(self._format(row, version, requester, now, because))
-        return out
-
-    def _format(self, row: EventRow, version: RoomVersion, requester: Requester | None, now: int,
-                redacted_because: EventRow | None) -> dict[str, Any]:
-        pdu = redact(row.pdu, version) if redacted_because is not None else row.pdu
-        event: dict[str, Any] = {
-            "event_id": row.event_id,
-            "room_id": row.room_id,
-            "type": pdu["type"],
-            "sender": pdu["sender"],
-            "content": pdu.get("content", {}),
-            "origin_server_ts": pdu["origin_server_ts"],
-        }
-        if row.state_key is not None:
-            event["state_key"] = row.state_key
-        unsigned: dict[str, Any] = {"age": max(0, now - row.origin_server_ts)}
-        if row.type == "m.room.redaction" and "redacts" in pdu and "redacts" not in event:
-            event["redacts"] = pdu["redacts"]
-        if (requester is not None and row.txn_id is not None and row.sender == requester.user_id
-                and row.txn_device_id == requester.device_id):
-            unsigned["transaction_id"] = row.txn_id
-        if redacted_because is not None:
-            unsigned["redacted_because"] = self._format(redacted_because, version, None, now, None)
-        event["unsigned"] = unsigned
-        return event
 
     # --- access -----------------------------------------------------------------------------------
 
@@ -91,21 +63,6 @@ class TimelineService:
         if snap is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         return snap
-
-    async def _visibility(self, room_id: str, user_id: str) -> VisibilityTimeline:
-        changes = await self._queries.state_changes(room_id, "m.room.history_visibility")
-        memberships = await self._queries.memberships_of(room_id, user_id)
-        return VisibilityTimeline(
-            [(pos, c.get("history_visibility") if isinstance(c, dict) else None) for pos, c in changes],
-            [(m.stream_ordering, m.membership) for m in memberships],
-        )
-
-    def _visible(self, rows: list[EventRow], timeline: VisibilityTimeline, user_id: str) -> list[EventRow]:
-        return [r for r in rows if r.stream_ordering is not None and timeline.can_see(
-            r.stream_ordering,
-            is_visibility_event=r.type == "m.room.history_visibility",
-            is_own_membership=r.type == "m.room.member" and r.state_key == user_id,
-        )]
 
     async def _state_group_for_reader(self, room_id: str, user_id: str) -> int | None:
         """Members read the current state; former members the state when they left."""
@@ -137,17 +94,17 @@ class TimelineService:
         row = await self._events.get_event(event_id)
         if row is None or row.room_id != room_id or row.rejected_reason or row.stream_ordering is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
-        timeline = await self._visibility(room_id, requester.user_id)
-        if not self._visible([row], timeline, requester.user_id):
+        timeline = await self._format.visibility(room_id, requester.user_id)
+        if not self._format.visible([row], timeline, requester.user_id):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
-        return (await self.format_events([row], snap.version, requester))[0]
+        return (await self._format.format_events([row], snap.version, requester))[0]
 
     async def get_state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
         snap = await self._room(room_id)
         group = await self._state_group_for_reader(room_id, requester.user_id)
         ids = snap.state if group == snap.state_group else (await self._state.state_ids(group) if group else {})
         rows = await self._events.get_events(list(ids.values()))
-        return await self.format_events([rows[i] for i in ids.values() if i in rows], snap.version, requester)
+        return await self._format.format_events([rows[i] for i in ids.values() if i in rows], snap.version, requester)
 
     async def get_state_event(self, requester: Requester, room_id: str, event_type: str, state_key: str) -> dict[str, Any]:
         snap = await self._room(room_id)
@@ -157,7 +114,7 @@ class TimelineService:
         row = await self._events.get_event(event_id) if event_id else None
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
-        return (await self.format_events([row], snap.version, requester))[0]
+        return (await self._format.format_events([row], snap.version, requester))[0]
 
     async def members(self, requester: Requester, room_id: str, membership: str | None = None,
                       not_membership: str | None = None) -> list[dict[str, Any]]:
@@ -185,7 +142,7 @@ class TimelineService:
         if direction not in ("b", "f"):
             raise MatrixError(400, Codes.INVALID_PARAM, "'dir' must be 'b' or 'f'")
         limit = max(0, min(limit, MAX_PAGE))
-        timeline = await self._visibility(room_id, requester.user_id)
+        timeline = await self._format.visibility(room_id, requester.user_id)
         memberships = await self._queries.memberships_of(room_id, requester.user_id)
         if not memberships and not timeline.can_see(2**62):
             raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
@@ -202,20 +159,64 @@ class TimelineService:
             rows = await self._queries.paginate(room_id, after=point or (-1, -1), limit=limit, **kwargs)
             if end_point is not None:
                 rows = [r for r in rows if (r.depth, r.stream_ordering) <= end_point]
-        visible = self._visible(rows, timeline, requester.user_id)
-        chunk = await self.format_events(visible, snap.version, requester)
+        visible = self._format.visible(rows, timeline, requester.user_id)
+        chunk = await self._format.format_events(visible, snap.version, requester)
         start = from_token or (topo_token(*point) if point else topo_token(2**62, 2**62))
         end = topo_token(rows[-1].depth, rows[-1].stream_ordering) if len(rows) == limit and rows else None
         return Page(chunk=chunk, start=start, end=end, state=[])
+
+    async def context(self, requester: Requester, room_id: str, event_id: str, limit: int,
+                      lazy_load_members: bool) -> dict[str, Any]:
+        """Spec: /context: events before and after one event, and the room state at the last one."""
+        snap = await self._room(room_id)
+        row = await self._events.get_event(event_id)
+        timeline = await self._format.visibility(room_id, requester.user_id)
+        if row is None or row.room_id != room_id or row.stream_ordering is None or row.rejected_reason \
+                or not self._format.visible([row], timeline, requester.user_id):
+            raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+        limit = max(0, min(limit, MAX_PAGE))
+        before_limit = limit // 2
+        after_limit = limit - before_limit
+        point = (row.depth, row.stream_ordering)
+        before = await self._queries.paginate(room_id, before=point, limit=before_limit) if before_limit else []
+        after = await self._queries.paginate(room_id, after=point, limit=after_limit) if after_limit else []
+        before = self._format.visible(before, timeline, requester.user_id)
+        after = self._format.visible(after, timeline, requester.user_id)
+        last = after[-1] if after else row
+        state_ids = await self._state.state_ids(last.state_after) if last.state_after else {}
+        if lazy_load_members:
+            senders = {r.sender for r in (*before, row, *after)}
+            state_ids = {k: v for k, v in state_ids.items() if k[0] != "m.room.member" or k[1] in senders}
+        state_rows = await self._events.get_events(list(state_ids.values()))
+        first = before[-1] if before else row
+        return {
+            "event": (await self._format.format_events([row], snap.version, requester))[0],
+            "events_before": await self._format.format_events(before, snap.version, requester),
+            "events_after": await self._format.format_events(after, snap.version, requester),
+            "state": await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False),
+            "start": topo_token(first.depth, first.stream_ordering),
+            "end": topo_token(last.depth, last.stream_ordering),
+        }
+
+    async def event_at_timestamp(self, requester: Requester, room_id: str, ts: int, direction: str) -> dict[str, Any]:
+        """Spec: /timestamp_to_event: the closest visible event at or after (f) / before (b) `ts`."""
+        await self._room(room_id)
+        if direction not in ("f", "b"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "'dir' must be 'f' or 'b'")
+        timeline = await self._format.visibility(room_id, requester.user_id)
+        rows = await self._queries.closest_to_timestamp(room_id, ts, forwards=direction == "f", limit=20)
+        for row in rows:
+            if self._format.visible([row], timeline, requester.user_id):
+                return {"event_id": row.event_id, "origin_server_ts": row.origin_server_ts}
+        raise MatrixError(404, Codes.NOT_FOUND, f"No event found {'after' if direction == 'f' else 'before'} {ts}")
 
     async def _parse_token(self, room_id: str, token: str | None, direction: str) -> tuple[int, int] | None:
         """A /messages token: `t{depth}_{stream}` (ours), or `s{stream}` (a sync token)."""
         if token is None:
             return None
+        if token.startswith("t"):
+            return parse_topo_token(token)
         try:
-            if token.startswith("t"):
-                depth, _, stream = token[1:].partition("_")
-                return int(depth), int(stream)
             if token.startswith("s"):
                 position = int(token[1:].split("_")[0])
                 topo = await self._queries.topological_position(room_id, position)

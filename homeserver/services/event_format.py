@@ -1,0 +1,119 @@
+"""Events as clients see them: client format, redactions applied, bundled aggregations,
+and the history visibility that decides who sees what.
+
+Bundled aggregations (spec: "Aggregations of child events"): `unsigned.m.relations` carries
+the newest edit (m.replace, by the original sender; the whole replacement event), the thread
+summary (m.thread: latest_event, count, current_user_participated) and references
+(m.reference). Annotations are not bundled (the spec leaves them to the client).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.core.redaction import redact
+from homeserver.core.room_versions import RoomVersion
+from homeserver.core.visibility import VisibilityTimeline
+from homeserver.services.auth import Requester
+from homeserver.services.clock import Clock
+from storage.events import EventRow, EventStore, TimelineQueries
+from storage.relations import RelationQueries
+
+
+class EventFormatter:
+    def __init__(self, events: EventStore, queries: TimelineQueries, relations: RelationQueries, clock: Clock) -> None:
+        self._events = events
+        self._queries = queries
+        self._relations = relations
+        self._clock = clock
+
+    # --- visibility -------------------------------------------------------------------------------
+
+    async def visibility(self, room_id: str, user_id: str) -> VisibilityTimeline:
+        changes = await self._queries.state_changes(room_id, "m.room.history_visibility")
+        memberships = await self._queries.memberships_of(room_id, user_id)
+        return VisibilityTimeline(
+            [(pos, c.get("history_visibility") if isinstance(c, dict) else None) for pos, c in changes],
+            [(m.stream_ordering, m.membership) for m in memberships],
+        )
+
+    @staticmethod
+    def visible(rows: list[EventRow], timeline: VisibilityTimeline, user_id: str) -> list[EventRow]:
+        return [r for r in rows if r.stream_ordering is not None and timeline.can_see(
+            r.stream_ordering,
+            is_visibility_event=r.type == "m.room.history_visibility",
+            is_own_membership=r.type == "m.room.member" and r.state_key == user_id,
+        )]
+
+    # --- formatting ---------------------------------------------------------------------------------
+
+    async def format_events(self, rows: list[EventRow], version: RoomVersion, requester: Requester | None,
+                            *, bundle: bool = True) -> list[dict[str, Any]]:
+        redaction_ids = [r.redacted_by for r in rows if r.redacted_by]
+        redactions = await self._events.get_events(redaction_ids) if redaction_ids else {}
+        now = self._clock.now_ms()
+        out = [self._format(row, version, requester, now, redactions.get(row.redacted_by) if row.redacted_by else None)
+               for row in rows]
+        if bundle and rows:
+            await self._bundle(rows, out, version, requester)
+        return out
+
+    def _format(self, row: EventRow, version: RoomVersion, requester: Requester | None, now: int,
+                redacted_because: EventRow | None) -> dict[str, Any]:
+        pdu = redact(row.pdu, version) if redacted_because is not None else row.pdu
+        event: dict[str, Any] = {
+            "event_id": row.event_id,
+            "room_id": row.room_id,
+            "type": pdu["type"],
+            "sender": pdu["sender"],
+            "content": pdu.get("content", {}),
+            "origin_server_ts": pdu["origin_server_ts"],
+        }
+        if row.state_key is not None:
+            event["state_key"] = row.state_key
+        if row.type == "m.room.redaction" and "redacts" in pdu:
+            event["redacts"] = pdu["redacts"]
+        unsigned: dict[str, Any] = {"age": max(0, now - row.origin_server_ts)}
+        if (requester is not None and row.txn_id is not None and row.sender == requester.user_id
+                and row.txn_device_id == requester.device_id):
+            unsigned["transaction_id"] = row.txn_id
+        if redacted_because is not None:
+            unsigned["redacted_because"] = self._format(redacted_because, version, None, now, None)
+        event["unsigned"] = unsigned
+        return event
+
+    async def _bundle(self, rows: list[EventRow], out: list[dict[str, Any]], version: RoomVersion,
+                      requester: Requester | None) -> None:
+        live = [r for r in rows if not r.redacted_by]
+        if not live:
+            return
+        ids = [r.event_id for r in live]
+        edits = await self._relations.latest_edits([(r.event_id, r.sender) for r in live if r.state_key is None])
+        threads = await self._relations.thread_summaries(ids, requester.user_id if requester else "")
+        references = await self._relations.references(ids)
+        if not (edits or threads or references):
+            return
+        extra_ids = list(edits.values()) + [t.latest_event_id for t in threads.values()]
+        extra_rows = await self._events.get_events(extra_ids) if extra_ids else {}
+        extra = {
+            eid: formatted for eid, formatted in zip(
+                extra_rows, await self.format_events(list(extra_rows.values()), version, requester, bundle=False))
+        }
+        by_id = {event["event_id"]: event for event in out}
+        for event_id in ids:
+            relations: dict[str, Any] = {}
+            if event_id in edits and edits[event_id] in extra:
+                relations["m.replace"] = extra[edits[event_id]]
+            if event_id in threads:
+                summary = threads[event_id]
+                thread: dict[str, Any] = {"count": summary.count, "current_user_participated": summary.participated}
+                if summary.latest_event_id in extra:
+                    thread["latest_event"] = extra[summary.latest_event_id]
+                root_sender = by_id[event_id]["sender"]
+                if requester is not None and root_sender == requester.user_id:
+                    thread["current_user_participated"] = True
+                relations["m.thread"] = thread
+            if event_id in references:
+                relations["m.reference"] = {"chunk": [{"event_id": e} for e in references[event_id]]}
+            if relations:
+                by_id[event_id]["unsigned"]["m.relations"] = relations
