@@ -37,6 +37,7 @@ from homeserver.services.profile_lookup import ProfileLookup
 from homeserver.services.profiles import ProfileService
 from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.rooms import RoomService
+from homeserver.services.search import SearchService
 from homeserver.services.streams import StreamTracker
 from homeserver.services.timeline import TimelineService
 from homeserver.services.graph import Services
@@ -84,12 +85,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
+    search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
-        directory=directory, relations=relations,
+        directory=directory, relations=relations, search=search,
     )
 
 

@@ -13,6 +13,7 @@ from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.rooms import RoomStore
+from storage.search import SearchQueries
 from storage.state import StateStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
@@ -32,6 +33,7 @@ class Stores:
     timeline: TimelineQueries
     directory: DirectoryStore
     relations: RelationQueries
+    search: SearchQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -48,4 +50,5 @@ class Stores:
             timeline=TimelineQueries(db),
             directory=DirectoryStore(db),
             relations=RelationQueries(db),
+            search=SearchQueries(db),
         )

@@ -17,6 +17,7 @@ from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.relations import RelationsService
 from homeserver.services.rooms import RoomService
+from homeserver.services.search import SearchService
 from homeserver.services.timeline import TimelineService
 from homeserver.services.uia import UIAService
 
@@ -38,3 +39,4 @@ class Services:
     profiles: ProfileService
     directory: DirectoryService
     relations: RelationsService
+    search: SearchService

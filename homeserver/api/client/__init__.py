@@ -32,7 +32,9 @@ from homeserver.api.client import (
     room_send,
     room_state,
     rooms,
+    search,
     threads_list,
+    users,
     versions,
     wellknown,
     whoami,
@@ -43,5 +45,5 @@ MODULES = [
     whoami, password_management, account_deactivation, refresh, device_management,
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
-    relations, threads_list, event_context, room_event_by_timestamp,
+    relations, threads_list, event_context, room_event_by_timestamp, search, users,
 ]
