@@ -170,3 +170,50 @@ def test_bad_config_names_the_key(tmp_path):
     result = chatgo("run", "-c", str(path))
     assert result.returncode != 0
     assert "registraton: unknown key" in result.stderr
+
+
+def test_bare_run_in_a_fresh_directory_generates_a_localhost_config(tmp_path):
+    port = free_port()
+    # The listeners override keeps the test off the default ports.
+    env = {"CHATGO_LISTENERS": f'[{{"port": {port}, "resources": ["client"]}}]'}
+    proc = subprocess.Popen([sys.executable, "-m", "homeserver", "run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}, cwd=tmp_path)
+    try:
+        versions = wait_for(f"http://127.0.0.1:{port}/_matrix/client/versions", proc)
+        assert "v1.19" in versions["versions"]
+    finally:
+        out = stop(proc)
+    assert "generating one for 'localhost'" in out
+    raw = yaml.safe_load((tmp_path / "chatgo-data" / "homeserver.yaml").read_text())
+    assert raw["server_name"] == "localhost"
+    assert (tmp_path / "chatgo-data" / "signing.key").exists()
+
+
+def test_client_listener_serves_tls_from_a_configured_certificate(tmp_path):
+    import json
+    import ssl
+
+    from federation.tls import generate_self_signed_certificate
+
+    config_path, _, _ = generate(tmp_path)
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    generate_self_signed_certificate("localhost", cert, key)
+    port = free_port()
+    listeners = [{"port": port, "resources": ["client"], "tls_certificate_path": str(cert),
+                  "tls_private_key_path": str(key)}]
+    proc = run_server(config_path, env={"CHATGO_LISTENERS": json.dumps(listeners)})
+    context = ssl.create_default_context(cafile=str(cert))  # trust exactly that certificate
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"https://localhost:{port}/_matrix/client/versions",
+                                            context=context, timeout=2) as resp:
+                    assert "v1.19" in json.loads(resp.read())["versions"]
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        out = stop(proc)
+    assert f"listening on https://127.0.0.1:{port}" in out

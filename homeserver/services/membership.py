@@ -10,20 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver.core import power_levels
 from homeserver.core.ids import is_valid_user_id
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.events import EventService
 from homeserver.services.profile_lookup import ProfileLookup
 from homeserver.services.room_state import RoomStateCache
+from storage.events import EventStore
 from storage.rooms import RoomStore
 
 MAX_REASON_LENGTH = 1024
 
 
 class MembershipService:
-    def __init__(self, events: EventService, rooms: RoomStateCache, profiles: ProfileLookup, room_store: RoomStore) -> None:
+    def __init__(self, events: EventService, rooms: RoomStateCache, profiles: ProfileLookup, room_store: RoomStore,
+                 event_store: EventStore, server_name: str) -> None:
         self._events = events
         self._room_store = room_store
+        self._event_store = event_store
+        self._server_name = server_name
         self._rooms = rooms
         self._profiles = profiles
 
@@ -34,6 +39,9 @@ class MembershipService:
             raise MatrixError(404, Codes.NOT_FOUND, "No known servers to join this room through")
         content: dict[str, Any] = {"membership": "join"}
         content.update(await self._profiles.member_profile(user_id))
+        authoriser = await self._restricted_join_authoriser(snap, user_id)
+        if authoriser is not None:
+            content["join_authorised_via_users_server"] = authoriser
         event_id = await self._change(user_id, room_id, user_id, content, reason)
         await self._room_store.unforget(user_id, room_id)
         return event_id
@@ -95,6 +103,39 @@ class MembershipService:
         return await self._membership_of(snap, user_id) if snap else None
 
     # --- internals ---------------------------------------------------------------------------
+
+    async def _restricted_join_authoriser(self, snap, user_id: str) -> str | None:
+        """For a restricted room (v8+; knock_restricted v10+), the local user who authorises
+        the join, after checking the `allow` conditions; None when no authorisation is needed.
+
+        Spec: client-server API, "Restricted rooms"; auth rule 5.3.5.
+        """
+        rules = snap.version.auth
+        keys = [("m.room.join_rules", ""), ("m.room.create", ""), ("m.room.power_levels", ""),
+                ("m.room.member", user_id)]
+        state = await self._rooms.state_events(snap, keys)
+        join_rules = state.get(("m.room.join_rules", ""))
+        join_rule = join_rules.content.get("join_rule") if join_rules else None
+        restricted = (join_rule == "restricted" and rules.restricted_join_rule) or (
+            join_rule == "knock_restricted" and rules.knock_restricted_join_rule)
+        if not restricted:
+            return None
+        member = state.get(("m.room.member", user_id))
+        if member is not None and member.content.get("membership") in ("invite", "join"):
+            return None  # invited or already joined: the ordinary rules apply
+        allow = join_rules.content.get("allow") if join_rules else None
+        allowed_rooms = {entry.get("room_id") for entry in allow or []
+                         if isinstance(entry, dict) and entry.get("type") == "m.room_membership"}
+        user_rooms = set(await self._event_store.rooms_for_user(user_id, "join"))
+        if not allowed_rooms & user_rooms:
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of any of the rooms this room admits")
+        invite_level = power_levels.invite_level(state)
+        members = await self._event_store.members(snap.room_id)
+        for candidate in sorted(u for u, m in members.items() if m == "join" and u.endswith(":" + self._server_name)):
+            levels = dict(state)
+            if power_levels.user_power_level(candidate, levels) >= invite_level:
+                return candidate
+        raise MatrixError(400, Codes.UNABLE_TO_GRANT_JOIN, "No user of this server can authorise the join")
 
     async def _require_room(self, room_id: str):
         snap = await self._rooms.snapshot(room_id)

@@ -364,3 +364,28 @@ async def test_history_visibility(alice, bob, visibility, bob_sees_earlier):
     assert (early["event_id"] in ids) is bob_sees_earlier
     status, body = await bob.get(f"{V3}/rooms/{room}/event/{early['event_id']}")
     assert (status == 200) is bob_sees_earlier
+
+
+@pytest.mark.parametrize("version,join_rule", [("8", "restricted"), ("10", "knock_restricted"), ("12", "restricted")])
+async def test_restricted_join(alice, bob, client, version, join_rule):
+    space = await create(alice, preset="public_chat")
+    room = await create(alice, room_version=version, initial_state=[{"type": "m.room.join_rules", "content": {
+        "join_rule": join_rule, "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+    # Not in the allowed room: refused.
+    status, body = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    await bob.post(f"{V3}/rooms/{space}/join", {})
+    status, body = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 200, body
+    status, member = await alice.get(f"{V3}/rooms/{room}/state/m.room.member/@bob:test.local")
+    assert member["membership"] == "join"
+    assert member["join_authorised_via_users_server"] == "@alice:test.local"
+
+
+async def test_restricted_join_not_in_old_versions(alice, bob):
+    space = await create(alice, preset="public_chat")
+    await bob.post(f"{V3}/rooms/{space}/join", {})
+    room = await create(alice, room_version="7", initial_state=[{"type": "m.room.join_rules", "content": {
+        "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+    status, body = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 403  # v7 does not know the restricted join rule: nobody joins uninvited
