@@ -69,10 +69,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         config.server_name, config.auth.ui_auth_session_lifetime_ms,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    accounts = AccountService(
-        db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
-        clock, config.server_name, config.registration,
-    )
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
@@ -81,7 +77,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, config.server_name)
-    messaging = MessagingService(events, stores.events, room_state, directory)
+    accounts = AccountService(
+        db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
+        membership, clock, config.server_name, config.registration,
+    )
+    messaging = MessagingService(events, stores.events, room_state, directory, membership)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)

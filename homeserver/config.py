@@ -55,6 +55,9 @@ class RegistrationConfig:
     requires_token: bool = False
     # Usernames that may not be registered (in addition to the reserved ones).
     reserved_localparts: tuple[str, ...] = ()
+    # Allow guest accounts (POST /register?kind=guest); guests reach only the spec's guest
+    # endpoints and join only rooms with m.room.guest_access "can_join".
+    allow_guests: bool = False
 
 
 @dataclass(frozen=True)

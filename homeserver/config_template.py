@@ -67,6 +67,8 @@ registration:
   # Require a registration token (create them with `chatgo registration-token create`).
   requires_token: false
   reserved_localparts: []
+  # Guest accounts (kind=guest): limited to the spec's guest endpoints.
+  allow_guests: false
 
 auth:
   # Lifetime of access tokens given to clients that ask for a refresh token.

@@ -48,6 +48,11 @@ class AccountStore:
     async def set_password_hash(self, user_id: str, password_hash: str | None) -> None:
         await self._db.execute("UPDATE users SET password_hash = $2 WHERE user_id = $1", user_id, password_hash)
 
+    async def upgrade_guest(self, user_id: str, password_hash: str | None) -> None:
+        await self._db.execute(
+            "UPDATE users SET is_guest = FALSE, password_hash = $2 WHERE user_id = $1 AND is_guest", user_id, password_hash
+        )
+
     async def set_admin(self, user_id: str, is_admin: bool) -> None:
         await self._db.execute("UPDATE users SET is_admin = $2 WHERE user_id = $1", user_id, is_admin)
 

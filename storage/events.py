@@ -263,6 +263,14 @@ class EventStore:
         )
         return [r["room_id"] for r in rows]
 
+    async def joined_local_guests(self, room_id: str) -> list[str]:
+        rows = await self._db.fetch(
+            """SELECT c.state_key FROM current_state c JOIN users u ON u.user_id = c.state_key
+               WHERE c.room_id = $1 AND c.type = 'm.room.member' AND c.membership = 'join' AND u.is_guest""",
+            room_id,
+        )
+        return [r["state_key"] for r in rows]
+
     async def members(self, room_id: str) -> dict[str, str]:
         """user_id -> membership, from the room's current state."""
         rows = await self._db.fetch(

@@ -65,6 +65,8 @@ class RouteInfo:
     variant_of: str | None = None
     # Regular expressions for path parameters that differ from "one or more non-slashes".
     patterns: tuple[tuple[str, str], ...] = ()
+    # Guest accounts may call this endpoint (spec: "Guest access", Client behaviour).
+    guest: bool = False
 
     def router_paths(self) -> list[str]:
         """The paths as registered with aiohttp (with parameter patterns applied)."""
@@ -86,12 +88,13 @@ def route(
     prefixes: tuple[str, ...] = CLIENT_V3,
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
+    guest: bool = False,
 ) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
         handler.route_info = RouteInfo(  # type: ignore[attr-defined]
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
             prefixes=prefixes, handler_name=handler.__name__, module=handler.__module__,
-            variant_of=variant_of, patterns=tuple(sorted((patterns or {}).items())),
+            variant_of=variant_of, patterns=tuple(sorted((patterns or {}).items())), guest=guest,
         )
         return handler
 
@@ -129,6 +132,8 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
             token = access_token_of(request)
             if token is not None:
                 requester = await auth_service.authenticate(token)
+                if requester.is_guest and not info.guest:
+                    raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
                 devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
                                   request.headers.get("User-Agent"))
             elif auth is Auth.USER:

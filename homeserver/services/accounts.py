@@ -19,6 +19,7 @@ from homeserver.services import uia
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
 from homeserver.services.devices import DeviceService
+from homeserver.services.membership import MembershipService
 from homeserver.services.passwords import PasswordHashing
 from homeserver.services.uia import UIAService
 from storage.accounts import AccountStore
@@ -42,8 +43,9 @@ class AccountService:
     def __init__(
         self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
-        clock: Clock, server_name: str, config: RegistrationConfig,
+        membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
     ) -> None:
+        self._membership = membership
         self._db = db
         self._accounts = accounts
         self._profiles = profiles
@@ -92,11 +94,13 @@ class AccountService:
     async def register(self, body: dict[str, Any], *, kind: str = "user") -> LoginResult:
         """`POST /register`: UIA, then create the account and (unless inhibited) log in."""
         if kind == "guest":
-            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled")
+            return await self._register_guest(body)
         if kind != "user":
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid kind: {kind}")
         if not self._config.enabled:
             raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
+        if body.get("guest_access_token") is not None:
+            return await self._upgrade_guest(body)
         username = _optional_str(body, "username")
         password = _optional_str(body, "password")
         device_id = _optional_str(body, "device_id")
@@ -129,6 +133,46 @@ class AccountService:
                 login = await self._login_device(user_id, device_id, display_name, want_refresh)
         await self._uia.finish(result.session_id)
         return login or LoginResult(user_id, "", None)
+
+    async def _register_guest(self, body: dict[str, Any]) -> LoginResult:
+        """A guest account: a numeric user ID, no password (spec: "Guest access")."""
+        if not self._config.allow_guests:
+            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled")
+        display_name = _optional_str(body, "initial_device_display_name")
+        now = self._clock.now_ms()
+        async with self._db.transaction():
+            for _ in range(10):
+                user_id = self.user_id_for(str(secrets.randbelow(10**12)).zfill(12))
+                if await self._accounts.create_user(user_id, None, created_ts=now, is_guest=True):
+                    break
+            else:  # pragma: no cover - twelve random digits ten times over
+                raise MatrixError(500, Codes.UNKNOWN, "Could not generate a guest user ID")
+            await self._profiles.create_profile(user_id, None)
+            return await self._login_device(user_id, None, display_name, False)
+
+    async def _upgrade_guest(self, body: dict[str, Any]) -> LoginResult:
+        """Registering with `guest_access_token` turns that guest into a full account, keeping
+        its user ID (the `username` must be the guest's localpart)."""
+        token = body.get("guest_access_token")
+        if not isinstance(token, str):
+            raise MatrixError(400, Codes.BAD_JSON, "'guest_access_token' must be a string")
+        guest = await self._auth.authenticate(token)
+        if not guest.is_guest:
+            raise MatrixError(403, Codes.FORBIDDEN, "That access token is not a guest's")
+        if body.get("username") != guest.user_id[1:].split(":", 1)[0]:
+            raise MatrixError(400, Codes.INVALID_USERNAME, "'username' must be the guest's localpart")
+        password = _optional_str(body, "password")
+        result = await self._uia.authenticate(body.get("auth"), operation="register", flows=self.registration_flows())
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            await self._accounts.upgrade_guest(guest.user_id, password_hash)
+            await self._profiles.set_displayname(guest.user_id, guest.user_id[1:].split(":", 1)[0])
+            login = await self._login_device(
+                guest.user_id, _optional_str(body, "device_id"), _optional_str(body, "initial_device_display_name"),
+                _optional_bool(body, "refresh_token"))
+        self._auth.forget_user(guest.user_id)
+        await self._uia.finish(result.session_id)
+        return login
 
     async def _create_generated_user(self, password_hash: str | None, now: int) -> str:
         alphabet = string.ascii_lowercase + string.digits
@@ -227,6 +271,8 @@ class AccountService:
             await self._devices.delete_all_devices(requester.user_id)
         self._auth.forget_user(requester.user_id)
         await self._uia.finish(result.session_id)
+        # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
+        await self._membership.leave_all_rooms(requester.user_id)
 
 
 def _localpart_of(username: str, server_name: str) -> str:

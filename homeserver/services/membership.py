@@ -32,11 +32,16 @@ class MembershipService:
         self._rooms = rooms
         self._profiles = profiles
 
-    async def join(self, user_id: str, room_id: str, reason: str | None = None) -> str:
+    async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False) -> str:
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
             # A room we do not know could only be joined through another server.
             raise MatrixError(404, Codes.NOT_FOUND, "No known servers to join this room through")
+        if is_guest:
+            # Spec (Guest access, server behaviour): only rooms whose guest_access is can_join.
+            access = (await self._rooms.state_events(snap, [("m.room.guest_access", "")])).get(("m.room.guest_access", ""))
+            if access is None or access.content.get("guest_access") != "can_join":
+                raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed in this room")
         content: dict[str, Any] = {"membership": "join"}
         content.update(await self._profiles.member_profile(user_id))
         authoriser = await self._restricted_join_authoriser(snap, user_id)
@@ -87,6 +92,22 @@ class MembershipService:
         content: dict[str, Any] = {"membership": "knock"}
         content.update(await self._profiles.member_profile(user_id))
         return await self._change(user_id, room_id, user_id, content, reason)
+
+    async def leave_all_rooms(self, user_id: str) -> None:
+        for membership in ("join", "invite", "knock"):
+            for room_id in await self._event_store.rooms_for_user(user_id, membership):
+                try:
+                    await self._events.send(room_id, user_id, "m.room.member", {"membership": "leave"}, state_key=user_id)
+                except MatrixError:
+                    pass  # e.g. the room refuses the leave; the account is deactivated regardless
+
+    async def remove_guests(self, room_id: str, guests: list[str]) -> None:
+        """guest_access stopped being can_join: guests must leave (spec: Guest access)."""
+        for guest in guests:
+            try:
+                await self._events.send(room_id, guest, "m.room.member", {"membership": "leave"}, state_key=guest)
+            except MatrixError:
+                pass  # already gone
 
     async def forget(self, user_id: str, room_id: str) -> None:
         """Spec: a user may forget a room they are not in (left, kicked or banned)."""

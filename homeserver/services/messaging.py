@@ -15,6 +15,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService, TxnRef
+from homeserver.services.membership import MembershipService
 from homeserver.services.room_state import RoomStateCache
 from storage.events import EventStore
 
@@ -23,7 +24,9 @@ MAX_STATE_KEY_LENGTH = 255
 
 
 class MessagingService:
-    def __init__(self, events: EventService, store: EventStore, rooms: RoomStateCache, directory: DirectoryService) -> None:
+    def __init__(self, events: EventService, store: EventStore, rooms: RoomStateCache, directory: DirectoryService,
+                 membership: MembershipService) -> None:
+        self._membership = membership
         self._events = events
         self._directory = directory
         self._store = store
@@ -57,6 +60,10 @@ class MessagingService:
         if same is not None and same.sender == requester.user_id and same.content == content:
             return same.event_id
         event = await self._events.send(room_id, requester.user_id, event_type, content, state_key=state_key)
+        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join":
+            guests = await self._store.joined_local_guests(room_id)
+            if guests:
+                await self._membership.remove_guests(room_id, guests)
         return event.event_id
 
     async def redact(self, requester: Requester, room_id: str, event_id: str, txn_id: str, reason: str | None) -> str:

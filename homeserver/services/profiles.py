@@ -56,7 +56,7 @@ class ProfileService:
         return {key: profile[key]}
 
     async def set_field(self, requester: Requester, user_id: str, key: str, body: dict[str, Any]) -> None:
-        self._check_owner(requester, user_id)
+        self._check_owner(requester, user_id, key)
         _check_key(key)
         if key not in body:
             raise MatrixError(400, Codes.MISSING_PARAM, f"The body must contain {key!r}")
@@ -79,7 +79,7 @@ class ProfileService:
         await self._update_member_events(user_id)
 
     async def delete_field(self, requester: Requester, user_id: str, key: str) -> None:
-        self._check_owner(requester, user_id)
+        self._check_owner(requester, user_id, key)
         _check_key(key)
         if key == "displayname":
             await self._profiles.set_displayname(user_id, None)
@@ -90,9 +90,11 @@ class ProfileService:
             return
         await self._update_member_events(user_id)
 
-    def _check_owner(self, requester: Requester, user_id: str) -> None:
+    def _check_owner(self, requester: Requester, user_id: str, key: str) -> None:
         if requester.user_id != user_id and not requester.is_admin:
             raise MatrixError(403, Codes.FORBIDDEN, "You cannot change another user's profile")
+        if requester.is_guest and key != "displayname":
+            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests may only change their display name")
 
     async def _update_member_events(self, user_id: str) -> None:
         row = await self._profiles.get_profile(user_id)

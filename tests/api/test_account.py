@@ -89,6 +89,9 @@ async def test_uia_session_cannot_switch_operation(client, alice):
 
 async def test_deactivate_account(client, alice):
     _, other = await login(client, "old-password")
+    status, room = await client.post(f"{V3}/createRoom", {"preset": "public_chat"}, token=alice["access_token"])
+    bob = await client.register("bob")
+    await client.post(f"{V3}/rooms/{room['room_id']}/join", {}, token=bob["access_token"])
     status, challenge = await client.post(f"{V3}/account/deactivate", {}, token=alice["access_token"])
     assert status == 401 and challenge["flows"] == [{"stages": ["m.login.password"]}]
     status, body = await client.post(f"{V3}/account/deactivate", {
@@ -101,6 +104,10 @@ async def test_deactivate_account(client, alice):
         assert status == 401
     status, body = await login(client, "old-password")
     assert status == 403
+    # Alice left her room.
+    status, member = await client.get(f"{V3}/rooms/{room['room_id']}/state/m.room.member/@alice:test.local",
+                                      token=bob["access_token"])
+    assert member["membership"] == "leave"
     # The user ID stays taken forever.
     status, body = await client.get(f"{V3}/register/available?username=alice")
     assert status == 400 and body["errcode"] == "M_USER_IN_USE"

@@ -18,14 +18,14 @@ def _device_json(device: DeviceRow) -> dict:
     }
 
 
-@route("GET", "/devices", auth=Auth.USER)
+@route("GET", "/devices", auth=Auth.USER, guest=True)
 async def get_devices(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/devices"""
     devices = await services_of(request).devices.list_devices(requester_of(request).user_id)
     return json_response({"devices": [_device_json(d) for d in devices]})
 
 
-@route("GET", "/devices/{deviceId}", auth=Auth.USER)
+@route("GET", "/devices/{deviceId}", auth=Auth.USER, guest=True)
 async def get_device(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/devices/{deviceId}"""
     device = await services_of(request).devices.get_device(
@@ -34,7 +34,7 @@ async def get_device(request: web.Request) -> web.Response:
     return json_response(_device_json(device))
 
 
-@route("PUT", "/devices/{deviceId}", auth=Auth.USER)
+@route("PUT", "/devices/{deviceId}", auth=Auth.USER, guest=True)
 async def update_device(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/devices/{deviceId}"""
     body = await read_json_object(request)

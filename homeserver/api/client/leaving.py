@@ -6,7 +6,7 @@ from homeserver.api.client.membership_common import reason_of
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 
 
-@route("POST", "/rooms/{roomId}/leave", auth=Auth.USER, rate_limited=True)
+@route("POST", "/rooms/{roomId}/leave", auth=Auth.USER, guest=True, rate_limited=True)
 async def leave_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/leave"""
     body = await read_json_object(request, allow_empty=True)

@@ -5,7 +5,7 @@ from aiohttp import web
 from homeserver.api.http import Auth, json_response, requester_of, route, services_of
 
 
-@route("POST", "/logout", auth=Auth.USER)
+@route("POST", "/logout", auth=Auth.USER, guest=True)
 async def logout(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/logout"""
     requester = requester_of(request)

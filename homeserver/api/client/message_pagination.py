@@ -7,7 +7,7 @@ from homeserver.api.http import Auth, json_response, requester_of, route, servic
 from homeserver.errors import Codes, MatrixError
 
 
-@route("GET", "/rooms/{roomId}/messages", auth=Auth.USER)
+@route("GET", "/rooms/{roomId}/messages", auth=Auth.USER, guest=True)
 async def get_room_events(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/messages"""
     q = request.query

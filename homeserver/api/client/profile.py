@@ -18,7 +18,7 @@ async def get_profile_field(request: web.Request) -> web.Response:
     return json_response(await services_of(request).profiles.get_field(m["userId"], m["keyName"]))
 
 
-@route("PUT", "/profile/{userId}/{keyName}", auth=Auth.USER, rate_limited=True)
+@route("PUT", "/profile/{userId}/{keyName}", auth=Auth.USER, guest=True, rate_limited=True)
 async def set_profile_field(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/profile/{userId}/{keyName}"""
     body = await read_json_object(request)
@@ -27,7 +27,7 @@ async def set_profile_field(request: web.Request) -> web.Response:
     return json_response({})
 
 
-@route("DELETE", "/profile/{userId}/{keyName}", auth=Auth.USER, rate_limited=True)
+@route("DELETE", "/profile/{userId}/{keyName}", auth=Auth.USER, guest=True, rate_limited=True)
 async def delete_profile_field(request: web.Request) -> web.Response:
     """DELETE /_matrix/client/v3/profile/{userId}/{keyName}"""
     m = request.match_info

@@ -5,7 +5,7 @@ from aiohttp import web
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 
 
-@route("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", auth=Auth.USER)
+@route("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", auth=Auth.USER, guest=True)
 async def send_message(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
     body = await read_json_object(request, allow_empty=True)

@@ -5,7 +5,7 @@ from aiohttp import web
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 
 
-@route("PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER,
+@route("PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER, guest=True,
        patterns={"stateKey": "[^/]*"})
 async def set_room_state_with_key(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
@@ -17,7 +17,7 @@ async def set_room_state_with_key(request: web.Request) -> web.Response:
     return json_response({"event_id": event_id})
 
 
-@route("PUT", "/rooms/{roomId}/state/{eventType}", auth=Auth.USER, variant_of="/rooms/{roomId}/state/{eventType}/{stateKey}")
+@route("PUT", "/rooms/{roomId}/state/{eventType}", auth=Auth.USER, guest=True, variant_of="/rooms/{roomId}/state/{eventType}/{stateKey}")
 async def set_room_state_without_key(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}
 

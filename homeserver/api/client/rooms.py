@@ -8,7 +8,7 @@ from homeserver.errors import Codes, MatrixError
 MEMBERSHIPS = {"join", "invite", "knock", "leave", "ban"}
 
 
-@route("GET", "/rooms/{roomId}/event/{eventId}", auth=Auth.USER)
+@route("GET", "/rooms/{roomId}/event/{eventId}", auth=Auth.USER, guest=True)
 async def get_one_room_event(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"""
     m = request.match_info
@@ -16,14 +16,14 @@ async def get_one_room_event(request: web.Request) -> web.Response:
     return json_response(event)
 
 
-@route("GET", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER,
+@route("GET", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER, guest=True,
        patterns={"stateKey": "[^/]*"})
 async def get_room_state_with_key(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     return await _state_event(request, request.match_info.get("stateKey", ""))
 
 
-@route("GET", "/rooms/{roomId}/state/{eventType}", auth=Auth.USER, variant_of="/rooms/{roomId}/state/{eventType}/{stateKey}")
+@route("GET", "/rooms/{roomId}/state/{eventType}", auth=Auth.USER, guest=True, variant_of="/rooms/{roomId}/state/{eventType}/{stateKey}")
 async def get_room_state_without_key(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}
 
@@ -42,14 +42,14 @@ async def _state_event(request: web.Request, state_key: str) -> web.Response:
     return json_response(event["content"])
 
 
-@route("GET", "/rooms/{roomId}/state", auth=Auth.USER)
+@route("GET", "/rooms/{roomId}/state", auth=Auth.USER, guest=True)
 async def get_room_state(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/state"""
     events = await services_of(request).timeline.get_state(requester_of(request), request.match_info["roomId"])
     return json_response(events)
 
 
-@route("GET", "/rooms/{roomId}/members", auth=Auth.USER)
+@route("GET", "/rooms/{roomId}/members", auth=Auth.USER, guest=True)
 async def get_members_by_room(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/members"""
     membership = request.query.get("membership")

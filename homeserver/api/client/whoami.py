@@ -5,7 +5,7 @@ from aiohttp import web
 from homeserver.api.http import Auth, json_response, requester_of, route
 
 
-@route("GET", "/account/whoami", auth=Auth.USER)
+@route("GET", "/account/whoami", auth=Auth.USER, guest=True)
 async def get_token_owner(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/account/whoami"""
     requester = requester_of(request)
