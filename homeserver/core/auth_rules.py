@@ -113,6 +113,41 @@ def check(event: Event, auth_state: StateMap) -> None:
     # 11: otherwise, allow
 
 
+def check_auth_events(event: Event, auth_events: Mapping[str, Event], rejected: frozenset[str] = frozenset()) -> None:
+    """Rule 3 (2.x before v12): the event's own auth_events are well chosen.
+
+    `auth_events` maps the event's auth event IDs to the events; `rejected` names the ones
+    this server rejected. Signature checks of join_authorised_via_users_server (5.2) need
+    server keys and are done where PDUs are received.
+    """
+    from homeserver.core.builder import auth_types_for_new_event
+
+    if event.type == "m.room.create":
+        if event.auth_event_ids:
+            raise AuthError("the create event must have no auth_events")
+        return
+    allowed = set(auth_types_for_new_event(event.room_version, event.type, event.sender, event.state_key, event.content))
+    seen: set[tuple[str, str]] = set()
+    for auth_id in event.auth_event_ids:
+        auth = auth_events.get(auth_id)
+        if auth is None:
+            raise AuthError(f"auth event {auth_id} is unknown")
+        key = (auth.type, auth.state_key or "")
+        # 3.1: no duplicate (type, state_key)
+        if key in seen:
+            raise AuthError(f"3.1: duplicate auth event for {key}")
+        seen.add(key)
+        # 3.2: only what the auth events selection allows (v12: never the create event)
+        if auth.state_key is None or key not in allowed:
+            raise AuthError(f"3.2: {key} is not an allowed auth event")
+        # 3.3: no rejected auth events
+        if auth_id in rejected:
+            raise AuthError(f"3.3: auth event {auth_id} was rejected")
+        # 3.5 (v12 numbering): auth events belong to the same room
+        if auth.room_id != event.room_id:
+            raise AuthError(f"3.5: auth event {auth_id} is from another room")
+
+
 def _check_create(event: Event) -> None:
     rules = event.room_version.auth
     # 1.1: no prev_events

@@ -117,14 +117,32 @@ class TimelineService:
         return (await self._format.format_events([row], snap.version, requester))[0]
 
     async def members(self, requester: Requester, room_id: str, membership: str | None = None,
-                      not_membership: str | None = None) -> list[dict[str, Any]]:
-        events = await self.get_state(requester, room_id)
+                      not_membership: str | None = None, at: str | None = None) -> list[dict[str, Any]]:
+        """Member events of the room now, or `at` a pagination token (the state there)."""
+        if at is None:
+            events = await self.get_state(requester, room_id)
+        else:
+            events = await self._state_at_token(requester, room_id, at)
         members = [e for e in events if e["type"] == "m.room.member"]
         if membership is not None:
             members = [e for e in members if e["content"].get("membership") == membership]
         if not_membership is not None:
             members = [e for e in members if e["content"].get("membership") != not_membership]
         return members
+
+    async def _state_at_token(self, requester: Requester, room_id: str, token: str) -> list[dict[str, Any]]:
+        snap = await self._room(room_id)
+        point = await self._parse_token(room_id, token, "b")
+        # The newest event at or before the point; its state after is the state at the token.
+        rows = await self._queries.paginate(room_id, before=(point[0], point[1] + 1), limit=1) if point else []
+        if not rows:
+            return []
+        timeline = await self._format.visibility(room_id, requester.user_id)
+        if not self._format.visible(rows, timeline, requester.user_id):
+            raise MatrixError(403, Codes.FORBIDDEN, "You may not see the room at that point")
+        ids = await self._state.state_ids(rows[0].state_after) if rows[0].state_after else {}
+        state_rows = await self._events.get_events(list(ids.values()))
+        return await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False)
 
     async def joined_members(self, requester: Requester, room_id: str) -> dict[str, dict[str, Any]]:
         await self._room(room_id)

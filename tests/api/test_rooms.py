@@ -389,3 +389,19 @@ async def test_restricted_join_not_in_old_versions(alice, bob):
         "join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}}])
     status, body = await bob.post(f"{V3}/rooms/{room}/join", {})
     assert status == 403  # v7 does not know the restricted join rule: nobody joins uninvited
+
+
+async def test_members_at_a_point_in_time(alice, bob):
+    room = await create(alice, preset="public_chat")
+    status, before_bob = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=1")
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    status, now = await alice.get(f"{V3}/rooms/{room}/members")
+    assert {m["state_key"] for m in now["chunk"]} == {"@alice:test.local", "@bob:test.local"}
+    # At the token just after the room's first page (before Bob joined): Alice only.
+    first_event = before_bob["chunk"][0]
+    status, then = await alice.get(f"{V3}/rooms/{room}/context/{first_event['event_id']}?limit=0")
+    status, at = await alice.get(f"{V3}/rooms/{room}/members?at={then['end']}")
+    assert status == 200, at
+    assert {m["state_key"] for m in at["chunk"]} == {"@alice:test.local"}
+    status, body = await alice.get(f"{V3}/rooms/{room}/members?at=garbage")
+    assert status == 400

@@ -372,3 +372,61 @@ def test_v1_redaction_needs_power_or_same_server():
     room3 = Room("3")
     room3.add(BOB, "m.room.member", {"membership": "join"}, BOB)
     room3.add(BOB, "m.room.redaction", {}, redacts="$x")
+
+
+# --- 3: the event's own auth events ---------------------------------------------------------------
+
+def test_auth_events_selection_rules():
+    from homeserver.core.auth_rules import check_auth_events
+
+    for version in ("10", "12"):
+        room = Room(version)
+        ok = room.event(CREATOR, "m.room.message", {"body": "x"})
+        auth_ids = [room.state[("m.room.power_levels", "")].event_id, room.state[("m.room.member", CREATOR)].event_id]
+        if room.v.auth.create_event_in_auth_events:
+            auth_ids.insert(0, room.create.event_id)
+        by_id = {e.event_id: e for e in room.state.values()}
+        good = make_event(room.v, type="m.room.message", sender=CREATOR, content={}, room_id=room.room_id,
+                          prev_events=[room.last], auth_events=auth_ids)
+        check_auth_events(good, by_id)
+        # 3.2: the join rules do not authorise a message
+        extra = make_event(room.v, type="m.room.message", sender=CREATOR, content={}, room_id=room.room_id,
+                           prev_events=[room.last], auth_events=auth_ids + [room.state[("m.room.join_rules", "")].event_id])
+        with pytest.raises(AuthError, match="3.2"):
+            check_auth_events(extra, by_id)
+        # 3.3: a rejected auth event
+        with pytest.raises(AuthError, match="3.3"):
+            check_auth_events(good, by_id, rejected=frozenset({auth_ids[-1]}))
+        assert ok is not None
+    # v12: the create event must not be selected.
+    room = Room("12")
+    by_id = {e.event_id: e for e in room.state.values()}
+    with_create = make_event(room.v, type="m.room.message", sender=CREATOR, content={}, room_id=room.room_id,
+                             prev_events=[room.last], auth_events=[room.create.event_id])
+    with pytest.raises(AuthError, match="3.2"):
+        check_auth_events(with_create, by_id)
+
+
+def test_auth_events_duplicates_and_other_rooms():
+    from homeserver.core.auth_rules import check_auth_events
+
+    room = Room("10")
+    pl_old = room.state[("m.room.power_levels", "")]
+    room.add(CREATOR, "m.room.power_levels", {"users": {CREATOR: 100}, "ban": 40}, "")
+    pl_new = room.state[("m.room.power_levels", "")]
+    by_id = {pl_old.event_id: pl_old, pl_new.event_id: pl_new, room.create.event_id: room.create}
+    dup = make_event(room.v, type="m.room.message", sender=CREATOR, content={}, room_id=room.room_id,
+                     auth_events=[room.create.event_id, pl_old.event_id, pl_new.event_id])
+    with pytest.raises(AuthError, match="3.1"):
+        check_auth_events(dup, by_id)
+    # An auth event from another room (same key, different room ID).
+    foreign = make_event(room.v, type="m.room.power_levels", sender=CREATOR, content={"users": {CREATOR: 100}},
+                         state_key="", room_id="!other:a.org", auth_events=[])
+    by_id[foreign.event_id] = foreign
+    cross = make_event(room.v, type="m.room.message", sender=CREATOR, content={}, room_id=room.room_id,
+                       auth_events=[room.create.event_id, foreign.event_id])
+    with pytest.raises(AuthError, match="3.5"):
+        check_auth_events(cross, by_id)
+    with pytest.raises(AuthError, match="no auth_events"):
+        check_auth_events(make_event(room.v, type="m.room.create", sender=CREATOR, state_key="",
+                                     content={"creator": CREATOR}, room_id="!r:a.org", auth_events=["$x"]), by_id)

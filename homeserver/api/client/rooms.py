@@ -58,7 +58,7 @@ async def get_members_by_room(request: web.Request) -> web.Response:
         if value is not None and value not in MEMBERSHIPS:
             raise MatrixError(400, Codes.INVALID_PARAM, f"Unknown membership {value!r}")
     chunk = await services_of(request).timeline.members(
-        requester_of(request), request.match_info["roomId"], membership, not_membership
+        requester_of(request), request.match_info["roomId"], membership, not_membership, at=request.query.get("at")
     )
     return json_response({"chunk": chunk})
 
