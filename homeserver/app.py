@@ -36,6 +36,7 @@ from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
 from homeserver.services.profiles import ProfileService
 from homeserver.services.room_state import EventCache, RoomStateCache
+from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.streams import StreamTracker
@@ -92,6 +93,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
+        retention=RetentionService(stores.events, clock, config.retention),
     )
 
 
@@ -201,7 +203,9 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
             logger.info("ChatGO %s is ready", config.server_name)
+            pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
+            pruning.cancel()
             logger.info("stopping")
         finally:
             for runner in runners:

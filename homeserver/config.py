@@ -80,6 +80,13 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    # How long a redacted event's original content is kept (for moderators and abuse
+    # reports) before it is erased; null keeps it forever. Synapse's default is 7 days.
+    redaction_retention_period_ms: int | None = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -104,6 +111,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 

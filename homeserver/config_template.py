@@ -88,6 +88,11 @@ rate_limiting:
 limits:
   # Largest request body accepted outside the media repository (bytes).
   max_request_body_bytes: 1048576
+
+retention:
+  # How long the original content of a redacted event is kept before it is erased
+  # (milliseconds; null = forever). 7 days, as Synapse.
+  redaction_retention_period_ms: 604800000
 """
 
 

@@ -221,6 +221,28 @@ class EventStore:
             [x[0] for x in txns], [x[1] for x in txns], [x[2] for x in txns], [x[3] for x in txns], [x[4] for x in txns],
         )
 
+    async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """(redaction ID, redacted event ID, room version, original PDU) past the window."""
+        rows = await self._db.fetch(
+            """SELECT r.event_id AS redaction_id, e.event_id, rm.room_version, e.pdu
+               FROM redactions r
+               JOIN events re ON re.event_id = r.event_id AND re.rejected_reason IS NULL AND NOT re.soft_failed
+               JOIN events e ON e.event_id = r.redacts AND e.room_id = re.room_id
+               JOIN rooms rm ON rm.room_id = e.room_id
+               WHERE NOT r.pruned AND r.received_ts < $1
+               ORDER BY r.received_ts LIMIT $2""",
+            older_than_ts, limit,
+        )
+        return [(r["redaction_id"], r["event_id"], r["room_version"], r["pdu"]) for r in rows]
+
+    async def replace_with_redacted(self, redaction_id: str, event_id: str, redacted_pdu: dict[str, Any]) -> None:
+        """Drop an event's original content for good (its redacted form stays verifiable)."""
+        await self._db.execute(
+            """WITH done AS (UPDATE redactions SET pruned = TRUE WHERE event_id = $1)
+               UPDATE events SET pdu = $3 WHERE event_id = $2""",
+            redaction_id, event_id, redacted_pdu,
+        )
+
     # --- reads ------------------------------------------------------------------------------
 
     async def get_events(self, event_ids: Sequence[str]) -> dict[str, EventRow]:

@@ -16,6 +16,7 @@ from homeserver.services.profiles import ProfileService
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.relations import RelationsService
+from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.timeline import TimelineService
@@ -40,3 +41,4 @@ class Services:
     directory: DirectoryService
     relations: RelationsService
     search: SearchService
+    retention: RetentionService

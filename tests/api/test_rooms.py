@@ -405,3 +405,22 @@ async def test_members_at_a_point_in_time(alice, bob):
     assert {m["state_key"] for m in at["chunk"]} == {"@alice:test.local"}
     status, body = await alice.get(f"{V3}/rooms/{room}/members?at=garbage")
     assert status == 400
+
+
+async def test_redacted_content_is_erased_after_the_window(alice, services, db, signing_key):
+    room = await create(alice)
+    status, sent = await send(alice, room, "regrettable")
+    await alice.put(f"{V3}/rooms/{room}/redact/{sent['event_id']}/r1", {})
+    # Inside the window the original stays stored (reads still show it redacted).
+    assert await services.retention.prune_redacted() == 0
+    stored = await db.fetchval("SELECT pdu FROM events WHERE event_id = $1", sent["event_id"])
+    assert stored["content"]["body"] == "regrettable"
+    # Past the window it is erased; the redacted PDU still verifies.
+    await db.execute("UPDATE redactions SET received_ts = received_ts - 8 * 24 * 3600 * 1000")
+    assert await services.retention.prune_redacted() == 1
+    stored = await db.fetchval("SELECT pdu FROM events WHERE event_id = $1", sent["event_id"])
+    assert stored["content"] == {}
+    verify_event_signature(stored, "test.local", get_verify_key(signing_key), KNOWN_ROOM_VERSIONS["12"])
+    assert await services.retention.prune_redacted() == 0
+    status, event = await alice.get(f"{V3}/rooms/{room}/event/{sent['event_id']}")
+    assert event["content"] == {} and "redacted_because" in event["unsigned"]
