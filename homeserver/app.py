@@ -39,6 +39,8 @@ from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
+from homeserver.services.notifier import Notifier, RoomEventNotifications
+from homeserver.services.sync import SyncService
 from homeserver.services.streams import StreamTracker
 from homeserver.services.timeline import TimelineService
 from homeserver.services.graph import Services
@@ -88,12 +90,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
+    notifier = Notifier()
+    events.on_persisted(RoomEventNotifications(stores.events, notifier, stream).on_persisted)
+    sync = SyncService(stores.sync, stores.events, stores.timeline, stores.state, room_state, formatter, stream, notifier)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
-        retention=RetentionService(stores.events, clock, config.retention),
+        retention=RetentionService(stores.events, clock, config.retention), sync=sync,
     )
 
 

@@ -15,6 +15,7 @@ from storage.relations import RelationQueries
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.state import StateStore
+from storage.sync import SyncQueries
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 
@@ -34,6 +35,7 @@ class Stores:
     directory: DirectoryStore
     relations: RelationQueries
     search: SearchQueries
+    sync: SyncQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -51,4 +53,5 @@ class Stores:
             directory=DirectoryStore(db),
             relations=RelationQueries(db),
             search=SearchQueries(db),
+            sync=SyncQueries(db),
         )

@@ -19,6 +19,7 @@ from homeserver.services.relations import RelationsService
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
+from homeserver.services.sync import SyncService
 from homeserver.services.timeline import TimelineService
 from homeserver.services.uia import UIAService
 
@@ -42,3 +43,4 @@ class Services:
     relations: RelationsService
     search: SearchService
     retention: RetentionService
+    sync: SyncService

@@ -8,6 +8,7 @@ sync could skip N forever; `current` is the highest position with nothing in fli
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 
 class StreamTracker:
@@ -15,6 +16,8 @@ class StreamTracker:
         self._current = current
         self._in_flight: set[int] = set()
         self._done: list[int] = []  # finished positions above `current`, as a heap
+        self._waiting: list[tuple[int, int, Callable[[], None]]] = []  # (position, seq, callback) heap
+        self._seq = 0
 
     @property
     def current(self) -> int:
@@ -31,3 +34,13 @@ class StreamTracker:
         floor = min(self._in_flight) if self._in_flight else None
         while self._done and (floor is None or self._done[0] < floor):
             self._current = max(self._current, heapq.heappop(self._done))
+        while self._waiting and self._waiting[0][0] <= self._current:
+            heapq.heappop(self._waiting)[2]()
+
+    def when_visible(self, position: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once `current` has reached `position` (now, if it has)."""
+        if position <= self._current:
+            callback()
+            return
+        self._seq += 1
+        heapq.heappush(self._waiting, (position, self._seq, callback))

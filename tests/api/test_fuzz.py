@@ -134,6 +134,9 @@ def test_fuzz_spec_file(live_server, spec_file):
             # Aim at a real room now and then, so handlers get past "unknown room".
             if case.path_parameters and "roomId" in case.path_parameters and hash(str(case.body)) % 2:
                 case.path_parameters["roomId"] = room_id
+            if case.query and "timeout" in case.query:
+                # A long-poll is not a fault; do not let generated timeouts hold the server.
+                case.query["timeout"] = 0
             response = case.call(base_url=base + base_path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
             label = f"{case.method} {case.formatted_path} -> {response.status_code}"
             if response.status_code >= 500:

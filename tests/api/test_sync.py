@@ -1,0 +1,159 @@
+"""GET /sync: initial and incremental, long-poll wake-ups, gaps, invites, leaves, re-joins."""
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+V3 = "/_matrix/client/v3"
+
+
+@pytest.fixture
+async def alice(client):
+    return client.with_token((await client.register("alice"))["access_token"])
+
+
+@pytest.fixture
+async def bob(client):
+    return client.with_token((await client.register("bob"))["access_token"])
+
+
+async def send(c, room, text):
+    status, body = await c.put(f"{V3}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}",
+                               {"msgtype": "m.text", "body": text})
+    assert status == 200, body
+    return body["event_id"]
+
+
+async def sync(c, since=None, timeout=0, **params):
+    query = f"?timeout={timeout}" + (f"&since={since}" if since else "")
+    for key, value in params.items():
+        query += f"&{key}={value}"
+    status, body = await c.get(f"{V3}/sync{query}")
+    assert status == 200, body
+    return body
+
+
+async def test_initial_sync_has_rooms_with_state_and_timeline(alice):
+    status, room = await alice.post(f"{V3}/createRoom", {"name": "Room A"})
+    room = room["room_id"]
+    sent = await send(alice, room, "hello")
+    body = await sync(alice)
+    joined = body["rooms"]["join"][room]
+    timeline = joined["timeline"]
+    assert timeline["events"][-1]["event_id"] == sent
+    # The 10 newest events: the room's 8 creation events and the message fit, not limited.
+    assert timeline["limited"] is False
+    assert [e["type"] for e in timeline["events"]][0] == "m.room.create"
+    assert body["next_batch"].startswith("s")
+
+
+async def test_initial_sync_limited_timeline_with_state_and_prev_batch(alice):
+    status, room = await alice.post(f"{V3}/createRoom", {"name": "Busy"})
+    room = room["room_id"]
+    ids = [await send(alice, room, f"m{i}") for i in range(8)]
+    body = await sync(alice, filter='{"room":{"timeline":{"limit":3}}}')
+    joined = body["rooms"]["join"][room]
+    assert [e["event_id"] for e in joined["timeline"]["events"]] == ids[-3:]
+    assert joined["timeline"]["limited"] is True
+    state_types = {e["type"] for e in joined["state"]["events"]}
+    assert {"m.room.create", "m.room.name", "m.room.power_levels", "m.room.member"} <= state_types
+    # prev_batch continues with /messages exactly before the timeline.
+    status, page = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=2&from={joined['timeline']['prev_batch']}")
+    assert [e["event_id"] for e in page["chunk"]] == [ids[-4], ids[-5]]
+
+
+async def test_incremental_sync_never_misses_or_repeats(alice, bob):
+    status, room = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room = room["room_id"]
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    token = (await sync(bob))["next_batch"]
+    seen = []
+    for batch in range(3):
+        sent = [await send(alice, room, f"b{batch}-{i}") for i in range(2)]
+        body = await sync(bob, token)
+        events = body["rooms"]["join"][room]["timeline"]["events"]
+        seen += [e["event_id"] for e in events]
+        assert [e["event_id"] for e in events] == sent
+        assert body["rooms"]["join"][room]["timeline"]["limited"] is False
+        assert body["rooms"]["join"][room]["state"]["events"] == []
+        token = body["next_batch"]
+    assert len(seen) == len(set(seen)) == 6
+    # Nothing new: no rooms, the same token.
+    body = await sync(bob, token)
+    assert body["rooms"] == {} and body["next_batch"] == token
+
+
+async def test_long_poll_wakes_on_send_and_waits_when_idle(alice, bob):
+    status, room = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room = room["room_id"]
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    token = (await sync(bob))["next_batch"]
+    started = time.monotonic()
+    waiting = asyncio.create_task(sync(bob, token, timeout=10000))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    sent = await send(alice, room, "wake up")
+    body = await asyncio.wait_for(waiting, 5)
+    elapsed = time.monotonic() - started
+    assert body["rooms"]["join"][room]["timeline"]["events"][-1]["event_id"] == sent
+    assert elapsed < 5  # woken by the send, not by the 10 s timeout
+    # An idle long-poll waits out its timeout and returns nothing new.
+    started = time.monotonic()
+    idle = await sync(bob, body["next_batch"], timeout=700)
+    assert time.monotonic() - started >= 0.65
+    assert idle["rooms"] == {}
+
+
+async def test_gap_gives_limited_timeline_with_changed_state(alice, bob):
+    status, room = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room = room["room_id"]
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    token = (await sync(bob))["next_batch"]
+    await alice.put(f"{V3}/rooms/{room}/state/m.room.topic/", {"topic": "changed in the gap"})
+    for i in range(6):
+        await send(alice, room, f"gap {i}")
+    body = await sync(bob, token, filter='{"room":{"timeline":{"limit":2}}}')
+    joined = body["rooms"]["join"][room]
+    assert joined["timeline"]["limited"] is True
+    assert [e["type"] for e in joined["state"]["events"]] == ["m.room.topic"]
+    status, page = await bob.get(f"{V3}/rooms/{room}/messages?dir=b&limit=1&from={joined['timeline']['prev_batch']}")
+    assert page["chunk"][0]["content"]["body"] == "gap 3"
+
+
+async def test_invite_leave_and_rejoin(alice, bob):
+    token = (await sync(bob))["next_batch"]
+    status, room = await alice.post(f"{V3}/createRoom", {"name": "Invite only", "invite": ["@bob:test.local"]})
+    room = room["room_id"]
+    body = await sync(bob, token)
+    invite_state = body["rooms"]["invite"][room]["invite_state"]["events"]
+    assert {"type": "m.room.name", "state_key": "", "content": {"name": "Invite only"}, "sender": "@alice:test.local"} in invite_state
+    assert any(e["type"] == "m.room.member" and e["content"]["membership"] == "invite" for e in invite_state)
+    token = body["next_batch"]
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    body = await sync(bob, token)
+    joined = body["rooms"]["join"][room]
+    # A new join gets the room's state.
+    assert any(e["type"] == "m.room.name" for e in joined["state"]["events"] + joined["timeline"]["events"])
+    token = body["next_batch"]
+    await alice.post(f"{V3}/rooms/{room}/kick", {"user_id": "@bob:test.local"})
+    await send(alice, room, "after bob left")
+    body = await sync(bob, token)
+    left = body["rooms"]["leave"][room]["timeline"]["events"]
+    assert left[-1]["type"] == "m.room.member" and left[-1]["content"]["membership"] == "leave"
+    assert all(e.get("content", {}).get("body") != "after bob left" for e in left)
+    assert room not in body["rooms"].get("join", {})
+    token = body["next_batch"]
+    await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": "@bob:test.local"})
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    body = await sync(bob, token)
+    assert room in body["rooms"]["join"]
+
+
+async def test_sync_bad_input(alice):
+    for query in ("?since=garbage", "?timeout=soon", "?full_state=maybe", "?filter={bad"):
+        status, body = await alice.get(f"{V3}/sync{query}")
+        assert status == 400, (query, body)
+    status, body = await alice.get(f"{V3}/sync")
+    assert status == 200
