@@ -31,6 +31,7 @@ from homeserver.services.devices import DeviceService
 from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService
+from homeserver.services.filters import FilterService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
@@ -99,6 +100,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync,
+        filters=FilterService(stores.filters),
     )
 
 

@@ -9,6 +9,7 @@ from storage.database import Database
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.events import EventStore, TimelineQueries
+from storage.filters import FilterStore
 from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
@@ -36,6 +37,7 @@ class Stores:
     relations: RelationQueries
     search: SearchQueries
     sync: SyncQueries
+    filters: FilterStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -54,4 +56,5 @@ class Stores:
             relations=RelationQueries(db),
             search=SearchQueries(db),
             sync=SyncQueries(db),
+            filters=FilterStore(db),
         )

@@ -10,6 +10,7 @@ from homeserver.services.auth import AuthService
 from homeserver.services.devices import DeviceService
 from homeserver.services.directory import DirectoryService
 from homeserver.services.events import EventService
+from homeserver.services.filters import FilterService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.profiles import ProfileService
@@ -44,3 +45,4 @@ class Services:
     search: SearchService
     retention: RetentionService
     sync: SyncService
+    filters: FilterService

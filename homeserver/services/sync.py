@@ -61,14 +61,19 @@ class SyncService:
         self._notifier = notifier
 
     async def sync(self, requester: Requester, *, since: str | None, timeout_ms: int, full_state: bool,
-                   timeline_limit: int = DEFAULT_TIMELINE_LIMIT) -> dict[str, Any]:
+                   sync_filter: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`sync_filter` is a validated filter; room.rooms/not_rooms and room.timeline.limit apply."""
         since_position = parse_sync_token(since) if since else None
+        room_filter = (sync_filter or {}).get("room", {})
+        timeline_limit = min(room_filter.get("timeline", {}).get("limit", DEFAULT_TIMELINE_LIMIT), 1000)
+        only_rooms = room_filter.get("rooms")
+        rooms_filter = (set(only_rooms) if only_rooms is not None else None, set(room_filter.get("not_rooms", [])))
         deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         while True:
             upto = self._stream.current
             if since_position is not None and since_position > upto:
                 since_position = upto  # a token from the future (e.g. after a restore): resync from now
-            body, changed = await self._build(requester, since_position, upto, full_state, timeline_limit)
+            body, changed = await self._build(requester, since_position, upto, full_state, timeline_limit, rooms_filter)
             remaining = deadline - time.monotonic()
             if changed or since_position is None or full_state or remaining <= 0:
                 return body
@@ -80,9 +85,11 @@ class SyncService:
                 return body
 
     async def _build(self, requester: Requester, since: int | None, upto: int, full_state: bool,
-                     limit: int) -> tuple[dict[str, Any], bool]:
+                     limit: int, rooms_filter: tuple[set[str] | None, set[str]]) -> tuple[dict[str, Any], bool]:
         user_id = requester.user_id
-        now = await self._queries.memberships_at(user_id, upto)
+        only, excluded = rooms_filter
+        now = {r: m for r, m in (await self._queries.memberships_at(user_id, upto)).items()
+               if (only is None or r in only) and r not in excluded}
         before = await self._queries.memberships_at(user_id, since) if since is not None else {}
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}

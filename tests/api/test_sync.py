@@ -151,6 +151,31 @@ async def test_invite_leave_and_rejoin(alice, bob):
     assert room in body["rooms"]["join"]
 
 
+async def test_filters_upload_get_and_use(alice, client):
+    status, room_a = await alice.post(f"{V3}/createRoom", {})
+    status, room_b = await alice.post(f"{V3}/createRoom", {})
+    status, body = await alice.post(f"{V3}/user/@alice:test.local/filter",
+                                    {"room": {"rooms": [room_a["room_id"]], "timeline": {"limit": 2}}})
+    assert status == 200 and body == {"filter_id": "0"}
+    status, stored = await alice.get(f"{V3}/user/@alice:test.local/filter/0")
+    assert stored == {"room": {"rooms": [room_a["room_id"]], "timeline": {"limit": 2}}}
+    synced = await sync(alice, filter="0")
+    assert list(synced["rooms"]["join"]) == [room_a["room_id"]]
+    assert len(synced["rooms"]["join"][room_a["room_id"]]["timeline"]["events"]) == 2
+    synced = await sync(alice, filter='{"room":{"not_rooms":["' + room_a["room_id"] + '"]}}')
+    assert list(synced["rooms"]["join"]) == [room_b["room_id"]]
+    status, body = await alice.get(f"{V3}/user/@alice:test.local/filter/7")
+    assert status == 404
+    status, body = await alice.get(f"{V3}/user/@bob:test.local/filter/0")
+    assert status == 403
+    status, body = await alice.post(f"{V3}/user/@alice:test.local/filter", {"room": {"timeline": {"limit": -1}}})
+    assert status == 400 and body["errcode"] == "M_BAD_JSON"
+    status, body = await alice.post(f"{V3}/user/@alice:test.local/filter", {"event_format": "xml"})
+    assert status == 400
+    status, body = await alice.get(f"{V3}/sync?filter=99")
+    assert status == 404
+
+
 async def test_sync_bad_input(alice):
     for query in ("?since=garbage", "?timeout=soon", "?full_state=maybe", "?filter={bad"):
         status, body = await alice.get(f"{V3}/sync{query}")

@@ -11,6 +11,7 @@ from homeserver.api.client import (
     device_management,
     directory,
     event_context,
+    filter,
     inviting,
     joining,
     kicking,
@@ -47,5 +48,5 @@ MODULES = [
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
-    sync,
+    sync, filter,
 ]
