@@ -85,3 +85,14 @@ async def services(db, config_overrides, signing_key):
 async def client(aiohttp_client, services) -> MatrixClient:
     app = make_web_app(services, ["client"])
     return MatrixClient(await aiohttp_client(app))
+
+
+@pytest.fixture
+async def alice(client) -> MatrixClient:
+    """A registered user's client (@alice:test.local); modules may override it."""
+    return client.with_token((await client.register("alice"))["access_token"])
+
+
+@pytest.fixture
+async def bob(client) -> MatrixClient:
+    return client.with_token((await client.register("bob"))["access_token"])

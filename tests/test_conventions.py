@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from homeserver.api.http import ROOT, WELL_KNOWN, routes_table
+from homeserver.api.http import ROOT, routes_table
 from homeserver.app import modules_for
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec" / "data" / "api"

@@ -208,6 +208,23 @@ async def read_json_object(request: web.Request, *, allow_empty: bool = False) -
     return body
 
 
+def int_param(request: web.Request, name: str, default: int | None = None, *, minimum: int | None = None) -> int:
+    """An integer query parameter: 400 M_MISSING_PARAM when absent without a default,
+    M_INVALID_PARAM when not an integer or below `minimum`."""
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise MatrixError(400, Codes.MISSING_PARAM, f"'{name}' is required")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be an integer") from None
+    if minimum is not None and value < minimum:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be at least {minimum}")
+    return value
+
+
 # --- middlewares --------------------------------------------------------------------------
 
 CORS_HEADERS = {

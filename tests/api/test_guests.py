@@ -10,11 +10,6 @@ def config_overrides():
     return {"registration": {"enabled": True, "allow_guests": True}}
 
 
-@pytest.fixture
-async def alice(client):
-    return client.with_token((await client.register("alice"))["access_token"])
-
-
 async def guest(client):
     status, body = await client.post(f"{V3}/register?kind=guest", {})
     assert status == 200, body

@@ -160,7 +160,7 @@ class TestRegistrationTokens:
         assert status == 401 and body["errcode"] == "M_FORBIDDEN"
 
     async def test_validity_rejects_malformed_tokens(self, client):
-        status, body = await client.get(f"/_matrix/client/v1/register/m.login.registration_token/validity?token=bad%20token")
+        status, body = await client.get("/_matrix/client/v1/register/m.login.registration_token/validity?token=bad%20token")
         assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
         status, body = await client.get("/_matrix/client/v1/register/m.login.registration_token/validity")
         assert status == 400 and body["errcode"] == "M_MISSING_PARAM"

@@ -9,16 +9,6 @@ V1 = "/_matrix/client/v1"
 
 
 @pytest.fixture
-async def alice(client):
-    return client.with_token((await client.register("alice"))["access_token"])
-
-
-@pytest.fixture
-async def bob(client):
-    return client.with_token((await client.register("bob"))["access_token"])
-
-
-@pytest.fixture
 async def room(alice, bob):
     status, body = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
     await bob.post(f"{V3}/rooms/{body['room_id']}/join", {})

@@ -11,18 +11,6 @@ from homeserver.core.signing import verify_event_signature
 V3 = "/_matrix/client/v3"
 
 
-@pytest.fixture
-async def alice(client):
-    user = await client.register("alice")
-    return client.with_token(user["access_token"])
-
-
-@pytest.fixture
-async def bob(client):
-    user = await client.register("bob")
-    return client.with_token(user["access_token"])
-
-
 async def create(c, **body):
     status, resp = await c.post(f"{V3}/createRoom", body)
     assert status == 200, resp

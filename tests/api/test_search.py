@@ -7,16 +7,6 @@ import pytest
 V3 = "/_matrix/client/v3"
 
 
-@pytest.fixture
-async def alice(client):
-    return client.with_token((await client.register("alice"))["access_token"])
-
-
-@pytest.fixture
-async def bob(client):
-    return client.with_token((await client.register("bob"))["access_token"])
-
-
 async def send(c, room, body):
     status, resp = await c.put(f"{V3}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}",
                                {"msgtype": "m.text", "body": body})

@@ -4,19 +4,8 @@ import asyncio
 import time
 import uuid
 
-import pytest
 
 V3 = "/_matrix/client/v3"
-
-
-@pytest.fixture
-async def alice(client):
-    return client.with_token((await client.register("alice"))["access_token"])
-
-
-@pytest.fixture
-async def bob(client):
-    return client.with_token((await client.register("bob"))["access_token"])
 
 
 async def send(c, room, text):

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import Auth, int_param, json_response, read_json_object, requester_of, route, services_of
 from homeserver.errors import Codes, MatrixError
 
 
@@ -27,12 +27,7 @@ async def set_room_visibility_on_directory(request: web.Request) -> web.Response
 async def get_public_rooms(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/publicRooms"""
     q = request.query
-    limit = None
-    if "limit" in q:
-        try:
-            limit = int(q["limit"])
-        except ValueError:
-            raise MatrixError(400, Codes.INVALID_PARAM, "'limit' must be an integer") from None
+    limit = int_param(request, "limit", 100, minimum=0) if "limit" in q else None
     _check_server(request, q.get("server"))
     return json_response(await services_of(request).directory.public_rooms(limit=limit, since=q.get("since")))
 

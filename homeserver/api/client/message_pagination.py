@@ -3,7 +3,7 @@
 import orjson
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, requester_of, route, services_of
+from homeserver.api.http import Auth, int_param, json_response, requester_of, route, services_of
 from homeserver.errors import Codes, MatrixError
 
 
@@ -11,12 +11,7 @@ from homeserver.errors import Codes, MatrixError
 async def get_room_events(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/rooms/{roomId}/messages"""
     q = request.query
-    try:
-        limit = int(q.get("limit", "10"))
-    except ValueError:
-        raise MatrixError(400, Codes.INVALID_PARAM, "'limit' must be an integer") from None
-    if limit < 0:
-        raise MatrixError(400, Codes.INVALID_PARAM, "'limit' must not be negative")
+    limit = int_param(request, "limit", 10, minimum=0)
     event_filter = None
     if "filter" in q:
         try:

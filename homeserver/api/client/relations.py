@@ -2,16 +2,12 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, requester_of, route, services_of
-from homeserver.errors import Codes, MatrixError
+from homeserver.api.http import Auth, int_param, json_response, requester_of, route, services_of
 
 
 async def _relations(request: web.Request, rel_type: str | None, event_type: str | None) -> web.Response:
     q = request.query
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise MatrixError(400, Codes.INVALID_PARAM, "'limit' must be an integer") from None
+    limit = int_param(request, "limit", 50)
     body = await services_of(request).relations.relations(
         requester_of(request), request.match_info["roomId"], request.match_info["eventId"],
         rel_type=rel_type, event_type=event_type, from_token=q.get("from"), to_token=q.get("to"),

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, requester_of, route, services_of
+from homeserver.api.http import Auth, int_param, json_response, requester_of, route, services_of
 from homeserver.errors import Codes, MatrixError
 
 
@@ -10,10 +10,7 @@ from homeserver.errors import Codes, MatrixError
 async def sync(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/sync"""
     q = request.query
-    try:
-        timeout = int(q.get("timeout", "0"))
-    except ValueError:
-        raise MatrixError(400, Codes.INVALID_PARAM, "'timeout' must be an integer") from None
+    timeout = int_param(request, "timeout", 0)
     full_state = q.get("full_state", "false")
     if full_state not in ("true", "false"):
         raise MatrixError(400, Codes.INVALID_PARAM, "'full_state' must be true or false")
