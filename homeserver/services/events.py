@@ -13,7 +13,7 @@ new room. Invariants:
 from __future__ import annotations
 
 import asyncio
-import copy
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,11 +106,11 @@ class EventService:
         return event
 
     def begin(self, snap: RoomSnapshot) -> _Pending:
-        return _Pending(base=snap, work=copy.deepcopy(snap))
+        return _Pending(base=snap, work=_working_copy(snap))
 
     def new_room(self, room_id: str | None, version) -> _Pending:
         empty = RoomSnapshot(room_id or "", version, None, 0, {}, {})
-        return _Pending(base=empty, work=copy.deepcopy(empty))
+        return _Pending(base=empty, work=_working_copy(empty))
 
     async def append(
         self, pending: _Pending, sender: str, event_type: str, content: dict[str, Any], *,
@@ -257,6 +257,12 @@ class EventService:
             current_state=current, memberships=memberships,
         )
         return batch, group, chain
+
+
+def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
+    """A copy to build on: the maps are copied (their keys and values are immutable strings
+    and tuples, so a shallow copy is a full one); the room version is shared."""
+    return dataclasses.replace(snap, state=dict(snap.state), extremities=dict(snap.extremities))
 
 
 def _relation(content: dict[str, Any]) -> tuple[str | None, str | None]:
