@@ -232,4 +232,3 @@ def run(config: Config) -> None:
 
     asyncio.run(main())
     logger.info("stopped")
-

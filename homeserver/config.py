@@ -232,7 +232,3 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
 
 def _join(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
-
-
-def _internal_fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(Config) if f.metadata.get("internal")}

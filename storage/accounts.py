@@ -53,13 +53,7 @@ class AccountStore:
             "UPDATE users SET is_guest = FALSE, password_hash = $2 WHERE user_id = $1 AND is_guest", user_id, password_hash
         )
 
-    async def set_admin(self, user_id: str, is_admin: bool) -> None:
-        await self._db.execute("UPDATE users SET is_admin = $2 WHERE user_id = $1", user_id, is_admin)
-
     async def deactivate(self, user_id: str) -> None:
         await self._db.execute(
             "UPDATE users SET deactivated = TRUE, password_hash = NULL WHERE user_id = $1", user_id
         )
-
-    async def count_users(self) -> int:
-        return await self._db.fetchval("SELECT count(*) FROM users")

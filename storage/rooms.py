@@ -49,8 +49,3 @@ class RoomStore:
 
     async def unforget(self, user_id: str, room_id: str) -> None:
         await self._db.execute("DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2", user_id, room_id)
-
-    async def is_forgotten(self, user_id: str, room_id: str) -> bool:
-        return bool(await self._db.fetchval(
-            "SELECT 1 FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2", user_id, room_id
-        ))

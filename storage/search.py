@@ -97,5 +97,3 @@ class SearchQueries:
             user_id,
         )
         return [r["room_id"] for r in rows]
-
-

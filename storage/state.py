@@ -7,7 +7,6 @@ for each (type, state_key), the entry nearest to the snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from storage.database import Database
 
@@ -33,11 +32,3 @@ class StateStore:
 
     async def chain_length(self, group_id: int) -> int:
         return await self._db.fetchval("SELECT chain_length FROM state_groups WHERE id = $1", group_id)
-
-    async def groups_of_events(self, event_ids: Sequence[str]) -> dict[str, tuple[int | None, int | None]]:
-        """event_id -> (state_before, state_after)."""
-        rows = await self._db.fetch(
-            "SELECT event_id, state_before, state_after FROM events WHERE event_id = ANY($1::text[])",
-            list(event_ids),
-        )
-        return {r["event_id"]: (r["state_before"], r["state_after"]) for r in rows}

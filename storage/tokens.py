@@ -91,6 +91,3 @@ class TokenStore:
         """The token `refresh_token_id` (or an access token issued with it) was used:
         the token it replaced is spent, with its access tokens."""
         await self._db.execute("DELETE FROM refresh_tokens WHERE next_token_id = $1", refresh_token_id)
-
-    async def delete_access_tokens_of_refresh_token(self, refresh_token_id: int) -> None:
-        await self._db.execute("DELETE FROM access_tokens WHERE refresh_token_id = $1", refresh_token_id)

@@ -20,4 +20,3 @@ async def landing_page(request: web.Request) -> web.Response:
     """GET /"""
     config = services_of(request).config
     return aiohttp_jinja2.render_template("index.html", request, {"server_name": config.server_name})
-

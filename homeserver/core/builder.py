@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from homeserver.core.canonical_json import encode_canonical_json
-from homeserver.core.events import Event, compute_event_id, parse_pdu, room_id_for_create_event
+from homeserver.core.events import Event, parse_pdu
 from homeserver.core.hashing import compute_content_hash
 from homeserver.core.room_versions import EventFormat, RoomVersion
 from homeserver.core.signing import sign_event
@@ -120,12 +120,5 @@ def build_event(
     return parse_pdu(pdu, room_version)
 
 
-def room_id_of_new_create_event(event: Event) -> str:
-    return room_id_for_create_event(event.event_id)
-
-
 def _random_localpart() -> str:
     return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
-
-
-__all__ = ["auth_types_for_new_event", "build_event", "compute_event_id", "room_id_of_new_create_event"]

@@ -148,6 +148,3 @@ def _string_list(body: dict[str, Any], key: str) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise MatrixError(400, Codes.BAD_JSON, f"'filter.{key}' must be a list of strings")
     return value
-
-
-

@@ -193,6 +193,3 @@ class SyncService:
 
 def _same(previous: RoomMembershipAt | None, current: RoomMembershipAt) -> bool:
     return previous is not None and previous.event_id == current.event_id
-
-
-

@@ -27,10 +27,6 @@ class Page:
     state: list[dict[str, Any]]
 
 
-def stream_token(position: int) -> str:
-    return f"s{position}"
-
-
 def topo_token(depth: int, position: int) -> str:
     return f"t{depth}_{position}"
 

@@ -97,7 +97,6 @@ def iterative_auth_checks(
     return state
 
 
-
 def conflicted_subgraph(conflicted: set[str], event_map: Mapping[str, Event]) -> set[str]:
     """v2.1: every event on an auth-events path between two conflicted events (endpoints included)."""
     # Events reachable from a conflicted event by following auth_events (the conflicted ones too).
