@@ -1,8 +1,8 @@
 """Power levels as the auth rules read them.
 
 https://spec.matrix.org/v1.19/client-server-api/#mroompower_levels: with no m.room.power_levels
-event the creator has 100 and everyone else 0, and state_default is 0 (50 when the event
-exists). v1-v9 accept integers written as strings ("stringy" levels,
+event the creator has 100 and everyone else 0, and state_default is 50 either way (as the
+event schema says and Synapse does). v1-v9 accept integers written as strings ("stringy" levels,
 https://spec.matrix.org/v1.19/rooms/v1/#authorization-rules); v10 requires integers.
 v12: room creators have an infinite power level
 (https://spec.matrix.org/v1.19/rooms/v12/#authorization-rules).
@@ -114,7 +114,7 @@ def event_power_level(event_type: str, state_key: str | None, state: StateMap) -
             if level is not None:
                 return level
     if state_key is not None:
-        return _named_level(state, "state_default", 50, 0)
+        return _named_level(state, "state_default", 50, 50)
     return _named_level(state, "events_default", 0, 0)
 
 

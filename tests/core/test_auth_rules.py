@@ -253,6 +253,31 @@ def test_required_power_level_for_event_types():
     room.add(CREATOR, "m.room.name", {"name": "x"}, "")
 
 
+def test_state_default_is_50_without_a_power_levels_event():
+    # The m.room.power_levels schema: with no such event, state_default is still 50 (Synapse agrees),
+    # so a joined non-creator may send messages (events_default 0) but not state.
+    v = V["10"]
+    create = make_event(v, type="m.room.create", sender=CREATOR, state_key="", room_id="!room:a.org",
+                        content={"creator": CREATOR, "room_version": "10"}, depth=1)
+    state = {("m.room.create", ""): create}
+    creator_join = make_event(v, type="m.room.member", sender=CREATOR, state_key=CREATOR, room_id="!room:a.org",
+                              content={"membership": "join"}, prev_events=[create.event_id],
+                              auth_events=[create.event_id])
+    check(creator_join, state)
+    state[("m.room.member", CREATOR)] = creator_join
+    bob_join = make_event(v, type="m.room.member", sender=BOB, state_key=BOB, room_id="!room:a.org",
+                          content={"membership": "join"}, prev_events=[creator_join.event_id],
+                          auth_events=[create.event_id])
+    state[("m.room.member", BOB)] = bob_join
+    assert pl.event_power_level("m.room.topic", "", state) == 50
+    check(make_event(v, type="m.room.message", sender=BOB, room_id="!room:a.org", content={"body": "hi"},
+                     prev_events=[bob_join.event_id], auth_events=[create.event_id]), state)
+    with pytest.raises(AuthError, match="8:"):
+        check(make_event(v, type="m.room.topic", sender=BOB, state_key="", room_id="!room:a.org",
+                         content={"topic": "x"}, prev_events=[bob_join.event_id],
+                         auth_events=[create.event_id]), state)
+
+
 def test_state_keys_naming_users_belong_to_them():
     room = Room("10", levels={"users": {CREATOR: 100}, "state_default": 0})
     room.add(BOB, "m.room.member", {"membership": "join"}, BOB)
@@ -356,7 +381,7 @@ def test_default_levels_without_power_levels_event():
     state = {k: v for k, v in room.state.items() if k[0] != "m.room.power_levels"}
     assert pl.user_power_level(CREATOR, state) == 100
     assert pl.user_power_level(BOB, state) == 0
-    assert pl.event_power_level("m.room.name", "", state) == 0
+    assert pl.event_power_level("m.room.name", "", state) == 50
     assert pl.event_power_level("m.room.name", "", room.state) == 50
 
 
