@@ -24,7 +24,9 @@ from homeserver.api import client as client_api
 from homeserver.api import pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
+from homeserver.services.account_data import AccountDataService
 from homeserver.services.accounts import AccountService
+from homeserver.services.aux_stream import AuxStream
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.devices import DeviceService
@@ -35,13 +37,18 @@ from homeserver.services.filters import FilterService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
+from homeserver.services.presence import PresenceService
 from homeserver.services.profiles import ProfileService
 from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.notifier import Notifier, RoomEventNotifications
+from homeserver.services.receipts import ReceiptService
 from homeserver.services.sync import SyncService
+from homeserver.services.sync_rooms import RoomSyncBuilder
+from homeserver.services.to_device import DeviceListService, ToDeviceService
+from homeserver.services.typing import TypingService
 from homeserver.services.streams import StreamTracker
 from homeserver.services.timeline import TimelineService
 from homeserver.services.graph import Services
@@ -50,6 +57,7 @@ from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.relations import RelationsService
 from homeserver.services.uia import UIAService
+from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.events import EventStore
 from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
@@ -60,9 +68,9 @@ logger = logging.getLogger("chatgo")
 
 
 def build_services(config: Config, db: Database, clock: Clock | None = None, *,
-                   signing_key: Any, stream_position: int = 0) -> Services:
-    """Every service, built in dependency order. `stream_position` is where the room-events
-    stream stands (read from the database at start-up)."""
+                   signing_key: Any, stream_position: int = 0, aux_position: int = 0) -> Services:
+    """Every service, built in dependency order. `stream_position` and `aux_position` are where
+    the room-event and aux streams stand (read from the database at start-up)."""
     clock = clock or Clock()
     stores = Stores.build(db)
     passwords = PasswordHashing(config.auth)
@@ -93,14 +101,26 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     notifier = Notifier()
     events.on_persisted(RoomEventNotifications(stores.events, notifier, stream).on_persisted)
-    sync = SyncService(stores.sync, stores.events, stores.timeline, stores.state, room_state, formatter, stream, notifier)
+    aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
+    account_data = AccountDataService(stores.account_data, aux)
+    receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
+    typing = TypingService(membership, stores.events, notifier)
+    presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence)
+    to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name)
+    device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
+    devices.on_devices_changed(to_device.on_devices_changed)
+    devices.on_devices_changed(device_lists.on_devices_changed)
+    room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter)
+    sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
+                       typing, presence, to_device, device_lists)
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync,
-        filters=FilterService(stores.filters),
+        filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
+        presence=presence, to_device=to_device, device_lists=device_lists,
     )
 
 
@@ -108,7 +128,9 @@ async def start_services(config: Config, db: Database, clock: Clock | None = Non
     """Build the services for a running server: its signing key and stream position loaded."""
     signing_key = load_signing_key(config.path(config.signing_key_path))
     position = await EventStore(db).current_stream_position()
-    return build_services(config, db, clock, signing_key=signing_key, stream_position=position)
+    aux_position = await AuxStreamStore(db).current_position()
+    return build_services(config, db, clock, signing_key=signing_key, stream_position=position,
+                          aux_position=aux_position)
 
 
 def load_signing_key(path: Path) -> Any:

@@ -87,6 +87,13 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class PresenceConfig:
+    # Presence (online/unavailable/offline and status messages) for users who share a room.
+    # Off: PUT is accepted and ignored, GET says offline, /sync carries no presence.
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -112,6 +119,7 @@ class Config:
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 

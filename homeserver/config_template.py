@@ -93,6 +93,11 @@ retention:
   # How long the original content of a redacted event is kept before it is erased
   # (milliseconds; null = forever). 7 days, as Synapse.
   redaction_retention_period_ms: 604800000
+
+presence:
+  # Share online/offline status and status messages with users in the same rooms.
+  # It costs nothing while users are idle (no timers); switch it off to skip it entirely.
+  enabled: true
 """
 
 

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 _current_connection: contextvars.ContextVar[asyncpg.Connection | None] = contextvars.ContextVar(
     "chatgo_db_connection", default=None
 )
+_after_commit: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = contextvars.ContextVar(
+    "chatgo_after_commit", default=None
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -75,13 +78,27 @@ class Database:
         if outer is not None:
             yield outer
             return
+        callbacks: list[Callable[[], Awaitable[None]]] = []
         async with self._pool.acquire() as conn:
             token = _current_connection.set(conn)
+            after_token = _after_commit.set(callbacks)
             try:
                 async with conn.transaction():
                     yield conn
             finally:
                 _current_connection.reset(token)
+                _after_commit.reset(after_token)
+        for callback in callbacks:
+            await callback()
+
+    async def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` once the ambient transaction has committed (now, outside one).
+        For work that must not be seen before the rows it announces, e.g. stream positions."""
+        pending = _after_commit.get()
+        if pending is None:
+            await callback()
+        else:
+            pending.append(callback)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self._connection() as conn:

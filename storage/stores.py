@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
+from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.events import EventStore, TimelineQueries
 from storage.filters import FilterStore
+from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
+from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.state import StateStore
 from storage.sync import SyncQueries
+from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 
@@ -38,6 +44,12 @@ class Stores:
     search: SearchQueries
     sync: SyncQueries
     filters: FilterStore
+    aux_stream: AuxStreamStore
+    account_data: AccountDataStore
+    receipts: ReceiptStore
+    to_device: ToDeviceStore
+    device_lists: DeviceListStore
+    presence: PresenceStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -57,4 +69,10 @@ class Stores:
             search=SearchQueries(db),
             sync=SyncQueries(db),
             filters=FilterStore(db),
+            aux_stream=AuxStreamStore(db),
+            account_data=AccountDataStore(db),
+            receipts=ReceiptStore(db),
+            to_device=ToDeviceStore(db),
+            device_lists=DeviceListStore(db),
+            presence=PresenceStore(db),
         )

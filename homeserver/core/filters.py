@@ -6,6 +6,9 @@ always usable; a bad one is refused with the key that is wrong.
 
 from __future__ import annotations
 
+import copy
+import fnmatch
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -54,3 +57,144 @@ def validate_filter(value: Any) -> dict[str, Any]:
         if key in room:
             _event_filter(room[key], f"room.{key}", room_event=True)
     return value
+
+
+# --- applying filters ---------------------------------------------------------------------------
+
+def _type_matches(pattern: str, value: str) -> bool:
+    """Filter type patterns may end or contain `*` wildcards (spec: "A '*' can be used as a wildcard")."""
+    if "*" not in pattern:
+        return pattern == value
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """One EventFilter/RoomEventFilter of a client filter, ready to apply."""
+
+    types: tuple[str, ...] | None = None
+    not_types: tuple[str, ...] = ()
+    senders: frozenset[str] | None = None
+    not_senders: frozenset[str] = frozenset()
+    rooms: frozenset[str] | None = None
+    not_rooms: frozenset[str] = frozenset()
+    contains_url: bool | None = None
+    limit: int | None = None
+    lazy_load_members: bool = False
+    include_redundant_members: bool = False
+    unread_thread_notifications: bool = False
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> EventFilter:
+        value = value or {}
+        return cls(
+            types=tuple(value["types"]) if "types" in value else None,
+            not_types=tuple(value.get("not_types", ())),
+            senders=frozenset(value["senders"]) if "senders" in value else None,
+            not_senders=frozenset(value.get("not_senders", ())),
+            rooms=frozenset(value["rooms"]) if "rooms" in value else None,
+            not_rooms=frozenset(value.get("not_rooms", ())),
+            contains_url=value.get("contains_url"),
+            limit=value.get("limit"),
+            lazy_load_members=value.get("lazy_load_members", False),
+            include_redundant_members=value.get("include_redundant_members", False),
+            unread_thread_notifications=value.get("unread_thread_notifications", False),
+        )
+
+    def allows_room(self, room_id: str) -> bool:
+        return room_id not in self.not_rooms and (self.rooms is None or room_id in self.rooms)
+
+    @property
+    def filters_events(self) -> bool:
+        """Whether `matches` can refuse an event (beyond its room)."""
+        return bool(self.types is not None or self.not_types or self.senders is not None or self.not_senders
+                    or self.contains_url is not None)
+
+    def matches(self, event_type: str, sender: str | None, content: Any = None, room_id: str | None = None) -> bool:
+        if any(_type_matches(p, event_type) for p in self.not_types):
+            return False
+        if self.types is not None and not any(_type_matches(p, event_type) for p in self.types):
+            return False
+        if sender is not None and (sender in self.not_senders or (self.senders is not None and sender not in self.senders)):
+            return False
+        if room_id is not None and not self.allows_room(room_id):
+            return False
+        if self.contains_url is not None:
+            has_url = isinstance(content, dict) and isinstance(content.get("url"), str)
+            if has_url != self.contains_url:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class SyncFilter:
+    """A whole client filter as /sync applies it."""
+
+    timeline: EventFilter = field(default_factory=EventFilter)
+    state: EventFilter = field(default_factory=EventFilter)
+    ephemeral: EventFilter = field(default_factory=EventFilter)
+    room_account_data: EventFilter = field(default_factory=EventFilter)
+    presence: EventFilter = field(default_factory=EventFilter)
+    account_data: EventFilter = field(default_factory=EventFilter)
+    rooms: frozenset[str] | None = None
+    not_rooms: frozenset[str] = frozenset()
+    include_leave: bool = False
+    event_fields: tuple[str, ...] | None = None
+    event_format: str = "client"
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> SyncFilter:
+        value = value or {}
+        room = value.get("room", {})
+        return cls(
+            timeline=EventFilter.from_json(room.get("timeline")),
+            state=EventFilter.from_json(room.get("state")),
+            ephemeral=EventFilter.from_json(room.get("ephemeral")),
+            room_account_data=EventFilter.from_json(room.get("account_data")),
+            presence=EventFilter.from_json(value.get("presence")),
+            account_data=EventFilter.from_json(value.get("account_data")),
+            rooms=frozenset(room["rooms"]) if "rooms" in room else None,
+            not_rooms=frozenset(room.get("not_rooms", ())),
+            include_leave=room.get("include_leave", False),
+            event_fields=tuple(value["event_fields"]) if "event_fields" in value else None,
+            event_format=value.get("event_format", "client"),
+        )
+
+    def allows_room(self, room_id: str) -> bool:
+        return room_id not in self.not_rooms and (self.rooms is None or room_id in self.rooms)
+
+
+def _split_field(path: str) -> list[str]:
+    """`content.m\\.relates_to` -> ["content", "m.relates_to"]: `\\.` escapes a dot."""
+    parts, current, escaped = [], [], False
+    for char in path:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def only_fields(event: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The event reduced to the listed (dotted) fields, as `event_fields` asks."""
+    out: dict[str, Any] = {}
+    for path in fields:
+        keys = _split_field(path)
+        source: Any = event
+        for key in keys:
+            if not isinstance(source, dict) or key not in source:
+                break
+            source = source[key]
+        else:
+            target = out
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = copy.deepcopy(source)
+    return out

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError
@@ -33,6 +34,18 @@ class DeviceService:
         self._clock = clock
         self._last_seen_written: dict[tuple[str, str], tuple[int, str | None]] = {}
         self._pending_writes: set[asyncio.Task[None]] = set()
+        self._change_listeners: list[Callable[[str, list[str], bool], Awaitable[None]]] = []
+
+    def on_devices_changed(self, listener: Callable[[str, list[str], bool], Awaitable[None]]) -> None:
+        """Call `listener(user_id, device_ids, deleted)` after devices are renamed or deleted
+        (device lists in /sync, to-device inboxes)."""
+        self._change_listeners.append(listener)
+
+    async def _changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
+        async def announce() -> None:
+            for listener in self._change_listeners:
+                await listener(user_id, device_ids, deleted)
+        await self._db.after_commit(announce)
 
     async def prepare_login_device(self, user_id: str, device_id: str | None, display_name: str | None) -> str:
         """Create the device a login will use, or reuse the named one.
@@ -91,6 +104,7 @@ class DeviceService:
         _check_display_name(display_name)
         if not await self._devices.set_display_name(user_id, device_id, display_name):
             raise MatrixError(404, Codes.NOT_FOUND, "Device not found")
+        await self._changed(user_id, [device_id], False)
 
     async def delete_devices(self, requester: Requester, device_ids: list[str], auth: Any, *, operation: str) -> None:
         """Delete devices after UIA; their tokens go with them. Unknown IDs are ignored, as Synapse does."""
@@ -99,12 +113,16 @@ class DeviceService:
         await self._uia.finish(result.session_id)
 
     async def delete_devices_now(self, user_id: str, device_ids: list[str]) -> None:
-        await self._devices.delete_devices(user_id, device_ids)
+        deleted = await self._devices.delete_devices(user_id, device_ids)
         self._auth.forget_user(user_id)
+        if deleted:
+            await self._changed(user_id, deleted, True)
 
     async def delete_all_devices(self, user_id: str, *, except_device_id: str | None = None) -> None:
-        await self._devices.delete_all_devices(user_id, except_device_id=except_device_id)
+        deleted = await self._devices.delete_all_devices(user_id, except_device_id=except_device_id)
         self._auth.forget_user(user_id)
+        if deleted:
+            await self._changed(user_id, deleted, True)
 
 
 def _check_display_name(display_name: str | None) -> None:

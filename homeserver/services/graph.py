@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from homeserver.config import Config
+from homeserver.services.account_data import AccountDataService
 from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.devices import DeviceService
@@ -13,8 +14,10 @@ from homeserver.services.events import EventService
 from homeserver.services.filters import FilterService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
+from homeserver.services.presence import PresenceService
 from homeserver.services.profiles import ProfileService
 from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.receipts import ReceiptService
 from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.relations import RelationsService
 from homeserver.services.retention import RetentionService
@@ -22,6 +25,8 @@ from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.sync import SyncService
 from homeserver.services.timeline import TimelineService
+from homeserver.services.to_device import DeviceListService, ToDeviceService
+from homeserver.services.typing import TypingService
 from homeserver.services.uia import UIAService
 
 
@@ -46,3 +51,9 @@ class Services:
     retention: RetentionService
     sync: SyncService
     filters: FilterService
+    account_data: AccountDataService
+    receipts: ReceiptService
+    typing: TypingService
+    presence: PresenceService
+    to_device: ToDeviceService
+    device_lists: DeviceListService

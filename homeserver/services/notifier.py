@@ -26,6 +26,10 @@ class Notifier:
                 if not future.done():
                     future.set_result(None)
 
+    def notify_when_visible(self, tracker: StreamTracker, stream: str, position: int, user_ids: set[str]) -> None:
+        """Wake `user_ids` once `position` of `stream` is visible to readers."""
+        tracker.when_visible(position, lambda: self.notify_users(user_ids))
+
     def register(self, user_id: str) -> asyncio.Future[None]:
         """Park a future for `user_id` now, before checking for changes one last time, so a
         change committed in between is not missed."""
@@ -64,4 +68,4 @@ class RoomEventNotifications:
             users.update(u for u, m in members.items() if m in ("join", "invite", "knock"))
         users.update(e.state_key for e, _ in published if e.type == "m.room.member" and e.state_key)
         # Wake them only once a sync can see the batch (a lower position may still be in flight).
-        self._stream.when_visible(max(p for _, p in published), lambda: self._notifier.notify_users(users))
+        self._notifier.notify_when_visible(self._stream, "events", max(p for _, p in published), users)

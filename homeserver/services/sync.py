@@ -1,194 +1,226 @@
-"""GET /sync over the room-event stream: joined, invited, knocked and left rooms.
+"""GET /sync: everything a client must learn since its last token, or all of it on first sync.
 
-A sync token is `s{position}`: everything up to that position of the room-event stream has
-been delivered. Positions come from StreamTracker.current, which never passes an
-uncommitted position, so an incremental sync can neither miss nor repeat an event.
-Rooms the user joined since the last sync (or every room, in an initial or full_state sync)
-get their full state at the start of the timeline; other rooms get their new timeline events
-and, when the timeline is limited, the state that changed in the gap.
-
-Not yet here (issue 4): filters beyond an inline room.timeline.limit, ephemeral events,
-account data, presence, to-device, device lists, unread counts, room summaries.
+A sync token `s{events}_{aux}_{typing}` carries three positions: the room-event stream, the
+aux stream (account data, receipts, to-device, device lists, presence) and the typing serial.
+Positions come from StreamTracker.current, which never passes an uncommitted position, so an
+incremental sync can neither miss nor repeat a change. The per-room part (timeline, state,
+summary, lazy-loaded members) is built by RoomSyncBuilder (sync_rooms.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from homeserver.core.room_versions import get_room_version
-
+from homeserver.core.filters import SyncFilter
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.account_data import AccountDataService
 from homeserver.services.auth import Requester
-from homeserver.services.event_format import EventFormatter
+from homeserver.services.aux_stream import AuxStream
 from homeserver.services.notifier import Notifier
-from homeserver.services.room_state import RoomStateCache
+from homeserver.services.presence import PresenceService
+from homeserver.services.receipts import ReceiptService
 from homeserver.services.streams import StreamTracker
-from homeserver.services.timeline import topo_token
-from storage.events import EventRow, EventStore, TimelineQueries
-from storage.state import StateStore
+from homeserver.services.sync_rooms import RoomSyncBuilder, RoomWindow
+from homeserver.services.to_device import DeviceListService, ToDeviceService
+from homeserver.services.typing import TypingService
+from storage.account_data import AccountDataStore
 from storage.sync import RoomMembershipAt, SyncQueries
 
-DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
-# Stripped state shown with an invite (spec: "Stripped state", server behaviour).
-INVITE_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
-                      "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
+SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
+# (user_id, room_ids, read_upto) -> room -> counts; provided by the push service.
+UnreadCounts = Callable[[str, list[str], dict[str, dict[str | None, int]]], Awaitable[dict[str, Any]]]
+PushRules = Callable[[str], Awaitable[dict[str, Any]]]
 
 
-def sync_token(position: int) -> str:
-    return f"s{position}"
+@dataclass(frozen=True)
+class SyncToken:
+    events: int
+    aux: int = 0
+    typing: int = 0
 
+    def __str__(self) -> str:
+        return f"s{self.events}_{self.aux}_{self.typing}"
 
-def parse_sync_token(token: str) -> int:
-    if token.startswith("s"):
-        head = token[1:].split("_", 1)[0]
-        if head.isdigit():
-            return int(head)
-    raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {token!r}")
+    @classmethod
+    def parse(cls, token: str) -> SyncToken:
+        if token.startswith("s"):
+            parts = token[1:].split("_")
+            if 1 <= len(parts) <= 3 and all(p.isdigit() for p in parts):
+                return cls(*(int(p) for p in parts))
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {token!r}")
 
 
 class SyncService:
-    def __init__(self, queries: SyncQueries, events: EventStore, timeline: TimelineQueries, state: StateStore,
-                 rooms: RoomStateCache, formatter: EventFormatter, stream: StreamTracker, notifier: Notifier) -> None:
+    def __init__(self, queries: SyncQueries, rooms: RoomSyncBuilder, stream: StreamTracker, aux: AuxStream,
+                 notifier: Notifier, account_data_store: AccountDataStore, account_data: AccountDataService,
+                 receipts: ReceiptService, typing: TypingService, presence: PresenceService,
+                 to_device: ToDeviceService, device_lists: DeviceListService) -> None:
         self._queries = queries
-        self._events = events
-        self._timeline = timeline
-        self._state = state
         self._rooms = rooms
-        self._format = formatter
         self._stream = stream
+        self._aux = aux
         self._notifier = notifier
+        self._account_data_store = account_data_store
+        self._account_data = account_data
+        self._receipts = receipts
+        self._typing = typing
+        self._presence = presence
+        self._to_device = to_device
+        self._device_lists = device_lists
+        # Wired by the app to the push service (unread counts, the m.push_rules account data).
+        self.unread_counts: UnreadCounts | None = None
+        self.push_rules: PushRules | None = None
+
+    def current_token(self) -> SyncToken:
+        return SyncToken(self._stream.current, self._aux.current, self._typing.serial)
 
     async def sync(self, requester: Requester, *, since: str | None, timeout_ms: int, full_state: bool,
-                   sync_filter: dict[str, Any] | None = None) -> dict[str, Any]:
-        """`sync_filter` is a validated filter; room.rooms/not_rooms and room.timeline.limit apply."""
-        since_position = parse_sync_token(since) if since else None
-        room_filter = (sync_filter or {}).get("room", {})
-        timeline_limit = min(room_filter.get("timeline", {}).get("limit", DEFAULT_TIMELINE_LIMIT), 1000)
-        only_rooms = room_filter.get("rooms")
-        rooms_filter = (set(only_rooms) if only_rooms is not None else None, set(room_filter.get("not_rooms", [])))
+                   sync_filter: dict[str, Any] | None = None, set_presence: str | None = None) -> dict[str, Any]:
+        """`sync_filter` is a validated filter (FilterService.resolve)."""
+        if set_presence is not None and set_presence not in SET_PRESENCE_VALUES:
+            raise MatrixError(400, Codes.INVALID_PARAM, "'set_presence' must be online, offline or unavailable")
+        since_token = SyncToken.parse(since) if since else None
+        sync_filter_ = SyncFilter.from_json(sync_filter)
+        if not requester.is_guest:
+            await self._presence.on_sync(requester.user_id, set_presence)
         deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
         while True:
-            upto = self._stream.current
-            if since_position is not None and since_position > upto:
-                since_position = upto  # a token from the future (e.g. after a restore): resync from now
-            body, changed = await self._build(requester, since_position, upto, full_state, timeline_limit, rooms_filter)
+            upto = self.current_token()
+            if since_token is not None:
+                # A token from the future (a restored database): resync from now on.
+                since_token = SyncToken(min(since_token.events, upto.events), min(since_token.aux, upto.aux),
+                                        since_token.typing)
+            body, changed = await self._build(requester, since_token, upto, full_state, sync_filter_)
             remaining = deadline - time.monotonic()
-            if changed or since_position is None or full_state or remaining <= 0:
+            if changed or since_token is None or full_state or remaining <= 0:
                 return body
             future = self._notifier.register(requester.user_id)
-            if self._stream.current != upto:  # something landed while we were building
+            if self.current_token() != upto:  # something landed while we were building
                 self._notifier.notify_users([requester.user_id])
             await self._notifier.wait(requester.user_id, future, remaining)
-            if time.monotonic() >= deadline and self._stream.current == upto:
+            if time.monotonic() >= deadline and self.current_token() == upto:
                 return body
 
-    async def _build(self, requester: Requester, since: int | None, upto: int, full_state: bool,
-                     limit: int, rooms_filter: tuple[set[str] | None, set[str]]) -> tuple[dict[str, Any], bool]:
+    async def _build(self, requester: Requester, since: SyncToken | None, upto: SyncToken, full_state: bool,
+                     f: SyncFilter) -> tuple[dict[str, Any], bool]:
         user_id = requester.user_id
-        only, excluded = rooms_filter
-        now = {r: m for r, m in (await self._queries.memberships_at(user_id, upto)).items()
-               if (only is None or r in only) and r not in excluded}
-        before = await self._queries.memberships_at(user_id, since) if since is not None else {}
+        initial = since is None or full_state
+        since_aux = None if since is None else since.aux
+        to_device, aux_upto = await self._to_device.for_sync(user_id, requester.device_id, since_aux, upto.aux)
+        upto = dataclasses.replace(upto, aux=aux_upto)
+        ignored = await self._account_data.ignored_users(user_id)
+
+        now = {r: m for r, m in (await self._queries.memberships_at(user_id, upto.events)).items() if f.allows_room(r)}
+        before = await self._queries.memberships_at(user_id, since.events) if since is not None else {}
+        joined = [r for r, m in now.items() if m.membership == "join"]
+
+        typing = self._typing.typing_events(joined, None if initial else since.typing)
+        receipts = await self._receipts.ephemeral_events(user_id, joined, None if initial else since_aux, upto.aux)
+        account_rows = await self._account_data_store.changed(user_id, None if initial else since_aux, upto.aux)
+        room_account_data: dict[str, list[dict[str, Any]]] = {}
+        global_account_data: list[dict[str, Any]] = []
+        for row in account_rows:
+            if row.room_id:
+                if f.room_account_data.matches(row.type, None, room_id=row.room_id):
+                    room_account_data.setdefault(row.room_id, []).append({"type": row.type, "content": row.content})
+            elif row.type != "m.push_rules" and f.account_data.matches(row.type, None):
+                global_account_data.append({"type": row.type, "content": row.content})
+        push_rules_changed = initial or any(r.type == "m.push_rules" and not r.room_id for r in account_rows)
+        if push_rules_changed and self.push_rules is not None and f.account_data.matches("m.push_rules", None):
+            global_account_data.append({"type": "m.push_rules", "content": await self.push_rules(user_id)})
+
+        window = RoomWindow(since=None if since is None else since.events, upto=upto.events, full_state=full_state)
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
-        active_joined = [r for r, m in now.items() if m.membership == "join"
-                         and since is not None and not full_state and _same(before.get(r), m)]
-        with_news = await self._queries.rooms_with_events_between(active_joined, since, upto) if active_joined else set()
+        active = [r for r in joined if not initial and _same(before.get(r), now[r])]
+        with_news = await self._queries.rooms_with_events_between(active, since.events, upto.events) \
+            if active and since is not None else set()
+        newly_joined: list[str] = []
+        newly_left: list[str] = []
         for room_id, membership in now.items():
             previous = before.get(room_id)
             changed = not _same(previous, membership)
             if membership.membership == "join":
-                if since is None or full_state or changed:
-                    join[room_id] = await self._room(requester, room_id, None, upto, limit, membership)
+                if initial or changed:
+                    join[room_id] = await self._rooms.room(requester, room_id, window.fresh(), membership, f, ignored)
+                    if changed and since is not None:
+                        newly_joined.append(room_id)
                 elif room_id in with_news:
-                    join[room_id] = await self._room(requester, room_id, since, upto, limit, membership)
-            elif membership.membership == "invite" and (since is None or changed):
-                invite[room_id] = {"invite_state": {"events": await self._stripped_state(room_id, membership)}}
-            elif membership.membership == "knock" and (since is None or changed):
-                knock[room_id] = {"knock_state": {"events": await self._stripped_state(room_id, membership)}}
+                    join[room_id] = await self._rooms.room(requester, room_id, window, membership, f, ignored)
+                elif room_id in typing or room_id in receipts or room_id in room_account_data:
+                    join[room_id] = self._rooms.quiet_room(window)
+            elif membership.membership in ("invite", "knock") and (since is None or changed):
+                if membership.membership == "invite" and membership.sender in ignored:
+                    continue  # spec: invites from ignored users are not shown
+                key = f"{membership.membership}_state"
+                section = invite if membership.membership == "invite" else knock
+                section[room_id] = {key: {"events": await self._rooms.stripped_state(room_id, membership)}}
             elif membership.membership in ("leave", "ban") and since is not None and changed \
                     and previous is not None and previous.membership in ("join", "invite", "knock"):
+                if previous.membership == "join":
+                    newly_left.append(room_id)
                 # Up to the departure; nothing after it.
-                leave[room_id] = await self._room(requester, room_id, since, membership.stream_ordering, limit, membership)
+                departed = RoomWindow(since=since.events, upto=membership.stream_ordering, full_state=False)
+                leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
+            elif membership.membership in ("leave", "ban") and since is None and f.include_leave:
+                departed = RoomWindow(since=None, upto=membership.stream_ordering, full_state=True)
+                leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
+
+        for room_id, room in join.items():
+            ephemeral = [e for e in (typing.get(room_id), receipts.get(room_id)) if e is not None
+                         and f.ephemeral.matches(e["type"], None)]
+            room["ephemeral"] = {"events": ephemeral[:f.ephemeral.limit] if f.ephemeral.limit is not None else ephemeral}
+            room["account_data"] = {"events": room_account_data.get(room_id, [])}
+        await self._add_unread_counts(user_id, join, f)
+
+        body: dict[str, Any] = {"next_batch": str(upto)}
         rooms: dict[str, Any] = {}
         for name, section in (("join", join), ("invite", invite), ("knock", knock), ("leave", leave)):
             if section:
                 rooms[name] = section
-        body = {"next_batch": sync_token(upto), "rooms": rooms}
-        return body, bool(rooms)
+        body["rooms"] = rooms
+        presence = [e for e in await self._presence.presence_events(user_id, None if initial else since_aux, upto.aux)
+                    if f.presence.matches(e["type"], e["sender"])]
+        if f.presence.limit is not None:
+            presence = presence[:f.presence.limit]
+        changed = bool(rooms)
+        for key, events in (("account_data", global_account_data), ("presence", presence), ("to_device", to_device)):
+            if events:
+                body[key] = {"events": events}
+                changed = True
+        if since is not None:
+            membership_changes = await self._queries.membership_changes_between(
+                sorted(set(joined) | set(newly_left)), since.events, upto.events)
+            device_lists = await self._device_lists.for_sync(
+                user_id, since.aux, upto.aux, membership_changes, newly_joined, newly_left)
+            if device_lists["changed"] or device_lists["left"]:
+                body["device_lists"] = device_lists
+                changed = True
+        body["device_one_time_keys_count"] = {}
+        body["device_unused_fallback_key_types"] = []
+        return body, changed
 
-    async def _room(self, requester: Requester, room_id: str, since: int | None, upto: int, limit: int,
-                    membership: RoomMembershipAt) -> dict[str, Any]:
-        """A room's timeline in (since, upto] (all history when since is None) and its state."""
-        snap = await self._rooms.snapshot(room_id)
-        version = snap.version if snap else get_room_version("12")
-        rows = await self._queries.recent_events(room_id, after=since or 0, upto=upto, limit=limit + 1)
-        limited = len(rows) > limit
-        rows = rows[-limit:] if limit else []
-        visibility = await self._format.visibility(room_id, requester.user_id)
-        if since is None:
-            # A fresh view of the room: history the user may not see is cut off, which also
-            # makes the timeline limited (there is more, just not for them).
-            visible = self._format.visible(rows, visibility, requester.user_id)
-            limited = limited or len(visible) < len(rows)
-            rows = visible
-        else:
-            rows = self._format.visible(rows, visibility, requester.user_id)
-        state_rows = await self._state_before(room_id, rows, since, upto, limited)
-        timeline: dict[str, Any] = {
-            "events": await self._format.format_events(rows, version, requester),
-            "limited": limited,
-        }
-        if rows:
-            timeline["prev_batch"] = topo_token(rows[0].depth, rows[0].stream_ordering)
-        elif since is not None:
-            timeline["prev_batch"] = sync_token(since)
-        return {
-            "timeline": timeline,
-            "state": {"events": await self._format.format_events(state_rows, version, requester, bundle=False)},
-            "ephemeral": {"events": []},
-            "account_data": {"events": []},
-        }
-
-    async def _state_before(self, room_id: str, rows: list[EventRow], since: int | None, upto: int,
-                            limited: bool) -> list[EventRow]:
-        """The state clients lack before the timeline: all of it for a fresh view; what
-        changed in the gap for a limited incremental timeline; nothing otherwise."""
-        if since is not None and not limited:
-            return []
-        if rows:
-            start_group = rows[0].state_before
-        else:
-            last = await self._queries.event_at_or_before(room_id, upto)
-            start_group = last.state_after if last else None
-        start = await self._state.state_ids(start_group) if start_group else {}
-        timeline_ids = {r.event_id for r in rows}
-        if since is None:
-            wanted = [e for e in start.values() if e not in timeline_ids]
-        else:
-            at_since = await self._queries.event_at_or_before(room_id, since)
-            old = await self._state.state_ids(at_since.state_after) if at_since and at_since.state_after else {}
-            wanted = [e for k, e in start.items() if old.get(k) != e and e not in timeline_ids]
-        found = await self._events.get_events(wanted)
-        return [found[e] for e in wanted if e in found]
-
-    async def _stripped_state(self, room_id: str, membership: RoomMembershipAt) -> list[dict[str, Any]]:
-        snap = await self._rooms.snapshot(room_id)
-        if snap is None:
-            return []
-        keys = [(t, "") for t in INVITE_STATE_TYPES]
-        events = await self._rooms.state_events(snap, keys)
-        stripped = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
-                    for e in events.values()]
-        member = (await self._events.get_events([membership.event_id])).get(membership.event_id)
-        if member is not None:
-            stripped.append({"type": "m.room.member", "state_key": member.state_key, "content": member.pdu["content"],
-                             "sender": member.sender})
-        return stripped
+    async def _add_unread_counts(self, user_id: str, join: dict[str, Any], f: SyncFilter) -> None:
+        if self.unread_counts is None or not join:
+            return
+        room_ids = list(join)
+        read_upto = await self._receipts.read_upto(user_id, room_ids)
+        counts = await self.unread_counts(user_id, room_ids, read_upto)
+        for room_id, room in join.items():
+            found = counts.get(room_id) or {}
+            room["unread_notifications"] = {
+                "notification_count": found.get("notification_count", 0),
+                "highlight_count": found.get("highlight_count", 0),
+            }
+            if f.timeline.unread_thread_notifications and found.get("threads"):
+                room["unread_thread_notifications"] = found["threads"]
 
 
 def _same(previous: RoomMembershipAt | None, current: RoomMembershipAt) -> bool:

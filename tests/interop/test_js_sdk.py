@@ -142,7 +142,6 @@ async def test_two_js_sdk_clients_chat_edit_redact_rename_and_leave(node, base_u
     assert r["aliceJoinedMembersAfterLeave"] == [r["aliceId"]]
 
 
-@pytest.mark.xfail(reason="typing/receipts not yet served", strict=False)
 async def test_js_sdk_typing_and_read_receipts(node, base_url, alice, bob, tmp_path):
     r = await run_scenario(node, "typing_receipts.mjs", tmp_path, baseUrl=base_url, **users("alice", "bob"))
 

@@ -4,6 +4,7 @@
 """
 
 from homeserver.api.client import (
+    account_data,
     account_deactivation,
     banning,
     capabilities,
@@ -23,19 +24,25 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     password_management,
+    presence,
     profile,
+    read_markers,
+    receipts,
     redaction,
     refresh,
-    relations,
     registration,
     registration_tokens,
+    relations,
     room_event_by_timestamp,
     room_send,
     room_state,
     rooms,
     search,
     sync,
+    tags,
     threads_list,
+    to_device,
+    typing,
     users,
     versions,
     wellknown,
@@ -48,5 +55,6 @@ MODULES = [
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
-    sync, filter,
+    
+    sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
 ]

@@ -18,6 +18,6 @@ async def sync(request: web.Request) -> web.Response:
     sync_filter = await services.filters.resolve(requester_of(request), q.get("filter"))
     body = await services.sync.sync(
         requester_of(request), since=q.get("since"), timeout_ms=timeout, full_state=full_state == "true",
-        sync_filter=sync_filter,
+        sync_filter=sync_filter, set_presence=q.get("set_presence"),
     )
     return json_response(body)

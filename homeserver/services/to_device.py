@@ -1,0 +1,125 @@
+"""To-device messages (PUT /sendToDevice) and device-list changes, both delivered by /sync.
+
+A to-device message waits in its device's inbox until the device syncs with a token past it,
+which acknowledges it; a retried transaction delivers nothing twice. Messages for users of
+other servers need federation and are not sent yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from homeserver.core.ids import is_valid_user_id, server_name_of
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import Requester
+from homeserver.services.aux_stream import AuxStream
+from homeserver.services.clock import Clock
+from storage.database import Database
+from storage.device_lists import DeviceListStore
+from storage.devices import DeviceStore
+from storage.sync import SyncQueries
+from storage.to_device import ToDeviceStore
+
+logger = logging.getLogger(__name__)
+
+# Per sync response, as Synapse: a device with a large backlog gets it over several syncs.
+TO_DEVICE_PER_SYNC = 100
+
+
+class ToDeviceService:
+    def __init__(self, db: Database, store: ToDeviceStore, devices: DeviceStore, aux: AuxStream, clock: Clock,
+                 server_name: str) -> None:
+        self._db = db
+        self._store = store
+        self._devices = devices
+        self._aux = aux
+        self._clock = clock
+        self._server_name = server_name
+
+    async def send(self, requester: Requester, event_type: str, txn_id: str, body: dict[str, Any]) -> None:
+        messages = body.get("messages")
+        if not isinstance(messages, dict):
+            raise MatrixError(400, Codes.BAD_JSON, "'messages' must be an object")
+        deliveries: list[tuple[str, str, dict[str, Any]]] = []
+        for user_id, by_device in messages.items():
+            if not is_valid_user_id(user_id) or not isinstance(by_device, dict):
+                raise MatrixError(400, Codes.BAD_JSON, f"Invalid recipient {user_id!r}")
+            if server_name_of(user_id) != self._server_name:
+                logger.info("to-device message for remote user %s dropped: no federation yet", user_id)
+                continue
+            if "*" in by_device:
+                known = [d.device_id for d in await self._devices.list_devices(user_id)]
+            else:
+                known = [d.device_id for d in await self._devices.list_devices(user_id) if d.device_id in by_device]
+            for device_id in known:
+                content = by_device.get(device_id, by_device.get("*"))
+                if not isinstance(content, dict):
+                    raise MatrixError(400, Codes.BAD_JSON, "Each message must be an object")
+                deliveries.append((user_id, device_id, {"type": event_type, "sender": requester.user_id,
+                                                        "content": content}))
+        recipients = {u for u, _, _ in deliveries}
+        async with self._aux.write(recipients) as position:
+            async with self._db.transaction():
+                if not await self._store.claim_txn(requester.user_id, requester.device_id or "", txn_id,
+                                                   self._clock.now_ms()):
+                    return  # a retry: the first request delivered them
+                await self._store.add(deliveries, position)
+
+    async def for_sync(self, user_id: str, device_id: str | None, since: int | None,
+                       upto: int) -> tuple[list[dict[str, Any]], int]:
+        """The device's messages up to `upto` (acknowledging those up to `since`), and the
+        position the sync may claim: lower than `upto` when the batch was cut short."""
+        if device_id is None:
+            return [], upto
+        if since is not None:
+            await self._store.delete_upto(user_id, device_id, since)
+        pending = await self._store.pending(user_id, device_id, upto, TO_DEVICE_PER_SYNC)
+        if len(pending) == TO_DEVICE_PER_SYNC:
+            upto = pending[-1][0]
+        return [message for _, message in pending], upto
+
+    async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
+        if deleted:
+            for device_id in device_ids:
+                await self._store.delete_device(user_id, device_id)
+
+
+class DeviceListService:
+    def __init__(self, store: DeviceListStore, queries: SyncQueries, aux: AuxStream) -> None:
+        self._store = store
+        self._queries = queries
+        self._aux = aux
+
+    async def mark_changed(self, user_id: str) -> None:
+        """A user's devices or keys changed: everyone sharing a room with them re-queries."""
+        wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
+        async with self._aux.write(wake) as position:
+            await self._store.mark_changed([user_id], position)
+
+    async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
+        await self.mark_changed(user_id)
+
+    async def for_sync(self, user_id: str, since_aux: int, upto_aux: int, membership_changes: list[tuple[str, str, str]],
+                       joined_rooms: list[str], left_rooms: list[str]) -> dict[str, list[str]]:
+        """`device_lists` of an incremental sync: users whose devices changed (ourselves
+        included, for our other devices), users who now
+        share a room with us (`membership_changes` in our rooms, rooms we joined), and users
+        we no longer share any room with (`left`)."""
+        sharing = await self._queries.users_sharing_rooms(user_id)
+        changed = await self._store.changed_between(sorted(sharing | {user_id}), since_aux, upto_aux)
+        left: set[str] = set()
+        for room_id, member, membership in membership_changes:
+            if member == user_id:
+                continue
+            if membership == "join":
+                changed.add(member)
+            elif member not in sharing:
+                left.add(member)
+        for room_id in joined_rooms:
+            changed.update(u for u in await self._queries.joined_members(room_id) if u != user_id)
+        for room_id in left_rooms:
+            left.update(u for u in await self._queries.joined_members(room_id) if u not in sharing)
+        left -= changed
+        left.discard(user_id)
+        return {"changed": sorted(changed), "left": sorted(left)}

@@ -1,0 +1,52 @@
+"""AccountDataStore: a user's global and per-room account data. Tables: account_data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDataRow:
+    room_id: str  # '' for global account data
+    type: str
+    content: dict[str, Any]
+    stream_id: int
+
+
+class AccountDataStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def put(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any], stream_id: int) -> None:
+        await self._db.execute(
+            """INSERT INTO account_data (user_id, room_id, type, content, stream_id) VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (user_id, room_id, type) DO UPDATE SET content = EXCLUDED.content,
+                   stream_id = EXCLUDED.stream_id""",
+            user_id, room_id, data_type, content, stream_id,
+        )
+
+    async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
+        return await self._db.fetchval(
+            "SELECT content FROM account_data WHERE user_id = $1 AND room_id = $2 AND type = $3",
+            user_id, room_id, data_type,
+        )
+
+    async def changed(self, user_id: str, after: int | None, upto: int) -> list[AccountDataRow]:
+        """Every entry written in (after, upto]; all of them up to `upto` when `after` is None."""
+        rows = await self._db.fetch(
+            """SELECT room_id, type, content, stream_id FROM account_data
+               WHERE user_id = $1 AND stream_id > $2 AND stream_id <= $3 ORDER BY stream_id""",
+            user_id, after if after is not None else 0, upto,
+        )
+        return [AccountDataRow(**r) for r in rows]
+
+    async def users_ignoring(self, ignored_user_id: str) -> list[str]:
+        rows = await self._db.fetch(
+            """SELECT user_id FROM account_data WHERE room_id = '' AND type = 'm.ignored_user_list'
+               AND content->'ignored_users' ? $1""",
+            ignored_user_id,
+        )
+        return [r["user_id"] for r in rows]
