@@ -45,6 +45,7 @@ from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.notifier import Notifier, RoomEventNotifications
 from homeserver.services.receipts import ReceiptService
+from homeserver.services.replication import Replication
 from homeserver.services.sync import SyncService
 from homeserver.services.sync_rooms import RoomSyncBuilder
 from homeserver.services.to_device import DeviceListService, ToDeviceService
@@ -100,7 +101,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     notifier = Notifier()
-    events.on_persisted(RoomEventNotifications(stores.events, notifier, stream).on_persisted)
+    room_notifications = RoomEventNotifications(stores.events, notifier, stream)
+    events.on_persisted(room_notifications.on_persisted)
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
     account_data = AccountDataService(stores.account_data, aux)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
@@ -110,6 +112,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
+    replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
+                               account_data, typing)
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists)
@@ -120,8 +124,25 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
-        presence=presence, to_device=to_device, device_lists=device_lists,
+        presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
     )
+
+
+def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notifier: Notifier,
+                 stream: StreamTracker, aux: AuxStream, room_notifications: RoomEventNotifications,
+                 auth: AuthService, account_data: AccountDataService, typing: TypingService) -> Replication:
+    """Announcements between processes on one database (idle until `start`)."""
+    replication = Replication(db, stores.events, room_state, notifier, {"events": stream, "aux": aux.tracker})
+    room_notifications.replicate = replication.room_events
+    aux.replicate = replication.wake
+    auth.replicate = lambda user_id: replication.publish({"k": "tokens", "u": user_id})
+    replication.on("tokens", lambda m: auth.forget_cached(m["u"]))
+    account_data.replicate = lambda user_id: replication.publish({"k": "ignored", "u": user_id})
+    replication.on("ignored", lambda m: account_data.forget_cached(m["u"]))
+    typing.on_local_change = lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
+        {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms})
+    replication.on("typing", lambda m: typing.apply(m["r"], m["u"], bool(m["t"]), int(m["ms"])))
+    return replication
 
 
 async def start_services(config: Config, db: Database, clock: Clock | None = None) -> Services:
@@ -231,6 +252,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     scheme = "https" if ssl_context else "http"
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
+            await services.replication.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -239,6 +261,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         finally:
             for runner in runners:
                 await runner.cleanup()
+            await services.replication.stop()
             await services.devices.flush()
 
 

@@ -7,6 +7,7 @@ Room tags live here too, as the room's `m.tag` entry ({"tags": {tag: {"order": n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from homeserver.core.ids import is_valid_room_id, is_valid_user_id
@@ -25,6 +26,8 @@ class AccountDataService:
         self._aux = aux
         # user -> ignored users; small and read on every sync, so kept in memory.
         self._ignored: dict[str, frozenset[str]] = {}
+        # Set by the app: tell other processes a user's ignore list changed.
+        self.replicate: Callable[[str], None] | None = None
 
     # --- client API --------------------------------------------------------------------------
 
@@ -81,6 +84,8 @@ class AccountDataService:
             await self._store.put(user_id, room_id, data_type, content, position)
         if data_type == "m.ignored_user_list" and not room_id:
             self._ignored.pop(user_id, None)
+            if self.replicate is not None:
+                self.replicate(user_id)
 
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         return await self._store.get(user_id, room_id, data_type)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeserver.config import AuthConfig
@@ -56,6 +57,8 @@ class AuthService:
         self._config = config
         self._cache: dict[bytes, _Cached] = {}
         self._cached_by_user: dict[str, set[bytes]] = {}
+        # Set by the app: tell other processes to drop their cached tokens of a user.
+        self.replicate: Callable[[str], None] | None = None
 
     async def authenticate(self, token: str) -> Requester:
         """The requester owning `token`; 401 M_UNKNOWN_TOKEN when it is unknown or expired."""
@@ -131,6 +134,12 @@ class AuthService:
 
     def forget_user(self, user_id: str) -> None:
         """Drop the user's cached tokens: call after any change to their tokens or devices."""
+        self.forget_cached(user_id)
+        if self.replicate is not None:
+            self.replicate(user_id)
+
+    def forget_cached(self, user_id: str) -> None:
+        """Drop this process's cached tokens of the user (another process changed them)."""
         for token_hash in self._cached_by_user.pop(user_id, ()):
             self._cache.pop(token_hash, None)
 

@@ -9,7 +9,7 @@ sync that wakes always finds the change.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from homeserver.services.notifier import Notifier
 from homeserver.services.streams import StreamTracker
@@ -21,6 +21,8 @@ class AuxStream:
         self._store = store
         self.tracker = tracker
         self._notifier = notifier
+        # Set by the app: tell other processes whom to wake at which position.
+        self.replicate: Callable[[str, int, list[str]], None] | None = None
 
     @property
     def current(self) -> int:
@@ -37,4 +39,7 @@ class AuxStream:
             self.tracker.finish([position])
             raise
         self.tracker.finish([position])
-        self._notifier.notify_when_visible(self.tracker, "aux", position, set(wake))
+        users = set(wake)
+        self._notifier.notify_when_visible(self.tracker, "aux", position, users)
+        if self.replicate is not None:
+            self.replicate("aux", position, sorted(users))

@@ -19,6 +19,7 @@ from homeserver.services.profiles import ProfileService
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.receipts import ReceiptService
 from homeserver.services.registration_tokens import RegistrationTokenService
+from homeserver.services.replication import Replication
 from homeserver.services.relations import RelationsService
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
@@ -57,3 +58,4 @@ class Services:
     presence: PresenceService
     to_device: ToDeviceService
     device_lists: DeviceListService
+    replication: Replication

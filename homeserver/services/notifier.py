@@ -9,7 +9,7 @@ change costs one dict lookup per interested user, not a query per waiter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from homeserver.core.events import Event
 from homeserver.services.streams import StreamTracker
@@ -60,12 +60,17 @@ class RoomEventNotifications:
         self._events = events
         self._notifier = notifier
         self._stream = stream
+        # Set by the app: tell other processes (position, rooms, invitees and other targets).
+        self.replicate: Callable[[int, list[str], list[str]], None] | None = None
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
         users: set[str] = set()
         for room_id in {event.room_id for event, _ in published}:
             members = await self._events.members(room_id)
             users.update(u for u, m in members.items() if m in ("join", "invite", "knock"))
-        users.update(e.state_key for e, _ in published if e.type == "m.room.member" and e.state_key)
+        targets = [e.state_key for e, _ in published if e.type == "m.room.member" and e.state_key]
+        users.update(targets)
+        if self.replicate is not None:
+            self.replicate(max(p for _, p in published), sorted({e.room_id for e, _ in published}), targets)
         # Wake them only once a sync can see the batch (a lower position may still be in flight).
         self._notifier.notify_when_visible(self._stream, "events", max(p for _, p in published), users)

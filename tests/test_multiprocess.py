@@ -1,0 +1,112 @@
+"""Two server processes on one database wake each other through LISTEN/NOTIFY.
+
+Both serve the same server name from the same config and signing key, each on its own port:
+a sync waiting on one process returns as soon as a message, a typing notification or a
+receipt is committed through the other, and a token logged out on one stops working on both.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+
+import aiohttp
+import pytest
+
+from tests.test_cli import free_port, generate, run_server, stop, wait_for
+
+
+@pytest.fixture
+async def two_processes(tmp_path, db_url):
+    config_path, port_a, _ = generate(tmp_path, "--enable-registration")
+    port_b = free_port()
+    procs = []
+    for port in (port_a, port_b):
+        listeners = json.dumps([{"port": port, "bind_addresses": ["127.0.0.1"], "resources": ["client"]}])
+        procs.append(run_server(config_path, env={"CHATGO_DATABASE_URL": db_url, "CHATGO_LISTENERS": listeners}))
+    try:
+        for port, proc in zip((port_a, port_b), procs):
+            await asyncio.to_thread(wait_for, f"http://127.0.0.1:{port}/_matrix/client/versions", proc)
+        yield f"http://127.0.0.1:{port_a}/_matrix/client/v3", f"http://127.0.0.1:{port_b}/_matrix/client/v3"
+    finally:
+        for proc in procs:
+            await asyncio.to_thread(stop, proc)
+
+
+async def call(http, method, url, token=None, body=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.request(method, url, json=body, headers=headers) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def register(http, base, name):
+    status, body = await call(http, "POST", f"{base}/register",
+                              body={"username": name, "password": "pw-" + name, "auth": {"type": "m.login.dummy"}})
+    assert status == 200, body
+    return body["access_token"]
+
+
+async def test_sync_on_one_process_wakes_for_changes_made_on_the_other(two_processes):
+    a, b = two_processes
+    async with aiohttp.ClientSession() as http:
+        alice = await register(http, a, "alice")
+        bob = await register(http, a, "bob")
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        assert (await call(http, "POST", f"{b}/rooms/{room}/join", bob, {}))[0] == 200  # written by B
+
+        status, body = await call(http, "GET", f"{b}/sync", bob)
+        assert room in body["rooms"]["join"]
+        token = body["next_batch"]
+
+        # A message sent through A wakes bob's sync waiting on B.
+        waiting = asyncio.create_task(call(http, "GET", f"{b}/sync?timeout=10000&since={token}", bob))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        status, sent = await call(http, "PUT", f"{a}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}", alice,
+                                  {"msgtype": "m.text", "body": "across processes"})
+        assert status == 200, sent
+        status, body = await waiting
+        assert time.monotonic() - started < 1.5
+        assert [e["event_id"] for e in body["rooms"]["join"][room]["timeline"]["events"]] == [sent["event_id"]]
+        token = body["next_batch"]
+
+        # Typing (in memory) set through A reaches a sync on B.
+        waiting = asyncio.create_task(call(http, "GET", f"{b}/sync?timeout=10000&since={token}", bob))
+        await asyncio.sleep(0.3)
+        await call(http, "PUT", f"{a}/rooms/{room}/typing/@alice:cli.test", alice, {"typing": True, "timeout": 20000})
+        status, body = await waiting
+        typing = [e for e in body["rooms"]["join"][room]["ephemeral"]["events"] if e["type"] == "m.typing"]
+        assert typing and typing[0]["content"]["user_ids"] == ["@alice:cli.test"]
+        token = body["next_batch"]
+
+        # B sends (its own room snapshot was refreshed by A's announcement) and a sync on A sees it.
+        status, body = await call(http, "GET", f"{a}/sync", alice)
+        alice_token = body["next_batch"]
+        waiting = asyncio.create_task(call(http, "GET", f"{a}/sync?timeout=10000&since={alice_token}", alice))
+        await asyncio.sleep(0.3)
+        status, reply = await call(http, "PUT", f"{b}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}", bob,
+                                   {"msgtype": "m.text", "body": "reply"})
+        assert status == 200, reply
+        status, body = await waiting
+        events = body["rooms"]["join"][room]["timeline"]["events"]
+        assert reply["event_id"] in [e["event_id"] for e in events]
+        # The reply follows alice's message in one linear history (no fork).
+        assert events[-1]["event_id"] == reply["event_id"]
+
+        # An idle sync waits out its timeout.
+        status, body = await call(http, "GET", f"{b}/sync", bob)
+        started = time.monotonic()
+        status, idle = await call(http, "GET", f"{b}/sync?timeout=800&since={body['next_batch']}", bob)
+        assert status == 200 and time.monotonic() - started >= 0.7
+        assert idle["rooms"] == {}
+
+        # Logging out through A ends the token on B too (B had it cached).
+        assert (await call(http, "POST", f"{a}/logout", bob))[0] == 200
+        deadline = time.monotonic() + 3
+        while True:
+            status, body = await call(http, "GET", f"{b}/account/whoami", bob)
+            if status == 401 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
