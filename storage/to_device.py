@@ -32,19 +32,17 @@ class ToDeviceStore:
             list(users), list(devices), list(messages), stream_id,
         )
 
-    async def pending(self, user_id: str, device_id: str, upto: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    async def acknowledge_and_fetch(self, user_id: str, device_id: str, acknowledged: int, upto: int,
+                                    limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Delete the messages up to `acknowledged` and return those in (acknowledged, upto],
+        in one round trip."""
         rows = await self._db.fetch(
-            """SELECT stream_id, message FROM device_inbox WHERE user_id = $1 AND device_id = $2
-               AND stream_id <= $3 ORDER BY stream_id LIMIT $4""",
-            user_id, device_id, upto, limit,
+            """WITH acked AS (DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2 AND stream_id <= $3)
+               SELECT stream_id, message FROM device_inbox WHERE user_id = $1 AND device_id = $2
+               AND stream_id > $3 AND stream_id <= $4 ORDER BY stream_id LIMIT $5""",
+            user_id, device_id, acknowledged, upto, limit,
         )
         return [(r["stream_id"], r["message"]) for r in rows]
-
-    async def delete_upto(self, user_id: str, device_id: str, upto: int) -> None:
-        await self._db.execute(
-            "DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2 AND stream_id <= $3",
-            user_id, device_id, upto,
-        )
 
     async def delete_device(self, user_id: str, device_id: str) -> None:
         await self._db.execute("DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2", user_id, device_id)

@@ -32,6 +32,7 @@ class PresenceService:
         self._aux = aux
         self._clock = clock
         self.enabled = config.enabled
+        self._recent_syncs: dict[str, tuple[str, int]] = {}  # user -> (state, when this process noted it)
 
     async def set_status(self, requester: Requester, user_id: str, body: dict[str, Any]) -> None:
         """PUT /presence/{userId}/status."""
@@ -63,11 +64,16 @@ class PresenceService:
         if not self.enabled or set_presence == "offline":
             return
         state = set_presence or "online"
-        row = await self._store.get(user_id)
         now = self._clock.now_ms()
-        if row is not None and row.state == state and now - row.last_active_ts < ACTIVE_REFRESH_MS:
-            return
-        await self._write(user_id, state, row.status_msg if row else None, active=state == "online")
+        recent = self._recent_syncs.get(user_id)
+        if recent is not None and recent[0] == state and now - recent[1] < ACTIVE_REFRESH_MS:
+            return  # this process wrote it a moment ago: no need to read it back
+        row = await self._store.get(user_id)
+        if row is None or row.state != state or now - row.last_active_ts >= ACTIVE_REFRESH_MS:
+            await self._write(user_id, state, row.status_msg if row else None, active=state == "online")
+        if len(self._recent_syncs) > 100_000:
+            self._recent_syncs.clear()
+        self._recent_syncs[user_id] = (state, now)
 
     async def presence_events(self, user_id: str, since: int | None, upto: int) -> list[dict[str, Any]]:
         """m.presence events of users sharing a room with `user_id` (and their own) in (since, upto]."""

@@ -111,8 +111,12 @@ class SyncService:
         user_id = requester.user_id
         initial = since is None or full_state
         since_aux = None if since is None else since.aux
-        to_device, aux_upto = await self._to_device.for_sync(user_id, requester.device_id, since_aux, upto.aux)
-        upto = dataclasses.replace(upto, aux=aux_upto)
+        # Most wake-ups are room events only: skip every aux-stream read when it did not move.
+        aux_moved = initial or since_aux != upto.aux
+        to_device: list[dict[str, Any]] = []
+        if aux_moved:
+            to_device, aux_upto = await self._to_device.for_sync(user_id, requester.device_id, since_aux, upto.aux)
+            upto = dataclasses.replace(upto, aux=aux_upto)
         ignored = await self._account_data.ignored_users(user_id)
 
         now = {r: m for r, m in (await self._queries.memberships_at(user_id, upto.events)).items() if f.allows_room(r)}
@@ -120,8 +124,10 @@ class SyncService:
         joined = [r for r, m in now.items() if m.membership == "join"]
 
         typing = self._typing.typing_events(joined, None if initial else since.typing)
-        receipts = await self._receipts.ephemeral_events(user_id, joined, None if initial else since_aux, upto.aux)
-        account_rows = await self._account_data_store.changed(user_id, None if initial else since_aux, upto.aux)
+        receipts = await self._receipts.ephemeral_events(user_id, joined, None if initial else since_aux, upto.aux) \
+            if aux_moved else {}
+        account_rows = await self._account_data_store.changed(user_id, None if initial else since_aux, upto.aux) \
+            if aux_moved else []
         room_account_data: dict[str, list[dict[str, Any]]] = {}
         global_account_data: list[dict[str, Any]] = []
         for row in account_rows:
@@ -187,7 +193,7 @@ class SyncService:
                 rooms[name] = section
         body["rooms"] = rooms
         presence = [e for e in await self._presence.presence_events(user_id, None if initial else since_aux, upto.aux)
-                    if f.presence.matches(e["type"], e["sender"])]
+                    if f.presence.matches(e["type"], e["sender"])] if aux_moved else []
         if f.presence.limit is not None:
             presence = presence[:f.presence.limit]
         changed = bool(rooms)
@@ -195,9 +201,9 @@ class SyncService:
             if events:
                 body[key] = {"events": events}
                 changed = True
-        if since is not None:
+        if since is not None and (aux_moved or since.events != upto.events):
             membership_changes = await self._queries.membership_changes_between(
-                sorted(set(joined) | set(newly_left)), since.events, upto.events)
+                sorted(set(joined) | set(newly_left)), since.events, upto.events) if since.events != upto.events else []
             device_lists = await self._device_lists.for_sync(
                 user_id, since.aux, upto.aux, membership_changes, newly_joined, newly_left)
             if device_lists["changed"] or device_lists["left"]:

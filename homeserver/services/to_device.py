@@ -72,9 +72,7 @@ class ToDeviceService:
         position the sync may claim: lower than `upto` when the batch was cut short."""
         if device_id is None:
             return [], upto
-        if since is not None:
-            await self._store.delete_upto(user_id, device_id, since)
-        pending = await self._store.pending(user_id, device_id, upto, TO_DEVICE_PER_SYNC)
+        pending = await self._store.acknowledge_and_fetch(user_id, device_id, since or 0, upto, TO_DEVICE_PER_SYNC)
         if len(pending) == TO_DEVICE_PER_SYNC:
             upto = pending[-1][0]
         return [message for _, message in pending], upto
@@ -106,6 +104,8 @@ class DeviceListService:
         included, for our other devices), users who now
         share a room with us (`membership_changes` in our rooms, rooms we joined), and users
         we no longer share any room with (`left`)."""
+        if since_aux == upto_aux and not membership_changes and not joined_rooms and not left_rooms:
+            return {"changed": [], "left": []}
         sharing = await self._queries.users_sharing_rooms(user_id)
         changed = await self._store.changed_between(sorted(sharing | {user_id}), since_aux, upto_aux)
         left: set[str] = set()
