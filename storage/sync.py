@@ -1,5 +1,5 @@
 """SyncQueries: what changed for a user between two room-event stream positions.
-Tables read: events, room_memberships, current_state (written by EventStore).
+Tables read: events, room_memberships, current_state (written by EventStore), forgotten_rooms.
 """
 
 from __future__ import annotations
@@ -17,6 +17,19 @@ class RoomMembershipAt:
     event_id: str
     stream_ordering: int
     sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlidingRoomRow:
+    """A room of a user's sliding sync room list: their membership, and where the room stands."""
+    room_id: str
+    membership: str
+    event_id: str
+    stream_ordering: int
+    sender: str
+    last_activity: int  # the newest event they may see: the room's, or their membership's
+    bump_stamp: int | None  # the newest event of a "bump" type (joined rooms only)
+    forgotten: bool
 
 
 class SyncQueries:
@@ -105,3 +118,125 @@ class SyncQueries:
             room_id,
         )
         return [(r["state_key"], r["membership"]) for r in rows]
+
+    # --- sliding sync: batched over the rooms of one response ------------------------------------
+
+    async def sliding_sync_rooms(self, user_id: str, upto: int, bump_types: list[str]) -> list[SlidingRoomRow]:
+        """Every room the user has a membership in at `upto`, with its latest activity."""
+        rows = await self._db.fetch(
+            """WITH latest AS (
+                   SELECT DISTINCT ON (room_id) room_id, membership, event_id, stream_ordering, sender
+                   FROM room_memberships WHERE user_id = $1 AND stream_ordering <= $2
+                   ORDER BY room_id, stream_ordering DESC
+               )
+               SELECT m.room_id, m.membership, m.event_id, m.stream_ordering, m.sender,
+                   CASE WHEN m.membership = 'join' THEN coalesce((
+                       SELECT e.stream_ordering FROM events e
+                       WHERE e.room_id = m.room_id AND e.stream_ordering IS NOT NULL AND e.stream_ordering <= $2
+                         AND e.rejected_reason IS NULL AND NOT e.soft_failed
+                       ORDER BY e.stream_ordering DESC LIMIT 1), m.stream_ordering)
+                   ELSE m.stream_ordering END AS last_activity,
+                   CASE WHEN m.membership = 'join' THEN (
+                       SELECT e.stream_ordering FROM events e
+                       WHERE e.room_id = m.room_id AND e.stream_ordering IS NOT NULL AND e.stream_ordering <= $2
+                         AND e.type = ANY($3::text[]) AND e.rejected_reason IS NULL AND NOT e.soft_failed
+                       ORDER BY e.stream_ordering DESC LIMIT 1)
+                   END AS bump_stamp,
+                   EXISTS (SELECT 1 FROM forgotten_rooms f WHERE f.user_id = $1 AND f.room_id = m.room_id)
+                       AS forgotten
+               FROM latest m""",
+            user_id, upto, bump_types,
+        )
+        return [SlidingRoomRow(**r) for r in rows]
+
+    async def recent_events_in_rooms(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+        """room -> up to `limit` newest timeline events in (after, upto], oldest first, for
+        (room_id, after, upto, limit) windows."""
+        if not windows:
+            return {}
+        room_ids, afters, uptos, limits = (list(column) for column in zip(*windows))
+        rows = await self._db.fetch(
+            f"""SELECT x.* FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[])
+                     AS w(room_id, after, upto, lim)
+                CROSS JOIN LATERAL (
+                    SELECT {_EVENT_COLUMNS} FROM events e
+                    WHERE e.room_id = w.room_id AND e.stream_ordering > w.after AND e.stream_ordering <= w.upto
+                      AND e.rejected_reason IS NULL AND NOT e.soft_failed
+                    ORDER BY e.stream_ordering DESC LIMIT w.lim) x""",
+            room_ids, afters, uptos, limits,
+        )
+        out: dict[str, list[EventRow]] = {}
+        for r in rows:
+            out.setdefault(r["room_id"], []).append(EventRow(**r))
+        for events in out.values():
+            events.sort(key=lambda e: e.stream_ordering)
+        return out
+
+    async def current_state_changed_in_rooms(
+            self, windows: list[tuple[str, int, int]]) -> dict[str, dict[tuple[str, str], str]]:
+        """room -> the current state entries whose event arrived in (since, upto], for
+        (room_id, since, upto) windows."""
+        if not windows:
+            return {}
+        room_ids, sinces, uptos = (list(column) for column in zip(*windows))
+        rows = await self._db.fetch(
+            """SELECT e.room_id, e.type, e.state_key, e.event_id
+               FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS w(room_id, since, upto)
+               JOIN events e ON e.room_id = w.room_id AND e.stream_ordering > w.since AND e.stream_ordering <= w.upto
+               JOIN current_state c ON c.room_id = e.room_id AND c.type = e.type AND c.state_key = e.state_key
+                                   AND c.event_id = e.event_id
+               WHERE e.state_key IS NOT NULL""",
+            room_ids, sinces, uptos,
+        )
+        out: dict[str, dict[tuple[str, str], str]] = {}
+        for r in rows:
+            out.setdefault(r["room_id"], {})[(r["type"], r["state_key"])] = r["event_id"]
+        return out
+
+    async def member_counts(self, room_ids: list[str]) -> dict[str, tuple[int, int]]:
+        """room -> (joined, invited) member counts of the current state."""
+        rows = await self._db.fetch(
+            """SELECT room_id, count(*) FILTER (WHERE membership = 'join') AS joined,
+                      count(*) FILTER (WHERE membership = 'invite') AS invited
+               FROM current_state WHERE room_id = ANY($1::text[]) AND type = 'm.room.member'
+               GROUP BY room_id""",
+            room_ids,
+        )
+        return {r["room_id"]: (r["joined"], r["invited"]) for r in rows}
+
+    async def heroes(self, room_ids: list[str], user_id: str, limit: int) -> dict[str, list[tuple[str, str]]]:
+        """room -> (user_id, member event ID) of up to `limit` members other than `user_id`:
+        joined first, then invited, then those who left, each oldest membership first."""
+        rows = await self._db.fetch(
+            """SELECT w.room_id, x.state_key, x.event_id FROM unnest($1::text[]) AS w(room_id)
+               CROSS JOIN LATERAL (
+                   SELECT c.state_key, c.event_id FROM current_state c JOIN events e ON e.event_id = c.event_id
+                   WHERE c.room_id = w.room_id AND c.type = 'm.room.member' AND c.state_key <> $2
+                     AND c.membership IN ('join', 'invite', 'leave', 'ban')
+                   ORDER BY CASE c.membership WHEN 'join' THEN 0 WHEN 'invite' THEN 1 ELSE 2 END, e.stream_ordering
+                   LIMIT $3) x""",
+            room_ids, user_id, limit,
+        )
+        out: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            out.setdefault(r["room_id"], []).append((r["state_key"], r["event_id"]))
+        return out
+
+    async def room_kinds(self, room_ids: list[str]) -> dict[str, tuple[bool, str | None]]:
+        """room -> (encrypted, room type from its create event), from the current state."""
+        rows = await self._db.fetch(
+            """SELECT c.room_id, c.type, e.pdu->'content'->>'type' AS room_type
+               FROM current_state c JOIN events e ON e.event_id = c.event_id
+               WHERE c.room_id = ANY($1::text[]) AND c.state_key = ''
+                 AND c.type IN ('m.room.create', 'm.room.encryption')""",
+            room_ids,
+        )
+        out: dict[str, tuple[bool, str | None]] = {}
+        for r in rows:
+            encrypted, room_type = out.get(r["room_id"], (False, None))
+            if r["type"] == "m.room.encryption":
+                encrypted = True
+            else:
+                room_type = r["room_type"]
+            out[r["room_id"]] = (encrypted, room_type)
+        return out
