@@ -14,4 +14,5 @@ SPEC_VERSIONS = [
 @route("GET", "/_matrix/client/versions", auth=Auth.NONE, prefixes=ROOT)
 async def get_versions(request: web.Request) -> web.Response:
     """GET /_matrix/client/versions"""
-    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {}})
+    # Simplified sliding sync (MSC4186): Element X looks for this flag.
+    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {"org.matrix.simplified_msc3575": True}})
