@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -240,7 +241,9 @@ class SlidingSyncService:
             room.membership in ("join", "invite", "knock")
         if sent is None or rejoined:
             return RoomPlan(room, config, None, None, is_dm=is_dm)
-        expand_timeline = config.timeline_limit > sent.config.timeline_limit and room.membership != "invite"
+        # Invites and knocks have no timeline to expand.
+        expand_timeline = config.timeline_limit > sent.config.timeline_limit and \
+            room.membership not in ("invite", "knock")
         state_grew = not sent.config.required_state.covers(config.required_state)
         if room.last_activity > sent.position or expand_timeline or state_grew:
             return RoomPlan(room, config, sent.position, sent.config, expand_timeline, is_dm)
@@ -259,9 +262,7 @@ class SlidingSyncService:
         if self._sync.unread_counts is not None and joined:
             counts = await self._sync.unread_counts(user_id, joined, await self._receipts.read_upto(user_id, joined))
         for room_id, room in built.items():
-            found = counts.get(room_id) or {}
-            room.body["notification_count"] = found.get("notification_count", 0)
-            room.body["highlight_count"] = found.get("highlight_count", 0)
+            room.body["notification_count"], room.body["highlight_count"] = _notification_counts(counts.get(room_id))
 
 
 def _listed(room: SlidingRoomRow, user_id: str, previous: ConnectionState, ignored: frozenset[str]) -> bool:
@@ -292,6 +293,17 @@ def _passes(room: SlidingRoomRow, filters: ListFilters, dm_rooms: set[str],
     if filters.room_types is not None and room_type not in filters.room_types:
         return False
     return room_type not in filters.not_room_types
+
+
+def _notification_counts(found: Any) -> tuple[int, int]:
+    """(notifications, highlights) of a room, from a /sync `unread_notifications` mapping or
+    from the push service's counts (main timeline and threads together: no thread split here)."""
+    if found is None:
+        return 0, 0
+    if isinstance(found, Mapping):
+        return found.get("notification_count", 0), found.get("highlight_count", 0)
+    total = found.total()
+    return total.notification_count, total.highlight_count
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:

@@ -128,10 +128,6 @@ class RequiredState:
                 return True
         return False
 
-    @property
-    def wants_all_members(self) -> bool:
-        return any(t in (WILDCARD, MEMBER) and k == WILDCARD for t, k in self.include)
-
     def union(self, other: RequiredState) -> RequiredState:
         # An exclusion survives only where both configs exclude: the union is a superset.
         return RequiredState(self.include | other.include, self.exclude & other.exclude,
@@ -254,8 +250,8 @@ class ExtensionScope:
 
 @dataclass(frozen=True)
 class ToDeviceRequest:
-    since: int | None
-    limit: int
+    since: int | None  # the `next_batch` the client processed: messages up to it are acknowledged
+    limit: int  # checked, but the batch size is the server's (ToDeviceService: 100)
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,35 @@ async def test_heroes_for_unnamed_rooms_and_leaving(alice, bob):
     assert room not in listed(await sliding(alice, request))
 
 
+async def test_kicked_rooms_are_listed_and_the_later_msc_shapes_are_understood(alice, bob):
+    room = await shared_room(bob, alice, name="Strict")
+    await send(alice, room, "before the kick")
+    assert (await bob.post(f"{V3}/rooms/{room}/kick", {"user_id": ALICE}))[0] == 200
+    await send(bob, room, "after the kick")
+    body = await sliding(alice, {"lists": {"all": {
+        "range": [0, 9], "timeline_limit": 5,
+        "required_state": {"include": [{"type": "m.room.member"}, {"type": "m.room.name"}],
+                           "exclude": [{"state_key": BOB}]}}}})
+    kicked = body["rooms"][room]
+    assert kicked["initial"] is True and kicked["name"] == "Strict"
+    assert bodies(kicked)[-2:] == ["before the kick", None]  # up to the kick, nothing after
+    assert kicked["timeline"][-1]["content"]["membership"] == "leave"
+    members = {e["state_key"]: e["content"]["membership"] for e in kicked["required_state"]
+               if e["type"] == "m.room.member"}
+    assert members == {ALICE: "leave"}  # bob's member event is excluded
+
+
+async def test_unread_counts_come_from_the_push_service(alice, bob, services):
+    room = await shared_room(alice, bob)
+
+    async def counts(user_id, room_ids, read_upto):
+        return {r: {"notification_count": 3, "highlight_count": 1} for r in room_ids}
+
+    services.sync.unread_counts = counts
+    body = await sliding(alice, {"lists": {"all": room_list()}})
+    assert (body["rooms"][room]["notification_count"], body["rooms"][room]["highlight_count"]) == (3, 1)
+
+
 # --- subscriptions, timelines, required_state --------------------------------------------------------------
 
 async def test_room_subscription_timeline_limit_and_prev_batch(alice):
