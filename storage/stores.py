@@ -15,6 +15,7 @@ from storage.events import EventStore, TimelineQueries
 from storage.filters import FilterStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
+from storage.push import PushActionStore, PusherStore, PushRuleStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
@@ -44,6 +45,9 @@ class Stores:
     search: SearchQueries
     sync: SyncQueries
     filters: FilterStore
+    push_rules: PushRuleStore
+    pushers: PusherStore
+    push_actions: PushActionStore
     aux_stream: AuxStreamStore
     account_data: AccountDataStore
     receipts: ReceiptStore
@@ -69,6 +73,9 @@ class Stores:
             search=SearchQueries(db),
             sync=SyncQueries(db),
             filters=FilterStore(db),
+            push_rules=PushRuleStore(db),
+            pushers=PusherStore(db),
+            push_actions=PushActionStore(db),
             aux_stream=AuxStreamStore(db),
             account_data=AccountDataStore(db),
             receipts=ReceiptStore(db),
