@@ -147,8 +147,8 @@ class SlidingRoomBuilder:
     async def _invite(self, plan: RoomPlan) -> BuiltRoom:
         room = plan.room
         membership = RoomMembershipAt(room.room_id, room.membership, room.event_id, room.stream_ordering, room.sender)
-        key = "invite_state" if room.membership == "invite" else "knock_state"
-        body: dict[str, Any] = {key: await self._v3_rooms.stripped_state(room.room_id, membership),
+        # Knocks too: clients tell them apart by their own member event in it (as Synapse).
+        body: dict[str, Any] = {"invite_state": await self._v3_rooms.stripped_state(room.room_id, membership),
                                 "bump_stamp": room.stream_ordering}
         if plan.since is None:
             body["initial"] = True

@@ -119,6 +119,18 @@ async def test_invite_in_a_list_with_stripped_state(alice, bob):
     assert joined["initial"] is True and joined["name"] == "Come in" and "invite_state" not in joined
 
 
+async def test_knocks_come_with_stripped_state(alice, bob):
+    room = await create(bob, name="Knock first", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+    status, knocked = await alice.post(f"{V3}/knock/{room}", {})
+    assert status == 200, knocked
+    body = await sliding(alice, {"lists": {"all": room_list()}})
+    knock = body["rooms"][room]
+    assert {"type": "m.room.name", "state_key": "", "content": {"name": "Knock first"}, "sender": BOB} \
+        in knock["invite_state"]
+    assert [e["content"]["membership"] for e in knock["invite_state"] if e["state_key"] == ALICE] == ["knock"]
+
+
 async def test_heroes_for_unnamed_rooms_and_leaving(alice, bob):
     room = await shared_room(alice, bob)
     request = {"lists": {"all": room_list(required_state=[["m.room.member", "$ME"]])}}
