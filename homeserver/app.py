@@ -32,8 +32,10 @@ from homeserver.services.clock import Clock
 from homeserver.services.devices import DeviceService
 from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
+from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
 from homeserver.services.filters import FilterService
+from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
@@ -46,6 +48,9 @@ from homeserver.services.search import SearchService
 from homeserver.services.notifier import Notifier, RoomEventNotifications
 from homeserver.services.receipts import ReceiptService
 from homeserver.services.replication import Replication
+from homeserver.services.sliding_sync import SlidingSyncService
+from homeserver.services.sliding_sync_extensions import SlidingExtensions
+from homeserver.services.sliding_sync_rooms import SlidingRoomBuilder
 from homeserver.services.sync import SyncService
 from homeserver.services.sync_rooms import RoomSyncBuilder
 from homeserver.services.to_device import DeviceListService, ToDeviceService
@@ -112,19 +117,27 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name)
+    devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing)
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
-                       typing, presence, to_device, device_lists)
+                       typing, presence, to_device, device_lists, e2e_keys)
+    sliding_sync = SlidingSyncService(
+        stores.sync, SlidingRoomBuilder(stores.sync, stores.events, stores.state, room_state, formatter, room_sync),
+        SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
+        stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
+    )
     return Services(
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
-        retention=RetentionService(stores.events, clock, config.retention), sync=sync,
+        retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
+        e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
     )
 
 

@@ -11,8 +11,10 @@ from storage.database import Database
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
+from storage.e2e_keys import E2EKeyStore
 from storage.events import EventStore, TimelineQueries
 from storage.filters import FilterStore
+from storage.key_backup import KeyBackupStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
@@ -54,6 +56,8 @@ class Stores:
     to_device: ToDeviceStore
     device_lists: DeviceListStore
     presence: PresenceStore
+    e2e_keys: E2EKeyStore
+    key_backup: KeyBackupStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -82,4 +86,6 @@ class Stores:
             to_device=ToDeviceStore(db),
             device_lists=DeviceListStore(db),
             presence=PresenceStore(db),
+            e2e_keys=E2EKeyStore(db),
+            key_backup=KeyBackupStore(db),
         )

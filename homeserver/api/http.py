@@ -205,6 +205,9 @@ async def read_json_object(request: web.Request, *, allow_empty: bool = False) -
         raise MatrixError(400, Codes.NOT_JSON, "Content not JSON.") from None
     if not isinstance(body, dict):
         raise MatrixError(400, Codes.BAD_JSON, "Content must be a JSON object.")
+    if b"\\u0000" in raw:
+        # PostgreSQL cannot store NUL in text or JSONB; refuse it here rather than fail later.
+        raise MatrixError(400, Codes.BAD_JSON, "Null characters (\\u0000) are not allowed.")
     return body
 
 

@@ -10,8 +10,10 @@ from homeserver.services.accounts import AccountService
 from homeserver.services.auth import AuthService
 from homeserver.services.devices import DeviceService
 from homeserver.services.directory import DirectoryService
+from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
 from homeserver.services.filters import FilterService
+from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.presence import PresenceService
@@ -24,6 +26,7 @@ from homeserver.services.relations import RelationsService
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
+from homeserver.services.sliding_sync import SlidingSyncService
 from homeserver.services.sync import SyncService
 from homeserver.services.timeline import TimelineService
 from homeserver.services.to_device import DeviceListService, ToDeviceService
@@ -51,6 +54,7 @@ class Services:
     search: SearchService
     retention: RetentionService
     sync: SyncService
+    sliding_sync: SlidingSyncService
     filters: FilterService
     account_data: AccountDataService
     receipts: ReceiptService
@@ -59,3 +63,5 @@ class Services:
     to_device: ToDeviceService
     device_lists: DeviceListService
     replication: Replication
+    e2e_keys: E2EKeyService
+    key_backup: KeyBackupService

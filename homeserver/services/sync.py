@@ -19,6 +19,7 @@ from homeserver.core.filters import SyncFilter
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.account_data import AccountDataService
 from homeserver.services.auth import Requester
+from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.aux_stream import AuxStream
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import PresenceService
@@ -59,7 +60,7 @@ class SyncService:
     def __init__(self, queries: SyncQueries, rooms: RoomSyncBuilder, stream: StreamTracker, aux: AuxStream,
                  notifier: Notifier, account_data_store: AccountDataStore, account_data: AccountDataService,
                  receipts: ReceiptService, typing: TypingService, presence: PresenceService,
-                 to_device: ToDeviceService, device_lists: DeviceListService) -> None:
+                 to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService) -> None:
         self._queries = queries
         self._rooms = rooms
         self._stream = stream
@@ -72,6 +73,7 @@ class SyncService:
         self._presence = presence
         self._to_device = to_device
         self._device_lists = device_lists
+        self._e2e_keys = e2e_keys
         # Wired by the app to the push service (unread counts, the m.push_rules account data).
         self.unread_counts: UnreadCounts | None = None
         self.push_rules: PushRules | None = None
@@ -209,9 +211,26 @@ class SyncService:
             if device_lists["changed"] or device_lists["left"]:
                 body["device_lists"] = device_lists
                 changed = True
-        body["device_one_time_keys_count"] = {}
-        body["device_unused_fallback_key_types"] = []
+        if aux_moved and requester.device_id:
+            # Key counts change with uploads and claims, both of which move the aux stream.
+            body["device_one_time_keys_count"] = await self._e2e_keys.one_time_key_counts(
+                user_id, requester.device_id)
+            body["device_unused_fallback_key_types"] = await self._e2e_keys.unused_fallback_key_types(
+                user_id, requester.device_id)
         return body, changed
+
+    async def key_changes(self, requester: Requester, from_token: str, to_token: str) -> dict[str, list[str]]:
+        """GET /keys/changes: users whose devices changed between two sync tokens."""
+        since, upto = SyncToken.parse(from_token), SyncToken.parse(to_token)
+        user_id = requester.user_id
+        joined_then = {r for r, m in (await self._queries.memberships_at(user_id, since.events)).items()
+                       if m.membership == "join"}
+        joined_now = {r for r, m in (await self._queries.memberships_at(user_id, upto.events)).items()
+                      if m.membership == "join"}
+        membership_changes = await self._queries.membership_changes_between(
+            sorted(joined_now | joined_then), since.events, upto.events) if since.events < upto.events else []
+        return await self._device_lists.for_sync(user_id, since.aux, upto.aux, membership_changes,
+                                                 sorted(joined_now - joined_then), sorted(joined_then - joined_now))
 
     async def _add_unread_counts(self, user_id: str, join: dict[str, Any], f: SyncFilter) -> None:
         if self.unread_counts is None or not join:

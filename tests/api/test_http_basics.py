@@ -93,3 +93,9 @@ async def test_r0_prefix_serves_the_same_endpoints(client):
     status, body = await client.get("/_matrix/client/r0/login")
     assert status == 200
     assert {"type": "m.login.password"} in body["flows"]
+
+
+async def test_null_characters_in_json_bodies_are_refused(alice):
+    status, body = await alice.put("/_matrix/client/v3/user/@alice:test.local/account_data/x.y",
+                                   raw=b'{"text": "a\\u0000b"}', headers={"Content-Type": "application/json"})
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")

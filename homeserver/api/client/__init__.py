@@ -8,6 +8,7 @@ from homeserver.api.client import (
     account_deactivation,
     banning,
     capabilities,
+    cross_signing,
     create_room,
     device_management,
     directory,
@@ -15,6 +16,8 @@ from homeserver.api.client import (
     filter,
     inviting,
     joining,
+    key_backup,
+    keys,
     kicking,
     knocking,
     leaving,
@@ -38,6 +41,7 @@ from homeserver.api.client import (
     room_state,
     rooms,
     search,
+    sliding_sync,
     sync,
     tags,
     threads_list,
@@ -57,4 +61,5 @@ MODULES = [
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     
     sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
+    keys, cross_signing, key_backup, sliding_sync,
 ]

@@ -1,0 +1,326 @@
+"""End-to-end encryption keys: upload, query, claim, changes, cross-signing and signatures.
+
+The server never sees plaintext: it checks what it can (the key owner, the self-signatures)
+and hands keys out faithfully. A change to a user's keys is a device-list change, so everyone
+sharing a room with them re-queries; a claimed key moves the aux stream for its owner, so the
+owner's next sync carries the new one-time key count.
+Keys of users on other servers need federation: they are reported in `failures` for now.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from signedjson.key import decode_verify_key_bytes
+from signedjson.sign import SignatureVerifyException, verify_signed_json
+from unpaddedbase64 import decode_base64
+
+from homeserver.core.ids import is_valid_user_id, server_name_of
+from homeserver.errors import Codes, MatrixError
+from homeserver.services import uia
+from homeserver.services.auth import Requester
+from homeserver.services.aux_stream import AuxStream
+from homeserver.services.to_device import DeviceListService
+from homeserver.services.uia import UIAService
+from storage.database import Database
+from storage.e2e_keys import E2EKeyStore
+
+CROSS_SIGNING_TYPES = {"master_key": "master", "self_signing_key": "self_signing", "user_signing_key": "user_signing"}
+INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
+
+
+class E2EKeyService:
+    def __init__(self, db: Database, store: E2EKeyStore, device_lists: DeviceListService, aux: AuxStream,
+                 uia_service: UIAService, server_name: str) -> None:
+        self._db = db
+        self._store = store
+        self._device_lists = device_lists
+        self._aux = aux
+        self._uia = uia_service
+        self._server_name = server_name
+
+    # --- keys/upload -------------------------------------------------------------------------
+
+    async def upload(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        user_id, device_id = requester.user_id, requester.device_id
+        device_keys = body.get("device_keys")
+        changed = False
+        if device_keys is not None:
+            _check_device_keys(device_keys, user_id, device_id)
+            if await self._store.get_device_keys(user_id, device_id) != device_keys:
+                await self._store.set_device_keys(user_id, device_id, device_keys)
+                changed = True
+        one_time = _key_map(body.get("one_time_keys"), "one_time_keys")
+        if one_time:
+            existing = await self._store.existing_one_time_keys(user_id, device_id, list(one_time))
+            for ids, key in one_time.items():
+                if ids in existing and existing[ids] != key:
+                    raise MatrixError(400, Codes.INVALID_PARAM,
+                                      f"One-time key {ids[0]}:{ids[1]} already exists with different content")
+            await self._store.add_one_time_keys(
+                user_id, device_id, [(a, k, v) for (a, k), v in one_time.items() if (a, k) not in existing])
+        fallback = _key_map(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
+        for (algorithm, key_id), key in fallback.items():
+            await self._store.set_fallback_key(user_id, device_id, algorithm, key_id, key)
+        if changed:
+            await self._device_lists.mark_changed(user_id)
+        elif one_time or fallback:
+            async with self._aux.write([user_id]):
+                pass  # the uploader's next sync carries the new counts
+        return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
+
+    async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
+        counts = await self._store.one_time_key_counts(user_id, device_id)
+        counts.setdefault("signed_curve25519", 0)  # clients expect it even at zero (as Synapse)
+        return counts
+
+    async def unused_fallback_key_types(self, user_id: str, device_id: str) -> list[str]:
+        return await self._store.unused_fallback_key_types(user_id, device_id)
+
+    # --- keys/query --------------------------------------------------------------------------
+
+    async def query(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = body.get("device_keys")
+        if not isinstance(wanted, dict):
+            raise MatrixError(400, Codes.BAD_JSON, "'device_keys' must be an object")
+        local: dict[str, list[str]] = {}
+        failures: dict[str, Any] = {}
+        for user_id, devices in wanted.items():
+            if not is_valid_user_id(user_id) or not isinstance(devices, list) \
+                    or not all(isinstance(d, str) for d in devices):
+                raise MatrixError(400, Codes.BAD_JSON, f"Invalid device_keys entry for {user_id!r}")
+            if server_name_of(user_id) == self._server_name:
+                local[user_id] = devices
+            else:
+                failures[server_name_of(user_id) or user_id] = {"errcode": Codes.UNKNOWN,
+                                                                "error": "Federation is not available"}
+        user_ids = sorted(local)
+        signatures = await self._signatures_by_target(user_ids)
+        device_keys: dict[str, dict[str, Any]] = {u: {} for u in user_ids}
+        for user_id, device_id, keys, display_name in await self._store.devices_with_keys(user_ids):
+            if keys is None or (local[user_id] and device_id not in local[user_id]):
+                continue
+            keys = _with_signatures(keys, signatures.get((user_id, device_id), []))
+            if display_name is not None:
+                keys.setdefault("unsigned", {})["device_display_name"] = display_name
+            device_keys[user_id][device_id] = keys
+        result: dict[str, Any] = {"device_keys": device_keys, "failures": failures,
+                                  "master_keys": {}, "self_signing_keys": {}, "user_signing_keys": {}}
+        for (user_id, key_type), key in (await self._store.cross_signing_keys(user_ids)).items():
+            if key_type == "user_signing" and user_id != requester.user_id:
+                continue  # only the owner sees their user-signing key
+            public = _public_key(key)
+            relevant = [s for s in signatures.get((user_id, public), [])
+                        if s[0] in (user_id, requester.user_id)] if public else []
+            result[f"{key_type}_keys"][user_id] = _with_signatures(key, relevant)
+        return result
+
+    # --- keys/claim --------------------------------------------------------------------------
+
+    async def claim(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        wanted_body = body.get("one_time_keys")
+        if not isinstance(wanted_body, dict):
+            raise MatrixError(400, Codes.BAD_JSON, "'one_time_keys' must be an object")
+        wanted: list[tuple[str, str, str]] = []
+        failures: dict[str, Any] = {}
+        for user_id, devices in wanted_body.items():
+            if not is_valid_user_id(user_id) or not isinstance(devices, dict) \
+                    or not all(isinstance(a, str) for a in devices.values()):
+                raise MatrixError(400, Codes.BAD_JSON, f"Invalid one_time_keys entry for {user_id!r}")
+            if server_name_of(user_id) != self._server_name:
+                failures[server_name_of(user_id) or user_id] = {"errcode": Codes.UNKNOWN,
+                                                                "error": "Federation is not available"}
+                continue
+            wanted.extend((user_id, device_id, algorithm) for device_id, algorithm in devices.items())
+        claimed = await self._store.claim(wanted)
+        one_time_keys: dict[str, dict[str, Any]] = {}
+        for (user_id, device_id), (algorithm, key_id, key) in claimed.items():
+            one_time_keys.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key_id}": key}
+        owners = {u for u, _ in claimed}
+        if owners:
+            # Their next sync must carry the lower key count: move the aux stream for them.
+            async with self._aux.write(owners):
+                pass
+        return {"one_time_keys": one_time_keys, "failures": failures}
+
+    # --- cross-signing -----------------------------------------------------------------------
+
+    async def upload_cross_signing(self, requester: Requester, body: dict[str, Any]) -> None:
+        user_id = requester.user_id
+        uploaded = {kind: body[field] for field, kind in CROSS_SIGNING_TYPES.items() if field in body}
+        current = await self._store.cross_signing_keys([user_id])
+        # Spec (v1.11, MSC3967): the first upload of a master key needs no UIA; replacing one does.
+        replacing = any(current.get((user_id, kind)) not in (None, key) for kind, key in uploaded.items())
+        master = uploaded.get("master") or current.get((user_id, "master"))
+        for kind, key in uploaded.items():
+            _check_cross_signing_key(key, user_id, kind)
+        if master is None and uploaded:
+            raise MatrixError(400, Codes.MISSING_PARAM, "No master key is available to sign these keys")
+        master_public = _public_key(master) if master else None
+        for kind in ("self_signing", "user_signing"):
+            if kind in uploaded and not _signed_by(uploaded[kind], user_id, master_public):
+                raise MatrixError(400, INVALID_SIGNATURE, f"The {kind} key is not signed by the master key")
+        result = None
+        if replacing:
+            result = await self._uia.authenticate(body.get("auth"), operation="device_signing_upload",
+                                                  flows=[[uia.PASSWORD]], user_id=user_id)
+        async with self._db.transaction():
+            for kind, key in uploaded.items():
+                await self._store.set_cross_signing_key(user_id, kind, key)
+        if result is not None:
+            await self._uia.finish(result.session_id)
+        if uploaded:
+            await self._device_lists.mark_changed(user_id)
+
+    async def upload_signatures(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        signer = requester.user_id
+        own_keys = await self._store.cross_signing_keys([signer])
+        self_signing = _public_key(own_keys.get((signer, "self_signing")))
+        user_signing = _public_key(own_keys.get((signer, "user_signing")))
+        own_master = _public_key(own_keys.get((signer, "master")))
+        rows: list[tuple[str, str, str, str, str]] = []
+        failures: dict[str, dict[str, Any]] = {}
+        changed_users: set[str] = set()
+        for target_user, by_key in body.items():
+            if not isinstance(by_key, dict):
+                raise MatrixError(400, Codes.BAD_JSON, "Each user's entry must be an object")
+            for target_key_id, signed in by_key.items():
+                try:
+                    rows.extend(await self._signature_rows(signer, target_user, target_key_id, signed,
+                                                           self_signing, user_signing, own_master))
+                    changed_users.add(target_user if target_user == signer else signer)
+                except MatrixError as err:
+                    failures.setdefault(target_user, {})[target_key_id] = {"errcode": err.errcode, "error": str(err)}
+        await self._store.add_signatures(rows)
+        for user_id in changed_users:
+            await self._device_lists.mark_changed(user_id)
+        return {"failures": failures}
+
+    async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
+        if deleted:
+            for device_id in device_ids:
+                await self._store.delete_device(user_id, device_id)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _signature_rows(self, signer: str, target_user: str, target_key_id: str, signed: Any,
+                              self_signing: str | None, user_signing: str | None,
+                              own_master: str | None) -> list[tuple[str, str, str, str, str]]:
+        """Check one uploaded signed object; the signatures it adds, as rows."""
+        if not isinstance(signed, dict) or signed.get("user_id") != target_user:
+            raise MatrixError(400, Codes.INVALID_PARAM, "The signed object does not belong to this user")
+        if target_user == signer and target_key_id != own_master:
+            # One of our devices, signed by our self-signing key.
+            stored = await self._store.get_device_keys(signer, target_key_id)
+            signing_key = self_signing
+        elif target_user == signer:
+            # Our master key, signed by one of our devices.
+            stored = (await self._store.cross_signing_keys([signer])).get((signer, "master"))
+            signing_key = None
+        else:
+            # Another user's master key, signed by our user-signing key.
+            theirs = (await self._store.cross_signing_keys([target_user])).get((target_user, "master"))
+            stored = theirs if theirs is not None and _public_key(theirs) == target_key_id else None
+            signing_key = user_signing
+        if stored is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown key")
+        if _strip(signed) != _strip(stored):
+            raise MatrixError(400, Codes.INVALID_PARAM, "The signed object differs from the stored key")
+        new = (signed.get("signatures") or {}).get(signer) or {}
+        rows = []
+        for key_id, signature in new.items():
+            if not isinstance(signature, str) or not key_id.startswith("ed25519:"):
+                raise MatrixError(400, INVALID_SIGNATURE, "Malformed signature")
+            public = key_id.split(":", 1)[1]
+            if signing_key is None:  # a device signing our master key: its own device key signs
+                device = await self._store.get_device_keys(signer, public)
+                public_key = (device or {}).get("keys", {}).get(key_id)
+            else:
+                public_key = signing_key if public == signing_key else None
+            if public_key is None or not _verify(signed, signer, key_id, public_key):
+                raise MatrixError(400, INVALID_SIGNATURE, "Invalid signature")
+            rows.append((signer, key_id, target_user, target_key_id, signature))
+        if not rows:
+            raise MatrixError(400, INVALID_SIGNATURE, "No signature from you on this key")
+        return rows
+
+    async def _signatures_by_target(self, user_ids: list[str]) -> dict[tuple[str, str], list[tuple]]:
+        out: dict[tuple[str, str], list[tuple]] = {}
+        for row in await self._store.signatures_on(user_ids):
+            out.setdefault((row[2], row[3]), []).append(row)
+        return out
+
+
+def _key_map(value: Any, name: str) -> dict[tuple[str, str], Any]:
+    """{"algorithm:key_id": key} -> {(algorithm, key_id): key}."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MatrixError(400, Codes.BAD_JSON, f"'{name}' must be an object")
+    out = {}
+    for name_id, key in value.items():
+        algorithm, sep, key_id = name_id.partition(":")
+        if not sep or not algorithm or not key_id or not isinstance(key, (str, dict)):
+            raise MatrixError(400, Codes.BAD_JSON, f"Invalid key {name_id!r} in '{name}'")
+        out[(algorithm, key_id)] = key
+    return out
+
+
+def _check_device_keys(keys: Any, user_id: str, device_id: str) -> None:
+    if not isinstance(keys, dict):
+        raise MatrixError(400, Codes.BAD_JSON, "'device_keys' must be an object")
+    if keys.get("user_id") != user_id or keys.get("device_id") != device_id:
+        raise MatrixError(400, Codes.INVALID_PARAM, "device_keys must name your user and this device")
+    if not isinstance(keys.get("algorithms"), list) or not isinstance(keys.get("keys"), dict):
+        raise MatrixError(400, Codes.BAD_JSON, "device_keys needs 'algorithms' and 'keys'")
+    key_id = f"ed25519:{device_id}"
+    public = keys["keys"].get(key_id)
+    if not isinstance(public, str) or not _verify(keys, user_id, key_id, public):
+        raise MatrixError(400, INVALID_SIGNATURE, "device_keys are not signed by the device's ed25519 key")
+
+
+def _check_cross_signing_key(key: Any, user_id: str, kind: str) -> None:
+    if not isinstance(key, dict) or key.get("user_id") != user_id:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"The {kind} key must belong to you")
+    usage = key.get("usage")
+    if not isinstance(usage, list) or kind not in usage:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"The {kind} key's usage must include {kind!r}")
+    if _public_key(key) is None:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"The {kind} key must hold one ed25519 key")
+
+
+def _public_key(key: dict[str, Any] | None) -> str | None:
+    """The unpadded-base64 public key of a cross-signing key (also its key ID suffix)."""
+    keys = (key or {}).get("keys")
+    if not isinstance(keys, dict) or len(keys) != 1:
+        return None
+    key_id, public = next(iter(keys.items()))
+    return public if isinstance(public, str) and key_id == f"ed25519:{public}" else None
+
+
+def _signed_by(obj: dict[str, Any], user_id: str, public: str | None) -> bool:
+    return public is not None and _verify(obj, user_id, f"ed25519:{public}", public)
+
+
+def _verify(obj: dict[str, Any], user_id: str, key_id: str, public: str) -> bool:
+    try:
+        verify_key = decode_verify_key_bytes(key_id, decode_base64(public))
+        verify_signed_json(obj, user_id, verify_key)
+        return True
+    except (SignatureVerifyException, ValueError, TypeError, KeyError):
+        return False
+
+
+def _strip(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
+
+
+def _with_signatures(key: dict[str, Any], rows: list[tuple]) -> dict[str, Any]:
+    if not rows:
+        return copy.deepcopy(key)
+    out = copy.deepcopy(key)
+    signatures = out.setdefault("signatures", {})
+    for signer, key_id, _, _, signature in rows:
+        signatures.setdefault(signer, {})[key_id] = signature
+    return out
