@@ -101,7 +101,7 @@ class UrlPreviewService:
                 og: dict[str, Any] = {}
                 await self._keep_image(user_id, page, og)
             elif page.media_type in _HTML_TYPES:
-                og = dict(parse_open_graph(decode_html(page.body, page.charset)))
+                og = dict(await asyncio.to_thread(_open_graph_of, page.body, page.charset))
                 image_url = og.pop("og:image", None)
                 if image_url:
                     await self._fetch_image(session, user_id, page.url, image_url, og)
@@ -219,6 +219,10 @@ def _http_url(url: str) -> yarl.URL:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise MatrixError(400, Codes.INVALID_PARAM, "'url' must be an http or https URL")
     return parsed
+
+
+def _open_graph_of(body: bytes, charset: str | None) -> dict[str, str]:
+    return parse_open_graph(decode_html(body, charset))  # up to url_preview_max_size of HTML: in a thread
 
 
 def _blocked() -> MatrixError:
