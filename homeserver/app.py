@@ -41,6 +41,9 @@ from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
 from homeserver.services.presence import PresenceService
 from homeserver.services.profiles import ProfileService
+from homeserver.services.notifications import NotificationService, ReadUpto
+from homeserver.services.push import PushEvaluator, PushRuleService
+from homeserver.services.pushers import PusherService
 from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
@@ -106,6 +109,14 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     notifier = Notifier()
+    # Push rules, counts and pushers. The evaluator listens first: push actions are stored
+    # before waiting /sync requests wake, so a new event and its counts arrive together.
+    push_rules = PushRuleService(db, stores.push_rules)  # on_rules_changed: wired to account data
+    notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
+                                        _nothing_read)  # wired to receipts
+    pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
+    events.on_persisted(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
+                                      config.server_name).on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream)
     events.on_persisted(room_notifications.on_persisted)
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
@@ -135,10 +146,16 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
+        push_rules=push_rules, notifications=notifications, pushers=pushers,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
         e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
     )
+
+
+async def _nothing_read(user_id: str, room_ids: list[str]) -> ReadUpto:
+    """Read receipts as stream positions, for unread counts: none yet."""
+    return {}  # wired to receipts
 
 
 def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notifier: Notifier,
@@ -276,6 +293,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 await runner.cleanup()
             await services.replication.stop()
             await services.devices.flush()
+            await services.pushers.close()
 
 
 def run(config: Config) -> None:

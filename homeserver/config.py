@@ -87,6 +87,13 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    # Allow push gateway URLs on loopback, private and link-local addresses (refused by
+    # default, like Synapse's ip_range_blacklist): for a gateway on this host or network.
+    allow_private_gateways: bool = False
+
+
+@dataclass(frozen=True)
 class PresenceConfig:
     # Presence (online/unavailable/offline and status messages) for users who share a room.
     # Off: PUT is accepted and ignored, GET says offline, /sync carries no presence.
@@ -119,6 +126,7 @@ class Config:
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})

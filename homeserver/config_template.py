@@ -94,6 +94,11 @@ retention:
   # (milliseconds; null = forever). 7 days, as Synapse.
   redaction_retention_period_ms: 604800000
 
+push:
+  # Push gateways (pushers' data.url) on loopback, private or link-local addresses are
+  # refused unless this is true (for a gateway on this host or network).
+  allow_private_gateways: false
+
 presence:
   # Share online/offline status and status messages with users in the same rooms.
   # It costs nothing while users are idle (no timers); switch it off to skip it entirely.

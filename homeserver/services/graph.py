@@ -17,7 +17,10 @@ from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.presence import PresenceService
+from homeserver.services.notifications import NotificationService
 from homeserver.services.profiles import ProfileService
+from homeserver.services.push import PushRuleService
+from homeserver.services.pushers import PusherService
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.receipts import ReceiptService
 from homeserver.services.registration_tokens import RegistrationTokenService
@@ -56,6 +59,9 @@ class Services:
     sync: SyncService
     sliding_sync: SlidingSyncService
     filters: FilterService
+    push_rules: PushRuleService
+    notifications: NotificationService
+    pushers: PusherService
     account_data: AccountDataService
     receipts: ReceiptService
     typing: TypingService

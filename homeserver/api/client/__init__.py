@@ -26,9 +26,12 @@ from homeserver.api.client import (
     login,
     logout,
     message_pagination,
+    notifications,
     password_management,
     presence,
     profile,
+    pusher,
+    pushrules,
     read_markers,
     receipts,
     redaction,
@@ -60,6 +63,7 @@ MODULES = [
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     
+    pushrules, pusher, notifications,
     sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
     keys, cross_signing, key_backup, sliding_sync,
 ]
