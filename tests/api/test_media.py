@@ -82,6 +82,16 @@ async def test_upload_then_download_on_both_endpoint_families(alice):
         assert headers["Access-Control-Allow-Origin"] == "*"
 
 
+async def test_r0_aliases_of_the_legacy_endpoints(alice):
+    status, body = await alice.post("/_matrix/media/r0/upload?filename=old.txt", raw=b"old client",
+                                    headers={"Content-Type": "text/plain"})
+    assert status == 200
+    media_id = body["content_uri"].removeprefix("mxc://test.local/")
+    status, headers, data = await fetch(alice, f"/_matrix/media/r0/download/test.local/{media_id}")
+    assert (status, data, headers["Content-Disposition"]) == (200, b"old client", "inline; filename=old.txt")
+    assert await alice.get("/_matrix/media/r0/config") == (200, {"m.upload.size": 50 * 1024 * 1024})
+
+
 async def test_legacy_download_needs_no_token(alice, client):
     media_id = await upload(alice, b"hello", content_type="text/plain")
     status, headers, body = await fetch(client, f"{LEGACY}/download/test.local/{media_id}", token=False)

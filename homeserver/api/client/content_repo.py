@@ -84,3 +84,25 @@ async def get_config(request: web.Request) -> web.Response:
     """GET /_matrix/media/v3/config"""
     return json_response(services_of(request).media.upload_config())
 
+
+
+def _legacy_alias(handler, version: str):
+    """`handler` also under /_matrix/media/{version}: Synapse still serves r0, and clients
+    written before v3 use it."""
+    info = handler.route_info
+    path = info.path.replace("/media/v3/", f"/media/{version}/", 1)
+
+    async def alias(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    alias.__name__ = f"{handler.__name__}_{version}"
+    alias.__doc__ = f"{info.method} /_matrix{path}\n\nThe same as {info.method} /_matrix{info.path}."
+    return route(info.method, path, auth=info.auth, prefixes=MEDIA, variant_of=info.path)(alias)
+
+
+upload_content_r0 = _legacy_alias(upload_content, "r0")
+get_content_r0 = _legacy_alias(get_content, "r0")
+get_content_override_name_r0 = _legacy_alias(get_content_override_name, "r0")
+get_content_thumbnail_r0 = _legacy_alias(get_content_thumbnail, "r0")
+get_url_preview_r0 = _legacy_alias(get_url_preview, "r0")
+get_config_r0 = _legacy_alias(get_config, "r0")
