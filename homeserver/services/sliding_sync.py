@@ -28,7 +28,7 @@ from homeserver.services.presence import PresenceService
 from homeserver.services.receipts import ReceiptService
 from homeserver.services.sliding_sync_extensions import ExtensionPositions, SlidingExtensions, Window
 from homeserver.services.sliding_sync_request import (
-    UNKNOWN_POS, ListFilters, Pos, RoomConfig, SlidingSyncRequest,
+    UNKNOWN_POS, ListFilters, Pos, RoomConfig, SlidingList, SlidingSyncRequest,
 )
 from homeserver.services.sliding_sync_rooms import BuiltRoom, RoomPlan, SlidingRoomBuilder
 from homeserver.services.streams import StreamTracker
@@ -180,23 +180,12 @@ class SlidingSyncService:
         ignored = await self._account_data.ignored_users(user_id)
         dm_rooms = await self._dm_rooms(user_id)
 
-        # Lists: the user's rooms, newest activity first, filtered, cut to their ranges.
         listed = sorted((r for r in rooms.values() if _listed(r, user_id, previous, ignored)),
                         key=lambda r: (-r.last_activity, r.room_id))
         kinds: dict[str, tuple[bool, str | None]] = {}
         if any(lst.filters.needs_room_kinds for lst in request.lists.values()):
             kinds = await self._queries.room_kinds([r.room_id for r in listed])
-        configs: dict[str, RoomConfig] = {}
-        lists_out: dict[str, Any] = {}
-        list_rooms: dict[str, list[str]] = {}
-        for name, lst in request.lists.items():
-            matching = [r.room_id for r in listed if _passes(r, lst.filters, dm_rooms, kinds)]
-            ranges = lst.ranges if lst.ranges is not None else ((0, max(len(matching) - 1, 0)),)
-            ops = [{"op": "SYNC", "range": [start, end], "room_ids": matching[start:end + 1]} for start, end in ranges]
-            lists_out[name] = {"count": len(matching), "ops": ops}
-            list_rooms[name] = list(dict.fromkeys(room_id for op in ops for room_id in op["room_ids"]))
-            for room_id in list_rooms[name]:
-                configs[room_id] = configs[room_id].combine(lst.config) if room_id in configs else lst.config
+        lists_out, list_rooms, configs = _cut_lists(request.lists, listed, dm_rooms, kinds)
         # Subscriptions: any room the user is or was in, or is invited to (others are ignored).
         subscribed = [r for r in request.subscriptions if r in rooms and not _hidden_invite(rooms[r], ignored)]
         for room_id in subscribed:
@@ -263,6 +252,26 @@ class SlidingSyncService:
             counts = await self._sync.unread_counts(user_id, joined, await self._receipts.read_upto(user_id, joined))
         for room_id, room in built.items():
             room.body["notification_count"], room.body["highlight_count"] = _notification_counts(counts.get(room_id))
+
+
+def _cut_lists(lists: dict[str, SlidingList], listed: list[SlidingRoomRow], dm_rooms: set[str],
+               kinds: dict[str, tuple[bool, str | None]]
+               ) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, RoomConfig]]:
+    """Each list: the user's rooms (newest activity first) that pass its filters, cut to its
+    ranges. Returns the `lists` response, each list's rooms in range, and each such room's
+    config (combined over the lists it is in)."""
+    lists_out: dict[str, Any] = {}
+    list_rooms: dict[str, list[str]] = {}
+    configs: dict[str, RoomConfig] = {}
+    for name, lst in lists.items():
+        matching = [r.room_id for r in listed if _passes(r, lst.filters, dm_rooms, kinds)]
+        ranges = lst.ranges if lst.ranges is not None else ((0, max(len(matching) - 1, 0)),)
+        ops = [{"op": "SYNC", "range": [start, end], "room_ids": matching[start:end + 1]} for start, end in ranges]
+        lists_out[name] = {"count": len(matching), "ops": ops}
+        list_rooms[name] = list(dict.fromkeys(room_id for op in ops for room_id in op["room_ids"]))
+        for room_id in list_rooms[name]:
+            configs[room_id] = configs[room_id].combine(lst.config) if room_id in configs else lst.config
+    return lists_out, list_rooms, configs
 
 
 def _listed(room: SlidingRoomRow, user_id: str, previous: ConnectionState, ignored: frozenset[str]) -> bool:
