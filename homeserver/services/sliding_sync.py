@@ -194,6 +194,14 @@ class SlidingSyncService:
 
         plans = [plan for room_id, config in configs.items()
                  if (plan := self._plan(rooms[room_id], config, previous.rooms.get(room_id), room_id in dm_rooms))]
+        if since is not None and self._sync.unread_counts is not None:
+            # Reading a room elsewhere changes its counts without any new event: resend it.
+            planned = {plan.room.room_id for plan in plans}
+            quiet = [r for r in configs if r not in planned and rooms[r].membership == "join"]
+            for room_id in await self._read_by(user_id, quiet, since.aux, upto.aux):
+                sent = previous.rooms[room_id]
+                plans.append(RoomPlan(rooms[room_id], configs[room_id], sent.position, sent.config,
+                                      is_dm=room_id in dm_rooms))
         built = await self._rooms.build(requester, plans, upto.events, since.events if since else None,
                                         previous.members_sent, ignored)
         await self._add_unread_counts(user_id, rooms, built)
@@ -243,6 +251,14 @@ class SlidingSyncService:
         content = await self._account_data.get(user_id, "", "m.direct") or {}
         return {room_id for rooms in content.values() if isinstance(rooms, list)
                 for room_id in rooms if isinstance(room_id, str)}
+
+    async def _read_by(self, user_id: str, room_ids: list[str], since_aux: int, upto_aux: int) -> list[str]:
+        """The rooms where the user's own read receipt moved in (since, upto]."""
+        if not room_ids or since_aux == upto_aux:
+            return []
+        found = await self._receipts.ephemeral_events(user_id, room_ids, since_aux, upto_aux)
+        return [room_id for room_id, event in found.items()
+                if any(user_id in users for by_type in event["content"].values() for users in by_type.values())]
 
     async def _add_unread_counts(self, user_id: str, rooms: dict[str, SlidingRoomRow],
                                  built: dict[str, BuiltRoom]) -> None:

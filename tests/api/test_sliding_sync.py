@@ -176,6 +176,18 @@ async def test_unread_counts_come_from_the_push_service(alice, bob, services):
     body = await sliding(alice, {"lists": {"all": room_list()}})
     assert (body["rooms"][room]["notification_count"], body["rooms"][room]["highlight_count"]) == (3, 1)
 
+    # Reading the room (on any device) changes its counts: the room comes again, counts only.
+    async def counts(user_id, room_ids, read_upto):
+        return {r: {"notification_count": 0 if r in read_upto else 3, "highlight_count": 0} for r in room_ids}
+
+    services.sync.unread_counts = counts
+    event_id = await send(bob, room, "unread")
+    body = await sliding(alice, {"lists": {"all": room_list()}}, pos=body["pos"])
+    assert body["rooms"][room]["notification_count"] == 3
+    assert (await alice.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", {}))[0] == 200
+    body = await sliding(alice, {"lists": {"all": room_list()}}, pos=body["pos"], timeout=2000)
+    assert body["rooms"][room]["notification_count"] == 0 and "timeline" not in body["rooms"][room]
+
 
 # --- subscriptions, timelines, required_state --------------------------------------------------------------
 
