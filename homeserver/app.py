@@ -116,7 +116,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                         _nothing_read)  # wired to receipts
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     events.on_persisted(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                      config.server_name).on_persisted)
+                                      config.server_name,
+                                      ignored_users=lambda user_id: account_data.ignored_users(user_id)).on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream)
     events.on_persisted(room_notifications.on_persisted)
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)

@@ -8,8 +8,9 @@ every change is followed by `on_rules_changed(user_id)` (account data: /sync del
 `m.push_rules`). Each user's merged and compiled ruleset is cached, dropped on change.
 
 PushEvaluator — the EventService.on_persisted listener. For each new event it evaluates the
-rules of every joined local member but the sender (and of a local invitee), and stores the
-actions that notify or highlight for all of them with one INSERT, before /sync wakes.
+rules of every joined local member but the sender (and of a local invitee), unless they
+ignore the sender, and stores the actions that notify or highlight for all of them with one
+INSERT, before /sync wakes.
 The room's members, display names and power levels are cached per state snapshot, so an
 ordinary message costs no reads beyond the insert (and a relation lookup for events that
 relate to another one). HTTP pushers are then handed the notifying actions, off the send path.
@@ -222,8 +223,10 @@ class _RoomPushState:
 
 class PushEvaluator:
     def __init__(self, rules: PushRuleService, rooms: RoomStateCache, actions: PushActionStore,
-                 pushers: PusherService, clock: Clock, server_name: str) -> None:
+                 pushers: PusherService, clock: Clock, server_name: str,
+                 ignored_users: Callable[[str], Awaitable[frozenset[str]]] | None = None) -> None:
         self._rules = rules
+        self._ignored_users = ignored_users
         self._rooms = rooms
         self._actions = actions
         self._pushers = pushers
@@ -262,6 +265,9 @@ class PushEvaluator:
                 as_dict = event.pdu if "room_id" in event.pdu else {**event.pdu, "room_id": event.room_id}
                 sender_level = power_levels.user_power_level(event.sender, room.power_state)
                 for user_id in users:
+                    # Nothing from a user they ignore (spec: ignoring users) reaches them.
+                    if self._ignored_users is not None and event.sender in await self._ignored_users(user_id):
+                        continue
                     context = PushContext(room.member_count, room.display_names.get(user_id), sender_level,
                                           room.notification_levels)
                     actions = evaluate(rulesets[user_id], as_dict, context)

@@ -242,6 +242,16 @@ async def test_disabled_rule_and_muted_room(services, alice, bob, carol):
     assert (await counts(services, CAROL, room))["highlight_count"] == 1
 
 
+async def test_nothing_from_ignored_users(services, alice, bob, carol):
+    room = await make_room(alice, bob, carol)
+    status, _ = await alice.put(f"{V3}/user/{ALICE}/account_data/m.ignored_user_list",
+                                {"ignored_users": {BOB: {}}})
+    assert status == 200
+    await send(bob, room, text("hello", **{"m.mentions": {"user_ids": [ALICE, CAROL]}}))
+    assert (await counts(services, ALICE, room))["notification_count"] == 0
+    assert (await counts(services, CAROL, room))["highlight_count"] == 1
+
+
 async def test_threads_have_their_own_counts(services, db, alice, bob, carol):
     room = await make_room(alice, bob, carol)
     root = await send(bob, room, text("root"))
