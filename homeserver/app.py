@@ -36,12 +36,15 @@ from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
+from homeserver.services.media import MediaService
+from homeserver.services.thumbnails import ThumbnailService
+from homeserver.services.url_previews import UrlPreviewService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.profile_lookup import ProfileLookup
 from homeserver.services.presence import PresenceService
 from homeserver.services.profiles import ProfileService
-from homeserver.services.notifications import NotificationService, ReadUpto
+from homeserver.services.notifications import NotificationService
 from homeserver.services.push import PushEvaluator, PushRuleService
 from homeserver.services.pushers import PusherService
 from homeserver.services.room_state import EventCache, RoomStateCache
@@ -70,6 +73,7 @@ from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.events import EventStore
 from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
+from storage.media_files import MediaFileStore
 from storage.migrate import migrate
 from storage.stores import Stores
 
@@ -111,18 +115,19 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator listens first: push actions are stored
     # before waiting /sync requests wake, so a new event and its counts arrive together.
-    push_rules = PushRuleService(db, stores.push_rules)  # on_rules_changed: wired to account data
+    aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
+    account_data = AccountDataService(stores.account_data, aux)
+    receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
+    push_rules = PushRuleService(db, stores.push_rules, on_rules_changed=lambda user_id: _publish_push_rules(
+        push_rules, account_data, user_id))
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
-                                        _nothing_read)  # wired to receipts
+                                        receipts.read_upto)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     events.on_persisted(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
                                       config.server_name,
                                       ignored_users=lambda user_id: account_data.ignored_users(user_id)).on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream)
     events.on_persisted(room_notifications.on_persisted)
-    aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
-    account_data = AccountDataService(stores.account_data, aux)
-    receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
     typing = TypingService(membership, stores.events, notifier)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence)
     to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name)
@@ -136,12 +141,18 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
+    sync.unread_counts = notifications.unread_counts
+    sync.push_rules = push_rules.rules_for
     sliding_sync = SlidingSyncService(
         stores.sync, SlidingRoomBuilder(stores.sync, stores.events, stores.state, room_state, formatter, room_sync),
         SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
+    media_files = MediaFileStore(config.media_path)
+    media = MediaService(stores.media, media_files, clock, config.media, config.server_name)
     return Services(
+        media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
+        url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
@@ -154,9 +165,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     )
 
 
-async def _nothing_read(user_id: str, room_ids: list[str]) -> ReadUpto:
-    """Read receipts as stream positions, for unread counts: none yet."""
-    return {}  # wired to receipts
+async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
+    """A push rule changed: the whole ruleset goes to the user's clients as m.push_rules account data."""
+    await account_data.put(user_id, "", "m.push_rules", await push_rules.rules_for(user_id))
 
 
 def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notifier: Notifier,
@@ -205,6 +216,8 @@ def modules_for(resources: Iterable[str]) -> list[ModuleType]:
     modules: list[ModuleType] = []
     if "client" in resources:
         modules += [pages, *client_api.MODULES, *federation_api.WELL_KNOWN_MODULES]
+    if "client" in resources or "media" in resources:  # as Synapse: client implies media
+        modules += client_api.MEDIA_MODULES
     return modules
 
 

@@ -10,6 +10,7 @@ listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's)
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -107,6 +108,30 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    # Where uploaded content is kept; None = <data_dir>/media.
+    store_path: str | None = None
+    # Largest accepted upload (bytes), advertised to clients as m.upload.size. 50 MiB, as Synapse.
+    max_upload_size: int = 50 * 1024 * 1024
+    # Images with more pixels than this are not thumbnailed (413): a guard against decompression bombs.
+    max_image_pixels: int = 32_000_000
+    # An mxc:// URI reserved with POST /_matrix/media/v1/create waits this long for its content,
+    # and a user may have this many such URIs waiting at once.
+    unused_expiration_time_ms: int = 24 * 3600 * 1000
+    max_pending_media_uploads: int = 5
+    # The spec's "freeze" of the deprecated unauthenticated /_matrix/media/v3/download and
+    # /thumbnail: media uploaded while this is true is served only by the authenticated
+    # /_matrix/client/v1/media endpoints (404 on the old ones); older media stays reachable.
+    freeze_legacy_unauthenticated: bool = False
+    # URL previews (GET .../preview_url): the server fetches the pages users link to.
+    url_preview_enabled: bool = False
+    # Addresses previews may reach although they are private (loopback, LAN, link-local...).
+    url_preview_ip_range_allowlist: tuple[str, ...] = ()
+    url_preview_max_size: int = 10 * 1024 * 1024
+    url_preview_timeout_ms: int = 10_000
+
+
+@dataclass(frozen=True)
 class Config:
     server_name: str
     data_dir: str = "."
@@ -128,6 +153,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -139,6 +165,10 @@ class Config:
     @property
     def data_path(self) -> Path:
         return self.path(self.data_dir)
+
+    @property
+    def media_path(self) -> Path:
+        return self.path(self.media.store_path) if self.media.store_path else self.data_path / "media"
 
     @property
     def client_base_url(self) -> str:
@@ -193,6 +223,11 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"listeners[{i}]: set both tls_certificate_path and tls_private_key_path")
     if not config.server_name or "/" in config.server_name:
         raise ConfigError("server_name: must be a host name with an optional port")
+    for i, ip_range in enumerate(config.media.url_preview_ip_range_allowlist):
+        try:
+            ipaddress.ip_network(ip_range, strict=False)
+        except ValueError:
+            raise ConfigError(f"media.url_preview_ip_range_allowlist[{i}]: not an IP address or range") from None
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:

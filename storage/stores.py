@@ -15,6 +15,7 @@ from storage.e2e_keys import E2EKeyStore
 from storage.events import EventStore, TimelineQueries
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
+from storage.media import MediaStore, UrlPreviewStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
@@ -56,6 +57,8 @@ class Stores:
     to_device: ToDeviceStore
     device_lists: DeviceListStore
     presence: PresenceStore
+    media: MediaStore
+    url_previews: UrlPreviewStore
     e2e_keys: E2EKeyStore
     key_backup: KeyBackupStore
 
@@ -86,6 +89,8 @@ class Stores:
             to_device=ToDeviceStore(db),
             device_lists=DeviceListStore(db),
             presence=PresenceStore(db),
+            media=MediaStore(db),
+            url_previews=UrlPreviewStore(db),
             e2e_keys=E2EKeyStore(db),
             key_backup=KeyBackupStore(db),
         )

@@ -14,6 +14,7 @@ from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
+from homeserver.services.media import MediaService
 from homeserver.services.membership import MembershipService
 from homeserver.services.messaging import MessagingService
 from homeserver.services.presence import PresenceService
@@ -31,10 +32,12 @@ from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.sliding_sync import SlidingSyncService
 from homeserver.services.sync import SyncService
+from homeserver.services.thumbnails import ThumbnailService
 from homeserver.services.timeline import TimelineService
 from homeserver.services.to_device import DeviceListService, ToDeviceService
 from homeserver.services.typing import TypingService
 from homeserver.services.uia import UIAService
+from homeserver.services.url_previews import UrlPreviewService
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Services:
     presence: PresenceService
     to_device: ToDeviceService
     device_lists: DeviceListService
+    media: MediaService
+    thumbnails: ThumbnailService
+    url_previews: UrlPreviewService
     replication: Replication
     e2e_keys: E2EKeyService
     key_backup: KeyBackupService

@@ -33,7 +33,8 @@ from storage.sync import RoomMembershipAt, SyncQueries
 
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
-# (user_id, room_ids, read_upto) -> room -> counts; provided by the push service.
+# (user_id, room_ids, read_upto) -> room -> {notification_count, highlight_count (main timeline),
+# threads: {root: counts}}; provided by the push service (NotificationService.unread_counts).
 UnreadCounts = Callable[[str, list[str], dict[str, dict[str | None, int]]], Awaitable[dict[str, Any]]]
 PushRules = Callable[[str], Awaitable[dict[str, Any]]]
 
@@ -238,14 +239,17 @@ class SyncService:
         room_ids = list(join)
         read_upto = await self._receipts.read_upto(user_id, room_ids)
         counts = await self.unread_counts(user_id, room_ids, read_upto)
+        threaded = f.timeline.unread_thread_notifications
         for room_id, room in join.items():
             found = counts.get(room_id) or {}
-            room["unread_notifications"] = {
-                "notification_count": found.get("notification_count", 0),
-                "highlight_count": found.get("highlight_count", 0),
-            }
-            if f.timeline.unread_thread_notifications and found.get("threads"):
-                room["unread_thread_notifications"] = found["threads"]
+            threads = found.get("threads") or {}
+            main = (found.get("notification_count", 0), found.get("highlight_count", 0))
+            if not threaded:  # a client that does not ask for threads counts them in the room
+                main = (main[0] + sum(t["notification_count"] for t in threads.values()),
+                        main[1] + sum(t["highlight_count"] for t in threads.values()))
+            room["unread_notifications"] = {"notification_count": main[0], "highlight_count": main[1]}
+            if threaded and threads:
+                room["unread_thread_notifications"] = threads
 
 
 def _same(previous: RoomMembershipAt | None, current: RoomMembershipAt) -> bool:

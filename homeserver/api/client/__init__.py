@@ -1,6 +1,7 @@
 """Client-server API handlers: one module per OpenAPI file of the spec's client-server API.
 
-`MODULES` is the list `app.py` installs on listeners that serve the `client` resource.
+`MODULES` is the list `app.py` installs on listeners that serve the `client` resource;
+`MEDIA_MODULES` (the media repository) go on listeners that serve `client` or `media`.
 """
 
 from homeserver.api.client import (
@@ -55,6 +56,7 @@ from homeserver.api.client import (
     wellknown,
     whoami,
 )
+from homeserver.api.client import authed_content_repo, content_repo
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -62,8 +64,9 @@ MODULES = [
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
-    
     pushrules, pusher, notifications,
     sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
     keys, cross_signing, key_backup, sliding_sync,
 ]
+
+MEDIA_MODULES = [content_repo, authed_content_repo]
