@@ -137,7 +137,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
-                               account_data, typing)
+                               account_data, typing, push_rules)
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
@@ -172,15 +172,23 @@ async def _publish_push_rules(push_rules: PushRuleService, account_data: Account
 
 def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notifier: Notifier,
                  stream: StreamTracker, aux: AuxStream, room_notifications: RoomEventNotifications,
-                 auth: AuthService, account_data: AccountDataService, typing: TypingService) -> Replication:
+                 auth: AuthService, account_data: AccountDataService, typing: TypingService,
+                 push_rules: PushRuleService) -> Replication:
     """Announcements between processes on one database (idle until `start`)."""
     replication = Replication(db, stores.events, room_state, notifier, {"events": stream, "aux": aux.tracker})
     room_notifications.replicate = replication.room_events
     aux.replicate = replication.wake
     auth.replicate = lambda user_id: replication.publish({"k": "tokens", "u": user_id})
     replication.on("tokens", lambda m: auth.forget_cached(m["u"]))
-    account_data.replicate = lambda user_id: replication.publish({"k": "ignored", "u": user_id})
-    replication.on("ignored", lambda m: account_data.forget_cached(m["u"]))
+    account_data.replicate = lambda user_id, data_type: replication.publish(
+        {"k": "account_data", "u": user_id, "t": data_type})
+
+    def account_data_changed(message: dict[str, Any]) -> None:
+        if message["t"] == "m.ignored_user_list":
+            account_data.forget_cached(message["u"])
+        elif message["t"] == "m.push_rules":
+            push_rules.forget_cached(message["u"])
+    replication.on("account_data", account_data_changed)
     typing.on_local_change = lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
         {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms})
     replication.on("typing", lambda m: typing.apply(m["r"], m["u"], bool(m["t"]), int(m["ms"])))

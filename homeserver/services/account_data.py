@@ -17,6 +17,8 @@ from homeserver.services.aux_stream import AuxStream
 from storage.account_data import AccountDataStore
 
 SERVER_MANAGED_TYPES = ("m.fully_read", "m.push_rules")
+# Global types some process keeps in memory (ignore lists here, push rules in PushRuleService).
+CACHED_ELSEWHERE = ("m.ignored_user_list", "m.push_rules")
 MAX_TAG_LENGTH = 255
 
 
@@ -26,8 +28,8 @@ class AccountDataService:
         self._aux = aux
         # user -> ignored users; small and read on every sync, so kept in memory.
         self._ignored: dict[str, frozenset[str]] = {}
-        # Set by the app: tell other processes a user's ignore list changed.
-        self.replicate: Callable[[str], None] | None = None
+        # Set by the app: tell other processes a user's cached account data (type) changed.
+        self.replicate: Callable[[str, str], None] | None = None
 
     # --- client API --------------------------------------------------------------------------
 
@@ -82,10 +84,11 @@ class AccountDataService:
     async def put(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> None:
         async with self._aux.write([user_id]) as position:
             await self._store.put(user_id, room_id, data_type, content, position)
-        if data_type == "m.ignored_user_list" and not room_id:
-            self._ignored.pop(user_id, None)
+        if data_type in CACHED_ELSEWHERE and not room_id:
+            if data_type == "m.ignored_user_list":
+                self._ignored.pop(user_id, None)
             if self.replicate is not None:
-                self.replicate(user_id)
+                self.replicate(user_id, data_type)
 
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         return await self._store.get(user_id, room_id, data_type)

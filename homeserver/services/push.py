@@ -169,6 +169,10 @@ class PushRuleService:
             raise MatrixError(404, Codes.NOT_FOUND, "The push rule was not found.")
         await self._changed(user_id)
 
+    def forget_cached(self, user_id: str) -> None:
+        """Drop a user's cached ruleset (another process changed their rules)."""
+        self._cache.pop(user_id, None)
+
     # --- internals -------------------------------------------------------------------------------
 
     async def _get(self, user_id: str) -> _Rules:

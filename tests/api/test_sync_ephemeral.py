@@ -3,6 +3,8 @@
 import asyncio
 import time
 
+import pytest
+
 from tests.api.test_sync import V3, send, sync
 
 
@@ -257,3 +259,20 @@ async def test_device_list_changes_when_a_room_mate_deletes_a_device(alice, bob,
     assert status == 200, body
     body = await sync(alice, token)
     assert "@bob:test.local" in body["device_lists"]["changed"]
+
+
+class TestPresenceSwitchedOff:
+    @pytest.fixture
+    def config_overrides(self):
+        return {"presence": {"enabled": False}}
+
+    async def test_presence_off_accepts_updates_and_shares_nothing(self, alice, bob):
+        await shared_room(alice, bob)
+        token = (await sync(bob))["next_batch"]
+        status, body = await alice.put(f"{V3}/presence/@alice:test.local/status", {"presence": "online",
+                                                                                   "status_msg": "hi"})
+        assert status == 200, body
+        status, body = await bob.get(f"{V3}/presence/@alice:test.local/status")
+        assert (status, body) == (200, {"presence": "offline"})
+        body = await sync(bob, token)
+        assert "presence" not in body
