@@ -53,6 +53,19 @@ class RelationQueries:
         )
         return [EventRow(**r) for r in rows]
 
+    async def relation_types(self, event_ids: Sequence[str]) -> dict[str, set[str]]:
+        """event ID -> the bundled relation types (edit, thread, reference) pointing at it; one
+        cheap query that usually finds nothing, so the per-type queries can be skipped."""
+        if not event_ids:
+            return {}
+        rows = await self._db.fetch(
+            """SELECT relates_to, array_agg(DISTINCT rel_type) AS types FROM events
+               WHERE relates_to = ANY($1::text[]) AND rel_type IN ('m.replace', 'm.thread', 'm.reference')
+               GROUP BY relates_to""",
+            list(event_ids),
+        )
+        return {r["relates_to"]: set(r["types"]) for r in rows}
+
     async def latest_edits(self, originals: Sequence[tuple[str, str]]) -> dict[str, str]:
         """original event ID -> its newest m.replace by the same sender (spec: edits).
 

@@ -88,9 +88,16 @@ class EventFormatter:
         if not live:
             return
         ids = [r.event_id for r in live]
-        edits = await self._relations.latest_edits([(r.event_id, r.sender) for r in live if r.state_key is None])
-        threads = await self._relations.thread_summaries(ids, requester.user_id if requester else "")
-        references = await self._relations.references(ids)
+        related = await self._relations.relation_types(ids)
+        if not related:
+            return
+        edited = {e for e, types in related.items() if "m.replace" in types}
+        threaded = [e for e, types in related.items() if "m.thread" in types]
+        referenced = [e for e, types in related.items() if "m.reference" in types]
+        edits = await self._relations.latest_edits(
+            [(r.event_id, r.sender) for r in live if r.state_key is None and r.event_id in edited])
+        threads = await self._relations.thread_summaries(threaded, requester.user_id if requester else "")
+        references = await self._relations.references(referenced)
         if not (edits or threads or references):
             return
         extra_ids = list(edits.values()) + [t.latest_event_id for t in threads.values()]

@@ -68,8 +68,11 @@ class RoomSyncBuilder:
         fetch = limit * 5 if filtering else limit  # room for what the filter drops
         rows = await self._queries.recent_events(room_id, after=since or 0, upto=window.upto, limit=fetch + 1)
         limited = len(rows) > fetch
-        visibility = await self._format.visibility(room_id, requester.user_id)
-        visible = self._format.visible(rows, visibility, requester.user_id)
+        if since is not None and membership.membership == "join" and membership.stream_ordering <= since:
+            visible = rows  # joined all through the window: a member sees every event
+        else:
+            visibility = await self._format.visibility(room_id, requester.user_id)
+            visible = self._format.visible(rows, visibility, requester.user_id)
         if since is None:
             # A fresh view: history the user may not see is cut off, which also makes the
             # timeline limited (there is more, just not for them).
