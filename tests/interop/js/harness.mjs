@@ -87,11 +87,12 @@ export class Observed {
     }
 }
 
-// Resolves with check()'s first truthy value; rejects naming `what` after the step timeout.
+// Resolves with check()'s first truthy value (check may be async); rejects naming `what`
+// after the step timeout.
 export async function waitFor(what, check, timeoutMs = STEP_TIMEOUT_MS) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-        const value = check();
+        const value = await check();
         if (value) return value;
         if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
         await new Promise((resolve) => setTimeout(resolve, 25));
@@ -100,8 +101,9 @@ export async function waitFor(what, check, timeoutMs = STEP_TIMEOUT_MS) {
 
 // Logs in with a password through the SDK and returns an authenticated client, the way
 // the SDK recommends: loginRequest on a bare client, then a new client with the token.
-export async function login(baseUrl, user, password) {
-    const bare = createClient({ baseUrl });
+// `clientOpts` go to createClient as well (e.g. a logging fetchFn).
+export async function login(baseUrl, user, password, clientOpts = {}) {
+    const bare = createClient({ baseUrl, ...clientOpts });
     const response = await bare.loginRequest({
         type: "m.login.password",
         identifier: { type: "m.id.user", user },
@@ -113,6 +115,7 @@ export async function login(baseUrl, user, password) {
         accessToken: response.access_token,
         userId: response.user_id,
         deviceId: response.device_id,
+        ...clientOpts,
     });
 }
 
