@@ -191,9 +191,6 @@ class PusherStore:
         )
         return [PusherRow(**r) for r in rows]
 
-    async def users_with_pushers(self) -> list[str]:
-        return [r["user_id"] for r in await self._db.fetch("SELECT DISTINCT user_id FROM pushers")]
-
 
 # --- push actions ------------------------------------------------------------------------------
 

@@ -66,9 +66,6 @@ class PusherService:
         self._retry_delays = retry_delays_s
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # Users with at least one pusher: loaded on first delivery, kept up to date by set_pusher,
-        # so events for users without pushers cost nothing.
-        self._users_with_pushers: set[str] | None = None
 
     # --- the client API -------------------------------------------------------------------------
 
@@ -124,8 +121,6 @@ class PusherService:
             app_display_name=body["app_display_name"], device_display_name=body["device_display_name"],
             profile_tag=profile_tag, lang=body["lang"], data=data, pushkey_ts=self._clock.now_ms(),
         ), remove_other_users=not append)
-        if self._users_with_pushers is not None:
-            self._users_with_pushers.add(requester.user_id)
 
     def _check_url(self, url: Any) -> None:
         """Spec (PusherData.url): an HTTP(S) URL whose path is /_matrix/push/v1/notify."""
@@ -146,8 +141,6 @@ class PusherService:
 
     def deliver(self, notices: list[Notice]) -> None:
         """Send the notices to the users' pushers in the background (returns at once)."""
-        if self._users_with_pushers is not None:
-            notices = [n for n in notices if n.user_id in self._users_with_pushers]
         if not notices:
             return
         task = asyncio.create_task(self._deliver(notices))
@@ -170,12 +163,9 @@ class PusherService:
 
     async def _deliver(self, notices: list[Notice]) -> None:
         try:
-            if self._users_with_pushers is None:
-                self._users_with_pushers = set(await self._pushers.users_with_pushers())
-                notices = [n for n in notices if n.user_id in self._users_with_pushers]
+            # Read each time (one query per batch, off the send path): several processes may
+            # share the database, and any of them may have set a pusher.
             users = {n.user_id for n in notices}
-            if not users:
-                return
             pushers: dict[str, list[PusherRow]] = {}
             for pusher in await self._pushers.of_users(sorted(users)):
                 if pusher.kind == "http":
