@@ -1,0 +1,169 @@
+"""The federation HTTP client: JSON requests to other homeservers, signed with X-Matrix.
+
+`FederationClient.request(method, destination, path, query=..., content=...)` resolves the
+destination (federation.discovery), connects through the shared session (federation.transport:
+TLS checks, IP denylist, timeouts), signs the request as the spec's "Request Authentication"
+says, and returns the parsed JSON body. Failures raise a `FederationError`:
+`UnreachableError` (DNS, connection, TLS, denied address, timeout), `RemoteError` (the peer
+answered with an error status; it carries the peer's Matrix `errcode`/`error`), or
+`BadResponseError` (a success that is not JSON, or too large). No retries or back-off here:
+that is the sender's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import orjson
+import yarl
+
+from federation.discovery import Discovery, Route
+from federation.transport import DeniedAddress, Transport, read_limited
+from homeserver.core.x_matrix import sign_request
+from homeserver.errors import Codes, MatrixError
+
+logger = logging.getLogger(__name__)
+
+# Large responses exist (room state, backfill); anything beyond this is refused.
+MAX_RESPONSE_BYTES = 100 * 1024 * 1024
+
+Query = Mapping[str, str | int | Sequence[str]]
+
+
+class FederationError(Exception):
+    """A request to another server failed."""
+
+    def __init__(self, destination: str, message: str) -> None:
+        super().__init__(f"{destination}: {message}")
+        self.destination = destination
+
+
+class UnreachableError(FederationError):
+    """No answer: discovery, connection, TLS, a denied address, or a timeout."""
+
+
+class BadResponseError(FederationError):
+    """The peer answered with success but not with JSON (or with too much of it)."""
+
+
+class RemoteError(FederationError):
+    """The peer answered with an error status; `errcode` and `error` are its Matrix error."""
+
+    def __init__(self, destination: str, status: int, body: Any) -> None:
+        self.status = status
+        self.body = body
+        body_dict = body if isinstance(body, dict) else {}
+        self.errcode: str | None = body_dict.get("errcode") if isinstance(body_dict.get("errcode"), str) else None
+        self.error: str | None = body_dict.get("error") if isinstance(body_dict.get("error"), str) else None
+        super().__init__(destination, f"HTTP {status} {self.errcode or ''} {self.error or ''}".strip())
+
+    def to_matrix_error(self) -> MatrixError:
+        """The peer's error, to pass on to a client as it is (5xx become 502)."""
+        status = self.status if 400 <= self.status < 500 else 502
+        return MatrixError(status, self.errcode or Codes.UNKNOWN, self.error or f"{self.destination} said HTTP {self.status}")
+
+
+def path(template: str, *segments: str) -> str:
+    """A request path with each `{}` replaced by a percent-encoded segment:
+    `path("/_matrix/federation/v1/send/{}", txn_id)`."""
+    return template.format(*(quote(s, safe="") for s in segments))
+
+
+class FederationClient:
+    def __init__(self, transport: Transport, discovery: Discovery, server_name: str, signing_key: Any) -> None:
+        self._transport = transport
+        self._discovery = discovery
+        self.server_name = server_name
+        self._signing_key = signing_key
+
+    async def close(self) -> None:
+        """Close the shared session (at shutdown)."""
+        await self._transport.close()
+
+    async def get_json(self, destination: str, path: str, query: Query | None = None, **kw: Any) -> Any:
+        return await self.request("GET", destination, path, query=query, **kw)
+
+    async def put_json(self, destination: str, path: str, content: Any, query: Query | None = None, **kw: Any) -> Any:
+        return await self.request("PUT", destination, path, query=query, content=content, **kw)
+
+    async def post_json(self, destination: str, path: str, content: Any, query: Query | None = None, **kw: Any) -> Any:
+        return await self.request("POST", destination, path, query=query, content=content, **kw)
+
+    async def request(self, method: str, destination: str, path: str, *, query: Query | None = None,
+                      content: Any = None, signed: bool = True, timeout_ms: int | None = None) -> Any:
+        """Send one request and return the peer's JSON answer. `path` starts with `/_matrix/`
+        and is already percent-encoded (see `path()`); `signed=False` only for the key API."""
+        method = method.upper()
+        uri = path + ("?" + urlencode(query, doseq=True, quote_via=quote) if query else "")
+        if content is None and method in ("PUT", "POST"):
+            content = {}  # the spec: POST and PUT always carry a (possibly empty) JSON object
+        headers = {"Accept": "application/json"}
+        if signed:
+            headers["Authorization"] = sign_request(method, uri, self.server_name, destination,
+                                                    self._signing_key, content)
+        body = orjson.dumps(content) if content is not None else None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            routes = await self._discovery.resolve(destination)
+        except ValueError as err:
+            raise UnreachableError(destination, str(err)) from None
+        timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000) if timeout_ms is not None else None
+        last_error: Exception | None = None
+        for route in routes:
+            try:
+                return await self._send(route, method, uri, headers, body, timeout)
+            except aiohttp.ClientConnectorError as err:  # nothing sent: the next route may work
+                last_error = err
+                logger.debug("%s via %s:%d: %s", destination, route.host, route.port, err)
+        raise UnreachableError(destination, _describe(last_error))
+
+    async def _send(self, route: Route, method: str, uri: str, headers: dict[str, str], body: bytes | None,
+                    timeout: aiohttp.ClientTimeout | None) -> Any:
+        destination = route.server_name
+        kwargs: dict[str, Any] = {"headers": {**headers, "Host": route.host_header}, "data": body,
+                                  "allow_redirects": False}
+        if route.server_hostname is not None:
+            kwargs["server_hostname"] = route.server_hostname
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        url = yarl.URL(route.base_url + uri, encoded=True)
+        try:
+            async with self._transport.session.request(method, url, **kwargs) as resp:
+                raw = await read_limited(resp, MAX_RESPONSE_BYTES)
+                status = resp.status
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            raise UnreachableError(destination, _describe(err)) from None
+        if raw is None:
+            raise BadResponseError(destination, f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        try:
+            data = orjson.loads(raw) if raw.strip() else None
+        except orjson.JSONDecodeError:
+            data = None
+            if 200 <= status < 300:
+                raise BadResponseError(destination, f"HTTP {status} with a body that is not JSON") from None
+        if not 200 <= status < 300:
+            raise RemoteError(destination, status, data)
+        return data
+
+
+def _describe(err: BaseException | None) -> str:
+    if err is None:
+        return "no route"
+    if isinstance(err, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(err, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate not accepted: {err.certificate_error}"
+    if isinstance(err, aiohttp.ClientConnectorError):
+        cause = err.os_error
+        if isinstance(cause, DeniedAddress) or "denied by federation.ip_range_denylist" in str(cause):
+            return f"refused to connect to {err.host}: {cause}"
+        return f"cannot connect to {err.host}:{err.port}: {cause}"
+    return f"{type(err).__name__}: {err}"
