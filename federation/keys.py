@@ -35,6 +35,7 @@ KEY_QUERY_PATH = "/_matrix/key/v2/query"
 REFETCH_INTERVAL_MS = 60_000
 KEY_FETCH_TIMEOUT_MS = 30_000
 _FOREVER = 2**62
+MEMORY_CACHE_SIZE = 10_000
 
 
 class Clock(Protocol):
@@ -84,6 +85,9 @@ class Keyring:
         self._refetch_interval = refetch_interval_ms
         self._fetching: dict[str, asyncio.Future[None]] = {}
         self._unproductive: dict[str, int] = {}  # server -> when a fetch last failed to help
+        # Keys read or fetched, kept in memory: a key's validity only grows, so an entry that
+        # is valid long enough needs no database round trip.
+        self._memory: dict[tuple[str, str], ServerKey] = {}
 
     # --- verifying ------------------------------------------------------------------------
 
@@ -103,13 +107,21 @@ class Keyring:
         """The keys of `key_ids` we know or can fetch; those still invalid at
         `minimum_valid_until_ts` after a fetch are returned too (the caller decides)."""
         key_ids = list(key_ids)
+        if not key_ids:
+            return {}
         if server_name == self.local.server_name:
             return {k: v for k, v in self.local.keys().items() if k in key_ids}
+        remembered = {k: self._memory[(server_name, k)] for k in key_ids if (server_name, k) in self._memory}
+        if _satisfies(remembered, key_ids, minimum_valid_until_ts):
+            return remembered
         keys = await self._store.get_keys(server_name, key_ids)
-        if all(k in keys and keys[k].valid_until_ts >= minimum_valid_until_ts for k in key_ids):
-            return keys
-        await self._fetch_once(server_name, key_ids, minimum_valid_until_ts)
-        return await self._store.get_keys(server_name, key_ids)
+        if not _satisfies(keys, key_ids, minimum_valid_until_ts):
+            await self._fetch_once(server_name, key_ids, minimum_valid_until_ts)
+            keys = await self._store.get_keys(server_name, key_ids)
+        if len(self._memory) > MEMORY_CACHE_SIZE:
+            self._memory.clear()
+        self._memory.update({(server_name, k): key for k, key in keys.items()})
+        return keys
 
     async def _fetch_once(self, server_name: str, key_ids: list[str], minimum_valid_until_ts: int) -> None:
         now = self._clock.now_ms()
