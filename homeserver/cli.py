@@ -24,7 +24,7 @@ ALL_RESOURCES = ["client", "federation", "keys", "media", "admin", "metrics"]
 
 def generate_config(
     server_name: str, data_dir: Path, *, client_port: int = 8008, federation_port: int = 8448,
-    enable_registration: bool = False, database_url: str | None = None,
+    enable_registration: bool = False, database_url: str | None = None, dev_federation: bool = False,
 ) -> Path:
     """Write DIR/homeserver.yaml and a fresh signing key; refuse to overwrite a config."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def generate_config(
         key_path.chmod(0o600)
     config_path.write_text(render_config(
         server_name, client_port=client_port, federation_port=federation_port,
-        enable_registration=enable_registration, database_url=database_url,
+        enable_registration=enable_registration, database_url=database_url, dev_federation=dev_federation,
     ))
     return config_path
 
@@ -80,7 +80,7 @@ def cmd_generate_config(args: argparse.Namespace) -> int:
         path = generate_config(
             args.server_name, Path(args.data_dir), client_port=args.client_port,
             federation_port=args.federation_port, enable_registration=args.enable_registration,
-            database_url=args.database_url,
+            database_url=args.database_url, dev_federation=args.dev_federation,
         )
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--federation-port", type=int, default=8448)
     p.add_argument("--enable-registration", action="store_true")
     p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
+    p.add_argument("--dev-federation", action="store_true",
+                   help="for a local test network: no TLS certificate checks, loopback peers allowed")
     p.set_defaults(func=cmd_generate_config)
 
     p = sub.add_parser("register-user", help="create a user account")

@@ -34,8 +34,12 @@ CLIENT_V1 = ("/_matrix/client/v1",)
 CLIENT_UNSTABLE = ("/_matrix/client/unstable",)
 WELL_KNOWN = ("/.well-known",)
 ROOT = ("",)
+FEDERATION_V1 = ("/_matrix/federation/v1",)
+FEDERATION_V2 = ("/_matrix/federation/v2",)
+KEY_V2 = ("/_matrix/key/v2",)
 
 REQUESTER_KEY = "chatgo.requester"
+ORIGIN_KEY = "chatgo.origin"
 SERVICES = web.AppKey("services", Services)
 # Set on apps of listeners behind a reverse proxy: the client address is in X-Forwarded-For.
 TRUST_X_FORWARDED = web.AppKey("trust_x_forwarded", bool)
@@ -139,6 +143,11 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
             elif auth is Auth.USER:
                 raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
             request[REQUESTER_KEY] = requester
+        elif auth is Auth.SERVER:
+            request[ORIGIN_KEY] = await services.request_auth.authenticate(
+                request.method, request.raw_path, request.headers.getall("Authorization", []),
+                await _signed_content(request),
+            )
         if info.rate_limited:
             key = requester.user_id if requester else client_ip(request)
             exempt = requester is not None and requester.is_admin
@@ -170,6 +179,24 @@ def requester_of(request: web.Request) -> Requester:
 
 def optional_requester_of(request: web.Request) -> Requester | None:
     return request.get(REQUESTER_KEY)
+
+
+def origin_of(request: web.Request) -> str:
+    """The server that signed this federation request (routes declared with auth=Auth.SERVER)."""
+    origin = request.get(ORIGIN_KEY)
+    assert origin is not None, "route was not declared with auth=Auth.SERVER"
+    return origin
+
+
+async def _signed_content(request: web.Request) -> Any:
+    """A federation request's JSON body as the origin signed it; None when there is none."""
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError(400, Codes.NOT_JSON, "Content not JSON.") from None
 
 
 def client_ip(request: web.Request) -> str:

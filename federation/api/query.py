@@ -1,0 +1,29 @@
+"""Spec file: server-server/query.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import FEDERATION_V1, Auth, json_response, route, services_of
+from homeserver.errors import missing_param
+
+
+def _required(request: web.Request, name: str) -> str:
+    value = request.query.get(name)
+    if not value:
+        raise missing_param(f"'{name}' is required")
+    return value
+
+
+@route("GET", "/query/directory", auth=Auth.SERVER, prefixes=FEDERATION_V1)
+async def query_room_directory(request: web.Request) -> web.Response:
+    """GET /_matrix/federation/v1/query/directory"""
+    return json_response(await services_of(request).directory.resolve_alias(_required(request, "room_alias")))
+
+
+@route("GET", "/query/profile", auth=Auth.SERVER, prefixes=FEDERATION_V1)
+async def query_profile(request: web.Request) -> web.Response:
+    """GET /_matrix/federation/v1/query/profile"""
+    profiles = services_of(request).profiles
+    user_id, field = _required(request, "user_id"), request.query.get("field")
+    if field:
+        return json_response(await profiles.get_field(user_id, field))
+    return json_response(await profiles.get_profile(user_id))
