@@ -131,6 +131,63 @@ class MediaConfig:
     url_preview_timeout_ms: int = 10_000
 
 
+# Outbound federation never connects to these unless allowlisted (as Synapse's ip_range_blacklist):
+# loopback, private, CGNAT, link-local, multicast, reserved and documentation ranges, IPv6 ULA.
+DEFAULT_IP_RANGE_DENYLIST = (
+    "0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+    "192.0.0.0/24", "169.254.0.0/16", "192.88.99.0/24", "198.18.0.0/15", "192.0.2.0/24",
+    "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    "::/128", "::1/128", "fe80::/10", "fc00::/7", "2001:db8::/32", "ff00::/8", "fec0::/10",
+)
+
+
+@dataclass(frozen=True)
+class VerifyKeyConfig:
+    key_id: str  # "ed25519:<version>"
+    key: str     # the public key, unpadded base64
+
+
+@dataclass(frozen=True)
+class OldSigningKeyConfig:
+    key_id: str
+    key: str
+    expired_ts: int  # when the key stopped being used (ms since the epoch)
+
+
+@dataclass(frozen=True)
+class TrustedKeyServerConfig:
+    server_name: str
+    # The notary's own keys; when empty they are fetched from it directly.
+    verify_keys: tuple[VerifyKeyConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerNameOverrideConfig:
+    # Reach `server_name` at host:port without discovery (test networks); the certificate
+    # must still be valid for the server name's host.
+    server_name: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    # Check peers' TLS certificates (always, in production); extra CA files to trust.
+    verify_certificates: bool = True
+    ca_certificates: tuple[str, ...] = ()
+    ip_range_denylist: tuple[str, ...] = DEFAULT_IP_RANGE_DENYLIST
+    ip_range_allowlist: tuple[str, ...] = ()
+    server_name_overrides: tuple[ServerNameOverrideConfig, ...] = ()
+    # Notaries asked for keys a server does not serve itself. Synapse defaults to matrix.org.
+    trusted_key_servers: tuple[TrustedKeyServerConfig, ...] = ()
+    # Keys we used to sign with, published in old_verify_keys.
+    old_signing_keys: tuple[OldSigningKeyConfig, ...] = ()
+    # How long peers may cache our key response (valid_until_ts = now + this); 1 day as Synapse.
+    key_refresh_interval_ms: int = 24 * 3600 * 1000
+    request_timeout_ms: int = 60_000
+    connect_timeout_ms: int = 10_000
+
+
 @dataclass(frozen=True)
 class Config:
     server_name: str
@@ -154,6 +211,7 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -210,7 +268,26 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     return config
 
 
+def _validate_federation(federation: FederationConfig) -> None:
+    for name in ("ip_range_denylist", "ip_range_allowlist"):
+        for i, ip_range in enumerate(getattr(federation, name)):
+            try:
+                ipaddress.ip_network(ip_range, strict=False)
+            except ValueError:
+                raise ConfigError(f"federation.{name}[{i}]: not an IP address or range") from None
+    keys = [(f"old_signing_keys[{i}]", k) for i, k in enumerate(federation.old_signing_keys)]
+    for i, server in enumerate(federation.trusted_key_servers):
+        keys += [(f"trusted_key_servers[{i}].verify_keys[{j}]", k) for j, k in enumerate(server.verify_keys)]
+    for where, key in keys:
+        algorithm, _, version = key.key_id.partition(":")
+        if algorithm != "ed25519" or not version or not all(c.isalnum() or c == "_" for c in version):
+            raise ConfigError(f"federation.{where}.key_id: expected ed25519:<version>")
+    if federation.key_refresh_interval_ms <= 0:
+        raise ConfigError("federation.key_refresh_interval_ms: must be positive")
+
+
 def _validate(config: Config) -> None:
+    _validate_federation(config.federation)
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
     for i, listener in enumerate(config.listeners):

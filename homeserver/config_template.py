@@ -126,14 +126,45 @@ media:
   url_preview_ip_range_allowlist: []
   url_preview_max_size: 10485760
   url_preview_timeout_ms: 10000
+
+federation:
+  # Check other servers' TLS certificates. Switch this off only on a development network.
+  verify_certificates: {verify_certificates}
+  # Extra CA certificates (PEM files) to trust for peers, besides the system's.
+  ca_certificates: []
+  # Outbound federation never connects to loopback, private, link-local, CGNAT, multicast or
+  # documentation addresses (ip_range_denylist, whose default lists them; setting it replaces
+  # that list) unless they are allowed here, e.g. ["192.168.1.0/24"] for peers on the LAN.
+  ip_range_allowlist: {ip_range_allowlist}
+  # Reach a server at a fixed address instead of discovering it (.well-known, SRV), for test
+  # networks, e.g. [{{server_name: "hs1.test", host: "127.0.0.1", port: 8448}}]. Its
+  # certificate must still be valid for the server name.
+  server_name_overrides: []
+  # Notaries asked for the keys of servers that do not answer themselves. Synapse defaults to
+  # matrix.org; the default here is none, so that a private or test network works offline.
+  # For the public network, e.g.:
+  #   - server_name: "matrix.org"
+  #     verify_keys: [{{key_id: "ed25519:auto", key: "<its public key, unpadded base64>"}}]
+  # (without verify_keys, the notary's keys are fetched from it directly).
+  trusted_key_servers: []
+  # Keys this server signed with before, published in old_verify_keys so that peers can still
+  # check old events: [{{key_id: "ed25519:old", key: "<public key>", expired_ts: 1700000000000}}]
+  old_signing_keys: []
+  # How long other servers may cache our keys (valid_until_ts = now + this): 1 day, as Synapse.
+  key_refresh_interval_ms: 86400000
+  # Timeouts of outbound requests (milliseconds).
+  request_timeout_ms: 60000
+  connect_timeout_ms: 10000
 """
 
 
 def render_config(
     server_name: str, *, client_port: int = 8008, federation_port: int = 8448,
     enable_registration: bool = False, database_url: str | None = None,
-    public_baseurl: str | None = None,
+    public_baseurl: str | None = None, dev_federation: bool = False,
 ) -> str:
+    """`dev_federation`: for a local test network of servers, no certificate checks and
+    loopback addresses allowed."""
     local = server_name.split(":")[0] in ("localhost", "127.0.0.1", "[::1]")
     return TEMPLATE.format(
         server_name=server_name,
@@ -144,4 +175,6 @@ def render_config(
         enable_registration="true" if enable_registration else "false",
         database_url=f'"{database_url}"' if database_url else "null",
         public_baseurl=f'"{public_baseurl}"' if public_baseurl else "null",
+        verify_certificates="false" if dev_federation else "true",
+        ip_range_allowlist='["127.0.0.0/8", "::1/128"]' if dev_federation else "[]",
     )

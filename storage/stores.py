@@ -24,6 +24,7 @@ from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
+from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
 from storage.to_device import ToDeviceStore
@@ -61,6 +62,7 @@ class Stores:
     url_previews: UrlPreviewStore
     e2e_keys: E2EKeyStore
     key_backup: KeyBackupStore
+    server_keys: ServerKeyStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -93,4 +95,5 @@ class Stores:
             url_previews=UrlPreviewStore(db),
             e2e_keys=E2EKeyStore(db),
             key_backup=KeyBackupStore(db),
+            server_keys=ServerKeyStore(db),
         )
