@@ -108,7 +108,7 @@ class MediaService:
         media_type, upload_name = _media_type(content_type), _upload_name(filename)
         if server_name != self._server_name:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown media ID")
-        await self._check_can_fill(requester, await self._get_local(media_id))
+        self._check_can_fill(requester, await self._get_local(media_id))
         stored = await self._store(content, declared_length)
         filled = await self._media.fill_reserved(
             media_id, media_type=media_type, upload_name=upload_name, media_length=stored.length,
@@ -119,7 +119,7 @@ class MediaService:
         for event in self._waiting.get(media_id, ()):
             event.set()
 
-    async def _check_can_fill(self, requester: Requester, media: LocalMedia | None) -> None:
+    def _check_can_fill(self, requester: Requester, media: LocalMedia | None) -> None:
         if media is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown media ID")
         if media.user_id != requester.user_id:
