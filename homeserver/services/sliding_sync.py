@@ -221,7 +221,7 @@ class SlidingSyncService:
             state.rooms[room_id] = replace(state.rooms[room_id], position=upto.events)
 
         window = Window(list_rooms, subscribed, rooms, since.events if since else None, since.aux if since else None,
-                        since.typing if since else None, upto.events, upto.aux)
+                        since.typing if since else None, upto.events, upto.aux, upto.typing)
         extensions, extension_news = await self._extensions.build(requester, request.extensions, window, built,
                                                                   state.extensions)
         response: dict[str, Any] = {}

@@ -54,6 +54,7 @@ class Window:
     since_typing: int | None
     upto_events: int
     upto_aux: int
+    upto_typing: int
 
     def scoped(self, scope: ExtensionScope) -> list[str]:
         chosen: dict[str, None] = {}
@@ -190,9 +191,9 @@ class SlidingExtensions:
     def _typing_of(self, room_ids: list[str], window: Window, rooms: dict[str, BuiltRoom]) -> dict[str, Any]:
         fresh = {r for r in room_ids if window.since_typing is None or (r in rooms and rooms[r].body.get("initial"))}
         rest = [r for r in room_ids if r not in fresh]
-        out = self._typing.typing_events(sorted(fresh), None) if fresh else {}
+        out = self._typing.typing_events(sorted(fresh), None, window.upto_typing) if fresh else {}
         if rest:
-            out.update(self._typing.typing_events(rest, window.since_typing))
+            out.update(self._typing.typing_events(rest, window.since_typing, window.upto_typing))
         return out
 
 

@@ -126,7 +126,7 @@ class SyncService:
         before = await self._queries.memberships_at(user_id, since.events) if since is not None else {}
         joined = [r for r, m in now.items() if m.membership == "join"]
 
-        typing = self._typing.typing_events(joined, None if initial else since.typing)
+        typing = self._typing.typing_events(joined, None if initial else since.typing, upto.typing)
         receipts = await self._receipts.ephemeral_events(user_id, joined, None if initial else since_aux, upto.aux) \
             if aux_moved else {}
         account_rows = await self._account_data_store.changed(user_id, None if initial else since_aux, upto.aux) \

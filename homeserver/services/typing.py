@@ -67,15 +67,17 @@ class TypingService:
         if typing != was_typing:
             await self._changed(room_id)
 
-    def typing_events(self, room_ids: list[str], since_serial: int | None) -> dict[str, dict[str, Any]]:
-        """room -> m.typing event, for rooms whose typing changed after `since_serial` (every
-        room with typers when None). A serial from the future (a restart) counts as None."""
+    def typing_events(self, room_ids: list[str], since_serial: int | None, upto_serial: int) -> dict[str, dict[str, Any]]:
+        """room -> m.typing event, for rooms whose typing changed in (since_serial, upto_serial]
+        (every room with typers when since is None). A room that changed after `upto_serial`
+        waits for the next sync, whose token will cover it: a response never carries a change
+        its next_batch does not. A serial from the future (a restart) counts as None."""
         if since_serial is not None and since_serial > self.serial:
             since_serial = None
         out: dict[str, dict[str, Any]] = {}
         for room_id in room_ids:
             serial = self._room_serial.get(room_id)
-            if serial is None:
+            if serial is None or serial > upto_serial:
                 continue
             typers = self._typing.get(room_id) or {}
             if since_serial is None and not typers:
