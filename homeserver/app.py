@@ -113,8 +113,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
     notifier = Notifier()
-    # Push rules, counts and pushers. The evaluator listens first: push actions are stored
-    # before waiting /sync requests wake, so a new event and its counts arrive together.
+    # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
+    # become visible, so a /sync that sees a new event sees its unread counts too.
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
     account_data = AccountDataService(stores.account_data, aux)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
@@ -123,9 +123,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
                                         receipts.read_upto)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
-    events.on_persisted(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                      config.server_name,
-                                      ignored_users=lambda user_id: account_data.ignored_users(user_id)).on_persisted)
+    events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
+                                        config.server_name, account_data.ignored_users).on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier)

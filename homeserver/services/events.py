@@ -68,10 +68,18 @@ class EventService:
         self._signing_key = signing_key
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
+        self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
 
     def on_persisted(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None] | None]) -> None:
         """Call `listener` with (event, stream position) pairs after each committed batch."""
         self._listeners.append(listener)
+
+    def before_publish(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None]]) -> None:
+        """Call `listener` with (event, stream position) pairs after each committed batch but
+        before its positions become visible to readers: for rows derived from the events that
+        a reader must find together with them (push actions and unread counts). It must not
+        raise, and it holds back the stream while it runs: keep it short."""
+        self._before_publish.append(listener)
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         lock = self._locks.get(room_id)
@@ -189,8 +197,12 @@ class EventService:
         work = pending.work
         work.state_group, work.chain_length = final_group, chain
         self._rooms.put(work)
-        self._stream.finish(positions)
         published = list(zip(events, positions))
+        try:
+            for derive in self._before_publish:
+                await derive(published)
+        finally:
+            self._stream.finish(positions)
         for listener in self._listeners:
             result = listener(published)
             if result is not None:

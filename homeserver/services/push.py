@@ -7,10 +7,11 @@ created nor deleted, only enabled/disabled and given other actions; a new rule i
 every change is followed by `on_rules_changed(user_id)` (account data: /sync delivers
 `m.push_rules`). Each user's merged and compiled ruleset is cached, dropped on change.
 
-PushEvaluator — the EventService.on_persisted listener. For each new event it evaluates the
+PushEvaluator — an EventService.before_publish listener. For each new event it evaluates the
 rules of every joined local member but the sender (and of a local invitee), unless they
 ignore the sender, and stores the actions that notify or highlight for all of them with one
-INSERT, before /sync wakes.
+INSERT, before the events' stream positions become visible: a /sync that returns an event
+returns the counts that include it (spec: push, "Server behaviour").
 The room's members, display names and power levels are cached per state snapshot, so an
 ordinary message costs no reads beyond the insert (and a relation lookup for events that
 relate to another one). HTTP pushers are then handed the notifying actions, off the send path.

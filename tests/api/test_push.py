@@ -285,6 +285,39 @@ async def test_invites_notify_the_invitee_and_redactions_clear(services, alice, 
     assert (c["notification_count"], c["highlight_count"]) == (0, 0)
 
 
+async def sync(c, since=None, timeout=0, filter_json=None):
+    query = f"?timeout={timeout}" + (f"&since={since}" if since else "")
+    if filter_json:
+        query += f"&filter={filter_json}"
+    status, body = await c.get(f"{V3}/sync{query}")
+    assert status == 200, body
+    return body
+
+
+async def test_counts_arrive_in_sync_with_the_event_and_receipts_clear_them(alice, bob, carol):
+    room = await make_room(alice, bob, carol)
+    body = await sync(alice)
+    rules = [e for e in body["account_data"]["events"] if e["type"] == "m.push_rules"]
+    assert rules and rules[0]["content"]["global"]["override"][0]["rule_id"] == ".m.rule.master"
+    token = body["next_batch"]
+    waiting = asyncio.create_task(sync(alice, token, timeout=5000))
+    await asyncio.sleep(0.1)
+    mention = await send(bob, room, text("hi", **{"m.mentions": {"user_ids": [ALICE]}}))
+    body = await waiting
+    joined = body["rooms"]["join"][room]
+    assert mention in [e["event_id"] for e in joined["timeline"]["events"]]
+    assert joined["unread_notifications"] == {"notification_count": 1, "highlight_count": 1}
+    status, _ = await alice.post(f"{V3}/rooms/{room}/receipt/m.read/{mention}", {})
+    assert status == 200
+    body = await sync(alice, body["next_batch"])
+    assert body["rooms"]["join"][room]["unread_notifications"] == {"notification_count": 0, "highlight_count": 0}
+    # A rule change reaches the client as m.push_rules account data.
+    assert (await alice.put(f"{V3}/pushrules/global/room/{room}", {"actions": []}))[0] == 200
+    body = await sync(alice, body["next_batch"])
+    (event,) = [e for e in body["account_data"]["events"] if e["type"] == "m.push_rules"]
+    assert event["content"]["global"]["room"][0]["rule_id"] == room
+
+
 # --- /notifications -----------------------------------------------------------------------------
 
 async def test_notifications_pagination_and_highlight_filter(alice, bob, carol):
