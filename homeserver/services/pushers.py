@@ -141,9 +141,17 @@ class PusherService:
 
     def deliver(self, notices: list[Notice]) -> None:
         """Send the notices to the users' pushers in the background (returns at once)."""
-        if not notices:
-            return
-        task = asyncio.create_task(self._deliver(notices))
+        if notices:
+            self._spawn(self._deliver(notices))
+
+    def badge_changed(self, user_id: str) -> None:
+        """The user's unread count changed with no new notification (they read something):
+        send the count alone to their pushers, in the background (spec, push gateway API:
+        "the counts may be sent ... by themselves"), so a phone's badge follows."""
+        self._spawn(self._update_badge(user_id))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -178,6 +186,21 @@ class PusherService:
             raise
         except Exception:
             logger.warning("push delivery failed", exc_info=True)
+
+    async def _update_badge(self, user_id: str) -> None:
+        try:
+            pushers = [p for p in await self._pushers.of_users([user_id]) if p.kind == "http"]
+            if not pushers:
+                return
+            unread = await self._badge_count(user_id)
+            # The count is sent even when it is zero: a gateway updates the badge only with one.
+            await asyncio.gather(*(self._send(p, {"notification": {
+                "prio": "low", "counts": {"unread": unread}, "devices": [_device(p, {})],
+            }}) for p in pushers))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("push badge update failed", exc_info=True)
 
     async def _send(self, pusher: PusherRow, body: dict[str, Any]) -> None:
         url = pusher.data.get("url")
@@ -226,12 +249,7 @@ class PusherService:
 def notification(notice: Notice, pusher: PusherRow, unread: int) -> dict[str, Any]:
     """The body of POST /_matrix/push/v1/notify for one pusher (spec: push gateway API)."""
     event, tweaks = notice.event, notice.tweaks
-    device = {
-        "app_id": pusher.app_id, "pushkey": pusher.pushkey, "pushkey_ts": pusher.pushkey_ts // 1000,
-        # Everything the client put in data except the URL (spec: PusherData).
-        "data": {k: v for k, v in pusher.data.items() if k != "url"},
-        "tweaks": tweaks,
-    }
+    device = _device(pusher, tweaks)
     # Low priority lets gateways save battery: only what may ring or highlight is urgent. An
     # encrypted event may be anything, so it is high.
     urgent = event.type == "m.room.encrypted" or tweaks.get("highlight") is True or bool(tweaks.get("sound"))
@@ -253,6 +271,15 @@ def notification(notice: Notice, pusher: PusherRow, unread: int) -> dict[str, An
         if event.content:
             body["content"] = event.content
     return {"notification": body}
+
+
+def _device(pusher: PusherRow, tweaks: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "app_id": pusher.app_id, "pushkey": pusher.pushkey, "pushkey_ts": pusher.pushkey_ts // 1000,
+        # Everything the client put in data except the URL (spec: PusherData).
+        "data": {k: v for k, v in pusher.data.items() if k != "url"},
+        "tweaks": tweaks,
+    }
 
 
 def _require(body: dict[str, Any], keys: tuple[str, ...]) -> None:

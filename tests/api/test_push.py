@@ -499,3 +499,18 @@ async def test_event_id_only_retry_and_rejected_pushkeys(services, alice, bob, g
     await send(bob, room, text("and again"))
     await services.pushers.flush()
     assert len(gateway.received) == 2
+
+
+async def test_badge_updates_after_reading(services, alice, bob, gateway):
+    room = await make_room(alice, bob)
+    assert (await alice.post(f"{V3}/pushers/set", pusher_body(data={"url": gateway.url}, pushkey="pk")))[0] == 200
+    event_id = await send(bob, room, text("hello"))
+    await services.pushers.flush()
+    assert gateway.received[-1]["notification"]["counts"] == {"unread": 1}
+    assert (await alice.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", {}))[0] == 200
+    services.pushers.badge_changed(ALICE)  # what the receipts service calls
+    await services.pushers.flush()
+    badge = gateway.received[-1]["notification"]
+    assert badge == {"prio": "low", "counts": {"unread": 0}, "devices": [
+        {"app_id": "org.example.app.ios", "pushkey": "pk", "pushkey_ts": badge["devices"][0]["pushkey_ts"],
+         "data": {}, "tweaks": {}}]}
