@@ -47,7 +47,9 @@ class PushRuleStore:
         """The user's own rules (by kind, most important first) and their default-rule changes."""
         return (await self.rules_of_users([user_id]))[user_id]
 
-    async def rules_of_users(self, user_ids: Sequence[str]) -> dict[str, tuple[list[PushRuleRow], list[DefaultRuleRow]]]:
+    async def rules_of_users(
+        self, user_ids: Sequence[str],
+    ) -> dict[str, tuple[list[PushRuleRow], list[DefaultRuleRow]]]:
         """`rules_of` for many users in one round trip; users with nothing stored map to ([], [])."""
         rows = await self._db.fetch(
             """SELECT 'rule' AS source, user_id, kind, rule_id, position, conditions, pattern, actions,
@@ -82,7 +84,8 @@ class PushRuleStore:
             """INSERT INTO push_rules (user_id, kind, rule_id, position, conditions, pattern, actions)
                VALUES ($1, $2, $3, 0, $4, $5, $6)
                ON CONFLICT (user_id, kind, rule_id)
-               DO UPDATE SET conditions = EXCLUDED.conditions, pattern = EXCLUDED.pattern, actions = EXCLUDED.actions""",
+               DO UPDATE SET conditions = EXCLUDED.conditions, pattern = EXCLUDED.pattern,
+                             actions = EXCLUDED.actions""",
             user_id, kind, rule_id, conditions, pattern, actions,
         )
 
@@ -252,7 +255,8 @@ class PushActionStore:
         """
         rows = await self._db.fetch(
             """WITH rooms AS (SELECT * FROM unnest($2::text[], $3::bigint[]) AS r(room_id, upto)),
-                    threads AS (SELECT * FROM unnest($4::text[], $5::text[], $6::bigint[]) AS t(room_id, thread_key, upto))
+                    threads AS (SELECT * FROM unnest($4::text[], $5::text[], $6::bigint[])
+                                AS t(room_id, thread_key, upto))
                SELECT a.room_id, a.thread_id,
                       count(*) FILTER (WHERE a.notify) AS notifications,
                       count(*) FILTER (WHERE a.highlight) AS highlights

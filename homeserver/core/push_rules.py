@@ -486,7 +486,8 @@ def compile_ruleset(ruleset: Mapping[str, Sequence[Mapping[str, Any]]]) -> Compi
                 conditions = [_equals("room_id", rule_id)]
             else:  # sender
                 conditions = [_equals("sender", rule_id)]
-            actions = tuple(a for a in rule.get("actions") or [] if not (isinstance(a, str) and a in HISTORICAL_ACTIONS))
+            actions = tuple(a for a in rule.get("actions") or []
+                            if not (isinstance(a, str) and a in HISTORICAL_ACTIONS))
             compiled.append(CompiledRule(kind, rule_id, tuple(conditions), actions))
     return CompiledRuleset(tuple(compiled))
 

@@ -50,9 +50,10 @@ class RoomUnreadCounts(TypedDict):
 def total_counts(counts: RoomUnreadCounts) -> Counts:
     """Main timeline and threads together: /sync `unread_notifications` for a client that did
     not ask for thread notifications (spec: RoomEventFilter.unread_thread_notifications)."""
+    threads = counts["threads"].values()
     return {
-        "notification_count": counts["notification_count"] + sum(c["notification_count"] for c in counts["threads"].values()),
-        "highlight_count": counts["highlight_count"] + sum(c["highlight_count"] for c in counts["threads"].values()),
+        "notification_count": counts["notification_count"] + sum(c["notification_count"] for c in threads),
+        "highlight_count": counts["highlight_count"] + sum(c["highlight_count"] for c in threads),
     }
 
 
@@ -65,7 +66,8 @@ class NotificationService:
         self._format = formatter
         self._read_upto_for = read_upto_for
 
-    async def unread_counts(self, user_id: str, room_ids: Sequence[str], read_upto: ReadUpto) -> dict[str, RoomUnreadCounts]:
+    async def unread_counts(self, user_id: str, room_ids: Sequence[str],
+                            read_upto: ReadUpto) -> dict[str, RoomUnreadCounts]:
         """Unread counts of each room in `room_ids` (zero counts included), in one query."""
         room_ids = list(dict.fromkeys(room_ids))
         rooms: list[tuple[str, int]] = []
@@ -103,7 +105,8 @@ class NotificationService:
                 raise MatrixError(400, Codes.INVALID_PARAM, "Invalid 'from' token")
             before = int(from_token)
         limit = DEFAULT_LIMIT if limit is None else max(1, min(limit, MAX_LIMIT))
-        page = await self._actions.page(requester.user_id, before=before, limit=limit, only_highlight=only == "highlight")
+        page = await self._actions.page(requester.user_id, before=before, limit=limit,
+                                        only_highlight=only == "highlight")
         body: dict[str, Any] = {"notifications": await self._render(requester, page)}
         if len(page) == limit:
             body["next_token"] = str(page[-1].stream_ordering)

@@ -88,7 +88,8 @@ class PusherService:
         _require(body, ("kind", "app_id", "pushkey"))
         app_id, pushkey, kind = body["app_id"], body["pushkey"], body["kind"]
         if not isinstance(app_id, str) or not app_id or len(app_id) > MAX_APP_ID_LENGTH:
-            raise MatrixError(400, Codes.INVALID_PARAM, f"'app_id' must be a string of 1 to {MAX_APP_ID_LENGTH} characters")
+            raise MatrixError(400, Codes.INVALID_PARAM,
+                              f"'app_id' must be a string of 1 to {MAX_APP_ID_LENGTH} characters")
         if not isinstance(pushkey, str) or not pushkey or len(pushkey.encode()) > MAX_PUSHKEY_BYTES:
             raise MatrixError(400, Codes.INVALID_PARAM, f"'pushkey' must be a string of 1 to {MAX_PUSHKEY_BYTES} bytes")
         if kind is None:
@@ -318,7 +319,8 @@ class _PublicOnlyResolver(AbstractResolver):
     def __init__(self) -> None:
         self._inner = aiohttp.DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         answers = await self._inner.resolve(host, port, family)
         public = [a for a in answers if _public_host(a["host"])]
         if not public:
