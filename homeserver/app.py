@@ -19,7 +19,12 @@ from types import ModuleType
 from aiohttp import web
 
 from federation import api as federation_api
+from federation.client import FederationClient
+from federation.discovery import Discovery
+from federation.keys import Keyring, LocalKeys
+from federation.request_auth import RequestAuthenticator
 from federation.tls import generate_self_signed_certificate, server_ssl_context
+from federation.transport import Transport
 from homeserver.api import client as client_api
 from homeserver.api import pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
@@ -51,6 +56,7 @@ from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
+from homeserver.services.server_keys import ServerKeyService
 from homeserver.services.notifier import Notifier, RoomEventNotifications
 from homeserver.services.receipts import ReceiptService
 from homeserver.services.replication import Replication
@@ -86,6 +92,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     the room-event and aux streams stand (read from the database at start-up)."""
     clock = clock or Clock()
     stores = Stores.build(db)
+    federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
     auth = AuthService(db, stores.tokens, clock, config.auth)
     rate_limiter = RateLimiter(config.rate_limiting)
@@ -161,7 +168,20 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
         e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
+        federation_client=federation_client, keyring=keyring,
+        request_auth=RequestAuthenticator(keyring, config.server_name, clock),
+        server_keys=ServerKeyService(keyring, clock),
     )
+
+
+def _federation(config: Config, stores: Stores, clock: Clock, signing_key: Any) -> tuple[FederationClient, Keyring]:
+    """The federation plumbing: one transport (TLS, IP filter, session), discovery, the signed
+    client, and the keyring that fetches and caches other servers' keys."""
+    federation = config.federation
+    transport = Transport(federation, [config.path(p) for p in federation.ca_certificates])
+    client = FederationClient(transport, Discovery(transport), config.server_name, signing_key)
+    local_keys = LocalKeys(config.server_name, signing_key, federation, clock)
+    return client, Keyring(stores.server_keys, client, local_keys, clock, federation.trusted_key_servers)
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
@@ -223,6 +243,10 @@ def modules_for(resources: Iterable[str]) -> list[ModuleType]:
     modules: list[ModuleType] = []
     if "client" in resources:
         modules += [pages, *client_api.MODULES, *federation_api.WELL_KNOWN_MODULES]
+    if "federation" in resources:
+        modules += federation_api.FEDERATION_MODULES
+    if "keys" in resources:
+        modules += federation_api.KEY_MODULES
     if "client" in resources or "media" in resources:  # as Synapse: client implies media
         modules += client_api.MEDIA_MODULES
     return modules
@@ -315,6 +339,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             await services.replication.stop()
             await services.devices.flush()
             await services.pushers.close()
+            await services.federation_client.close()
 
 
 def run(config: Config) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from federation.client import FederationClient
+from federation.keys import Keyring
+from federation.request_auth import RequestAuthenticator
 from homeserver.config import Config
 from homeserver.services.account_data import AccountDataService
 from homeserver.services.accounts import AccountService
@@ -30,6 +33,7 @@ from homeserver.services.relations import RelationsService
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
+from homeserver.services.server_keys import ServerKeyService
 from homeserver.services.sliding_sync import SlidingSyncService
 from homeserver.services.sync import SyncService
 from homeserver.services.thumbnails import ThumbnailService
@@ -77,3 +81,8 @@ class Services:
     replication: Replication
     e2e_keys: E2EKeyService
     key_backup: KeyBackupService
+    # Federation: the signed HTTP client, server keys, and X-Matrix checks for Auth.SERVER routes.
+    federation_client: FederationClient
+    keyring: Keyring
+    request_auth: RequestAuthenticator
+    server_keys: ServerKeyService
