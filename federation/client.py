@@ -63,8 +63,10 @@ class RemoteError(FederationError):
         super().__init__(destination, f"HTTP {status} {self.errcode or ''} {self.error or ''}".strip())
 
     def to_matrix_error(self) -> MatrixError:
-        """The peer's error, to pass on to a client as it is (5xx become 502)."""
-        status = self.status if 400 <= self.status < 500 else 502
+        """The peer's error, to pass on to a client: 400, 403 and 404 as they are; anything
+        else (a 401 about our signature, a 429 about our rate, 5xx) is the peer's problem,
+        not the client's, and becomes 502 with the peer's errcode."""
+        status = self.status if self.status in (400, 403, 404) else 502
         return MatrixError(status, self.errcode or Codes.UNKNOWN, self.error or f"{self.destination} said HTTP {self.status}")
 
 

@@ -93,6 +93,8 @@ async def test_errors_carry_the_remote_matrix_error(clients, peer):
     with pytest.raises(RemoteError) as err:
         await client.get_json(peer.name, "/_matrix/federation/v1/nothing")
     assert err.value.status == 404
+    # A peer refusing *us* must not look to a client like its own token was refused.
+    assert RemoteError(peer.name, 401, {"errcode": "M_UNAUTHORIZED"}).to_matrix_error().status == 502
     with pytest.raises(BadResponseError):
         await client.get_json(peer.name, "/_matrix/federation/v1/html")
 
