@@ -403,6 +403,16 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
         if not isinstance(key, str) or not isinstance(pattern, str):
             return _never
         word = key == "content.body"  # spec: the content.body special case
+        if "*" not in pattern and "?" not in pattern:
+            # A literal (most rules: event types, user IDs, localparts): no regex to build.
+            literal = pattern.lower()
+
+            def literal_match(event: Mapping[str, Any], ctx: PushContext) -> bool:
+                value = lookup(event, key)
+                if not isinstance(value, str):
+                    return False
+                return _contains_word(_lower(value), literal) if word else _lower(value) == literal
+            return literal_match
         regex = glob_regex(pattern, word)
 
         def event_match(event: Mapping[str, Any], ctx: PushContext) -> bool:
@@ -431,7 +441,7 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
             if not ctx.display_name or not isinstance(body, str):
                 return False
             # The display name as a literal (not a glob), at word boundaries, any case.
-            return _literal_word_regex(ctx.display_name).search(body) is not None
+            return _contains_word(_lower(body), _lower(ctx.display_name))
         return contains_display_name
     if kind == "room_member_count":
         parsed = _parse_member_count(condition["is"]) if isinstance(condition.get("is"), str) else None
@@ -447,9 +457,28 @@ def compile_condition(condition: Mapping[str, Any]) -> Condition:
     return _never
 
 
-@lru_cache(maxsize=4096)
-def _literal_word_regex(text: str) -> re.Pattern[str]:
-    return re.compile(f"(?<![{_WORD}]){re.escape(text)}(?![{_WORD}])", re.IGNORECASE)
+@lru_cache(maxsize=256)
+def _lower(text: str) -> str:
+    # One event is matched for many users: its body is lowered once, not once per rule and user.
+    return text.lower()
+
+
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _contains_word(text: str, word: str) -> bool:
+    """`word` occurs in `text` between word boundaries (both already lower case); an empty
+    word never matches."""
+    if not word:
+        return False
+    start = text.find(word)
+    while start != -1:
+        end = start + len(word)
+        if ((start == 0 or text[start - 1] not in _WORD_CHARS)
+                and (end == len(text) or text[end] not in _WORD_CHARS)):
+            return True
+        start = text.find(word, start + 1)
+    return False
 
 
 # --- evaluation --------------------------------------------------------------------------------

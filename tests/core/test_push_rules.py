@@ -319,6 +319,18 @@ def test_event_match_needs_a_string_value():
     assert one({"kind": "event_match", "key": "type", "pattern": "m.room.*"}, topic)
 
 
+def test_literal_patterns_match_like_globs():
+    # Patterns without wildcards take a faster path: same results, any case, whole value.
+    event = {"type": "M.Room.Message", "content": {"body": "Ping ALICE, ping"}}
+    assert one({"kind": "event_match", "key": "type", "pattern": "m.room.message"}, event)
+    assert not one({"kind": "event_match", "key": "type", "pattern": "m.room"}, event)
+    assert one({"kind": "event_match", "key": "content.body", "pattern": "alice"}, event)
+    assert not one({"kind": "event_match", "key": "content.body", "pattern": "alic"}, event)
+    assert one({"kind": "event_match", "key": "content.body", "pattern": "ping"}, event)
+    assert not one({"kind": "event_match", "key": "content.body", "pattern": ""}, event)
+    assert one({"kind": "event_match", "key": "state_key", "pattern": ""}, {"state_key": ""})
+
+
 def test_dotted_keys_with_escapes():
     assert split_key("content.m\\.relates_to.rel_type") == ("content", "m.relates_to", "rel_type")
     assert split_key("content.m\\\\foo") == ("content", "m\\foo")
