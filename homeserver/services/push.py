@@ -61,6 +61,8 @@ class PushRuleService:
         self._rules = rules
         self._on_rules_changed = on_rules_changed
         self._cache: OrderedDict[str, _Rules] = OrderedDict()
+        # Bumped by every change: a read that began before a change must not cache what it read.
+        self._generation = 0
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -97,8 +99,9 @@ class PushRuleService:
                 self._cache.move_to_end(user_id)
                 found[user_id] = entry.compiled
         if missing:
+            generation = self._generation
             for user_id, (rows, defaults) in (await self._rules.rules_of_users(missing)).items():
-                found[user_id] = self._remember(user_id, rows, defaults).compiled
+                found[user_id] = self._remember(user_id, rows, defaults, generation).compiled
         return found
 
     # --- changes -------------------------------------------------------------------------------
@@ -172,6 +175,7 @@ class PushRuleService:
 
     def forget_cached(self, user_id: str) -> None:
         """Drop a user's cached ruleset (another process changed their rules)."""
+        self._generation += 1
         self._cache.pop(user_id, None)
 
     # --- internals -------------------------------------------------------------------------------
@@ -181,20 +185,24 @@ class PushRuleService:
         if entry is not None:
             self._cache.move_to_end(user_id)
             return entry
+        generation = self._generation
         rows, defaults = await self._rules.rules_of(user_id)
-        return self._remember(user_id, rows, defaults)
+        return self._remember(user_id, rows, defaults, generation)
 
-    def _remember(self, user_id: str, rows: list[PushRuleRow], defaults: list[DefaultRuleRow]) -> _Rules:
+    def _remember(self, user_id: str, rows: list[PushRuleRow], defaults: list[DefaultRuleRow],
+                  generation: int) -> _Rules:
         user_rules = [UserRule(r.kind, r.rule_id, r.actions, r.enabled, r.conditions, r.pattern) for r in rows]
         settings = {(d.kind, d.rule_id): DefaultRuleSetting(d.enabled, d.actions) for d in defaults}
         merged = merge_rules(user_id, user_rules, settings)
         entry = _Rules(merged, compile_ruleset(merged))
-        self._cache[user_id] = entry
-        if len(self._cache) > RULES_CACHE_SIZE:
-            self._cache.popitem(last=False)
+        if generation == self._generation:
+            self._cache[user_id] = entry
+            if len(self._cache) > RULES_CACHE_SIZE:
+                self._cache.popitem(last=False)
         return entry
 
     async def _changed(self, user_id: str) -> None:
+        self._generation += 1
         self._cache.pop(user_id, None)
         if self._on_rules_changed is not None:
             await self._on_rules_changed(user_id)
