@@ -130,6 +130,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
                                         receipts.read_upto)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
+    receipts.on_read = pushers.badge_changed
     events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
                                         config.server_name, account_data.ignored_users).on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream)

@@ -8,6 +8,7 @@ The fully-read marker is the room's `m.fully_read` account data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from homeserver.core.ids import is_valid_event_id
@@ -33,6 +34,8 @@ class ReceiptService:
         self._account_data = account_data
         self._aux = aux
         self._clock = clock
+        # Set by the app: the user's read position moved (phone badges follow, via pushers).
+        self.on_read: Callable[[str], None] | None = None
 
     async def post_receipt(self, requester: Requester, room_id: str, receipt_type: str, event_id: str,
                            body: dict[str, Any]) -> None:
@@ -88,8 +91,10 @@ class ReceiptService:
         members = await self._events.members(room_id)
         wake = [u for u, m in members.items() if m == "join"] if receipt_type == "m.read" else [user_id]
         async with self._aux.write(wake) as position:
-            await self._store.put(room_id, receipt_type, user_id, thread_id, event_id, row.stream_ordering or 0,
-                                  self._clock.now_ms(), position)
+            moved = await self._store.put(room_id, receipt_type, user_id, thread_id, event_id,
+                                          row.stream_ordering or 0, self._clock.now_ms(), position)
+        if moved and self.on_read is not None:
+            self.on_read(user_id)
 
     async def _event_in_room(self, user_id: str, room_id: str, event_id: str):
         if await self._membership.membership_of(room_id, user_id) != "join":
