@@ -2,7 +2,6 @@
 HTTP push gateway on loopback."""
 
 import asyncio
-import uuid
 
 import pytest
 from aiohttp import web
@@ -13,6 +12,7 @@ from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
 from homeserver.services.notifications import total_counts
 from homeserver.services.pushers import PusherService
+from tests.api.test_relations_context import send, text
 
 V3 = "/_matrix/client/v3"
 ALICE, BOB, CAROL = "@alice:test.local", "@bob:test.local", "@carol:test.local"
@@ -38,14 +38,6 @@ async def make_room(owner, *members, **extra):
     return body["room_id"]
 
 
-async def send(c, room, content, event_type="m.room.message"):
-    status, body = await c.put(f"{V3}/rooms/{room}/send/{event_type}/{uuid.uuid4().hex}", content)
-    assert status == 200, body
-    return body["event_id"]
-
-
-def text(body, **extra):
-    return {"msgtype": "m.text", "body": body, **extra}
 
 
 async def counts(services, user_id, room, read_upto=None):
