@@ -118,7 +118,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline)
-    profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name)
+    profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
+                                     federation_client)
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
     # become visible, so a /sync that sees a new event sees its unread counts too.

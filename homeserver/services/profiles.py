@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from federation.client import FederationClient, FederationError, RemoteError
+from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.events import EventService
@@ -29,7 +31,8 @@ MAX_KEY_BYTES = 255
 
 class ProfileService:
     def __init__(self, profiles: ProfileStore, events: EventService, event_store: EventStore,
-                 rooms: RoomStateCache, server_name: str) -> None:
+                 rooms: RoomStateCache, server_name: str, federation: FederationClient | None = None) -> None:
+        self._federation = federation
         self._profiles = profiles
         self._events = events
         self._event_store = event_store
@@ -38,7 +41,7 @@ class ProfileService:
 
     async def get_profile(self, user_id: str) -> dict[str, Any]:
         if not user_id.endswith(":" + self._server_name):
-            raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found (remote profiles need federation)")
+            return await self._remote_profile(user_id)
         row = await self._profiles.get_profile(user_id)
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found")
@@ -47,6 +50,26 @@ class ProfileService:
             profile["displayname"] = row.displayname
         if row.avatar_url is not None:
             profile["avatar_url"] = row.avatar_url
+        return profile
+
+    async def _remote_profile(self, user_id: str) -> dict[str, Any]:
+        """Ask the user's server (GET /_matrix/federation/v1/query/profile)."""
+        server = server_name_of(user_id)
+        if self._federation is None or server is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Profile was not found")
+        try:
+            body = await self._federation.get_json(server, "/_matrix/federation/v1/query/profile",
+                                                   query={"user_id": user_id})
+        except RemoteError as err:
+            raise err.to_matrix_error() from None
+        except FederationError as err:
+            raise MatrixError(502, Codes.UNKNOWN, f"Could not reach {server}: {err}") from None
+        if not isinstance(body, dict):
+            raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed profile")
+        profile = {k: v for k, v in body.items() if isinstance(k, str)}
+        for key in ("displayname", "avatar_url"):
+            if key in profile and not isinstance(profile[key], str):
+                del profile[key]
         return profile
 
     async def get_field(self, user_id: str, key: str) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""Client requests answered by asking another server: a remote user's profile."""
+
+from __future__ import annotations
+
+import ssl
+from urllib.parse import quote
+
+import aiohttp
+
+
+async def client_get(server, token: str, path: str, tls_files):
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.url + path, headers={"Authorization": f"Bearer {token}"}, ssl=context) as resp:
+            return resp.status, await resp.json()
+
+
+async def login(server, user_id: str, password: str, tls_files) -> str:
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.url + "/_matrix/client/v3/login", ssl=context, json={
+                "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
+                "password": password}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+            return body["access_token"]
+
+
+async def test_remote_profile_through_federation(homeservers, tls_files):
+    a = await homeservers()
+    b = await homeservers()
+    bob = await a.services.accounts.create_user("bob", "password-2")
+    alice = await b.services.accounts.create_user("alice", "password-1")
+    await b.services.profiles._profiles.set_displayname(alice, "Alice")
+    token = await login(a, bob, "password-2", tls_files)
+
+    status, body = await client_get(a, token, f"/_matrix/client/v3/profile/{quote(alice)}", tls_files)
+    assert (status, body) == (200, {"displayname": "Alice"})
+    status, body = await client_get(a, token, f"/_matrix/client/v3/profile/{quote(alice)}/displayname", tls_files)
+    assert (status, body) == (200, {"displayname": "Alice"})
+    status, body = await client_get(a, token, f"/_matrix/client/v3/profile/{quote('@nobody:' + b.name)}", tls_files)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    # A server nobody can reach: 502, not a 500 and not a misleading 404.
+    status, body = await client_get(a, token, f"/_matrix/client/v3/profile/{quote('@x:localhost:1')}", tls_files)
+    assert status == 502 and body["errcode"] == "M_UNKNOWN"
