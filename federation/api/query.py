@@ -16,7 +16,8 @@ def _required(request: web.Request, name: str) -> str:
 @route("GET", "/query/directory", auth=Auth.SERVER, prefixes=FEDERATION_V1)
 async def query_room_directory(request: web.Request) -> web.Response:
     """GET /_matrix/federation/v1/query/directory"""
-    return json_response(await services_of(request).directory.resolve_alias(_required(request, "room_alias")))
+    alias = _required(request, "room_alias")
+    return json_response(await services_of(request).directory.resolve_alias(alias, ask_remote=False))
 
 
 @route("GET", "/query/profile", auth=Auth.SERVER, prefixes=FEDERATION_V1)
@@ -25,5 +26,5 @@ async def query_profile(request: web.Request) -> web.Response:
     profiles = services_of(request).profiles
     user_id, field = _required(request, "user_id"), request.query.get("field")
     if field:
-        return json_response(await profiles.get_field(user_id, field))
-    return json_response(await profiles.get_profile(user_id))
+        return json_response(await profiles.get_field(user_id, field, ask_remote=False))
+    return json_response(await profiles.get_profile(user_id, ask_remote=False))

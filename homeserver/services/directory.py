@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.core import power_levels
-from homeserver.core.ids import InvalidId, parse_room_alias
+from federation.client import FederationClient, FederationError, RemoteError
+from homeserver.core.ids import InvalidId, is_valid_room_id, parse_room_alias
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
@@ -25,7 +26,8 @@ MAX_PUBLIC_ROOMS_LIMIT = 500
 
 class DirectoryService:
     def __init__(self, directory: DirectoryStore, rooms: RoomStateCache, events: EventService, clock: Clock,
-                 server_name: str) -> None:
+                 server_name: str, federation: FederationClient | None = None) -> None:
+        self._federation = federation
         self._directory = directory
         self._rooms = rooms
         self._events = events
@@ -54,17 +56,35 @@ class DirectoryService:
         if not await self._directory.create_alias(alias, room_id, requester_id, self._clock.now_ms()):
             raise MatrixError(409, Codes.UNKNOWN, f"Room alias {alias} already exists")
 
-    async def resolve_alias(self, alias: str) -> dict[str, Any]:
+    async def resolve_alias(self, alias: str, *, ask_remote: bool = True) -> dict[str, Any]:
+        """{"room_id", "servers"}; another server's alias is asked for over federation
+        (GET /query/directory) unless `ask_remote` is false (answering a peer)."""
         try:
             parsed = parse_room_alias(alias)
         except InvalidId as err:
             raise MatrixError(400, Codes.INVALID_PARAM, str(err)) from None
         if parsed.domain != self._server_name:
-            raise MatrixError(404, Codes.NOT_FOUND, "Remote aliases need federation")
+            if not ask_remote or self._federation is None:
+                raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
+            return await self._remote_alias(alias, parsed.domain)
         row = await self._directory.get_alias(alias)
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
         return {"room_id": row.room_id, "servers": [self._server_name]}
+
+    async def _remote_alias(self, alias: str, server: str) -> dict[str, Any]:
+        try:
+            body = await self._federation.get_json(server, "/_matrix/federation/v1/query/directory",
+                                                   query={"room_alias": alias})
+        except RemoteError as err:
+            raise err.to_matrix_error() from None
+        except FederationError as err:
+            raise MatrixError(502, Codes.UNKNOWN, f"Could not reach {server}: {err}") from None
+        room_id, servers = (body.get("room_id"), body.get("servers")) if isinstance(body, dict) else (None, None)
+        if not is_valid_room_id(room_id) or not isinstance(servers, list) \
+                or not all(isinstance(s, str) for s in servers):
+            raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed alias answer")
+        return {"room_id": room_id, "servers": servers}
 
     async def room_id_for(self, room_id_or_alias: str) -> str:
         if room_id_or_alias.startswith("#"):

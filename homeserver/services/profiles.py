@@ -39,8 +39,12 @@ class ProfileService:
         self._rooms = rooms
         self._server_name = server_name
 
-    async def get_profile(self, user_id: str) -> dict[str, Any]:
+    async def get_profile(self, user_id: str, *, ask_remote: bool = True) -> dict[str, Any]:
+        """A user's profile; another server's user is asked for over federation, unless
+        `ask_remote` is false (answering a peer: we only speak for our own users)."""
         if not user_id.endswith(":" + self._server_name):
+            if not ask_remote:
+                raise MatrixError(404, Codes.NOT_FOUND, "Not a user of this server")
             return await self._remote_profile(user_id)
         row = await self._profiles.get_profile(user_id)
         if row is None:
@@ -72,8 +76,8 @@ class ProfileService:
                 del profile[key]
         return profile
 
-    async def get_field(self, user_id: str, key: str) -> dict[str, Any]:
-        profile = await self.get_profile(user_id)
+    async def get_field(self, user_id: str, key: str, *, ask_remote: bool = True) -> dict[str, Any]:
+        profile = await self.get_profile(user_id, ask_remote=ask_remote)
         if key not in profile:
             raise MatrixError(404, Codes.NOT_FOUND, f"The profile has no {key!r}")
         return {key: profile[key]}

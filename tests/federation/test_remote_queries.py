@@ -6,6 +6,9 @@ import ssl
 from urllib.parse import quote
 
 import aiohttp
+import pytest
+
+from federation.client import RemoteError
 
 
 async def client_get(server, token: str, path: str, tls_files):
@@ -43,3 +46,27 @@ async def test_remote_profile_through_federation(homeservers, tls_files):
     # A server nobody can reach: 502, not a 500 and not a misleading 404.
     status, body = await client_get(a, token, f"/_matrix/client/v3/profile/{quote('@x:localhost:1')}", tls_files)
     assert status == 502 and body["errcode"] == "M_UNKNOWN"
+
+
+async def test_remote_alias_through_federation_and_peers_get_only_local_answers(homeservers, tls_files):
+    a = await homeservers()
+    b = await homeservers()
+    bob = await a.services.accounts.create_user("bob", "password-2")
+    alice = await b.services.accounts.create_user("alice", "password-1")
+    room_id = await b.services.rooms.create_room(alice, {})
+    await b.services.directory.create_alias(alice, f"#lobby:{b.name}", room_id)
+    token = await login(a, bob, "password-2", tls_files)
+    status, body = await client_get(a, token, f"/_matrix/client/v3/directory/room/{quote('#lobby:' + b.name)}",
+                                    tls_files)
+    assert (status, body) == (200, {"room_id": room_id, "servers": [b.name]})
+    status, body = await client_get(a, token, f"/_matrix/client/v3/directory/room/{quote('#none:' + b.name)}",
+                                    tls_files)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    # A peer asking us about a third server's user or alias is not forwarded.
+    client = b.services.federation_client
+    with pytest.raises(RemoteError) as err:
+        await client.get_json(a.name, "/_matrix/federation/v1/query/profile", {"user_id": alice})
+    assert err.value.status == 404
+    with pytest.raises(RemoteError) as err:
+        await client.get_json(a.name, "/_matrix/federation/v1/query/directory", {"room_alias": f"#lobby:{b.name}"})
+    assert err.value.status == 404
