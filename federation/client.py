@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -47,6 +47,10 @@ class UnreachableError(FederationError):
     """No answer: discovery, connection, TLS, a denied address, or a timeout."""
 
 
+class DeniedError(FederationError):
+    """The destination is not in federation.domain_allowlist: nothing was sent (403, as Synapse)."""
+
+
 class BadResponseError(FederationError):
     """The peer answered with success but not with JSON (or with too much of it)."""
 
@@ -77,7 +81,9 @@ def path(template: str, *segments: str) -> str:
 
 
 class FederationClient:
-    def __init__(self, transport: Transport, discovery: Discovery, server_name: str, signing_key: Any) -> None:
+    def __init__(self, transport: Transport, discovery: Discovery, server_name: str, signing_key: Any,
+                 domain_allowlist: Iterable[str] | None = None) -> None:
+        self._allowed = frozenset(domain_allowlist) if domain_allowlist is not None else None
         self._transport = transport
         self._discovery = discovery
         self.server_name = server_name
@@ -100,6 +106,8 @@ class FederationClient:
                       content: Any = None, signed: bool = True, timeout_ms: int | None = None) -> Any:
         """Send one request and return the peer's JSON answer. `path` starts with `/_matrix/`
         and is already percent-encoded (see `path()`); `signed=False` only for the key API."""
+        if self._allowed is not None and destination not in self._allowed:
+            raise DeniedError(destination, "federation with this server is not allowed (federation.domain_allowlist)")
         method = method.upper()
         uri = path + ("?" + urlencode(query, doseq=True, quote_via=quote) if query else "")
         if content is None and method in ("PUT", "POST"):

@@ -181,7 +181,8 @@ def _federation(config: Config, stores: Stores, clock: Clock, signing_key: Any) 
     client, and the keyring that fetches and caches other servers' keys."""
     federation = config.federation
     transport = Transport(federation, [config.path(p) for p in federation.ca_certificates])
-    client = FederationClient(transport, Discovery(transport), config.server_name, signing_key)
+    client = FederationClient(transport, Discovery(transport), config.server_name, signing_key,
+                              federation.domain_allowlist)
     local_keys = LocalKeys(config.server_name, signing_key, federation, clock)
     return client, Keyring(stores.server_keys, client, local_keys, clock, federation.trusted_key_servers)
 

@@ -178,6 +178,9 @@ class FederationConfig:
     ip_range_denylist: tuple[str, ...] = DEFAULT_IP_RANGE_DENYLIST
     ip_range_allowlist: tuple[str, ...] = ()
     server_name_overrides: tuple[ServerNameOverrideConfig, ...] = ()
+    # Federate only with these servers (Synapse's federation_domain_whitelist); None = with any.
+    # [] switches outbound federation off: no other server is looked up or contacted.
+    domain_allowlist: tuple[str, ...] | None = None
     # Notaries asked for keys a server does not serve itself. Synapse defaults to matrix.org.
     trusted_key_servers: tuple[TrustedKeyServerConfig, ...] = ()
     # Keys we used to sign with, published in old_verify_keys.

@@ -140,6 +140,9 @@ federation:
   # networks, e.g. [{{server_name: "hs1.test", host: "127.0.0.1", port: 8448}}]. Its
   # certificate must still be valid for the server name.
   server_name_overrides: []
+  # Federate only with the servers listed here (null: with any server; []: with none, which
+  # also keeps this server from looking up or contacting any other).
+  domain_allowlist: null
   # Notaries asked for the keys of servers that do not answer themselves. Synapse defaults to
   # matrix.org; the default here is none, so that a private or test network works offline.
   # For the public network, e.g.:

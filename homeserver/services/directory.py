@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.core import power_levels
-from federation.client import FederationClient, FederationError, RemoteError
+from federation.client import DeniedError, FederationClient, FederationError, RemoteError
 from homeserver.core.ids import InvalidId, is_valid_room_id, parse_room_alias
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -78,6 +78,8 @@ class DirectoryService:
                                                    query={"room_alias": alias})
         except RemoteError as err:
             raise err.to_matrix_error() from None
+        except DeniedError as err:
+            raise MatrixError(403, Codes.FORBIDDEN, str(err)) from None
         except FederationError as err:
             raise MatrixError(502, Codes.UNKNOWN, f"Could not reach {server}: {err}") from None
         room_id, servers = (body.get("room_id"), body.get("servers")) if isinstance(body, dict) else (None, None)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from federation.client import FederationClient, FederationError, RemoteError
+from federation.client import DeniedError, FederationClient, FederationError, RemoteError
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -66,6 +66,8 @@ class ProfileService:
                                                    query={"user_id": user_id})
         except RemoteError as err:
             raise err.to_matrix_error() from None
+        except DeniedError as err:
+            raise MatrixError(403, Codes.FORBIDDEN, str(err)) from None
         except FederationError as err:
             raise MatrixError(502, Codes.UNKNOWN, f"Could not reach {server}: {err}") from None
         if not isinstance(body, dict):

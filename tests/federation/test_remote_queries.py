@@ -70,3 +70,13 @@ async def test_remote_alias_through_federation_and_peers_get_only_local_answers(
     with pytest.raises(RemoteError) as err:
         await client.get_json(a.name, "/_matrix/federation/v1/query/directory", {"room_alias": f"#lobby:{b.name}"})
     assert err.value.status == 404
+
+
+async def test_domain_allowlist_keeps_other_servers_out_of_reach(homeservers, tls_files):
+    b = await homeservers()
+    a = await homeservers(federation={"domain_allowlist": []})
+    bob = await a.services.accounts.create_user("bob", "password-2")
+    alice = await b.services.accounts.create_user("alice", "password-1")
+    token = await login(a, bob, "password-2", tls_files)
+    status, body = await client_get(a, token, f"/_matrix/client/v3/profile/{quote(alice)}", tls_files)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN") and "domain_allowlist" in body["error"]
