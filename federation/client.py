@@ -74,6 +74,16 @@ class RemoteError(FederationError):
         return MatrixError(status, self.errcode or Codes.UNKNOWN, self.error or f"{self.destination} said HTTP {self.status}")
 
 
+def client_error(err: FederationError) -> MatrixError:
+    """What a client is told when a request it caused to another server failed: the peer's
+    own 400/403/404, 403 for a server we may not federate with, 502 otherwise."""
+    if isinstance(err, RemoteError):
+        return err.to_matrix_error()
+    if isinstance(err, DeniedError):
+        return MatrixError(403, Codes.FORBIDDEN, str(err))
+    return MatrixError(502, Codes.UNKNOWN, f"Could not reach {err.destination}: {err}")
+
+
 def path(template: str, *segments: str) -> str:
     """A request path with each `{}` replaced by a percent-encoded segment:
     `path("/_matrix/federation/v1/send/{}", txn_id)`."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.core import power_levels
-from federation.client import DeniedError, FederationClient, FederationError, RemoteError
+from federation.client import FederationClient, FederationError, client_error
 from homeserver.core.ids import InvalidId, is_valid_room_id, parse_room_alias
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -76,12 +76,8 @@ class DirectoryService:
         try:
             body = await self._federation.get_json(server, "/_matrix/federation/v1/query/directory",
                                                    query={"room_alias": alias})
-        except RemoteError as err:
-            raise err.to_matrix_error() from None
-        except DeniedError as err:
-            raise MatrixError(403, Codes.FORBIDDEN, str(err)) from None
         except FederationError as err:
-            raise MatrixError(502, Codes.UNKNOWN, f"Could not reach {server}: {err}") from None
+            raise client_error(err) from None
         room_id, servers = (body.get("room_id"), body.get("servers")) if isinstance(body, dict) else (None, None)
         if not is_valid_room_id(room_id) or not isinstance(servers, list) \
                 or not all(isinstance(s, str) for s in servers):

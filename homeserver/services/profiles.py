@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from federation.client import DeniedError, FederationClient, FederationError, RemoteError
+from federation.client import FederationClient, FederationError, client_error
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -64,12 +64,8 @@ class ProfileService:
         try:
             body = await self._federation.get_json(server, "/_matrix/federation/v1/query/profile",
                                                    query={"user_id": user_id})
-        except RemoteError as err:
-            raise err.to_matrix_error() from None
-        except DeniedError as err:
-            raise MatrixError(403, Codes.FORBIDDEN, str(err)) from None
         except FederationError as err:
-            raise MatrixError(502, Codes.UNKNOWN, f"Could not reach {server}: {err}") from None
+            raise client_error(err) from None
         if not isinstance(body, dict):
             raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed profile")
         profile = {k: v for k, v in body.items() if isinstance(k, str)}
