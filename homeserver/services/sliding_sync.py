@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +22,7 @@ from homeserver.services.account_data import AccountDataService
 from homeserver.services.auth import Requester
 from homeserver.services.aux_stream import AuxStream
 from homeserver.services.clock import Clock
+from homeserver.services.notifications import total_counts
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import PresenceService
 from homeserver.services.receipts import ReceiptService
@@ -267,7 +267,10 @@ class SlidingSyncService:
         if self._sync.unread_counts is not None and joined:
             counts = await self._sync.unread_counts(user_id, joined, await self._receipts.read_upto(user_id, joined))
         for room_id, room in built.items():
-            room.body["notification_count"], room.body["highlight_count"] = _notification_counts(counts.get(room_id))
+            found = counts.get(room_id)
+            total = total_counts(found) if found is not None else {"notification_count": 0, "highlight_count": 0}
+            room.body["notification_count"], room.body["highlight_count"] = (total["notification_count"],
+                                                                              total["highlight_count"])
 
 
 def _cut_lists(lists: dict[str, SlidingList], listed: list[SlidingRoomRow], dm_rooms: set[str],
@@ -318,17 +321,6 @@ def _passes(room: SlidingRoomRow, filters: ListFilters, dm_rooms: set[str],
     if filters.room_types is not None and room_type not in filters.room_types:
         return False
     return room_type not in filters.not_room_types
-
-
-def _notification_counts(found: Any) -> tuple[int, int]:
-    """(notifications, highlights) of a room, from a /sync `unread_notifications` mapping or
-    from the push service's counts (main timeline and threads together: no thread split here)."""
-    if found is None:
-        return 0, 0
-    if isinstance(found, Mapping):
-        return found.get("notification_count", 0), found.get("highlight_count", 0)
-    total = found.total()
-    return total.notification_count, total.highlight_count
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:

@@ -21,6 +21,7 @@ from homeserver.services.account_data import AccountDataService
 from homeserver.services.auth import Requester
 from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.aux_stream import AuxStream
+from homeserver.services.notifications import total_counts
 from homeserver.services.notifier import Notifier
 from homeserver.services.presence import PresenceService
 from homeserver.services.receipts import ReceiptService
@@ -241,15 +242,16 @@ class SyncService:
         counts = await self.unread_counts(user_id, room_ids, read_upto)
         threaded = f.timeline.unread_thread_notifications
         for room_id, room in join.items():
-            found = counts.get(room_id) or {}
-            threads = found.get("threads") or {}
-            main = (found.get("notification_count", 0), found.get("highlight_count", 0))
-            if not threaded:  # a client that does not ask for threads counts them in the room
-                main = (main[0] + sum(t["notification_count"] for t in threads.values()),
-                        main[1] + sum(t["highlight_count"] for t in threads.values()))
-            room["unread_notifications"] = {"notification_count": main[0], "highlight_count": main[1]}
-            if threaded and threads:
-                room["unread_thread_notifications"] = threads
+            found = counts.get(room_id)
+            if found is None:
+                room["unread_notifications"] = {"notification_count": 0, "highlight_count": 0}
+            elif threaded:
+                room["unread_notifications"] = {"notification_count": found["notification_count"],
+                                                "highlight_count": found["highlight_count"]}
+                if found["threads"]:
+                    room["unread_thread_notifications"] = found["threads"]
+            else:  # a client that does not ask for threads counts them in the room
+                room["unread_notifications"] = total_counts(found)
 
 
 def _same(previous: RoomMembershipAt | None, current: RoomMembershipAt) -> bool:

@@ -170,7 +170,7 @@ async def test_unread_counts_come_from_the_push_service(alice, bob, services):
     room = await shared_room(alice, bob)
 
     async def counts(user_id, room_ids, read_upto):
-        return {r: {"notification_count": 3, "highlight_count": 1} for r in room_ids}
+        return {r: {"notification_count": 3, "highlight_count": 1, "threads": {}} for r in room_ids}
 
     services.sync.unread_counts = counts
     body = await sliding(alice, {"lists": {"all": room_list()}})
@@ -178,7 +178,8 @@ async def test_unread_counts_come_from_the_push_service(alice, bob, services):
 
     # Reading the room (on any device) changes its counts: the room comes again, counts only.
     async def counts(user_id, room_ids, read_upto):
-        return {r: {"notification_count": 0 if r in read_upto else 3, "highlight_count": 0} for r in room_ids}
+        return {r: {"notification_count": 0 if r in read_upto else 3, "highlight_count": 0, "threads": {}}
+                for r in room_ids}
 
     services.sync.unread_counts = counts
     event_id = await send(bob, room, "unread")
@@ -187,6 +188,20 @@ async def test_unread_counts_come_from_the_push_service(alice, bob, services):
     assert (await alice.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", {}))[0] == 200
     body = await sliding(alice, {"lists": {"all": room_list()}}, pos=body["pos"], timeout=2000)
     assert body["rooms"][room]["notification_count"] == 0 and "timeline" not in body["rooms"][room]
+
+
+async def test_thread_notifications_count_in_the_room(alice, bob, services):
+    # Sliding sync has no per-thread counts: a room's counts include its threads' (as v3 /sync
+    # without unread_thread_notifications).
+    room = await shared_room(alice, bob)
+
+    async def counts(user_id, room_ids, read_upto):
+        return {r: {"notification_count": 1, "highlight_count": 0,
+                    "threads": {"$root": {"notification_count": 2, "highlight_count": 1}}} for r in room_ids}
+
+    services.sync.unread_counts = counts
+    body = await sliding(alice, {"lists": {"all": room_list()}})
+    assert (body["rooms"][room]["notification_count"], body["rooms"][room]["highlight_count"]) == (3, 1)
 
 
 # --- subscriptions, timelines, required_state --------------------------------------------------------------
