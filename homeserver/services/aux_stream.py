@@ -28,6 +28,12 @@ class AuxStream:
     def current(self) -> int:
         return self.tracker.current
 
+    async def touch(self, wake: Iterable[str]) -> None:
+        """Move the stream with no rows: what these users' syncs compute from other tables
+        (e.g. one-time key counts) is read again."""
+        async with self.write(wake):
+            pass
+
     @contextlib.asynccontextmanager
     async def write(self, wake: Iterable[str]) -> AsyncIterator[int]:
         """Yield a fresh position for the block's rows; wake `wake` when the block succeeded."""
@@ -40,6 +46,6 @@ class AuxStream:
             raise
         self.tracker.finish([position])
         users = set(wake)
-        self._notifier.notify_when_visible(self.tracker, "aux", position, users)
+        self._notifier.notify_when_visible(self.tracker, position, users)
         if self.replicate is not None:
             self.replicate("aux", position, sorted(users))

@@ -66,8 +66,7 @@ class E2EKeyService:
         if changed:
             await self._device_lists.mark_changed(user_id)
         elif one_time or fallback:
-            async with self._aux.write([user_id]):
-                pass  # the uploader's next sync carries the new counts
+            await self._aux.touch([user_id])  # the uploader's next sync carries the new counts
         return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
 
     async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
@@ -139,9 +138,7 @@ class E2EKeyService:
             one_time_keys.setdefault(user_id, {})[device_id] = {f"{algorithm}:{key_id}": key}
         owners = {u for u, _ in claimed}
         if owners:
-            # Their next sync must carry the lower key count: move the aux stream for them.
-            async with self._aux.write(owners):
-                pass
+            await self._aux.touch(owners)  # their next sync must carry the lower key count
         return {"one_time_keys": one_time_keys, "failures": failures}
 
     # --- cross-signing -----------------------------------------------------------------------

@@ -26,8 +26,8 @@ class Notifier:
                 if not future.done():
                     future.set_result(None)
 
-    def notify_when_visible(self, tracker: StreamTracker, stream: str, position: int, user_ids: set[str]) -> None:
-        """Wake `user_ids` once `position` of `stream` is visible to readers."""
+    def notify_when_visible(self, tracker: StreamTracker, position: int, user_ids: set[str]) -> None:
+        """Wake `user_ids` once `position` of the tracker's stream is visible to readers."""
         tracker.when_visible(position, lambda: self.notify_users(user_ids))
 
     def register(self, user_id: str) -> asyncio.Future[None]:
@@ -73,4 +73,4 @@ class RoomEventNotifications:
         if self.replicate is not None:
             self.replicate(max(p for _, p in published), sorted({e.room_id for e, _ in published}), targets)
         # Wake them only once a sync can see the batch (a lower position may still be in flight).
-        self._notifier.notify_when_visible(self._stream, "events", max(p for _, p in published), users)
+        self._notifier.notify_when_visible(self._stream, max(p for _, p in published), users)

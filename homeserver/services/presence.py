@@ -46,7 +46,8 @@ class PresenceService:
             raise MatrixError(400, Codes.INVALID_PARAM, "'status_msg' must be a string")
         if not self.enabled:
             return
-        await self._write(user_id, state, status_msg, active=state == "online")
+        await self._write(user_id, state, status_msg, active=state == "online",
+                          previous=await self._store.get(user_id))
 
     async def get_status(self, requester: Requester, user_id: str) -> dict[str, Any]:
         """GET /presence/{userId}/status: your own, or that of a user you share a room with."""
@@ -70,7 +71,8 @@ class PresenceService:
             return  # this process wrote it a moment ago: no need to read it back
         row = await self._store.get(user_id)
         if row is None or row.state != state or now - row.last_active_ts >= ACTIVE_REFRESH_MS:
-            await self._write(user_id, state, row.status_msg if row else None, active=state == "online")
+            await self._write(user_id, state, row.status_msg if row else None, active=state == "online",
+                              previous=row)
         if len(self._recent_syncs) > 100_000:
             self._recent_syncs.clear()
         self._recent_syncs[user_id] = (state, now)
@@ -85,9 +87,9 @@ class PresenceService:
 
     # --- internals ---------------------------------------------------------------------------
 
-    async def _write(self, user_id: str, state: str, status_msg: str | None, *, active: bool) -> None:
+    async def _write(self, user_id: str, state: str, status_msg: str | None, *, active: bool,
+                     previous: PresenceRow | None) -> None:
         now = self._clock.now_ms()
-        previous = await self._store.get(user_id)
         last_active = now if active or previous is None else previous.last_active_ts
         wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
         async with self._aux.write(wake) as position:

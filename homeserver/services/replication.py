@@ -142,11 +142,11 @@ class Replication:
                 self._rooms.forget(room_id)
                 members = await self._events.members(room_id)
                 users.update(u for u, m in members.items() if m in ("join", "invite", "knock"))
-            self._notifier.notify_when_visible(self._trackers["events"], "events", message["p"], users)
+            self._notifier.notify_when_visible(self._trackers["events"], message["p"], users)
         elif kind == "wake":
             tracker = self._trackers.get(message["s"])
             if tracker is not None:
-                self._notifier.notify_when_visible(tracker, message["s"], message["p"], set(message["u"]))
+                self._notifier.notify_when_visible(tracker, message["p"], set(message["u"]))
         else:
             handler = self._handlers.get(kind)
             if handler is not None:
