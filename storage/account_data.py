@@ -42,11 +42,3 @@ class AccountDataStore:
             user_id, after if after is not None else 0, upto,
         )
         return [AccountDataRow(**r) for r in rows]
-
-    async def users_ignoring(self, ignored_user_id: str) -> list[str]:
-        rows = await self._db.fetch(
-            """SELECT user_id FROM account_data WHERE room_id = '' AND type = 'm.ignored_user_list'
-               AND content->'ignored_users' ? $1""",
-            ignored_user_id,
-        )
-        return [r["user_id"] for r in rows]
