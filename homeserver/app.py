@@ -39,6 +39,10 @@ from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
 from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
+from homeserver.services.federation_events import PduChecker
+from homeserver.services.federation_inbound import FederationTransactions
+from homeserver.services.federation_intake import FederationIntake
+from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -52,6 +56,8 @@ from homeserver.services.profiles import ProfileService
 from homeserver.services.notifications import NotificationService
 from homeserver.services.push import PushEvaluator, PushRuleService
 from homeserver.services.pushers import PusherService
+from homeserver.services.remote_state import RemoteState
+from homeserver.services.restricted_joins import RestrictedJoins
 from homeserver.services.room_state import EventCache, RoomStateCache
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
@@ -108,7 +114,18 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     profiles = ProfileLookup(stores.profiles, config.server_name)
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
-    membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, config.server_name)
+    # Rooms shared with other servers: received events, remote joins/leaves/invites, transactions.
+    intake = FederationIntake(events, room_state, stores.events, stores.graph,
+                              RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
+                              federation_client, clock)
+    restricted = RestrictedJoins(room_state, stores.events, config.server_name)
+    federation_membership = FederationMembership(
+        events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
+        stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key)
+    federation_transactions = FederationTransactions(
+        events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock)
+    membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
+                                   federation_membership, config.server_name)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration,
@@ -170,7 +187,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
         e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
-        federation_client=federation_client, keyring=keyring,
+        federation_client=federation_client, keyring=keyring, federation_intake=intake,
+        federation_membership=federation_membership, federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
     )

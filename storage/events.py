@@ -95,6 +95,8 @@ class PersistBatch:
     # (type, state_key) -> (event_id, membership or None); replaces those current-state rows.
     current_state: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
     memberships: list[MembershipChange] = field(default_factory=list)
+    # The snapshot of the room's current state after the batch (None: unchanged).
+    current_state_group: int | None = None
 
 
 _EVENT_COLUMNS = """e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, e.state_key, e.sender,
@@ -114,7 +116,16 @@ new_events AS (
                          $8::text[], $9::bigint[], $10::bigint[], $11::jsonb[], $12::bool[], $13::text[],
                          $14::bool[], $15::bigint[], $16::bigint[], $17::text[], $18::text[],
                          $19::text[], $20::text[])
+    -- An event known so far only as an outlier (auth chain, state) may join the timeline.
+    ON CONFLICT (event_id) DO UPDATE SET
+        stream_ordering = EXCLUDED.stream_ordering, outlier = FALSE,
+        rejected_reason = EXCLUDED.rejected_reason, soft_failed = EXCLUDED.soft_failed,
+        state_before = EXCLUDED.state_before, state_after = EXCLUDED.state_after
+    WHERE events.outlier AND NOT EXCLUDED.outlier
     RETURNING 1
+),
+room_state_group AS (
+    UPDATE rooms SET state_group = $53 WHERE room_id = $1 AND $53::bigint IS NOT NULL
 ),
 prev_edges AS (
     INSERT INTO event_edges (event_id, prev_event_id)
@@ -151,6 +162,7 @@ members AS (
     SELECT m.event_id, $1, m.user_id, m.sender, m.membership, m.display_name, m.avatar_url, m.pos
     FROM unnest($38::text[], $39::text[], $40::text[], $41::text[], $42::text[], $43::text[], $44::bigint[])
          AS m(event_id, user_id, sender, membership, display_name, avatar_url, pos)
+    ON CONFLICT DO NOTHING
 ),
 redacts AS (
     INSERT INTO redactions (event_id, redacts, received_ts)
@@ -170,10 +182,13 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def allocate(self, stream_positions: int, state_groups: int) -> tuple[list[int], list[int]]:
-        """Reserve stream positions and state group IDs for a batch, in one round trip."""
+    async def allocate(self, stream_positions: int, state_groups: int, *,
+                       backfill: bool = False) -> tuple[list[int], list[int]]:
+        """Reserve stream positions and state group IDs for a batch, in one round trip.
+        Backfilled events get negative positions, each lower than the last."""
+        sequence = "-nextval('events_backfill_seq')" if backfill else "nextval('events_stream_seq')"
         row = await self._db.fetchrow(
-            """SELECT ARRAY(SELECT nextval('events_stream_seq') FROM generate_series(1, $1)) AS positions,
+            f"""SELECT ARRAY(SELECT {sequence} FROM generate_series(1, $1)) AS positions,
                       ARRAY(SELECT nextval('state_groups_id_seq') FROM generate_series(1, $2)) AS groups""",
             stream_positions, state_groups,
         )
@@ -219,6 +234,7 @@ class EventStore:
             [x.display_name for x in m], [x.avatar_url for x in m], [x.stream_ordering for x in m],
             [x[0] for x in redactions], [x[1] for x in redactions], [x[2] for x in redactions],
             [x[0] for x in txns], [x[1] for x in txns], [x[2] for x in txns], [x[3] for x in txns], [x[4] for x in txns],
+            batch.current_state_group,
         )
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -293,6 +309,16 @@ class EventStore:
         )
         return [r["state_key"] for r in rows]
 
+    async def latest_membership(self, room_id: str, user_id: str) -> tuple[str, str, str] | None:
+        """(event_id, sender, membership) of the user's newest membership event in the room,
+        in or out of the room's DAG (an invite from a room we are not in)."""
+        row = await self._db.fetchrow(
+            """SELECT event_id, sender, membership FROM room_memberships WHERE room_id = $1 AND user_id = $2
+               ORDER BY stream_ordering DESC LIMIT 1""",
+            room_id, user_id,
+        )
+        return (row["event_id"], row["sender"], row["membership"]) if row else None
+
     async def members(self, room_id: str) -> dict[str, str]:
         """user_id -> membership, from the room's current state."""
         rows = await self._db.fetch(
@@ -329,7 +355,7 @@ class TimelineQueries:
         point = before if backwards else after
         cmp, order = ("<", "DESC") if backwards else (">", "ASC")
         conditions = ["e.room_id = $1", "e.stream_ordering IS NOT NULL", "e.rejected_reason IS NULL",
-                      "NOT e.soft_failed"]
+                      "NOT e.soft_failed", "NOT e.outlier"]
         args: list[Any] = [room_id]
         if point is not None:
             args += [point[0], point[1]]
@@ -395,3 +421,51 @@ class TimelineQueries:
             room_id,
         )
         return [(r["state_key"], r["content"]) for r in rows]
+
+
+class EventGraphQueries:
+    """Walks of the room DAG for federation. Tables read: events, event_auth_edges, event_edges."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def auth_chain_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Every event reachable from `event_ids` through auth_events (not including them)."""
+        rows = await self._db.fetch(
+            """WITH RECURSIVE chain(event_id) AS (
+                   SELECT auth_event_id FROM event_auth_edges WHERE event_id = ANY($1::text[])
+                   UNION
+                   SELECT a.auth_event_id FROM event_auth_edges a JOIN chain c ON a.event_id = c.event_id
+               ) SELECT event_id FROM chain""",
+            list(event_ids),
+        )
+        return {r["event_id"] for r in rows}
+
+    async def known(self, event_ids: Sequence[str]) -> dict[str, tuple[bool, str | None, int | None]]:
+        """event_id -> (outlier, rejected_reason, state_after) of the events we hold."""
+        rows = await self._db.fetch(
+            """SELECT event_id, outlier, rejected_reason, state_after FROM events
+               WHERE event_id = ANY($1::text[])""",
+            list(event_ids),
+        )
+        return {r["event_id"]: (r["outlier"], r["rejected_reason"], r["state_after"]) for r in rows}
+
+    async def rejected_among(self, event_ids: Sequence[str]) -> set[str]:
+        rows = await self._db.fetch(
+            "SELECT event_id FROM events WHERE event_id = ANY($1::text[]) AND rejected_reason IS NOT NULL",
+            list(event_ids),
+        )
+        return {r["event_id"] for r in rows}
+
+    async def backward_extremities(self, room_id: str, limit: int = 5) -> list[tuple[str, int]]:
+        """(event_id, depth) of the room's oldest timeline events whose prev events we lack: where
+        backfill continues from."""
+        rows = await self._db.fetch(
+            """SELECT DISTINCT e.event_id, e.depth FROM events e
+               JOIN event_edges p ON p.event_id = e.event_id
+               LEFT JOIN events pe ON pe.event_id = p.prev_event_id AND NOT pe.outlier
+               WHERE e.room_id = $1 AND NOT e.outlier AND e.stream_ordering IS NOT NULL AND pe.event_id IS NULL
+               ORDER BY e.depth LIMIT $2""",
+            room_id, limit,
+        )
+        return [(r["event_id"], r["depth"]) for r in rows]

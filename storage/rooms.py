@@ -34,10 +34,14 @@ class RoomStore:
         return RoomRow(**row) if row else None
 
     async def current_state_group(self, room_id: str) -> int | None:
-        """The snapshot after the room's newest timeline event."""
+        """The snapshot of the room's current state: the one recorded with it, else (rooms
+        written before it was recorded) the one after the newest timeline event."""
         return await self._db.fetchval(
-            """SELECT state_after FROM events WHERE room_id = $1 AND stream_ordering IS NOT NULL
-               AND rejected_reason IS NULL ORDER BY stream_ordering DESC LIMIT 1""",
+            """SELECT coalesce(
+                   (SELECT state_group FROM rooms WHERE room_id = $1),
+                   (SELECT state_after FROM events WHERE room_id = $1 AND stream_ordering IS NOT NULL
+                      AND rejected_reason IS NULL AND NOT soft_failed AND NOT outlier
+                    ORDER BY stream_ordering DESC LIMIT 1))""",
             room_id,
         )
 

@@ -12,7 +12,8 @@ from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
-from storage.events import EventStore, TimelineQueries
+from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.federation_rooms import FederationRoomStore
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.media import MediaStore, UrlPreviewStore
@@ -44,6 +45,8 @@ class Stores:
     events: EventStore
     state: StateStore
     timeline: TimelineQueries
+    graph: EventGraphQueries
+    federation_rooms: FederationRoomStore
     directory: DirectoryStore
     relations: RelationQueries
     search: SearchQueries
@@ -77,6 +80,8 @@ class Stores:
             events=EventStore(db),
             state=StateStore(db),
             timeline=TimelineQueries(db),
+            graph=EventGraphQueries(db),
+            federation_rooms=FederationRoomStore(db),
             directory=DirectoryStore(db),
             relations=RelationQueries(db),
             search=SearchQueries(db),

@@ -59,7 +59,7 @@ class SyncQueries:
         rows = await self._db.fetch(
             f"""SELECT {_EVENT_COLUMNS} FROM events e
                 WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3
-                  AND e.rejected_reason IS NULL AND NOT e.soft_failed
+                  AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier
                 ORDER BY e.stream_ordering DESC LIMIT $4""",
             room_id, after, upto, limit,
         )
@@ -77,7 +77,7 @@ class SyncQueries:
     async def event_at_or_before(self, room_id: str, position: int) -> EventRow | None:
         row = await self._db.fetchrow(
             f"""SELECT {_EVENT_COLUMNS} FROM events e WHERE e.room_id = $1 AND e.stream_ordering <= $2
-                AND e.rejected_reason IS NULL ORDER BY e.stream_ordering DESC LIMIT 1""",
+                AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier ORDER BY e.stream_ordering DESC LIMIT 1""",
             room_id, position,
         )
         return EventRow(**row) if row else None

@@ -122,3 +122,31 @@ def build_event(
 
 def _random_localpart() -> str:
     return "".join(secrets.choice(string.ascii_letters) for _ in range(18))
+
+
+def complete_event(room_version: RoomVersion, template: Mapping[str, Any], *, server_name: str, signing_key: Any,
+                   origin_server_ts: int) -> Event:
+    """Finish an event another server laid out for us (make_join, make_leave, make_knock):
+    our timestamp, its content hash, our signature and, in format V1, an event ID of ours.
+
+    https://spec.matrix.org/v1.19/server-server-api/#joining-rooms: the joining server fills in
+    the template and signs it. Keys the template should not carry (hashes, signatures,
+    unsigned) are dropped first. Raises InvalidEvent when the result is not a valid event.
+    """
+    pdu = {k: v for k, v in template.items() if k not in ("hashes", "signatures", "unsigned", "event_id")}
+    pdu["origin_server_ts"] = origin_server_ts
+    if not room_version.redaction.v11_rules:
+        pdu["origin"] = server_name
+    else:
+        pdu.pop("origin", None)
+    if room_version.event_format is EventFormat.V1:
+        pdu["event_id"] = f"${_random_localpart()}:{server_name}"
+    pdu["hashes"] = {"sha256": compute_content_hash(pdu)}
+    pdu = sign_event(pdu, server_name, signing_key, room_version)
+    return parse_pdu(pdu, room_version)
+
+
+def template_of(event: Event) -> dict[str, Any]:
+    """The unsigned layout of an event, as make_join/make_leave/make_knock answer it: everything
+    but its hashes and signatures (the requesting server fills those in)."""
+    return {k: v for k, v in event.pdu.items() if k not in ("hashes", "signatures", "unsigned")}

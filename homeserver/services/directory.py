@@ -84,6 +84,13 @@ class DirectoryService:
             raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed alias answer")
         return {"room_id": room_id, "servers": servers}
 
+    async def room_and_servers(self, room_id_or_alias: str) -> tuple[str, list[str]]:
+        """The room ID, and the servers an alias lists as being in the room (none for an ID)."""
+        if room_id_or_alias.startswith("#"):
+            answer = await self.resolve_alias(room_id_or_alias)
+            return answer["room_id"], list(answer.get("servers") or [])
+        return await self.room_id_for(room_id_or_alias), []
+
     async def room_id_for(self, room_id_or_alias: str) -> str:
         if room_id_or_alias.startswith("#"):
             return (await self.resolve_alias(room_id_or_alias))["room_id"]

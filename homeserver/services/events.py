@@ -93,11 +93,14 @@ class EventService:
         self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
         state_key: str | None = None, redacts: str | None = None, txn: TxnRef | None = None,
         txn_check: Callable[[str, str, str, str], Awaitable[str | None]] | None = None,
+        countersign: Callable[[Event], Awaitable[Event]] | None = None,
     ) -> Event:
         """Create, authorise and store one event in an existing room.
 
         With `txn_check`, a transaction that already produced an event (looked up under the
         room's lock, so concurrent retries cannot both send) returns that event instead.
+        `countersign` gets the built event before it is stored and returns it with more
+        signatures (an invite of another server's user carries that server's signature).
         """
         async with self.room_lock(room_id):
             snap = await self._rooms.snapshot(room_id)
@@ -110,8 +113,24 @@ class EventService:
                     return found[existing]
             pending = self.begin(snap)
             event = await self.append(pending, sender, event_type, content, state_key=state_key, redacts=redacts)
+            if countersign is not None:
+                event = await countersign(event)
+                pending.events[-1] = event
+                self._rooms.events.put(event)
             await self.commit(pending, txn=txn)
         return event
+
+    async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
+                      state_key: str | None = None) -> tuple[Event, RoomSnapshot]:
+        """Build and authorise an event on the room's current state without storing it: the
+        layout make_join, make_leave and make_knock offer to another server's user. Raises
+        403 when the auth rules refuse it and 404 for an unknown room."""
+        async with self.room_lock(room_id):
+            snap = await self._rooms.snapshot(room_id)
+            if snap is None:
+                raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+            event = await self.append(self.begin(snap), sender, event_type, content, state_key=state_key)
+        return event, snap
 
     def begin(self, snap: RoomSnapshot) -> _Pending:
         return _Pending(base=snap, work=_working_copy(snap))
@@ -181,10 +200,38 @@ class EventService:
         if not events:
             return []
         state_count = sum(1 for e in events if e.state_key is not None)
-        positions, group_ids = await self._events.allocate(len(events), state_count)
-        self._stream.start(positions)
-        try:
+        work = pending.work
+
+        def build(positions: list[int], group_ids: list[int]) -> tuple[PersistBatch, list[Event]]:
             batch, final_group, chain = self._batch(pending, positions, group_ids, txn)
+            work.state_group, work.chain_length = final_group, chain
+            if final_group != pending.base.state_group:
+                batch.current_state_group = final_group
+            return batch, events
+
+        return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist)
+
+    async def store(
+        self, build: Callable[[list[int], list[int]], tuple[PersistBatch, list[Event]]], positions: int, groups: int,
+        *, snapshot: RoomSnapshot | Callable[[], RoomSnapshot | None] | None = None,
+        before_persist: Callable[[], Awaitable[None]] | None = None,
+        backfill: bool = False,
+    ) -> list[int]:
+        """Persist one batch of a room's events and publish it: the way every event, local or
+        received, reaches the database and the readers.
+
+        `build(positions, group_ids)` gets `positions` stream positions (negative ones for
+        backfilled history, which is never published) and `groups` state group IDs, and returns
+        the batch with the events to publish (those with a position, in order; rejected and
+        soft-failed ones left out). `snapshot` (or what it returns, once `build` ran) becomes the
+        room's cached snapshot after the commit, before anyone is told of the batch. Positions become visible to readers only after the commit and the
+        before_publish listeners. Never call this inside an outer transaction.
+        """
+        allocated, group_ids = await self._events.allocate(positions, groups, backfill=backfill)
+        live = allocated if not backfill else []
+        self._stream.start(live)
+        try:
+            batch, to_publish = build(allocated, group_ids)
             if before_persist is None:
                 await self._events.persist(batch)  # one statement: atomic on its own
             else:
@@ -192,22 +239,26 @@ class EventService:
                     await before_persist()
                     await self._events.persist(batch)
         except BaseException:
-            self._stream.finish(positions)  # abandoned positions must not hold the stream back
+            self._stream.finish(live)  # abandoned positions must not hold the stream back
             raise
-        work = pending.work
-        work.state_group, work.chain_length = final_group, chain
-        self._rooms.put(work)
-        published = list(zip(events, positions))
+        if callable(snapshot):
+            snapshot = snapshot()
+        if snapshot is not None:
+            self._rooms.put(snapshot)
+        position_of = {e.event_id: e.stream_ordering for e in batch.events}
+        published = [(event, position_of[event.event_id]) for event in to_publish] if not backfill else []
         try:
-            for derive in self._before_publish:
-                await derive(published)
+            if published:
+                for derive in self._before_publish:
+                    await derive(published)
         finally:
-            self._stream.finish(positions)
-        for listener in self._listeners:
-            result = listener(published)
-            if result is not None:
-                await result
-        return positions
+            self._stream.finish(live)
+        if published:
+            for listener in self._listeners:
+                result = listener(published)
+                if result is not None:
+                    await result
+        return allocated
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -249,7 +300,7 @@ class EventService:
                         _str_or_none(event.content.get("displayname")),
                         _str_or_none(event.content.get("avatar_url")), position,
                     ))
-            relates_to, rel_type = _relation(event.content)
+            relates_to, rel_type = relation_of(event.content)
             is_txn = txn is not None and event is pending.events[-1]
             new_events.append(NewEvent(
                 event_id=event.event_id, room_id=event.room_id, stream_ordering=position,
@@ -277,7 +328,7 @@ def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
     return dataclasses.replace(snap, state=dict(snap.state), extremities=dict(snap.extremities))
 
 
-def _relation(content: dict[str, Any]) -> tuple[str | None, str | None]:
+def relation_of(content: dict[str, Any]) -> tuple[str | None, str | None]:
     relates = content.get("m.relates_to")
     if isinstance(relates, dict):
         rel_type, target = relates.get("rel_type"), relates.get("event_id")

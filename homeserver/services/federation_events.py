@@ -14,11 +14,7 @@ before it may touch a room. This module holds the first stage:
 - `check_against_state` — checks 5 and 6, pure: the caller supplies the state before the
   event and the room's current state (rejected / soft-failed / accepted).
 
-Later stages will add, here: fetching missing prev and auth events (get_missing_events,
-/event_auth, /state_ids), resolving the state before each event with the room version's
-state resolution, persisting accepted, rejected and soft-failed events with their state
-snapshots, the policy-server check (7), processing each room's incoming events one at a
-time, and the transaction-level handling of PUT /send (per-PDU results, EDUs).
+The pipeline that stores what passes them lives in `federation_intake.py`.
 
 Invariants: a dropped PDU is never stored; a redacted copy keeps its event ID (IDs and
 signatures cover the redacted form); nothing here writes anything.

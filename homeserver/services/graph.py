@@ -15,6 +15,9 @@ from homeserver.services.devices import DeviceService
 from homeserver.services.directory import DirectoryService
 from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
+from homeserver.services.federation_inbound import FederationTransactions
+from homeserver.services.federation_intake import FederationIntake
+from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -86,3 +89,7 @@ class Services:
     keyring: Keyring
     request_auth: RequestAuthenticator
     server_keys: ServerKeyService
+    # Rooms shared with other servers.
+    federation_intake: FederationIntake
+    federation_membership: FederationMembership
+    federation_transactions: FederationTransactions

@@ -3,18 +3,21 @@
 Whether a change is allowed is decided by the room version's auth rules on the event itself
 (403 M_FORBIDDEN otherwise); this service only checks what the rules cannot see (the room
 exists here, the target is a valid user ID) and fills in the member event's content.
-Joining rooms on other servers arrives with federation.
+In a room no local user is joined to, a join, knock, or the rejection of an invite goes
+through another server (FederationMembership); an invite of another server's user carries
+that server's signature.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from homeserver.core import power_levels
-from homeserver.core.ids import is_valid_user_id
+from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.events import EventService
+from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.profile_lookup import ProfileLookup
+from homeserver.services.restricted_joins import RestrictedJoins
 from homeserver.services.room_state import RoomStateCache
 from storage.events import EventStore
 from storage.rooms import RoomStore
@@ -24,19 +27,29 @@ MAX_REASON_LENGTH = 1024
 
 class MembershipService:
     def __init__(self, events: EventService, rooms: RoomStateCache, profiles: ProfileLookup, room_store: RoomStore,
-                 event_store: EventStore, server_name: str) -> None:
+                 event_store: EventStore, restricted: RestrictedJoins, remote: FederationMembership,
+                 server_name: str) -> None:
         self._events = events
         self._room_store = room_store
         self._event_store = event_store
         self._server_name = server_name
         self._rooms = rooms
         self._profiles = profiles
+        self._restricted = restricted
+        self._remote = remote
 
-    async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False) -> str:
+    async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False,
+                   servers: list[str] = ()) -> str:
         snap = await self._rooms.snapshot(room_id)
-        if snap is None:
-            # A room we do not know could only be joined through another server.
-            raise MatrixError(404, Codes.NOT_FOUND, "No known servers to join this room through")
+        if snap is None or not await self._remote.is_resident(room_id):
+            if is_guest:
+                raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            content = {"membership": "join", **await self._profiles.member_profile(user_id)}
+            _add_reason(content, reason)
+            event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
+                                               content)
+            await self._room_store.unforget(user_id, room_id)
+            return event_id
         if is_guest:
             # Spec (Guest access, server behaviour): only rooms whose guest_access is can_join.
             access = (await self._rooms.state_events(snap, [("m.room.guest_access", "")])).get(("m.room.guest_access", ""))
@@ -44,7 +57,7 @@ class MembershipService:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed in this room")
         content: dict[str, Any] = {"membership": "join"}
         content.update(await self._profiles.member_profile(user_id))
-        authoriser = await self._restricted_join_authoriser(snap, user_id)
+        authoriser = await self._restricted.authoriser(snap, user_id)
         if authoriser is not None:
             content["join_authorised_via_users_server"] = authoriser
         event_id = await self._change(user_id, room_id, user_id, content, reason)
@@ -53,6 +66,14 @@ class MembershipService:
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> str:
         await self._require_room(room_id)
+        if not await self._remote.is_resident(room_id):
+            # An invite or a knock in a room we are not in: rejected through another server.
+            mine = await self._event_store.latest_membership(room_id, user_id)
+            if mine is None or mine[2] not in ("invite", "knock"):
+                raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
+            content: dict[str, Any] = {"membership": "leave"}
+            _add_reason(content, reason)
+            return await self._remote.leave(user_id, room_id, await self._servers_for(room_id, user_id, []), content)
         return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
 
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
@@ -60,7 +81,16 @@ class MembershipService:
         _check_target(target)
         content: dict[str, Any] = {"membership": "invite"}
         content.update(await self._profiles.member_profile(target))
-        return await self._change(sender, room_id, target, content, reason)
+        if server_name_of(target) == self._server_name:
+            return await self._change(sender, room_id, target, content, reason)
+        stripped = await self._remote.stripped_state(room_id)
+
+        async def countersign(event):
+            inviter = await self._rooms.state_events(await self._require_room(room_id), [("m.room.member", sender)])
+            extra = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
+                     for e in inviter.values()]
+            return await self._remote.countersign_invite(event, stripped + extra)
+        return await self._change(sender, room_id, target, content, reason, countersign=countersign)
 
     async def kick(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
         snap = await self._require_room(room_id)
@@ -83,10 +113,13 @@ class MembershipService:
             raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not banned")
         return await self._change(sender, room_id, target, {"membership": "leave"}, reason)
 
-    async def knock(self, user_id: str, room_id: str, reason: str | None = None) -> str:
+    async def knock(self, user_id: str, room_id: str, reason: str | None = None, *, servers: list[str] = ()) -> str:
         snap = await self._rooms.snapshot(room_id)
-        if snap is None:
-            raise MatrixError(404, Codes.NOT_FOUND, "No known servers to knock through")
+        if snap is None or not await self._remote.is_resident(room_id):
+            content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
+            _add_reason(content, reason)
+            return await self._remote.knock(user_id, room_id, await self._servers_for(room_id, user_id, servers),
+                                            content)
         if not snap.version.auth.knock_join_rule:
             raise MatrixError(403, Codes.FORBIDDEN, f"Room version {snap.version.identifier} does not support knocking")
         content: dict[str, Any] = {"membership": "knock"}
@@ -125,39 +158,6 @@ class MembershipService:
 
     # --- internals ---------------------------------------------------------------------------
 
-    async def _restricted_join_authoriser(self, snap, user_id: str) -> str | None:
-        """For a restricted room (v8+; knock_restricted v10+), the local user who authorises
-        the join, after checking the `allow` conditions; None when no authorisation is needed.
-
-        Spec: client-server API, "Restricted rooms"; auth rule 5.3.5.
-        """
-        rules = snap.version.auth
-        keys = [("m.room.join_rules", ""), ("m.room.create", ""), ("m.room.power_levels", ""),
-                ("m.room.member", user_id)]
-        state = await self._rooms.state_events(snap, keys)
-        join_rules = state.get(("m.room.join_rules", ""))
-        join_rule = join_rules.content.get("join_rule") if join_rules else None
-        restricted = (join_rule == "restricted" and rules.restricted_join_rule) or (
-            join_rule == "knock_restricted" and rules.knock_restricted_join_rule)
-        if not restricted:
-            return None
-        member = state.get(("m.room.member", user_id))
-        if member is not None and member.content.get("membership") in ("invite", "join"):
-            return None  # invited or already joined: the ordinary rules apply
-        allow = join_rules.content.get("allow") if join_rules else None
-        allowed_rooms = {entry.get("room_id") for entry in allow or []
-                         if isinstance(entry, dict) and entry.get("type") == "m.room_membership"}
-        user_rooms = set(await self._event_store.rooms_for_user(user_id, "join"))
-        if not allowed_rooms & user_rooms:
-            raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of any of the rooms this room admits")
-        invite_level = power_levels.invite_level(state)
-        members = await self._event_store.members(snap.room_id)
-        for candidate in sorted(u for u, m in members.items() if m == "join" and u.endswith(":" + self._server_name)):
-            levels = dict(state)
-            if power_levels.user_power_level(candidate, levels) >= invite_level:
-                return candidate
-        raise MatrixError(400, Codes.UNABLE_TO_GRANT_JOIN, "No user of this server can authorise the join")
-
     async def _require_room(self, room_id: str):
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
@@ -169,15 +169,32 @@ class MembershipService:
         event = events.get(("m.room.member", user_id))
         return event.content.get("membership") if event else None
 
-    async def _change(self, sender: str, room_id: str, target: str, content: dict[str, Any], reason: str | None) -> str:
-        if reason is not None:
-            if not isinstance(reason, str):
-                raise MatrixError(400, Codes.BAD_JSON, "'reason' must be a string")
-            if len(reason) > MAX_REASON_LENGTH:
-                raise MatrixError(400, Codes.TOO_LARGE, "'reason' is too long")
-            content["reason"] = reason
-        event = await self._events.send(room_id, sender, "m.room.member", content, state_key=target)
+    async def _change(self, sender: str, room_id: str, target: str, content: dict[str, Any], reason: str | None,
+                      countersign=None) -> str:
+        _add_reason(content, reason)
+        event = await self._events.send(room_id, sender, "m.room.member", content, state_key=target,
+                                        countersign=countersign)
         return event.event_id
+
+    async def _servers_for(self, room_id: str, user_id: str, given: list[str]) -> list[str]:
+        """Where to reach a room we are not in: the servers the client named, the server of
+        whoever invited us, and (room IDs before v12) the room's original server."""
+        servers = [s for s in given if isinstance(s, str)]
+        mine = await self._event_store.latest_membership(room_id, user_id)
+        if mine is not None and (inviter := server_name_of(mine[1])):
+            servers.append(inviter)
+        if ":" in room_id and (origin := server_name_of(room_id)):
+            servers.append(origin)
+        return list(dict.fromkeys(servers))
+
+
+def _add_reason(content: dict[str, Any], reason: Any) -> None:
+    if reason is not None:
+        if not isinstance(reason, str):
+            raise MatrixError(400, Codes.BAD_JSON, "'reason' must be a string")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise MatrixError(400, Codes.TOO_LARGE, "'reason' is too long")
+        content["reason"] = reason
 
 
 def _check_target(user_id: Any) -> None:

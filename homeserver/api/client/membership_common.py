@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from aiohttp import web
+
 from homeserver.errors import Codes, MatrixError
 
 
@@ -17,3 +19,8 @@ def target_of(body: dict[str, Any]) -> str:
     if not isinstance(user_id, str):
         raise MatrixError(400, Codes.MISSING_PARAM, "'user_id' must be a string")
     return user_id
+
+
+def via_servers(request: web.Request) -> list[str]:
+    """The servers a client names to reach a room: `via`, and the older `server_name`."""
+    return list(dict.fromkeys([*request.query.getall("via", []), *request.query.getall("server_name", [])]))

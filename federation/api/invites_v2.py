@@ -1,0 +1,13 @@
+"""Spec file: server-server/invites-v2.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import FEDERATION_V2, Auth, json_response, origin_of, read_json_object, route, services_of
+
+
+@route("PUT", "/invite/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V2)
+async def send_invite_v2(request: web.Request) -> web.Response:
+    """PUT /_matrix/federation/v2/invite/{roomId}/{eventId}"""
+    body = await read_json_object(request)
+    return json_response(await services_of(request).federation_membership.on_invite(
+        origin_of(request), request.match_info["roomId"], request.match_info["eventId"], body))

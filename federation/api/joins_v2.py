@@ -1,0 +1,15 @@
+"""Spec file: server-server/joins-v2.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import FEDERATION_V2, Auth, json_response, origin_of, read_json_object, route, services_of
+
+
+@route("PUT", "/send_join/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V2)
+async def send_join_v2(request: web.Request) -> web.Response:
+    """PUT /_matrix/federation/v2/send_join/{roomId}/{eventId}"""
+    body = await read_json_object(request)
+    membership = services_of(request).federation_membership
+    room_id = request.match_info["roomId"]
+    event = await membership.send_membership(origin_of(request), room_id, request.match_info["eventId"], body, "join")
+    return json_response(await membership.join_answer(room_id, event))

@@ -1,0 +1,14 @@
+"""Spec file: server-server/leaving-v2.yaml."""
+
+from aiohttp import web
+
+from homeserver.api.http import FEDERATION_V2, Auth, json_response, origin_of, read_json_object, route, services_of
+
+
+@route("PUT", "/send_leave/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V2)
+async def send_leave_v2(request: web.Request) -> web.Response:
+    """PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}"""
+    body = await read_json_object(request)
+    await services_of(request).federation_membership.send_membership(
+        origin_of(request), request.match_info["roomId"], request.match_info["eventId"], body, "leave")
+    return json_response({})
