@@ -117,7 +117,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # Rooms shared with other servers: received events, remote joins/leaves/invites, transactions.
     intake = FederationIntake(events, room_state, stores.events, stores.graph,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
-                              federation_client, clock)
+                              federation_client, clock, config.server_name)
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
@@ -132,7 +132,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
-    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter)
+    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
@@ -163,7 +163,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules)
-    room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter)
+    room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
+                                 stores.federation_rooms)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
     sync.unread_counts = notifications.unread_counts

@@ -64,7 +64,8 @@ class Outcome:
 class FederationIntake:
     def __init__(self, events: EventService, rooms: RoomStateCache, event_store: EventStore,
                  graph: EventGraphQueries, remote_state: RemoteState, checker: PduChecker,
-                 client: FederationClient, clock: Clock) -> None:
+                 client: FederationClient, clock: Clock, server_name: str) -> None:
+        self._server_name = server_name
         self._events = events
         self._rooms = rooms
         self._store = event_store
@@ -87,7 +88,7 @@ class FederationIntake:
             snap = await self._snapshot(event.room_id)
         return await self._process_one(origin, snap, event)
 
-    async def _process_one(self, origin: str, snap: RoomSnapshot, event: Event) -> Outcome:
+    async def _process_one(self, origin: str, snap: RoomSnapshot, event: Event, *, backfill: bool = False) -> Outcome:
         version = snap.version
         prev_known = await self._graph.known(event.prev_event_ids)
         state_sets: list[StateIds] = []
@@ -104,14 +105,14 @@ class FederationIntake:
             raise IntakeError("an event other than the create event must have prev events")
         before = await self._state.resolve(version, state_sets)
         await self._ensure_auth_events(origin, snap, event)
-        verdict = await self._check(snap, event, before)
+        verdict = await self._check(snap, event, before, soft_fail=not backfill)
         await self._persist_live(snap, event, before, parent, verdict.reason if verdict.rejected else None,
-                                 verdict.soft_failed)
+                                 verdict.soft_failed, backfill=backfill)
         if not verdict.accepted:
             logger.info("event %s from %s %s: %s", event.event_id, origin, verdict.outcome.value, verdict.reason)
         return Outcome(event.event_id, True, verdict.reason if verdict.rejected else None, verdict.soft_failed)
 
-    async def _check(self, snap: RoomSnapshot, event: Event, before: StateIds):
+    async def _check(self, snap: RoomSnapshot, event: Event, before: StateIds, *, soft_fail: bool = True):
         """Checks 4, 5 and 6."""
         version = snap.version
         wanted = list(event.auth_event_ids)
@@ -126,7 +127,7 @@ class FederationIntake:
         keys = list(dict.fromkeys(keys + [("m.room.create", "")]))
         before_events = await self._state_events(version, before, keys)
         current = None
-        if dict(snap.state) != dict(before):
+        if soft_fail and dict(snap.state) != dict(before):
             current = await self._state_events(version, snap.state, keys)
         return check_against_state(event, before_events, current)
 
@@ -137,17 +138,19 @@ class FederationIntake:
         return {k: found[i] for k, i in ids.items() if i in found}
 
     async def _persist_live(self, snap: RoomSnapshot, event: Event, before: StateIds,
-                            parent: tuple[int, StateIds] | None, rejected: str | None, soft_failed: bool) -> None:
+                            parent: tuple[int, StateIds] | None, rejected: str | None, soft_failed: bool, *,
+                            backfill: bool = False) -> None:
         """Store a timeline event with its snapshots, and move the room's extremities and
-        current state on when it is accepted."""
+        current state on when it is accepted (backfilled history moves neither)."""
         version = snap.version
         accepted = rejected is None and not soft_failed
+        moves_room = accepted and not backfill
         after = dict(before)
         if event.state_key is not None and rejected is None:
             after[(event.type, event.state_key)] = event.event_id
         extremities = dict(snap.extremities)
         current = dict(snap.state)
-        if accepted:
+        if moves_room:
             for prev in event.prev_event_ids:
                 extremities.pop(prev, None)
             covered = set(snap.extremities) <= set(event.prev_event_ids)
@@ -168,7 +171,7 @@ class FederationIntake:
         new_groups += 0 if reuse_before else 1
         state_changes = after != before
         new_groups += 1 if state_changes else 0
-        current_is_new = accepted and current != after and current != snap.state
+        current_is_new = moves_room and current != after and current != snap.state
         new_groups += 1 if current_is_new else 0
         new_snapshot: RoomSnapshot | None = None
 
@@ -188,7 +191,7 @@ class FederationIntake:
                 groups.append(group)
                 after_group = group.id
             current_group, chain = snap.state_group, snap.chain_length
-            if accepted and current == after:
+            if moves_room and current == after:
                 current_group, chain = after_group, after_chain
             elif current_is_new:
                 group, chain = plan_group(next(ids), current, snap.state_group, snap.state, current_chain_base)
@@ -214,7 +217,56 @@ class FederationIntake:
             return batch, [event] if accepted else []
 
         self._rooms.events.put(event)
-        await self._events.store(build, 1, new_groups, snapshot=lambda: new_snapshot)
+        await self._events.store(build, 1, new_groups, snapshot=lambda: new_snapshot, backfill=backfill)
+
+    # --- history ----------------------------------------------------------------------------
+
+    async def backfill(self, room_id: str, limit: int = 50) -> int:
+        """Fetch history older than what we hold from a server in the room (/backfill), for
+        /messages. Returns how many events were stored. Failures leave history as it is."""
+        snap = await self._rooms.snapshot(room_id)
+        if snap is None:
+            return 0
+        extremities = await self._graph.backward_extremities(room_id)
+        if not extremities:
+            return 0
+        servers = await self._servers_in_room(room_id)
+        for server in servers:
+            try:
+                body = await self._client.get_json(
+                    server, path("/_matrix/federation/v1/backfill/{}", room_id),
+                    query={"v": [e for e, _ in extremities], "limit": str(min(limit, 100))})
+            except FederationError as err:
+                logger.info("backfill of %s from %s failed: %s", room_id, server, err)
+                continue
+            pdus = body.get("pdus") if isinstance(body, dict) else None
+            if not isinstance(pdus, list):
+                continue
+            checked = await self._checker.check_pdus(pdus[:limit * 2], snap.version, server, expected_room_id=room_id)
+            found = sorted((c.event for c in checked if isinstance(c, CheckedPdu)), key=lambda e: e.depth)
+            stored = 0
+            async with self._events.room_lock(room_id):
+                for event in found:
+                    known = await self._graph.known([event.event_id])
+                    if event.event_id in known and not known[event.event_id][0]:
+                        continue
+                    try:
+                        await self._process_one(server, await self._snapshot(room_id), event, backfill=True)
+                        stored += 1
+                    except IntakeError as err:
+                        logger.info("backfilled %s from %s not stored: %s", event.event_id, server, err)
+            return stored
+        return 0
+
+    async def _servers_in_room(self, room_id: str) -> list[str]:
+        """Other servers with joined members, the longest-joined first."""
+        members = await self._store.members(room_id)
+        servers: dict[str, None] = {}
+        for user_id, membership in members.items():
+            server = user_id.partition(":")[2]
+            if membership == "join" and server and server != self._server_name:
+                servers[server] = None
+        return list(servers)
 
     # --- fetching what we lack ----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from homeserver.services.event_format import EventFormatter
 from homeserver.services.room_state import RoomStateCache
 from homeserver.services.timeline import topo_token
 from storage.events import EventRow, EventStore
+from storage.federation_rooms import FederationRoomStore
 from storage.state import StateStore
 from storage.sync import RoomMembershipAt, SyncQueries
 
@@ -48,7 +49,8 @@ class RoomWindow:
 
 class RoomSyncBuilder:
     def __init__(self, queries: SyncQueries, events: EventStore, state: StateStore, rooms: RoomStateCache,
-                 formatter: EventFormatter) -> None:
+                 formatter: EventFormatter, stripped: FederationRoomStore) -> None:
+        self._stripped = stripped
         self._queries = queries
         self._events = events
         self._state = state
@@ -109,14 +111,20 @@ class RoomSyncBuilder:
                 "state": {"events": []}}
 
     async def stripped_state(self, room_id: str, membership: RoomMembershipAt) -> list[dict[str, Any]]:
-        snap = await self._rooms.snapshot(room_id)
-        if snap is None:
-            return []
-        events = await self._rooms.state_events(snap, [(t, "") for t in STRIPPED_STATE_TYPES])
-        stripped = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
-                    for e in events.values()]
+        # A room on another server: the stripped state its invite (or knock answer) came with.
+        saved = await self._stripped.stripped_state(membership.event_id)
+        if saved is not None:
+            stripped = [e for e in saved if isinstance(e, dict)]
+        else:
+            snap = await self._rooms.snapshot(room_id)
+            if snap is None:
+                return []
+            events = await self._rooms.state_events(snap, [(t, "") for t in STRIPPED_STATE_TYPES])
+            stripped = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
+                        for e in events.values()]
         member = (await self._events.get_events([membership.event_id])).get(membership.event_id)
         if member is not None:
+            stripped = [e for e in stripped if (e.get("type"), e.get("state_key")) != ("m.room.member", member.state_key)]
             stripped.append({"type": "m.room.member", "state_key": member.state_key, "content": member.pdu["content"],
                              "sender": member.sender})
         return stripped

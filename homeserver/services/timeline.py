@@ -6,6 +6,7 @@ aggregations), and history visibility decides who sees what (homeserver/core/vis
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,9 @@ def parse_topo_token(token: str) -> tuple[int, int]:
 
 class TimelineService:
     def __init__(self, events: EventStore, queries: TimelineQueries, state: StateStore,
-                 rooms: RoomStateCache, formatter: EventFormatter) -> None:
+                 rooms: RoomStateCache, formatter: EventFormatter,
+                 backfill: Callable[[str, int], Awaitable[int]] | None = None) -> None:
+        self._backfill = backfill
         self._events = events
         self._format = formatter
         self._queries = queries
@@ -167,6 +170,9 @@ class TimelineService:
                       senders=filt.get("senders"), not_senders=filt.get("not_senders"))
         if direction == "b":
             rows = await self._queries.paginate(room_id, before=point, limit=limit, **kwargs)
+            if len(rows) < limit and self._backfill is not None and await self._backfill(room_id, limit - len(rows)):
+                # Local history ran out in a room shared with other servers: it went on there.
+                rows = await self._queries.paginate(room_id, before=point, limit=limit, **kwargs)
             if end_point is not None:
                 rows = [r for r in rows if (r.depth, r.stream_ordering) > end_point]
         else:

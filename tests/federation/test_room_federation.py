@@ -33,3 +33,61 @@ async def test_remote_user_joins_a_local_room(homeservers, tls_files):
                                        for e in timeline(s, room_id)))
     _, member = await alice.state(room_id, "m.room.member", bob.user_id)
     assert member["membership"] == "join"
+
+
+async def test_invite_across_servers_then_join_and_reject(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice = await _client(a, tls_files, "alice")
+    bob, carol = await _client(b, tls_files, "bob"), await _client(b, tls_files, "carol")
+    room_id = await alice.create_room(preset="private_chat", name="Secret plans")
+
+    await alice.membership(room_id, "invite", bob.user_id)
+    await alice.membership(room_id, "invite", carol.user_id)
+
+    # Bob's server signed the invite and keeps it, with the room's stripped state, for his /sync.
+    body = await bob.wait_for(lambda s: room_id in s.get("rooms", {}).get("invite", {}))
+    stripped = {(e["type"], e.get("state_key")): e for e in body["rooms"]["invite"][room_id]["invite_state"]["events"]}
+    assert stripped[("m.room.name", "")]["content"]["name"] == "Secret plans"
+    assert stripped[("m.room.member", bob.user_id)]["content"]["membership"] == "invite"
+    assert stripped[("m.room.member", bob.user_id)]["sender"] == alice.user_id
+    _, member = await alice.state(room_id, "m.room.member", bob.user_id)
+    assert member["membership"] == "invite"
+
+    # Carol rejects (her server is not in the room): make_leave/send_leave through Alice's server; she leaves the invite section.
+    await carol.wait_for(lambda s: room_id in s.get("rooms", {}).get("invite", {}))
+    await carol.membership(room_id, "leave")
+    _, member = await alice.state(room_id, "m.room.member", carol.user_id)
+    assert member["membership"] == "leave"
+    await carol.wait_for(lambda s: room_id in s.get("rooms", {}).get("leave", {}))
+
+    # Bob accepts: his server joins through Alice's (the inviter's) server, named by nothing else.
+    await bob.join(room_id)
+    _, member = await alice.state(room_id, "m.room.member", bob.user_id)
+    assert member["membership"] == "join"
+
+
+async def test_remote_server_invites_a_local_user_into_its_room(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    room_id = await bob.create_room(preset="private_chat", name="Bob's room")
+    await bob.membership(room_id, "invite", alice.user_id)
+    await alice.wait_for(lambda s: room_id in s.get("rooms", {}).get("invite", {}))
+    await alice.join(room_id)
+    body = await alice.sync()
+    assert room_id in body["rooms"]["join"]
+    _, member = await bob.state(room_id, "m.room.member", alice.user_id)
+    assert member["membership"] == "join"
+
+
+async def test_join_refused_by_the_resident_server_is_a_clean_error(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    room_id = await alice.create_room(preset="private_chat")
+    status, body = await bob.join(room_id, via=[a.name], expect=None)
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    # Nothing of the room was stored on Bob's server.
+    status, body = await bob.state(room_id, "m.room.create", expect=None)
+    assert status in (403, 404)
+    # No server to ask: 404.
+    status, body = await bob.join("!unknown:nowhere.invalid", expect=None)
+    assert status in (404, 502)
