@@ -1,0 +1,118 @@
+"""Forged and invalid PDUs in PUT /send are refused one by one, and the room goes on working.
+
+Server B is joined to Alice's room on server A; B's signed requests carry PDUs that B built
+(through its own copy of the room) and then spoiled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from federation.client import path
+from homeserver.core.events import compute_event_id
+from homeserver.core.signing import sign_event
+from tests.federation.matrix_client import Client, messages
+
+
+async def _client(server, tls_files, localpart: str) -> Client:
+    await server.services.accounts.create_user(localpart, "password-" + localpart)
+    return await Client(server.url, str(tls_files.ca_cert)).login(localpart, "password-" + localpart)
+
+
+async def _shared_room(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id, via=[a.name])
+    await alice.sync()
+    return a, b, alice, bob, room_id
+
+
+async def _built_on_b(b, room_id: str, sender: str, body: str) -> dict[str, Any]:
+    event, _ = await b.services.events.prepare(room_id, sender, "m.room.message", {"msgtype": "m.text", "body": body})
+    return dict(event.pdu)
+
+
+async def _send(b, a, pdus: list[dict[str, Any]]) -> dict[str, Any]:
+    return await b.services.federation_client.put_json(
+        a.name, path("/_matrix/federation/v1/send/{}", uuid.uuid4().hex),
+        {"origin": b.name, "origin_server_ts": 0, "pdus": pdus})
+
+
+def _event_id(a, room_id: str, pdu: dict[str, Any]) -> str:
+    return compute_event_id(pdu, a.services.events._rooms._snapshots[room_id].version)
+
+
+async def test_forged_pdus_are_refused_each_on_its_own(homeservers, tls_files):
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    version = (await a.services.events._rooms.snapshot(room_id)).version
+
+    good = await _built_on_b(b, room_id, bob.user_id, "a real message")
+    bad_signature = await _built_on_b(b, room_id, bob.user_id, "bad signature")
+    sig = bad_signature["signatures"][b.name]
+    key_id = next(iter(sig))
+    bad_signature["signatures"] = {b.name: {key_id: sig[key_id][:-6] + "AAAAAA"}}
+    # A PDU claiming a user of A as its sender, signed only by B.
+    forged_sender = await _built_on_b(b, room_id, bob.user_id, "forged")
+    forged_sender = {k: v for k, v in forged_sender.items() if k not in ("hashes", "signatures")}
+    forged_sender["sender"] = alice.user_id
+    from homeserver.core.hashing import compute_content_hash
+    forged_sender["hashes"] = {"sha256": compute_content_hash(forged_sender)}
+    forged_sender = sign_event(forged_sender, b.name, b.signing_key, version)
+    # A user of B who is not in the room: fails the auth rules.
+    not_member = await _built_on_b(b, room_id, bob.user_id, "not a member")
+    not_member = {k: v for k, v in not_member.items() if k not in ("hashes", "signatures")}
+    not_member["sender"] = f"@eve:{b.name}"
+    not_member["hashes"] = {"sha256": compute_content_hash(not_member)}
+    not_member = sign_event(not_member, b.name, b.signing_key, version)
+    garbage = {"room_id": room_id, "type": 42}
+
+    answer = await _send(b, a, [bad_signature, forged_sender, not_member, garbage, good])
+    results = answer["pdus"]
+    assert results[_event_id(a, room_id, good)] == {}
+    assert "signature" in results[_event_id(a, room_id, bad_signature)]["error"]
+    assert "error" in results[_event_id(a, room_id, forged_sender)]
+    assert "rejected" in results[_event_id(a, room_id, not_member)]["error"]
+
+    # Only the good one reached Alice; the dropped ones were not stored at all, the rejected one
+    # was stored rejected (and is not shown).
+    body = await alice.wait_for(lambda s: "a real message" in messages(s, room_id))
+    assert set(messages(body, room_id)) == {"a real message"}
+    stored = await a.services.events._rooms.events._events.get_events(
+        [_event_id(a, room_id, p) for p in (bad_signature, forged_sender, not_member)])
+    assert set(stored) == {_event_id(a, room_id, not_member)}
+    assert stored[_event_id(a, room_id, not_member)].rejected_reason
+
+    # The room keeps working: Alice sends, and B's next message is accepted.
+    await alice.send(room_id, "still here")
+    later = await _built_on_b(b, room_id, bob.user_id, "after the noise")
+    answer = await _send(b, a, [later])
+    assert answer["pdus"][_event_id(a, room_id, later)] == {}
+
+
+async def test_tampered_content_hash_keeps_the_redacted_copy(homeservers, tls_files):
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    pdu = await _built_on_b(b, room_id, bob.user_id, "original words")
+    pdu["content"] = {"msgtype": "m.text", "body": "words B never signed"}
+    event_id = _event_id(a, room_id, pdu)
+    answer = await _send(b, a, [pdu])
+    assert answer["pdus"][event_id] == {}
+    body = await alice.wait_for(lambda s: any(e["event_id"] == event_id for e in
+                                              s.get("rooms", {}).get("join", {}).get(room_id, {})
+                                              .get("timeline", {}).get("events", [])))
+    shown = next(e for e in body["rooms"]["join"][room_id]["timeline"]["events"] if e["event_id"] == event_id)
+    assert shown["content"] == {}  # the redacted copy: neither version of the text
+
+
+async def test_retried_transaction_is_answered_again_without_reprocessing(homeservers, tls_files):
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    pdu = await _built_on_b(b, room_id, bob.user_id, "once")
+    txn = path("/_matrix/federation/v1/send/{}", "txn-1")
+    first = await b.services.federation_client.put_json(a.name, txn, {"origin": b.name, "origin_server_ts": 0,
+                                                                      "pdus": [pdu]})
+    again = await b.services.federation_client.put_json(a.name, txn, {"origin": b.name, "origin_server_ts": 0,
+                                                                      "pdus": [pdu]})
+    assert first == again == {"pdus": {_event_id(a, room_id, pdu): {}}}
+    body = await alice.wait_for(lambda s: "once" in messages(s, room_id))
+    assert messages(body, room_id).count("once") == 1
