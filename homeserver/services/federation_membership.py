@@ -345,6 +345,15 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self.is_resident(room_id):
             raise MatrixError(404, Codes.NOT_FOUND, "This server is not in the room")
+        content = pdu.get("content") if isinstance(pdu, dict) else None
+        via = content.get("join_authorised_via_users_server") if isinstance(content, dict) else None
+        if membership == "join" and isinstance(via, str) and _is_local(via, self.server_name):
+            # We authorise this restricted join: our signature goes on it (spec: restricted
+            # rooms), and check 2 then finds every signature it requires.
+            try:
+                pdu = sign_event(dict(pdu), self.server_name, self._signing_key, snap.version)
+            except Exception:
+                raise MatrixError(400, Codes.BAD_JSON, "Invalid event") from None
         try:
             checked = await self._checker.check_pdu(pdu, snap.version, origin, expected_room_id=room_id)
         except PduDropped as err:
@@ -354,11 +363,6 @@ class FederationMembership:
                 or event.membership != membership or event.state_key != event.sender \
                 or server_name_of(event.sender) != origin:
             raise MatrixError(400, Codes.BAD_JSON, f"Not a {membership} event of a user of the requesting server")
-        via = event.content.get("join_authorised_via_users_server")
-        if membership == "join" and isinstance(via, str) and _is_local(via, self.server_name):
-            # We authorise this restricted join: our signature goes on it (spec: restricted rooms).
-            event = parse_pdu(sign_event(dict(event.pdu), self.server_name, self._signing_key, snap.version),
-                              snap.version)
         async with self._events.room_lock(room_id):
             try:
                 outcome = await self._intake.process(origin, event, fetch_missing=True)

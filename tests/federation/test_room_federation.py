@@ -91,3 +91,50 @@ async def test_join_refused_by_the_resident_server_is_a_clean_error(homeservers,
     # No server to ask: 404.
     status, body = await bob.join("!unknown:nowhere.invalid", expect=None)
     assert status in (404, 502)
+
+
+async def test_joins_in_every_room_version(homeservers, tls_files):
+    """Event formats differ (v1-v2 event IDs, v3+ hashes, v11 redaction, v12 room IDs):
+    a remote join must work in each."""
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    for version in ("1", "2", "3", "5", "7", "9", "10", "11", "12"):
+        room_id = await alice.create_room(preset="public_chat", room_version=version, name=f"v{version}")
+        await bob.join(room_id, via=[a.name])
+        _, name = await bob.state(room_id, "m.room.name")
+        assert name == {"name": f"v{version}"}, version
+        _, member = await alice.state(room_id, "m.room.member", bob.user_id)
+        assert member["membership"] == "join", version
+
+
+async def test_knock_on_a_remote_room(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    room_id = await alice.create_room(preset="private_chat", name="Knock first",
+                                      initial_state=[{"type": "m.room.join_rules", "state_key": "",
+                                                      "content": {"join_rule": "knock"}}])
+    await bob.request("POST", f"/_matrix/client/v3/knock/{room_id}", {"reason": "let me in"},
+                      query={"via": a.name})
+    _, member = await alice.state(room_id, "m.room.member", bob.user_id)
+    assert member["membership"] == "knock" and member["reason"] == "let me in"
+    body = await bob.wait_for(lambda s: room_id in s.get("rooms", {}).get("knock", {}))
+    stripped = {(e["type"], e.get("state_key")): e for e in body["rooms"]["knock"][room_id]["knock_state"]["events"]}
+    assert stripped[("m.room.name", "")]["content"]["name"] == "Knock first"
+    assert stripped[("m.room.member", bob.user_id)]["content"]["membership"] == "knock"
+
+
+async def test_restricted_join_authorised_by_the_resident_server(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    space = await alice.create_room(preset="public_chat", name="Space")
+    room_id = await alice.create_room(preset="private_chat", room_version="10", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "",
+        "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+    # Not in the allowed room yet: refused.
+    status, body = await bob.join(room_id, via=[a.name], expect=None)
+    assert status == 403, body
+    await bob.join(space, via=[a.name])
+    await bob.join(room_id, via=[a.name])
+    _, member = await alice.state(room_id, "m.room.member", bob.user_id)
+    assert member["membership"] == "join"
+    assert member["join_authorised_via_users_server"] == alice.user_id
