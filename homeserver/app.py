@@ -91,6 +91,8 @@ from storage.stores import Stores
 
 logger = logging.getLogger("chatgo")
 
+FEDERATION_MAX_BODY_BYTES = 8 * 1024 * 1024
+
 
 def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                    signing_key: Any, stream_position: int = 0, aux_position: int = 0) -> Services:
@@ -276,7 +278,13 @@ def modules_for(resources: Iterable[str]) -> list[ModuleType]:
 
 def make_web_app(services: Services, resources: Iterable[str], *, x_forwarded: bool = False) -> web.Application:
     config = services.config
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=config.limits.max_request_body_bytes)
+    resources = list(resources)
+    # A federation transaction may carry 50 PDUs of up to 64 KiB each, plus EDUs: more than a
+    # client request may. Media uploads stream and have their own limit.
+    body_limit = config.limits.max_request_body_bytes
+    if "federation" in resources:
+        body_limit = max(body_limit, FEDERATION_MAX_BODY_BYTES)
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=body_limit)
     app[SERVICES] = services
     app[TRUST_X_FORWARDED] = x_forwarded
     pages.setup_templates(app)

@@ -129,6 +129,8 @@ class Homeserver:
     services: Services
     signing_key: Any
     runner: web.AppRunner | None = None
+    # How to start it again on the same database, key and port (set by the fixture).
+    _restart: Callable[["Homeserver"], Any] | None = None
 
     @property
     def url(self) -> str:
@@ -138,6 +140,22 @@ class Homeserver:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+
+    async def shut_down(self) -> None:
+        """Stop serving and close the services (as a process exit would), keeping the database."""
+        await self.stop()
+        await close_services(self.services)
+
+    async def restart(self) -> None:
+        """Start again after `shut_down`: new services on the same database, key and port."""
+        assert self._restart is not None
+        await self._restart(self)
+
+
+async def close_services(services: Services) -> None:
+    await services.federation_client.close()
+    await services.devices.flush()
+    await services.pushers.close()
 
 
 @pytest.fixture
@@ -163,25 +181,44 @@ async def homeservers(pg_server_url, template_database, tls_files) -> AsyncItera
             listeners=[{"port": port, "resources": ALL_RESOURCES, "tls": True}], **overrides,
         )
         signing_key = generate_signing_key(f"k{next(_counter)}")
-        services = build_services(config, db, clock, signing_key=signing_key)
-        app = make_web_app(services, ALL_RESOURCES)
-        if extra_modules:
-            from homeserver.api.http import install_routes
 
-            install_routes(app, extra_modules, services)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock, ssl_context=tls_files.server_context(self_signed=self_signed)).start()
-        server = Homeserver(server_name, port, services, signing_key, runner)
+        async def serve(server: Homeserver | None, sock: socket.socket) -> Homeserver:
+            if server is None:
+                services = build_services(config, db, clock, signing_key=signing_key)
+            else:  # a restart: stream positions come from the database, as for `chatgo run`
+                from storage.aux_stream import AuxStreamStore
+                from storage.events import EventStore
+
+                services = build_services(config, db, clock, signing_key=signing_key,
+                                          stream_position=await EventStore(db).current_stream_position(),
+                                          aux_position=await AuxStreamStore(db).current_position())
+            app = make_web_app(services, ALL_RESOURCES)
+            if extra_modules:
+                from homeserver.api.http import install_routes
+
+                install_routes(app, extra_modules, services)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.SockSite(runner, sock, ssl_context=tls_files.server_context(self_signed=self_signed)).start()
+            if server is None:
+                return Homeserver(server_name, port, services, signing_key, runner, _restart=restart)
+            server.services, server.runner = services, runner
+            return server
+
+        async def restart(server: Homeserver) -> None:
+            again = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+            await serve(server, again)
+
+        server = await serve(None, sock)
         created.append((server, db, name))
         return server
 
     yield start
     for server, db, name in created:
         await server.stop()
-        await server.services.federation_client.close()
-        await server.services.devices.flush()
-        await server.services.pushers.close()
+        await close_services(server.services)
         await db.close()
         conn = await asyncpg.connect(pg_server_url, database="postgres")
         try:
