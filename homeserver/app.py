@@ -23,6 +23,7 @@ from federation.client import FederationClient
 from federation.discovery import Discovery
 from federation.keys import Keyring, LocalKeys
 from federation.request_auth import RequestAuthenticator
+from federation.sender import FederationSender
 from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import client as client_api
@@ -39,10 +40,12 @@ from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
 from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
+from homeserver.services.federation_edus import FederationEduService
 from homeserver.services.federation_events import PduChecker
 from homeserver.services.federation_inbound import FederationTransactions
 from homeserver.services.federation_intake import FederationIntake
 from homeserver.services.federation_membership import FederationMembership
+from homeserver.services.federation_out import EduBroadcaster, PduBroadcaster
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -176,6 +179,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
+    federation_sender, pdu_broadcaster, federation_edus = _federation_out_and_edus(
+        config, db, stores, clock, federation_client, events, typing, receipts, presence, to_device,
+        device_lists, e2e_keys)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name)
     return Services(
@@ -194,6 +200,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_membership=federation_membership, federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
+        federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
     )
 
 
@@ -206,6 +213,31 @@ def _federation(config: Config, stores: Stores, clock: Clock, signing_key: Any) 
                               federation.domain_allowlist)
     local_keys = LocalKeys(config.server_name, signing_key, federation, clock)
     return client, Keyring(stores.server_keys, client, local_keys, clock, federation.trusted_key_servers)
+
+
+def _federation_out_and_edus(
+    config: Config, db: Database, stores: Stores, clock: Clock, client: FederationClient, events: EventService,
+    typing: TypingService, receipts: ReceiptService, presence: PresenceService, to_device: ToDeviceService,
+    device_lists: DeviceListService, e2e_keys: E2EKeyService,
+) -> tuple[FederationSender, PduBroadcaster, FederationEduService]:
+    """The sender (idle until `start`), the listeners that feed it our events and our users'
+    typing, receipts, presence, device lists and to-device messages, and the inbound EDUs."""
+    federation = config.federation
+    sender = FederationSender(db, stores.federation_queue, client, clock, config.server_name,
+                              domain_allowlist=federation.domain_allowlist,
+                              retry_min_interval_ms=federation.retry_min_interval_ms,
+                              retry_max_interval_ms=federation.retry_max_interval_ms)
+    pdus = PduBroadcaster(sender, stores.destinations, config.server_name)
+    events.on_persisted(pdus.on_persisted)
+    edus = EduBroadcaster(sender, stores.destinations, stores.devices, device_lists, e2e_keys, config.server_name)
+    typing.on_local_change(edus.typing_changed)
+    receipts.on_receipt(edus.receipt_sent)
+    presence.on_local_change(edus.presence_changed)
+    device_lists.on_change(edus.device_list_changed)
+    to_device.on_remote(edus.to_device)
+    inbound = FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
+                                   config.server_name)
+    return sender, pdus, inbound
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
@@ -232,8 +264,8 @@ def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notif
         elif message["t"] == "m.push_rules":
             push_rules.forget_cached(message["u"])
     replication.on("account_data", account_data_changed)
-    typing.on_local_change = lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
-        {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms})
+    typing.on_local_change(lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
+        {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms}))
     replication.on("typing", lambda m: typing.apply(m["r"], m["u"], bool(m["t"]), int(m["ms"])))
     return replication
 
@@ -358,6 +390,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
             await services.replication.start()
+            services.federation_sender.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -367,6 +400,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             for runner in runners:
                 await runner.cleanup()
             await services.replication.stop()
+            await services.federation_sender.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.federation_client.close()

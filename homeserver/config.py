@@ -189,6 +189,11 @@ class FederationConfig:
     key_refresh_interval_ms: int = 24 * 3600 * 1000
     request_timeout_ms: int = 60_000
     connect_timeout_ms: int = 10_000
+    # Outbound transactions: after a failure a destination waits retry_min_interval_ms, doubling
+    # with each further failure up to retry_max_interval_ms (1 day). A peer that sends us a
+    # transaction is retried at once.
+    retry_min_interval_ms: int = 30_000
+    retry_max_interval_ms: int = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,11 @@ federation:
   # Timeouts of outbound requests (milliseconds).
   request_timeout_ms: 60000
   connect_timeout_ms: 10000
+  # Back-off of outbound transactions to a server that failed: the first retry waits
+  # retry_min_interval_ms, each further failure doubles it, up to retry_max_interval_ms (1 day).
+  # Queued events are kept and delivered in order once the server answers again.
+  retry_min_interval_ms: 30000
+  retry_max_interval_ms: 86400000
 """
 
 

@@ -13,6 +13,7 @@ from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_rooms import FederationRoomStore
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
@@ -66,6 +67,8 @@ class Stores:
     e2e_keys: E2EKeyStore
     key_backup: KeyBackupStore
     server_keys: ServerKeyStore
+    federation_queue: FederationQueueStore
+    destinations: DestinationQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -101,4 +104,6 @@ class Stores:
             e2e_keys=E2EKeyStore(db),
             key_backup=KeyBackupStore(db),
             server_keys=ServerKeyStore(db),
+            federation_queue=FederationQueueStore(db),
+            destinations=DestinationQueries(db),
         )

@@ -64,7 +64,7 @@ class E2EKeyService:
         for (algorithm, key_id), key in fallback.items():
             await self._store.set_fallback_key(user_id, device_id, algorithm, key_id, key)
         if changed:
-            await self._device_lists.mark_changed(user_id)
+            await self._device_lists.mark_changed(user_id, [device_id])
         elif one_time or fallback:
             await self._aux.touch([user_id])  # the uploader's next sync carries the new counts
         return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
@@ -168,7 +168,7 @@ class E2EKeyService:
         if result is not None:
             await self._uia.finish(result.session_id)
         if uploaded:
-            await self._device_lists.mark_changed(user_id)
+            await self._device_lists.mark_changed(user_id, signing_keys=True)
 
     async def upload_signatures(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         signer = requester.user_id
@@ -178,7 +178,11 @@ class E2EKeyService:
         own_master = _public_key(own_keys.get((signer, "master")))
         rows: list[tuple[str, str, str, str, str]] = []
         failures: dict[str, dict[str, Any]] = {}
-        changed_users: set[str] = set()
+        # What other servers must hear of: our devices and our master key (signatures by our
+        # user-signing key on other users' keys are only ever shown to us).
+        signed_devices: set[str] = set()
+        master_signed = False
+        changed = False
         for target_user, by_key in body.items():
             if not isinstance(by_key, dict):
                 raise MatrixError(400, Codes.BAD_JSON, "Each user's entry must be an object")
@@ -186,13 +190,40 @@ class E2EKeyService:
                 try:
                     rows.extend(await self._signature_rows(signer, target_user, target_key_id, signed,
                                                            self_signing, user_signing, own_master))
-                    changed_users.add(target_user if target_user == signer else signer)
+                    changed = True
+                    if target_user == signer and target_key_id == own_master:
+                        master_signed = True
+                    elif target_user == signer:
+                        signed_devices.add(target_key_id)
                 except MatrixError as err:
                     failures.setdefault(target_user, {})[target_key_id] = {"errcode": err.errcode, "error": str(err)}
         await self._store.add_signatures(rows)
-        for user_id in changed_users:
-            await self._device_lists.mark_changed(user_id)
+        if changed:
+            await self._device_lists.mark_changed(signer, sorted(signed_devices), signing_keys=master_signed)
         return {"failures": failures}
+
+    # --- for other servers ---------------------------------------------------------------------
+
+    async def device_keys_with_signatures(self, user_id: str, device_id: str) -> dict[str, Any] | None:
+        """A device's keys as a query would show them (with cross-signatures), for a device-list EDU."""
+        keys = await self._store.get_device_keys(user_id, device_id)
+        if keys is None:
+            return None
+        return _with_signatures(keys, (await self._signatures_by_target([user_id])).get((user_id, device_id), []))
+
+    async def public_cross_signing_keys(self, user_id: str) -> dict[str, Any]:
+        """The user's master and self-signing keys (with the user's own signatures), as an
+        m.signing_key_update EDU carries them; the user-signing key stays private."""
+        keys = await self._store.cross_signing_keys([user_id])
+        signatures = await self._signatures_by_target([user_id])
+        out: dict[str, Any] = {}
+        for kind, field_name in (("master", "master_key"), ("self_signing", "self_signing_key")):
+            key = keys.get((user_id, kind))
+            if key is not None:
+                public = _public_key(key)
+                own = [r for r in signatures.get((user_id, public), []) if r[0] == user_id] if public else []
+                out[field_name] = _with_signatures(key, own)
+        return out
 
     async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
         if deleted:

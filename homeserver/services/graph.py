@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from federation.client import FederationClient
 from federation.keys import Keyring
 from federation.request_auth import RequestAuthenticator
+from federation.sender import FederationSender
 from homeserver.config import Config
 from homeserver.services.account_data import AccountDataService
 from homeserver.services.accounts import AccountService
@@ -15,9 +16,11 @@ from homeserver.services.devices import DeviceService
 from homeserver.services.directory import DirectoryService
 from homeserver.services.e2e_keys import E2EKeyService
 from homeserver.services.events import EventService
+from homeserver.services.federation_edus import FederationEduService
 from homeserver.services.federation_inbound import FederationTransactions
 from homeserver.services.federation_intake import FederationIntake
 from homeserver.services.federation_membership import FederationMembership
+from homeserver.services.federation_out import PduBroadcaster
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -93,3 +96,8 @@ class Services:
     federation_intake: FederationIntake
     federation_membership: FederationMembership
     federation_transactions: FederationTransactions
+    # Outbound: the persisted per-destination queue (start/stop with the server) and what
+    # feeds it with PDUs; inbound: the EDUs of a peer's transaction.
+    federation_sender: FederationSender
+    pdu_broadcaster: PduBroadcaster
+    federation_edus: FederationEduService

@@ -8,6 +8,7 @@ rewriting the row at most once per ACTIVE_REFRESH_MS. Can be switched off in the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.config import PresenceConfig
@@ -33,6 +34,12 @@ class PresenceService:
         self._clock = clock
         self.enabled = config.enabled
         self._recent_syncs: dict[str, tuple[str, int]] = {}  # user -> (state, when this process noted it)
+        self._listeners: list[Callable[[str, dict[str, Any]], Awaitable[None]]] = []
+
+    def on_local_change(self, listener: Callable[[str, dict[str, Any]], Awaitable[None]]) -> None:
+        """Call `listener(user_id, content)` after a local user's presence was written
+        (federation's m.presence); `content` is the m.presence event content."""
+        self._listeners.append(listener)
 
     async def set_status(self, requester: Requester, user_id: str, body: dict[str, Any]) -> None:
         """PUT /presence/{userId}/status."""
@@ -85,6 +92,16 @@ class PresenceService:
         rows = await self._store.of_users(sorted(users), since, upto)
         return [{"type": "m.presence", "sender": r.user_id, "content": self._content(r)} for r in rows]
 
+    async def apply_remote(self, user_id: str, state: str, status_msg: str | None, last_active_ago: int,
+                           currently_active: bool) -> None:
+        """Presence of another server's user (an m.presence EDU, origin already checked)."""
+        if not self.enabled:
+            return
+        last_active = self._clock.now_ms() - max(0, last_active_ago)
+        wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
+        async with self._aux.write(wake) as position:
+            await self._store.put(PresenceRow(user_id, state, status_msg, last_active, currently_active, position))
+
     # --- internals ---------------------------------------------------------------------------
 
     async def _write(self, user_id: str, state: str, status_msg: str | None, *, active: bool,
@@ -93,7 +110,12 @@ class PresenceService:
         last_active = now if active or previous is None else previous.last_active_ts
         wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
         async with self._aux.write(wake) as position:
-            await self._store.put(PresenceRow(user_id, state, status_msg, last_active, active, position))
+            row = PresenceRow(user_id, state, status_msg, last_active, active, position)
+            await self._store.put(row)
+        if self._listeners:
+            content = self._content(row)
+            for listener in self._listeners:
+                await listener(user_id, content)
 
     def _content(self, row: PresenceRow) -> dict[str, Any]:
         ago = max(0, self._clock.now_ms() - row.last_active_ts)

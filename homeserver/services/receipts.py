@@ -8,7 +8,7 @@ The fully-read marker is the room's `m.fully_read` account data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.core.ids import is_valid_event_id
@@ -36,6 +36,11 @@ class ReceiptService:
         self._clock = clock
         # Set by the app: the user's read position moved (phone badges follow, via pushers).
         self.on_read: Callable[[str], None] | None = None
+        self._receipt_listeners: list[Callable[[ReceiptRow], Awaitable[None]]] = []
+
+    def on_receipt(self, listener: Callable[[ReceiptRow], Awaitable[None]]) -> None:
+        """Call `listener(row)` after a local user's receipt moved (federation sends public ones)."""
+        self._receipt_listeners.append(listener)
 
     async def post_receipt(self, requester: Requester, room_id: str, receipt_type: str, event_id: str,
                            body: dict[str, Any]) -> None:
@@ -84,17 +89,35 @@ class ReceiptService:
             by_room.setdefault(row.room_id, []).append(row)
         return {room_id: receipt_event(rows) for room_id, rows in by_room.items()}
 
+    async def apply_remote(self, room_id: str, user_id: str, event_id: str, thread_id: str, ts: int) -> bool:
+        """A public receipt of another server's user (from an m.receipt EDU; the caller checked
+        that the user's server sent it and that they are in the room). Receipts on events we do
+        not have are skipped: a receipt is placed by its event's position. True when stored."""
+        row = await self._events.get_event(event_id)
+        if row is None or row.room_id != room_id or row.outlier or row.rejected_reason:
+            return False
+        members = await self._events.members(room_id)
+        wake = [u for u, m in members.items() if m == "join"]
+        async with self._aux.write(wake) as position:
+            return await self._store.put(room_id, "m.read", user_id, thread_id, event_id,
+                                         row.stream_ordering or 0, ts, position)
+
     # --- internals ---------------------------------------------------------------------------
 
     async def _receipt(self, user_id: str, room_id: str, receipt_type: str, event_id: str, thread_id: str) -> None:
         row = await self._event_in_room(user_id, room_id, event_id)
         members = await self._events.members(room_id)
         wake = [u for u, m in members.items() if m == "join"] if receipt_type == "m.read" else [user_id]
+        ts = self._clock.now_ms()
         async with self._aux.write(wake) as position:
             moved = await self._store.put(room_id, receipt_type, user_id, thread_id, event_id,
-                                          row.stream_ordering or 0, self._clock.now_ms(), position)
+                                          row.stream_ordering or 0, ts, position)
         if moved and self.on_read is not None:
             self.on_read(user_id)
+        if moved:
+            receipt = ReceiptRow(room_id, receipt_type, user_id, thread_id, event_id, ts, position)
+            for listener in self._receipt_listeners:
+                await listener(receipt)
 
     async def _event_in_room(self, user_id: str, room_id: str, event_id: str):
         if await self._membership.membership_of(room_id, user_id) != "join":

@@ -2,12 +2,16 @@
 
 A to-device message waits in its device's inbox until the device syncs with a token past it,
 which acknowledges it; a retried transaction delivers nothing twice. Messages for users of
-other servers need federation and are not sent yet.
+other servers go to the `on_remote` listeners (federation's m.direct_to_device), in the same
+database transaction as the transaction-ID claim; messages from other servers come in
+through `deliver_remote`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from homeserver.core.ids import is_valid_user_id, server_name_of
@@ -23,6 +27,17 @@ from storage.to_device import ToDeviceStore
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True)
+class DeviceListChange:
+    user_id: str
+    device_ids: tuple[str, ...]
+    deleted: bool
+    signing_keys: bool
+    stream_id: int  # the aux-stream position of the change: unique and increasing per user
+
+
+RemoteToDeviceListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 # Per sync response, as Synapse: a device with a large backlog gets it over several syncs.
 TO_DEVICE_PER_SYNC = 100
 
@@ -36,17 +51,27 @@ class ToDeviceService:
         self._aux = aux
         self._clock = clock
         self._server_name = server_name
+        self._remote_listeners: list[RemoteToDeviceListener] = []
+
+    def on_remote(self, listener: RemoteToDeviceListener) -> None:
+        """Call `listener(sender, event_type, {user_id: {device_id: content}})` with the messages
+        of a send for users of other servers (inside the send's database transaction)."""
+        self._remote_listeners.append(listener)
 
     async def send(self, requester: Requester, event_type: str, txn_id: str, body: dict[str, Any]) -> None:
         messages = body.get("messages")
         if not isinstance(messages, dict):
             raise MatrixError(400, Codes.BAD_JSON, "'messages' must be an object")
         deliveries: list[tuple[str, str, dict[str, Any]]] = []
+        remote: dict[str, dict[str, Any]] = {}
         for user_id, by_device in messages.items():
             if not is_valid_user_id(user_id) or not isinstance(by_device, dict):
                 raise MatrixError(400, Codes.BAD_JSON, f"Invalid recipient {user_id!r}")
             if server_name_of(user_id) != self._server_name:
-                logger.info("to-device message for remote user %s dropped: no federation yet", user_id)
+                if not all(isinstance(c, dict) for c in by_device.values()):
+                    raise MatrixError(400, Codes.BAD_JSON, "Each message must be an object")
+                if by_device:
+                    remote[user_id] = by_device
                 continue
             if "*" in by_device:
                 known = [d.device_id for d in await self._devices.list_devices(user_id)]
@@ -64,6 +89,35 @@ class ToDeviceService:
                 if not await self._store.claim_txn(requester.user_id, requester.device_id or "", txn_id,
                                                    self._clock.now_ms()):
                     return  # a retry: the first request delivered them
+                await self._store.add(deliveries, position)
+                if remote:
+                    for listener in self._remote_listeners:
+                        await listener(requester.user_id, event_type, remote)
+
+    async def deliver_remote(self, origin: str, sender: str, event_type: str, message_id: str,
+                             messages: dict[str, Any]) -> None:
+        """Messages from a user of another server (an m.direct_to_device EDU) for our users'
+        devices ("*": all of a user's devices). A message_id seen before from the same origin
+        is a retried transaction: nothing is delivered twice. Malformed entries are skipped."""
+        deliveries: list[tuple[str, str, dict[str, Any]]] = []
+        for user_id, by_device in messages.items():
+            if not isinstance(user_id, str) or server_name_of(user_id) != self._server_name \
+                    or not isinstance(by_device, dict):
+                continue
+            devices = [d.device_id for d in await self._devices.list_devices(user_id)]
+            for device_id in devices:
+                content = by_device.get(device_id, by_device.get("*"))
+                if isinstance(content, dict):
+                    deliveries.append((user_id, device_id, {"type": event_type, "sender": sender,
+                                                            "content": content}))
+        if not deliveries:
+            return
+        async with self._aux.write({u for u, _, _ in deliveries}) as position:
+            async with self._db.transaction():
+                # Keyed by the origin: message IDs are only unique per sending server.
+                if not await self._store.claim_txn(sender, f"federation:{origin}", message_id,
+                                                   self._clock.now_ms()):
+                    return
                 await self._store.add(deliveries, position)
 
     async def for_sync(self, user_id: str, device_id: str | None, since: int | None,
@@ -88,15 +142,30 @@ class DeviceListService:
         self._store = store
         self._queries = queries
         self._aux = aux
+        self._listeners: list[Callable[[DeviceListChange], Awaitable[None]]] = []
 
-    async def mark_changed(self, user_id: str) -> None:
-        """A user's devices or keys changed: everyone sharing a room with them re-queries."""
+    def on_change(self, listener: Callable[[DeviceListChange], Awaitable[None]]) -> None:
+        """Call `listener(change)` after each change is written (federation tells other servers)."""
+        self._listeners.append(listener)
+
+    async def mark_changed(self, user_id: str, device_ids: Iterable[str] = (), *, deleted: bool = False,
+                           signing_keys: bool = False) -> None:
+        """A user's devices or keys changed: everyone sharing a room with them re-queries.
+        `device_ids` names the devices concerned (deleted ones with `deleted`), `signing_keys`
+        says the cross-signing keys changed; both only matter to other servers."""
         wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
         async with self._aux.write(wake) as position:
             await self._store.mark_changed([user_id], position)
+        change = DeviceListChange(user_id, tuple(device_ids), deleted, signing_keys, position)
+        for listener in self._listeners:
+            await listener(change)
+
+    async def previous_change(self, user_id: str, before: int) -> int | None:
+        """The stream position of the user's change before `before` (prev_id of a device-list EDU)."""
+        return await self._store.previous_change(user_id, before)
 
     async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
-        await self.mark_changed(user_id)
+        await self.mark_changed(user_id, device_ids, deleted=deleted)
 
     async def for_sync(self, user_id: str, since_aux: int, upto_aux: int, membership_changes: list[tuple[str, str, str]],
                        joined_rooms: list[str], left_rooms: list[str]) -> dict[str, list[str]]:

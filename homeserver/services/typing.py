@@ -33,8 +33,12 @@ class TypingService:
         self._room_serial: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.serial = 0
-        # Called with (room_id, user_id, typing, timeout_ms) after a local change (replication).
-        self.on_local_change: Callable[[str, str, bool, int], Awaitable[None] | None] | None = None
+        self._local_listeners: list[Callable[[str, str, bool, int], Awaitable[None] | None]] = []
+
+    def on_local_change(self, listener: Callable[[str, str, bool, int], Awaitable[None] | None]) -> None:
+        """Call `listener(room_id, user_id, typing, timeout_ms)` after a local user's change
+        (other processes through replication, other servers through federation)."""
+        self._local_listeners.append(listener)
 
     async def set_typing(self, requester: Requester, room_id: str, user_id: str, body: dict[str, Any]) -> None:
         """PUT /rooms/{roomId}/typing/{userId}."""
@@ -50,8 +54,8 @@ class TypingService:
             raise MatrixError(403, Codes.FORBIDDEN, "You are not joined to this room")
         timeout = min(timeout, MAX_TYPING_TIMEOUT_MS) if typing else 0
         await self.apply(room_id, user_id, typing, timeout)
-        if self.on_local_change is not None:
-            result = self.on_local_change(room_id, user_id, typing, timeout)
+        for listener in self._local_listeners:
+            result = listener(room_id, user_id, typing, timeout)
             if result is not None:
                 await result
 

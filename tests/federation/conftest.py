@@ -153,6 +153,7 @@ class Homeserver:
 
 
 async def close_services(services: Services) -> None:
+    await services.federation_sender.stop()
     await services.federation_client.close()
     await services.devices.flush()
     await services.pushers.close()
@@ -200,6 +201,7 @@ async def homeservers(pg_server_url, template_database, tls_files) -> AsyncItera
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.SockSite(runner, sock, ssl_context=tls_files.server_context(self_signed=self_signed)).start()
+            services.federation_sender.start()
             if server is None:
                 return Homeserver(server_name, port, services, signing_key, runner, _restart=restart)
             server.services, server.runner = services, runner

@@ -1,0 +1,132 @@
+"""The outbound federation queue and who to send to.
+
+FederationQueueStore: items waiting for other servers, and each destination's back-off.
+Tables: federation_outbox, federation_queue, federation_destinations.
+DestinationQueries: the servers a room's or a user's events go to. Tables read: current_state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedItem:
+    item_id: int
+    kind: str  # 'pdu' or 'edu'
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    retry_last_ts: int
+    retry_interval: int  # 0: healthy
+
+
+class FederationQueueStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def enqueue(self, destinations: list[str], kind: str, body: dict[str, Any], now_ts: int) -> None:
+        """One item for several destinations, in one statement (it joins an ambient transaction)."""
+        if not destinations:
+            return
+        await self._db.execute(
+            """WITH item AS (INSERT INTO federation_outbox (kind, body, created_ts) VALUES ($2, $3, $4)
+                             RETURNING item_id)
+               INSERT INTO federation_queue (destination, item_id, kind)
+               SELECT d, item.item_id, $2 FROM unnest($1::text[]) AS d, item""",
+            destinations, kind, body, now_ts,
+        )
+
+    async def next_batch(self, destination: str, max_pdus: int, max_edus: int) -> list[QueuedItem]:
+        """The oldest waiting PDUs and EDUs of a destination (each up to its limit), in queue order."""
+        rows = await self._db.fetch(
+            """SELECT o.item_id, o.kind, o.body FROM federation_outbox o WHERE o.item_id IN (
+                   (SELECT item_id FROM federation_queue WHERE destination = $1 AND kind = 'pdu'
+                    ORDER BY item_id LIMIT $2)
+                   UNION ALL
+                   (SELECT item_id FROM federation_queue WHERE destination = $1 AND kind = 'edu'
+                    ORDER BY item_id LIMIT $3))
+               ORDER BY o.item_id""",
+            destination, max_pdus, max_edus,
+        )
+        return [QueuedItem(r["item_id"], r["kind"], r["body"]) for r in rows]
+
+    async def remove(self, destination: str, item_ids: list[int]) -> None:
+        """Delivered (or given up): off the destination's queue; an item no destination waits
+        for any more leaves the outbox."""
+        async with self._db.transaction():
+            await self._db.execute(
+                "DELETE FROM federation_queue WHERE destination = $1 AND item_id = ANY($2::bigint[])",
+                destination, item_ids,
+            )
+            await self._db.execute(
+                """DELETE FROM federation_outbox o WHERE o.item_id = ANY($1::bigint[])
+                   AND NOT EXISTS (SELECT 1 FROM federation_queue q WHERE q.item_id = o.item_id)""",
+                item_ids,
+            )
+
+    async def drop_destination(self, destination: str) -> None:
+        """Forget everything queued for a destination (one we may no longer talk to)."""
+        rows = await self._db.fetch(
+            "DELETE FROM federation_queue WHERE destination = $1 RETURNING item_id", destination)
+        if rows:
+            await self.remove(destination, [r["item_id"] for r in rows])
+
+    async def queued_count(self, destination: str) -> int:
+        return await self._db.fetchval("SELECT count(*) FROM federation_queue WHERE destination = $1", destination)
+
+    async def destinations_with_queue(self) -> list[str]:
+        rows = await self._db.fetch("SELECT DISTINCT destination FROM federation_queue")
+        return [r["destination"] for r in rows]
+
+    async def retry_state(self, destination: str) -> RetryState | None:
+        row = await self._db.fetchrow(
+            "SELECT retry_last_ts, retry_interval FROM federation_destinations WHERE destination = $1",
+            destination,
+        )
+        return RetryState(row["retry_last_ts"], row["retry_interval"]) if row else None
+
+    async def record_failure(self, destination: str, now_ts: int, interval_ms: int) -> None:
+        await self._db.execute(
+            """INSERT INTO federation_destinations (destination, retry_last_ts, retry_interval) VALUES ($1, $2, $3)
+               ON CONFLICT (destination) DO UPDATE SET retry_last_ts = $2, retry_interval = $3""",
+            destination, now_ts, interval_ms,
+        )
+
+    async def record_success(self, destination: str, now_ts: int) -> None:
+        await self._db.execute(
+            """INSERT INTO federation_destinations (destination, retry_last_ts, retry_interval, last_success_ts)
+               VALUES ($1, 0, 0, $2)
+               ON CONFLICT (destination) DO UPDATE SET retry_last_ts = 0, retry_interval = 0, last_success_ts = $2""",
+            destination, now_ts,
+        )
+
+
+class DestinationQueries:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def joined_servers(self, room_id: str) -> set[str]:
+        """The servers of the room's joined members (a user ID's server is all after the first ':')."""
+        rows = await self._db.fetch(
+            """SELECT DISTINCT substring(state_key FROM position(':' IN state_key) + 1) AS server
+               FROM current_state WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'""",
+            room_id,
+        )
+        return {r["server"] for r in rows}
+
+    async def servers_sharing_rooms(self, user_id: str) -> set[str]:
+        """The servers of everyone joined to a room `user_id` is joined to."""
+        rows = await self._db.fetch(
+            """SELECT DISTINCT substring(theirs.state_key FROM position(':' IN theirs.state_key) + 1) AS server
+               FROM current_state mine JOIN current_state theirs ON theirs.room_id = mine.room_id
+               WHERE mine.type = 'm.room.member' AND mine.state_key = $1 AND mine.membership = 'join'
+                 AND theirs.type = 'm.room.member' AND theirs.membership = 'join'""",
+            user_id,
+        )
+        return {r["server"] for r in rows}
