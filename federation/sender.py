@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from federation.client import DeniedError, FederationClient, FederationError, RemoteError, path
 from storage.database import Database
-from storage.federation_queue import FederationQueueStore, QueuedItem
+from storage.federation_queue import FederationQueueStore, QueuedItem, RetryState
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class _Destination:
     new_items: bool = False  # queued while the task was reading the queue: read again
     wake_now: asyncio.Event = field(default_factory=asyncio.Event)
     ephemeral: dict[Any, dict[str, Any]] = field(default_factory=dict)  # key -> EDU, latest wins
+    retry: RetryState | None = None  # as persisted; None until read
 
 
 class FederationSender:
@@ -199,12 +200,16 @@ class FederationSender:
                     state.ephemeral.clear()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # e.g. the database is gone: the next queued item starts a new task
+            state.new_items = False
+            state.retry = None
             logger.exception("federation delivery to %s stopped", destination)
 
     async def _wait_for_retry(self, destination: str, state: _Destination) -> None:
-        retry = await self._store.retry_state(destination)
-        if retry is None or retry.retry_interval == 0 or state.wake_now.is_set():
+        if state.retry is None:
+            state.retry = await self._store.retry_state(destination) or RetryState(0, 0)
+        retry = state.retry
+        if retry.retry_interval == 0 or state.wake_now.is_set():
             state.wake_now.clear()
             return
         wait_ms = retry.retry_last_ts + retry.retry_interval - self._clock.now_ms()
@@ -258,13 +263,16 @@ class FederationSender:
         return True
 
     async def _failed(self, destination: str, err: Exception) -> None:
-        retry = await self._store.retry_state(destination)
-        previous = retry.retry_interval if retry is not None else 0
+        state = self._state(destination)
+        previous = state.retry.retry_interval if state.retry is not None else 0
         interval = min(self._retry_max, max(self._retry_min, previous * 2))
-        logger.info("transaction to %s failed (%s); retrying in %d s", destination, err, interval // 1000)
-        await self._store.record_failure(destination, self._clock.now_ms(), interval)
+        logger.info("transaction to %s failed (%s); retrying in %d ms", destination, err, interval)
+        now = self._clock.now_ms()
+        await self._store.record_failure(destination, now, interval)
+        state.retry = RetryState(now, interval)
 
     async def _succeeded(self, destination: str) -> None:
-        retry = await self._store.retry_state(destination)
-        if retry is None or retry.retry_interval != 0:
+        state = self._state(destination)
+        if state.retry is None or state.retry.retry_interval != 0:
             await self._store.record_success(destination, self._clock.now_ms())
+            state.retry = RetryState(0, 0)

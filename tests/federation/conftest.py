@@ -129,6 +129,7 @@ class Homeserver:
     services: Services
     signing_key: Any
     runner: web.AppRunner | None = None
+    db: Database | None = None
     # How to start it again on the same database, key and port (set by the fixture).
     _restart: Callable[["Homeserver"], Any] | None = None
 
@@ -203,7 +204,7 @@ async def homeservers(pg_server_url, template_database, tls_files) -> AsyncItera
             await web.SockSite(runner, sock, ssl_context=tls_files.server_context(self_signed=self_signed)).start()
             services.federation_sender.start()
             if server is None:
-                return Homeserver(server_name, port, services, signing_key, runner, _restart=restart)
+                return Homeserver(server_name, port, services, signing_key, runner, db, _restart=restart)
             server.services, server.runner = services, runner
             return server
 

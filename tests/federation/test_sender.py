@@ -242,3 +242,23 @@ async def test_destinations_outside_the_allowlist_are_never_queued(make_sender, 
     await sender.idle()
     assert await FederationQueueStore(db).queued_count(stub.name) == 0
     assert receiver.transactions == []
+
+
+async def test_a_homeserver_sends_its_users_events_to_a_peer_in_the_room(homeservers, stubs):
+    """The whole wiring: a server of the test network (its sender started by the fixture, and
+    stopped by it) queues a local user's message for the room's other server."""
+    stub = stubs()
+    receiver = Receiver(stub)
+    await stub.start()
+    a = await homeservers()
+    alice = await a.services.accounts.create_user("alice", "password-1")
+    room_id = await a.services.rooms.create_room(alice, {"preset": "public_chat"})
+    await a.db.execute(
+        """INSERT INTO current_state (room_id, type, state_key, event_id, membership)
+           VALUES ($1, 'm.room.member', $2, '$remote-join', 'join')""",
+        room_id, f"@carol:{stub.name}",
+    )
+    await a.services.events.send(room_id, alice, "m.room.message", {"msgtype": "m.text", "body": "hi"})
+    await receiver.wait_for(lambda: len(receiver.pdus()) == 1)
+    _, body = receiver.transactions[0]
+    assert body["origin"] == a.name and body["pdus"][0]["content"]["body"] == "hi"
