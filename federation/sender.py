@@ -7,7 +7,9 @@ and 100 EDUs (the spec's limits), removing what the peer acknowledged with a 200
 backs the destination off exponentially (persisted: retry_last_ts, retry_interval) while its
 queue keeps growing; the queue is delivered in order once the peer answers again (catch-up),
 on time or sooner when `wake(destination)` says the peer just talked to us. `start()` resumes
-every destination that has a queue, so a restart of either server loses nothing.
+every destination that has a queue, so a restart of either server loses nothing. When several
+processes of the server share the database, a lease per destination lets one of them deliver
+its queue at a time (no duplicated or reordered transactions).
 
 Typing notifications are ephemeral: they are kept in memory only and dropped when the
 destination is backing off (they would be stale by the time it came back).
@@ -18,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,6 +41,10 @@ EPHEMERAL_EDU_TYPES = frozenset({"m.typing"})
 # dropped rather than blocking the queue forever. Anything else (unreachable, 5xx, 401 over a
 # key it could not fetch yet, 403, 429) is worth retrying later.
 _UNRETRYABLE_STATUSES = (400, 413)
+# Several processes of one server may share the queue: the one holding a destination's lease
+# delivers to it; the lease outlives the longest request and is renewed before each batch.
+LEASE_MS = 5 * 60 * 1000
+LEASE_POLL_S = 1.0
 
 
 class NowMs(Protocol):
@@ -71,6 +80,7 @@ class FederationSender:
         # this process (a counter).
         self._txn_prefix = str(clock.now_ms())
         self._txn_counter = 0
+        self._owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
     # --- queueing ----------------------------------------------------------------------------
 
@@ -183,10 +193,21 @@ class FederationSender:
 
     async def _deliver(self, destination: str, state: _Destination) -> None:
         """Send the destination's queue, batch after batch, backing off on failure."""
+        state.retry = None  # another process may have moved it since this one last looked
+        leased = False
         try:
             while not self._stopping:
                 await self._wait_for_retry(destination, state)
                 state.new_items = False
+                now = self._clock.now_ms()
+                leased = await self._store.acquire_lease(destination, self._owner, now, now + LEASE_MS)
+                if not leased:
+                    # Another process of this server delivers to it, from the same queue: our
+                    # items go with its batches. Look again until the queue is empty.
+                    await asyncio.sleep(LEASE_POLL_S)
+                    if not state.ephemeral and await self._store.queued_count(destination) == 0:
+                        return
+                    continue
                 items = await self._store.next_batch(destination, MAX_PDUS_PER_TXN, MAX_EDUS_PER_TXN)
                 ephemeral = self._take_ephemeral(state, MAX_EDUS_PER_TXN - sum(i.kind == "edu" for i in items))
                 if not items and not ephemeral:
@@ -202,8 +223,11 @@ class FederationSender:
             raise
         except Exception:  # e.g. the database is gone: the next queued item starts a new task
             state.new_items = False
-            state.retry = None
             logger.exception("federation delivery to %s stopped", destination)
+        finally:
+            if leased:
+                with contextlib.suppress(Exception):
+                    await self._store.release_lease(destination, self._owner)
 
     async def _wait_for_retry(self, destination: str, state: _Destination) -> None:
         if state.retry is None:

@@ -106,6 +106,26 @@ class FederationQueueStore:
             destination, now_ts,
         )
 
+    async def acquire_lease(self, destination: str, owner: str, now_ts: int, until_ts: int) -> bool:
+        """Take (or extend) the right to deliver to `destination`; False while another process
+        holds an unexpired lease."""
+        row = await self._db.fetchval(
+            """INSERT INTO federation_destinations (destination, lease_owner, lease_until) VALUES ($1, $2, $4)
+               ON CONFLICT (destination) DO UPDATE SET lease_owner = $2, lease_until = $4
+               WHERE federation_destinations.lease_owner IS NULL OR federation_destinations.lease_owner = $2
+                  OR federation_destinations.lease_until <= $3
+               RETURNING 1""",
+            destination, owner, now_ts, until_ts,
+        )
+        return row is not None
+
+    async def release_lease(self, destination: str, owner: str) -> None:
+        await self._db.execute(
+            """UPDATE federation_destinations SET lease_owner = NULL, lease_until = 0
+               WHERE destination = $1 AND lease_owner = $2""",
+            destination, owner,
+        )
+
 
 class DestinationQueries:
     def __init__(self, db: Database) -> None:

@@ -22,9 +22,14 @@ CREATE INDEX federation_queue_item ON federation_queue (item_id);
 -- Back-off per destination, as Synapse's `destinations` table: after a failure at
 -- retry_last_ts, the next attempt waits retry_interval (doubling per failure, capped).
 -- retry_interval = 0: the destination is healthy.
+-- Several server processes may share the database: the one holding the lease (lease_owner,
+-- until lease_until) is the only one delivering to the destination, so transactions are
+-- neither duplicated nor reordered.
 CREATE TABLE federation_destinations (
     destination     TEXT PRIMARY KEY,
     retry_last_ts   BIGINT NOT NULL DEFAULT 0,
     retry_interval  BIGINT NOT NULL DEFAULT 0,
-    last_success_ts BIGINT
+    last_success_ts BIGINT,
+    lease_owner     TEXT,
+    lease_until     BIGINT NOT NULL DEFAULT 0
 );

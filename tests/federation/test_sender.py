@@ -262,3 +262,30 @@ async def test_a_homeserver_sends_its_users_events_to_a_peer_in_the_room(homeser
     await receiver.wait_for(lambda: len(receiver.pdus()) == 1)
     _, body = receiver.transactions[0]
     assert body["origin"] == a.name and body["pdus"][0]["content"]["body"] == "hi"
+
+
+async def test_two_processes_on_one_database_deliver_each_item_once_in_order(make_sender, stubs, db):
+    """Two senders over one queue (two processes of one server): one holds the destination's
+    lease and delivers both processes' items; the other waits for the queue to empty."""
+    store = FederationQueueStore(db)
+    assert await store.acquire_lease("x.test", "a", 1000, 2000)
+    assert not await store.acquire_lease("x.test", "b", 1500, 2500)
+    assert await store.acquire_lease("x.test", "a", 1500, 2500)  # renewed by its holder
+    assert await store.acquire_lease("x.test", "b", 2500, 3500)  # expired: taken over
+    await store.release_lease("x.test", "a")  # not the holder: no effect
+    assert not await store.acquire_lease("x.test", "a", 3000, 4000)
+    await store.release_lease("x.test", "b")
+    assert await store.acquire_lease("x.test", "a", 3000, 4000)
+
+    stub = stubs()
+    receiver = Receiver(stub)
+    await stub.start()
+    first, second = make_sender(), make_sender()
+    first.start()
+    second.start()
+    for n in range(40):
+        await (first if n % 2 else second).send_pdu(pdu(n), [stub.name])
+    await receiver.wait_for(lambda: len(receiver.pdus()) >= 40)
+    await first.idle()
+    await second.idle()
+    assert [p["content"]["n"] for p in receiver.pdus()] == list(range(40))
