@@ -230,7 +230,7 @@ def _federation_out_and_edus(
     pdus = PduBroadcaster(sender, stores.destinations, config.server_name)
     events.on_persisted(pdus.on_persisted)
     edus = EduBroadcaster(sender, stores.destinations, stores.devices, device_lists, e2e_keys, config.server_name)
-    typing.on_local_change(edus.typing_changed)
+    typing.on_change(edus.typing_changed)  # local users' only
     receipts.on_receipt(edus.receipt_sent)
     presence.on_local_change(edus.presence_changed)
     device_lists.on_change(edus.device_list_changed)
@@ -264,7 +264,7 @@ def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notif
         elif message["t"] == "m.push_rules":
             push_rules.forget_cached(message["u"])
     replication.on("account_data", account_data_changed)
-    typing.on_local_change(lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
+    typing.on_change(lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
         {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms}))
     replication.on("typing", lambda m: typing.apply(m["r"], m["u"], bool(m["t"]), int(m["ms"])))
     return replication

@@ -88,7 +88,7 @@ class FederationEduService:
             raise BadEdu("needs room_id and a boolean typing")
         self._check_origin(origin, user_id)
         await self._check_joined(room_id, user_id)
-        await self._typing.apply(room_id, user_id, typing, REMOTE_TYPING_TIMEOUT_MS if typing else 0)
+        await self._typing.apply_remote(room_id, user_id, typing, REMOTE_TYPING_TIMEOUT_MS if typing else 0)
 
     async def _receipt_edu(self, origin: str, content: dict[str, Any]) -> None:
         for room_id, by_type in content.items():

@@ -83,7 +83,7 @@ class EduBroadcaster:
         return server_name_of(user_id) == self._server_name
 
     async def typing_changed(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
-        """m.typing to the room's other servers (a TypingService.on_local_change listener)."""
+        """m.typing to the room's other servers (a TypingService.on_change listener; remote users are skipped)."""
         if not self._is_local(user_id):
             return
         servers = await self._destinations.joined_servers(room_id)

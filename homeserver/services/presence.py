@@ -94,11 +94,14 @@ class PresenceService:
 
     async def apply_remote(self, user_id: str, state: str, status_msg: str | None, last_active_ago: int,
                            currently_active: bool) -> None:
-        """Presence of another server's user (an m.presence EDU, origin already checked)."""
+        """Presence of another server's user (an m.presence EDU, origin already checked).
+        Kept only for users sharing a room with someone here: nobody else could see it."""
         if not self.enabled:
             return
         last_active = self._clock.now_ms() - max(0, last_active_ago)
-        wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
+        wake = await self._queries.users_sharing_rooms(user_id)
+        if not wake - {user_id}:
+            return
         async with self._aux.write(wake) as position:
             await self._store.put(PresenceRow(user_id, state, status_msg, last_active, currently_active, position))
 

@@ -33,12 +33,14 @@ class TypingService:
         self._room_serial: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.serial = 0
-        self._local_listeners: list[Callable[[str, str, bool, int], Awaitable[None] | None]] = []
+        self._listeners: list[Callable[[str, str, bool, int], Awaitable[None] | None]] = []
 
-    def on_local_change(self, listener: Callable[[str, str, bool, int], Awaitable[None] | None]) -> None:
-        """Call `listener(room_id, user_id, typing, timeout_ms)` after a local user's change
-        (other processes through replication, other servers through federation)."""
-        self._local_listeners.append(listener)
+    def on_change(self, listener: Callable[[str, str, bool, int], Awaitable[None] | None]) -> None:
+        """Call `listener(room_id, user_id, typing, timeout_ms)` after a change made through
+        this process: a local user's, or a remote user's received over federation (not one
+        replicated from another process). Replication tells the other processes; federation
+        tells other servers of local users' changes."""
+        self._listeners.append(listener)
 
     async def set_typing(self, requester: Requester, room_id: str, user_id: str, body: dict[str, Any]) -> None:
         """PUT /rooms/{roomId}/typing/{userId}."""
@@ -53,11 +55,11 @@ class TypingService:
         if await self._membership.membership_of(room_id, user_id) != "join":
             raise MatrixError(403, Codes.FORBIDDEN, "You are not joined to this room")
         timeout = min(timeout, MAX_TYPING_TIMEOUT_MS) if typing else 0
-        await self.apply(room_id, user_id, typing, timeout)
-        for listener in self._local_listeners:
-            result = listener(room_id, user_id, typing, timeout)
-            if result is not None:
-                await result
+        await self._apply_and_announce(room_id, user_id, typing, timeout)
+
+    async def apply_remote(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
+        """A remote user's typing from their server (the caller checked origin and membership)."""
+        await self._apply_and_announce(room_id, user_id, typing, timeout_ms)
 
     async def apply(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
         """Record a change (local, or from another process) and wake the room's members."""
@@ -91,6 +93,13 @@ class TypingService:
         return out
 
     # --- internals ---------------------------------------------------------------------------
+
+    async def _apply_and_announce(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
+        await self.apply(room_id, user_id, typing, timeout_ms)
+        for listener in self._listeners:
+            result = listener(room_id, user_id, typing, timeout_ms)
+            if result is not None:
+                await result
 
     async def _changed(self, room_id: str) -> None:
         self.serial += 1

@@ -73,6 +73,7 @@ async def test_a_local_message_goes_to_the_servers_in_the_room(alice, db, peer):
     [message] = [p for p in peer.pdus() if p["type"] == "m.room.message"]
     assert message["content"]["body"] == "hello" and message["room_id"] == room
     assert "test.local" in message["signatures"] and "hashes" in message
+    assert "unsigned" not in message  # the stored PDU, without our clients' transaction IDs
 
 
 async def test_broadcast_adds_the_membership_target_and_skips_excluded(services, alice, db, peer, stubs):
@@ -220,6 +221,7 @@ async def test_remote_presence_shows_in_sync(services, alice, db):
         {"user_id": CAROL, "presence": "online", "last_active_ago": 5000, "currently_active": True,
          "status_msg": "away from keyboard"},
         {"user_id": "@x:evil.test", "presence": "online", "last_active_ago": 1},
+        {"user_id": f"@stranger:{REMOTE}", "presence": "online", "last_active_ago": 1},  # shares no room
         {"user_id": CAROL, "presence": "bogus"},
     ]})])
     body = await sync(alice, body["next_batch"])
