@@ -29,15 +29,17 @@ class DeviceStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def upsert_device(self, user_id: str, device_id: str, display_name: str | None, *, now_ts: int) -> None:
-        """Create the device, or keep an existing one (a login that reuses a device ID).
+    async def upsert_device(self, user_id: str, device_id: str, display_name: str | None, *, now_ts: int) -> bool:
+        """Create the device, or keep an existing one (a login that reuses a device ID); True
+        when it was created.
 
         An existing device keeps its display name unless a new one is given, as Synapse does.
         """
-        await self._db.execute(
+        return await self._db.fetchval(
             f"""INSERT INTO devices ({_COLUMNS}) VALUES ($1, $2, $3, NULL, NULL, NULL, $4)
                 ON CONFLICT (user_id, device_id) DO UPDATE
-                SET display_name = COALESCE(EXCLUDED.display_name, devices.display_name)""",
+                SET display_name = COALESCE(EXCLUDED.display_name, devices.display_name)
+                RETURNING xmax = 0""",
             user_id, device_id, display_name, now_ts,
         )
 

@@ -37,8 +37,8 @@ class DeviceService:
         self._change_listeners: list[Callable[[str, list[str], bool], Awaitable[None]]] = []
 
     def on_devices_changed(self, listener: Callable[[str, list[str], bool], Awaitable[None]]) -> None:
-        """Call `listener(user_id, device_ids, deleted)` after devices are renamed or deleted
-        (device lists in /sync, to-device inboxes)."""
+        """Call `listener(user_id, device_ids, deleted)` after devices are created, renamed or
+        deleted (device lists in /sync and over federation, to-device inboxes)."""
         self._change_listeners.append(listener)
 
     async def _changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
@@ -58,9 +58,11 @@ class DeviceService:
         elif not device_id or len(device_id) > MAX_DEVICE_ID_LENGTH:
             raise MatrixError(400, Codes.INVALID_PARAM, "Invalid device_id")
         _check_display_name(display_name)
-        await self._devices.upsert_device(user_id, device_id, display_name, now_ts=self._clock.now_ms())
+        created = await self._devices.upsert_device(user_id, device_id, display_name, now_ts=self._clock.now_ms())
         # The device keeps its keys and name; only its old sessions end.
         await self._auth.revoke_device_tokens(user_id, device_id)
+        if created:  # a new device is a device-list change (other servers hear of it too)
+            await self._changed(user_id, [device_id], False)
         return device_id
 
     def note_seen(self, user_id: str, device_id: str, ip: str | None, user_agent: str | None) -> None:

@@ -285,3 +285,15 @@ async def test_junk_edus_are_skipped_without_raising(services, alice, db):
                                                                      "typing": True})])
     body = await sync(alice)
     assert ephemeral(body, room, "m.typing")[0]["content"]["user_ids"] == [CAROL]
+
+
+async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, peer):
+    await room_with(alice, db, f"@carol:{peer.stub.name}")
+    status, body = await client.post(f"{V3}/login", {
+        **PASSWORD_AUTH, "identifier": {"type": "m.id.user", "user": "alice"}, "device_id": "NEWPHONE",
+        "initial_device_display_name": "new phone"})
+    assert status == 200, body
+    await peer.wait_for(lambda: peer.edus("m.device_list_update"))
+    [update] = [e["content"] for e in peer.edus("m.device_list_update")]
+    assert (update["device_id"], update["device_display_name"]) == ("NEWPHONE", "new phone")
+    assert "keys" not in update and "deleted" not in update
