@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.core.ids import is_valid_event_id, is_valid_room_id, is_valid_user_id, server_name_of
+from homeserver.errors import MatrixError
 from homeserver.services.presence import STATES as PRESENCE_STATES
 from homeserver.services.presence import PresenceService
 from homeserver.services.receipts import ReceiptService
@@ -41,7 +42,11 @@ class BadEdu(Exception):
 class FederationEduService:
     def __init__(self, events: EventStore, typing: TypingService, receipts: ReceiptService,
                  presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService,
-                 server_name: str) -> None:
+                 server_name: str, check_acl: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+        """`check_acl(room_id, origin)` raises (MatrixError 403) when the room's server ACL
+        bans the origin: its typing and receipts in that room are then skipped (spec, "Server
+        Access Control Lists": EDUs in a room are subject to the room's ACL)."""
+        self._check_acl = check_acl
         self._events = events
         self._typing = typing
         self._receipts = receipts
@@ -173,5 +178,11 @@ class FederationEduService:
             raise BadEdu(f"{origin} may not speak for {user_id}")
 
     async def _check_joined(self, room_id: str, user_id: str) -> None:
+        """The user is joined to the room, and the room's ACL lets their server in."""
         if (await self._events.members(room_id)).get(user_id) != "join":
             raise BadEdu(f"{user_id} is not joined to {room_id}")
+        if self._check_acl is not None:
+            try:
+                await self._check_acl(room_id, server_name_of(user_id) or "")
+            except MatrixError as err:
+                raise BadEdu(f"denied by the server ACL of {room_id}: {err}") from None

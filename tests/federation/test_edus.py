@@ -297,3 +297,25 @@ async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, 
     [update] = [e["content"] for e in peer.edus("m.device_list_update")]
     assert (update["device_id"], update["device_display_name"]) == ("NEWPHONE", "new phone")
     assert "keys" not in update and "deleted" not in update
+
+
+async def test_typing_and_receipts_from_a_server_the_room_acl_bans_are_skipped(services, alice, db):
+    from homeserver.errors import Codes, MatrixError
+    from homeserver.services.federation_edus import FederationEduService
+    from storage.events import EventStore
+
+    room = await room_with(alice, db, CAROL)
+    event_id = await send(alice, room, "hi")
+
+    async def banned(room_id: str, server: str) -> None:
+        if server == REMOTE:
+            raise MatrixError(403, Codes.FORBIDDEN, "server ACL")
+
+    edus = FederationEduService(EventStore(db), services.typing, services.receipts, services.presence,
+                                services.to_device, services.device_lists, "test.local", check_acl=banned)
+    await edus.receive(REMOTE, [edu("m.typing", {"room_id": room, "user_id": CAROL, "typing": True}),
+                                edu("m.receipt", {room: {"m.read": {CAROL: {"event_ids": [event_id],
+                                                                            "data": {"ts": 1}}}}})])
+    body = await sync(alice)
+    assert ephemeral(body, room, "m.typing") == []
+    assert all(CAROL not in str(r) for r in ephemeral(body, room, "m.receipt"))
