@@ -97,6 +97,8 @@ class FederationSender:
         if edu_type in EPHEMERAL_EDU_TYPES:
             for destination in targets:
                 state = self._state(destination)
+                if state.retry is not None and state.retry.retry_interval:
+                    continue  # backing off: it would be stale by the time the destination is retried
                 state.ephemeral[key if key is not None else object()] = edu
                 self._kick(destination)
             return
