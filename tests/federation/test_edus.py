@@ -11,11 +11,15 @@ federation's remote-join code, tested elsewhere; here only "who is in the room" 
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 
 from tests.api.test_e2e_keys import PASSWORD_AUTH, cross_signing_key, device_of, device_keys
 from tests.api.test_sync import V3, send, sync
@@ -25,6 +29,29 @@ from tests.federation.test_sender import Receiver
 
 REMOTE = "remote.test"
 CAROL = f"@carol:{REMOTE}"
+# The spec's data, next to the repository as for tests/test_conventions.py (or named by
+# MATRIX_SPEC_DIR); EDU schema checks are skipped without it.
+SPEC = Path(os.environ.get("MATRIX_SPEC_DIR") or Path(__file__).resolve().parents[3] / "shared" / "matrix-spec")
+EDU_SCHEMAS = SPEC / "data" / "api" / "server-server" / "definitions" / "event-schemas"
+
+
+def _inline_refs(node: Any, base: Path) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = (base / node["$ref"]).resolve()
+            return _inline_refs(yaml.safe_load(target.read_text()), target.parent)
+        return {k: _inline_refs(v, base) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, base) for v in node]
+    return node
+
+
+def assert_valid_edus(edus: list[dict[str, Any]]) -> None:
+    """Each EDU against the spec's schema for its type (when the spec's data is present)."""
+    for edu in edus:
+        path = EDU_SCHEMAS / f"{edu['edu_type']}.yaml"
+        if path.exists():
+            jsonschema.validate(edu, _inline_refs(yaml.safe_load(path.read_text()), path.parent))
 
 
 @pytest.fixture
@@ -42,10 +69,12 @@ async def sender(services):
 
 @pytest.fixture
 async def peer(stubs, sender):
+    """A stub peer in the test's rooms; every EDU it received is checked against the spec."""
     stub = stubs()
     receiver = Receiver(stub)
     await stub.start()
-    return receiver
+    yield receiver
+    assert_valid_edus(receiver.edus())
 
 
 async def add_remote_member(db, room_id: str, user_id: str) -> None:
