@@ -229,7 +229,8 @@ def _federation_out_and_edus(
                               retry_max_interval_ms=federation.retry_max_interval_ms)
     pdus = PduBroadcaster(sender, stores.destinations, config.server_name)
     events.on_persisted(pdus.on_persisted)
-    edus = EduBroadcaster(sender, stores.destinations, stores.devices, device_lists, e2e_keys, config.server_name)
+    edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, stores.devices, e2e_keys,
+                          config.server_name)
     typing.on_change(edus.typing_changed)  # local users' only
     receipts.on_receipt(edus.receipt_sent)
     presence.on_local_change(edus.presence_changed)

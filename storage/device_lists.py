@@ -23,9 +23,3 @@ class DeviceListStore:
             user_ids, after, upto,
         )
         return {r["user_id"] for r in rows}
-
-    async def previous_change(self, user_id: str, before: int) -> int | None:
-        return await self._db.fetchval(
-            "SELECT max(stream_id) FROM device_list_changes WHERE user_id = $1 AND stream_id < $2",
-            user_id, before,
-        )

@@ -1,7 +1,8 @@
 """The outbound federation queue and who to send to.
 
-FederationQueueStore: items waiting for other servers, and each destination's back-off.
-Tables: federation_outbox, federation_queue, federation_destinations.
+FederationQueueStore: items waiting for other servers, each destination's back-off, and the
+last device-list update sent per user. Tables: federation_outbox, federation_queue,
+federation_destinations, federation_device_list_sent.
 DestinationQueries: the servers a room's or a user's events go to. Tables read: current_state.
 """
 
@@ -124,6 +125,16 @@ class FederationQueueStore:
             """UPDATE federation_destinations SET lease_owner = NULL, lease_until = 0
                WHERE destination = $1 AND lease_owner = $2""",
             destination, owner,
+        )
+
+    async def swap_device_list_stream(self, user_id: str, stream_id: int) -> int | None:
+        """Record `stream_id` as the user's last device-list update sent; return the one before
+        (atomically: the sub-select sees the row as it was before this statement)."""
+        return await self._db.fetchval(
+            """INSERT INTO federation_device_list_sent (user_id, stream_id) VALUES ($1, $2)
+               ON CONFLICT (user_id) DO UPDATE SET stream_id = EXCLUDED.stream_id
+               RETURNING (SELECT stream_id FROM federation_device_list_sent WHERE user_id = $1)""",
+            user_id, stream_id,
         )
 
 

@@ -26,9 +26,9 @@ from federation.sender import FederationSender
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
 from homeserver.services.e2e_keys import E2EKeyService
-from homeserver.services.to_device import DeviceListChange, DeviceListService
+from homeserver.services.to_device import DeviceListChange
 from storage.devices import DeviceStore
-from storage.federation_queue import DestinationQueries
+from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.receipts import ReceiptRow
 
 logger = logging.getLogger(__name__)
@@ -70,12 +70,12 @@ class PduBroadcaster:
 
 
 class EduBroadcaster:
-    def __init__(self, sender: FederationSender, destinations: DestinationQueries, devices: DeviceStore,
-                 device_lists: DeviceListService, e2e_keys: E2EKeyService, server_name: str) -> None:
+    def __init__(self, sender: FederationSender, queue: FederationQueueStore, destinations: DestinationQueries,
+                 devices: DeviceStore, e2e_keys: E2EKeyService, server_name: str) -> None:
         self._sender = sender
+        self._queue = queue
         self._destinations = destinations
         self._devices = devices
-        self._device_lists = device_lists
         self._e2e_keys = e2e_keys
         self._server_name = server_name
 
@@ -118,8 +118,8 @@ class EduBroadcaster:
         keys, to the servers sharing a room with the user.
 
         Spec ("Device Management"): stream_id is unique and increasing per user (our aux-stream
-        position of the change); prev_id lists the update before it, so a server that missed
-        one sees the gap and re-fetches the list with /user/devices."""
+        position of the change, one per device); prev_id names the update sent before it, so
+        a server that missed one sees the gap and re-fetches the list with /user/devices."""
         if not self._is_local(change.user_id) or not (change.device_ids or change.signing_keys):
             return
         servers = await self._destinations.servers_sharing_rooms(change.user_id)
@@ -128,7 +128,7 @@ class EduBroadcaster:
             return
         user_id = change.user_id
         if change.device_ids:
-            previous = await self._device_lists.previous_change(user_id, change.stream_id)
+            previous = await self._queue.swap_device_list_stream(user_id, change.stream_id)
             for device_id in change.device_ids:
                 content: dict[str, Any] = {"user_id": user_id, "device_id": device_id, "stream_id": change.stream_id,
                                            "prev_id": [previous] if previous is not None else []}

@@ -153,16 +153,20 @@ class DeviceListService:
         """A user's devices or keys changed: everyone sharing a room with them re-queries.
         `device_ids` names the devices concerned (deleted ones with `deleted`), `signing_keys`
         says the cross-signing keys changed; both only matter to other servers."""
+        device_ids = list(device_ids)
+        if len(device_ids) > 1:
+            # One position per device: each device's update to other servers needs its own
+            # stream_id (the next one's prev_id points at it).
+            for i, device_id in enumerate(device_ids):
+                await self.mark_changed(user_id, [device_id], deleted=deleted,
+                                        signing_keys=signing_keys and i == len(device_ids) - 1)
+            return
         wake = await self._queries.users_sharing_rooms(user_id) | {user_id}
         async with self._aux.write(wake) as position:
             await self._store.mark_changed([user_id], position)
         change = DeviceListChange(user_id, tuple(device_ids), deleted, signing_keys, position)
         for listener in self._listeners:
             await listener(change)
-
-    async def previous_change(self, user_id: str, before: int) -> int | None:
-        """The stream position of the user's change before `before` (prev_id of a device-list EDU)."""
-        return await self._store.previous_change(user_id, before)
 
     async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
         await self.mark_changed(user_id, device_ids, deleted=deleted)

@@ -33,3 +33,10 @@ CREATE TABLE federation_destinations (
     lease_owner     TEXT,
     lease_until     BIGINT NOT NULL DEFAULT 0
 );
+
+-- The stream_id of the last m.device_list_update sent for each local user: the next update's
+-- prev_id (spec, "Device Management"), so that a peer that missed one notices the gap.
+CREATE TABLE federation_device_list_sent (
+    user_id    TEXT PRIMARY KEY,
+    stream_id  BIGINT NOT NULL
+);

@@ -167,6 +167,7 @@ async def test_device_and_key_changes_go_out_as_device_list_and_signing_key_upda
     first = peer.edus("m.device_list_update")[0]["content"]
     assert (first["user_id"], first["device_id"]) == (user_id, device_id)
     assert first["keys"]["keys"] == keys["keys"] and isinstance(first["stream_id"], int)
+    assert first["prev_id"] == []  # the device's creation was before anyone else could hear of it
     assert "deleted" not in first
     assert (await alice.put(f"{V3}/devices/{device_id}", {"display_name": "phone"}))[0] == 200
     await peer.wait_for(lambda: len(peer.edus("m.device_list_update")) == 2)
@@ -326,6 +327,18 @@ async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, 
     [update] = [e["content"] for e in peer.edus("m.device_list_update")]
     assert (update["device_id"], update["device_display_name"]) == ("NEWPHONE", "new phone")
     assert "keys" not in update and "deleted" not in update
+    # Deleting two devices at once: two updates, each with its own stream_id, chained by prev_id.
+    assert (await client.post(f"{V3}/login", {**PASSWORD_AUTH, "identifier": {"type": "m.id.user", "user": "alice"},
+                                              "device_id": "TABLET"}))[0] == 200
+    status, body = await alice.post(f"{V3}/delete_devices", {"devices": ["NEWPHONE", "TABLET"], "auth": {
+        **PASSWORD_AUTH, "identifier": {"type": "m.id.user", "user": "alice"}}})
+    assert status == 200, body
+    await peer.wait_for(lambda: len(peer.edus("m.device_list_update")) == 4)
+    updates = [e["content"] for e in peer.edus("m.device_list_update")]
+    assert [u.get("deleted", False) for u in updates] == [False, False, True, True]
+    assert {updates[2]["device_id"], updates[3]["device_id"]} == {"NEWPHONE", "TABLET"}
+    for before, after in zip(updates, updates[1:]):
+        assert after["stream_id"] > before["stream_id"] and after["prev_id"] == [before["stream_id"]]
 
 
 async def test_typing_and_receipts_from_a_server_the_room_acl_bans_are_skipped(services, alice, db):
