@@ -109,6 +109,8 @@ class FederationSender:
         if not self._started or self._stopping or destination == self._server_name:
             return
         state = self._state(destination)
+        if state.task is None and state.retry is not None and state.retry.retry_interval == 0:
+            return  # healthy and idle: nothing of ours waits for it (the common case, cheaply)
         state.wake_now.set()
         self._kick(destination)
 
