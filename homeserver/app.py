@@ -127,8 +127,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key)
-    federation_transactions = FederationTransactions(
-        events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     accounts = AccountService(
@@ -182,6 +180,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_sender, pdu_broadcaster, federation_edus = _federation_out_and_edus(
         config, db, stores, clock, federation_client, events, typing, receipts, presence, to_device,
         device_lists, e2e_keys)
+    # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
+    federation_transactions = FederationTransactions(
+        events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
+        receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name)
     return Services(
