@@ -7,7 +7,8 @@ and 100 EDUs (the spec's limits), removing what the peer acknowledged with a 200
 backs the destination off exponentially (persisted: retry_last_ts, retry_interval) while its
 queue keeps growing; the queue is delivered in order once the peer answers again (catch-up),
 on time or sooner when `wake(destination)` says the peer just talked to us. `start()` resumes
-every destination that has a queue, so a restart of either server loses nothing. When several
+every destination that has a queue, so a restart of either server loses nothing (a peer down
+for long gets only the latest PDU of each room, and fetches the rest itself). When several
 processes of the server share the database, a lease per destination lets one of them deliver
 its queue at a time (no duplicated or reordered transactions).
 
@@ -45,6 +46,10 @@ _UNRETRYABLE_STATUSES = (400, 413)
 # delivers to it; the lease outlives the longest request and is renewed before each batch.
 LEASE_MS = 5 * 60 * 1000
 LEASE_POLL_S = 1.0
+# A destination that stays down does not collect PDUs without end: past this many, only the
+# latest PDU of each room is kept (as Synapse's catch-up). The peer fetches the events before
+# it with get_missing_events (or the state at the gap), as for any event with unknown prevs.
+CATCH_UP_MAX_PDUS = 500
 
 
 class NowMs(Protocol):
@@ -63,7 +68,8 @@ class _Destination:
 class FederationSender:
     def __init__(self, db: Database, store: FederationQueueStore, client: FederationClient, clock: NowMs,
                  server_name: str, *, domain_allowlist: Iterable[str] | None = None,
-                 retry_min_interval_ms: int = 30_000, retry_max_interval_ms: int = 24 * 3600 * 1000) -> None:
+                 retry_min_interval_ms: int = 30_000, retry_max_interval_ms: int = 24 * 3600 * 1000,
+                 catch_up_max_pdus: int = CATCH_UP_MAX_PDUS) -> None:
         self._db = db
         self._store = store
         self._client = client
@@ -72,6 +78,7 @@ class FederationSender:
         self._allowed = frozenset(domain_allowlist) if domain_allowlist is not None else None
         self._retry_min = retry_min_interval_ms
         self._retry_max = retry_max_interval_ms
+        self._catch_up_max_pdus = catch_up_max_pdus
         self._destinations: dict[str, _Destination] = {}
         self._started = False
         self._stopping = False
@@ -86,7 +93,8 @@ class FederationSender:
 
     async def send_pdu(self, pdu: dict[str, Any], destinations: Iterable[str]) -> None:
         """Queue one PDU for these servers (ourselves and servers we may not talk to are skipped)."""
-        await self._enqueue(self._filter(destinations), "pdu", pdu)
+        room_id = pdu.get("room_id")
+        await self._enqueue(self._filter(destinations), "pdu", pdu, room_id if isinstance(room_id, str) else None)
 
     async def send_edu(self, destinations: Iterable[str], edu_type: str, content: dict[str, Any],
                        key: Any = None) -> None:
@@ -160,10 +168,11 @@ class FederationSender:
             state = self._destinations[destination] = _Destination()
         return state
 
-    async def _enqueue(self, destinations: list[str], kind: str, body: dict[str, Any]) -> None:
+    async def _enqueue(self, destinations: list[str], kind: str, body: dict[str, Any],
+                       room_id: str | None = None) -> None:
         if not destinations:
             return
-        await self._store.enqueue(destinations, kind, body, self._clock.now_ms())
+        await self._store.enqueue(destinations, kind, body, self._clock.now_ms(), room_id)
 
         async def kick() -> None:  # after the rows are committed, or the task would not see them
             for destination in destinations:
@@ -298,6 +307,10 @@ class FederationSender:
         now = self._clock.now_ms()
         await self._store.record_failure(destination, now, interval)
         state.retry = RetryState(now, interval)
+        if await self._store.queued_count(destination, "pdu") > self._catch_up_max_pdus:
+            dropped = await self._store.keep_latest_pdu_per_room(destination)
+            logger.info("%s is down: keeping only its latest PDU per room (%d older ones dropped)",
+                        destination, dropped)
 
     async def _succeeded(self, destination: str) -> None:
         state = self._state(destination)

@@ -31,16 +31,17 @@ class FederationQueueStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def enqueue(self, destinations: list[str], kind: str, body: dict[str, Any], now_ts: int) -> None:
+    async def enqueue(self, destinations: list[str], kind: str, body: dict[str, Any], now_ts: int,
+                      room_id: str | None = None) -> None:
         """One item for several destinations, in one statement (it joins an ambient transaction)."""
         if not destinations:
             return
         await self._db.execute(
-            """WITH item AS (INSERT INTO federation_outbox (kind, body, created_ts) VALUES ($2, $3, $4)
+            """WITH item AS (INSERT INTO federation_outbox (kind, body, created_ts, room_id) VALUES ($2, $3, $4, $5)
                              RETURNING item_id)
                INSERT INTO federation_queue (destination, item_id, kind)
                SELECT d, item.item_id, $2 FROM unnest($1::text[]) AS d, item""",
-            destinations, kind, body, now_ts,
+            destinations, kind, body, now_ts, room_id,
         )
 
     async def next_batch(self, destination: str, max_pdus: int, max_edus: int) -> list[QueuedItem]:
@@ -78,8 +79,27 @@ class FederationQueueStore:
         if rows:
             await self.remove(destination, [r["item_id"] for r in rows])
 
-    async def queued_count(self, destination: str) -> int:
-        return await self._db.fetchval("SELECT count(*) FROM federation_queue WHERE destination = $1", destination)
+    async def queued_count(self, destination: str, kind: str | None = None) -> int:
+        return await self._db.fetchval(
+            "SELECT count(*) FROM federation_queue WHERE destination = $1 AND ($2::text IS NULL OR kind = $2)",
+            destination, kind,
+        )
+
+    async def keep_latest_pdu_per_room(self, destination: str) -> int:
+        """Drop the destination's queued PDUs but the latest of each room; how many went."""
+        rows = await self._db.fetch(
+            """DELETE FROM federation_queue q USING federation_outbox o
+               WHERE q.destination = $1 AND q.kind = 'pdu' AND o.item_id = q.item_id
+                 AND q.item_id < (SELECT max(q2.item_id) FROM federation_queue q2
+                                  JOIN federation_outbox o2 ON o2.item_id = q2.item_id
+                                  WHERE q2.destination = $1 AND q2.kind = 'pdu'
+                                    AND o2.room_id IS NOT DISTINCT FROM o.room_id)
+               RETURNING q.item_id""",
+            destination,
+        )
+        if rows:
+            await self.remove(destination, [r["item_id"] for r in rows])
+        return len(rows)
 
     async def destinations_with_queue(self) -> list[str]:
         rows = await self._db.fetch("SELECT DISTINCT destination FROM federation_queue")

@@ -7,6 +7,7 @@ CREATE TABLE federation_outbox (
     item_id     BIGSERIAL PRIMARY KEY,
     kind        TEXT NOT NULL CHECK (kind IN ('pdu', 'edu')),
     body        JSONB NOT NULL,        -- the PDU, or the EDU {"edu_type", "content"}
+    room_id     TEXT,                  -- a PDU's room (catch-up keeps the latest per room)
     created_ts  BIGINT NOT NULL
 );
 

@@ -289,3 +289,25 @@ async def test_two_processes_on_one_database_deliver_each_item_once_in_order(mak
     await first.idle()
     await second.idle()
     assert [p["content"]["n"] for p in receiver.pdus()] == list(range(40))
+
+
+async def test_a_long_dead_destination_keeps_only_the_latest_pdu_per_room(make_sender, stubs, db):
+    stub = stubs()
+    receiver = Receiver(stub)
+    sender = make_sender(retry_min_interval_ms=3_600_000, catch_up_max_pdus=5)
+    store = FederationQueueStore(db)
+    for n in range(10):
+        await sender.send_pdu({**pdu(n), "room_id": f"!room{n % 2}:x"}, [stub.name])
+    await sender.send_edu([stub.name], "m.direct_to_device", {"message_id": "kept"})
+    sender.start()
+    for _ in range(200):
+        if await store.queued_count(stub.name, "pdu") == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert await store.queued_count(stub.name, "pdu") == 2
+    assert await store.queued_count(stub.name, "edu") == 1  # EDUs are not compacted
+    await stub.start()
+    sender.wake(stub.name)
+    await receiver.wait_for(lambda: len(receiver.pdus()) == 2)
+    assert [p["event_id"] for p in receiver.pdus()] == ["$e8", "$e9"]
+    assert receiver.edus()[0]["content"] == {"message_id": "kept"}
