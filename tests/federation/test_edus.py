@@ -361,3 +361,26 @@ async def test_typing_and_receipts_from_a_server_the_room_acl_bans_are_skipped(s
     body = await sync(alice)
     assert ephemeral(body, room, "m.typing") == []
     assert all(CAROL not in str(r) for r in ephemeral(body, room, "m.receipt"))
+
+
+async def test_remote_edus_show_in_sliding_sync(services, alice, db):
+    from tests.api.test_sliding_sync import room_list, sliding
+
+    room = await room_with(alice, db, CAROL)
+    user_id, device_id = await device_of(alice)
+    request = {"lists": {"all": room_list()},
+               "extensions": {"typing": {"enabled": True}, "to_device": {"enabled": True},
+                              "e2ee": {"enabled": True}}}
+    body = await sliding(alice, request)
+    receive = services.federation_edus.receive
+    await receive(REMOTE, [
+        edu("m.typing", {"room_id": room, "user_id": CAROL, "typing": True}),
+        edu("m.direct_to_device", {"sender": CAROL, "type": "m.room_key", "message_id": "s1",
+                                   "messages": {user_id: {device_id: {"k": 1}}}}),
+        edu("m.device_list_update", {"user_id": CAROL, "device_id": "D", "stream_id": 5, "prev_id": []}),
+    ])
+    body = await sliding(alice, request, pos=body["pos"])
+    extensions = body["extensions"]
+    assert extensions["typing"]["rooms"][room]["content"]["user_ids"] == [CAROL]
+    assert extensions["to_device"]["events"] == [{"type": "m.room_key", "sender": CAROL, "content": {"k": 1}}]
+    assert CAROL in extensions["e2ee"]["device_lists"]["changed"]
