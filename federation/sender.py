@@ -289,6 +289,10 @@ class FederationSender:
         except FederationError as err:
             await self._failed(destination, err)
             return False
+        except Exception as err:  # a bug: back off as for a failure rather than spin or stall
+            logger.exception("transaction %s to %s failed unexpectedly", txn_id, destination)
+            await self._failed(destination, err)
+            return False
         await self._succeeded(destination)
         results = response.get("pdus") if isinstance(response, dict) else None
         if isinstance(results, dict):
