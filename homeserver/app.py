@@ -119,14 +119,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     profiles = ProfileLookup(stores.profiles, config.server_name)
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
-    # Rooms shared with other servers: received events, remote joins/leaves/invites, transactions.
+    # Rooms shared with other servers: what we send them, received events, remote
+    # joins/leaves/invites, transactions.
+    federation_sender, pdu_broadcaster = _federation_sender(config, db, stores, clock, federation_client, events)
     intake = FederationIntake(events, room_state, stores.events, stores.graph,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
                               federation_client, clock, config.server_name)
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
-        stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key)
+        stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key,
+        relay=pdu_broadcaster.broadcast)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     accounts = AccountService(
@@ -177,9 +180,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
-    federation_sender, pdu_broadcaster, federation_edus = _federation_out_and_edus(
-        config, db, stores, clock, federation_client, events, typing, receipts, presence, to_device,
-        device_lists, e2e_keys)
+    federation_edus = _federation_edus(config, stores, federation_sender, typing, receipts, presence, to_device,
+                                       device_lists, e2e_keys)
     # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
@@ -217,13 +219,10 @@ def _federation(config: Config, stores: Stores, clock: Clock, signing_key: Any) 
     return client, Keyring(stores.server_keys, client, local_keys, clock, federation.trusted_key_servers)
 
 
-def _federation_out_and_edus(
-    config: Config, db: Database, stores: Stores, clock: Clock, client: FederationClient, events: EventService,
-    typing: TypingService, receipts: ReceiptService, presence: PresenceService, to_device: ToDeviceService,
-    device_lists: DeviceListService, e2e_keys: E2EKeyService,
-) -> tuple[FederationSender, PduBroadcaster, FederationEduService]:
-    """The sender (idle until `start`), the listeners that feed it our events and our users'
-    typing, receipts, presence, device lists and to-device messages, and the inbound EDUs."""
+def _federation_sender(config: Config, db: Database, stores: Stores, clock: Clock, client: FederationClient,
+                       events: EventService) -> tuple[FederationSender, PduBroadcaster]:
+    """The sender (idle until `start`) and the listener that queues our events for the servers
+    of their rooms."""
     federation = config.federation
     sender = FederationSender(db, stores.federation_queue, client, clock, config.server_name,
                               domain_allowlist=federation.domain_allowlist,
@@ -231,6 +230,15 @@ def _federation_out_and_edus(
                               retry_max_interval_ms=federation.retry_max_interval_ms)
     pdus = PduBroadcaster(sender, stores.destinations, config.server_name)
     events.on_persisted(pdus.on_persisted)
+    return sender, pdus
+
+
+def _federation_edus(
+    config: Config, stores: Stores, sender: FederationSender, typing: TypingService, receipts: ReceiptService,
+    presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService,
+) -> FederationEduService:
+    """The listeners that feed the sender our users' typing, receipts, presence, device lists
+    and to-device messages, and the service for the EDUs peers send us."""
     edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, stores.devices, e2e_keys,
                           config.server_name)
     typing.on_change(edus.typing_changed)  # local users' only
@@ -240,7 +248,7 @@ def _federation_out_and_edus(
     to_device.on_remote(edus.to_device)
     inbound = FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
                                    config.server_name)
-    return sender, pdus, inbound
+    return inbound
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
