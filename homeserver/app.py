@@ -43,6 +43,7 @@ from homeserver.services.federation_events import PduChecker
 from homeserver.services.federation_inbound import FederationTransactions
 from homeserver.services.federation_intake import FederationIntake
 from homeserver.services.federation_membership import FederationMembership
+from homeserver.services.federation_reads import FederationReadService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -194,6 +195,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_membership=federation_membership, federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
+        federation_reads=FederationReadService(stores.events, stores.event_graph, stores.state, room_state, clock,
+                                               config.server_name),
     )
 
 

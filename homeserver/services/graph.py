@@ -18,6 +18,7 @@ from homeserver.services.events import EventService
 from homeserver.services.federation_inbound import FederationTransactions
 from homeserver.services.federation_intake import FederationIntake
 from homeserver.services.federation_membership import FederationMembership
+from homeserver.services.federation_reads import FederationReadService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -93,3 +94,5 @@ class Services:
     federation_intake: FederationIntake
     federation_membership: FederationMembership
     federation_transactions: FederationTransactions
+    # What peers may read of our rooms (events, state, auth chains, history) and server ACLs.
+    federation_reads: FederationReadService
