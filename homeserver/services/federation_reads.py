@@ -84,16 +84,18 @@ class FederationReadService:
 
     async def get_state_ids(self, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
         """GET /state_ids/{roomId}?event_id=: the state before the event, and its auth chain."""
-        _, state_ids = await self._state_before(origin, room_id, event_id)
+        snap, state_ids = await self._state_before(origin, room_id, event_id)
         ids = list(state_ids.values())
-        return {"pdu_ids": ids, "auth_chain_ids": await self._graph.auth_chain_ids(room_id, ids)}
+        chain = await self._graph.auth_chain_ids(room_id, ids)
+        create_id = _implied_create_id(snap, ids, chain)
+        return {"pdu_ids": ids, "auth_chain_ids": chain + [create_id] if create_id else chain}
 
     async def get_state(self, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
         """GET /state/{roomId}?event_id=: the state events before the event, and their auth chain."""
         snap, state_ids = await self._state_before(origin, room_id, event_id)
         ids = list(state_ids.values())
         rows = await self._events.get_events(ids)
-        chain = await self._graph.auth_chain(room_id, ids)
+        chain = await self._auth_chain(snap, ids)
         return {"pdus": [self._pdu(rows[i], snap.version) for i in ids if i in rows],
                 "auth_chain": [self._pdu(r, snap.version) for r in chain]}
 
@@ -102,7 +104,7 @@ class FederationReadService:
         snap = await self._room(room_id, origin)
         row = await self._event_in_room(room_id, event_id)
         await self._check_in_room(room_id, origin, row)
-        chain = await self._graph.auth_chain(room_id, [event_id])
+        chain = await self._auth_chain(snap, [event_id])
         return {"auth_chain": [self._pdu(r, snap.version) for r in chain]}
 
     # --- history ------------------------------------------------------------------------------
@@ -159,6 +161,13 @@ class FederationReadService:
             return snap, {}  # the create event: nothing before it
         return snap, await self._state.state_ids(row.state_before)
 
+    async def _auth_chain(self, snap: RoomSnapshot, event_ids: list[str]) -> list[EventRow]:
+        chain = await self._graph.auth_chain(snap.room_id, event_ids)
+        create_id = _implied_create_id(snap, event_ids, [r.event_id for r in chain])
+        if create_id:
+            chain += [row for row in (await self._events.get_events([create_id])).values()]
+        return chain
+
     async def _check_in_room(self, room_id: str, origin: str, row: EventRow | None) -> None:
         """403 unless a user of `origin` is joined now, or (given an event) in its state."""
         if await self._graph.server_joined(room_id, origin):
@@ -194,6 +203,18 @@ class FederationReadService:
 
     def _transaction(self, pdus: list[dict[str, Any]]) -> dict[str, Any]:
         return {"origin": self._server_name, "origin_server_ts": self._clock.now_ms(), "pdus": pdus}
+
+
+def _implied_create_id(snap: RoomSnapshot, event_ids: Sequence[str], chain_ids: Sequence[str]) -> str | None:
+    """From v12 events do not list the create event in auth_events (the room ID names it),
+    but it is in every auth chain all the same: a peer checking the events needs it. Its
+    ID when it must be added to `chain_ids`."""
+    if snap.version.auth.create_event_in_auth_events:
+        return None
+    create_id = "$" + snap.room_id[1:]
+    if create_id in chain_ids or all(e == create_id for e in event_ids):
+        return None
+    return create_id
 
 
 def _both_sides_count(row: EventRow, origin: str) -> bool:
