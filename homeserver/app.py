@@ -195,8 +195,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_membership=federation_membership, federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
-        federation_reads=FederationReadService(stores.events, stores.event_graph, stores.state, room_state, clock,
-                                               config.server_name),
+        federation_reads=FederationReadService(stores.events, stores.event_graph, stores.state, stores.timeline,
+                                               room_state, clock, config.server_name),
     )
 
 

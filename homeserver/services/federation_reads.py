@@ -5,7 +5,7 @@ events", "Retrieving event authorisation information", "Server Access Control Li
 - `check_acl`: the room's current m.room.server_acl must allow the requesting server
   (403 M_FORBIDDEN otherwise); every room-scoped federation endpoint calls it first.
 - `get_event`, `get_state`, `get_state_ids`, `get_event_auth`, `backfill`,
-  `get_missing_events`: the answers of the matching endpoints.
+  `get_missing_events`, `timestamp_to_event`: the answers of the matching endpoints.
 
 Invariants:
 - a server reads a room only while one of its users is joined to it, now or at the event
@@ -34,20 +34,21 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
 from storage.event_graph import EventGraphQueries, ServerView
-from storage.events import EventRow, EventStore
+from storage.events import EventRow, EventStore, TimelineQueries
 from storage.state import StateStore
 
 # Synapse asks for (and answers) at most 100 events per backfill or get_missing_events.
 MAX_EVENTS = 100
 DEFAULT_MISSING_EVENTS_LIMIT = 10
-MAX_DEPTH = 2**63 - 1  # PDUs' depth is at most this (spec: integers are at most 2^53 - 1)
+MAX_DEPTH = 2**63 - 1  # the largest BIGINT (depths and timestamps are stored as such)
 ACL_KEY = ("m.room.server_acl", "")
 
 
 class FederationReadService:
-    def __init__(self, events: EventStore, graph: EventGraphQueries, state: StateStore, rooms: RoomStateCache,
-                 clock: Clock, server_name: str) -> None:
+    def __init__(self, events: EventStore, graph: EventGraphQueries, state: StateStore, timeline: TimelineQueries,
+                 rooms: RoomStateCache, clock: Clock, server_name: str) -> None:
         self._events = events
+        self._timeline = timeline
         self._graph = graph
         self._state = state
         self._rooms = rooms
@@ -134,6 +135,20 @@ class FederationReadService:
         rows = await self._graph.missing_events(room_id, list(set(earliest)), list(set(latest)), limit, min_depth)
         rows.sort(key=lambda r: (r.depth, r.stream_ordering if r.stream_ordering is not None else -1))
         return {"events": await self._visible_pdus(origin, rows, snap.version)}
+
+    async def timestamp_to_event(self, origin: str, room_id: str, ts: int, direction: str) -> dict[str, Any]:
+        """GET /timestamp_to_event/{roomId}: the event nearest to `ts` in direction `dir`
+        (`f` at or after, `b` at or before): {"event_id", "origin_server_ts"}; 404 if none."""
+        if direction not in ("f", "b"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "'dir' must be 'f' or 'b'")
+        await self._room(room_id, origin)
+        await self._check_in_room(room_id, origin, None)
+        ts = max(min(ts, MAX_DEPTH), -MAX_DEPTH)  # a BIGINT; beyond it nothing lies anyway
+        rows = await self._timeline.closest_to_timestamp(room_id, ts, forwards=direction == "f", limit=1)
+        if not rows:
+            raise MatrixError(404, Codes.NOT_FOUND,
+                              f"No event found {'after' if direction == 'f' else 'before'} {ts}")
+        return {"event_id": rows[0].event_id, "origin_server_ts": rows[0].origin_server_ts}
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -283,3 +283,19 @@ async def test_server_acl(room):
     await send(a, room_id, alice, "m.room.server_acl", {"allow": ["localhost"], "allow_ip_literals": False}, "")
     body = await fed.get_json(a.name, path("/_matrix/federation/v1/event/{}", last))
     assert event_id_of(body["pdus"][0]) == last
+
+
+async def test_timestamp_to_event(room):
+    a, b, c, alice, room_id, join, messages = room
+    fed = b.services.federation_client
+    url = path("/_matrix/federation/v1/timestamp_to_event/{}", room_id)
+    first = await fed.get_json(a.name, url, query={"ts": 0, "dir": "f"})
+    assert first["event_id"] == "$" + room_id[1:]  # v12: the create event
+    last = await fed.get_json(a.name, url, query={"ts": 2**70, "dir": "b"})  # beyond any BIGINT: no 500
+    assert last == {"event_id": messages[-1].event_id, "origin_server_ts": messages[-1].origin_server_ts}
+    assert await error_of(fed.get_json(a.name, url, query={"ts": 0, "dir": "b"})) == (404, "M_NOT_FOUND")
+    assert await error_of(fed.get_json(a.name, url, query={"ts": 0, "dir": "x"})) == (400, "M_INVALID_PARAM")
+    assert await error_of(fed.get_json(a.name, url, query={"ts": 0})) == (400, "M_MISSING_PARAM")
+    assert await error_of(fed.get_json(a.name, url, query={"dir": "f"})) == (400, "M_MISSING_PARAM")
+    assert await error_of(c.services.federation_client.get_json(a.name, url, query={"ts": 0, "dir": "f"})) == \
+        (403, "M_FORBIDDEN")
