@@ -30,6 +30,8 @@ SELECT {columns} FROM chain JOIN events e ON e.event_id = chain.event_id WHERE e
 # ancestors is what a breadth-first walk by depth (Synapse's priority queue) returns; since
 # depth falls along prev_events, each of them lies fewer than `limit` steps from a given
 # event, which bounds the walk. Rows are (event, steps) pairs, so at most events x limit.
+# (Rejected and soft-failed events use up steps without being counted, so behind a run of
+# them the answer can stop short; peers then ask again from the oldest event they got.)
 _BACKFILL = """
 WITH RECURSIVE walk(event_id, steps) AS (
     SELECT unnest($2::text[]), 0
