@@ -74,9 +74,12 @@ async def test_clients_ask_another_server_for_its_directory(directory, tls_files
     token = await login(b, "@bob:" + b.name, "password-2", tls_files)
 
     status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files)
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")  # relayed for users only
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
+                                        token)
     assert status == 200 and sorted(r["room_id"] for r in body["chunk"]) == sorted([lobby, games])
     status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}&limit=1",
-                                        tls_files)
+                                        tls_files, token)
     assert status == 200 and len(body["chunk"]) == 1 and body["next_batch"]
     status, body = await client_request(b, "POST", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
                                         token, {"filter": {"generic_search_term": "games"}, "limit": 5})
@@ -87,11 +90,13 @@ async def test_clients_ask_another_server_for_its_directory(directory, tls_files
 
     # The peer's own 400 is passed on; a server nobody can reach is a 502; a bad name a 400.
     status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}&since=x",
-                                        tls_files)
+                                        tls_files, token)
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
-    status, body = await client_request(b, "GET", "/_matrix/client/v3/publicRooms?server=localhost:1", tls_files)
+    status, body = await client_request(b, "GET", "/_matrix/client/v3/publicRooms?server=localhost:1", tls_files,
+                                        token)
     assert (status, body["errcode"]) == (502, "M_UNKNOWN")
-    status, body = await client_request(b, "GET", "/_matrix/client/v3/publicRooms?server=bad%20name", tls_files)
+    status, body = await client_request(b, "GET", "/_matrix/client/v3/publicRooms?server=bad%20name", tls_files,
+                                        token)
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = await client_request(b, "POST", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
                                         token, {"limit": "ten"})

@@ -2,7 +2,8 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, int_param, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import Auth, int_param, json_response, optional_requester_of, read_json_object, requester_of, \
+    route, services_of
 from homeserver.core.ids import is_valid_server_name
 from homeserver.errors import Codes, MatrixError
 
@@ -32,6 +33,10 @@ async def get_public_rooms(request: web.Request) -> web.Response:
     directory = services_of(request).directory
     server = _remote_server(request, q.get("server"))
     if server is not None:
+        # Anyone may read our own list, but asking another server on someone's behalf takes
+        # a token (as Synapse): no anonymous requests relayed through us.
+        if optional_requester_of(request) is None:
+            raise MatrixError(401, Codes.MISSING_TOKEN, "Another server's directory needs an access token")
         return json_response(await directory.remote_public_rooms(server, limit=limit, since=q.get("since")))
     return json_response(await directory.public_rooms(limit=limit, since=q.get("since")))
 
