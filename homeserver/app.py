@@ -125,8 +125,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key)
+    federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
+                                             room_state, clock, config.server_name)
     federation_transactions = FederationTransactions(
-        events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock)
+        events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
+        check_acl=federation_reads.check_acl)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     accounts = AccountService(
@@ -195,8 +198,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_membership=federation_membership, federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
-        federation_reads=FederationReadService(stores.events, stores.event_graph, stores.state, stores.timeline,
-                                               room_state, clock, config.server_name),
+        federation_reads=federation_reads,
     )
 
 

@@ -14,7 +14,7 @@ from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
 from storage.federation_rooms import FederationRoomStore
-from storage import event_graph
+from storage.federation_reads import FederationReadQueries
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.media import MediaStore, UrlPreviewStore
@@ -48,7 +48,7 @@ class Stores:
     timeline: TimelineQueries
     graph: EventGraphQueries
     federation_rooms: FederationRoomStore
-    event_graph: event_graph.EventGraphQueries
+    federation_reads: FederationReadQueries
     directory: DirectoryStore
     relations: RelationQueries
     search: SearchQueries
@@ -84,7 +84,7 @@ class Stores:
             timeline=TimelineQueries(db),
             graph=EventGraphQueries(db),
             federation_rooms=FederationRoomStore(db),
-            event_graph=event_graph.EventGraphQueries(db),
+            federation_reads=FederationReadQueries(db),
             directory=DirectoryStore(db),
             relations=RelationQueries(db),
             search=SearchQueries(db),

@@ -18,7 +18,7 @@ Invariants:
   join is visible to it); for history_visibility events and the server's own users' member
   events the state before counts too, as the client rules say. Outliers (no state) show;
 - rejected events never go out; soft-failed ones only when asked for by ID (peers reference them);
-- every DAG walk is one recursive query (EventGraphQueries), whatever its length.
+- every DAG walk is one recursive query (FederationReadQueries), whatever its length.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from homeserver.core.room_versions import RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
-from storage.event_graph import EventGraphQueries, ServerView
+from storage.federation_reads import FederationReadQueries, ServerView
 from storage.events import EventRow, EventStore, TimelineQueries
 from storage.state import StateStore
 
@@ -45,7 +45,7 @@ ACL_KEY = ("m.room.server_acl", "")
 
 
 class FederationReadService:
-    def __init__(self, events: EventStore, graph: EventGraphQueries, state: StateStore, timeline: TimelineQueries,
+    def __init__(self, events: EventStore, graph: FederationReadQueries, state: StateStore, timeline: TimelineQueries,
                  rooms: RoomStateCache, clock: Clock, server_name: str) -> None:
         self._events = events
         self._timeline = timeline

@@ -1,10 +1,10 @@
-"""EventGraphQueries on a hand-made DAG with a fork, a rejected event and an auth cycle."""
+"""FederationReadQueries on a hand-made DAG with a fork, a rejected event and an auth cycle."""
 
 from __future__ import annotations
 
 import itertools
 
-from storage.event_graph import EventGraphQueries, ServerView
+from storage.federation_reads import FederationReadQueries, ServerView
 from storage.events import EventStore, NewEvent, NewStateGroup, PersistBatch
 
 ROOM = "!room:test"
@@ -22,7 +22,7 @@ def event(event_id: str, depth: int, prev: list[str], auth: list[str] = (), *, r
     )
 
 
-async def dag(db) -> EventGraphQueries:
+async def dag(db) -> FederationReadQueries:
     """A <- B <- C, D (fork) <- E (merge) <- F <- G, and a rejected R (prev D) that G cites.
     Auth: B -> A; C -> A, B; G -> C; and a cycle A -> G (a peer could send one)."""
     events = [
@@ -31,7 +31,7 @@ async def dag(db) -> EventGraphQueries:
         event("$F", 5, ["$E"]), event("$G", 6, ["$F", "$R"], ["$C"]),
     ]
     await EventStore(db).persist(PersistBatch(room_id=ROOM, events=events))
-    return EventGraphQueries(db)
+    return FederationReadQueries(db)
 
 
 async def test_backfill_is_deepest_first_and_skips_rejected(db):
@@ -80,7 +80,7 @@ async def test_server_views_and_server_joined(db):
         ],
         current_state={("m.room.member", "@u:other.org"): ("$j", "join")},
     ))
-    graph = EventGraphQueries(db)
+    graph = FederationReadQueries(db)
     assert await graph.server_views([1, 2, 3], "other.org") == {
         1: ServerView("joined", ("join",)), 2: ServerView("joined", ("leave",)), 3: ServerView(None, ())}
     # Exactly the server part of the user ID: not a suffix of it.

@@ -1,4 +1,4 @@
-"""EventGraphQueries: walks of the room DAG for other servers (auth chains, backfill, missing
+"""FederationReadQueries: walks of the room DAG for other servers (auth chains, backfill, missing
 events) and what a server may see at a point of a room. A user's server is the part of its
 ID after the first ':' (localparts hold none), compared exactly. Tables read: events, event_edges,
 event_auth_edges, state_groups, state_group_entries, current_state (all written by EventStore).
@@ -98,7 +98,7 @@ class ServerView:
     memberships: tuple[str, ...]
 
 
-class EventGraphQueries:
+class FederationReadQueries:
     def __init__(self, db: Database) -> None:
         self._db = db
 
