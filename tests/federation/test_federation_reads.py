@@ -299,3 +299,40 @@ async def test_timestamp_to_event(room):
     assert await error_of(fed.get_json(a.name, url, query={"dir": "f"})) == (400, "M_MISSING_PARAM")
     assert await error_of(c.services.federation_client.get_json(a.name, url, query={"ts": 0, "dir": "f"})) == \
         (403, "M_FORBIDDEN")
+
+
+async def test_acl_guards_joins_and_transactions_and_a_real_joined_server_reads(homeservers, tls_files):
+    from tests.federation.matrix_client import Client
+
+    a, b = await homeservers(), await homeservers()
+    for server, name in ((a, "alice"), (b, "bob")):
+        await server.services.accounts.create_user(name, "password-" + name)
+    alice = await Client(a.url, str(tls_files.ca_cert)).login("alice", "password-alice")
+    bob = await Client(b.url, str(tls_files.ca_cert)).login("bob", "password-bob")
+    room_id = await alice.create_room(preset="public_chat", name="Guarded")
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.server_acl",
+                        {"allow": ["*"], "deny": ["localhost"]})
+    # make_join is refused (403), and b's user stays out.
+    status, body = await bob.join(room_id, via=[a.name], expect=403)
+    assert body["errcode"] == "M_FORBIDDEN"
+    assert await a.services.events._events.members(room_id) == {alice.user_id: "join"}
+    # PDUs of a denied server in a /send transaction are refused one by one, before any check.
+    result = await a.services.federation_transactions.on_send(b.name, "t1", {"pdus": [
+        {"room_id": room_id, "type": "m.room.message", "event_id": "$x", "content": {}}]})
+    assert "ACL" in result["pdus"]["$x"]["error"]
+
+    # Allowed again: b's user really joins (send_join), and b reads the room as a joined server.
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.server_acl",
+                        {"allow": ["localhost"]})
+    await bob.join(room_id, via=[a.name])
+    message = await alice.send(room_id, "hello bob")
+    fed = b.services.federation_client
+    ids = await fed.get_json(a.name, path("/_matrix/federation/v1/state_ids/{}", room_id),
+                             query={"event_id": message})
+    current = await a.services.events._events.current_state_ids(room_id)
+    assert sorted(ids["pdu_ids"]) == sorted(current.values())
+    assert current[("m.room.member", bob.user_id)] in ids["pdu_ids"]
+    body = await fed.get_json(a.name, path("/_matrix/federation/v1/backfill/{}", room_id),
+                              query={"v": message, "limit": 2})
+    assert body["pdus"][0]["content"]["body"] == "hello bob"
+    assert body["pdus"][1]["content"]["membership"] == "join" and body["pdus"][1]["sender"] == bob.user_id
