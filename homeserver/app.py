@@ -13,7 +13,7 @@ import logging
 import signal
 from pathlib import Path
 from typing import Any
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import ModuleType
 
 from aiohttp import web
@@ -46,6 +46,7 @@ from homeserver.services.federation_inbound import FederationTransactions
 from homeserver.services.federation_intake import FederationIntake
 from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.federation_out import EduBroadcaster, PduBroadcaster
+from homeserver.services.federation_reads import FederationReadService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -130,6 +131,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key,
         relay=pdu_broadcaster.broadcast)
+    federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
+                                             room_state, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     accounts = AccountService(
@@ -181,11 +184,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
     federation_edus = _federation_edus(config, stores, federation_sender, typing, receipts, presence, to_device,
-                                       device_lists, e2e_keys)
+                                       device_lists, e2e_keys, federation_reads.check_acl)
     # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
-        receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake)
+        receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name)
     return Services(
@@ -205,6 +208,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
+        federation_reads=federation_reads,
     )
 
 
@@ -236,6 +240,7 @@ def _federation_sender(config: Config, db: Database, stores: Stores, clock: Cloc
 def _federation_edus(
     config: Config, stores: Stores, sender: FederationSender, typing: TypingService, receipts: ReceiptService,
     presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService,
+    check_acl: Callable[[str, str], Awaitable[None]],
 ) -> FederationEduService:
     """The listeners that feed the sender our users' typing, receipts, presence, device lists
     and to-device messages, and the service for the EDUs peers send us."""
@@ -246,9 +251,8 @@ def _federation_edus(
     presence.on_local_change(edus.presence_changed)
     device_lists.on_change(edus.device_list_changed)
     to_device.on_remote(edus.to_device)
-    inbound = FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
-                                   config.server_name)
-    return inbound
+    return FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
+                                config.server_name, check_acl=check_acl)
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:

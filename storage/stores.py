@@ -15,6 +15,7 @@ from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_rooms import FederationRoomStore
+from storage.federation_reads import FederationReadQueries
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.media import MediaStore, UrlPreviewStore
@@ -48,6 +49,7 @@ class Stores:
     timeline: TimelineQueries
     graph: EventGraphQueries
     federation_rooms: FederationRoomStore
+    federation_reads: FederationReadQueries
     directory: DirectoryStore
     relations: RelationQueries
     search: SearchQueries
@@ -85,6 +87,7 @@ class Stores:
             timeline=TimelineQueries(db),
             graph=EventGraphQueries(db),
             federation_rooms=FederationRoomStore(db),
+            federation_reads=FederationReadQueries(db),
             directory=DirectoryStore(db),
             relations=RelationQueries(db),
             search=SearchQueries(db),

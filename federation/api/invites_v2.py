@@ -8,6 +8,8 @@ from homeserver.api.http import FEDERATION_V2, Auth, json_response, origin_of, r
 @route("PUT", "/invite/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V2)
 async def send_invite_v2(request: web.Request) -> web.Response:
     """PUT /_matrix/federation/v2/invite/{roomId}/{eventId}"""
+    # Spec (Server ACLs): this endpoint MUST be protected.
+    await services_of(request).federation_reads.check_acl(request.match_info["roomId"], origin_of(request))
     body = await read_json_object(request)
     return json_response(await services_of(request).federation_membership.on_invite(
         origin_of(request), request.match_info["roomId"], request.match_info["eventId"], body))

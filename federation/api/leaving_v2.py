@@ -8,6 +8,8 @@ from homeserver.api.http import FEDERATION_V2, Auth, json_response, origin_of, r
 @route("PUT", "/send_leave/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V2)
 async def send_leave_v2(request: web.Request) -> web.Response:
     """PUT /_matrix/federation/v2/send_leave/{roomId}/{eventId}"""
+    # Spec (Server ACLs): this endpoint MUST be protected.
+    await services_of(request).federation_reads.check_acl(request.match_info["roomId"], origin_of(request))
     body = await read_json_object(request)
     await services_of(request).federation_membership.send_membership(
         origin_of(request), request.match_info["roomId"], request.match_info["eventId"], body, "leave")

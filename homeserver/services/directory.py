@@ -203,7 +203,19 @@ class DirectoryService:
         await self._directory.set_published(room_id, True, self._clock.now_ms())
 
     async def public_rooms(self, *, limit: Any = None, since: Any = None, search: Any = None,
-                           room_types: Any = None) -> dict[str, Any]:
+                           room_types: Any = None, include_all_networks: Any = False,
+                           third_party_instance_id: Any = None) -> dict[str, Any]:
+        """This server's published rooms (for a client or a peer). Rooms are only published
+        to the server's own directory: no application service networks exist here, so a
+        `third_party_instance_id` lists nothing and `include_all_networks` changes nothing."""
+        if not isinstance(include_all_networks, bool):
+            raise MatrixError(400, Codes.BAD_JSON, "'include_all_networks' must be a boolean")
+        if third_party_instance_id is not None and not isinstance(third_party_instance_id, str):
+            raise MatrixError(400, Codes.BAD_JSON, "'third_party_instance_id' must be a string")
+        if include_all_networks and third_party_instance_id is not None:
+            # "Can only be used if include_all_networks is false" (as Synapse: 400).
+            raise MatrixError(400, Codes.INVALID_PARAM,
+                              "'third_party_instance_id' cannot be used with 'include_all_networks'")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise MatrixError(400, Codes.INVALID_PARAM, "'limit' must be a non-negative integer")
         limit = min(limit if limit is not None else 100, MAX_PUBLIC_ROOMS_LIMIT) or MAX_PUBLIC_ROOMS_LIMIT
@@ -213,6 +225,8 @@ class DirectoryService:
         if room_types is not None and (not isinstance(room_types, list)
                                        or not all(t is None or isinstance(t, str) for t in room_types)):
             raise MatrixError(400, Codes.BAD_JSON, "'room_types' must be a list of strings or null")
+        if third_party_instance_id is not None:
+            return {"chunk": [], "total_room_count_estimate": 0}
         rows = await self._directory.public_rooms(search=search or None, room_types=room_types)
         page = rows[offset:offset + limit]
         body: dict[str, Any] = {"chunk": [_chunk(r) for r in page], "total_room_count_estimate": len(rows)}
@@ -220,6 +234,40 @@ class DirectoryService:
             body["next_batch"] = f"o{offset + limit}"
         if offset > 0:
             body["prev_batch"] = f"o{max(0, offset - limit)}"
+        return body
+
+    async def remote_public_rooms(self, server: str, *, limit: int | None = None, since: str | None = None,
+                                  search_filter: dict[str, Any] | None = None, include_all_networks: bool = False,
+                                  third_party_instance_id: str | None = None) -> dict[str, Any]:
+        """Another server's directory, asked over federation: GET /publicRooms when there is
+        no filter (any server answers it), POST with one. Failures map as for remote aliases."""
+        if self._federation is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Remote room directories need federation")
+        path = "/_matrix/federation/v1/publicRooms"
+        try:
+            if search_filter is None:
+                query: dict[str, Any] = {}
+                if limit is not None:
+                    query["limit"] = str(limit)
+                if since is not None:
+                    query["since"] = since
+                if include_all_networks:
+                    query["include_all_networks"] = "true"
+                if third_party_instance_id is not None:
+                    query["third_party_instance_id"] = third_party_instance_id
+                body = await self._federation.get_json(server, path, query=query)
+            else:
+                content: dict[str, Any] = {"filter": search_filter, "include_all_networks": include_all_networks}
+                for key, value in (("limit", limit), ("since", since),
+                                   ("third_party_instance_id", third_party_instance_id)):
+                    if value is not None:
+                        content[key] = value
+                body = await self._federation.post_json(server, path, content=content)
+        except FederationError as err:
+            raise client_error(err) from None
+        if not isinstance(body, dict) or not isinstance(body.get("chunk"), list) \
+                or not all(isinstance(room, dict) for room in body["chunk"]):
+            raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed room directory")
         return body
 
 

@@ -21,6 +21,7 @@ from homeserver.services.federation_inbound import FederationTransactions
 from homeserver.services.federation_intake import FederationIntake
 from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.federation_out import PduBroadcaster
+from homeserver.services.federation_reads import FederationReadService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
@@ -101,3 +102,5 @@ class Services:
     federation_sender: FederationSender
     pdu_broadcaster: PduBroadcaster
     federation_edus: FederationEduService
+    # What peers may read of our rooms (events, state, auth chains, history) and server ACLs.
+    federation_reads: FederationReadService

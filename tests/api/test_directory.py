@@ -119,8 +119,14 @@ async def test_public_rooms_bad_input(alice, client):
     assert status == 400
     status, body = await alice.post(f"{V3}/publicRooms", {"limit": -1})
     assert status == 400
-    status, body = await client.get(f"{V3}/publicRooms?server=elsewhere.org")
-    assert status == 404
+    # Another server's directory is asked over federation (tests/federation/test_public_rooms.py);
+    # one that cannot be reached (loopback is denied to federation here) is a 502.
+    status, body = await alice.get(f"{V3}/publicRooms?server=localhost:1")
+    assert (status, body["errcode"]) == (502, "M_UNKNOWN")
+    status, body = await client.get(f"{V3}/publicRooms?server=localhost:1")  # relayed only for users
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    status, body = await alice.get(f"{V3}/publicRooms?server=not%20a%20name")
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = await alice.put(f"{V3}/directory/list/room/!nope:test.local", {"visibility": "public"})
     assert status == 404
     room = await create(alice)

@@ -1,0 +1,103 @@
+"""The public room directory over federation: served to peers, and asked of a peer for a
+client (`/publicRooms?server=`)."""
+
+from __future__ import annotations
+
+import ssl
+
+import aiohttp
+import pytest
+
+from federation.client import RemoteError
+from tests.federation.test_remote_queries import login
+
+PUBLIC_ROOMS = "/_matrix/federation/v1/publicRooms"
+
+
+async def client_request(server, method: str, path: str, tls_files, token: str | None = None, json=None):
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, server.url + path, headers=headers, json=json, ssl=context) as resp:
+            return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def directory(homeservers):
+    """Server `a` publishes two rooms (and keeps one private); `b` has a user with a token."""
+    a, b = await homeservers(), await homeservers()
+    alice = await a.services.accounts.create_user("alice", "password-1")
+    lobby = await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Lobby", "topic": "hi"})
+    games = await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Games"})
+    await a.services.rooms.create_room(alice, {"name": "Secret"})
+    await b.services.accounts.create_user("bob", "password-2")
+    return a, b, lobby, games
+
+
+async def test_peers_get_our_public_rooms(directory):
+    a, b, lobby, games = directory
+    fed = b.services.federation_client
+    body = await fed.get_json(a.name, PUBLIC_ROOMS)
+    assert sorted(r["room_id"] for r in body["chunk"]) == sorted([lobby, games])
+    assert body["total_room_count_estimate"] == 2
+    entry = next(r for r in body["chunk"] if r["room_id"] == lobby)
+    assert entry == {"room_id": lobby, "name": "Lobby", "topic": "hi", "num_joined_members": 1,
+                     "world_readable": False, "guest_can_join": False, "join_rule": "public"}
+
+    page = await fed.get_json(a.name, PUBLIC_ROOMS, query={"limit": 1})
+    assert len(page["chunk"]) == 1 and "next_batch" in page
+    rest = await fed.get_json(a.name, PUBLIC_ROOMS, query={"limit": 1, "since": page["next_batch"]})
+    assert {page["chunk"][0]["room_id"], rest["chunk"][0]["room_id"]} == {lobby, games}
+
+    found = await fed.post_json(a.name, PUBLIC_ROOMS, content={"filter": {"generic_search_term": "lobb"}})
+    assert [r["room_id"] for r in found["chunk"]] == [lobby]
+    everything = await fed.post_json(a.name, PUBLIC_ROOMS, content={"include_all_networks": True})
+    assert len(everything["chunk"]) == 2
+    # No application service networks here: a third-party network lists nothing.
+    none = await fed.get_json(a.name, PUBLIC_ROOMS, query={"third_party_instance_id": "irc-freenode"})
+    assert none == {"chunk": [], "total_room_count_estimate": 0}
+    for request in (
+        fed.get_json(a.name, PUBLIC_ROOMS, query={"include_all_networks": "true", "third_party_instance_id": "x"}),
+        fed.get_json(a.name, PUBLIC_ROOMS, query={"include_all_networks": "yes"}),
+        fed.get_json(a.name, PUBLIC_ROOMS, query={"limit": "many"}),
+        fed.get_json(a.name, PUBLIC_ROOMS, query={"since": "garbage"}),
+        fed.post_json(a.name, PUBLIC_ROOMS, content={"filter": "lobby"}),
+        fed.post_json(a.name, PUBLIC_ROOMS, content={"include_all_networks": "yes"}),
+    ):
+        with pytest.raises(RemoteError) as err:
+            await request
+        assert err.value.status == 400 and err.value.errcode in ("M_INVALID_PARAM", "M_BAD_JSON")
+
+
+async def test_clients_ask_another_server_for_its_directory(directory, tls_files):
+    a, b, lobby, games = directory
+    token = await login(b, "@bob:" + b.name, "password-2", tls_files)
+
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files)
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")  # relayed for users only
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
+                                        token)
+    assert status == 200 and sorted(r["room_id"] for r in body["chunk"]) == sorted([lobby, games])
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}&limit=1",
+                                        tls_files, token)
+    assert status == 200 and len(body["chunk"]) == 1 and body["next_batch"]
+    status, body = await client_request(b, "POST", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
+                                        token, {"filter": {"generic_search_term": "games"}, "limit": 5})
+    assert status == 200 and [r["room_id"] for r in body["chunk"]] == [games]
+    # Our own name is our own directory (b has none published).
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={b.name}", tls_files)
+    assert (status, body["chunk"]) == (200, [])
+
+    # The peer's own 400 is passed on; a server nobody can reach is a 502; a bad name a 400.
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}&since=x",
+                                        tls_files, token)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await client_request(b, "GET", "/_matrix/client/v3/publicRooms?server=localhost:1", tls_files,
+                                        token)
+    assert (status, body["errcode"]) == (502, "M_UNKNOWN")
+    status, body = await client_request(b, "GET", "/_matrix/client/v3/publicRooms?server=bad%20name", tls_files,
+                                        token)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await client_request(b, "POST", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
+                                        token, {"limit": "ten"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
