@@ -38,6 +38,7 @@ from homeserver.services.devices import DeviceService
 from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
 from homeserver.services.e2e_keys import E2EKeyService
+from homeserver.services.e2e_keys_remote import RemoteKeys
 from homeserver.services.events import EventService
 from homeserver.services.federation_events import PduChecker
 from homeserver.services.federation_inbound import FederationTransactions
@@ -161,7 +162,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
-    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name,
+                             RemoteKeys(federation_client))
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules)
