@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -55,6 +56,10 @@ class BadResponseError(FederationError):
     """The peer answered with success but not with JSON (or with too much of it)."""
 
 
+class ResponseTooLarge(BadResponseError):
+    """The peer's answer is longer than the caller accepts."""
+
+
 class RemoteError(FederationError):
     """The peer answered with an error status; `errcode` and `error` are its Matrix error."""
 
@@ -72,6 +77,14 @@ class RemoteError(FederationError):
         not the client's, and becomes 502 with the peer's errcode."""
         status = self.status if self.status in (400, 403, 404) else 502
         return MatrixError(status, self.errcode or Codes.UNKNOWN, self.error or f"{self.destination} said HTTP {self.status}")
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """A successful answer that is not JSON (media): its Content-Type, headers and bytes."""
+    content_type: str
+    headers: Mapping[str, str]
+    body: bytes
 
 
 def client_error(err: FederationError) -> MatrixError:
@@ -142,6 +155,70 @@ class FederationClient:
                 last_error = err
                 logger.debug("%s via %s:%d: %s", destination, route.host, route.port, err)
         raise UnreachableError(destination, _describe(last_error))
+
+    async def get_bytes(self, destination: str, path: str, *, query: Query | None = None, max_bytes: int,
+                        timeout_ms: int | None = None) -> RawResponse:
+        """A signed GET whose answer is not JSON (media). Errors as `request`, and
+        `ResponseTooLarge` past `max_bytes`. Redirects are not followed."""
+        if self._allowed is not None and destination not in self._allowed:
+            raise DeniedError(destination, "federation with this server is not allowed (federation.domain_allowlist)")
+        uri = path + ("?" + urlencode(query, doseq=True, quote_via=quote) if query else "")
+        headers = {"Authorization": sign_request("GET", uri, self.server_name, destination, self._signing_key, None)}
+        try:
+            routes = await self._discovery.resolve(destination)
+        except ValueError as err:
+            raise UnreachableError(destination, str(err)) from None
+        timeout = aiohttp.ClientTimeout(total=timeout_ms / 1000) if timeout_ms is not None else None
+        last_error: Exception | None = None
+        for route in routes:
+            kwargs: dict[str, Any] = {"headers": {**headers, "Host": route.host_header}, "allow_redirects": False}
+            if route.server_hostname is not None:
+                kwargs["server_hostname"] = route.server_hostname
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            try:
+                return await self._fetch_bytes(destination, yarl.URL(route.base_url + uri, encoded=True),
+                                               kwargs, max_bytes)
+            except aiohttp.ClientConnectorError as err:  # nothing sent: the next route may work
+                last_error = err
+        raise UnreachableError(destination, _describe(last_error))
+
+    async def get_url(self, url: str, *, max_bytes: int, timeout_ms: int | None = None) -> RawResponse:
+        """A plain, unsigned GET of any HTTPS or HTTP URL (where a peer redirects us for media),
+        through the same transport: the IP range filter and TLS checks apply, to every redirect."""
+        parsed = yarl.URL(url)
+        if parsed.scheme not in ("https", "http") or not parsed.host:
+            raise BadResponseError(url, "not an http(s) URL")
+        kwargs: dict[str, Any] = {"allow_redirects": True, "max_redirects": 5}
+        if timeout_ms is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout_ms / 1000)
+        try:
+            return await self._fetch_bytes(parsed.host, parsed, kwargs, max_bytes)
+        except aiohttp.ClientConnectorError as err:
+            raise UnreachableError(parsed.host, _describe(err)) from None
+
+    async def _fetch_bytes(self, destination: str, url: yarl.URL, kwargs: dict[str, Any],
+                           max_bytes: int) -> RawResponse:
+        try:
+            async with self._transport.session.get(url, **kwargs) as resp:
+                if 200 <= resp.status < 300 and resp.content_length is not None and resp.content_length > max_bytes:
+                    raise ResponseTooLarge(destination, f"response larger than {max_bytes} bytes")
+                # An error's body is read only as far as a Matrix error needs.
+                raw = await read_limited(resp, max_bytes if 200 <= resp.status < 300 else 64 * 1024)
+                status, headers = resp.status, resp.headers.copy()
+        except aiohttp.ClientConnectorError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            raise UnreachableError(destination, _describe(err)) from None
+        if not 200 <= status < 300:
+            try:
+                data = orjson.loads(raw) if raw else None
+            except orjson.JSONDecodeError:
+                data = None
+            raise RemoteError(destination, status, data)
+        if raw is None:
+            raise ResponseTooLarge(destination, f"response larger than {max_bytes} bytes")
+        return RawResponse(headers.get("Content-Type", ""), headers, raw)
 
     async def _send(self, route: Route, method: str, uri: str, headers: dict[str, str], body: bytes | None,
                     timeout: aiohttp.ClientTimeout | None) -> Any:
