@@ -47,6 +47,7 @@ from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
+from homeserver.services.remote_media import RemoteMediaFetcher
 from homeserver.services.thumbnails import ThumbnailService
 from homeserver.services.url_previews import UrlPreviewService
 from homeserver.services.membership import MembershipService
@@ -179,7 +180,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
     media_files = MediaFileStore(config.media_path)
-    media = MediaService(stores.media, media_files, clock, config.media, config.server_name)
+    media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
+                         RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
