@@ -1,7 +1,7 @@
 """Spec file: server-server/content_repository.yaml — our media, for peers (Matrix v1.11).
 
-Answers are multipart/mixed: a JSON part (`{}`, the metadata) and the bytes with their
-Content-Type and Content-Disposition. Only local media is served: a peer asks the origin for
+Answers are multipart/mixed (RFC 2046): a JSON part (`{}`, the metadata) and the bytes with
+their Content-Type and Content-Disposition. Only local media is served: a peer asks the origin for
 remote media itself. The bytes are streamed from the file, never read whole.
 """
 
@@ -12,10 +12,10 @@ from aiohttp import web
 
 from homeserver.api.http import FEDERATION_V1, Auth, int_param, route, services_of
 from homeserver.api.media_responses import bool_param, content_headers, thumbnail_headers, timeout_ms_param
-from homeserver.core import multipart
 from homeserver.services.media import ServedContent
 
 _CHUNK_BYTES = 256 * 1024
+_CRLF = b"\r\n"
 
 
 @route("GET", "/media/download/{mediaId}", auth=Auth.SERVER, prefixes=FEDERATION_V1)
@@ -42,11 +42,12 @@ async def get_content_thumbnail(request: web.Request) -> web.StreamResponse:
 
 async def _multipart_response(request: web.Request, content: ServedContent,
                               headers: dict[str, str]) -> web.StreamResponse:
-    boundary = secrets.token_hex(16)
-    head = (multipart.part_head(boundary, {"Content-Type": "application/json"}, first=True) + b"{}"
-            + multipart.part_head(boundary, headers))
-    tail = multipart.closing(boundary)
-    response = web.StreamResponse(headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
+    # RFC 2046: a random boundary, which the content is all but certain not to contain.
+    boundary = secrets.token_hex(16).encode("ascii")
+    head = (_part_head(boundary, {"Content-Type": "application/json"}, first=True) + b"{}"
+            + _part_head(boundary, headers))
+    tail = _CRLF + b"--" + boundary + b"--" + _CRLF
+    response = web.StreamResponse(headers={"Content-Type": f"multipart/mixed; boundary={boundary.decode()}"})
     response.content_length = len(head) + content.length + len(tail)
     await response.prepare(request)
     await response.write(head)
@@ -56,3 +57,9 @@ async def _multipart_response(request: web.Request, content: ServedContent,
     await response.write(tail)
     await response.write_eof()
     return response
+
+
+def _part_head(boundary: bytes, headers: dict[str, str], *, first: bool = False) -> bytes:
+    """The delimiter and header lines that open a part (RFC 2046, section 5.1.1)."""
+    lines = [b"--" + boundary, *(f"{name}: {value}".encode("utf-8") for name, value in headers.items())]
+    return (b"" if first else _CRLF) + _CRLF.join(lines) + _CRLF + _CRLF

@@ -3,7 +3,8 @@
 Use case: a client asks for `mxc://<other server>/<id>`. We ask the origin with
 `GET /_matrix/federation/v1/media/download/{mediaId}` (signed; Matrix v1.11), whose answer is
 multipart/mixed: JSON metadata, then the bytes or a `Location` to GET them from (a plain GET
-through the federation transport, so the IP range filter still applies). A server too old for
+through the federation transport, so the IP range filter still applies). The bytes are
+streamed into the media store as they arrive, never held whole in memory. A server too old for
 that endpoint (404/405/400 `M_UNRECOGNIZED`, or no Matrix error at all) is asked the legacy
 way, `GET /_matrix/media/v3/download/{serverName}/{mediaId}?allow_remote=false`.
 
@@ -23,21 +24,16 @@ import logging
 import re
 import urllib.parse
 
-from federation.client import (
-    FederationClient, FederationError, RawResponse, RemoteError, ResponseTooLarge, client_error, path,
-)
+from federation.client import FederationClient, FederationError, MediaStream, RemoteError, client_error, path
 from homeserver.config import MediaConfig
-from homeserver.core import multipart
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from storage.media import MediaStore, RemoteMedia
-from storage.media_files import MediaFileStore
+from storage.media_files import ContentTooLarge, MediaFileStore, StoredContent
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
-# The JSON part, delimiters and part headers around the bytes of a multipart answer.
-_MULTIPART_OVERHEAD = 64 * 1024
 _PRINTABLE_HEADER = re.compile(r"[\x20-\x7e]{1,255}")
 _FILENAME_STAR = re.compile(r"""filename\*\s*=\s*(?:utf-8|UTF-8)''([^;\s]+)""")
 _FILENAME = re.compile(r"""filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]+))""")
@@ -77,8 +73,8 @@ class RemoteMediaFetcher:
     async def _fetch(self, origin: str, media_id: str, timeout_ms: int) -> RemoteMedia:
         limit = self._config.max_upload_size
         try:
-            raw_type, disposition, data = await self._download(origin, media_id, timeout_ms, limit)
-        except ResponseTooLarge:
+            stored, raw_type, disposition = await self._download(origin, media_id, timeout_ms)
+        except ContentTooLarge:
             raise MatrixError(502, Codes.TOO_LARGE, f"Remote media is larger than {limit} bytes") from None
         except RemoteError as err:
             if err.status == 404:
@@ -87,9 +83,6 @@ class RemoteMediaFetcher:
         except FederationError as err:
             logger.info("fetching mxc://%s/%s failed: %s", origin, media_id, err)
             raise client_error(err) from None
-        if len(data) > limit:
-            raise MatrixError(502, Codes.TOO_LARGE, f"Remote media is larger than {limit} bytes")
-        stored = await self._files.write_bytes(data)
         media = RemoteMedia(
             origin=origin, media_id=media_id, media_type=_media_type(raw_type), upload_name=_filename(disposition),
             media_length=stored.length, sha256=stored.sha256, fetched_ts=self._clock.now_ms(),
@@ -98,37 +91,30 @@ class RemoteMediaFetcher:
         await self._store.add_remote(media)
         return media
 
-    async def _download(self, origin: str, media_id: str, timeout_ms: int,
-                        limit: int) -> tuple[str, str | None, bytes]:
-        """(Content-Type, Content-Disposition, bytes) of the media, from its origin."""
+    async def _download(self, origin: str, media_id: str, timeout_ms: int) -> tuple[StoredContent, str, str | None]:
+        """The media from its origin, streamed into the media store, with its Content-Type and
+        Content-Disposition."""
         query = {"timeout_ms": str(timeout_ms)}
         try:
-            answer = await self._client.get_bytes(
-                origin, path("/_matrix/federation/v1/media/download/{}", media_id), query=query,
-                max_bytes=limit + _MULTIPART_OVERHEAD)
+            async with self._client.get_media(
+                    origin, path("/_matrix/federation/v1/media/download/{}", media_id), query=query) as media:
+                if media.location is None:
+                    return await self._keep(media)
+                location = media.location
         except RemoteError as err:
             if not _endpoint_unknown(err):
                 raise
-            legacy = await self._client.get_bytes(
-                origin, path("/_matrix/media/v3/download/{}/{}", origin, media_id),
-                query={**query, "allow_remote": "false"}, max_bytes=limit)
-            return legacy.content_type, legacy.headers.get("Content-Disposition"), legacy.body
-        return await self._from_multipart(origin, answer, limit)
+            async with self._client.get_media(
+                    origin, path("/_matrix/media/v3/download/{}/{}", origin, media_id),
+                    query={**query, "allow_remote": "false"}, multipart=False) as media:
+                return await self._keep(media)
+        # A redirect part. The URL is not kept (the spec says it may expire); its content is.
+        async with self._client.get_url_media(location) as media:
+            return await self._keep(media)
 
-    async def _from_multipart(self, origin: str, answer: RawResponse, limit: int) -> tuple[str, str | None, bytes]:
-        try:
-            parts = multipart.parse(answer.body, multipart.boundary_of(answer.content_type))
-        except multipart.MultipartError as err:
-            raise MatrixError(502, Codes.UNKNOWN, f"{origin} sent a malformed media response: {err}") from None
-        if len(parts) < 2:
-            raise MatrixError(502, Codes.UNKNOWN, f"{origin} sent a media response without content")
-        content = parts[1]
-        location = content.headers.get("location")
-        if location:
-            # Not kept: the spec says such URLs may expire. What it serves is what we keep.
-            fetched = await self._client.get_url(location, max_bytes=limit)
-            return fetched.content_type, fetched.headers.get("Content-Disposition"), fetched.body
-        return content.headers.get("content-type", ""), content.headers.get("content-disposition"), content.body
+    async def _keep(self, media: MediaStream) -> tuple[StoredContent, str, str | None]:
+        stored = await self._files.write_stream(media.chunks, self._config.max_upload_size)
+        return stored, media.content_type, media.disposition
 
 
 def _endpoint_unknown(err: RemoteError) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import ssl
 from urllib.parse import quote
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from PIL import Image
 
 from federation.client import RemoteError
-from homeserver.core import multipart
+from homeserver.core.x_matrix import sign_request
 from tests.api.test_media import image_bytes
 from tests.federation.test_remote_keys import UNREACHABLE, Client
 
@@ -102,47 +103,71 @@ async def test_thumbnail_of_remote_media_is_made_locally(homeservers, tls_files,
     assert status == 200 and Image.open(io.BytesIO(body)).size[0] <= 320
 
 
+async def signed_get(origin, destination, path: str, tls_files) -> tuple[int, dict[str, str], bytes]:
+    """A GET signed by `origin` (X-Matrix), read raw."""
+    authorization = sign_request("GET", path, origin.name, destination.name, origin.signing_key, None)
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(destination.url + path, headers={"Authorization": authorization}, ssl=context) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+def split_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
+    """The parts of a multipart/mixed body, read strictly (RFC 2046 as ChatGO writes it)."""
+    match = re.fullmatch(r"multipart/mixed; boundary=([0-9a-f]{32})", content_type)
+    assert match, content_type
+    delimiter = b"--" + match.group(1).encode()
+    assert body.startswith(delimiter + b"\r\n") and body.endswith(b"\r\n" + delimiter + b"--\r\n")
+    inner = body[len(delimiter) + 2:-(len(delimiter) + 6)]
+    parts = []
+    for raw in inner.split(b"\r\n" + delimiter + b"\r\n"):
+        head, _, content = raw.partition(b"\r\n\r\n")
+        parts.append((dict(line.split(": ", 1) for line in head.decode().split("\r\n")), content))
+    return parts
+
+
 async def test_federation_media_endpoints_answer_multipart(homeservers, tls_files, tmp_path):
     a = await homeservers(data_dir=str(tmp_path / "a"))
     b = await homeservers(data_dir=str(tmp_path / "b"))
     alice = await user(b, "alice", tls_files)
-    media_id = await upload(alice, b"\x00\x01binary\r\n--not-a-boundary\r\n", "application/x-thing", "t.bin")
-    peer = a.services.federation_client
+    tricky = b"\x00\x01binary\r\n--not-a-boundary\r\n"
+    media_id = await upload(alice, tricky, "application/x-thing", "t.bin")
 
-    answer = await peer.get_bytes(b.name, f"{FED}/media/download/{media_id}", max_bytes=1 << 20)
-    assert answer.content_type.startswith("multipart/mixed; boundary=")
-    parts = multipart.parse(answer.body, multipart.boundary_of(answer.content_type))
-    assert len(parts) == 2
-    assert (parts[0].headers, parts[0].body) == ({"content-type": "application/json"}, b"{}")
-    assert parts[1].headers == {"content-type": "application/x-thing",
-                                "content-disposition": "attachment; filename=t.bin"}
-    assert parts[1].body == b"\x00\x01binary\r\n--not-a-boundary\r\n"
+    status, headers, body = await signed_get(a, b, f"{FED}/media/download/{media_id}", tls_files)
+    assert status == 200
+    assert split_multipart(headers["Content-Type"], body) == [
+        ({"Content-Type": "application/json"}, b"{}"),
+        ({"Content-Type": "application/x-thing", "Content-Disposition": "attachment; filename=t.bin"}, tricky),
+    ]
 
     image_id = await upload(alice, image_bytes("PNG", (400, 400)), "image/png", "i.png")
-    answer = await peer.get_bytes(b.name, f"{FED}/media/thumbnail/{image_id}",
-                                  query={"width": "32", "height": "32", "method": "crop"}, max_bytes=1 << 20)
-    parts = multipart.parse(answer.body, multipart.boundary_of(answer.content_type))
-    assert parts[1].headers["content-type"] == "image/png"
-    assert Image.open(io.BytesIO(parts[1].body)).size == (32, 32)
+    status, headers, body = await signed_get(
+        a, b, f"{FED}/media/thumbnail/{image_id}?width=32&height=32&method=crop", tls_files)
+    (meta_headers, meta), (thumb_headers, thumbnail) = split_multipart(headers["Content-Type"], body)
+    assert (status, meta, thumb_headers["Content-Type"]) == (200, b"{}", "image/png")
+    assert Image.open(io.BytesIO(thumbnail)).size == (32, 32)
 
-    with pytest.raises(RemoteError) as err:
-        await peer.get_bytes(b.name, f"{FED}/media/download/AAAAAAAAAAAAAAAAAAAAAAAA", max_bytes=1 << 20)
-    assert (err.value.status, err.value.errcode) == (404, "M_NOT_FOUND")
-    with pytest.raises(RemoteError) as err:
-        await peer.get_bytes(b.name, f"{FED}/media/thumbnail/{image_id}", max_bytes=1 << 20)
-    assert (err.value.status, err.value.errcode) == (400, "M_MISSING_PARAM")
+    # The client side reads it the same (through aiohttp's multipart reader).
+    async with a.services.federation_client.get_media(b.name, f"{FED}/media/download/{media_id}") as media:
+        assert (media.content_type, media.location) == ("application/x-thing", None)
+        assert b"".join([chunk async for chunk in media.chunks]) == tricky
+
+    status, _, body = await signed_get(a, b, f"{FED}/media/download/AAAAAAAAAAAAAAAAAAAAAAAA", tls_files)
+    assert status == 404 and b"M_NOT_FOUND" in body
+    status, _, body = await signed_get(a, b, f"{FED}/media/thumbnail/{image_id}", tls_files)
+    assert status == 400 and b"M_MISSING_PARAM" in body
     # Unsigned requests are refused.
     with pytest.raises(RemoteError) as err:
-        await peer.request("GET", b.name, f"{FED}/media/download/{media_id}", signed=False)
+        await a.services.federation_client.request("GET", b.name, f"{FED}/media/download/{media_id}", signed=False)
     assert err.value.status == 401
 
 
 def multipart_answer(parts: list[tuple[dict[str, str], bytes]]) -> web.Response:
     boundary = "b0undary"
-    body = b""
-    for i, (headers, content) in enumerate(parts):
-        body += multipart.part_head(boundary, headers, first=i == 0) + content
-    body += multipart.closing(boundary)
+    body = b"".join(
+        b"--" + boundary.encode() + b"\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+        + b"\r\n" + content + b"\r\n"
+        for headers, content in parts) + b"--" + boundary.encode() + b"--\r\n"
     return web.Response(body=body, headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
 
 
@@ -171,6 +196,10 @@ async def test_stub_origins_legacy_fallback_location_size_limit_and_one_fetch(ho
                                      ({"Content-Type": "text/plain"}, b"x" * 1001)])
         if request.match_info["media_id"] == "GONE":
             return web.json_response({"errcode": "M_NOT_FOUND", "error": "nope"}, status=404)
+        if request.match_info["media_id"] == "GARBLED":
+            return web.Response(body=b"garbage", headers={"Content-Type": "multipart/mixed; boundary=x"})
+        if request.match_info["media_id"] == "NOTMULTIPART":
+            return web.json_response({})
         return multipart_answer([({"Content-Type": "application/json"}, b"{}"),
                                  ({"Location": f"https://localhost:{new.port}/cdn/file"}, b"")])
 
@@ -190,5 +219,8 @@ async def test_stub_origins_legacy_fallback_location_size_limit_and_one_fetch(ho
     assert status == 502 and b"M_TOO_LARGE" in body
     status, _, body = await get(bob, f"{AUTHED}/download/{new.name}/GONE")
     assert status == 404 and b"M_NOT_FOUND" in body
+    for media_id in ("GARBLED", "NOTMULTIPART"):
+        status, _, body = await get(bob, f"{AUTHED}/download/{new.name}/{media_id}")
+        assert status == 502 and b"M_UNKNOWN" in body, body
     # Not the legacy endpoint for a real "not found".
     assert f"{LEGACY}/download/{{server}}/{{media_id}}" not in new.hits
