@@ -8,7 +8,9 @@ owner's next sync carries the new one-time key count.
 Keys of users on other servers are asked of their servers (`e2e_keys_remote.RemoteKeys`), and
 other servers ask us about our users (`*_for_server`): a peer gets our users' device keys with
 their display names, master and self-signing keys with their owner's signatures only, and
-never a user-signing key; it is told nothing about users of other servers.
+never a user-signing key; it is told nothing about users of other servers. A signature one of
+our users makes on a remote user's master key (cross-server verification) is checked against
+the key their server gives, kept here, and shown only to its signer.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services import uia
 from homeserver.services.auth import Requester
 from homeserver.services.aux_stream import AuxStream
-from homeserver.services.e2e_keys_remote import RemoteKeys, timeout_of
+from homeserver.services.e2e_keys_remote import DEFAULT_TIMEOUT_MS, RemoteKeys, timeout_of
 from homeserver.services.to_device import DeviceListService
 from homeserver.services.uia import UIAService
 from storage.database import Database
@@ -99,6 +101,8 @@ class E2EKeyService:
         result["failures"] = {}
         if remote_task is not None:
             answered, result["failures"] = await remote_task
+            if answered["master_keys"]:
+                await self._with_own_signatures(requester.user_id, answered["master_keys"])
             for field, by_user in answered.items():
                 result[field].update(by_user)
         return result
@@ -299,7 +303,7 @@ class E2EKeyService:
             signing_key = None
         else:
             # Another user's master key, signed by our user-signing key.
-            theirs = (await self._store.cross_signing_keys([target_user])).get((target_user, "master"))
+            theirs = await self._master_key_of(target_user)
             stored = theirs if theirs is not None and _public_key(theirs) == target_key_id else None
             signing_key = user_signing
         if stored is None:
@@ -323,6 +327,26 @@ class E2EKeyService:
         if not rows:
             raise MatrixError(400, INVALID_SIGNATURE, "No signature from you on this key")
         return rows
+
+    async def _master_key_of(self, user_id: str) -> dict[str, Any] | None:
+        """A user's master key: ours from the database, another server's user's from their server
+        (to check a signature on it that one of our users made after verifying them)."""
+        server = server_name_of(user_id)
+        if server == self._server_name or not server:
+            return (await self._store.cross_signing_keys([user_id])).get((user_id, "master"))
+        answered, failures = await self._remote.query({server: {user_id: []}}, DEFAULT_TIMEOUT_MS)
+        if failures:
+            raise MatrixError(502, Codes.UNKNOWN, f"Could not fetch {user_id}'s keys from {server}")
+        return answered["master_keys"].get(user_id)
+
+    async def _with_own_signatures(self, viewer: str, master_keys: dict[str, Any]) -> None:
+        """Add to other servers' users' master keys the signatures `viewer` made on them (with
+        their user-signing key, kept here; the users' own servers never see them)."""
+        for signer, key_id, target_user, target_key_id, signature in await self._store.signatures_on(list(master_keys)):
+            key = master_keys.get(target_user)
+            if signer == viewer and key is not None and _public_key(key) == target_key_id:
+                master_keys[target_user] = _with_signatures(key, [(signer, key_id, target_user, target_key_id,
+                                                                   signature)])
 
     async def _signatures_by_target(self, user_ids: list[str]) -> dict[tuple[str, str], list[tuple]]:
         out: dict[tuple[str, str], list[tuple]] = {}

@@ -50,7 +50,7 @@ class Client:
         return await self.request("POST", path, body)
 
 
-async def alice_with_keys(b, tls_files):
+async def alice_with_keys(b, tls_files, want_master_public: bool = False):
     """@alice on B with a named device, device keys signed by her self-signing key, one
     one-time key, a fallback key, and the three cross-signing keys."""
     alice_id = await b.services.accounts.create_user("alice", "password-1")
@@ -71,7 +71,7 @@ async def alice_with_keys(b, tls_files):
     signed_device = sign_json({k: v for k, v in keys.items() if k != "signatures"}, alice_id, self_key)
     status, body = await alice.post(f"{V3}/keys/signatures/upload", {alice_id: {alice.device_id: signed_device}})
     assert (status, body["failures"]) == (200, {})
-    return alice, keys, master, self_signing, self_public
+    return alice, keys, master, self_signing, master_public if want_master_public else self_public
 
 
 async def test_client_on_a_queries_and_claims_keys_of_a_user_on_b(homeservers, tls_files):
@@ -114,6 +114,41 @@ async def test_client_on_a_queries_and_claims_keys_of_a_user_on_b(homeservers, t
     # Alice's server counts the claim: her next sync says no one-time key is left.
     status, body = await alice.request("GET", f"{V3}/sync?timeout=0")
     assert body["device_one_time_keys_count"] == {"signed_curve25519": 0}
+
+
+async def test_verifying_a_user_of_another_server(homeservers, tls_files):
+    """Bob on A signs Alice's master key (on B) with his user-signing key: A checks it against
+    the key B gives, keeps it, and shows it to Bob only."""
+    a = await homeservers()
+    b = await homeservers()
+    alice, _, master, _, master_public = await alice_with_keys(b, tls_files, want_master_public=True)
+    bob_id = await a.services.accounts.create_user("bob", "password-2")
+    bob = await Client(a, tls_files).login(bob_id, "password-2")
+    bob_master, bob_master_key, _ = cross_signing_key(bob_id, "master")
+    bob_user_signing, bob_user_key, bob_user_public = cross_signing_key(bob_id, "user_signing", bob_master_key)
+    status, body = await bob.post(f"{V3}/keys/device_signing/upload",
+                                  {"master_key": bob_master, "user_signing_key": bob_user_signing})
+    assert status == 200, body
+
+    signed = sign_json({k: v for k, v in master.items() if k != "signatures"}, bob_id, bob_user_key)
+    status, body = await bob.post(f"{V3}/keys/signatures/upload", {alice.user_id: {master_public: signed}})
+    assert (status, body["failures"]) == (200, {})
+    status, body = await bob.post(f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    assert body["master_keys"][alice.user_id]["signatures"][bob_id] == {
+        f"ed25519:{bob_user_public}": signed["signatures"][bob_id][f"ed25519:{bob_user_public}"]}
+    # Nobody else sees it (Carol on A, and B's own users).
+    carol_id = await a.services.accounts.create_user("carol", "password-3")
+    carol = await Client(a, tls_files).login(carol_id, "password-3")
+    status, body = await carol.post(f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    assert bob_id not in body["master_keys"][alice.user_id].get("signatures", {})
+
+    # A signature on a key that is not Alice's master key, or a forged one, is refused.
+    status, body = await bob.post(f"{V3}/keys/signatures/upload", {alice.user_id: {"notherkey": signed}})
+    assert body["failures"][alice.user_id]["notherkey"]["errcode"] == "M_NOT_FOUND"
+    forged = sign_json({k: v for k, v in master.items() if k != "signatures"}, bob_id, bob_master_key)
+    forged["signatures"][bob_id] = {f"ed25519:{bob_user_public}": next(iter(forged["signatures"][bob_id].values()))}
+    status, body = await bob.post(f"{V3}/keys/signatures/upload", {alice.user_id: {master_public: forged}})
+    assert body["failures"][alice.user_id][master_public]["errcode"] == "M_INVALID_SIGNATURE"
 
 
 async def test_federation_key_endpoints_answer_for_local_users_only(homeservers, tls_files):
