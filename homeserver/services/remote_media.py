@@ -79,6 +79,8 @@ class RemoteMediaFetcher:
         except RemoteError as err:
             if err.status == 404:
                 raise MatrixError(404, Codes.NOT_FOUND, "Remote media not found") from None
+            if err.status == 504 and err.errcode == Codes.NOT_YET_UPLOADED:  # reserved there, not uploaded yet
+                raise MatrixError(504, Codes.NOT_YET_UPLOADED, "Content has not yet been uploaded") from None
             raise client_error(err) from None
         except FederationError as err:
             logger.info("fetching mxc://%s/%s failed: %s", origin, media_id, err)

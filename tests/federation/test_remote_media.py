@@ -196,6 +196,8 @@ async def test_stub_origins_legacy_fallback_location_size_limit_and_one_fetch(ho
                                      ({"Content-Type": "text/plain"}, b"x" * 1001)])
         if request.match_info["media_id"] == "GONE":
             return web.json_response({"errcode": "M_NOT_FOUND", "error": "nope"}, status=404)
+        if request.match_info["media_id"] == "PENDING":
+            return web.json_response({"errcode": "M_NOT_YET_UPLOADED", "error": "wait"}, status=504)
         if request.match_info["media_id"] == "GARBLED":
             return web.Response(body=b"garbage", headers={"Content-Type": "multipart/mixed; boundary=x"})
         if request.match_info["media_id"] == "NOTMULTIPART":
@@ -219,6 +221,8 @@ async def test_stub_origins_legacy_fallback_location_size_limit_and_one_fetch(ho
     assert status == 502 and b"M_TOO_LARGE" in body
     status, _, body = await get(bob, f"{AUTHED}/download/{new.name}/GONE")
     assert status == 404 and b"M_NOT_FOUND" in body
+    status, _, body = await get(bob, f"{AUTHED}/download/{new.name}/PENDING")
+    assert status == 504 and b"M_NOT_YET_UPLOADED" in body
     for media_id in ("GARBLED", "NOTMULTIPART"):
         status, _, body = await get(bob, f"{AUTHED}/download/{new.name}/{media_id}")
         assert status == 502 and b"M_UNKNOWN" in body, body
