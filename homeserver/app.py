@@ -39,6 +39,7 @@ from homeserver.services.devices import DeviceService
 from homeserver.services.event_format import EventFormatter
 from homeserver.services.directory import DirectoryService
 from homeserver.services.e2e_keys import E2EKeyService
+from homeserver.services.e2e_keys_remote import RemoteKeys
 from homeserver.services.events import EventService
 from homeserver.services.federation_edus import FederationEduService
 from homeserver.services.federation_events import PduChecker
@@ -50,6 +51,7 @@ from homeserver.services.federation_reads import FederationReadService
 from homeserver.services.filters import FilterService
 from homeserver.services.key_backup import KeyBackupService
 from homeserver.services.media import MediaService
+from homeserver.services.remote_media import RemoteMediaFetcher
 from homeserver.services.thumbnails import ThumbnailService
 from homeserver.services.url_previews import UrlPreviewService
 from homeserver.services.membership import MembershipService
@@ -168,7 +170,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
-    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name,
+                             RemoteKeys(federation_client))
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules)
@@ -190,7 +193,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
     media_files = MediaFileStore(config.media_path)
-    media = MediaService(stores.media, media_files, clock, config.media, config.server_name)
+    media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
+                         RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),

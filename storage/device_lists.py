@@ -23,3 +23,7 @@ class DeviceListStore:
             user_ids, after, upto,
         )
         return {r["user_id"] for r in rows}
+
+    async def latest_stream_id(self, user_id: str) -> int:
+        return await self._db.fetchval(
+            "SELECT coalesce(max(stream_id), 0) FROM device_list_changes WHERE user_id = $1", user_id)

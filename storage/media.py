@@ -1,4 +1,5 @@
-"""MediaStore: local media and their thumbnails. Tables: local_media, media_thumbnails.
+"""MediaStore: local media, cached remote media, and their thumbnails. Tables: local_media,
+remote_media, media_thumbnails.
 UrlPreviewStore: fetched URL previews. Tables: url_previews.
 
 The bytes themselves are files of the MediaFileStore (storage/media_files.py), named by the
@@ -30,6 +31,23 @@ class LocalMedia:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteMedia:
+    """Another server's content, fetched and kept (always complete)."""
+    origin: str
+    media_id: str
+    media_type: str
+    upload_name: str | None
+    media_length: int
+    sha256: str
+    fetched_ts: int
+    authenticated: bool
+
+    @property
+    def uploaded(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
 class ThumbnailRow:
     media_type: str
     thumbnail_sha256: str
@@ -37,6 +55,7 @@ class ThumbnailRow:
 
 
 _MEDIA_COLUMNS = "media_id, user_id, created_ts, media_type, upload_name, media_length, sha256, authenticated"
+_REMOTE_COLUMNS = "origin, media_id, media_type, upload_name, media_length, sha256, fetched_ts, authenticated"
 
 
 class MediaStore:
@@ -75,6 +94,20 @@ class MediaStore:
             user_id, created_after_ts,
         )
         return row["pending"], row["oldest"]
+
+    async def get_remote(self, origin: str, media_id: str) -> RemoteMedia | None:
+        row = await self._db.fetchrow(
+            f"SELECT {_REMOTE_COLUMNS} FROM remote_media WHERE origin = $1 AND media_id = $2", origin, media_id)
+        return RemoteMedia(**row) if row else None
+
+    async def add_remote(self, media: RemoteMedia) -> None:
+        # Two processes may fetch the same media at once; both stored the same content.
+        await self._db.execute(
+            f"""INSERT INTO remote_media ({_REMOTE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT DO NOTHING""",
+            media.origin, media.media_id, media.media_type, media.upload_name, media.media_length, media.sha256,
+            media.fetched_ts, media.authenticated,
+        )
 
     async def get_thumbnail(self, sha256: str, width: int, height: int, method: str,
                             animated: bool) -> ThumbnailRow | None:

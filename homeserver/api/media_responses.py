@@ -53,8 +53,8 @@ def timeout_ms_param(request: web.Request) -> int:
     return int_param(request, "timeout_ms", DEFAULT_TIMEOUT_MS, minimum=0)
 
 
-def bool_param(request: web.Request, name: str) -> bool:
-    value = request.query.get(name, "false")
+def bool_param(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name, "true" if default else "false")
     if value not in ("true", "false"):
         raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be 'true' or 'false'")
     return value == "true"
@@ -73,20 +73,31 @@ def str_param(request: web.Request, name: str) -> str:
 
 # --- responses ------------------------------------------------------------------------------
 
-def content_response(content: ServedContent, *, file_name: str | None = None, authenticated: bool) -> web.FileResponse:
-    """A download: the file with its type, a disposition naming it, and the safety headers."""
+def content_headers(content: ServedContent, file_name: str | None = None) -> dict[str, str]:
+    """Content-Type and Content-Disposition of a download (also a part of a federation answer)."""
     essence = content.media_type.split(";", 1)[0].strip().lower()
     content_type = content.media_type
     if essence in _TEXT_TYPES and "charset" not in content_type.lower():
         content_type += "; charset=UTF-8"
     disposition = "inline" if essence in INLINE_TYPES else "attachment"
-    name = file_name or content.upload_name
-    return _file_response(content, content_type, _disposition(disposition, name), authenticated)
+    return {"Content-Type": content_type,
+            "Content-Disposition": _disposition(disposition, file_name or content.upload_name)}
+
+
+def thumbnail_headers(content: ServedContent) -> dict[str, str]:
+    extension = content.media_type.rsplit("/", 1)[-1]
+    return {"Content-Type": content.media_type, "Content-Disposition": f"inline; filename=thumbnail.{extension}"}
+
+
+def content_response(content: ServedContent, *, file_name: str | None = None, authenticated: bool) -> web.FileResponse:
+    """A download: the file with its type, a disposition naming it, and the safety headers."""
+    headers = content_headers(content, file_name)
+    return _file_response(content, headers["Content-Type"], headers["Content-Disposition"], authenticated)
 
 
 def thumbnail_response(content: ServedContent, *, authenticated: bool) -> web.FileResponse:
-    extension = content.media_type.rsplit("/", 1)[-1]
-    return _file_response(content, content.media_type, f"inline; filename=thumbnail.{extension}", authenticated)
+    headers = thumbnail_headers(content)
+    return _file_response(content, headers["Content-Type"], headers["Content-Disposition"], authenticated)
 
 
 def _file_response(content: ServedContent, content_type: str, disposition: str,

@@ -4,11 +4,18 @@ The server never sees plaintext: it checks what it can (the key owner, the self-
 and hands keys out faithfully. A change to a user's keys is a device-list change, so everyone
 sharing a room with them re-queries; a claimed key moves the aux stream for its owner, so the
 owner's next sync carries the new one-time key count.
-Keys of users on other servers need federation: they are reported in `failures` for now.
+
+Keys of users on other servers are asked of their servers (`e2e_keys_remote.RemoteKeys`), and
+other servers ask us about our users (`*_for_server`): a peer gets our users' device keys with
+their display names, master and self-signing keys with their owner's signatures only, and
+never a user-signing key; it is told nothing about users of other servers. A signature one of
+our users makes on a remote user's master key (cross-server verification) is checked against
+the key their server gives, kept here, and shown only to its signer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -21,6 +28,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services import uia
 from homeserver.services.auth import Requester
 from homeserver.services.aux_stream import AuxStream
+from homeserver.services.e2e_keys_remote import DEFAULT_TIMEOUT_MS, RemoteKeys, timeout_of
 from homeserver.services.to_device import DeviceListService
 from homeserver.services.uia import UIAService
 from storage.database import Database
@@ -32,13 +40,14 @@ INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
 
 class E2EKeyService:
     def __init__(self, db: Database, store: E2EKeyStore, device_lists: DeviceListService, aux: AuxStream,
-                 uia_service: UIAService, server_name: str) -> None:
+                 uia_service: UIAService, server_name: str, remote: RemoteKeys) -> None:
         self._db = db
         self._store = store
         self._device_lists = device_lists
         self._aux = aux
         self._uia = uia_service
         self._server_name = server_name
+        self._remote = remote
 
     # --- keys/upload -------------------------------------------------------------------------
 
@@ -80,20 +89,72 @@ class E2EKeyService:
     # --- keys/query --------------------------------------------------------------------------
 
     async def query(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /keys/query of a client: our users from the database, the others' from their servers."""
+        local, remote = self._split_query(body)
+        remote_task = asyncio.ensure_future(self._remote.query(remote, timeout_of(body))) if remote else None
+        try:
+            result = await self._query_local(local, viewer=requester.user_id)
+        except BaseException:
+            if remote_task is not None:
+                remote_task.cancel()
+            raise
+        result["failures"] = {}
+        if remote_task is not None:
+            answered, result["failures"] = await remote_task
+            if answered["master_keys"]:
+                await self._with_own_signatures(requester.user_id, answered["master_keys"])
+            for field, by_user in answered.items():
+                result[field].update(by_user)
+        return result
+
+    async def query_for_server(self, origin: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/federation/v1/user/keys/query: our users only; others are left out."""
+        local, _ = self._split_query(body)
+        result = await self._query_local(local, viewer=None)
+        del result["user_signing_keys"]
+        return result
+
+    async def devices_for_server(self, user_id: str) -> dict[str, Any]:
+        """GET /_matrix/federation/v1/user/devices/{userId}: a local user's devices with keys,
+        their cross-signing keys, and the device-list position (`stream_id`) they stand at."""
+        if not is_valid_user_id(user_id) or server_name_of(user_id) != self._server_name:
+            raise MatrixError(400, Codes.INVALID_PARAM, "The user is not hosted on this homeserver")
+        found = await self._query_local({user_id: []}, viewer=None)
+        devices = []
+        for device_id, keys in sorted(found["device_keys"].get(user_id, {}).items()):
+            device: dict[str, Any] = {"device_id": device_id, "keys": keys}
+            name = keys.get("unsigned", {}).get("device_display_name")
+            if name is not None:
+                device["device_display_name"] = name
+            devices.append(device)
+        result: dict[str, Any] = {"user_id": user_id, "stream_id": await self._device_lists.stream_id(user_id),
+                                  "devices": devices}
+        for field, kind in (("master_key", "master_keys"), ("self_signing_key", "self_signing_keys")):
+            if user_id in found[kind]:
+                result[field] = found[kind][user_id]
+        return result
+
+    def _split_query(self, body: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, dict[str, list[str]]]]:
+        """`device_keys` checked, as our users' wishes and other servers' (by server)."""
         wanted = body.get("device_keys")
         if not isinstance(wanted, dict):
             raise MatrixError(400, Codes.BAD_JSON, "'device_keys' must be an object")
         local: dict[str, list[str]] = {}
-        failures: dict[str, Any] = {}
+        remote: dict[str, dict[str, list[str]]] = {}
         for user_id, devices in wanted.items():
             if not is_valid_user_id(user_id) or not isinstance(devices, list) \
                     or not all(isinstance(d, str) for d in devices):
                 raise MatrixError(400, Codes.BAD_JSON, f"Invalid device_keys entry for {user_id!r}")
-            if server_name_of(user_id) == self._server_name:
+            server = server_name_of(user_id)
+            if server == self._server_name:
                 local[user_id] = devices
-            else:
-                failures[server_name_of(user_id) or user_id] = {"errcode": Codes.UNKNOWN,
-                                                                "error": "Federation is not available"}
+            elif server:
+                remote.setdefault(server, {})[user_id] = devices
+        return local, remote
+
+    async def _query_local(self, local: dict[str, list[str]], viewer: str | None) -> dict[str, Any]:
+        """Keys of our users. `viewer`: the asking user, who also sees their own user-signing
+        key and the signatures they made; None for another server."""
         user_ids = sorted(local)
         signatures = await self._signatures_by_target(user_ids)
         device_keys: dict[str, dict[str, Any]] = {u: {} for u in user_ids}
@@ -104,34 +165,59 @@ class E2EKeyService:
             if display_name is not None:
                 keys.setdefault("unsigned", {})["device_display_name"] = display_name
             device_keys[user_id][device_id] = keys
-        result: dict[str, Any] = {"device_keys": device_keys, "failures": failures,
+        result: dict[str, Any] = {"device_keys": device_keys,
                                   "master_keys": {}, "self_signing_keys": {}, "user_signing_keys": {}}
         for (user_id, key_type), key in (await self._store.cross_signing_keys(user_ids)).items():
-            if key_type == "user_signing" and user_id != requester.user_id:
+            if key_type == "user_signing" and user_id != viewer:
                 continue  # only the owner sees their user-signing key
             public = _public_key(key)
             relevant = [s for s in signatures.get((user_id, public), [])
-                        if s[0] in (user_id, requester.user_id)] if public else []
+                        if s[0] in (user_id, viewer)] if public else []
             result[f"{key_type}_keys"][user_id] = _with_signatures(key, relevant)
         return result
 
     # --- keys/claim --------------------------------------------------------------------------
 
     async def claim(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /keys/claim of a client: our users' keys here, the others' from their servers."""
+        local, remote = self._split_claim(body)
+        remote_task = asyncio.ensure_future(self._remote.claim(remote, timeout_of(body))) if remote else None
+        try:
+            one_time_keys = await self._claim_local(local)
+        except BaseException:
+            if remote_task is not None:
+                remote_task.cancel()
+            raise
+        failures: dict[str, Any] = {}
+        if remote_task is not None:
+            claimed, failures = await remote_task
+            one_time_keys.update(claimed)
+        return {"one_time_keys": one_time_keys, "failures": failures}
+
+    async def claim_for_server(self, origin: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /_matrix/federation/v1/user/keys/claim: our users only; others are left out."""
+        local, _ = self._split_claim(body)
+        return {"one_time_keys": await self._claim_local(local)}
+
+    def _split_claim(self, body: dict[str, Any]) -> tuple[list[tuple[str, str, str]],
+                                                          dict[str, dict[str, dict[str, str]]]]:
         wanted_body = body.get("one_time_keys")
         if not isinstance(wanted_body, dict):
             raise MatrixError(400, Codes.BAD_JSON, "'one_time_keys' must be an object")
-        wanted: list[tuple[str, str, str]] = []
-        failures: dict[str, Any] = {}
+        local: list[tuple[str, str, str]] = []
+        remote: dict[str, dict[str, dict[str, str]]] = {}
         for user_id, devices in wanted_body.items():
             if not is_valid_user_id(user_id) or not isinstance(devices, dict) \
                     or not all(isinstance(a, str) for a in devices.values()):
                 raise MatrixError(400, Codes.BAD_JSON, f"Invalid one_time_keys entry for {user_id!r}")
-            if server_name_of(user_id) != self._server_name:
-                failures[server_name_of(user_id) or user_id] = {"errcode": Codes.UNKNOWN,
-                                                                "error": "Federation is not available"}
-                continue
-            wanted.extend((user_id, device_id, algorithm) for device_id, algorithm in devices.items())
+            server = server_name_of(user_id)
+            if server == self._server_name:
+                local.extend((user_id, device_id, algorithm) for device_id, algorithm in devices.items())
+            elif server and devices:
+                remote.setdefault(server, {})[user_id] = devices
+        return local, remote
+
+    async def _claim_local(self, wanted: list[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
         claimed = await self._store.claim(wanted)
         one_time_keys: dict[str, dict[str, Any]] = {}
         for (user_id, device_id), (algorithm, key_id, key) in claimed.items():
@@ -139,7 +225,7 @@ class E2EKeyService:
         owners = {u for u, _ in claimed}
         if owners:
             await self._aux.touch(owners)  # their next sync must carry the lower key count
-        return {"one_time_keys": one_time_keys, "failures": failures}
+        return one_time_keys
 
     # --- cross-signing -----------------------------------------------------------------------
 
@@ -248,7 +334,7 @@ class E2EKeyService:
             signing_key = None
         else:
             # Another user's master key, signed by our user-signing key.
-            theirs = (await self._store.cross_signing_keys([target_user])).get((target_user, "master"))
+            theirs = await self._master_key_of(target_user)
             stored = theirs if theirs is not None and _public_key(theirs) == target_key_id else None
             signing_key = user_signing
         if stored is None:
@@ -272,6 +358,26 @@ class E2EKeyService:
         if not rows:
             raise MatrixError(400, INVALID_SIGNATURE, "No signature from you on this key")
         return rows
+
+    async def _master_key_of(self, user_id: str) -> dict[str, Any] | None:
+        """A user's master key: ours from the database, another server's user's from their server
+        (to check a signature on it that one of our users made after verifying them)."""
+        server = server_name_of(user_id)
+        if server == self._server_name or not server:
+            return (await self._store.cross_signing_keys([user_id])).get((user_id, "master"))
+        answered, failures = await self._remote.query({server: {user_id: []}}, DEFAULT_TIMEOUT_MS)
+        if failures:
+            raise MatrixError(502, Codes.UNKNOWN, f"Could not fetch {user_id}'s keys from {server}")
+        return answered["master_keys"].get(user_id)
+
+    async def _with_own_signatures(self, viewer: str, master_keys: dict[str, Any]) -> None:
+        """Add to other servers' users' master keys the signatures `viewer` made on them (with
+        their user-signing key, kept here; the users' own servers never see them)."""
+        for signer, key_id, target_user, target_key_id, signature in await self._store.signatures_on(list(master_keys)):
+            key = master_keys.get(target_user)
+            if signer == viewer and key is not None and _public_key(key) == target_key_id:
+                master_keys[target_user] = _with_signatures(key, [(signer, key_id, target_user, target_key_id,
+                                                                   signature)])
 
     async def _signatures_by_target(self, user_ids: list[str]) -> dict[tuple[str, str], list[tuple]]:
         out: dict[tuple[str, str], list[tuple]] = {}

@@ -6,8 +6,8 @@ Invariants:
 - a media ID reserved with /create gets content once, from its creator, before it expires;
 - media IDs are 24 characters of [A-Za-z0-9], within the spec's [A-Za-z0-9_-] alphabet.
 
-Remote media (an mxc:// URI of another server) needs federation, which the media repository
-does not speak yet: it is answered 404 M_NOT_FOUND.
+Remote media (an mxc:// URI of another server) is fetched from its origin once and kept
+(`remote_media.RemoteMediaFetcher`); it is then served like local content.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from homeserver.config import MediaConfig
+from homeserver.core.ids import is_valid_server_name
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
-from storage.media import LocalMedia, MediaStore
+from homeserver.services.remote_media import RemoteMediaFetcher
+from storage.media import LocalMedia, MediaStore, RemoteMedia
 from storage.media_files import ContentTooLarge, MediaFileStore, StoredContent
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -53,12 +55,13 @@ class ServedContent:
 
 class MediaService:
     def __init__(self, media: MediaStore, files: MediaFileStore, clock: Clock, config: MediaConfig,
-                 server_name: str) -> None:
+                 server_name: str, remote: RemoteMediaFetcher) -> None:
         self._media = media
         self._files = files
         self._clock = clock
         self._config = config
         self._server_name = server_name
+        self._remote = remote
         # Downloads waiting for reserved content, woken when it arrives through this process.
         self._waiting: dict[str, set[asyncio.Event]] = {}
 
@@ -157,24 +160,33 @@ class MediaService:
 
     # --- serving ------------------------------------------------------------------------
 
-    async def get_content(self, server_name: str, media_id: str, *, timeout_ms: int, legacy: bool) -> ServedContent:
+    async def get_content(self, server_name: str, media_id: str, *, timeout_ms: int, legacy: bool,
+                          allow_remote: bool = True) -> ServedContent:
         """Uploaded content to serve, waiting up to `timeout_ms` for reserved content to arrive."""
-        return self.served(await self.get_uploaded(server_name, media_id, timeout_ms=timeout_ms, legacy=legacy))
+        return self.served(await self.get_uploaded(server_name, media_id, timeout_ms=timeout_ms, legacy=legacy,
+                                                   allow_remote=allow_remote))
 
-    async def get_uploaded(self, server_name: str, media_id: str, *, timeout_ms: int, legacy: bool) -> LocalMedia:
-        """Media with its content, waiting up to `timeout_ms` for reserved content to arrive.
+    async def get_uploaded(self, server_name: str, media_id: str, *, timeout_ms: int, legacy: bool,
+                           allow_remote: bool = True) -> LocalMedia | RemoteMedia:
+        """Media with its content, waiting up to `timeout_ms` for reserved content to arrive;
+        another server's media from our cache, else fetched from it (unless not `allow_remote`).
 
         `legacy`: asked through the deprecated unauthenticated endpoints, which do not serve
-        media uploaded during a freeze."""
+        media uploaded (or fetched) during a freeze, nor fetch remote media then."""
+        frozen = legacy and self._config.freeze_legacy_unauthenticated
+        media: LocalMedia | RemoteMedia
         if server_name != self._server_name:
-            # Remote media is fetched over federation, which the media repository lacks so far.
-            raise MatrixError(404, Codes.NOT_FOUND, "Remote media is not available")
-        media = await self._wait_uploaded(media_id, timeout_ms)
-        if legacy and self._config.freeze_legacy_unauthenticated and media.authenticated:
+            if not is_valid_server_name(server_name) or not _VALID_MEDIA_ID.fullmatch(media_id):
+                raise MatrixError(404, Codes.NOT_FOUND, "Not found")
+            media = await self._remote.get(server_name, media_id, timeout_ms=timeout_ms,
+                                           allow_fetch=allow_remote and not frozen)
+        else:
+            media = await self._wait_uploaded(media_id, timeout_ms)
+        if frozen and media.authenticated:
             raise MatrixError(404, Codes.NOT_FOUND, "Not found")
         return media
 
-    def served(self, media: LocalMedia) -> ServedContent:
+    def served(self, media: LocalMedia | RemoteMedia) -> ServedContent:
         assert media.sha256 is not None and media.media_length is not None, "not uploaded yet"
         return ServedContent(self._files.path_of(media.sha256), media.media_type or DEFAULT_CONTENT_TYPE,
                              media.media_length, media.upload_name)

@@ -61,12 +61,15 @@ class ThumbnailService:
         self._in_flight: dict[_CacheKey, asyncio.Task[ThumbnailRow]] = {}
 
     async def thumbnail(self, server_name: str, media_id: str, *, width: int, height: int, method: str,
-                        animated: bool, timeout_ms: int, legacy: bool) -> ServedContent:
+                        animated: bool, timeout_ms: int, legacy: bool, allow_remote: bool = True) -> ServedContent:
+        """A thumbnail of local or remote media. Remote media is fetched whole and thumbnailed
+        here (as Synapse's dynamic thumbnails), not asked of its origin as a thumbnail."""
         if method not in METHODS:
             raise MatrixError(400, Codes.INVALID_PARAM, "'method' must be 'crop' or 'scale'")
         if width < 1 or height < 1:
             raise MatrixError(400, Codes.INVALID_PARAM, "'width' and 'height' must be positive")
-        media = await self._media.get_uploaded(server_name, media_id, timeout_ms=timeout_ms, legacy=legacy)
+        media = await self._media.get_uploaded(server_name, media_id, timeout_ms=timeout_ms, legacy=legacy,
+                                               allow_remote=allow_remote)
         content = self._media.served(media)
         if content.media_type.split(";", 1)[0].strip().lower() not in THUMBNAILABLE_TYPES:
             raise MatrixError(400, Codes.UNKNOWN, "Cannot generate thumbnails for the requested content")

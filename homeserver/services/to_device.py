@@ -171,6 +171,11 @@ class DeviceListService:
     async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
         await self.mark_changed(user_id, device_ids, deleted=deleted)
 
+    async def stream_id(self, user_id: str) -> int:
+        """Where a user's device list stands: the position of its last change (0: never changed).
+        Peers match it with the `stream_id` of `m.device_list_update` EDUs."""
+        return await self._store.latest_stream_id(user_id)
+
     async def for_sync(self, user_id: str, since_aux: int, upto_aux: int, membership_changes: list[tuple[str, str, str]],
                        joined_rooms: list[str], left_rooms: list[str]) -> dict[str, list[str]]:
         """`device_lists` of an incremental sync: users whose devices changed (ourselves

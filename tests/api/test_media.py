@@ -147,12 +147,18 @@ async def test_authenticated_endpoints_refuse_anonymous_requests(alice, client):
 
 
 async def test_unknown_remote_and_malformed_media_ids_are_not_found(alice):
-    for path in ("download/test.local/AAAAAAAAAAAAAAAAAAAAAAAA", "download/matrix.org/AAAAAAAAAAAAAAAAAAAAAAAA",
-                 "download/test.local/..%2F..%2Fetc", "download/test.local/a.b",
-                 "thumbnail/test.local/nope?width=32&height=32", "thumbnail/other.example/x?width=1&height=1"):
+    for path in ("download/test.local/AAAAAAAAAAAAAAAAAAAAAAAA", "download/matrix.org/..%2F..%2Fetc",
+                 "download/test.local/..%2F..%2Fetc", "download/test.local/a.b", "download/not_a_server!/abc",
+                 "thumbnail/test.local/nope?width=32&height=32", "thumbnail/other.example/a.b?width=1&height=1"):
         for base in (AUTHED, LEGACY):
             status, body = await alice.get(f"{base}/{path}")
             assert status == 404 and body["errcode"] == "M_NOT_FOUND", (base, path, body)
+    # The legacy endpoints' allow_remote=false: remote media we do not hold is not fetched.
+    # (Fetching remote media is tested with real servers in tests/federation/test_remote_media.py.)
+    for path in ("download/matrix.org/AAAAAAAAAAAAAAAAAAAAAAAA?allow_remote=false",
+                 "thumbnail/other.example/x?width=1&height=1&allow_remote=false"):
+        status, body = await alice.get(f"{LEGACY}/{path}")
+        assert status == 404 and body["errcode"] == "M_NOT_FOUND", (path, body)
 
 
 async def test_identical_uploads_share_one_file_on_disk(alice, bob, tmp_path):

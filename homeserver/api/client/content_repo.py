@@ -46,7 +46,8 @@ async def get_content(request: web.Request) -> web.StreamResponse:
     """GET /_matrix/media/v3/download/{serverName}/{mediaId}"""
     m = request.match_info
     content = await services_of(request).media.get_content(
-        m["serverName"], m["mediaId"], timeout_ms=timeout_ms_param(request), legacy=True)
+        m["serverName"], m["mediaId"], timeout_ms=timeout_ms_param(request), legacy=True,
+        allow_remote=bool_param(request, "allow_remote", default=True))
     return content_response(content, authenticated=False)
 
 
@@ -55,7 +56,8 @@ async def get_content_override_name(request: web.Request) -> web.StreamResponse:
     """GET /_matrix/media/v3/download/{serverName}/{mediaId}/{fileName}"""
     m = request.match_info
     content = await services_of(request).media.get_content(
-        m["serverName"], m["mediaId"], timeout_ms=timeout_ms_param(request), legacy=True)
+        m["serverName"], m["mediaId"], timeout_ms=timeout_ms_param(request), legacy=True,
+        allow_remote=bool_param(request, "allow_remote", default=True))
     return content_response(content, file_name=m["fileName"], authenticated=False)
 
 
@@ -67,6 +69,7 @@ async def get_content_thumbnail(request: web.Request) -> web.StreamResponse:
         m["serverName"], m["mediaId"], width=int_param(request, "width"), height=int_param(request, "height"),
         method=request.query.get("method", "scale"), animated=bool_param(request, "animated"),
         timeout_ms=timeout_ms_param(request), legacy=True,
+        allow_remote=bool_param(request, "allow_remote", default=True),
     )
     return thumbnail_response(thumbnail, authenticated=False)
 
