@@ -18,6 +18,8 @@ from storage.events import EventRow, EventStore, TimelineQueries
 from storage.state import StateStore
 
 MAX_PAGE = 1000
+# /messages asks other servers for older history at most this many times per page.
+BACKFILL_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,10 @@ class TimelineService:
                       senders=filt.get("senders"), not_senders=filt.get("not_senders"))
         if direction == "b":
             rows = await self._queries.paginate(room_id, before=point, limit=limit, **kwargs)
-            if len(rows) < limit and self._backfill is not None and await self._backfill(room_id, limit - len(rows)):
+            for _ in range(BACKFILL_ROUNDS):
                 # Local history ran out in a room shared with other servers: it went on there.
+                if len(rows) >= limit or self._backfill is None or not await self._backfill(room_id, limit):
+                    break
                 rows = await self._queries.paginate(room_id, before=point, limit=limit, **kwargs)
             if end_point is not None:
                 rows = [r for r in rows if (r.depth, r.stream_ordering) > end_point]

@@ -138,3 +138,60 @@ async def test_restricted_join_authorised_by_the_resident_server(homeservers, tl
     _, member = await alice.state(room_id, "m.room.member", bob.user_id)
     assert member["membership"] == "join"
     assert member["join_authorised_via_users_server"] == alice.user_id
+
+
+async def test_leaves_kicks_and_bans_across_servers(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice = await _client(a, tls_files, "alice")
+    bob, carol = await _client(b, tls_files, "bob"), await _client(b, tls_files, "carol")
+    room_id = await alice.create_room(preset="public_chat")
+    await bob.join(room_id, via=[a.name])
+    await carol.join(room_id, via=[a.name])
+    await bob.sync()
+    await carol.sync()
+
+    # A ban on A reaches B: Carol sees herself banned; B refuses her rejoin itself.
+    await alice.membership(room_id, "ban", carol.user_id, reason="spam")
+    body = await carol.wait_for(lambda s: room_id in s.get("rooms", {}).get("leave", {}))
+    banned = [e for e in body["rooms"]["leave"][room_id]["timeline"]["events"]
+              if e["type"] == "m.room.member" and e["state_key"] == carol.user_id]
+    assert banned[-1]["content"]["membership"] == "ban" and banned[-1]["content"]["reason"] == "spam"
+    status, err = await carol.join(room_id, via=[a.name], expect=None)
+    assert status == 403, err
+
+    # Bob leaves on B (B is still in the room): the leave reaches A.
+    await bob.membership(room_id, "leave")
+    await alice.wait_for(lambda s: any(e.get("state_key") == bob.user_id and e["content"].get("membership") == "leave"
+                                       for e in timeline(s, room_id)))
+    # B is no longer in the room: Bob's rejoin goes through A again, and a kick from A reaches him.
+    await bob.join(room_id, via=[a.name])
+    await bob.sync()
+    await alice.membership(room_id, "kick", bob.user_id, reason="bye")
+    body = await bob.wait_for(lambda s: room_id in s.get("rooms", {}).get("leave", {}))
+    kicked = [e for e in body["rooms"]["leave"][room_id]["timeline"]["events"] if e.get("state_key") == bob.user_id]
+    assert kicked[-1]["content"]["membership"] == "leave" and kicked[-1]["sender"] == alice.user_id
+    _, member = await alice.state(room_id, "m.room.member", bob.user_id)
+    assert member["membership"] == "leave"
+
+
+async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    room_id = await alice.create_room(preset="public_chat", name="Old news")
+    for n in range(25):
+        await alice.send(room_id, f"old {n}")
+    await bob.join(room_id, via=[a.name])
+    body = await bob.sync()
+    token = body["rooms"]["join"][room_id]["timeline"]["prev_batch"]
+    seen: list[str] = []
+    for _ in range(10):
+        _, page = await bob.request("GET", f"/_matrix/client/v3/rooms/{room_id}/messages",
+                                    query={"dir": "b", "from": token, "limit": "10"})
+        seen += [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
+        if "end" not in page:
+            break
+        token = page["end"]
+    assert seen == [f"old {n}" for n in reversed(range(25))]
+    # Backfilled history is not news: an incremental sync does not replay it.
+    later = await bob.sync()
+    assert not messages(later, room_id)
