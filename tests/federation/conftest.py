@@ -4,7 +4,9 @@ A test CA (made once per session with cryptography) signs a certificate for `loc
 127.0.0.1; the servers present it and trust the CA through `federation.ca_certificates`, so
 certificate checking stays on. `homeservers()` starts any number of servers, each named
 `localhost:<port>` with its own database (cloned from the migrated template), signing key and
-HTTPS listener serving client, federation and keys resources.
+HTTPS listener serving client, federation and keys resources. `synapse` starts a real Synapse
+(tests/federation/synapse.py) with the same certificate, trusting the same CA; a failing
+test's report ends with the tail of Synapse's log.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import itertools
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from homeserver.app import build_services, make_web_app
 from homeserver.services.graph import Services
 from storage.database import Database
 from tests.conftest import database_url, make_test_config
+from tests.federation.synapse import SynapseServer, synapse_python
 
 _counter = itertools.count()
 ALL_RESOURCES = ["client", "federation", "keys", "media"]
@@ -228,6 +231,39 @@ async def homeservers(pg_server_url, template_database, tls_files) -> AsyncItera
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+_SYNAPSES = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def synapse(request, tls_files, tmp_path) -> Iterator[SynapseServer]:
+    """A fresh Synapse (`localhost:<port>`, SQLite, about 1.5 s to start) for one test.
+
+    Skips when Synapse is not installed (`python -m tests.federation.synapse install`), unless
+    CHATGO_REQUIRE_SYNAPSE=1 (CI), which makes that a failure."""
+    python = synapse_python()
+    if python is None:
+        message = "Synapse is not installed: run `python -m tests.federation.synapse install`"
+        if os.environ.get("CHATGO_REQUIRE_SYNAPSE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = SynapseServer(tmp_path / "synapse", tls_files, python)
+    request.node.stash.setdefault(_SYNAPSES, []).append(server)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in item.stash.get(_SYNAPSES, []):
+            report.sections.append((f"Synapse {server.name} log ({report.when})", server.log_tail(120)))
 
 
 class FakeClock:
