@@ -3,8 +3,9 @@
 Synapse (pinned `SYNAPSE_VERSION`, from PyPI) lives in its own virtualenv under the user's
 cache directory, outside the project's environment: it brings Twisted and its own pins, and
 the tests only ever talk to it over HTTPS, as a separate process. `.ci/run` installs it with
-`python -m tests.federation.synapse install`; a test run that finds no Synapse skips the
-Synapse tests (or fails them when CHATGO_REQUIRE_SYNAPSE=1, as CI sets).
+`python -m tests.federation.synapse install`; a test run that finds none installs it itself
+(once, about 25 s) and skips the Synapse tests if that fails (fails them instead when
+CHATGO_REQUIRE_SYNAPSE=1, as CI sets).
 
 `SynapseServer` writes a config for server name `localhost:<port>`: one TLS listener serving
 client + federation (+ keys), the test CA's `localhost` certificate, SQLite, relaxed rate
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import os
 import secrets
 import socket
@@ -42,6 +44,14 @@ from signedjson.key import generate_signing_key, get_verify_key, write_signing_k
 
 SYNAPSE_VERSION = "1.163.2"
 START_TIMEOUT_S = 90.0
+
+
+_names = itertools.count(1)
+
+
+def unique_name(prefix: str) -> str:
+    """`prefix-N`, unique in this test process (for users and aliases on a shared server)."""
+    return f"{prefix}-{next(_names)}"
 
 
 # --- installation ---------------------------------------------------------------------------
@@ -173,7 +183,7 @@ class SynapseServer:
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.tls_files.ca_cert))
 
-    def start(self) -> "SynapseServer":
+    def start(self) -> SynapseServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "media").mkdir(exist_ok=True)
         with open(self.directory / "signing.key", "w") as stream:
@@ -228,15 +238,18 @@ class SynapseServer:
             self._log_file.close()
             self._log_file = None
 
-    def log_tail(self, lines: int = 80) -> str:
-        """The end of Synapse's output and log (without the start-up chatter once it is up)."""
+    def log_tail(self, lines: int = 80, offset: int = 0) -> str:
+        """The end of Synapse's output and of its log after byte `offset` (without the start-up
+        chatter once it is up)."""
         parts = []
-        for path in (self.directory / "stdout.log", self.log_path):
-            if path.exists():
-                text = path.read_text(errors="replace").splitlines()
-                up = next((i for i, line in enumerate(text) if "Synapse now listening" in line), -1)
-                text = text[up + 1:] or text
-                parts.append(f"--- {path.name} (last {lines} lines) ---\n" + "\n".join(text[-lines:]))
+        stdout = self.directory / "stdout.log"
+        if stdout.exists() and stdout.stat().st_size:
+            parts.append("--- stdout ---\n" + "\n".join(stdout.read_text(errors="replace").splitlines()[-lines:]))
+        if self.log_path.exists():
+            text = self.log_lines_since(offset)
+            up = next((i for i, line in enumerate(text) if "Synapse now listening" in line), -1)
+            text = text[up + 1:] or text
+            parts.append(f"--- {self.log_path} (last {lines} lines) ---\n" + "\n".join(text[-lines:]))
         return "\n".join(parts)
 
     def log_lines_since(self, offset: int) -> list[str]:
@@ -248,8 +261,10 @@ class SynapseServer:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
     async def register(self, localpart: str, password: str = "s3cret-pass", *, admin: bool = False,
-                       displayname: str | None = None) -> "MatrixClient":
-        """A new user through the shared-secret admin API, logged in."""
+                       displayname: str | None = None) -> MatrixClient:
+        """A new user through the shared-secret admin API, logged in. The localpart gets a
+        unique suffix (`alice` -> `@alice-7:localhost:PORT`): the server may be shared."""
+        localpart = unique_name(localpart)
         async with aiohttp.ClientSession() as session:
             url = self.url + "/_synapse/admin/v1/register"
             async with session.get(url, ssl=self.ssl_context()) as resp:
@@ -278,11 +293,12 @@ class MatrixClient:
         self.token = token
         self.user_id = user_id
         self.next_batch: str | None = None
+        self.responses: list[dict[str, Any]] = []  # every /sync response so far, oldest first
         self._txn = 0
 
     @classmethod
     async def login(cls, base_url: str, ssl_context: ssl.SSLContext, user_id: str,
-                    password: str = "s3cret-pass") -> "MatrixClient":
+                    password: str = "s3cret-pass") -> MatrixClient:
         async with aiohttp.ClientSession() as session:
             async with session.post(base_url + "/_matrix/client/v3/login", ssl=ssl_context, json={
                     "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id},
@@ -293,7 +309,7 @@ class MatrixClient:
 
     @classmethod
     async def chatgo_user(cls, server: Any, ssl_context: ssl.SSLContext, localpart: str,
-                          password: str = "s3cret-pass") -> "MatrixClient":
+                          password: str = "s3cret-pass") -> MatrixClient:
         """A new user on an in-process ChatGO server (tests/federation/conftest.py), logged in."""
         user_id = await server.services.accounts.create_user(localpart, password)
         return await cls.login(server.url, ssl_context, user_id, password)
@@ -320,14 +336,17 @@ class MatrixClient:
     async def create_room(self, **body: Any) -> str:
         return (await self.call("POST", "/_matrix/client/v3/createRoom", body))["room_id"]
 
-    async def join(self, room: str, via: Iterable[str] = ()) -> str:
-        query = [("server_name", server) for server in via]
+    async def join(self, room: str, via: Iterable[str] = (), *, param: str = "via") -> str:
+        """POST /join/{roomIdOrAlias}, naming the servers to join through in `param`
+        (`via`, spec v1.12, or the older `server_name`)."""
+        via = list(via)
         async with aiohttp.ClientSession() as session:
             async with session.post(self.base_url + "/_matrix/client/v3/join/" + quote(room, safe=""),
-                                    json={}, params=query, headers={"Authorization": f"Bearer {self.token}"},
+                                    json={}, params=[(param, server) for server in via],
+                                    headers={"Authorization": f"Bearer {self.token}"},
                                     ssl=self.ssl_context, timeout=aiohttp.ClientTimeout(total=60)) as resp:
                 data = await resp.json(content_type=None)
-                assert resp.status == 200, f"join {room} via {list(via)} on {self.base_url} -> {resp.status} {data}"
+                assert resp.status == 200, f"join {room} via {via} on {self.base_url} -> {resp.status} {data}"
                 return data["room_id"]
 
     async def invite(self, room_id: str, user_id: str) -> None:
@@ -369,11 +388,20 @@ class MatrixClient:
             query["since"] = self.next_batch
         data = await self.call("GET", "/_matrix/client/v3/sync", query=query, timeout_s=timeout_ms / 1000 + 30)
         self.next_batch = data["next_batch"]
+        self.responses.append(data)
         return data
 
     async def sync_until(self, find: Callable[[dict[str, Any]], Any], timeout_s: float = 20,
-                         what: str = "") -> Any:
-        """Long-poll /sync until `find(response)` returns something truthy; return it."""
+                         what: str = "", *, seen: bool = True) -> Any:
+        """Long-poll /sync until `find(response)` returns something truthy; return it.
+
+        With `seen` (the default) the responses of earlier syncs are searched first, so the
+        order in which a test waits for things does not matter; pass seen=False for state
+        that changes back and forth (typing)."""
+        if seen:
+            for response in self.responses:
+                if found := find(response):
+                    return found
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()

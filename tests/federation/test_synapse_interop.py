@@ -1,7 +1,8 @@
 """ChatGO and a real Synapse as federation peers: keys, profile and alias queries both ways.
 
-Each test gets a fresh Synapse (the `synapse` fixture) and a fresh ChatGO (`homeservers()`),
-both `localhost:<port>` over TLS with certificates from the test CA, which both trust.
+Each test gets a fresh ChatGO (`homeservers()`) and fresh users on the session's Synapse (the
+`synapse` fixture), both `localhost:<port>` over TLS with certificates from the test CA, which
+both trust.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from signedjson.sign import sign_json, verify_signed_json
 
 from federation.client import RemoteError
 from homeserver.core.signing import InvalidSignature
-from tests.federation.synapse import MatrixClient
+from tests.federation.synapse import MatrixClient, unique_name
 
 
 def ca_context(tls_files) -> ssl.SSLContext:
@@ -110,16 +111,17 @@ async def test_aliases_resolve_both_ways(homeservers, synapse, tls_files):
     bob = await MatrixClient.chatgo_user(chatgo, ca_context(tls_files), "bob")
     sy = await synapse.register("sy")
 
-    synapse_room = await sy.create_room(room_alias_name="lounge")
-    chatgo_room = await bob.create_room(room_alias_name="lobby")
+    lounge, lobby = unique_name("lounge"), unique_name("lobby")
+    synapse_room = await sy.create_room(room_alias_name=lounge)
+    chatgo_room = await bob.create_room(room_alias_name=lobby)
 
-    synapse_alias = f"#lounge:{synapse.name}"
+    synapse_alias = f"#{lounge}:{synapse.name}"
     body = await bob.call("GET", f"/_matrix/client/v3/directory/room/{quote(synapse_alias)}")
     assert body["room_id"] == synapse_room and synapse.name in body["servers"]
     status, body = await bob.request("GET", f"/_matrix/client/v3/directory/room/{quote('#none:' + synapse.name)}")
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
 
-    chatgo_alias = f"#lobby:{chatgo.name}"
+    chatgo_alias = f"#{lobby}:{chatgo.name}"
     body = await sy.call("GET", f"/_matrix/client/v3/directory/room/{quote(chatgo_alias)}")
     assert body["room_id"] == chatgo_room and chatgo.name in body["servers"]
     status, body = await sy.request("GET", f"/_matrix/client/v3/directory/room/{quote('#none:' + chatgo.name)}")
