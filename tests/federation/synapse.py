@@ -162,6 +162,18 @@ def log_config(log_file: Path, level: str) -> dict[str, Any]:
     }
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends it SIGTERM when the test process dies, so a killed
+    test run leaves no Synapse behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class SynapseServer:
     """One Synapse process on loopback, named `localhost:<port>`."""
 
@@ -197,7 +209,7 @@ class SynapseServer:
         started = time.monotonic()
         self.process = subprocess.Popen(
             [str(self.python), "-m", "synapse.app.homeserver", "-c", str(self.directory / "homeserver.yaml")],
-            cwd=self.directory, stdout=self._log_file, stderr=subprocess.STDOUT,
+            cwd=self.directory, stdout=self._log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             env={**os.environ, "SYNAPSE_ASYNC_IO_REACTOR": "0", "PYTHONDONTWRITEBYTECODE": "1"},
         )
         try:
