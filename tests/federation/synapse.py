@@ -326,7 +326,7 @@ class MatrixClient:
         user_id = await server.services.accounts.create_user(localpart, password)
         return await cls.login(server.url, ssl_context, user_id, password)
 
-    async def request(self, method: str, path: str, body: Any = None, *, query: dict[str, Any] | None = None,
+    async def request(self, method: str, path: str, body: Any = None, *, query: Any = None,
                       timeout_s: float = 30) -> tuple[int, Any]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
             async with session.request(method, self.base_url + path, json=body, params=query,
@@ -386,6 +386,35 @@ class MatrixClient:
         await self.call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/receipt/{receipt_type}/"
                                 f"{quote(event_id)}", {})
 
+    async def kick(self, room_id: str, user_id: str, reason: str = "") -> None:
+        await self.call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
+                        {"user_id": user_id, "reason": reason}, timeout_s=60)
+
+    async def ban(self, room_id: str, user_id: str, reason: str = "") -> None:
+        await self.call("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/ban",
+                        {"user_id": user_id, "reason": reason}, timeout_s=60)
+
+    async def knock(self, room: str, via: Iterable[str] = (), reason: str = "") -> str:
+        data = await self.call("POST", "/_matrix/client/v3/knock/" + quote(room, safe=""), {"reason": reason},
+                               query=[("via", server) for server in via], timeout_s=60)
+        return data["room_id"]
+
+    async def redact(self, room_id: str, event_id: str, reason: str = "") -> str:
+        self._txn += 1
+        path = (f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}/"
+                f"r{self._txn}{secrets.token_hex(4)}")
+        return (await self.call("PUT", path, {"reason": reason}))["event_id"]
+
+    async def set_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> str:
+        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{event_type}/{quote(state_key)}"
+        return (await self.call("PUT", path, content))["event_id"]
+
+    async def messages(self, room_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The room's timeline, newest first, through /messages (which may backfill)."""
+        data = await self.call("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/messages",
+                               query={"dir": "b", "limit": str(limit)}, timeout_s=60)
+        return data["chunk"]
+
     async def create_alias(self, alias: str, room_id: str) -> None:
         await self.call("PUT", f"/_matrix/client/v3/directory/room/{quote(alias)}", {"room_id": room_id})
 
@@ -394,8 +423,12 @@ class MatrixClient:
                         {"displayname": name})
 
     # sync
+    # A timeline long enough that an incremental sync is never `limited` in these scenarios
+    # (Synapse's default is 10 events), so a finder sees every event.
+    SYNC_FILTER = '{"room": {"timeline": {"limit": 100}}}'
+
     async def sync(self, timeout_ms: int = 0) -> dict[str, Any]:
-        query = {"timeout": str(timeout_ms)}
+        query = {"timeout": str(timeout_ms), "filter": self.SYNC_FILTER}
         if self.next_batch:
             query["since"] = self.next_batch
         data = await self.call("GET", "/_matrix/client/v3/sync", query=query, timeout_s=timeout_ms / 1000 + 30)
@@ -432,6 +465,10 @@ def timeline_event(room_id: str, match: Callable[[dict[str, Any]], bool]) -> Cal
         events = room.get("timeline", {}).get("events", []) + room.get("state", {}).get("events", [])
         return next((event for event in events if match(event)), None)
     return find
+
+
+def knocked_on(room_id: str) -> Callable[[dict], Any]:
+    return lambda response: response.get("rooms", {}).get("knock", {}).get(room_id)
 
 
 def invited_to(room_id: str) -> Callable[[dict], Any]:

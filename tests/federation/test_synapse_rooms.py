@@ -30,11 +30,13 @@ from tests.federation.synapse import (
     MatrixClient,
     ephemeral,
     invited_to,
+    knocked_on,
     left,
     membership_of,
     text_message,
     timeline_event,
     unique_name,
+    wait_for,
 )
 
 pytestmark = pytest.mark.skip(reason="needs federation joins (lead, in progress)")
@@ -264,3 +266,112 @@ async def test_host_leaves_and_peer_stays(hosting):
     await alice.leave(room_id)
     await bob.sync_until(timeline_event(room_id, membership_of(alice.user_id, "leave")), what="alice's leave")
     await talk(carol, bob, room_id)
+
+
+async def test_message_burst_arrives_complete_and_in_order(hosting):
+    """More PDUs than fit one transaction's worth of patience: all arrive, in order, both ways."""
+    home, _ = hosting
+    alice, bob = await users(hosting)
+    room_id = await shared_room(alice, bob, home)
+    for sender, receiver in ((alice, bob), (bob, alice)):
+        sent = [f"burst {sender.user_id} {i}" for i in range(30)]
+        for body in sent:
+            await sender.send_text(room_id, body)
+        got: list[str] = []
+
+        def collect(response, got=got, sent=sent):
+            room = response.get("rooms", {}).get("join", {}).get(room_id, {})
+            got.extend(e["content"]["body"] for e in room.get("timeline", {}).get("events", [])
+                       if e["type"] == "m.room.message" and e["content"].get("body") in sent)
+            return len(got) >= len(sent)
+
+        await receiver.sync_until(collect, timeout_s=30, what=f"30 messages from {sender.user_id}")
+        assert got == sent
+
+
+async def test_history_before_the_join_through_messages(hosting):
+    """What was said before the join is readable afterwards (history_visibility shared):
+    /messages on the joiner's server, backfilling from the host where it must."""
+    home, _ = hosting
+    alice, bob = await users(hosting)
+    room_id = await alice.create_room(preset="public_chat")
+    before = [f"before the join {i}" for i in range(15)]
+    for body in before:
+        await alice.send_text(room_id, body)
+    assert await bob.join(room_id, via=[home.name]) == room_id
+
+    async def history():
+        bodies = [e["content"].get("body") for e in await bob.messages(room_id) if e["type"] == "m.room.message"]
+        return bodies if set(before) <= set(bodies) else None
+
+    bodies = await wait_for(history, timeout_s=20, what="the history before the join")
+    assert [body for body in reversed(bodies) if body in before] == before
+
+
+async def test_state_changes_and_redactions_propagate(hosting):
+    home, _ = hosting
+    alice, bob = await users(hosting)
+    room_id = await shared_room(alice, bob, home)
+
+    await alice.set_state(room_id, "m.room.name", {"name": "Renamed"})
+    await bob.sync_until(timeline_event(room_id, lambda e: e["type"] == "m.room.name"
+                                        and e["content"].get("name") == "Renamed"), what="the new name")
+    status, name = await bob.request("GET", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.name")
+    assert (status, name) == (200, {"name": "Renamed"})
+
+    await bob.set_displayname("Bob Remote")
+    await alice.sync_until(timeline_event(room_id, lambda e: membership_of(bob.user_id, "join")(e)
+                                          and e["content"].get("displayname") == "Bob Remote"),
+                           what="bob's new display name in the room")
+
+    for sender, receiver in ((alice, bob), (bob, alice)):
+        body = f"regrettable words of {sender.user_id}"
+        event_id = await sender.send_text(room_id, body)
+        await receiver.sync_until(timeline_event(room_id, text_message(body)), what=repr(body))
+        redaction_id = await sender.redact(room_id, event_id, reason="oops")
+        redaction = await receiver.sync_until(timeline_event(room_id, lambda e: e["type"] == "m.room.redaction"
+                                                             and redaction_id == e["event_id"]), what="the redaction")
+        assert event_id in (redaction.get("redacts"), redaction["content"].get("redacts"))
+        status, event = await receiver.request("GET", f"/_matrix/client/v3/rooms/{room_id}/event/{event_id}")
+        assert status == 200 and "body" not in event["content"], event
+
+
+async def test_kick_and_ban(hosting):
+    home, _ = hosting
+    alice, bob = await users(hosting)
+    room_id = await shared_room(alice, bob, home)
+    await alice.kick(room_id, bob.user_id, reason="out")
+    kick = await bob.sync_until(left(room_id), what="the kick under rooms.leave")
+    assert any(membership_of(bob.user_id, "leave")(e) and e["sender"] == alice.user_id
+               for e in kick.get("timeline", {}).get("events", []) + kick.get("state", {}).get("events", []))
+
+    assert await bob.join(room_id, via=[home.name]) == room_id
+    await see_join(alice, room_id, bob.user_id)
+    await alice.ban(room_id, bob.user_id, reason="really out")
+    await alice.sync_until(timeline_event(room_id, membership_of(bob.user_id, "ban")), what="the ban")
+    await wait_for(lambda: _not_joined(bob, room_id), what="bob out of the room after the ban")
+    status, body = await bob.request("POST", f"/_matrix/client/v3/join/{room_id}", {},
+                                     query=[("via", home.name)], timeout_s=60)
+    assert status == 403, (status, body)
+
+
+async def _not_joined(client, room_id: str) -> bool:
+    joined = await client.call("GET", "/_matrix/client/v3/joined_rooms")
+    return room_id not in joined["joined_rooms"]
+
+
+async def test_knock_then_invite(hosting):
+    """Knocking (room versions 7+): make_knock/send_knock to the host, then an invite."""
+    home, _ = hosting
+    alice, bob = await users(hosting)
+    room_id = await alice.create_room(preset="private_chat", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+    assert await bob.knock(room_id, via=[home.name], reason="let me in") == room_id
+    knock = await alice.sync_until(timeline_event(room_id, membership_of(bob.user_id, "knock")), what="the knock")
+    assert knock["content"].get("reason") == "let me in"
+    await bob.sync_until(knocked_on(room_id), what="the room under rooms.knock")
+    await alice.invite(room_id, bob.user_id)
+    await bob.sync_until(invited_to(room_id), what="the invite after the knock")
+    assert await bob.join(room_id) == room_id
+    await see_join(alice, room_id, bob.user_id)
+    await talk(alice, bob, room_id)
