@@ -12,8 +12,9 @@ test's fault rather than ChatGO's.
 What Synapse 1.163 asks of ChatGO here (see docs/federation.md, "Testing against Synapse"):
 make_join v1 with `ver=` for every room version it knows (unstable ones included), send_join
 v2 with `omit_members=true` (a full answer without `members_omitted` is fine), make_leave v1 +
-send_leave v2, invite v2 (`invite_room_state` as full PDUs, MSC4311), /send with PDUs and
-m.typing / m.receipt / m.presence / m.device_list_update EDUs, and key queries for our keys.
+send_leave v2, make_knock + send_knock v1, invite v2 (`invite_room_state` as full PDUs,
+MSC4311), /backfill, /state, /state_ids and /event, /send with PDUs and m.typing / m.receipt /
+m.presence / m.device_list_update EDUs, and our keys.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+from urllib.parse import quote
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -375,3 +377,22 @@ async def test_knock_then_invite(hosting):
     assert await bob.join(room_id) == room_id
     await see_join(alice, room_id, bob.user_id)
     await talk(alice, bob, room_id)
+
+
+async def test_presence_both_ways(hosting):
+    """m.presence EDUs reach the users who share a room."""
+    home, _ = hosting
+    alice, bob = await users(hosting)
+    await shared_room(alice, bob, home)
+
+    def presence_of(user_id: str, status_msg: str):
+        return lambda response: next((e for e in response.get("presence", {}).get("events", [])
+                                      if e.get("sender") == user_id
+                                      and e.get("content", {}).get("status_msg") == status_msg), None)
+
+    for sender, receiver in ((alice, bob), (bob, alice)):
+        status_msg = f"busy, says {sender.user_id}"
+        await sender.call("PUT", f"/_matrix/client/v3/presence/{quote(sender.user_id)}/status",
+                          {"presence": "online", "status_msg": status_msg})
+        event = await receiver.sync_until(presence_of(sender.user_id, status_msg), what=f"{sender.user_id}'s presence")
+        assert event["content"]["presence"] == "online"
