@@ -41,7 +41,10 @@ from tests.federation.synapse import (
     wait_for,
 )
 
-pytestmark = pytest.mark.skip(reason="needs federation joins (lead, in progress)")
+# On main alone (joins, no outbound sender yet) 4 of the 38 pass; merged with fed-sender
+# (PduBroadcaster.broadcast as FederationMembership's relay, FederationEduService.receive as
+# FederationTransactions' receive_edus) and fed-reads (/backfill), all 38 passed in a preview.
+pytestmark = pytest.mark.skip(reason="needs federation joins + the outbound sender + /backfill on main")
 
 DIRECTIONS = ["synapse_hosts", "chatgo_hosts"]
 if os.environ.get("CHATGO_SYNAPSE_SELFTEST") == "1":
