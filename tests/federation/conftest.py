@@ -4,7 +4,9 @@ A test CA (made once per session with cryptography) signs a certificate for `loc
 127.0.0.1; the servers present it and trust the CA through `federation.ca_certificates`, so
 certificate checking stays on. `homeservers()` starts any number of servers, each named
 `localhost:<port>` with its own database (cloned from the migrated template), signing key and
-HTTPS listener serving client, federation and keys resources.
+HTTPS listener serving client, federation and keys resources. `synapse` starts a real Synapse
+(tests/federation/synapse.py) with the same certificate, trusting the same CA; a failing
+test's report ends with the tail of Synapse's log.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import itertools
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ from homeserver.app import build_services, make_web_app
 from homeserver.services.graph import Services
 from storage.database import Database
 from tests.conftest import database_url, make_test_config
+from tests.federation.synapse import SynapseServer, synapse_python
+from tests.federation.synapse import install as install_synapse
 
 _counter = itertools.count()
 ALL_RESOURCES = ["client", "federation", "keys", "media"]
@@ -228,6 +233,75 @@ async def homeservers(pg_server_url, template_database, tls_files) -> AsyncItera
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+_SYNAPSES = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def synapse_interpreter() -> Path:
+    """The Python of the Synapse virtualenv, installed on first use (about 25 s, once per machine).
+
+    Skips when it cannot be installed (no PyPI), unless CHATGO_REQUIRE_SYNAPSE=1 (CI)."""
+    python = synapse_python()
+    if python is None:
+        try:
+            python = install_synapse()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            message = f"Synapse is not installed and `python -m tests.federation.synapse install` failed: {exc}"
+            if os.environ.get("CHATGO_REQUIRE_SYNAPSE") == "1":
+                pytest.fail(message)
+            pytest.skip(message)
+    return python
+
+
+@pytest.fixture(scope="session")
+def shared_synapse(tmp_path_factory, tls_files, synapse_interpreter) -> Iterator[SynapseServer]:
+    """One Synapse for the whole session: tests make fresh users and rooms on it."""
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"), tls_files, synapse_interpreter)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def synapse(request, shared_synapse) -> SynapseServer:
+    """The session's Synapse (`localhost:<port>`); a failing test's report shows the part of
+    its log written during the test. Give users and aliases unique names (`register` does)."""
+    if shared_synapse.process is None or shared_synapse.process.poll() is not None:
+        pytest.fail("the shared Synapse is not running:\n" + shared_synapse.log_tail())
+    request.node.stash.setdefault(_SYNAPSES, []).append((shared_synapse, shared_synapse.log_size()))
+    return shared_synapse
+
+
+@pytest.fixture
+def synapses(request, tls_files, tmp_path, synapse_interpreter) -> Iterator[Callable[[], SynapseServer]]:
+    """`synapses()` starts one more Synapse of the test's own (1.5 to 5 s; blocking: from async
+    code, `await asyncio.to_thread(synapses)`)."""
+    started: list[SynapseServer] = []
+
+    def start() -> SynapseServer:
+        server = SynapseServer(tmp_path / f"synapse{len(started)}", tls_files, synapse_interpreter)
+        request.node.stash.setdefault(_SYNAPSES, []).append((server, 0))
+        started.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server, offset in item.stash.get(_SYNAPSES, []):
+            report.sections.append((f"Synapse {server.name} log ({report.when})", server.log_tail(150, offset)))
 
 
 class FakeClock:
