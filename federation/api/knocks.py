@@ -24,4 +24,4 @@ async def send_knock(request: web.Request) -> web.Response:
     membership = services_of(request).federation_membership
     room_id = request.match_info["roomId"]
     await membership.send_membership(origin_of(request), room_id, request.match_info["eventId"], body, "knock")
-    return json_response({"knock_room_state": await membership.stripped_state(room_id)})
+    return json_response({"knock_room_state": await membership.room_state_pdus(room_id)})

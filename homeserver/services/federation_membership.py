@@ -106,7 +106,7 @@ class FederationMembership:
         event = self._complete(template, version, user_id, content, "knock")
         body = await self._send(server, room_id, event, "knock")
         stripped = body.get("knock_room_state") if isinstance(body, dict) else None
-        await self.store_out_of_band(event, version, stripped if isinstance(stripped, list) else [])
+        await self.store_out_of_band(event, version, to_stripped(stripped))
         return event.event_id
 
     async def _make(self, user_id: str, room_id: str, servers: Sequence[str],
@@ -258,13 +258,14 @@ class FederationMembership:
         signatures = {**returned.pdu.get("signatures", {}), **event.pdu.get("signatures", {})}
         return parse_pdu({**event.pdu, "signatures": signatures}, event.room_version)
 
-    async def stripped_state(self, room_id: str) -> list[dict[str, Any]]:
+    async def room_state_pdus(self, room_id: str, *, also: list[tuple[str, str]] = ()) -> list[dict[str, Any]]:
+        """The state that helps an invitee or knocker recognise the room, as `invite_room_state`
+        and `knock_room_state` carry it since v1.16: full PDUs, the create event always among them."""
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
             return []
-        events = await self._rooms.state_events(snap, [(t, "") for t in STRIPPED_TYPES])
-        return [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
-                for e in events.values()]
+        events = await self._rooms.state_events(snap, [*((t, "") for t in STRIPPED_TYPES), *also])
+        return [e.pdu for e in events.values()]
 
     async def on_invite(self, origin: str, room_id: str, event_id: str, body: Any) -> dict[str, Any]:
         """PUT /v2/invite from the inviting server: sign the invite of a local user and keep it."""
@@ -275,9 +276,10 @@ class FederationMembership:
             raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, f"Unsupported room version {version_id!r}",
                               room_version=version_id)
         version = get_room_version(version_id)
-        stripped = body.get("invite_room_state", [])
-        if not isinstance(stripped, list) or not all(isinstance(s, dict) for s in stripped):
+        room_state = body.get("invite_room_state", [])
+        if not isinstance(room_state, list) or not all(isinstance(s, dict) for s in room_state):
             raise MatrixError(400, Codes.BAD_JSON, "'invite_room_state' must be a list of events")
+        stripped = to_stripped(room_state)
         try:
             checked = await self._checker.check_pdu(body["event"], version, origin, expected_room_id=room_id)
         except PduDropped as err:
@@ -392,6 +394,19 @@ class FederationMembership:
             "members_omitted": False,
             "servers_in_room": servers,
         }
+
+
+def to_stripped(events: Any) -> list[dict[str, Any]]:
+    """Stripped state events (what clients see under invite_state / knock_state) from what a
+    server sent: full PDUs (v1.16+) or stripped events (older servers). Malformed entries go."""
+    if not isinstance(events, list):
+        return []
+    stripped = []
+    for event in events:
+        if isinstance(event, dict) and isinstance(event.get("type"), str) and isinstance(event.get("state_key"), str) \
+                and isinstance(event.get("content"), dict) and isinstance(event.get("sender"), str):
+            stripped.append({k: event[k] for k in ("type", "state_key", "content", "sender")})
+    return stripped
 
 
 def _is_local(user_id: str, server_name: str) -> bool:

@@ -83,13 +83,10 @@ class MembershipService:
         content.update(await self._profiles.member_profile(target))
         if server_name_of(target) == self._server_name:
             return await self._change(sender, room_id, target, content, reason)
-        stripped = await self._remote.stripped_state(room_id)
+        room_state = await self._remote.room_state_pdus(room_id, also=[("m.room.member", sender)])
 
         async def countersign(event):
-            inviter = await self._rooms.state_events(await self._require_room(room_id), [("m.room.member", sender)])
-            extra = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
-                     for e in inviter.values()]
-            return await self._remote.countersign_invite(event, stripped + extra)
+            return await self._remote.countersign_invite(event, room_state)
         return await self._change(sender, room_id, target, content, reason, countersign=countersign)
 
     async def kick(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:

@@ -399,9 +399,6 @@ async def test_presence_both_ways(hosting):
         assert event["content"]["presence"] == "online"
 
 
-@pytest.mark.xfail(strict=True, reason="ChatGO's invite v2 carries stripped events as invite_room_state; "
-                   "since spec v1.16 they must be full PDUs including m.room.create (Synapse logs "
-                   "'failed to validate `invite_room_state`' and goes on; a stricter server may refuse)")
 async def test_invite_room_state_is_full_pdus(homeservers, synapse, tls_files):
     chatgo = await homeservers()
     alice = await MatrixClient.chatgo_user(chatgo, ssl.create_default_context(cafile=str(tls_files.ca_cert)), "alice")
