@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.federation.matrix_client import Client, messages, timeline
 
 
@@ -195,3 +197,40 @@ async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files
     # Backfilled history is not news: an incremental sync does not replay it.
     later = await bob.sync()
     assert not messages(later, room_id)
+
+
+async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(homeservers, tls_files):
+    a = await homeservers(federation={"retry_min_interval_ms": 200})
+    b = await homeservers(federation={"retry_min_interval_ms": 200})
+    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    room_id = await alice.create_room(preset="public_chat", power_level_content_override={
+        "users": {bob.user_id: 100}})  # v12: the creator needs no level
+    await bob.join(room_id, via=[a.name])
+    await alice.wait_for(lambda s: any(e.get("state_key") == bob.user_id for e in timeline(s, room_id)))
+
+    # A is away while Bob changes the topic; Alice changes it too before Bob's change reaches A.
+    await a.shut_down()
+    await bob.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", {"topic": "from B"})
+    await a.restart()
+    await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", {"topic": "from A"})
+
+    # Each server ends up with both topic events, forked, and resolves the same winner.
+    async def topic(client) -> str:
+        _, content = await client.state(room_id, "m.room.topic")
+        return content["topic"]
+
+    for _ in range(200):
+        extremities_a = await a.services.events._events.forward_extremities(room_id)
+        extremities_b = await b.services.events._events.forward_extremities(room_id)
+        if len(extremities_a) == 2 and sorted(extremities_a) == sorted(extremities_b):
+            break
+        await asyncio.sleep(0.05)
+    assert len(extremities_a) == 2 and sorted(extremities_a) == sorted(extremities_b)
+    winner = await topic(alice)
+    assert winner in ("from A", "from B") and await topic(bob) == winner
+
+    # The next message merges the fork on both sides.
+    await alice.send(room_id, "merge")
+    await bob.wait_for(lambda s: "merge" in messages(s, room_id))
+    assert len(await b.services.events._events.forward_extremities(room_id)) == 1
+    assert await topic(bob) == winner
