@@ -85,3 +85,9 @@ def timeline(body: dict[str, Any], room_id: str, section: str = "join") -> list[
 
 def messages(body: dict[str, Any], room_id: str) -> list[str]:
     return [e["content"].get("body") for e in timeline(body, room_id) if e["type"] == "m.room.message"]
+
+
+async def new_user(server, tls_files, localpart: str) -> Client:
+    """A user made on a test server (`homeservers()`), logged in over TLS."""
+    await server.services.accounts.create_user(localpart, "password-" + localpart)
+    return await Client(server.url, str(tls_files.ca_cert)).login(localpart, "password-" + localpart)

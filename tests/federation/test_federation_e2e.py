@@ -7,12 +7,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from tests.api.test_e2e_keys import device_keys
-from tests.federation.matrix_client import Client, messages
-
-
-async def _client(server, tls_files, localpart: str) -> Client:
-    await server.services.accounts.create_user(localpart, "password-" + localpart)
-    return await Client(server.url, str(tls_files.ca_cert)).login(localpart, "password-" + localpart)
+from tests.federation.matrix_client import messages, new_user
 
 
 def _ephemeral(body, room_id, kind):
@@ -22,7 +17,7 @@ def _ephemeral(body, room_id, kind):
 
 async def test_messages_and_edus_flow_between_two_servers(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat")
     await bob.join(room_id, via=[a.name])
     await alice.wait_for(lambda s: any(e.get("state_key") == bob.user_id
@@ -67,7 +62,7 @@ async def test_messages_and_edus_flow_between_two_servers(homeservers, tls_files
 async def test_messages_sent_while_a_server_is_down_arrive_after_it_returns(homeservers, tls_files):
     a = await homeservers(federation={"retry_min_interval_ms": 200})
     b = await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat")
     await bob.join(room_id, via=[a.name])
     await bob.sync()

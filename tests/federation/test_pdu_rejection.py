@@ -12,17 +12,12 @@ from typing import Any
 from federation.client import path
 from homeserver.core.events import compute_event_id
 from homeserver.core.signing import sign_event
-from tests.federation.matrix_client import Client, messages
-
-
-async def _client(server, tls_files, localpart: str) -> Client:
-    await server.services.accounts.create_user(localpart, "password-" + localpart)
-    return await Client(server.url, str(tls_files.ca_cert)).login(localpart, "password-" + localpart)
+from tests.federation.matrix_client import messages, new_user
 
 
 async def _shared_room(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat")
     await bob.join(room_id, via=[a.name])
     await alice.sync()

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.federation.matrix_client import Client, messages, timeline
-
-
-async def _client(server, tls_files, localpart: str) -> Client:
-    await server.services.accounts.create_user(localpart, "password-" + localpart)
-    return await Client(server.url, str(tls_files.ca_cert)).login(localpart, "password-" + localpart)
+from tests.federation.matrix_client import messages, new_user, timeline
 
 
 async def test_remote_user_joins_a_local_room(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat", name="Lobby")
     await alice.send(room_id, "before bob")
 
@@ -39,8 +34,8 @@ async def test_remote_user_joins_a_local_room(homeservers, tls_files):
 
 async def test_invite_across_servers_then_join_and_reject(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice = await _client(a, tls_files, "alice")
-    bob, carol = await _client(b, tls_files, "bob"), await _client(b, tls_files, "carol")
+    alice = await new_user(a, tls_files, "alice")
+    bob, carol = await new_user(b, tls_files, "bob"), await new_user(b, tls_files, "carol")
     room_id = await alice.create_room(preset="private_chat", name="Secret plans")
 
     await alice.membership(room_id, "invite", bob.user_id)
@@ -70,7 +65,7 @@ async def test_invite_across_servers_then_join_and_reject(homeservers, tls_files
 
 async def test_remote_server_invites_a_local_user_into_its_room(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await bob.create_room(preset="private_chat", name="Bob's room")
     await bob.membership(room_id, "invite", alice.user_id)
     await alice.wait_for(lambda s: room_id in s.get("rooms", {}).get("invite", {}))
@@ -83,7 +78,7 @@ async def test_remote_server_invites_a_local_user_into_its_room(homeservers, tls
 
 async def test_join_refused_by_the_resident_server_is_a_clean_error(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="private_chat")
     status, body = await bob.join(room_id, via=[a.name], expect=None)
     assert status == 403 and body["errcode"] == "M_FORBIDDEN"
@@ -99,7 +94,7 @@ async def test_joins_in_every_room_version(homeservers, tls_files):
     """Event formats differ (v1-v2 event IDs, v3+ hashes, v11 redaction, v12 room IDs):
     a remote join must work in each."""
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     for version in ("1", "2", "3", "5", "7", "9", "10", "11", "12"):
         room_id = await alice.create_room(preset="public_chat", room_version=version, name=f"v{version}")
         await bob.join(room_id, via=[a.name])
@@ -111,7 +106,7 @@ async def test_joins_in_every_room_version(homeservers, tls_files):
 
 async def test_knock_on_a_remote_room(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="private_chat", name="Knock first",
                                       initial_state=[{"type": "m.room.join_rules", "state_key": "",
                                                       "content": {"join_rule": "knock"}}])
@@ -127,7 +122,7 @@ async def test_knock_on_a_remote_room(homeservers, tls_files):
 
 async def test_restricted_join_authorised_by_the_resident_server(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     space = await alice.create_room(preset="public_chat", name="Space")
     room_id = await alice.create_room(preset="private_chat", room_version="10", initial_state=[{
         "type": "m.room.join_rules", "state_key": "",
@@ -144,8 +139,8 @@ async def test_restricted_join_authorised_by_the_resident_server(homeservers, tl
 
 async def test_leaves_kicks_and_bans_across_servers(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice = await _client(a, tls_files, "alice")
-    bob, carol = await _client(b, tls_files, "bob"), await _client(b, tls_files, "carol")
+    alice = await new_user(a, tls_files, "alice")
+    bob, carol = await new_user(b, tls_files, "bob"), await new_user(b, tls_files, "carol")
     room_id = await alice.create_room(preset="public_chat")
     await bob.join(room_id, via=[a.name])
     await carol.join(room_id, via=[a.name])
@@ -178,7 +173,7 @@ async def test_leaves_kicks_and_bans_across_servers(homeservers, tls_files):
 
 async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat", name="Old news")
     for n in range(25):
         await alice.send(room_id, f"old {n}")
@@ -202,7 +197,7 @@ async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files
 async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(homeservers, tls_files):
     a = await homeservers(federation={"retry_min_interval_ms": 200})
     b = await homeservers(federation={"retry_min_interval_ms": 200})
-    alice, bob = await _client(a, tls_files, "alice"), await _client(b, tls_files, "bob")
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat", power_level_content_override={
         "users": {bob.user_id: 100}})  # v12: the creator needs no level
     await bob.join(room_id, via=[a.name])
