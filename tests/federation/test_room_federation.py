@@ -195,17 +195,26 @@ async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files
 
 
 async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(homeservers, tls_files):
-    a = await homeservers(federation={"retry_min_interval_ms": 200})
-    b = await homeservers(federation={"retry_min_interval_ms": 200})
+    a = await homeservers()
+    # B waits a minute before retrying a failed destination: only A's next transaction (which
+    # wakes B's queue for A) delivers Bob's change, so Alice's change is made without it.
+    b = await homeservers(federation={"retry_min_interval_ms": 60_000})
     alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
     room_id = await alice.create_room(preset="public_chat", power_level_content_override={
         "users": {bob.user_id: 100}})  # v12: the creator needs no level
     await bob.join(room_id, via=[a.name])
     await alice.wait_for(lambda s: any(e.get("state_key") == bob.user_id for e in timeline(s, room_id)))
 
-    # A is away while Bob changes the topic; Alice changes it too before Bob's change reaches A.
     await a.shut_down()
     await bob.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", {"topic": "from B"})
+    sender = b.services.federation_sender
+    for _ in range(200):  # B tried A, failed, and is backing off
+        state = sender._destinations.get(a.name)
+        if state is not None and state.retry is not None and state.retry.retry_interval > 0:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("B never tried to deliver to A")
     await a.restart()
     await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", {"topic": "from A"})
 
