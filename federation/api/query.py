@@ -25,6 +25,9 @@ async def query_profile(request: web.Request) -> web.Response:
     """GET /_matrix/federation/v1/query/profile"""
     profiles = services_of(request).profiles
     user_id, field = _required(request, "user_id"), request.query.get("field")
+    profile = await profiles.get_profile(user_id, ask_remote=False)  # 404 for an unknown user
     if field:
-        return json_response(await profiles.get_field(user_id, field, ask_remote=False))
-    return json_response(await profiles.get_profile(user_id, ask_remote=False))
+        # An existing user without that field: an empty answer, not 404 (as Synapse; peers ask
+        # for each field before inviting and treat 404 as "no such user").
+        return json_response({field: profile[field]} if field in profile else {})
+    return json_response(profile)

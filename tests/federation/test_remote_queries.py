@@ -70,6 +70,13 @@ async def test_remote_alias_through_federation_and_peers_get_only_local_answers(
     with pytest.raises(RemoteError) as err:
         await client.get_json(a.name, "/_matrix/federation/v1/query/directory", {"room_alias": f"#lobby:{b.name}"})
     assert err.value.status == 404
+    # A user of ours without an avatar: the field is simply absent (404 would mean no such user).
+    assert await b.services.federation_client.get_json(
+        a.name, "/_matrix/federation/v1/query/profile", {"user_id": bob, "field": "avatar_url"}) == {}
+    with pytest.raises(RemoteError) as err:
+        await client.get_json(a.name, "/_matrix/federation/v1/query/profile",
+                              {"user_id": f"@nobody:{a.name}", "field": "avatar_url"})
+    assert err.value.status == 404
 
 
 async def test_domain_allowlist_keeps_other_servers_out_of_reach(homeservers, tls_files):
