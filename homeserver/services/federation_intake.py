@@ -96,7 +96,8 @@ class FederationIntake:
         for prev in event.prev_event_ids:
             info = prev_known.get(prev)
             if info is not None and not info[0] and info[2] is not None:
-                state = await self._state.state_of_group(info[2])
+                # The common case, an event on top of the room's head: its state is in memory.
+                state = dict(snap.state) if info[2] == snap.state_group else await self._state.state_of_group(info[2])
                 parent = parent or (info[2], state)
                 state_sets.append(state)
             else:
@@ -156,8 +157,10 @@ class FederationIntake:
             covered = set(snap.extremities) <= set(event.prev_event_ids)
             extremities[event.event_id] = event.depth
             current = after if covered else await self._state.resolve(version, [snap.state, after], {event.event_id: event})
-        parent_chain = await self._state.chain_length(parent[0]) if parent is not None else 0
-        current_chain_base = await self._state.chain_length(snap.state_group) if snap.state_group is not None else 0
+        parent_chain = 0
+        if parent is not None:
+            parent_chain = snap.chain_length if parent[0] == snap.state_group else await self._state.chain_length(parent[0])
+        current_chain_base = snap.chain_length
         changed = {k: v for k, v in current.items() if snap.state.get(k) != v}
         removed = [k for k in snap.state if k not in current]
         if removed:
