@@ -120,7 +120,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
     profiles = ProfileLookup(stores.profiles, config.server_name)
-    directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client)
+    directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
+                                 stores.destinations.joined_servers)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     # Rooms shared with other servers: what we send them, received events, remote
     # joins/leaves/invites, transactions.

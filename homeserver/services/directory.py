@@ -8,6 +8,7 @@ admins (power level 100, or a v12 creator); publicRooms pages with an offset `si
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.core import power_levels
@@ -26,8 +27,10 @@ MAX_PUBLIC_ROOMS_LIMIT = 500
 
 class DirectoryService:
     def __init__(self, directory: DirectoryStore, rooms: RoomStateCache, events: EventService, clock: Clock,
-                 server_name: str, federation: FederationClient | None = None) -> None:
+                 server_name: str, federation: FederationClient | None = None,
+                 joined_servers: Callable[[str], Awaitable[set[str]]] | None = None) -> None:
         self._federation = federation
+        self._joined_servers = joined_servers
         self._directory = directory
         self._rooms = rooms
         self._events = events
@@ -70,7 +73,9 @@ class DirectoryService:
         row = await self._directory.get_alias(alias)
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
-        return {"room_id": row.room_id, "servers": [self._server_name]}
+        # Every server in the room can help a peer join it; ours first.
+        others = await self._joined_servers(row.room_id) if self._joined_servers is not None else set()
+        return {"room_id": row.room_id, "servers": [self._server_name, *sorted(others - {self._server_name})]}
 
     async def _remote_alias(self, alias: str, server: str) -> dict[str, Any]:
         try:
