@@ -132,6 +132,18 @@ class FederationIntake:
             current = await self._state_events(version, snap.state, keys)
         return check_against_state(event, before_events, current)
 
+    async def check_against_state(self, version: RoomVersion, event: Event, state: StateIds):
+        """Checks 4 and 5 for an event whose state before it we were handed (a send_join answer)."""
+        wanted = list(event.auth_event_ids)
+        if (create_id := create_event_id_of(event)) is not None:
+            wanted.append(create_id)
+        verdict = check_against_auth_events(event, await self._rooms.events.get_many(wanted, version),
+                                            await self._graph.rejected_among(wanted))
+        if not verdict.accepted:
+            return verdict
+        keys = auth_types_for_new_event(version, event.type, event.sender, event.state_key, event.content)
+        return check_against_state(event, await self._state_events(version, state, [*keys, ("m.room.create", "")]))
+
     async def _state_events(self, version: RoomVersion, state: Mapping[tuple[str, str], str],
                             keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         ids = {k: state[k] for k in keys if k in state}

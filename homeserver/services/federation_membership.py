@@ -179,17 +179,22 @@ class FederationMembership:
                 pass
         checked = await self._checker.check_pdus([*body["auth_chain"], *body["state"]], version, server,
                                                  expected_room_id=room_id)
-        good = [c.event for c in checked if not isinstance(c, PduDropped)]
+        good = {c.event.event_id: c.event for c in checked if not isinstance(c, PduDropped)}
         state = {}
         for pdu in body["state"]:
-            event_id = _event_id_of(pdu, version)
-            found = next((e for e in good if e.event_id == event_id), None)
+            found = good.get(_event_id_of(pdu, version) or "")
             if found is not None and found.state_key is not None:
                 state[(found.type, found.state_key)] = found.event_id
-        if ("m.room.create", "") not in state:
-            raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a room state without its create event")
         async with self._events.room_lock(room_id):
-            await self._intake.store_outliers(room_id, version, good)
+            await self._intake.store_outliers(room_id, version, good.values())
+            # State events that fail against their own auth events are no part of the room.
+            rejected = await self._graph.rejected_among(list(state.values()))
+            state = {k: v for k, v in state.items() if v not in rejected}
+            if ("m.room.create", "") not in state:
+                raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a room state without its create event")
+            verdict = await self._intake.check_against_state(version, event, state)
+            if not verdict.accepted:
+                raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a state our join does not pass: {verdict.reason}")
             await self._persist_join(version, room_id, event, state)
 
     async def _persist_join(self, version: RoomVersion, room_id: str, event: Event,
