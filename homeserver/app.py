@@ -125,7 +125,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     # Rooms shared with other servers: what we send them, received events, remote
     # joins/leaves/invites, transactions.
-    federation_sender, pdu_broadcaster = _federation_sender(config, db, stores, clock, federation_client, events)
+    federation_sender, pdu_broadcaster = _federation_sender(config, db, stores, clock, federation_client, events,
+                                                            room_state)
     intake = FederationIntake(events, room_state, stores.events, stores.graph,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
                               federation_client, clock, config.server_name)
@@ -229,7 +230,7 @@ def _federation(config: Config, stores: Stores, clock: Clock, signing_key: Any) 
 
 
 def _federation_sender(config: Config, db: Database, stores: Stores, clock: Clock, client: FederationClient,
-                       events: EventService) -> tuple[FederationSender, PduBroadcaster]:
+                       events: EventService, room_state: RoomStateCache) -> tuple[FederationSender, PduBroadcaster]:
     """The sender (idle until `start`) and the listener that queues our events for the servers
     of their rooms."""
     federation = config.federation
@@ -237,7 +238,7 @@ def _federation_sender(config: Config, db: Database, stores: Stores, clock: Cloc
                               domain_allowlist=federation.domain_allowlist,
                               retry_min_interval_ms=federation.retry_min_interval_ms,
                               retry_max_interval_ms=federation.retry_max_interval_ms)
-    pdus = PduBroadcaster(sender, stores.destinations, config.server_name)
+    pdus = PduBroadcaster(sender, stores.destinations, room_state, config.server_name)
     events.on_persisted(pdus.on_persisted)
     return sender, pdus
 

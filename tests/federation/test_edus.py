@@ -85,6 +85,19 @@ async def add_remote_member(db, room_id: str, user_id: str) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _faked_members_reach_the_broadcaster(services, monkeypatch):
+    """add_remote_member writes member rows behind the services' back, without the new state
+    snapshot a real membership change makes; the broadcaster's per-snapshot cache of a room's
+    servers must forget what it read before."""
+    real = add_remote_member
+
+    async def add_and_forget(db, room_id: str, user_id: str) -> None:
+        await real(db, room_id, user_id)
+        services.pdu_broadcaster._joined.pop(room_id, None)
+    monkeypatch.setitem(globals(), "add_remote_member", add_and_forget)
+
+
 async def room_with(alice, db, *remote_users: str) -> str:
     status, body = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
     assert status == 200, body
