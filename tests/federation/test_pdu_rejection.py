@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from federation.client import path
 from homeserver.core.events import compute_event_id
 from homeserver.core.signing import sign_event
@@ -111,3 +113,33 @@ async def test_retried_transaction_is_answered_again_without_reprocessing(homese
     assert first == again == {"pdus": {_event_id(a, room_id, pdu): {}}}
     body = await alice.wait_for(lambda s: "once" in messages(s, room_id))
     assert messages(body, room_id).count("once") == 1
+
+
+async def test_membership_endpoints_answer_bad_requests_with_matrix_errors(homeservers, tls_files):
+    """Signed but wrong requests to make_*/send_*/invite: a Matrix error each, never a 500."""
+    from federation.client import RemoteError
+
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    client = b.services.federation_client
+    v1, v2 = "/_matrix/federation/v1", "/_matrix/federation/v2"
+    attempts = [
+        ("GET", path(v1 + "/make_join/{}/{}", room_id, alice.user_id), None),  # not a user of B
+        ("GET", path(v1 + "/make_join/{}/{}", "!nowhere:" + a.name, "@x:" + b.name), None),
+        ("GET", path(v1 + "/make_join/{}/{}", room_id, "@x:" + b.name) + "?ver=0", None),
+        ("PUT", path(v2 + "/send_join/{}/{}", room_id, "$nothing"), {}),
+        ("PUT", path(v2 + "/send_join/{}/{}", room_id, "$nothing"), {"type": "m.room.member", "content": []}),
+        ("PUT", path(v2 + "/send_leave/{}/{}", room_id, "$nothing"), {"room_id": room_id}),
+        ("PUT", path(v1 + "/send_knock/{}/{}", room_id, "$nothing"), {"depth": "deep"}),
+        ("PUT", path(v2 + "/invite/{}/{}", room_id, "$nothing"), {"event": "not an event"}),
+        ("PUT", path(v2 + "/invite/{}/{}", room_id, "$nothing"), {"room_version": "999", "event": {}}),
+        ("PUT", path(v2 + "/invite/{}/{}", room_id, "$nothing"), {"room_version": "12", "event": {"type": 1}}),
+        ("PUT", path(v1 + "/send/{}", "t1"), {"pdus": "nope"}),
+        ("PUT", path(v1 + "/send/{}", "t2"), {"pdus": [{}] * 51}),
+    ]
+    for method, uri, body in attempts:
+        with pytest.raises(RemoteError) as err:
+            await client.request(method, a.name, uri, content=body)
+        assert 400 <= err.value.status < 500 and err.value.errcode, (uri, err.value.status, err.value.body)
+    # And the room is unharmed.
+    await alice.send(room_id, "still fine")
+    await bob.wait_for(lambda s: "still fine" in messages(s, room_id))
