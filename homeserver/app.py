@@ -164,7 +164,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     receipts.on_read = pushers.badge_changed
     events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
                                         config.server_name, account_data.ignored_users).on_persisted)
-    room_notifications = RoomEventNotifications(stores.events, notifier, stream)
+    room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence)
