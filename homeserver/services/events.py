@@ -295,24 +295,9 @@ class EventService:
                 membership = event.content.get("membership") if event.type == "m.room.member" else None
                 current[key] = (event.event_id, membership)
                 if event.type == "m.room.member" and isinstance(membership, str):
-                    memberships.append(MembershipChange(
-                        event.event_id, event.state_key, event.sender, membership,
-                        _str_or_none(event.content.get("displayname")),
-                        _str_or_none(event.content.get("avatar_url")), position,
-                    ))
-            relates_to, rel_type = relation_of(event.content)
+                    memberships.append(membership_row(event, position))
             is_txn = txn is not None and event is pending.events[-1]
-            new_events.append(NewEvent(
-                event_id=event.event_id, room_id=event.room_id, stream_ordering=position,
-                depth=event.depth, type=event.type, state_key=event.state_key, sender=event.sender,
-                origin_server_ts=event.origin_server_ts, received_ts=now, pdu=event.pdu,
-                prev_event_ids=event.prev_event_ids, auth_event_ids=event.auth_event_ids,
-                state_before=before, state_after=group, relates_to=relates_to, rel_type=rel_type,
-                txn_user_id=txn.user_id if is_txn else None,
-                txn_device_id=txn.device_id if is_txn else None,
-                txn_id=txn.txn_id if is_txn else None,
-                redacts=event.redacts if event.type == "m.room.redaction" else None,
-            ))
+            new_events.append(event_row(event, position, now, before, group, txn=txn if is_txn else None))
         batch = PersistBatch(
             room_id=pending.work.room_id, events=new_events, state_groups=groups,
             extremities_removed=[e for e in base.extremities if e not in pending.work.extremities],
@@ -326,6 +311,31 @@ def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
     """A copy to build on: the maps are copied (their keys and values are immutable strings
     and tuples, so a shallow copy is a full one); the room version is shared."""
     return dataclasses.replace(snap, state=dict(snap.state), extremities=dict(snap.extremities))
+
+
+def event_row(event: Event, position: int | None, now: int, before: int | None, after: int | None, *,
+              rejected: str | None = None, soft_failed: bool = False, outlier: bool = False,
+              txn: TxnRef | None = None) -> NewEvent:
+    """The row an event is stored as, local or received. A rejected redaction redacts nothing."""
+    relates_to, rel_type = relation_of(event.content)
+    return NewEvent(
+        event_id=event.event_id, room_id=event.room_id, stream_ordering=position, depth=event.depth,
+        type=event.type, state_key=event.state_key, sender=event.sender, origin_server_ts=event.origin_server_ts,
+        received_ts=now, pdu=event.pdu, prev_event_ids=event.prev_event_ids, auth_event_ids=event.auth_event_ids,
+        outlier=outlier, rejected_reason=rejected, soft_failed=soft_failed, state_before=before, state_after=after,
+        relates_to=relates_to, rel_type=rel_type,
+        txn_user_id=txn.user_id if txn else None, txn_device_id=txn.device_id if txn else None,
+        txn_id=txn.txn_id if txn else None,
+        redacts=event.redacts if event.type == "m.room.redaction" and rejected is None else None,
+    )
+
+
+def membership_row(event: Event, position: int) -> MembershipChange:
+    """The room_memberships row of an m.room.member event."""
+    return MembershipChange(
+        event.event_id, event.state_key or "", event.sender, event.membership or "",
+        _str_or_none(event.content.get("displayname")), _str_or_none(event.content.get("avatar_url")), position,
+    )
 
 
 def relation_of(content: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACCEPTED", "AuthVerdict", "CheckedPdu", "InvalidPduFormat", "InvalidPduSignature", "Outcome",
-    "PduChecker", "PduDropped", "check_against_state", "check_auth_against_auth_events",
+    "PduChecker", "PduDropped", "check_against_state", "check_auth_against_auth_events", "claimed_event_id",
     "missing_auth_event_ids",
 ]
 
@@ -96,7 +96,7 @@ class PduChecker:
         try:
             pre = precheck_pdu(pdu, room_version, origin=origin, expected_room_id=expected_room_id)
         except InvalidEvent as err:
-            raise InvalidPduFormat(str(err), _claimed_event_id(pdu)) from None
+            raise InvalidPduFormat(str(err), claimed_event_id(pdu)) from None
 
         # Check 2: every required server signed the redacted form, with a key valid at the
         # event's origin_server_ts (v5+). The keyring ignores signatures by keys it cannot find
@@ -142,7 +142,8 @@ def check_auth_against_auth_events(event: Event, auth_events_by_id: Mapping[str,
     return check_against_auth_events(event, auth_events_by_id, rejected_event_ids)
 
 
-def _claimed_event_id(pdu: Any) -> str | None:
-    """The event ID a malformed v1-v2 PDU claims, for logs (hash IDs cannot be computed)."""
+def claimed_event_id(pdu: Any) -> str | None:
+    """The event ID a v1-v2 PDU claims, for logs and per-PDU results when it cannot be checked
+    (from v3 the ID is a hash of the event and is not in the PDU)."""
     value = pdu.get("event_id") if isinstance(pdu, dict) else None
     return value if isinstance(value, str) else None

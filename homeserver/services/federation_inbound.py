@@ -20,7 +20,7 @@ from typing import Any
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.events import EventService
-from homeserver.services.federation_events import PduChecker, PduDropped
+from homeserver.services.federation_events import PduChecker, PduDropped, claimed_event_id
 from homeserver.services.federation_intake import FederationIntake, IntakeError
 from homeserver.services.federation_membership import FederationMembership
 from homeserver.services.room_state import RoomStateCache
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 MAX_PDUS = 50
 MAX_EDUS = 100
+# The result key of a PDU whose event ID could not be determined.
+UNKNOWN_EVENT = "unknown"
 
 ReceiveEdus = Callable[[str, list[Any]], Awaitable[None]]
 CheckAcl = Callable[[str, str], Awaitable[None]]
@@ -93,19 +95,19 @@ class FederationTransactions:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._membership.is_resident(room_id):
             for pdu in pdus:
-                results[_claimed_id(pdu)] = {"error": "This server is not in the room"}
+                results[claimed_event_id(pdu) or UNKNOWN_EVENT] = {"error": "This server is not in the room"}
             return results
         if self._check_acl is not None:
             try:
                 await self._check_acl(room_id, origin)
             except MatrixError as err:
                 for pdu in pdus:
-                    results[_claimed_id(pdu)] = {"error": err.message}
+                    results[claimed_event_id(pdu) or UNKNOWN_EVENT] = {"error": err.message}
                 return results
         checked = await self._checker.check_pdus(pdus, snap.version, origin, expected_room_id=room_id)
         for pdu, result in zip(pdus, checked):
             if isinstance(result, PduDropped):
-                results[result.event_id or _claimed_id(pdu)] = {"error": result.reason}
+                results[result.event_id or claimed_event_id(pdu) or UNKNOWN_EVENT] = {"error": result.reason}
                 continue
             try:
                 async with self._events.room_lock(room_id):
@@ -120,7 +122,3 @@ class FederationTransactions:
             results[result.event_id] = {"error": f"rejected: {outcome.rejected}"} if outcome.rejected else {}
         return results
 
-
-def _claimed_id(pdu: Any) -> str:
-    value = pdu.get("event_id") if isinstance(pdu, dict) else None
-    return value if isinstance(value, str) else "unknown"

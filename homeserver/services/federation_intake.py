@@ -34,11 +34,11 @@ from homeserver.core.events import Event
 from homeserver.core.pdu_checks import check_against_auth_events, check_against_state, create_event_id_of
 from homeserver.core.room_versions import RoomVersion
 from homeserver.services.clock import Clock
-from homeserver.services.events import EventService, relation_of
+from homeserver.services.events import EventService, event_row, membership_row
 from homeserver.services.federation_events import CheckedPdu, PduChecker, PduDropped
 from homeserver.services.remote_state import RemoteState, StateIds, plan_group
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
-from storage.events import EventGraphQueries, EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
+from storage.events import EventGraphQueries, EventStore, NewEvent, NewStateGroup, PersistBatch
 
 logger = logging.getLogger(__name__)
 
@@ -106,34 +106,20 @@ class FederationIntake:
             raise IntakeError("an event other than the create event must have prev events")
         before = await self._state.resolve(version, state_sets)
         await self._ensure_auth_events(origin, snap, event)
-        verdict = await self._check(snap, event, before, soft_fail=not backfill)
+        # Soft failure (check 6) applies to live events whose state is not the room's own.
+        current = snap.state if not backfill and dict(snap.state) != dict(before) else None
+        verdict = await self.check(version, event, before, current)
         await self._persist_live(snap, event, before, parent, verdict.reason if verdict.rejected else None,
                                  verdict.soft_failed, backfill=backfill)
         if not verdict.accepted:
             logger.info("event %s from %s %s: %s", event.event_id, origin, verdict.outcome.value, verdict.reason)
         return Outcome(event.event_id, True, verdict.reason if verdict.rejected else None, verdict.soft_failed)
 
-    async def _check(self, snap: RoomSnapshot, event: Event, before: StateIds, *, soft_fail: bool = True):
-        """Checks 4, 5 and 6."""
-        version = snap.version
-        wanted = list(event.auth_event_ids)
-        if (create_id := create_event_id_of(event)) is not None:
-            wanted.append(create_id)
-        auth_map = await self._rooms.events.get_many(wanted, version)
-        rejected = await self._graph.rejected_among(wanted)
-        verdict = check_against_auth_events(event, auth_map, rejected)
-        if not verdict.accepted:
-            return verdict
-        keys = auth_types_for_new_event(version, event.type, event.sender, event.state_key, event.content)
-        keys = list(dict.fromkeys(keys + [("m.room.create", "")]))
-        before_events = await self._state_events(version, before, keys)
-        current = None
-        if soft_fail and dict(snap.state) != dict(before):
-            current = await self._state_events(version, snap.state, keys)
-        return check_against_state(event, before_events, current)
-
-    async def check_against_state(self, version: RoomVersion, event: Event, state: StateIds):
-        """Checks 4 and 5 for an event whose state before it we were handed (a send_join answer)."""
+    async def check(self, version: RoomVersion, event: Event, before: StateIds,
+                    current: StateIds | None = None):
+        """Checks 4 and 5 (its auth events, then the state before it) and, given the room's
+        current state when that differs, check 6. Also for a join whose state before it we
+        were handed (a send_join answer)."""
         wanted = list(event.auth_event_ids)
         if (create_id := create_event_id_of(event)) is not None:
             wanted.append(create_id)
@@ -142,7 +128,10 @@ class FederationIntake:
         if not verdict.accepted:
             return verdict
         keys = auth_types_for_new_event(version, event.type, event.sender, event.state_key, event.content)
-        return check_against_state(event, await self._state_events(version, state, [*keys, ("m.room.create", "")]))
+        keys = list(dict.fromkeys(keys + [("m.room.create", "")]))
+        before_events = await self._state_events(version, before, keys)
+        current_events = await self._state_events(version, current, keys) if current is not None else None
+        return check_against_state(event, before_events, current_events)
 
     async def _state_events(self, version: RoomVersion, state: Mapping[tuple[str, str], str],
                             keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
@@ -215,10 +204,10 @@ class FederationIntake:
             position = positions[0]
             membership_rows = []
             if accepted and event.type == "m.room.member" and event.membership is not None:
-                membership_rows.append(_membership_row(event, position))
+                membership_rows.append(membership_row(event, position))
             batch = PersistBatch(
                 room_id=snap.room_id,
-                events=[_new_event(event, position, self._clock.now_ms(), before_group, after_group,
+                events=[event_row(event, position, self._clock.now_ms(), before_group, after_group,
                                    rejected=rejected, soft_failed=soft_failed)],
                 state_groups=groups,
                 extremities_removed=[e for e in snap.extremities if e not in extremities],
@@ -417,7 +406,7 @@ class FederationIntake:
             verdict = check_against_auth_events(event, auth_map, rejected_ids)
             if verdict.rejected:
                 rejected_ids.add(event.event_id)
-            rows.append(_new_event(event, None, now, None, None, rejected=verdict.reason if verdict.rejected else None,
+            rows.append(event_row(event, None, now, None, None, rejected=verdict.reason if verdict.rejected else None,
                                    outlier=True))
             self._rooms.events.put(event)
         if rows:
@@ -451,28 +440,6 @@ def _auth_order(events: Mapping[str, Event]) -> list[Event]:
     for event in sorted(events.values(), key=lambda e: e.depth):
         visit(event, set())
     return ordered
-
-
-def _new_event(event: Event, position: int | None, now: int, before: int | None, after: int | None, *,
-               rejected: str | None = None, soft_failed: bool = False, outlier: bool = False) -> NewEvent:
-    relates_to, rel_type = relation_of(event.content)
-    return NewEvent(
-        event_id=event.event_id, room_id=event.room_id, stream_ordering=position, depth=event.depth,
-        type=event.type, state_key=event.state_key, sender=event.sender, origin_server_ts=event.origin_server_ts,
-        received_ts=now, pdu=event.pdu, prev_event_ids=event.prev_event_ids, auth_event_ids=event.auth_event_ids,
-        outlier=outlier, rejected_reason=rejected, soft_failed=soft_failed, state_before=before, state_after=after,
-        relates_to=relates_to, rel_type=rel_type,
-        redacts=event.redacts if event.type == "m.room.redaction" and rejected is None else None,
-    )
-
-
-def _membership_row(event: Event, position: int) -> MembershipChange:
-    content = event.content
-    return MembershipChange(
-        event.event_id, event.state_key or "", event.sender, event.membership or "",
-        content.get("displayname") if isinstance(content.get("displayname"), str) else None,
-        content.get("avatar_url") if isinstance(content.get("avatar_url"), str) else None, position,
-    )
 
 
 def _str_list(value: Any) -> bool:

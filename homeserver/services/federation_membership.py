@@ -34,9 +34,9 @@ from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, get_
 from homeserver.core.signing import InvalidSignature, sign_event
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
-from homeserver.services.events import EventService
+from homeserver.services.events import EventService, event_row, membership_row
 from homeserver.services.federation_events import PduChecker, PduDropped
-from homeserver.services.federation_intake import FederationIntake, IntakeError, _membership_row, _new_event
+from homeserver.services.federation_intake import FederationIntake, IntakeError
 from homeserver.services.remote_state import plan_group
 from homeserver.services.restricted_joins import RestrictedJoins
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
@@ -192,7 +192,7 @@ class FederationMembership:
             state = {k: v for k, v in state.items() if v not in rejected}
             if ("m.room.create", "") not in state:
                 raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a room state without its create event")
-            verdict = await self._intake.check_against_state(version, event, state)
+            verdict = await self._intake.check(version, event, state)
             if not verdict.accepted:
                 raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a state our join does not pass: {verdict.reason}")
             await self._persist_join(version, room_id, event, state)
@@ -212,12 +212,12 @@ class FederationMembership:
             nonlocal new_snapshot
             before_group, _ = plan_group(group_ids[0], before, None, None, 0)
             after_group, chain = plan_group(group_ids[1], after, before_group.id, before, 0)
-            members = [_membership_row(event, positions[0])]
-            members += [_membership_row(e, positions[0]) for e in state_events.values()
+            members = [membership_row(event, positions[0])]
+            members += [membership_row(e, positions[0]) for e in state_events.values()
                         if e.type == "m.room.member" and e.event_id != event.event_id and e.membership]
             batch = PersistBatch(
                 room_id=room_id,
-                events=[_new_event(event, positions[0], self._clock.now_ms(), before_group.id, after_group.id)],
+                events=[event_row(event, positions[0], self._clock.now_ms(), before_group.id, after_group.id)],
                 state_groups=[before_group, after_group],
                 extremities_removed=list(old.extremities) if old else [],
                 extremities_added=[event.event_id],
@@ -313,9 +313,9 @@ class FederationMembership:
             self._rooms.events.put(event)
 
             def build(positions: list[int], group_ids: list[int]) -> tuple[PersistBatch, list[Event]]:
-                row = _new_event(event, positions[0], self._clock.now_ms(), None, None, outlier=True)
+                row = event_row(event, positions[0], self._clock.now_ms(), None, None, outlier=True)
                 return PersistBatch(room_id=event.room_id, events=[row],
-                                    memberships=[_membership_row(event, positions[0])]), [event]
+                                    memberships=[membership_row(event, positions[0])]), [event]
 
             async def room_row() -> None:
                 await self._room_store.create_room(event.room_id, version.identifier, None, self._clock.now_ms())
