@@ -129,11 +129,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                                             room_state)
     intake = FederationIntake(events, room_state, stores.events, stores.graph,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
-                              federation_client, clock, config.server_name)
+                              stores.destinations, federation_client, clock, config.server_name)
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
-        stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key,
+        stores.destinations, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key,
         relay=pdu_broadcaster.broadcast)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name)

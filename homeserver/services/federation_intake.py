@@ -39,6 +39,7 @@ from homeserver.services.federation_events import CheckedPdu, PduChecker, PduDro
 from homeserver.services.remote_state import RemoteState, StateIds, plan_group
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, NewEvent, NewStateGroup, PersistBatch
+from storage.federation_queue import DestinationQueries
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ class Outcome:
 class FederationIntake:
     def __init__(self, events: EventService, rooms: RoomStateCache, event_store: EventStore,
                  graph: EventGraphQueries, remote_state: RemoteState, checker: PduChecker,
-                 client: FederationClient, clock: Clock, server_name: str) -> None:
+                 destinations: DestinationQueries, client: FederationClient, clock: Clock, server_name: str) -> None:
         self._server_name = server_name
+        self._destinations = destinations
         self._events = events
         self._rooms = rooms
         self._store = event_store
@@ -234,7 +236,7 @@ class FederationIntake:
         extremities = await self._graph.backward_extremities(room_id)
         if not extremities:
             return 0
-        servers = await self._servers_in_room(room_id)
+        servers = sorted(await self._destinations.joined_servers(room_id) - {self._server_name})
         for server in servers:
             try:
                 body = await self._client.get_json(
@@ -261,16 +263,6 @@ class FederationIntake:
                         logger.info("backfilled %s from %s not stored: %s", event.event_id, server, err)
             return stored
         return 0
-
-    async def _servers_in_room(self, room_id: str) -> list[str]:
-        """Other servers with joined members, the longest-joined first."""
-        members = await self._store.members(room_id)
-        servers: dict[str, None] = {}
-        for user_id, membership in members.items():
-            server = user_id.partition(":")[2]
-            if membership == "join" and server and server != self._server_name:
-                servers[server] = None
-        return list(servers)
 
     # --- fetching what we lack ----------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from homeserver.services.remote_state import plan_group
 from homeserver.services.restricted_joins import RestrictedJoins
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, PersistBatch
+from storage.federation_queue import DestinationQueries
 from storage.federation_rooms import FederationRoomStore
 from storage.rooms import RoomStore
 from storage.state import StateStore
@@ -58,7 +59,8 @@ MEMBERSHIP_API = {"join": ("make_join", "v2/send_join"), "leave": ("make_leave",
 class FederationMembership:
     def __init__(self, events: EventService, rooms: RoomStateCache, intake: FederationIntake, checker: PduChecker,
                  event_store: EventStore, room_store: RoomStore, state_store: StateStore,
-                 graph: EventGraphQueries, federation_rooms: FederationRoomStore, restricted: RestrictedJoins,
+                 graph: EventGraphQueries, destinations: DestinationQueries, federation_rooms: FederationRoomStore,
+                 restricted: RestrictedJoins,
                  client: FederationClient, keyring: Keyring, clock: Clock, server_name: str, signing_key: Any,
                  relay: Relay | None = None) -> None:
         self._events = events
@@ -69,6 +71,7 @@ class FederationMembership:
         self._room_store = room_store
         self._state = state_store
         self._graph = graph
+        self._destinations = destinations
         self._store = federation_rooms
         self._restricted = restricted
         self._client = client
@@ -80,8 +83,7 @@ class FederationMembership:
 
     async def is_resident(self, room_id: str) -> bool:
         """Whether a local user is joined: we hold the room's live copy and may act in it."""
-        members = await self._event_store.members(room_id)
-        return any(m == "join" and _is_local(u, self.server_name) for u, m in members.items())
+        return self.server_name in await self._destinations.joined_servers(room_id)
 
     # --- as the joining / leaving / knocking server -------------------------------------------
 
@@ -385,19 +387,16 @@ class FederationMembership:
         """The send_join answer: the state before the join and its auth chain. Always the whole
         state (members included): `omit_members` allows, but does not require, leaving them out."""
         row = await self._event_store.get_event(event.event_id)
-        keep = await self._state.state_ids(row.state_before) if row and row.state_before is not None else {}
-        state = keep
-        chain = await self._graph.auth_chain_ids(list(keep.values()) + [event.event_id])
-        rows = await self._event_store.get_events(list(keep.values()) + sorted(chain))
-        servers = sorted({server_name_of(u) for (t, u), _ in state.items() if t == "m.room.member"}
-                         | {self.server_name})
+        state = await self._state.state_ids(row.state_before) if row and row.state_before is not None else {}
+        chain = await self._graph.auth_chain_ids(list(state.values()) + [event.event_id])
+        rows = await self._event_store.get_events(list(state.values()) + sorted(chain))
         return {
             "origin": self.server_name,
-            "state": [rows[e].pdu for e in keep.values() if e in rows],
+            "state": [rows[e].pdu for e in state.values() if e in rows],
             "auth_chain": [rows[e].pdu for e in sorted(chain) if e in rows],
             "event": event.pdu,
             "members_omitted": False,
-            "servers_in_room": servers,
+            "servers_in_room": sorted(await self._destinations.joined_servers(room_id) | {self.server_name}),
         }
 
 
