@@ -26,7 +26,7 @@ from federation.sender import FederationSender
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
 from homeserver.services.e2e_keys import E2EKeyService
-from homeserver.services.room_state import RoomStateCache
+from homeserver.services.room_state import RoomStateCache, SnapshotMemo
 from homeserver.services.to_device import DeviceListChange
 from storage.devices import DeviceStore
 from storage.federation_queue import DestinationQueries, FederationQueueStore
@@ -39,12 +39,10 @@ class PduBroadcaster:
     def __init__(self, sender: FederationSender, destinations: DestinationQueries, rooms: RoomStateCache,
                  server_name: str) -> None:
         self._sender = sender
-        self._destinations = destinations
-        self._rooms = rooms
         self._server_name = server_name
-        # room -> (state snapshot it was read at, joined servers). A membership change is a state
-        # event, so it moves the room to a new snapshot: a message finds the cached answer.
-        self._joined: dict[str, tuple[int, set[str]]] = {}
+        # The servers of a room's joined members: a membership change is a state event, so a
+        # message finds them cached.
+        self.joined_servers = SnapshotMemo(rooms, lambda room_id, _: destinations.joined_servers(room_id))
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
         """Send our users' newly persisted events to the servers in their rooms."""
@@ -64,7 +62,7 @@ class PduBroadcaster:
         for event in events:
             servers = servers_by_room.get(event.room_id)
             if servers is None:
-                servers = servers_by_room[event.room_id] = await self._joined_servers(event.room_id)
+                servers = servers_by_room[event.room_id] = await self.joined_servers.get(event.room_id)
             destinations = set(servers)
             if event.type == "m.room.member" and event.state_key:
                 target = server_name_of(event.state_key)
@@ -74,17 +72,6 @@ class PduBroadcaster:
             if destinations:
                 await self._sender.send_pdu(event.pdu, destinations)
 
-
-    async def _joined_servers(self, room_id: str) -> set[str]:
-        snap = await self._rooms.snapshot(room_id)
-        group = snap.state_group if snap is not None else None
-        cached = self._joined.get(room_id)
-        if group is not None and cached is not None and cached[0] == group:
-            return cached[1]
-        servers = await self._destinations.joined_servers(room_id)
-        if group is not None:
-            self._joined[room_id] = (group, servers)
-        return servers
 
 
 class EduBroadcaster:

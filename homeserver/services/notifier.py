@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 
 from homeserver.core.events import Event
-from homeserver.services.room_state import RoomStateCache
+from homeserver.services.room_state import RoomStateCache, SnapshotMemo
 from homeserver.services.streams import StreamTracker
 from storage.events import EventStore
 
@@ -61,17 +61,15 @@ class RoomEventNotifications:
         self._events = events
         self._notifier = notifier
         self._stream = stream
-        self._rooms = rooms
-        # room -> (state snapshot, users to wake). A membership change is a state event and
-        # moves the room to a new snapshot, so a plain message finds the cached set.
-        self._wake: dict[str, tuple[int, frozenset[str]]] = {}
+        # The room's joined, invited and knocking members, cached per state snapshot.
+        self._to_wake = SnapshotMemo(rooms, self._members_to_wake)
         # Set by the app: tell other processes (position, rooms, invitees and other targets).
         self.replicate: Callable[[int, list[str], list[str]], None] | None = None
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
         users: set[str] = set()
         for room_id in {event.room_id for event, _ in published}:
-            users.update(await self._users_of(room_id))
+            users.update(await self._to_wake.get(room_id))
         targets = [e.state_key for e, _ in published if e.type == "m.room.member" and e.state_key]
         users.update(targets)
         if self.replicate is not None:
@@ -79,15 +77,6 @@ class RoomEventNotifications:
         # Wake them only once a sync can see the batch (a lower position may still be in flight).
         self._notifier.notify_when_visible(self._stream, max(p for _, p in published), users)
 
-    async def _users_of(self, room_id: str) -> frozenset[str]:
-        """The room's joined, invited and knocking members (cached per state snapshot)."""
-        snap = await self._rooms.snapshot(room_id)
-        group = snap.state_group if snap is not None else None
-        cached = self._wake.get(room_id)
-        if group is not None and cached is not None and cached[0] == group:
-            return cached[1]
+    async def _members_to_wake(self, room_id: str, _snap: object) -> frozenset[str]:
         members = await self._events.members(room_id)
-        users = frozenset(u for u, m in members.items() if m in ("join", "invite", "knock"))
-        if group is not None:
-            self._wake[room_id] = (group, users)
-        return users
+        return frozenset(u for u, m in members.items() if m in ("join", "invite", "knock"))

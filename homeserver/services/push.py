@@ -35,7 +35,7 @@ from homeserver.core.push_rules import (
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.pushers import Notice, PusherService
-from homeserver.services.room_state import RoomStateCache
+from homeserver.services.room_state import RoomSnapshot, RoomStateCache, SnapshotMemo
 from storage.database import Database
 from storage.push import DefaultRuleRow, PushAction, PushActionStore, PushRuleRow, PushRuleStore
 
@@ -224,7 +224,6 @@ def _error(err: InvalidPushRule) -> MatrixError:
 @dataclass(frozen=True)
 class _RoomPushState:
     """What push evaluation needs of a room, valid for one state snapshot."""
-    state_group: int | None
     local_joined: tuple[str, ...]
     member_count: int
     display_names: dict[str, str]
@@ -245,7 +244,8 @@ class PushEvaluator:
         self._pushers = pushers
         self._clock = clock
         self._local_suffix = ":" + server_name
-        self._room_cache: OrderedDict[str, _RoomPushState] = OrderedDict()
+        self._room_state: SnapshotMemo[_RoomPushState | None] = SnapshotMemo(rooms, self._derive_room,
+                                                                             ROOM_CACHE_SIZE)
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
         """The listener: never fails the send that produced the events (they are committed)."""
@@ -334,13 +334,11 @@ class PushEvaluator:
         return found
 
     async def _room(self, room_id: str) -> _RoomPushState | None:
-        snap = await self._rooms.snapshot(room_id)
+        return await self._room_state.get(room_id)
+
+    async def _derive_room(self, room_id: str, snap: RoomSnapshot | None) -> _RoomPushState | None:
         if snap is None:
             return None
-        cached = self._room_cache.get(room_id)
-        if cached is not None and cached.state_group == snap.state_group and snap.state_group is not None:
-            self._room_cache.move_to_end(room_id)
-            return cached
         keys = [k for k in snap.state if k[0] == "m.room.member"]
         keys += [("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.name", ""),
                  ("m.room.canonical_alias", "")]
@@ -360,8 +358,7 @@ class PushEvaluator:
         if isinstance(levels_content.get("notifications"), dict):
             notification_keys.update(k for k in levels_content["notifications"] if isinstance(k, str))
         name_event, alias_event = state.get(("m.room.name", "")), state.get(("m.room.canonical_alias", ""))
-        room = _RoomPushState(
-            state_group=snap.state_group,
+        return _RoomPushState(
             local_joined=tuple(sorted(u for u in joined if u.endswith(self._local_suffix))),
             member_count=len(joined),
             display_names=names,
@@ -370,10 +367,6 @@ class PushEvaluator:
             room_name=_str(name_event.content.get("name")) if name_event else None,
             room_alias=_str(alias_event.content.get("alias")) if alias_event else None,
         )
-        self._room_cache[room_id] = room
-        if len(self._room_cache) > ROOM_CACHE_SIZE:
-            self._room_cache.popitem(last=False)
-        return room
 
 
 def _str(value: Any) -> str | None:

@@ -12,8 +12,9 @@ room when another writer changed it (LISTEN/NOTIFY once several processes write)
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from homeserver.core.events import Event, parse_pdu
 from homeserver.core.room_versions import RoomVersion, get_room_version
@@ -106,3 +107,42 @@ class RoomStateCache:
         ids = {key: snap.state[key] for key in keys if key in snap.state}
         events = await self.events.get_many(ids.values(), snap.version)
         return {key: events[event_id] for key, event_id in ids.items() if event_id in events}
+
+
+T = TypeVar("T")
+# Rooms whose derived values a SnapshotMemo keeps (least recently used out first).
+MEMO_ROOMS = 10_000
+
+
+class SnapshotMemo(Generic[T]):
+    """A value derived from a room's current state (its members, its servers...), kept while
+    the room stays on the same state snapshot. Any state event (a membership change among
+    them) moves the room to a new snapshot, messages do not, and another process's write makes
+    this one reload the snapshot: so a cached value is never older than the state it came from.
+    A room with no snapshot (unknown, or only out-of-band memberships) is derived every time."""
+
+    def __init__(self, rooms: RoomStateCache, derive: Callable[[str, RoomSnapshot | None], Awaitable[T]],
+                 size: int = MEMO_ROOMS) -> None:
+        self._rooms = rooms
+        self._derive = derive
+        self._size = size
+        self._values: OrderedDict[str, tuple[int, T]] = OrderedDict()
+
+    async def get(self, room_id: str) -> T:
+        snap = await self._rooms.snapshot(room_id)
+        group = snap.state_group if snap is not None else None
+        cached = self._values.get(room_id)
+        if group is not None and cached is not None and cached[0] == group:
+            self._values.move_to_end(room_id)
+            return cached[1]
+        value = await self._derive(room_id, snap)
+        if group is not None:
+            self._values[room_id] = (group, value)
+            self._values.move_to_end(room_id)
+            if len(self._values) > self._size:
+                self._values.popitem(last=False)
+        return value
+
+    def forget(self, room_id: str) -> None:
+        """Drop a room's value: for state written behind the pipeline's back (tests)."""
+        self._values.pop(room_id, None)

@@ -94,7 +94,7 @@ def _faked_members_reach_the_broadcaster(services, monkeypatch):
 
     async def add_and_forget(db, room_id: str, user_id: str) -> None:
         await real(db, room_id, user_id)
-        services.pdu_broadcaster._joined.pop(room_id, None)
+        services.pdu_broadcaster.joined_servers.forget(room_id)
     monkeypatch.setitem(globals(), "add_remote_member", add_and_forget)
 
 
