@@ -23,6 +23,12 @@ MAX_PDU_BYTES = 65536
 MAX_FIELD_BYTES = 255
 
 
+# https://spec.matrix.org/v1.19/client-server-api/#stripped-state: the state that lets a user
+# recognise a room before joining it (shown with invites and knocks, sent with them to peers).
+STRIPPED_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic", "m.room.join_rules",
+                        "m.room.canonical_alias", "m.room.encryption")
+
+
 class InvalidEvent(ValueError):
     """A PDU that does not have the shape its room version requires."""
 

@@ -27,7 +27,7 @@ from typing import Any
 from federation.client import FederationClient, FederationError, RemoteError, client_error, path
 from federation.keys import Keyring
 from homeserver.core.builder import complete_event, template_of
-from homeserver.core.events import Event, InvalidEvent, parse_pdu
+from homeserver.core.events import STRIPPED_STATE_TYPES, Event, InvalidEvent, parse_pdu
 from homeserver.core.ids import server_name_of
 from homeserver.core.redaction import redact
 from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, get_room_version
@@ -49,9 +49,6 @@ from storage.state import StateStore
 logger = logging.getLogger(__name__)
 
 Relay = Callable[[list[Event], Iterable[str]], Awaitable[None]]
-# Stripped state sent with invites and knocks (spec: "Stripped state"), as /sync shows them.
-STRIPPED_TYPES = ("m.room.create", "m.room.join_rules", "m.room.canonical_alias", "m.room.avatar",
-                  "m.room.name", "m.room.encryption", "m.room.topic", "m.room.guest_access")
 MEMBERSHIP_API = {"join": ("make_join", "v2/send_join"), "leave": ("make_leave", "v2/send_leave"),
                   "knock": ("make_knock", "v1/send_knock")}
 
@@ -271,7 +268,7 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
             return []
-        events = await self._rooms.state_events(snap, [*((t, "") for t in STRIPPED_TYPES), *also])
+        events = await self._rooms.state_events(snap, [*((t, "") for t in STRIPPED_STATE_TYPES), *also])
         return [e.pdu for e in events.values()]
 
     async def on_invite(self, origin: str, room_id: str, event_id: str, body: Any) -> dict[str, Any]:

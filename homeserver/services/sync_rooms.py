@@ -13,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from homeserver.core.events import STRIPPED_STATE_TYPES
 from homeserver.core.filters import SyncFilter, only_fields
 from homeserver.core.redaction import redact
 from homeserver.core.room_versions import get_room_version
@@ -27,9 +28,6 @@ from storage.sync import RoomMembershipAt, SyncQueries
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
-# Stripped state shown with an invite or knock (spec: "Stripped state", server behaviour).
-STRIPPED_STATE_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
-                        "m.room.canonical_alias", "m.room.encryption", "m.room.topic")
 MAX_HEROES = 5
 # Devices whose sent lazy-loaded members are remembered (least recently syncing out first).
 LAZY_MEMBER_DEVICES = 10_000
