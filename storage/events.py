@@ -423,22 +423,27 @@ class TimelineQueries:
         return [(r["state_key"], r["content"]) for r in rows]
 
 
+# The union of the auth chains of some of a room's events ($2), as {columns} of `events e`.
+AUTH_CHAIN = """
+WITH RECURSIVE chain(event_id) AS (
+    SELECT auth_event_id FROM event_auth_edges WHERE event_id = ANY($2::text[])
+    UNION
+    SELECT a.auth_event_id FROM event_auth_edges a JOIN chain c ON a.event_id = c.event_id
+)
+SELECT {columns} FROM chain JOIN events e ON e.event_id = chain.event_id WHERE e.room_id = $1
+"""
+
+
 class EventGraphQueries:
     """Walks of the room DAG for federation. Tables read: events, event_auth_edges, event_edges."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def auth_chain_ids(self, event_ids: Sequence[str]) -> set[str]:
-        """Every event reachable from `event_ids` through auth_events (not including them)."""
-        rows = await self._db.fetch(
-            """WITH RECURSIVE chain(event_id) AS (
-                   SELECT auth_event_id FROM event_auth_edges WHERE event_id = ANY($1::text[])
-                   UNION
-                   SELECT a.auth_event_id FROM event_auth_edges a JOIN chain c ON a.event_id = c.event_id
-               ) SELECT event_id FROM chain""",
-            list(event_ids),
-        )
+    async def auth_chain_ids(self, room_id: str, event_ids: Sequence[str]) -> set[str]:
+        """The stored events of the room reachable from `event_ids` through auth_events (not
+        including them)."""
+        rows = await self._db.fetch(AUTH_CHAIN.format(columns="e.event_id"), room_id, list(event_ids))
         return {r["event_id"] for r in rows}
 
     async def known(self, event_ids: Sequence[str]) -> dict[str, tuple[bool, str | None, int | None]]:

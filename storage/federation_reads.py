@@ -12,20 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, EventRow
+from storage.events import _EVENT_COLUMNS, AUTH_CHAIN, EventRow
 
 # The auth chain of some events: their auth events, theirs, and so on (the events themselves
 # only when another one's auth chain reaches them). UNION drops rows already found, so the
 # walk ends on any graph.
-_AUTH_CHAIN = """
-WITH RECURSIVE chain(event_id) AS (
-    SELECT auth_event_id FROM event_auth_edges WHERE event_id = ANY($2::text[])
-    UNION
-    SELECT a.auth_event_id FROM event_auth_edges a JOIN chain c ON a.event_id = c.event_id
-)
-SELECT {columns} FROM chain JOIN events e ON e.event_id = chain.event_id WHERE e.room_id = $1
-"""
-
 # Backfill: the given events and their ancestors, deepest first. Taking the `limit` deepest
 # ancestors is what a breadth-first walk by depth (Synapse's priority queue) returns; since
 # depth falls along prev_events, each of them lies fewer than `limit` steps from a given
@@ -104,11 +95,11 @@ class FederationReadQueries:
 
     async def auth_chain(self, room_id: str, event_ids: Sequence[str]) -> list[EventRow]:
         """The union of the auth chains of `event_ids` (a room's events), in no order."""
-        rows = await self._db.fetch(_AUTH_CHAIN.format(columns=_EVENT_COLUMNS), room_id, list(event_ids))
+        rows = await self._db.fetch(AUTH_CHAIN.format(columns=_EVENT_COLUMNS), room_id, list(event_ids))
         return [EventRow(**r) for r in rows]
 
     async def auth_chain_ids(self, room_id: str, event_ids: Sequence[str]) -> list[str]:
-        rows = await self._db.fetch(_AUTH_CHAIN.format(columns="e.event_id"), room_id, list(event_ids))
+        rows = await self._db.fetch(AUTH_CHAIN.format(columns="e.event_id"), room_id, list(event_ids))
         return [r["event_id"] for r in rows]
 
     async def backfill(self, room_id: str, event_ids: Sequence[str], limit: int) -> list[EventRow]:

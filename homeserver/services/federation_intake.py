@@ -106,7 +106,7 @@ class FederationIntake:
                 state_sets.append(await self._state_after_remote(origin, snap, prev))
         if not state_sets:
             raise IntakeError("an event other than the create event must have prev events")
-        before = await self._state.resolve(version, state_sets)
+        before = await self._state.resolve(snap.room_id, version, state_sets)
         await self._ensure_auth_events(origin, snap, event)
         # Soft failure (check 6) applies to live events whose state is not the room's own.
         current = snap.state if not backfill and dict(snap.state) != dict(before) else None
@@ -159,7 +159,8 @@ class FederationIntake:
                 extremities.pop(prev, None)
             covered = set(snap.extremities) <= set(event.prev_event_ids)
             extremities[event.event_id] = event.depth
-            current = after if covered else await self._state.resolve(version, [snap.state, after], {event.event_id: event})
+            current = after if covered else await self._state.resolve(
+                snap.room_id, version, [snap.state, after], {event.event_id: event})
         parent_chain = 0
         if parent is not None:
             parent_chain = snap.chain_length if parent[0] == snap.state_group else await self._state.chain_length(parent[0])

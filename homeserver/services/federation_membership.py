@@ -385,7 +385,7 @@ class FederationMembership:
         state (members included): `omit_members` allows, but does not require, leaving them out."""
         row = await self._event_store.get_event(event.event_id)
         state = await self._state.state_ids(row.state_before) if row and row.state_before is not None else {}
-        chain = await self._graph.auth_chain_ids(list(state.values()) + [event.event_id])
+        chain = await self._graph.auth_chain_ids(room_id, list(state.values()) + [event.event_id])
         rows = await self._event_store.get_events(list(state.values()) + sorted(chain))
         return {
             "origin": self.server_name,

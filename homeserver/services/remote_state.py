@@ -42,10 +42,10 @@ class RemoteState:
     async def chain_length(self, group: int) -> int:
         return await self._state.chain_length(group)
 
-    async def resolve(self, version: RoomVersion, state_sets: Sequence[Mapping[tuple[str, str], str]],
+    async def resolve(self, room_id: str, version: RoomVersion, state_sets: Sequence[Mapping[tuple[str, str], str]],
                       extra_events: Mapping[str, Event] = {}) -> StateIds:
-        """The room version's resolution of `state_sets` (their events must be stored, or be in
-        `extra_events`)."""
+        """The room version's resolution of `state_sets` of one room (their events must be
+        stored, or be in `extra_events`)."""
         distinct = []
         for state in state_sets:
             if not any(state == seen for seen in distinct):
@@ -56,12 +56,12 @@ class RemoteState:
         wanted: set[str] = set()
         for state in distinct:
             ids = list(state.values())
-            chain = await self._graph.auth_chain_ids([i for i in ids if i not in extra_events])
+            chain = await self._graph.auth_chain_ids(room_id, [i for i in ids if i not in extra_events])
             for event_id in ids:
                 if event_id in extra_events:
                     chain |= set(extra_events[event_id].auth_event_ids)
             chain |= await self._graph.auth_chain_ids(
-                [a for e in ids if e in extra_events for a in extra_events[e].auth_event_ids])
+                room_id, [a for e in ids if e in extra_events for a in extra_events[e].auth_event_ids])
             chains.append(frozenset(chain))
             wanted |= chain | set(ids)
         event_map = dict(extra_events)
