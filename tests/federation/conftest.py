@@ -368,6 +368,19 @@ async def stubs(tls_files) -> AsyncIterator[Callable[[], StubServer]]:
         stub.sock.close()
 
 
+async def backing_off(store: Any, destination: str, interval: int | None = None, *, tries: int = 200) -> Any:
+    """Poll a FederationQueueStore until the sender backs `destination` off (at exactly
+    `interval` ms when given); returns its retry state."""
+    import asyncio
+
+    for _ in range(tries):
+        retry = await store.retry_state(destination)
+        if retry is not None and retry.retry_interval and (interval is None or retry.retry_interval == interval):
+            return retry
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{destination} was never backed off")
+
+
 def make_federation_client(tls_files: TlsFiles, server_name: str = "tester.test", signing_key: Any = None,
                            **federation: Any):
     """A FederationClient of our own (not inside a server), for the test network."""

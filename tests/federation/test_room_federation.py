@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from storage.federation_queue import FederationQueueStore
+from tests.federation.conftest import backing_off
 from tests.federation.matrix_client import messages, new_user, timeline
 
 
@@ -207,14 +209,7 @@ async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(home
 
     await a.shut_down()
     await bob.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", {"topic": "from B"})
-    sender = b.services.federation_sender
-    for _ in range(200):  # B tried A, failed, and is backing off
-        state = sender._destinations.get(a.name)
-        if state is not None and state.retry is not None and state.retry.retry_interval > 0:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("B never tried to deliver to A")
+    await backing_off(FederationQueueStore(b.db), a.name)  # B tried A, failed, and waits
     await a.restart()
     await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.topic/", {"topic": "from A"})
 

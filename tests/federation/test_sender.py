@@ -14,7 +14,7 @@ from aiohttp import web
 from federation.sender import FederationSender
 from homeserver.services.clock import Clock
 from storage.federation_queue import FederationQueueStore
-from tests.federation.conftest import make_federation_client
+from tests.federation.conftest import backing_off, make_federation_client
 
 
 class Receiver:
@@ -119,20 +119,12 @@ async def test_back_off_while_down_then_catch_up_in_order(make_sender, stubs, db
     store = FederationQueueStore(db)
     sender.start()
     await sender.send_pdu(pdu(1), [stub.name])
-    for _ in range(200):
-        retry = await store.retry_state(stub.name)
-        if retry is not None and retry.retry_interval:
-            break
-        await asyncio.sleep(0.02)
+    retry = await backing_off(store, stub.name)
     assert retry.retry_interval == 300
     await sender.send_pdu(pdu(2), [stub.name])  # queued while backing off
     await sender.send_edu([stub.name], "m.typing", {"room_id": "!r:x", "user_id": "@u:sender.test", "typing": True})
     # A second failure doubles the interval.
-    for _ in range(200):
-        retry = await store.retry_state(stub.name)
-        if retry.retry_interval == 600:
-            break
-        await asyncio.sleep(0.02)
+    retry = await backing_off(store, stub.name, 600)
     assert retry.retry_interval == 600
     assert await store.queued_count(stub.name) == 2
     await stub.start()
@@ -151,11 +143,7 @@ async def test_wake_retries_a_backing_off_destination_at_once(make_sender, stubs
     store = FederationQueueStore(db)
     sender.start()
     await sender.send_pdu(pdu(1), [stub.name])
-    for _ in range(200):
-        retry = await store.retry_state(stub.name)
-        if retry is not None and retry.retry_interval:
-            break
-        await asyncio.sleep(0.02)
+    await backing_off(store, stub.name)
     await stub.start()
     await asyncio.sleep(0.3)
     assert receiver.transactions == []  # still backing off (an hour)
@@ -221,11 +209,7 @@ async def test_per_pdu_errors_and_refused_transactions_are_not_retried(make_send
     # A 500 is the peer's trouble: kept and retried.
     receiver.answer = 500
     await sender.send_pdu(pdu(3), [stub.name])
-    for _ in range(100):
-        retry = await store.retry_state(stub.name)
-        if retry is not None and retry.retry_interval:
-            break
-        await asyncio.sleep(0.02)
+    await backing_off(store, stub.name)
     assert await store.queued_count(stub.name) == 1
     receiver.answer = None
     await receiver.wait_for(lambda: [p["event_id"] for p in receiver.pdus()] == ["$e1", "$e3"])
