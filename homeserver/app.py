@@ -64,7 +64,7 @@ from homeserver.services.push import PushEvaluator, PushRuleService
 from homeserver.services.pushers import PusherService
 from homeserver.services.remote_state import RemoteState
 from homeserver.services.restricted_joins import RestrictedJoins
-from homeserver.services.room_state import EventCache, RoomStateCache
+from homeserver.services.room_state import EventCache, RoomStateCache, SnapshotMemo
 from homeserver.services.retention import RetentionService
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
@@ -120,21 +120,25 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
     profiles = ProfileLookup(stores.profiles, config.server_name)
+    # The servers of each room's joined members, kept per state snapshot: every event, typing
+    # notice and receipt we send out, and every transaction we take in, asks for them.
+    room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
+        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
-                                 stores.destinations.joined_servers)
+                                 room_servers.get)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     # Rooms shared with other servers: what we send them, received events, remote
     # joins/leaves/invites, transactions.
     federation_sender, pdu_broadcaster = _federation_sender(config, db, stores, clock, federation_client, events,
-                                                            room_state)
+                                                            room_servers)
     intake = FederationIntake(events, room_state, stores.events, stores.graph,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
-                              stores.destinations, federation_client, clock, config.server_name)
+                              room_servers.get, federation_client, clock, config.server_name)
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
-        stores.destinations, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name, signing_key,
-        relay=pdu_broadcaster.broadcast)
+        room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
+        signing_key, relay=pdu_broadcaster.broadcast)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
@@ -188,8 +192,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
-    federation_edus = _federation_edus(config, stores, federation_sender, typing, receipts, presence, to_device,
-                                       device_lists, e2e_keys, federation_reads.check_acl)
+    federation_edus = _federation_edus(config, stores, federation_sender, room_servers, typing, receipts, presence,
+                                       to_device, device_lists, e2e_keys, federation_reads.check_acl)
     # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
@@ -209,7 +213,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
         e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
-        federation_client=federation_client, keyring=keyring, federation_intake=intake,
+        federation_client=federation_client, keyring=keyring, federation_intake=intake, room_servers=room_servers,
         federation_membership=federation_membership, federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
@@ -230,7 +234,8 @@ def _federation(config: Config, stores: Stores, clock: Clock, signing_key: Any) 
 
 
 def _federation_sender(config: Config, db: Database, stores: Stores, clock: Clock, client: FederationClient,
-                       events: EventService, room_state: RoomStateCache) -> tuple[FederationSender, PduBroadcaster]:
+                       events: EventService, room_servers: SnapshotMemo[set[str]],
+                       ) -> tuple[FederationSender, PduBroadcaster]:
     """The sender (idle until `start`) and the listener that queues our events for the servers
     of their rooms."""
     federation = config.federation
@@ -238,20 +243,20 @@ def _federation_sender(config: Config, db: Database, stores: Stores, clock: Cloc
                               domain_allowlist=federation.domain_allowlist,
                               retry_min_interval_ms=federation.retry_min_interval_ms,
                               retry_max_interval_ms=federation.retry_max_interval_ms)
-    pdus = PduBroadcaster(sender, stores.destinations, room_state, config.server_name)
+    pdus = PduBroadcaster(sender, room_servers.get, config.server_name)
     events.on_persisted(pdus.on_persisted)
     return sender, pdus
 
 
 def _federation_edus(
-    config: Config, stores: Stores, sender: FederationSender, typing: TypingService, receipts: ReceiptService,
-    presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService,
+    config: Config, stores: Stores, sender: FederationSender, room_servers: SnapshotMemo[set[str]],
+    typing: TypingService, receipts: ReceiptService, presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService,
     check_acl: Callable[[str, str], Awaitable[None]],
 ) -> FederationEduService:
     """The listeners that feed the sender our users' typing, receipts, presence, device lists
     and to-device messages, and the service for the EDUs peers send us."""
-    edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, stores.devices, e2e_keys,
-                          config.server_name)
+    edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, room_servers.get, stores.devices,
+                          e2e_keys, config.server_name)
     typing.on_change(edus.typing_changed)  # local users' only
     receipts.on_receipt(edus.receipt_sent)
     presence.on_local_change(edus.presence_changed)

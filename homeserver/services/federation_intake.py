@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,6 @@ from homeserver.services.federation_events import CheckedPdu, PduChecker, PduDro
 from homeserver.services.remote_state import RemoteState, StateIds, plan_group
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, NewEvent, NewStateGroup, PersistBatch
-from storage.federation_queue import DestinationQueries
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +64,10 @@ class Outcome:
 class FederationIntake:
     def __init__(self, events: EventService, rooms: RoomStateCache, event_store: EventStore,
                  graph: EventGraphQueries, remote_state: RemoteState, checker: PduChecker,
-                 destinations: DestinationQueries, client: FederationClient, clock: Clock, server_name: str) -> None:
+                 joined_servers: Callable[[str], Awaitable[set[str]]], client: FederationClient, clock: Clock,
+                 server_name: str) -> None:
         self._server_name = server_name
-        self._destinations = destinations
+        self._joined_servers = joined_servers
         self._events = events
         self._rooms = rooms
         self._store = event_store
@@ -237,7 +237,7 @@ class FederationIntake:
         extremities = await self._graph.backward_extremities(room_id)
         if not extremities:
             return 0
-        servers = sorted(await self._destinations.joined_servers(room_id) - {self._server_name})
+        servers = sorted(await self._joined_servers(room_id) - {self._server_name})
         for server in servers:
             try:
                 body = await self._client.get_json(

@@ -41,7 +41,6 @@ from homeserver.services.remote_state import plan_group
 from homeserver.services.restricted_joins import RestrictedJoins
 from homeserver.services.room_state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, PersistBatch
-from storage.federation_queue import DestinationQueries
 from storage.federation_rooms import FederationRoomStore
 from storage.rooms import RoomStore
 from storage.state import StateStore
@@ -56,7 +55,8 @@ MEMBERSHIP_API = {"join": ("make_join", "v2/send_join"), "leave": ("make_leave",
 class FederationMembership:
     def __init__(self, events: EventService, rooms: RoomStateCache, intake: FederationIntake, checker: PduChecker,
                  event_store: EventStore, room_store: RoomStore, state_store: StateStore,
-                 graph: EventGraphQueries, destinations: DestinationQueries, federation_rooms: FederationRoomStore,
+                 graph: EventGraphQueries, joined_servers: Callable[[str], Awaitable[set[str]]],
+                 federation_rooms: FederationRoomStore,
                  restricted: RestrictedJoins,
                  client: FederationClient, keyring: Keyring, clock: Clock, server_name: str, signing_key: Any,
                  relay: Relay | None = None) -> None:
@@ -68,7 +68,7 @@ class FederationMembership:
         self._room_store = room_store
         self._state = state_store
         self._graph = graph
-        self._destinations = destinations
+        self._joined_servers = joined_servers
         self._store = federation_rooms
         self._restricted = restricted
         self._client = client
@@ -80,7 +80,7 @@ class FederationMembership:
 
     async def is_resident(self, room_id: str) -> bool:
         """Whether a local user is joined: we hold the room's live copy and may act in it."""
-        return self.server_name in await self._destinations.joined_servers(room_id)
+        return self.server_name in await self._joined_servers(room_id)
 
     # --- as the joining / leaving / knocking server -------------------------------------------
 
@@ -393,7 +393,7 @@ class FederationMembership:
             "auth_chain": [rows[e].pdu for e in sorted(chain) if e in rows],
             "event": event.pdu,
             "members_omitted": False,
-            "servers_in_room": sorted(await self._destinations.joined_servers(room_id) | {self.server_name}),
+            "servers_in_room": sorted(await self._joined_servers(room_id) | {self.server_name}),
         }
 
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from federation.sender import FederationSender
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
 from homeserver.services.e2e_keys import E2EKeyService
-from homeserver.services.room_state import RoomStateCache, SnapshotMemo
 from homeserver.services.to_device import DeviceListChange
 from storage.devices import DeviceStore
 from storage.federation_queue import DestinationQueries, FederationQueueStore
@@ -35,14 +34,15 @@ from storage.receipts import ReceiptRow
 logger = logging.getLogger(__name__)
 
 
+# The servers of a room's joined members (the app passes its per-snapshot cache of them).
+JoinedServers = Callable[[str], Awaitable[set[str]]]
+
+
 class PduBroadcaster:
-    def __init__(self, sender: FederationSender, destinations: DestinationQueries, rooms: RoomStateCache,
-                 server_name: str) -> None:
+    def __init__(self, sender: FederationSender, joined_servers: JoinedServers, server_name: str) -> None:
         self._sender = sender
+        self._joined_servers = joined_servers
         self._server_name = server_name
-        # The servers of a room's joined members: a membership change is a state event, so a
-        # message finds them cached.
-        self.joined_servers = SnapshotMemo(rooms, lambda room_id, _: destinations.joined_servers(room_id))
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
         """Send our users' newly persisted events to the servers in their rooms."""
@@ -62,7 +62,7 @@ class PduBroadcaster:
         for event in events:
             servers = servers_by_room.get(event.room_id)
             if servers is None:
-                servers = servers_by_room[event.room_id] = await self.joined_servers.get(event.room_id)
+                servers = servers_by_room[event.room_id] = await self._joined_servers(event.room_id)
             destinations = set(servers)
             if event.type == "m.room.member" and event.state_key:
                 target = server_name_of(event.state_key)
@@ -76,10 +76,12 @@ class PduBroadcaster:
 
 class EduBroadcaster:
     def __init__(self, sender: FederationSender, queue: FederationQueueStore, destinations: DestinationQueries,
-                 devices: DeviceStore, e2e_keys: E2EKeyService, server_name: str) -> None:
+                 joined_servers: JoinedServers, devices: DeviceStore, e2e_keys: E2EKeyService,
+                 server_name: str) -> None:
         self._sender = sender
         self._queue = queue
         self._destinations = destinations
+        self._joined_servers = joined_servers
         self._devices = devices
         self._e2e_keys = e2e_keys
         self._server_name = server_name
@@ -91,7 +93,7 @@ class EduBroadcaster:
         """m.typing to the room's other servers (a TypingService.on_change listener; remote users are skipped)."""
         if not self._is_local(user_id):
             return
-        servers = await self._destinations.joined_servers(room_id)
+        servers = await self._joined_servers(room_id)
         await self._sender.send_edu(servers, "m.typing", {"room_id": room_id, "user_id": user_id, "typing": typing},
                                     key=("m.typing", room_id, user_id))
 
@@ -103,7 +105,7 @@ class EduBroadcaster:
         if receipt.thread_id:
             data["thread_id"] = receipt.thread_id
         content = {receipt.room_id: {"m.read": {receipt.user_id: {"event_ids": [receipt.event_id], "data": data}}}}
-        servers = await self._destinations.joined_servers(receipt.room_id)
+        servers = await self._joined_servers(receipt.room_id)
         await self._sender.send_edu(servers, "m.receipt", content)
 
     async def presence_changed(self, user_id: str, content: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from homeserver.services.registration_tokens import RegistrationTokenService
 from homeserver.services.replication import Replication
 from homeserver.services.relations import RelationsService
 from homeserver.services.retention import RetentionService
+from homeserver.services.room_state import SnapshotMemo
 from homeserver.services.rooms import RoomService
 from homeserver.services.search import SearchService
 from homeserver.services.server_keys import ServerKeyService
@@ -97,6 +98,8 @@ class Services:
     federation_intake: FederationIntake
     federation_membership: FederationMembership
     federation_transactions: FederationTransactions
+    # The servers of each room's joined members, cached per state snapshot.
+    room_servers: SnapshotMemo[set[str]]
     # Outbound: the persisted per-destination queue (start/stop with the server) and what
     # feeds it with PDUs; inbound: the EDUs of a peer's transaction.
     federation_sender: FederationSender

@@ -86,15 +86,15 @@ async def add_remote_member(db, room_id: str, user_id: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _faked_members_reach_the_broadcaster(services, monkeypatch):
+def _faked_members_reach_the_room_servers_cache(services, monkeypatch):
     """add_remote_member writes member rows behind the services' back, without the new state
-    snapshot a real membership change makes; the broadcaster's per-snapshot cache of a room's
-    servers must forget what it read before."""
+    snapshot a real membership change makes; the per-snapshot cache of a room's servers
+    (services.room_servers) must forget what it read before."""
     real = add_remote_member
 
     async def add_and_forget(db, room_id: str, user_id: str) -> None:
         await real(db, room_id, user_id)
-        services.pdu_broadcaster.joined_servers.forget(room_id)
+        services.room_servers.forget(room_id)
     monkeypatch.setitem(globals(), "add_remote_member", add_and_forget)
 
 

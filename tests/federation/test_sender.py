@@ -244,8 +244,8 @@ async def test_a_homeserver_sends_its_users_events_to_a_peer_in_the_room(homeser
         room_id, f"@carol:{stub.name}",
     )
     # A member row written behind the services' back comes with no new state snapshot: the
-    # broadcaster's per-snapshot cache of the room's servers must be told.
-    a.services.pdu_broadcaster.joined_servers.forget(room_id)
+    # per-snapshot cache of the room's servers must be told.
+    a.services.room_servers.forget(room_id)
     await a.services.events.send(room_id, alice, "m.room.message", {"msgtype": "m.text", "body": "hi"})
     await receiver.wait_for(lambda: len(receiver.pdus()) == 1)
     _, body = receiver.transactions[0]
