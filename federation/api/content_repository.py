@@ -12,7 +12,7 @@ from aiohttp import web
 
 from homeserver.api.http import FEDERATION_V1, Auth, int_param, route, services_of
 from homeserver.api.media_responses import bool_param, content_headers, thumbnail_headers, timeout_ms_param
-from homeserver.services.media import ServedContent
+from homeserver.services.media.repository import ServedContent
 
 _CHUNK_BYTES = 256 * 1024
 _CRLF = b"\r\n"

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from homeserver.api.http import int_param
 from homeserver.errors import Codes, MatrixError, missing_param
-from homeserver.services.media import ServedContent
+from homeserver.services.media.repository import ServedContent
 
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_MS = 20_000

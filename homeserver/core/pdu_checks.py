@@ -2,7 +2,7 @@
 
 https://spec.matrix.org/v1.19/server-server-api/#checks-performed-on-receipt-of-a-pdu numbers
 six checks (seven with policy servers). This module does everything of them that needs no
-I/O; the service (homeserver/services/federation_events.py) adds the keyring and the room's
+I/O; the service (homeserver/services/federation/pdu_checks.py) adds the keyring and the room's
 stored events:
 
 1. the event is valid for its room version, otherwise it is dropped: `precheck_pdu` runs

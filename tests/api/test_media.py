@@ -13,7 +13,7 @@ from aiohttp import web
 from PIL import Image
 
 from homeserver.app import make_web_app, modules_for
-from homeserver.services import thumbnails as thumbnails_module
+from homeserver.services.media import thumbnails as thumbnails_module
 
 LEGACY = "/_matrix/media/v3"
 AUTHED = "/_matrix/client/v1/media"

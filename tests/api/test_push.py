@@ -10,8 +10,8 @@ from homeserver.config import PushConfig
 from homeserver.errors import MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
-from homeserver.services.notifications import total_counts
-from homeserver.services.pushers import PusherService
+from homeserver.services.push.notifications import total_counts
+from homeserver.services.push.pushers import PusherService
 from tests.api.test_relations_context import send, text
 
 V3 = "/_matrix/client/v3"

@@ -356,7 +356,7 @@ async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, 
 
 async def test_typing_and_receipts_from_a_server_the_room_acl_bans_are_skipped(services, alice, db):
     from homeserver.errors import Codes, MatrixError
-    from homeserver.services.federation_edus import FederationEduService
+    from homeserver.services.federation.edus import FederationEduService
     from storage.events import EventStore
 
     room = await room_with(alice, db, CAROL)

@@ -1,4 +1,4 @@
-"""The first stage of receiving PDUs (services/federation_events.py): checks 1-4 on real
+"""The first stage of receiving PDUs (services/federation/pdu_checks.py): checks 1-4 on real
 signed events, and the state verdicts of checks 5-6.
 
 Two fake servers, a.test and b.test, sign with real ed25519 keys (signedjson). The keyring is
@@ -31,7 +31,7 @@ from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS as V
 from homeserver.core.room_versions import EventFormat
 from homeserver.core.server_keys import ServerKey
 from homeserver.core.signing import InvalidSignature, sign_event
-from homeserver.services.federation_events import (
+from homeserver.services.federation.pdu_checks import (
     CheckedPdu,
     InvalidPduFormat,
     InvalidPduSignature,

@@ -4,7 +4,7 @@ from aiohttp import web
 
 from homeserver.api.http import Auth, json_response, read_json_object, route, services_of
 from homeserver.errors import missing_param
-from homeserver.services.accounts import LoginResult
+from homeserver.services.accounts.accounts import LoginResult
 
 
 @route("POST", "/register", auth=Auth.NONE, rate_limited=True)

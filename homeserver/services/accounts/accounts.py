@@ -1,0 +1,309 @@
+"""Accounts: register, log in, change password, deactivate.
+
+Invariants: a user ID is taken atomically (the users table's primary key); every login creates
+or reuses a device and mints tokens for it in one transaction; deactivation removes every
+device and token, so nothing the user held keeps working.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.config import RegistrationConfig
+from homeserver.core.ids import is_valid_localpart
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.accounts import uia
+from homeserver.services.auth import AuthService, IssuedTokens, Requester
+from homeserver.services.clock import Clock
+from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.rooms.membership import MembershipService
+from homeserver.services.accounts.passwords import PasswordHashing
+from homeserver.services.accounts.uia import UIAService
+from storage.accounts import AccountStore
+from storage.database import Database
+from storage.profiles import ProfileStore
+from storage.registration_tokens import RegistrationTokenStore
+
+# User IDs are at most 255 bytes (spec appendix "User Identifiers").
+MAX_USER_ID_LENGTH = 255
+MAX_PASSWORD_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user_id: str
+    device_id: str
+    tokens: IssuedTokens | None  # None when login was inhibited
+
+
+class AccountService:
+    def __init__(
+        self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
+        auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
+        membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
+    ) -> None:
+        self._membership = membership
+        self._db = db
+        self._accounts = accounts
+        self._profiles = profiles
+        self._registration_tokens = registration_tokens
+        self._auth = auth
+        self._devices = devices
+        self._uia = uia_service
+        self._passwords = passwords
+        self._clock = clock
+        self.server_name = server_name
+        self._config = config
+
+    # --- registration --------------------------------------------------------------------
+
+    def registration_flows(self) -> list[list[str]]:
+        if self._config.requires_token:
+            return [[uia.REGISTRATION_TOKEN]]
+        return [[uia.DUMMY]]
+
+    def user_id_for(self, localpart: str) -> str:
+        return f"@{localpart}:{self.server_name}"
+
+    async def check_username(self, localpart: str) -> str:
+        """Validate a requested localpart and check it is free; returns the user ID."""
+        if not self._config.enabled:
+            raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
+        return await self._check_username(localpart)
+
+    async def _check_username(self, localpart: str) -> str:
+        if not localpart or not is_valid_localpart(localpart):
+            raise MatrixError(
+                400, Codes.INVALID_USERNAME,
+                "User ID can only contain characters a-z, 0-9, or '=_-./+'",
+            )
+        if localpart.isdigit():
+            raise MatrixError(400, Codes.INVALID_USERNAME, "Numeric user IDs are reserved for guest users.")
+        if localpart.startswith("_") or localpart in self._config.reserved_localparts:
+            raise MatrixError(400, Codes.INVALID_USERNAME, "This user ID is reserved.")
+        user_id = self.user_id_for(localpart)
+        if len(user_id.encode()) > MAX_USER_ID_LENGTH:
+            raise MatrixError(400, Codes.INVALID_USERNAME, f"User ID may not be longer than {MAX_USER_ID_LENGTH} characters")
+        if await self._accounts.user_exists(user_id):
+            raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+        return user_id
+
+    async def register(self, body: dict[str, Any], *, kind: str = "user") -> LoginResult:
+        """`POST /register`: UIA, then create the account and (unless inhibited) log in."""
+        if kind == "guest":
+            return await self._register_guest(body)
+        if kind != "user":
+            raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid kind: {kind}")
+        if not self._config.enabled:
+            raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
+        if body.get("guest_access_token") is not None:
+            return await self._upgrade_guest(body)
+        username = _optional_str(body, "username")
+        password = _optional_str(body, "password")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        inhibit_login = _optional_bool(body, "inhibit_login")
+        want_refresh = _optional_bool(body, "refresh_token")
+        if password is not None and len(password) > MAX_PASSWORD_LENGTH:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
+        # Username problems are reported before UIA starts, so clients can ask again at once.
+        if username is not None:
+            localpart = _localpart_of(username, self.server_name)
+            user_id = await self._check_username(localpart)
+        else:
+            user_id = None
+
+        result = await self._uia.authenticate(body.get("auth"), operation="register", flows=self.registration_flows())
+
+        password_hash = await self._passwords.hash(password) if password else None
+        now = self._clock.now_ms()
+        async with self._db.transaction():
+            if user_id is None:
+                user_id = await self._create_generated_user(password_hash, now)
+            elif not await self._accounts.create_user(user_id, password_hash, created_ts=now):
+                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id)
+            if token := result.results.get("registration_token"):
+                await self._registration_tokens.complete_use(token)
+            login = None
+            if not inhibit_login:
+                login = await self._login_device(user_id, device_id, display_name, want_refresh)
+        await self._uia.finish(result.session_id)
+        return login or LoginResult(user_id, "", None)
+
+    async def _register_guest(self, body: dict[str, Any]) -> LoginResult:
+        """A guest account: a numeric user ID, no password (spec: "Guest access")."""
+        if not self._config.allow_guests:
+            raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is disabled")
+        display_name = _optional_str(body, "initial_device_display_name")
+        now = self._clock.now_ms()
+        async with self._db.transaction():
+            for _ in range(10):
+                user_id = self.user_id_for(str(secrets.randbelow(10**12)).zfill(12))
+                if await self._accounts.create_user(user_id, None, created_ts=now, is_guest=True):
+                    break
+            else:  # pragma: no cover - twelve random digits ten times over
+                raise MatrixError(500, Codes.UNKNOWN, "Could not generate a guest user ID")
+            await self._profiles.create_profile(user_id, None)
+            return await self._login_device(user_id, None, display_name, False)
+
+    async def _upgrade_guest(self, body: dict[str, Any]) -> LoginResult:
+        """Registering with `guest_access_token` turns that guest into a full account, keeping
+        its user ID (the `username` must be the guest's localpart)."""
+        token = body.get("guest_access_token")
+        if not isinstance(token, str):
+            raise MatrixError(400, Codes.BAD_JSON, "'guest_access_token' must be a string")
+        guest = await self._auth.authenticate(token)
+        if not guest.is_guest:
+            raise MatrixError(403, Codes.FORBIDDEN, "That access token is not a guest's")
+        if body.get("username") != guest.user_id[1:].split(":", 1)[0]:
+            raise MatrixError(400, Codes.INVALID_USERNAME, "'username' must be the guest's localpart")
+        password = _optional_str(body, "password")
+        result = await self._uia.authenticate(body.get("auth"), operation="register", flows=self.registration_flows())
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            await self._accounts.upgrade_guest(guest.user_id, password_hash)
+            await self._profiles.set_displayname(guest.user_id, guest.user_id[1:].split(":", 1)[0])
+            login = await self._login_device(
+                guest.user_id, _optional_str(body, "device_id"), _optional_str(body, "initial_device_display_name"),
+                _optional_bool(body, "refresh_token"))
+        self._auth.forget_user(guest.user_id)
+        await self._uia.finish(result.session_id)
+        return login
+
+    async def _create_generated_user(self, password_hash: str | None, now: int) -> str:
+        alphabet = string.ascii_lowercase + string.digits
+        for _ in range(10):
+            user_id = self.user_id_for("u" + "".join(secrets.choice(alphabet) for _ in range(10)))
+            if await self._accounts.create_user(user_id, password_hash, created_ts=now):
+                return user_id
+        raise MatrixError(500, Codes.UNKNOWN, "Could not generate a user ID")  # pragma: no cover
+
+    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False) -> str:
+        """Create an account outside the registration flow (`chatgo register-user`, admin)."""
+        user_id = await self._check_username(localpart.lower())
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
+                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id)
+        return user_id
+
+    async def _new_profile(self, user_id: str) -> None:
+        # As Synapse does: a new user's display name is their localpart.
+        await self._profiles.create_profile(user_id, user_id[1:].split(":", 1)[0])
+
+    # --- login -----------------------------------------------------------------------------
+
+    async def login_with_password(self, body: dict[str, Any]) -> LoginResult:
+        """`POST /login` with `m.login.password`."""
+        identifier = body.get("identifier")
+        if identifier is None and "user" in body:
+            identifier = {"type": "m.id.user", "user": body["user"]}  # deprecated form
+        if not isinstance(identifier, dict):
+            raise MatrixError(400, Codes.MISSING_PARAM, "Missing 'identifier'")
+        id_type = identifier.get("type")
+        if id_type in ("m.id.thirdparty", "m.id.phone"):
+            raise MatrixError(403, Codes.FORBIDDEN, "Third-party identifiers are not supported for login")
+        if id_type != "m.id.user":
+            raise MatrixError(400, Codes.UNKNOWN, f"Unknown identifier type {id_type!r}")
+        named = identifier.get("user")
+        password = body.get("password")
+        if not isinstance(named, str) or not named:
+            raise MatrixError(400, Codes.INVALID_PARAM, "'identifier.user' must be a string")
+        if not isinstance(password, str):
+            raise MatrixError(400, Codes.INVALID_PARAM, "'password' must be a string")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        want_refresh = _optional_bool(body, "refresh_token")
+
+        user_id = _normalise_user(named, self.server_name)
+        user = await self._accounts.get_user(user_id) if user_id else None
+        if user is None or not await self._passwords.verify(user.password_hash, password):
+            raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
+        if user.deactivated:
+            raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+        async with self._db.transaction():
+            return await self._login_device(user.user_id, device_id, display_name, want_refresh)
+
+    async def _login_device(self, user_id: str, device_id: str | None, display_name: str | None, want_refresh: bool) -> LoginResult:
+        device_id = await self._devices.prepare_login_device(user_id, device_id, display_name)
+        tokens = await self._auth.issue_tokens(user_id, device_id, with_refresh_token=want_refresh)
+        return LoginResult(user_id, device_id, tokens)
+
+    # --- account management ------------------------------------------------------------------
+
+    async def change_password(self, requester: Requester, body: dict[str, Any]) -> None:
+        """`POST /account/password` (UIA with the current password)."""
+        new_password = body.get("new_password")
+        if not isinstance(new_password, str) or not new_password:
+            raise MatrixError(400, Codes.MISSING_PARAM, "'new_password' must be a non-empty string")
+        if len(new_password) > MAX_PASSWORD_LENGTH:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
+        logout_devices = body.get("logout_devices", True)
+        if not isinstance(logout_devices, bool):
+            raise MatrixError(400, Codes.BAD_JSON, "'logout_devices' must be a boolean")
+        result = await self._uia.authenticate(
+            body.get("auth"), operation="change_password", flows=[[uia.PASSWORD]], user_id=requester.user_id
+        )
+        password_hash = await self._passwords.hash(new_password)
+        async with self._db.transaction():
+            await self._accounts.set_password_hash(requester.user_id, password_hash)
+            if logout_devices:
+                # Spec: the other access tokens and their devices are revoked; this one stays.
+                await self._devices.delete_all_devices(requester.user_id, except_device_id=requester.device_id)
+                await self._auth.revoke_all_tokens(requester.user_id, except_token_id=requester.token_id)
+        await self._uia.finish(result.session_id)
+
+    async def deactivate(self, requester: Requester, body: dict[str, Any]) -> None:
+        """`POST /account/deactivate` (UIA with the password)."""
+        erase = body.get("erase", False)
+        if not isinstance(erase, bool):
+            raise MatrixError(400, Codes.BAD_JSON, "'erase' must be a boolean")
+        result = await self._uia.authenticate(
+            body.get("auth"), operation="deactivate", flows=[[uia.PASSWORD]], user_id=requester.user_id
+        )
+        async with self._db.transaction():
+            await self._accounts.deactivate(requester.user_id)
+            await self._devices.delete_all_devices(requester.user_id)
+        self._auth.forget_user(requester.user_id)
+        await self._uia.finish(result.session_id)
+        # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
+        await self._membership.leave_all_rooms(requester.user_id)
+
+
+def _localpart_of(username: str, server_name: str) -> str:
+    """Registration accepts a bare localpart or a full ID on this server."""
+    if username.startswith("@"):
+        localpart, sep, domain = username[1:].partition(":")
+        if not sep or domain != server_name:
+            raise MatrixError(400, Codes.INVALID_USERNAME, "User ID must be on this server")
+        return localpart
+    return username
+
+
+def _normalise_user(named: str, server_name: str) -> str | None:
+    """A login name (localpart or full ID) as a local user ID; None if it names another server."""
+    if named.startswith("@"):
+        localpart, sep, domain = named[1:].partition(":")
+        if not sep or domain != server_name:
+            return None
+        return f"@{localpart.lower()}:{server_name}"
+    return f"@{named.lower()}:{server_name}"
+
+
+def _optional_str(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise MatrixError(400, Codes.BAD_JSON, f"'{key}' must be a string")
+    return value
+
+
+def _optional_bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise MatrixError(400, Codes.BAD_JSON, f"'{key}' must be a boolean")
+    return value

@@ -1,0 +1,140 @@
+"""User-interactive authentication (spec: client-server API, "User-interactive authentication API").
+
+An operation that needs UIA calls `UIAService.authenticate(auth, operation=..., flows=...)`
+with the request's `auth` dict. Until one flow's stages are all completed it raises
+`InteractiveAuthRequired` (401 with flows, params, session and completed stages); then it
+returns the session's results. The session is bound to its operation and user, so it cannot
+be replayed for another. Supported stages: m.login.dummy, m.login.password,
+m.login.registration_token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
+from homeserver.services.clock import Clock
+from homeserver.services.accounts.passwords import PasswordHashing
+from storage.accounts import AccountStore
+from storage.registration_tokens import RegistrationTokenStore
+from storage.uia import UIAuthStore
+
+DUMMY = "m.login.dummy"
+PASSWORD = "m.login.password"
+REGISTRATION_TOKEN = "m.login.registration_token"
+
+
+@dataclass(frozen=True)
+class UIAResult:
+    session_id: str
+    # What the completed stages established, e.g. {"registration_token": "abc"}.
+    results: dict[str, Any]
+
+
+class UIAService:
+    def __init__(
+        self, sessions: UIAuthStore, accounts: AccountStore, registration_tokens: RegistrationTokenStore,
+        passwords: PasswordHashing, clock: Clock, server_name: str, session_lifetime_ms: int,
+    ) -> None:
+        self._sessions = sessions
+        self._accounts = accounts
+        self._registration_tokens = registration_tokens
+        self._passwords = passwords
+        self._clock = clock
+        self._server_name = server_name
+        self._lifetime_ms = session_lifetime_ms
+
+    async def authenticate(
+        self, auth: Any, *, operation: str, flows: list[list[str]], user_id: str | None = None,
+    ) -> UIAResult:
+        now = self._clock.now_ms()
+        if auth is not None and not isinstance(auth, dict):
+            raise MatrixError(400, Codes.BAD_JSON, "'auth' must be an object")
+        session_id = auth.get("session") if auth else None
+        if session_id is not None:
+            if not isinstance(session_id, str):
+                raise MatrixError(400, Codes.BAD_JSON, "'session' must be a string")
+            session = await self._sessions.get_session(session_id)
+            if session is None or session.created_ts + self._lifetime_ms < now:
+                raise MatrixError(400, Codes.UNKNOWN, f"Unknown session ID: {session_id}")
+            if session.operation != operation or session.user_id != user_id:
+                raise MatrixError(403, Codes.FORBIDDEN, "Requested operation has changed during the UI authentication session.")
+            completed, results = list(session.completed), dict(session.result)
+        else:
+            # Clients may send a stage without a session (nio sends m.login.dummy straight away).
+            session_id = secrets.token_urlsafe(24)
+            await self._sessions.create_session(session_id, operation, user_id, now_ts=now)
+            completed, results = [], {}
+
+        if auth and "type" in auth:
+            stage = auth["type"]
+            allowed = {s for flow in flows for s in flow}
+            if stage not in allowed:
+                raise MatrixError(400, Codes.UNRECOGNIZED, f"Unrecognised login type {stage!r}")
+            error = await self._check_stage(stage, auth, user_id, now)
+            if error is not None:
+                raise InteractiveAuthRequired(
+                    self._challenge(session_id, flows, completed), Codes.FORBIDDEN, error
+                )
+            stage_result = {"registration_token": auth["token"]} if stage == REGISTRATION_TOKEN else {}
+            completed = await self._sessions.mark_stage_completed(session_id, stage, stage_result)
+            results.update(stage_result)
+
+        if any(all(s in completed for s in flow) for flow in flows):
+            return UIAResult(session_id, results)
+        raise InteractiveAuthRequired(self._challenge(session_id, flows, completed))
+
+    async def finish(self, session_id: str) -> None:
+        """The operation succeeded: the session cannot be used again."""
+        await self._sessions.delete_session(session_id)
+        await self._sessions.delete_expired(self._clock.now_ms() - self._lifetime_ms)
+
+    def _challenge(self, session_id: str, flows: list[list[str]], completed: list[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "flows": [{"stages": list(flow)} for flow in flows],
+            "params": {},
+            "session": session_id,
+        }
+        if completed:
+            body["completed"] = list(completed)
+        return body
+
+    async def _check_stage(self, stage: str, auth: dict[str, Any], user_id: str | None, now: int) -> str | None:
+        """None when the stage passes, else the error message."""
+        if stage == DUMMY:
+            return None
+        if stage == PASSWORD:
+            return await self._check_password(auth, user_id)
+        if stage == REGISTRATION_TOKEN:
+            token = auth.get("token")
+            if not isinstance(token, str) or not token:
+                return "Missing registration token"
+            if not await self._registration_tokens.reserve_use(token, now):
+                return "Invalid registration token"
+            return None
+        return f"Unsupported stage {stage}"
+
+    async def _check_password(self, auth: dict[str, Any], user_id: str | None) -> str | None:
+        if user_id is None:
+            return "Password authentication needs a logged-in user"
+        identifier = auth.get("identifier")
+        named = None
+        if isinstance(identifier, dict) and identifier.get("type") == "m.id.user":
+            named = identifier.get("user")
+        elif "user" in auth:
+            named = auth.get("user")  # the deprecated top-level field
+        if named is not None:
+            if not isinstance(named, str):
+                return "Invalid user identifier"
+            full = named if named.startswith("@") else f"@{named.lower()}:{self._server_name}"
+            if full != user_id:
+                return "Authenticated user does not match the requester"
+        password = auth.get("password")
+        if not isinstance(password, str):
+            return "Missing password"
+        user = await self._accounts.get_user(user_id)
+        if user is None or not await self._passwords.verify(user.password_hash, password):
+            return "Invalid password"
+        return None

@@ -1,0 +1,199 @@
+"""Membership: join, leave, invite, kick, ban, unban, knock — each one m.room.member event.
+
+Whether a change is allowed is decided by the room version's auth rules on the event itself
+(403 M_FORBIDDEN otherwise); this service only checks what the rules cannot see (the room
+exists here, the target is a valid user ID) and fills in the member event's content.
+In a room no local user is joined to, a join, knock, or the rejection of an invite goes
+through another server (FederationMembership); an invite of another server's user carries
+that server's signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeserver.core.ids import is_valid_user_id, server_name_of
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.rooms.events import EventService
+from homeserver.services.federation.membership import FederationMembership
+from homeserver.services.rooms.profile_lookup import ProfileLookup
+from homeserver.services.rooms.restricted_joins import RestrictedJoins
+from homeserver.services.rooms.state import RoomStateCache
+from storage.events import EventStore
+from storage.rooms import RoomStore
+
+MAX_REASON_LENGTH = 1024
+
+
+class MembershipService:
+    def __init__(self, events: EventService, rooms: RoomStateCache, profiles: ProfileLookup, room_store: RoomStore,
+                 event_store: EventStore, restricted: RestrictedJoins, remote: FederationMembership,
+                 server_name: str) -> None:
+        self._events = events
+        self._room_store = room_store
+        self._event_store = event_store
+        self._server_name = server_name
+        self._rooms = rooms
+        self._profiles = profiles
+        self._restricted = restricted
+        self._remote = remote
+
+    async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False,
+                   servers: list[str] = ()) -> str:
+        snap = await self._rooms.snapshot(room_id)
+        if snap is None or not await self._remote.is_resident(room_id):
+            if is_guest:
+                raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            content = {"membership": "join", **await self._profiles.member_profile(user_id)}
+            _add_reason(content, reason)
+            event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
+                                               content)
+            await self._room_store.unforget(user_id, room_id)
+            return event_id
+        if is_guest:
+            # Spec (Guest access, server behaviour): only rooms whose guest_access is can_join.
+            access = (await self._rooms.state_events(snap, [("m.room.guest_access", "")])).get(("m.room.guest_access", ""))
+            if access is None or access.content.get("guest_access") != "can_join":
+                raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed in this room")
+        content: dict[str, Any] = {"membership": "join"}
+        content.update(await self._profiles.member_profile(user_id))
+        authoriser = await self._restricted.authoriser(snap, user_id)
+        if authoriser is not None:
+            content["join_authorised_via_users_server"] = authoriser
+        event_id = await self._change(user_id, room_id, user_id, content, reason)
+        await self._room_store.unforget(user_id, room_id)
+        return event_id
+
+    async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> str:
+        await self._require_room(room_id)
+        if not await self._remote.is_resident(room_id):
+            # An invite or a knock in a room we are not in: rejected through another server.
+            mine = await self._event_store.latest_membership(room_id, user_id)
+            if mine is None or mine[2] not in ("invite", "knock"):
+                raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
+            content: dict[str, Any] = {"membership": "leave"}
+            _add_reason(content, reason)
+            return await self._remote.leave(user_id, room_id, await self._servers_for(room_id, user_id, []), content)
+        return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
+
+    async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
+        await self._require_room(room_id)
+        _check_target(target)
+        content: dict[str, Any] = {"membership": "invite"}
+        content.update(await self._profiles.member_profile(target))
+        if server_name_of(target) == self._server_name:
+            return await self._change(sender, room_id, target, content, reason)
+        room_state = await self._remote.room_state_pdus(room_id, also=[("m.room.member", sender)])
+
+        async def countersign(event):
+            return await self._remote.countersign_invite(event, room_state)
+        return await self._change(sender, room_id, target, content, reason, countersign=countersign)
+
+    async def kick(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
+        snap = await self._require_room(room_id)
+        _check_target(target)
+        current = snap.state.get(("m.room.member", target))
+        membership = await self._membership_of(snap, target) if current else None
+        if membership not in ("join", "invite", "knock"):
+            raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not in the room")
+        return await self._change(sender, room_id, target, {"membership": "leave"}, reason)
+
+    async def ban(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
+        await self._require_room(room_id)
+        _check_target(target)
+        return await self._change(sender, room_id, target, {"membership": "ban"}, reason)
+
+    async def unban(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
+        snap = await self._require_room(room_id)
+        _check_target(target)
+        if await self._membership_of(snap, target) != "ban":
+            raise MatrixError(403, Codes.FORBIDDEN, f"{target} is not banned")
+        return await self._change(sender, room_id, target, {"membership": "leave"}, reason)
+
+    async def knock(self, user_id: str, room_id: str, reason: str | None = None, *, servers: list[str] = ()) -> str:
+        snap = await self._rooms.snapshot(room_id)
+        if snap is None or not await self._remote.is_resident(room_id):
+            content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
+            _add_reason(content, reason)
+            return await self._remote.knock(user_id, room_id, await self._servers_for(room_id, user_id, servers),
+                                            content)
+        if not snap.version.auth.knock_join_rule:
+            raise MatrixError(403, Codes.FORBIDDEN, f"Room version {snap.version.identifier} does not support knocking")
+        content: dict[str, Any] = {"membership": "knock"}
+        content.update(await self._profiles.member_profile(user_id))
+        return await self._change(user_id, room_id, user_id, content, reason)
+
+    async def leave_all_rooms(self, user_id: str) -> None:
+        for membership in ("join", "invite", "knock"):
+            for room_id in await self._event_store.rooms_for_user(user_id, membership):
+                try:
+                    await self._events.send(room_id, user_id, "m.room.member", {"membership": "leave"}, state_key=user_id)
+                except MatrixError:
+                    pass  # e.g. the room refuses the leave; the account is deactivated regardless
+
+    async def remove_guests(self, room_id: str, guests: list[str]) -> None:
+        """guest_access stopped being can_join: guests must leave (spec: Guest access)."""
+        for guest in guests:
+            try:
+                await self._events.send(room_id, guest, "m.room.member", {"membership": "leave"}, state_key=guest)
+            except MatrixError:
+                pass  # already gone
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        """Spec: a user may forget a room they are not in (left, kicked or banned)."""
+        snap = await self._require_room(room_id)
+        membership = await self._membership_of(snap, user_id)
+        if membership is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "You have never been in this room")
+        if membership in ("join", "invite", "knock"):
+            raise MatrixError(400, Codes.UNKNOWN, "You must leave the room before forgetting it")
+        await self._room_store.forget(user_id, room_id)
+
+    async def membership_of(self, room_id: str, user_id: str) -> str | None:
+        snap = await self._rooms.snapshot(room_id)
+        return await self._membership_of(snap, user_id) if snap else None
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _require_room(self, room_id: str):
+        snap = await self._rooms.snapshot(room_id)
+        if snap is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        return snap
+
+    async def _membership_of(self, snap, user_id: str) -> str | None:
+        events = await self._rooms.state_events(snap, [("m.room.member", user_id)])
+        event = events.get(("m.room.member", user_id))
+        return event.content.get("membership") if event else None
+
+    async def _change(self, sender: str, room_id: str, target: str, content: dict[str, Any], reason: str | None,
+                      countersign=None) -> str:
+        _add_reason(content, reason)
+        event = await self._events.send(room_id, sender, "m.room.member", content, state_key=target,
+                                        countersign=countersign)
+        return event.event_id
+
+    async def _servers_for(self, room_id: str, user_id: str, given: list[str]) -> list[str]:
+        """Where to reach a room we are not in: the servers the client named, the server of
+        whoever invited us, and (room IDs before v12) the room's original server."""
+        servers = [s for s in given if isinstance(s, str)]
+        mine = await self._event_store.latest_membership(room_id, user_id)
+        if mine is not None and (inviter := server_name_of(mine[1])):
+            servers.append(inviter)
+        if ":" in room_id and (origin := server_name_of(room_id)):
+            servers.append(origin)
+        return list(dict.fromkeys(servers))
+
+
+def _add_reason(content: dict[str, Any], reason: Any) -> None:
+    if reason is not None:
+        if not isinstance(reason, str):
+            raise MatrixError(400, Codes.BAD_JSON, "'reason' must be a string")
+        if len(reason) > MAX_REASON_LENGTH:
+            raise MatrixError(400, Codes.TOO_LARGE, "'reason' is too long")
+        content["reason"] = reason
+
+
+def _check_target(user_id: Any) -> None:
+    if not isinstance(user_id, str) or not is_valid_user_id(user_id):
+        raise MatrixError(400, Codes.INVALID_PARAM, "'user_id' must be a valid user ID")
