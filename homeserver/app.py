@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from pathlib import Path
-from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from aiohttp import web
 
@@ -30,67 +30,68 @@ from homeserver.api import client as client_api
 from homeserver.api import pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
-from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.accounts.accounts import AccountService
-from homeserver.services.streams.aux import AuxStream
+from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.passwords import PasswordHashing
+from homeserver.services.accounts.profiles import ProfileService
+from homeserver.services.accounts.registration_tokens import RegistrationTokenService
+from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
-from homeserver.services.accounts.devices import DeviceService
-from homeserver.services.rooms.event_format import EventFormatter
-from homeserver.services.rooms.directory import DirectoryService
+from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.e2ee.remote_keys import RemoteKeys
-from homeserver.services.rooms.events import EventService
+from homeserver.services.ephemeral.account_data import AccountDataService
+from homeserver.services.ephemeral.presence import PresenceService
+from homeserver.services.ephemeral.receipts import ReceiptService
+from homeserver.services.ephemeral.to_device import DeviceListService, ToDeviceService
+from homeserver.services.ephemeral.typing import TypingService
 from homeserver.services.federation.edus import FederationEduService
-from homeserver.services.federation.pdu_checks import PduChecker
-from homeserver.services.federation.transactions import FederationTransactions
 from homeserver.services.federation.intake import FederationIntake
 from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.federation.outbound import EduBroadcaster, PduBroadcaster
+from homeserver.services.federation.pdu_checks import PduChecker
 from homeserver.services.federation.reads import FederationReadService
-from homeserver.services.sync.filters import FilterService
-from homeserver.services.e2ee.key_backup import KeyBackupService
-from homeserver.services.media.repository import MediaService
+from homeserver.services.federation.remote_state import RemoteState
+from homeserver.services.federation.server_keys import ServerKeyService
+from homeserver.services.federation.transactions import FederationTransactions
+from homeserver.services.graph import Services
 from homeserver.services.media.remote import RemoteMediaFetcher
+from homeserver.services.media.repository import MediaService
 from homeserver.services.media.thumbnails import ThumbnailService
 from homeserver.services.media.url_previews import UrlPreviewService
+from homeserver.services.push.notifications import NotificationService
+from homeserver.services.push.pushers import PusherService
+from homeserver.services.push.rules import PushEvaluator, PushRuleService
+from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.replication import Replication
+from homeserver.services.rooms.creation import RoomService
+from homeserver.services.rooms.directory import DirectoryService
+from homeserver.services.rooms.event_format import EventFormatter
+from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
-from homeserver.services.ephemeral.presence import PresenceService
-from homeserver.services.accounts.profiles import ProfileService
-from homeserver.services.push.notifications import NotificationService
-from homeserver.services.push.rules import PushEvaluator, PushRuleService
-from homeserver.services.push.pushers import PusherService
-from homeserver.services.federation.remote_state import RemoteState
+from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
-from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
 from homeserver.services.rooms.retention import RetentionService
-from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.search import SearchService
-from homeserver.services.federation.server_keys import ServerKeyService
-from homeserver.services.streams.notifier import Notifier, RoomEventNotifications
-from homeserver.services.ephemeral.receipts import ReceiptService
-from homeserver.services.replication import Replication
+from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
+from homeserver.services.rooms.timeline import TimelineService
+from homeserver.services.rooms.wakeups import RoomEventNotifications
+from homeserver.services.streams.aux import AuxStream
+from homeserver.services.streams.notifier import Notifier
+from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.filters import FilterService
+from homeserver.services.sync.rooms import RoomSyncBuilder
 from homeserver.services.sync.sliding import SlidingSyncService
 from homeserver.services.sync.sliding_extensions import SlidingExtensions
 from homeserver.services.sync.sliding_rooms import SlidingRoomBuilder
 from homeserver.services.sync.sync import SyncService
-from homeserver.services.sync.rooms import RoomSyncBuilder
-from homeserver.services.ephemeral.to_device import DeviceListService, ToDeviceService
-from homeserver.services.ephemeral.typing import TypingService
-from homeserver.services.streams.tracker import StreamTracker
-from homeserver.services.rooms.timeline import TimelineService
-from homeserver.services.graph import Services
-from homeserver.services.accounts.passwords import PasswordHashing
-from homeserver.services.ratelimit import RateLimiter
-from homeserver.services.accounts.registration_tokens import RegistrationTokenService
-from homeserver.services.rooms.relations import RelationsService
-from homeserver.services.accounts.uia import UIAService
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
-from storage.events import EventStore
 from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
+from storage.events import EventStore
 from storage.media_files import MediaFileStore
 from storage.migrate import migrate
 from storage.stores import Stores

@@ -4,8 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
-from homeserver.api.http import FEDERATION_V1, Auth, int_param, json_response, origin_of, read_json_object, route, \
-    services_of
+from homeserver.api.http import FEDERATION_V1, Auth, int_param, json_response, origin_of, read_json_object, route, services_of
 from homeserver.errors import Codes, MatrixError, missing_param
 from homeserver.services.federation.reads import DEFAULT_MISSING_EVENTS_LIMIT
 

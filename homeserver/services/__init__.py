@@ -3,4 +3,17 @@
 They call the protocol core, the stores and the federation plumbing, and never see an HTTP
 request. May import `storage`, `federation` plumbing, `homeserver.core`, `homeserver.config`
 and `homeserver.errors`; never `homeserver.api` or `homeserver.app`.
+
+One package per domain, each saying in its docstring what it holds and what it may use
+(the "Service packages point one way" contract in pyproject.toml holds them to it):
+
+    sync/  federation/        what clients long-poll; rooms and users across servers
+    e2ee/                     device keys, cross-signing, key backup
+    accounts/ ephemeral/ push/ media/
+    rooms/                    the event graph and a room's use cases
+    streams/                  stream positions and wake-ups
+
+Top level, what every domain shares: `graph` (the `Services` record the transports read),
+`replication` (processes sharing one database), `auth` (access tokens -> `Requester`),
+`ratelimit` and `clock`.
 """

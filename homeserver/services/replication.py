@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from homeserver.services.streams.notifier import Notifier
 from homeserver.services.rooms.state import RoomStateCache
+from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from storage.database import Database
 from storage.events import EventStore

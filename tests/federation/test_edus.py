@@ -21,7 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.api.test_e2e_keys import PASSWORD_AUTH, cross_signing_key, device_of, device_keys
+from tests.api.test_e2e_keys import PASSWORD_AUTH, cross_signing_key, device_keys, device_of
 from tests.api.test_sync import V3, send, sync
 from tests.api.test_sync_ephemeral import ephemeral
 from tests.federation.conftest import federation_overrides

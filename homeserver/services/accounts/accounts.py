@@ -16,12 +16,12 @@ from homeserver.config import RegistrationConfig
 from homeserver.core.ids import is_valid_localpart
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.accounts import uia
-from homeserver.services.auth import AuthService, IssuedTokens, Requester
-from homeserver.services.clock import Clock
 from homeserver.services.accounts.devices import DeviceService
-from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.uia import UIAService
+from homeserver.services.auth import AuthService, IssuedTokens, Requester
+from homeserver.services.clock import Clock
+from homeserver.services.rooms.membership import MembershipService
 from storage.accounts import AccountStore
 from storage.database import Database
 from storage.profiles import ProfileStore

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
-from homeserver.services.clock import Clock
 from homeserver.services.accounts.passwords import PasswordHashing
+from homeserver.services.clock import Clock
 from storage.accounts import AccountStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.uia import UIAuthStore

@@ -26,11 +26,11 @@ from unpaddedbase64 import decode_base64
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.accounts import uia
+from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import Requester
-from homeserver.services.streams.aux import AuxStream
 from homeserver.services.e2ee.remote_keys import DEFAULT_TIMEOUT_MS, RemoteKeys, timeout_of
 from homeserver.services.ephemeral.to_device import DeviceListService
-from homeserver.services.accounts.uia import UIAService
+from homeserver.services.streams.aux import AuxStream
 from storage.database import Database
 from storage.e2e_keys import E2EKeyStore
 

@@ -14,8 +14,8 @@ from typing import Any
 from homeserver.config import PresenceConfig
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
-from homeserver.services.streams.aux import AuxStream
 from homeserver.services.clock import Clock
+from homeserver.services.streams.aux import AuxStream
 from storage.presence import PresenceRow, PresenceStore
 from storage.sync import SyncQueries
 

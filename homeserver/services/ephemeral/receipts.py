@@ -13,11 +13,11 @@ from typing import Any
 
 from homeserver.core.ids import is_valid_event_id
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.auth import Requester
-from homeserver.services.streams.aux import AuxStream
 from homeserver.services.clock import Clock
+from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.rooms.membership import MembershipService
+from homeserver.services.streams.aux import AuxStream
 from storage.events import EventStore
 from storage.receipts import ReceiptRow, ReceiptStore
 

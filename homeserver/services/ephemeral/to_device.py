@@ -17,8 +17,8 @@ from typing import Any
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
-from homeserver.services.streams.aux import AuxStream
 from homeserver.services.clock import Clock
+from homeserver.services.streams.aux import AuxStream
 from storage.database import Database
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore

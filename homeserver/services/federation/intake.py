@@ -34,9 +34,9 @@ from homeserver.core.events import Event
 from homeserver.core.pdu_checks import check_against_auth_events, check_against_state, create_event_id_of
 from homeserver.core.room_versions import RoomVersion
 from homeserver.services.clock import Clock
-from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.federation.pdu_checks import CheckedPdu, PduChecker, PduDropped
 from homeserver.services.federation.remote_state import RemoteState, StateIds, plan_group
+from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, NewEvent, NewStateGroup, PersistBatch
 

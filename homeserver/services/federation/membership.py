@@ -34,10 +34,10 @@ from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion, get_
 from homeserver.core.signing import InvalidSignature, sign_event
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
-from homeserver.services.rooms.events import EventService, event_row, membership_row
-from homeserver.services.federation.pdu_checks import PduChecker, PduDropped
 from homeserver.services.federation.intake import FederationIntake, IntakeError
+from homeserver.services.federation.pdu_checks import PduChecker, PduDropped
 from homeserver.services.federation.remote_state import plan_group
+from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, PersistBatch

@@ -14,7 +14,7 @@ before it may touch a room. This module holds the first stage:
 - `check_against_state` — checks 5 and 6, pure: the caller supplies the state before the
   event and the room's current state (rejected / soft-failed / accepted).
 
-The pipeline that stores what passes them lives in `federation_intake.py`.
+The pipeline that stores what passes them lives in `intake.py`.
 
 Invariants: a dropped PDU is never stored; a redacted copy keeps its event ID (IDs and
 signatures cover the redacted form); nothing here writes anything.

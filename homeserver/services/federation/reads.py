@@ -33,8 +33,8 @@ from homeserver.core.room_versions import RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.federation_reads import FederationReadQueries, ServerView
 from storage.events import EventRow, EventStore, TimelineQueries
+from storage.federation_reads import FederationReadQueries, ServerView
 from storage.state import StateStore
 
 # Synapse asks for (and answers) at most 100 events per backfill or get_missing_events.

@@ -19,10 +19,10 @@ from typing import Any
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
-from homeserver.services.rooms.events import EventService
-from homeserver.services.federation.pdu_checks import PduChecker, PduDropped, claimed_event_id
 from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.membership import FederationMembership
+from homeserver.services.federation.pdu_checks import PduChecker, PduDropped, claimed_event_id
+from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomStateCache
 from storage.federation_rooms import FederationRoomStore
 

@@ -15,7 +15,10 @@ from homeserver.config import MediaConfig
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.media.repository import MediaService, ServedContent
 from homeserver.services.media.thumbnailer import (
-    THUMBNAILABLE_TYPES, ImageTooLarge, NotAnImage, render_thumbnail,
+    THUMBNAILABLE_TYPES,
+    ImageTooLarge,
+    NotAnImage,
+    render_thumbnail,
 )
 from storage.media import MediaStore, ThumbnailRow
 from storage.media_files import MediaFileStore

@@ -32,8 +32,8 @@ from homeserver.config import MediaConfig
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
-from homeserver.services.media.repository import MediaService
 from homeserver.services.media.opengraph import decode_html, parse_open_graph
+from homeserver.services.media.repository import MediaService
 from homeserver.services.media.thumbnailer import ImageTooLarge, NotAnImage, image_size
 from storage.media import UrlPreviewStore
 from storage.media_files import MediaFileStore

@@ -29,8 +29,20 @@ from typing import Any
 from homeserver.core import power_levels
 from homeserver.core.events import Event
 from homeserver.core.push_rules import (
-    CompiledRuleset, DefaultRuleSetting, InvalidPushRule, PushContext, UserRule, check_kind, compile_ruleset,
-    default_rule_kind, effect_of, evaluate, find_rule, merge_rules, normalise_actions, parse_user_rule,
+    CompiledRuleset,
+    DefaultRuleSetting,
+    InvalidPushRule,
+    PushContext,
+    UserRule,
+    check_kind,
+    compile_ruleset,
+    default_rule_kind,
+    effect_of,
+    evaluate,
+    find_rule,
+    merge_rules,
+    normalise_actions,
+    parse_user_rule,
 )
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from homeserver.core import power_levels
 from federation.client import FederationClient, FederationError, client_error
+from homeserver.core import power_levels
 from homeserver.core.ids import InvalidId, is_valid_room_id, parse_room_alias
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester

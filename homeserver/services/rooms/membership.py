@@ -4,18 +4,19 @@ Whether a change is allowed is decided by the room version's auth rules on the e
 (403 M_FORBIDDEN otherwise); this service only checks what the rules cannot see (the room
 exists here, the target is a valid user ID) and fills in the member event's content.
 In a room no local user is joined to, a join, knock, or the rejection of an invite goes
-through another server (FederationMembership); an invite of another server's user carries
+through another server (`RemoteMembership`); an invite of another server's user carries
 that server's signature.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from homeserver.core.events import Event
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.rooms.events import EventService
-from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.rooms.profile_lookup import ProfileLookup
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.state import RoomStateCache
@@ -25,9 +26,26 @@ from storage.rooms import RoomStore
 MAX_REASON_LENGTH = 1024
 
 
+class RemoteMembership(Protocol):
+    """Membership through other servers, as `services.federation.membership.FederationMembership`
+    does it. Declared here so that rooms/ stays under federation/ (the wiring passes it in)."""
+
+    async def is_resident(self, room_id: str) -> bool: ...
+
+    async def join(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str: ...
+
+    async def leave(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str: ...
+
+    async def knock(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str: ...
+
+    async def countersign_invite(self, event: Event, invite_room_state: list[dict[str, Any]]) -> Event: ...
+
+    async def room_state_pdus(self, room_id: str, *, also: list[tuple[str, str]] = ()) -> list[dict[str, Any]]: ...
+
+
 class MembershipService:
     def __init__(self, events: EventService, rooms: RoomStateCache, profiles: ProfileLookup, room_store: RoomStore,
-                 event_store: EventStore, restricted: RestrictedJoins, remote: FederationMembership,
+                 event_store: EventStore, restricted: RestrictedJoins, remote: RemoteMembership,
                  server_name: str) -> None:
         self._events = events
         self._room_store = room_store

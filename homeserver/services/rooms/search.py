@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.rooms.event_format import EventFormatter

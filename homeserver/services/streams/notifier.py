@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from homeserver.core.events import Event
-from homeserver.services.rooms.state import RoomStateCache, SnapshotMemo
 from homeserver.services.streams.tracker import StreamTracker
-from storage.events import EventStore
 
 
 class Notifier:
@@ -51,32 +48,3 @@ class Notifier:
                 waiters.discard(future)
                 if not waiters:
                     self._waiters.pop(user_id, None)
-
-
-class RoomEventNotifications:
-    """Turns committed room events into wake-ups: the room's joined members, and the target
-    of a membership event (an invitee is not a member yet)."""
-
-    def __init__(self, events: EventStore, notifier: Notifier, stream: StreamTracker, rooms: RoomStateCache) -> None:
-        self._events = events
-        self._notifier = notifier
-        self._stream = stream
-        # The room's joined, invited and knocking members, cached per state snapshot.
-        self._to_wake = SnapshotMemo(rooms, self._members_to_wake)
-        # Set by the app: tell other processes (position, rooms, invitees and other targets).
-        self.replicate: Callable[[int, list[str], list[str]], None] | None = None
-
-    async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
-        users: set[str] = set()
-        for room_id in {event.room_id for event, _ in published}:
-            users.update(await self._to_wake.get(room_id))
-        targets = [e.state_key for e, _ in published if e.type == "m.room.member" and e.state_key]
-        users.update(targets)
-        if self.replicate is not None:
-            self.replicate(max(p for _, p in published), sorted({e.room_id for e, _ in published}), targets)
-        # Wake them only once a sync can see the batch (a lower position may still be in flight).
-        self._notifier.notify_when_visible(self._stream, max(p for _, p in published), users)
-
-    async def _members_to_wake(self, room_id: str, _snap: object) -> frozenset[str]:
-        members = await self._events.members(room_id)
-        return frozenset(u for u, m in members.items() if m in ("join", "invite", "knock"))

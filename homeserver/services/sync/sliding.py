@@ -18,22 +18,27 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.auth import Requester
-from homeserver.services.streams.aux import AuxStream
 from homeserver.services.clock import Clock
-from homeserver.services.push.notifications import total_counts
-from homeserver.services.streams.notifier import Notifier
+from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.ephemeral.presence import PresenceService
 from homeserver.services.ephemeral.receipts import ReceiptService
+from homeserver.services.ephemeral.typing import TypingService
+from homeserver.services.push.notifications import total_counts
+from homeserver.services.streams.aux import AuxStream
+from homeserver.services.streams.notifier import Notifier
+from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.sliding_extensions import ExtensionPositions, SlidingExtensions, Window
 from homeserver.services.sync.sliding_request import (
-    UNKNOWN_POS, ListFilters, Pos, RoomConfig, SlidingList, SlidingSyncRequest,
+    UNKNOWN_POS,
+    ListFilters,
+    Pos,
+    RoomConfig,
+    SlidingList,
+    SlidingSyncRequest,
 )
 from homeserver.services.sync.sliding_rooms import BuiltRoom, RoomPlan, SlidingRoomBuilder
-from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.sync import MAX_TIMEOUT_MS, SET_PRESENCE_VALUES, SyncService
-from homeserver.services.ephemeral.typing import TypingService
 from storage.sync import SlidingRoomRow, SyncQueries
 
 # Events that move a room's `bump_stamp` (what clients sort their room list by), as Synapse.

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from homeserver.services.auth import Requester
 from homeserver.services.ephemeral.receipts import ReceiptService
-from homeserver.services.sync.sliding_request import WILDCARD, ExtensionScope, Extensions
-from homeserver.services.sync.sliding_rooms import BuiltRoom
-from homeserver.services.sync.sync import SyncService
 from homeserver.services.ephemeral.to_device import DeviceListService, ToDeviceService
 from homeserver.services.ephemeral.typing import TypingService
+from homeserver.services.sync.sliding_request import WILDCARD, Extensions, ExtensionScope
+from homeserver.services.sync.sliding_rooms import BuiltRoom
+from homeserver.services.sync.sync import SyncService
 from storage.account_data import AccountDataStore
 from storage.sync import SlidingRoomRow, SyncQueries
 

@@ -4,7 +4,7 @@ A sync token `s{events}_{aux}_{typing}` carries three positions: the room-event 
 aux stream (account data, receipts, to-device, device lists, presence) and the typing serial.
 Positions come from StreamTracker.current, which never passes an uncommitted position, so an
 incremental sync can neither miss nor repeat a change. The per-room part (timeline, state,
-summary, lazy-loaded members) is built by RoomSyncBuilder (sync_rooms.py).
+summary, lazy-loaded members) is built by RoomSyncBuilder (sync/rooms.py).
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from typing import Any
 
 from homeserver.core.filters import SyncFilter
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.auth import Requester
 from homeserver.services.e2ee.keys import E2EKeyService
-from homeserver.services.streams.aux import AuxStream
-from homeserver.services.push.notifications import total_counts
-from homeserver.services.streams.notifier import Notifier
+from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.ephemeral.presence import PresenceService
 from homeserver.services.ephemeral.receipts import ReceiptService
-from homeserver.services.streams.tracker import StreamTracker
-from homeserver.services.sync.rooms import RoomSyncBuilder, RoomWindow
 from homeserver.services.ephemeral.to_device import DeviceListService, ToDeviceService
 from homeserver.services.ephemeral.typing import TypingService
+from homeserver.services.push.notifications import total_counts
+from homeserver.services.streams.aux import AuxStream
+from homeserver.services.streams.notifier import Notifier
+from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.rooms import RoomSyncBuilder, RoomWindow
 from storage.account_data import AccountDataStore
 from storage.sync import RoomMembershipAt, SyncQueries
 
