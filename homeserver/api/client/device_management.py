@@ -4,10 +4,10 @@ from aiohttp import web
 
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 from homeserver.errors import bad_json
-from storage.devices import DeviceRow
+from homeserver.services.accounts.devices import Device
 
 
-def _device_json(device: DeviceRow) -> dict:
+def _device_json(device: Device) -> dict:
     # Unknown values are sent as null rather than left out: clients such as matrix-nio
     # require the keys, and Synapse always sends them.
     return {

@@ -11,11 +11,14 @@ from typing import Any
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.accounts import uia
+from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, Requester
 from homeserver.services.clock import Clock
-from homeserver.services.accounts.uia import UIAService
 from storage.database import Database
 from storage.devices import DeviceRow, DeviceStore
+
+# What the device endpoints render: the stored row (device ID, display name, last seen).
+Device = DeviceRow
 
 logger = logging.getLogger(__name__)
 
