@@ -44,6 +44,12 @@ async def test_key_endpoint_is_signed_and_lists_old_keys(homeservers, tls_files)
     keys = {k.key_id: k for k in check_key_response(body, server.name, now)}
     assert keys["ed25519:old1"].expired and keys["ed25519:old1"].valid_until_ts == 1_600_000_000_000
 
+    # The deprecated form with a key ID (older servers, sytest) answers the same keys.
+    status, by_id = await get(f"{server.url}/_matrix/key/v2/server/{key_id}", tls_files)
+    assert status == 200
+    assert by_id["verify_keys"] == body["verify_keys"] and by_id["old_verify_keys"] == body["old_verify_keys"]
+    verify_signed_json(by_id, server.name, verify_key_of(by_id, key_id))
+
 
 async def test_notary_query_fetches_and_countersigns(homeservers, tls_files):
     notary = await homeservers()
