@@ -26,6 +26,7 @@ from federation.request_auth import RequestAuthenticator
 from federation.sender import FederationSender
 from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
+from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
 from homeserver.api import pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
@@ -35,6 +36,7 @@ from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
+from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
@@ -206,7 +208,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
-        accounts=accounts, registration_tokens=registration_tokens, events=events, rooms=rooms,
+        accounts=accounts, registration_tokens=registration_tokens,
+        shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
+        events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
@@ -332,6 +336,8 @@ def modules_for(resources: Iterable[str]) -> list[ModuleType]:
         modules += federation_api.KEY_MODULES
     if "client" in resources or "media" in resources:  # as Synapse: client implies media
         modules += client_api.MEDIA_MODULES
+    if "client" in resources or "admin" in resources:  # as Synapse: the admin API rides on client
+        modules += admin_api.MODULES
     return modules
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import secrets
 import sys
 from pathlib import Path
 
@@ -40,7 +41,9 @@ def generate_config(
     config_path.write_text(render_config(
         server_name, client_port=client_port, federation_port=federation_port,
         enable_registration=enable_registration, database_url=database_url, dev_federation=dev_federation,
+        shared_secret=secrets.token_urlsafe(32),
     ))
+    config_path.chmod(0o600)  # it holds the registration shared secret
     return config_path
 
 

@@ -59,6 +59,9 @@ class RegistrationConfig:
     # Allow guest accounts (POST /register?kind=guest); guests reach only the spec's guest
     # endpoints and join only rooms with m.room.guest_access "can_join".
     allow_guests: bool = False
+    # A secret that lets operators' scripts create accounts (admins too) through Synapse's
+    # `/_synapse/admin/v1/register` (HMAC with a nonce); empty = off. Keep it secret.
+    shared_secret: str | None = None
 
 
 @dataclass(frozen=True)

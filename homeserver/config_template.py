@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+
 TEMPLATE = """\
 # ChatGO homeserver configuration.
 # Relative paths are relative to the directory of this file.
@@ -69,6 +70,10 @@ registration:
   reserved_localparts: []
   # Guest accounts (kind=guest): limited to the spec's guest endpoints.
   allow_guests: false
+  # Lets scripts that know it create accounts, admins too, through Synapse's
+  # /_synapse/admin/v1/register (register_new_matrix_user and similar). Keep it secret;
+  # null turns it off. `chatgo generate-config` writes a random one.
+  shared_secret: {shared_secret}
 
 auth:
   # Lifetime of access tokens given to clients that ask for a refresh token.
@@ -169,13 +174,14 @@ federation:
 def render_config(
     server_name: str, *, client_port: int = 8008, federation_port: int = 8448,
     enable_registration: bool = False, database_url: str | None = None,
-    public_baseurl: str | None = None, dev_federation: bool = False,
+    public_baseurl: str | None = None, dev_federation: bool = False, shared_secret: str | None = None,
 ) -> str:
     """`dev_federation`: for a local test network of servers, no certificate checks and
     loopback addresses allowed."""
     local = server_name.split(":")[0] in ("localhost", "127.0.0.1", "[::1]")
     return TEMPLATE.format(
         server_name=server_name,
+        shared_secret=f'"{shared_secret}"' if shared_secret else "null",
         client_port=client_port,
         federation_port=federation_port,
         # A server named localhost is a development server: keep federation on loopback too.

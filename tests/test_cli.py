@@ -61,6 +61,9 @@ def test_generate_config_writes_config_and_signing_key(tmp_path):
     raw = yaml.safe_load(config_path.read_text())
     assert raw["server_name"] == "cli.test"
     assert raw["registration"]["enabled"] is True
+    # A fresh registration shared secret, in a file only its owner reads.
+    assert len(raw["registration"]["shared_secret"]) >= 40
+    assert config_path.stat().st_mode & 0o077 == 0
     assert raw["listeners"][0]["port"] == client_port
     key = (tmp_path / "data" / "signing.key").read_text().split()
     assert key[0] == "ed25519" and key[1].startswith("a_") and len(key[2]) == 43

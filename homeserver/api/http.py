@@ -37,6 +37,7 @@ ROOT = ("",)
 FEDERATION_V1 = ("/_matrix/federation/v1",)
 FEDERATION_V2 = ("/_matrix/federation/v2",)
 KEY_V2 = ("/_matrix/key/v2",)
+SYNAPSE_ADMIN_V1 = ("/_synapse/admin/v1",)
 
 REQUESTER_KEY = "chatgo.requester"
 ORIGIN_KEY = "chatgo.origin"

@@ -13,6 +13,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
+from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -61,6 +62,7 @@ class Services:
     devices: DeviceService
     accounts: AccountService
     registration_tokens: RegistrationTokenService
+    shared_secret_registration: SharedSecretRegistration
     events: EventService
     rooms: RoomService
     membership: MembershipService

@@ -192,9 +192,21 @@ class AccountService:
             await self._new_profile(user_id)
         return user_id
 
-    async def _new_profile(self, user_id: str) -> None:
-        # As Synapse does: a new user's display name is their localpart.
-        await self._profiles.create_profile(user_id, user_id[1:].split(":", 1)[0])
+    async def create_user_and_log_in(self, localpart: str, password: str | None, *, admin: bool = False,
+                                     displayname: str | None = None) -> LoginResult:
+        """Create an account outside the registration flow and log it in on a new device
+        (shared-secret registration): the account and its first device in one transaction."""
+        user_id = await self._check_username(localpart)
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
+                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id, displayname)
+            return await self._login_device(user_id, None, None, False)
+
+    async def _new_profile(self, user_id: str, displayname: str | None = None) -> None:
+        # As Synapse does: a new user's display name is their localpart unless one is given.
+        await self._profiles.create_profile(user_id, displayname or user_id[1:].split(":", 1)[0])
 
     # --- login -----------------------------------------------------------------------------
 
