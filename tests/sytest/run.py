@@ -241,17 +241,29 @@ def read_passing(path: Path = PASSING) -> collections.Counter[str]:
     )
 
 
+def test_key(name: str) -> str:
+    """A test's name without the " (N subtests)" sytest appends when a test with subtests passes."""
+    return SUBTESTS.sub("", name)
+
+
+SUBTESTS = re.compile(r" \(\d+ subtests?\)$")
+
+
 def compare(expected: collections.Counter[str], results: list[tuple[str, str]], whole: bool):
     """(regressions, newly passing): names, each once per test instance."""
-    ran = collections.Counter(name for _, name in results)
-    passed = collections.Counter(name for status, name in results if status == "pass")
-    regressions, new = [], []
+    expected_keys: collections.Counter[str] = collections.Counter()
     for name, count in expected.items():
+        expected_keys[test_key(name)] += count
+    ran = collections.Counter(test_key(name) for _, name in results)
+    passed = collections.Counter(test_key(name) for status, name in results if status == "pass")
+    shown = {test_key(name): name for name in expected} | {test_key(name): name for _, name in results}
+    regressions, new = [], []
+    for key, count in expected_keys.items():
         # A partial run compares only the tests that ran; a whole run all of them.
-        should = count if whole else min(count, ran[name])
-        regressions += [name] * max(0, should - passed[name])
-    for name, count in passed.items():
-        new += [name] * max(0, count - expected[name])
+        should = count if whole else min(count, ran[key])
+        regressions += [shown[key]] * max(0, should - passed[key])
+    for key, count in passed.items():
+        new += [shown[key]] * max(0, count - expected_keys[key])
     return regressions, new
 
 
@@ -259,8 +271,8 @@ def updated_passing(expected: collections.Counter[str], results: list[tuple[str,
     passed = [name for status, name in results if status == "pass"]
     if whole:
         return sorted(passed)
-    ran = {name for _, name in results}
-    kept = [name for name in expected.elements() if name not in ran]   # tests that did not run
+    ran = {test_key(name) for _, name in results}
+    kept = [name for name in expected.elements() if test_key(name) not in ran]   # tests that did not run
     return sorted(kept + passed)
 
 
