@@ -96,6 +96,8 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                          "allow_guests": True},
         "rate_limiting": {**config.get("rate_limiting", {}), "enabled": False},
         "presence": {**config.get("presence", {}), "enabled": True},
+        # sytest's push gateway is its HTTPS helper on 127.0.0.1:48100.
+        "push": {**config.get("push", {}), "allow_private_gateways": True},
         # sytest's URL-preview tests fetch from its helper server on 127.0.0.1.
         "media": {**config.get("media", {}), "url_preview_enabled": True,
                   "url_preview_ip_range_allowlist": ["127.0.0.0/8", "::1/128"]},
@@ -119,8 +121,9 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
     #   - reCAPTCHA: siteverify https://127.0.0.1:48100/recaptcha/api/siteverify,
     #     keys sytest_recaptcha_public_key / sytest_recaptcha_private_key
     #   - CAS: https://127.0.0.1:48100/cas
-    #   - outbound HTTPS to those helpers (and URL previews) accepting their self-signed
-    #     certificates
+    #   - outbound HTTPS to those helpers (push gateway, URL previews) trusting sytest's CA:
+    #     there is no setting for it, so `server_env` points SSL_CERT_FILE at a bundle of the
+    #     system's CAs plus sytest's (aiohttp's default SSL context reads it)
     #   - no sync response cache (ChatGO has none)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -158,12 +161,23 @@ def port_free(port: int) -> bool:
     return True
 
 
-def start_server(config_path: Path, log_path: Path) -> subprocess.Popen:
+def server_env(out: Path, ca: Path) -> dict[str, str]:
+    """The server's environment: SSL_CERT_FILE = the system's CAs + sytest's CA, so that the
+    clients without a CA setting of their own (pushers, URL previews) trust sytest's helpers,
+    whose certificates its CA signs. Federation trusts it through federation.ca_certificates."""
+    bundle = out / "ca-bundle.pem"
+    system = ssl.get_default_verify_paths().cafile or os.environ.get("SSL_CERT_FILE")
+    parts = [Path(system).read_text()] if system and Path(system).is_file() else []
+    bundle.write_text("\n".join(parts + [ca.read_text()]))
+    return {**os.environ, "SSL_CERT_FILE": str(bundle)}
+
+
+def start_server(config_path: Path, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
     log = log_path.open("wb")
     # Its own session: a Ctrl-C in the terminal reaches the harness, which stops it in order.
     return subprocess.Popen(
         [sys.executable, "-m", "homeserver", "run", "-c", str(config_path)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
     )
 
 
@@ -311,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     config_path = write_config(data_dir, tls, _database_url(server_db, db_name) if server_db else None)
 
     print(f"server log: {log_path}")
-    server = start_server(config_path, log_path)
+    server = start_server(config_path, log_path, server_env(out, tls["ca"]))
     summary = ""
     try:
         try:
