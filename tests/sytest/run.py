@@ -108,13 +108,17 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                        "ip_range_allowlist": ["127.0.0.0/8", "::1/128"],
                        "trusted_key_servers": [], "domain_allowlist": None},
     })
+    # sytest's admin registrations (POST /_synapse/admin/v1/register, HMAC with "reg_secret"),
+    # where this checkout's config has the setting (registration.shared_secret).
+    if _config_has("RegistrationConfig", "shared_secret"):
+        config["registration"]["shared_secret"] = "reg_secret"
     # The public room directory is readable without auth (GET /publicRooms is auth=optional)
     # and over federation, publishing and aliases need no setting: ChatGO has no switch for them.
     #
     # TODO(config): settings sytest's README asks for that ChatGO's config does not have yet
     # (another engineer adds them; set them here when they exist):
-    #   - registration_shared_secret: "reg_secret"   (sytest's admin registrations,
-    #     POST /_synapse/admin/v1/register)
+    #   - registration_shared_secret: "reg_secret" (above, set when the checkout has
+    #     registration.shared_secret)
     #   - the two appservice registration files: `as-files.sh localhost:48448 DIR`, run before
     #     the server starts (app_service_config_files in Synapse)
     #   - e-mail: SMTP at 127.0.0.1:48101, from synapse@localhost
@@ -127,6 +131,16 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
     #   - no sync response cache (ChatGO has none)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _config_has(section: str, name: str) -> bool:
+    """Whether this checkout's config dataclass `section` has the setting `name`."""
+    import dataclasses
+
+    from homeserver import config as hs_config
+
+    cls = getattr(hs_config, section, None)
+    return cls is not None and name in {f.name for f in dataclasses.fields(cls)}
 
 
 async def _create_database(server_url: str, name: str, drop: bool = False) -> None:
