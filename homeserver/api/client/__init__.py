@@ -29,6 +29,7 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     notifications,
+    openid,
     password_management,
     presence,
     profile,
@@ -66,7 +67,7 @@ MODULES = [
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     pushrules, pusher, notifications,
-    sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
+    sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence, to_device,
     keys, cross_signing, key_backup, sliding_sync,
 ]
 
