@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # get_missing_events asks for at most this many events (Synapse asks for 10).
 MISSING_EVENTS_LIMIT = 10
+# /backfill asks for this many events (as Synapse; the most a server answers).
+BACKFILL_LIMIT = 100
 # More missing state events than this: fetch the whole state with /state instead of one by one.
 FETCH_ONE_BY_ONE_UP_TO = 20
 FETCH_CONCURRENCY = 10
@@ -104,9 +106,12 @@ class FederationIntake:
                 state_sets.append(state)
             else:
                 state_sets.append(await self._state_after_remote(origin, snap, prev))
-        if not state_sets:
+        if state_sets:
+            before = await self._state.resolve(snap.room_id, version, state_sets)
+        elif backfill and event.type == "m.room.create" and event.state_key == "":
+            before = {}  # history reaching the room's start: nothing is before the create event
+        else:
             raise IntakeError("an event other than the create event must have prev events")
-        before = await self._state.resolve(snap.room_id, version, state_sets)
         await self._ensure_auth_events(origin, snap, event)
         # Soft failure (check 6) applies to live events whose state is not the room's own.
         current = snap.state if not backfill and dict(snap.state) != dict(before) else None
@@ -228,9 +233,15 @@ class FederationIntake:
 
     # --- history ----------------------------------------------------------------------------
 
-    async def backfill(self, room_id: str, limit: int = 50) -> int:
+    async def backfill(self, room_id: str, limit: int = BACKFILL_LIMIT) -> int:
         """Fetch history older than what we hold from a server in the room (/backfill), for
-        /messages. Returns how many events were stored. Failures leave history as it is."""
+        /messages. Returns how many events were stored. Failures leave history as it is.
+
+        Asks for BACKFILL_LIMIT events whatever the page size (as Synapse): a batch that
+        reaches further back needs the state at its oldest event's prev events only once.
+        Events we hold as outliers (the state and auth chain a join brought) join the
+        timeline here, in depth order, so a message on top of them needs no /state_ids."""
+        limit = max(limit, BACKFILL_LIMIT)
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
             return 0
