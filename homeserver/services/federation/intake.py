@@ -30,7 +30,9 @@ from typing import Any
 
 from federation.client import FederationClient, FederationError, path
 from homeserver.core.builder import auth_types_for_new_event
+from homeserver.core import power_levels
 from homeserver.core.events import Event
+from homeserver.core.ids import server_name_of
 from homeserver.core.pdu_checks import check_against_auth_events, check_against_state, create_event_id_of
 from homeserver.core.room_versions import RoomVersion
 from homeserver.services.clock import Clock
@@ -116,11 +118,36 @@ class FederationIntake:
         # Soft failure (check 6) applies to live events whose state is not the room's own.
         current = snap.state if not backfill and dict(snap.state) != dict(before) else None
         verdict = await self.check(version, event, before, current)
+        soft_failed, domain_check = verdict.soft_failed, False
+        if verdict.accepted and event.type == "m.room.redaction" and not version.auth.redaction_sender_domain_check:
+            withheld, domain_check = await self._redaction_check(version, event, before)
+            if withheld:
+                logger.info("redaction %s from %s withheld: %s", event.event_id, origin, withheld)
+                soft_failed = True
         await self._persist_live(snap, event, before, parent, verdict.reason if verdict.rejected else None,
-                                 verdict.soft_failed, backfill=backfill)
+                                 soft_failed, backfill=backfill, redaction_domain_check=domain_check)
         if not verdict.accepted:
             logger.info("event %s from %s %s: %s", event.event_id, origin, verdict.outcome.value, verdict.reason)
-        return Outcome(event.event_id, True, verdict.reason if verdict.rejected else None, verdict.soft_failed)
+        return Outcome(event.event_id, True, verdict.reason if verdict.rejected else None, soft_failed)
+
+    async def _redaction_check(self, version: RoomVersion, event: Event, before: StateIds) -> tuple[str | None, bool]:
+        """Room versions 3+ leave redactions out of the auth rules; the spec ("Redactions") has
+        a server apply one only to an event of its room, sent from the redaction sender's server
+        unless that sender holds the redact power level. Returns (why the redaction is withheld
+        from clients and applies to nothing, or None; whether it needs the same-server check
+        when its target turns up later)."""
+        keys = [("m.room.create", ""), ("m.room.power_levels", "")]
+        state = await self._state_events(version, before, keys)
+        privileged = power_levels.user_power_level(event.sender, state) >= power_levels.redact_level(state)
+        # The stored row, not a parsed event: the target may be of another room and room version.
+        target = await self._store.get_event(event.redacts) if event.redacts else None
+        if target is None:
+            return None, not privileged  # decided when the target is read
+        if target.room_id != event.room_id:
+            return "it redacts an event of another room", False
+        if not privileged and server_name_of(target.sender) != server_name_of(event.sender):
+            return "its sender may not redact events of other servers", False
+        return None, not privileged
 
     async def check(self, version: RoomVersion, event: Event, before: StateIds,
                     current: StateIds | None = None):
@@ -148,7 +175,7 @@ class FederationIntake:
 
     async def _persist_live(self, snap: RoomSnapshot, event: Event, before: StateIds,
                             parent: tuple[int, StateIds] | None, rejected: str | None, soft_failed: bool, *,
-                            backfill: bool = False) -> None:
+                            backfill: bool = False, redaction_domain_check: bool = False) -> None:
         """Store a timeline event with its snapshots, and move the room's extremities and
         current state on when it is accepted (backfilled history moves neither)."""
         version = snap.version
@@ -216,7 +243,8 @@ class FederationIntake:
             batch = PersistBatch(
                 room_id=snap.room_id,
                 events=[event_row(event, position, self._clock.now_ms(), before_group, after_group,
-                                   rejected=rejected, soft_failed=soft_failed)],
+                                   rejected=rejected, soft_failed=soft_failed,
+                                   redaction_domain_check=redaction_domain_check)],
                 state_groups=groups,
                 extremities_removed=[e for e in snap.extremities if e not in extremities],
                 extremities_added=[e for e in extremities if e not in snap.extremities],
