@@ -358,14 +358,18 @@ class FederationIntake:
             events = await self._fetch_events(origin, snap, missing)
         await self.store_outliers(snap.room_id, snap.version, events)
         stored = await self._rooms.events.get_many(pdu_ids + [prev_id], snap.version)
+        # A state event that fails against its own auth events is no part of any state (say a
+        # made-up power levels event a peer claims): leaving it out keeps it from state resolution.
+        rejected = await self._graph.rejected_among(pdu_ids + [prev_id])
         state = {}
         for event_id in pdu_ids:
             event = stored.get(event_id)
             if event is None or event.state_key is None:
                 raise IntakeError(f"state event {event_id} at {prev_id} is missing or not a state event")
-            state[(event.type, event.state_key)] = event_id
+            if event_id not in rejected:
+                state[(event.type, event.state_key)] = event_id
         prev = stored.get(prev_id)
-        if prev is not None and prev.state_key is not None:
+        if prev is not None and prev.state_key is not None and prev_id not in rejected:
             state[(prev.type, prev.state_key)] = prev_id
         return state
 
