@@ -144,3 +144,44 @@ async def test_membership_endpoints_answer_bad_requests_with_matrix_errors(homes
     # And the room is unharmed.
     await alice.send(room_id, "still fine")
     await bob.wait_for(lambda s: "still fine" in messages(s, room_id))
+
+
+async def _redaction_on_b(b, room_id: str, sender: str, target: str) -> dict[str, Any]:
+    events = b.services.events
+    async with events.room_lock(room_id):
+        snap = await events._rooms.snapshot(room_id)
+        event = await events.append(events.begin(snap), sender, "m.room.redaction", {}, redacts=target)
+    return dict(event.pdu)
+
+
+async def test_redactions_apply_only_in_their_room_and_by_power_or_from_the_same_server(homeservers, tls_files):
+    """Room versions 3+ (spec, "Redactions"): a redaction by a user without the redact power
+    applies to events of its own server only, and never to an event of another room; those
+    that may not apply are not shown to clients either."""
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    other_room = await alice.create_room(preset="public_chat")
+    await bob.join(other_room, via=[a.name])
+    alices = await alice.send(room_id, "alice's words")
+    elsewhere = await alice.send(other_room, "in the other room")
+    bobs = await bob.send(room_id, "bob's words")
+    await alice.wait_for(lambda s: "bob's words" in messages(s, room_id))
+
+    forged = await _redaction_on_b(b, room_id, bob.user_id, alices)     # Bob has no redact power
+    across = await _redaction_on_b(b, room_id, bob.user_id, elsewhere)  # another room's event
+    own = await _redaction_on_b(b, room_id, bob.user_id, bobs)          # his own: allowed
+    answer = await _send(b, a, [forged, across, own])
+    assert all(result == {} for result in answer["pdus"].values())
+
+    async def content_of(room: str, event_id: str) -> dict[str, Any]:
+        _, event = await alice.request("GET", f"/_matrix/client/v3/rooms/{room}/event/{event_id}")
+        return event["content"]
+
+    await alice.wait_for(lambda s: any(e.get("event_id") == _event_id(a, room_id, own)
+                                       for e in s["rooms"]["join"].get(room_id, {}).get("timeline", {})
+                                       .get("events", [])))
+    assert await content_of(room_id, bobs) == {}
+    assert await content_of(room_id, alices) == {"msgtype": "m.text", "body": "alice's words"}
+    assert await content_of(other_room, elsewhere) == {"msgtype": "m.text", "body": "in the other room"}
+    stored = await a.services.events._rooms.events._events.get_events(
+        [_event_id(a, room_id, p) for p in (forged, across, own)])
+    assert [stored[_event_id(a, room_id, p)].soft_failed for p in (forged, across, own)] == [True, True, False]

@@ -191,6 +191,9 @@ async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files
             break
         token = page["end"]
     assert seen == [f"old {n}" for n in reversed(range(25))]
+    # The join brought the room's state as outliers; backfill reached the room's start and put
+    # them in the timeline too, down to the create event.
+    assert page["chunk"][-1]["type"] == "m.room.create"
     # Backfilled history is not news: an incremental sync does not replay it.
     later = await bob.sync()
     assert not messages(later, room_id)
