@@ -185,3 +185,40 @@ async def test_redactions_apply_only_in_their_room_and_by_power_or_from_the_same
     stored = await a.services.events._rooms.events._events.get_events(
         [_event_id(a, room_id, p) for p in (forged, across, own)])
     assert [stored[_event_id(a, room_id, p)].soft_failed for p in (forged, across, own)] == [True, True, False]
+
+
+async def test_pushed_event_whose_prev_events_its_server_withholds_is_refused(homeservers, tls_files):
+    """get_missing_events brings nothing: the event is refused, and the state at its made-up
+    prev event is never asked for (that would let the sender choose the state, as Synapse
+    guards against)."""
+    from homeserver.core.hashing import compute_content_hash
+
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    version = (await a.services.events._rooms.snapshot(room_id)).version
+    pdu = await _built_on_b(b, room_id, bob.user_id, "built on nothing")
+    pdu = {k: v for k, v in pdu.items() if k not in ("hashes", "signatures")}
+    pdu["prev_events"] = ["$" + "A" * 43]
+    pdu["hashes"] = {"sha256": compute_content_hash(pdu)}
+    pdu = sign_event(pdu, b.name, b.signing_key, version)
+
+    asked: list[str] = []
+    client = a.services.federation_intake._client
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        async def get_json(self, destination, request_path, *args, **kw):
+            asked.append(request_path)
+            return await client.get_json(destination, request_path, *args, **kw)
+
+        async def post_json(self, destination, request_path, *args, **kw):
+            asked.append(request_path)
+            return await client.post_json(destination, request_path, *args, **kw)
+
+    a.services.federation_intake._client = Recording()
+    answer = await _send(b, a, [pdu])
+    assert "prev events" in answer["pdus"][_event_id(a, room_id, pdu)]["error"]
+    assert any(p.startswith("/_matrix/federation/v1/get_missing_events/") for p in asked)
+    assert not any("/state_ids/" in p or "/state/" in p for p in asked)
+    assert await a.services.events._rooms.events._events.get_event(_event_id(a, room_id, pdu)) is None

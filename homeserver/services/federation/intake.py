@@ -4,8 +4,9 @@ Use case: a PDU that passed checks 1-3 (`PduChecker`) enters a room here, whethe
 a PUT /send transaction, a get_missing_events or backfill answer, or as the join event of a
 send_join. The pipeline (https://spec.matrix.org/v1.19/server-server-api/#checks-performed-on-receipt-of-a-pdu):
 
-1. prev events we lack are fetched with get_missing_events (from the sending server);
-   where a gap remains, the state after the missing prev event is fetched with /state_ids;
+1. prev events we lack are fetched with get_missing_events (from the sending server); an
+   event whose own prev events are still missing then is refused; where a gap remains before
+   the events fetched, the state after the missing prev event is fetched with /state_ids;
 2. auth events we lack are fetched with /event_auth and stored as outliers, each checked
    against its own auth events (rejected ones are stored rejected);
 3. the state before the event is the resolution of the states after its prev events;
@@ -92,6 +93,11 @@ class FederationIntake:
         if fetch_missing and await self._missing_prevs(event):
             await self._fetch_missing_prevs(origin, snap, event)
             snap = await self._snapshot(event.room_id)
+            if still_missing := await self._missing_prevs(event):
+                # Its server would not give us the events it builds on: refused, not stored (as
+                # Synapse). Asking it for the state there instead would let it choose the state
+                # a pushed event sits on; only events we pulled bridge a gap with /state_ids.
+                raise IntakeError(f"{origin} did not divulge the prev events {sorted(still_missing)}")
         return await self._process_one(origin, snap, event)
 
     async def _process_one(self, origin: str, snap: RoomSnapshot, event: Event, *, backfill: bool = False) -> Outcome:
