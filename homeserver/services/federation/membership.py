@@ -26,7 +26,7 @@ from typing import Any
 
 from federation.client import FederationClient, FederationError, RemoteError, client_error, is_unknown_endpoint, path
 from federation.keys import Keyring
-from homeserver.core.builder import complete_event, template_of
+from homeserver.core.builder import build_event, complete_event, template_of
 from homeserver.core.events import STRIPPED_STATE_TYPES, Event, InvalidEvent, parse_pdu
 from homeserver.core.ids import server_name_of
 from homeserver.core.redaction import redact
@@ -93,12 +93,37 @@ class FederationMembership:
         return event.event_id
 
     async def leave(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str:
-        """Reject an invite, or withdraw a knock, in a room we are not in."""
-        template, version, server = await self._make(user_id, room_id, servers, "leave")
-        event = self._complete(template, version, user_id, content, "leave")
-        await self._send(server, room_id, event, "leave")
+        """Reject an invite, or withdraw a knock, in a room we are not in. When no server of
+        the room takes the leave (unreachable, or refusing), it is recorded here only, as
+        Synapse does: the user is rid of the invite, and the room's servers never hear of it."""
+        try:
+            template, version, server = await self._make(user_id, room_id, servers, "leave")
+            event = self._complete(template, version, user_id, content, "leave")
+            await self._send(server, room_id, event, "leave")
+        except MatrixError as err:
+            logger.info("the leave of %s from %s went to no server (%s): recorded here only", user_id, room_id, err)
+            event, version = await self._local_leave(user_id, room_id, content, err)
         await self.store_out_of_band(event, version, None)
         return event.event_id
+
+    async def _local_leave(self, user_id: str, room_id: str, content: dict[str, Any],
+                           err: MatrixError) -> tuple[Event, RoomVersion]:
+        """A leave of ours built on the user's invite (or knock) alone: an out-of-band event."""
+        mine = await self._event_store.latest_membership(room_id, user_id)
+        room = await self._room_store.get_room(room_id)
+        if mine is None or room is None or room.room_version not in KNOWN_ROOM_VERSIONS:
+            raise err
+        version = get_room_version(room.room_version)
+        previous = (await self._rooms.events.get_many([mine[0]], version)).get(mine[0])
+        if previous is None:
+            raise err
+        event = build_event(
+            version, room_id=room_id, sender=user_id, event_type="m.room.member",
+            content={**content, "membership": "leave"}, state_key=user_id, prev_events=[previous.event_id],
+            auth_events=[previous.event_id], depth=previous.depth + 1, origin_server_ts=self._clock.now_ms(),
+            server_name=self.server_name, signing_key=self._signing_key,
+            hashes_of={previous.event_id: previous.pdu.get("hashes", {})})
+        return event, version
 
     async def knock(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str:
         template, version, server = await self._make(user_id, room_id, servers, "knock")
