@@ -172,9 +172,10 @@ def _answer_from(device_list: RemoteDeviceList, device_ids: list[str], merged: d
         if (device_ids and device_id not in device_ids) or device.keys is None:
             continue
         keys = dict(device.keys)
+        unsigned = keys.get("unsigned") if isinstance(keys.get("unsigned"), dict) else {}
         if device.display_name is not None:
-            keys["unsigned"] = {**(keys.get("unsigned") or {}), "device_display_name": device.display_name}
-        answer[device_id] = keys
+            unsigned = {**unsigned, "device_display_name": device.display_name}
+        answer[device_id] = {**keys, "unsigned": unsigned}
     merged["device_keys"][user_id] = answer
     if device_list.master_key is not None:
         merged["master_keys"][user_id] = device_list.master_key
