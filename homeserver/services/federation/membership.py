@@ -465,10 +465,13 @@ class FederationMembership:
         state = await self._state.state_ids(row.state_before) if row and row.state_before is not None else {}
         chain = await self._graph.auth_chain_ids(room_id, list(state.values()) + [event.event_id])
         rows = await self._event_store.get_events(list(state.values()) + sorted(chain))
+        # Oldest first: a joining server that takes the chain in order (sytest's does) ends with
+        # the newest of each state key.
+        ordered_chain = sorted((rows[e] for e in chain if e in rows), key=lambda r: (r.depth, r.event_id))
         return {
             "origin": self.server_name,
             "state": [rows[e].pdu for e in state.values() if e in rows],
-            "auth_chain": [rows[e].pdu for e in sorted(chain) if e in rows],
+            "auth_chain": [r.pdu for r in ordered_chain],
             "event": event.pdu,
             "members_omitted": False,
             "servers_in_room": sorted(await self._joined_servers(room_id) | {self.server_name}),
