@@ -145,3 +145,19 @@ async def test_invite_answer_that_is_no_valid_event_is_bad_json(homeservers, tls
     except RemoteError as err:
         assert (err.status, err.errcode) == (400, "M_BAD_JSON")
     assert parse_pdu(invite.pdu, invite.room_version).event_id == invite.event_id
+
+
+async def test_v1_invite_with_junk_in_its_room_state_is_a_clean_error_or_accepted(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
+    room_id = await alice.create_room(preset="private_chat", room_version="1")
+    invite, _ = await a.services.events.prepare(room_id, alice.user_id, "m.room.member", {"membership": "invite"},
+                                                state_key=bob.user_id)
+    for junk in (["not an event", 42, None], "not a list", [{"type": "m.room.create", "content": "x"}]):
+        body = {**invite.pdu, "unsigned": {"invite_room_state": junk}}
+        try:
+            answer = await a.services.federation_client.put_json(
+                b.name, path("/_matrix/federation/v1/invite/{}/{}", room_id, invite.event_id), body)
+            assert answer[0] == 200
+        except RemoteError as err:
+            assert err.status == 400, err

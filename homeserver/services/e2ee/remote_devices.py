@@ -209,4 +209,5 @@ def _key_of(key: Any, user_id: str) -> bool:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A stream ID we can store: a non-negative integer within PostgreSQL's BIGINT."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63

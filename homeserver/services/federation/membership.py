@@ -371,9 +371,10 @@ class FederationMembership:
         room_state = unsigned.get("invite_room_state", []) if isinstance(unsigned, dict) else []
         version_id = "1"
         for state in room_state if isinstance(room_state, list) else []:
-            content = state.get("content") if isinstance(state, dict) else None
-            if state.get("type") == "m.room.create" and isinstance(content, dict) \
-                    and content.get("room_version") in ("1", "2"):
+            if not isinstance(state, dict) or state.get("type") != "m.room.create":
+                continue
+            content = state.get("content")
+            if isinstance(content, dict) and content.get("room_version") in ("1", "2"):
                 version_id = content["room_version"]
         answer = await self.on_invite(origin, room_id, event_id,
                                       {"room_version": version_id, "event": pdu, "invite_room_state": room_state})
