@@ -76,6 +76,17 @@ class RemoteError(FederationError):
         return MatrixError(status, self.errcode or Codes.UNKNOWN, self.error or f"{self.destination} said HTTP {self.status}")
 
 
+def is_unknown_endpoint(err: FederationError) -> bool:
+    """Whether the peer does not serve the endpoint at all (rather than refusing the request):
+    404 or 405 with no JSON body or M_UNRECOGNIZED, or the 400 M_UNRECOGNIZED of older
+    servers. Where a newer endpoint version is unknown, the older one is tried (as Synapse)."""
+    if not isinstance(err, RemoteError):
+        return False
+    if err.status in (404, 405):
+        return not isinstance(err.body, dict) or err.errcode == Codes.UNRECOGNIZED
+    return err.status == 400 and err.errcode == Codes.UNRECOGNIZED
+
+
 @dataclass(frozen=True, slots=True)
 class MediaStream:
     """Media being downloaded: its Content-Type and Content-Disposition, and either its bytes

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from signedjson.sign import SignatureVerifyException, signature_ids, verify_signed_json
@@ -25,7 +25,7 @@ from federation.client import FederationClient, FederationError
 from homeserver.config import FederationConfig, TrustedKeyServerConfig
 from homeserver.core.server_keys import InvalidKeyResponse, OldKey, ServerKey, check_key_response, key_response
 from homeserver.core.signing import InvalidSignature
-from storage.server_keys import ServerKeyStore
+from storage.server_keys import KeyResponseRow, ServerKeyStore
 
 logger = logging.getLogger(__name__)
 
@@ -204,21 +204,50 @@ class Keyring:
 
     # --- for notary answers ---------------------------------------------------------------------
 
-    async def key_responses_for(self, server_name: str, minimum_valid_until_ts: int) -> list[dict[str, Any]]:
+    async def key_responses_for(self, server_name: str, wanted: Mapping[str, int | None],
+                                all_minimum: int | None = None) -> list[dict[str, Any]]:
         """The signed key responses we can vouch for as a notary: our own for our name;
-        otherwise the cached ones, fetched again from the server when missing, too short-lived,
-        or past half their life (keys_server.yaml). A stale answer beats none."""
+        otherwise the cached ones of the `wanted` key IDs, each wanted with a
+        `minimum_valid_until_ts` or None (keys_query.yaml); all the server's keys when none is
+        named, the freshest with `all_minimum`.
+
+        The server is asked again when a wanted key is unknown, valid for less than its
+        minimum, or, with no minimum given, expired or past half its life (keys_server.yaml);
+        a key that is valid long enough is served from the cache even when the server no
+        longer lists it. A stale answer beats none."""
         if server_name == self.local.server_name:
             return [self.local.response()]
-        now = self._clock.now_ms()
-        rows = await self._store.get_responses(server_name)
-        best = rows[0] if rows else None
-        fresh = best is not None and best.valid_until_ts >= minimum_valid_until_ts and \
-            now < best.fetched_ts + (best.valid_until_ts - best.fetched_ts) // 2
-        if not fresh:
+        key_ids = list(wanted) or None
+        rows = await self._store.get_responses(server_name, key_ids)
+        if _notary_miss(rows, wanted, all_minimum, self._clock.now_ms()):
             if await self.fetch_direct(server_name):
-                rows = await self._store.get_responses(server_name)
-        return [row.response for row in rows[:1]]
+                rows = await self._store.get_responses(server_name, key_ids)
+        responses: list[dict[str, Any]] = []
+        for row in rows:  # one response may list several of the keys: once in the answer
+            if row.response not in responses:
+                responses.append(row.response)
+        return responses
+
+
+def _notary_miss(rows: Sequence[KeyResponseRow], wanted: Mapping[str, int | None], all_minimum: int | None,
+                 now: int) -> bool:
+    """Whether the cached responses fall short of what a notary query asks (see key_responses_for)."""
+    if not rows:
+        return True
+    best: dict[str, KeyResponseRow] = {}
+    for row in rows:  # the longest-valid first
+        best.setdefault(row.key_id, row)
+    # All keys wanted: the freshest response decides (keys long expired must not force a fetch).
+    for key_id, minimum in (wanted or {rows[0].key_id: all_minimum}).items():
+        row = best.get(key_id)
+        if row is None:
+            return True
+        if minimum is not None:
+            if row.valid_until_ts < minimum:
+                return True
+        elif row.valid_until_ts < now or now > row.fetched_ts + (row.valid_until_ts - row.fetched_ts) // 2:
+            return True
+    return False
 
 
 def _verify(obj: dict[str, Any], server_name: str, key_ids: list[str], keys: dict[str, ServerKey],

@@ -3,7 +3,7 @@
 https://spec.matrix.org/v1.19/server-server-api/#request-authentication: the request's
 method, URI (path and query exactly as sent), origin, destination and JSON body must carry a
 valid signature by the origin; a `destination` naming another server is refused. Any failure
-is 401 M_UNAUTHORIZED. Several X-Matrix headers (one per key) are accepted when they name one
+is 401 M_UNAUTHORIZED, but for a malformed X-Matrix header: 400 M_UNAUTHORIZED. Several X-Matrix headers (one per key) are accepted when they name one
 origin; each signature is then checked.
 """
 
@@ -38,7 +38,9 @@ class RequestAuthenticator:
         try:
             parsed = [parse_authorization(h) for h in headers]
         except InvalidAuthorization as err:
-            raise unauthorized(f"Invalid X-Matrix Authorization header: {err}") from None
+            # A malformed header (say an origin that is no server name) is a bad request: 400,
+            # with the errcode of the other failures, as Synapse answers.
+            raise MatrixError(400, Codes.UNAUTHORIZED, f"Invalid X-Matrix Authorization header: {err}") from None
         origin = parsed[0].origin
         if any(p.origin != origin for p in parsed):
             raise unauthorized("X-Matrix headers name different origins")

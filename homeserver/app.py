@@ -44,7 +44,7 @@ from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
-from homeserver.services.e2ee.remote_keys import RemoteKeys
+from homeserver.services.e2ee.remote_devices import CachedRemoteKeys
 from homeserver.services.ephemeral.account_data import AccountDataService
 from homeserver.services.ephemeral.presence import PresenceService
 from homeserver.services.ephemeral.receipts import ReceiptService
@@ -181,8 +181,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
-    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name,
-                             RemoteKeys(federation_client))
+    # Other servers' users' device lists, cached while we share a room with them.
+    remote_keys = CachedRemoteKeys(federation_client, stores.remote_devices, device_lists, clock, config.server_name)
+    events.on_persisted(remote_keys.on_persisted)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules)
@@ -198,7 +200,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
     federation_edus = _federation_edus(config, stores, federation_sender, room_servers, typing, receipts, presence,
-                                       to_device, device_lists, e2e_keys, federation_reads.check_acl)
+                                       to_device, device_lists, e2e_keys, remote_keys, federation_reads.check_acl)
     # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
@@ -260,7 +262,7 @@ def _federation_sender(config: Config, db: Database, stores: Stores, clock: Cloc
 def _federation_edus(
     config: Config, stores: Stores, sender: FederationSender, room_servers: SnapshotMemo[set[str]],
     typing: TypingService, receipts: ReceiptService, presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService,
-    check_acl: Callable[[str, str], Awaitable[None]],
+    remote_keys: CachedRemoteKeys, check_acl: Callable[[str, str], Awaitable[None]],
 ) -> FederationEduService:
     """The listeners that feed the sender our users' typing, receipts, presence, device lists
     and to-device messages, and the service for the EDUs peers send us."""
@@ -272,7 +274,7 @@ def _federation_edus(
     device_lists.on_change(edus.device_list_changed)
     to_device.on_remote(edus.to_device)
     return FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
-                                config.server_name, check_acl=check_acl)
+                                config.server_name, check_acl=check_acl, remote_devices=remote_keys)
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:

@@ -63,6 +63,8 @@ class NewEvent:
     txn_device_id: str | None = None
     txn_id: str | None = None
     redacts: str | None = None
+    # The redaction's sender lacked the redact power (v3+ rooms): it applies to its server's events only.
+    redaction_domain_check: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +101,17 @@ class PersistBatch:
     current_state_group: int | None = None
 
 
-_EVENT_COLUMNS = """e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, e.state_key, e.sender,
+# Whether redaction `r` (its event `re`) applies to event `e`: accepted, in e's room, and for a
+# redaction whose sender lacked the redact power (v3+), sent from e's sender's server.
+REDACTION_APPLIES = """r.redacts = e.event_id AND re.rejected_reason IS NULL AND NOT re.soft_failed
+    AND re.room_id = e.room_id AND (NOT r.domain_check
+      OR substr(re.sender, strpos(re.sender, ':') + 1) = substr(e.sender, strpos(e.sender, ':') + 1))"""
+
+_EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, e.state_key, e.sender,
     e.origin_server_ts, e.pdu, e.outlier, e.rejected_reason, e.soft_failed, e.state_before,
     e.state_after, e.txn_device_id, e.txn_id,
     (SELECT r.event_id FROM redactions r JOIN events re ON re.event_id = r.event_id
-      WHERE r.redacts = e.event_id AND re.rejected_reason IS NULL AND NOT re.soft_failed
+      WHERE {REDACTION_APPLIES}
       ORDER BY re.stream_ordering LIMIT 1) AS redacted_by"""
 
 _PERSIST = """
@@ -165,8 +173,8 @@ members AS (
     ON CONFLICT DO NOTHING
 ),
 redacts AS (
-    INSERT INTO redactions (event_id, redacts, received_ts)
-    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[]) ON CONFLICT DO NOTHING
+    INSERT INTO redactions (event_id, redacts, received_ts, domain_check)
+    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[], $54::bool[]) ON CONFLICT DO NOTHING
 ),
 txns AS (
     INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)
@@ -210,7 +218,7 @@ class EventStore:
             auth_dst += list(ev.auth_event_ids)
         entries = [(g.id, t, k, e) for g in batch.state_groups for (t, k), e in g.entries.items()]
         current = [(t, k, e, m) for (t, k), (e, m) in batch.current_state.items()]
-        redactions = [(ev.event_id, ev.redacts, ev.received_ts) for ev in evs if ev.redacts]
+        redactions = [(ev.event_id, ev.redacts, ev.received_ts, ev.redaction_domain_check) for ev in evs if ev.redacts]
         txns = [(ev.txn_user_id, ev.txn_device_id, ev.txn_id, ev.event_id, ev.received_ts)
                 for ev in evs if ev.txn_id is not None]
         m = batch.memberships
@@ -235,17 +243,18 @@ class EventStore:
             [x[0] for x in redactions], [x[1] for x in redactions], [x[2] for x in redactions],
             [x[0] for x in txns], [x[1] for x in txns], [x[2] for x in txns], [x[3] for x in txns], [x[4] for x in txns],
             batch.current_state_group,
+            [x[3] for x in redactions],
         )
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(redaction ID, redacted event ID, room version, original PDU) past the window."""
         rows = await self._db.fetch(
-            """SELECT r.event_id AS redaction_id, e.event_id, rm.room_version, e.pdu
+            f"""SELECT r.event_id AS redaction_id, e.event_id, rm.room_version, e.pdu
                FROM redactions r
-               JOIN events re ON re.event_id = r.event_id AND re.rejected_reason IS NULL AND NOT re.soft_failed
-               JOIN events e ON e.event_id = r.redacts AND e.room_id = re.room_id
+               JOIN events re ON re.event_id = r.event_id
+               JOIN events e ON e.event_id = r.redacts
                JOIN rooms rm ON rm.room_id = e.room_id
-               WHERE NOT r.pruned AND r.received_ts < $1
+               WHERE NOT r.pruned AND r.received_ts < $1 AND {REDACTION_APPLIES}
                ORDER BY r.received_ts LIMIT $2""",
             older_than_ts, limit,
         )

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, EventRow
+from storage.events import _EVENT_COLUMNS, REDACTION_APPLIES, EventRow
 
 _ACCEPTED = "e.rejected_reason IS NULL AND NOT e.soft_failed AND e.stream_ordering IS NOT NULL"
-_NOT_REDACTED = """NOT EXISTS (SELECT 1 FROM redactions r JOIN events re ON re.event_id = r.event_id
-                   WHERE r.redacts = e.event_id AND re.rejected_reason IS NULL)"""
+_NOT_REDACTED = f"""NOT EXISTS (SELECT 1 FROM redactions r JOIN events re ON re.event_id = r.event_id
+                   WHERE {REDACTION_APPLIES})"""
 
 
 @dataclass(frozen=True, slots=True)

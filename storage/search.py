@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, EventRow
+from storage.events import _EVENT_COLUMNS, REDACTION_APPLIES, EventRow
 
 # Must match the expression of the events_search index (migration 0005).
 _VECTOR = """to_tsvector('simple', coalesce(e.pdu->'content'->>'body', '') || ' ' ||
@@ -45,7 +45,8 @@ class SearchQueries:
                      AND e.type IN ('m.room.message', 'm.room.name', 'm.room.topic')
                      AND {_VECTOR} @@ q AND e.stream_ordering IS NOT NULL
                      AND e.rejected_reason IS NULL AND NOT e.soft_failed
-                     AND NOT EXISTS (SELECT 1 FROM redactions r WHERE r.redacts = e.event_id)
+                     AND NOT EXISTS (SELECT 1 FROM redactions r JOIN events re ON re.event_id = r.event_id
+                                     WHERE {REDACTION_APPLIES})
                      AND ($4::text[] IS NULL OR e.sender = ANY($4::text[]))
                      AND ($5::text[] IS NULL OR NOT e.sender = ANY($5::text[]))"""
         args = [list(room_ids), query, list(types), senders, not_senders]

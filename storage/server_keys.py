@@ -14,6 +14,7 @@ from storage.database import Database
 @dataclass(frozen=True, slots=True)
 class KeyResponseRow:
     server_name: str
+    key_id: str
     from_server: str
     valid_until_ts: int
     fetched_ts: int
@@ -42,17 +43,20 @@ class ServerKeyStore:
 
     async def store_response(self, server_name: str, from_server: str, response: dict[str, Any],
                              keys: Sequence[ServerKey], fetched_ts: int) -> None:
-        """Keep a checked key response and its keys. A key's validity only grows: a later,
-        shorter answer (say a stale notary's) does not shorten what was already proven."""
+        """Keep a checked key response (under each key it lists) and its keys. A key's validity
+        only grows: a later, shorter answer (say a stale notary's) does not shorten what was
+        already proven, nor replace the response that proved it."""
         async with self._db.transaction():
-            await self._db.execute(
-                """INSERT INTO server_key_responses (server_name, from_server, valid_until_ts, fetched_ts, response)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (server_name, from_server) DO UPDATE
+            await self._db.executemany(
+                """INSERT INTO server_key_responses
+                       (server_name, key_id, from_server, valid_until_ts, fetched_ts, response)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (server_name, key_id, from_server) DO UPDATE
                    SET valid_until_ts = EXCLUDED.valid_until_ts, fetched_ts = EXCLUDED.fetched_ts,
                        response = EXCLUDED.response
                    WHERE server_key_responses.valid_until_ts <= EXCLUDED.valid_until_ts""",
-                server_name, from_server, int(response["valid_until_ts"]), fetched_ts, response,
+                [(server_name, k.key_id, from_server, int(response["valid_until_ts"]), fetched_ts, response)
+                 for k in keys],
             )
             await self._db.executemany(
                 """INSERT INTO server_signing_keys
@@ -66,11 +70,14 @@ class ServerKeyStore:
                 [(k.server_name, k.key_id, k.key, k.valid_until_ts, k.expired, from_server, fetched_ts) for k in keys],
             )
 
-    async def get_responses(self, server_name: str) -> list[KeyResponseRow]:
-        """The stored key responses of a server, the longest-valid first."""
+    async def get_responses(self, server_name: str, key_ids: Iterable[str] | None = None) -> list[KeyResponseRow]:
+        """The stored key responses of a server (for all its keys, or those of `key_ids`), one
+        row per key and vouching server, the longest-valid first."""
         rows = await self._db.fetch(
-            """SELECT server_name, from_server, valid_until_ts, fetched_ts, response FROM server_key_responses
-               WHERE server_name = $1 ORDER BY valid_until_ts DESC, fetched_ts DESC""",
-            server_name,
+            """SELECT server_name, key_id, from_server, valid_until_ts, fetched_ts, response
+               FROM server_key_responses
+               WHERE server_name = $1 AND ($2::text[] IS NULL OR key_id = ANY($2::text[]))
+               ORDER BY valid_until_ts DESC, fetched_ts DESC""",
+            server_name, list(key_ids) if key_ids is not None else None,
         )
         return [KeyResponseRow(**r) for r in rows]

@@ -26,6 +26,7 @@ from storage.push import PushActionStore, PusherStore, PushRuleStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
+from storage.remote_devices import RemoteDeviceStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
@@ -65,6 +66,7 @@ class Stores:
     receipts: ReceiptStore
     to_device: ToDeviceStore
     device_lists: DeviceListStore
+    remote_devices: RemoteDeviceStore
     presence: PresenceStore
     media: MediaStore
     url_previews: UrlPreviewStore
@@ -104,6 +106,7 @@ class Stores:
             receipts=ReceiptStore(db),
             to_device=ToDeviceStore(db),
             device_lists=DeviceListStore(db),
+            remote_devices=RemoteDeviceStore(db),
             presence=PresenceStore(db),
             media=MediaStore(db),
             url_previews=UrlPreviewStore(db),

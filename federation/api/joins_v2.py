@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import FEDERATION_V2, Auth, json_response, origin_of, read_json_object, route, services_of
+from homeserver.api.http import FEDERATION_V1, FEDERATION_V2, Auth, json_response, origin_of, read_json_object, route, services_of
 
 
 @route("PUT", "/send_join/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V2)
@@ -15,3 +15,19 @@ async def send_join_v2(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     event = await membership.send_membership(origin_of(request), room_id, request.match_info["eventId"], body, "join")
     return json_response(await membership.join_answer(room_id, event))
+
+
+@route("PUT", "/send_join/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V1,
+       variant_of="/send_join/{roomId}/{eventId}")
+async def send_join_v1(request: web.Request) -> web.Response:
+    """PUT /_matrix/federation/v1/send_join/{roomId}/{eventId}
+
+    The v1 form, deprecated and since dropped from the spec, still sent by older servers (and
+    sytest): the same join, its answer wrapped as `[200, answer]`.
+    """
+    await services_of(request).federation_reads.check_acl(request.match_info["roomId"], origin_of(request))
+    body = await read_json_object(request)
+    membership = services_of(request).federation_membership
+    room_id = request.match_info["roomId"]
+    event = await membership.send_membership(origin_of(request), room_id, request.match_info["eventId"], body, "join")
+    return json_response([200, await membership.join_answer(room_id, event)])

@@ -305,6 +305,7 @@ async def test_redaction(alice, bob):
     status, event = await alice.get(f"{V3}/rooms/{room}/event/{sent['event_id']}")
     assert event["content"] == {}
     assert event["unsigned"]["redacted_because"]["event_id"] == redaction["event_id"]
+    assert event["unsigned"]["redacted_by"] == redaction["event_id"]  # as Synapse gives it
     assert event["unsigned"]["redacted_because"]["content"]["reason"] == "typo"
     # The admin (Alice) may redact anyone's events.
     status, _ = await alice.put(f"{V3}/rooms/{room}/redact/{alice_msg['event_id']}/r3", {})

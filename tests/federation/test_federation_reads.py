@@ -316,10 +316,12 @@ async def test_acl_guards_joins_and_transactions_and_a_real_joined_server_reads(
     status, body = await bob.join(room_id, via=[a.name], expect=403)
     assert body["errcode"] == "M_FORBIDDEN"
     assert await a.services.events._events.members(room_id) == {alice.user_id: "join"}
-    # PDUs of a denied server in a /send transaction are refused one by one, before any check.
-    result = await a.services.federation_transactions.on_send(b.name, "t1", {"pdus": [
-        {"room_id": room_id, "type": "m.room.message", "event_id": "$x", "content": {}}]})
-    assert "ACL" in result["pdus"]["$x"]["error"]
+    # PDUs of a denied server in a /send transaction are refused one by one, before any check,
+    # each under the event ID its room version gives it (a hash from v3, not a claimed one).
+    pdu = {"room_id": room_id, "type": "m.room.message", "event_id": "$x", "content": {}}
+    result = await a.services.federation_transactions.on_send(b.name, "t1", {"pdus": [pdu]})
+    version = (await a.services.events._rooms.snapshot(room_id)).version
+    assert "ACL" in result["pdus"][compute_event_id(pdu, version)]["error"]
 
     # Allowed again: b's user really joins (send_join), and b reads the room as a joined server.
     await alice.request("PUT", f"/_matrix/client/v3/rooms/{room_id}/state/m.room.server_acl",

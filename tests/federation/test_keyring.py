@@ -212,3 +212,37 @@ async def test_a_notary_answer_without_its_valid_signature_is_refused(stubs, mak
         with pytest.raises(InvalidSignature, match="no key"):
             await keyring.verify_json_for_server(target, sign_json({"a": 1}, target, target_key), clock.now)
     assert notary.hits[QUERY_PATH] == 1
+
+
+async def test_notary_answers_keep_each_key_and_honour_the_given_minimum(stubs, make_keyring, clock):
+    """A key the origin server forgot is still vouched for when it meets the minimum asked
+    (sytest: "Key notary server must not overwrite a valid key with a spurious result")."""
+    key1, key2 = generate_signing_key("one"), generate_signing_key("two")
+    expired = clock.now - 24 * HOUR
+    stub = stubs()
+    answers = [key_response(stub.name, key1, expired)]
+    stub.route("GET", SERVER_PATH, lambda request: answers[-1])
+    await stub.start()
+    keyring = make_keyring()
+
+    def listed(responses):
+        return [sorted(r["verify_keys"]) for r in responses]
+
+    assert listed(await keyring.key_responses_for(stub.name, {key_id(key1): 0})) == [[key_id(key1)]]
+    assert stub.hits[SERVER_PATH] == 1
+    # A given minimum in the past that the cached key meets: served from the cache.
+    assert listed(await keyring.key_responses_for(stub.name, {key_id(key1): expired})) == [[key_id(key1)]]
+    assert stub.hits[SERVER_PATH] == 1
+    # A minimum past key 1's validity fetches again; the server now lists only key 2...
+    answers.append(key_response(stub.name, key2, expired + 1000))
+    assert listed(await keyring.key_responses_for(stub.name, {key_id(key1): clock.now})) == [[key_id(key1)]]
+    assert stub.hits[SERVER_PATH] == 2
+    # ...and key 1's own response is still the answer about key 1.
+    assert listed(await keyring.key_responses_for(stub.name, {key_id(key1): expired})) == [[key_id(key1)]]
+    assert stub.hits[SERVER_PATH] == 2
+    # No key named, no minimum: the freshest response decides; expired, it is fetched again.
+    answers.append(key_response(stub.name, key2, clock.now + HOUR))
+    assert listed(await keyring.key_responses_for(stub.name, {})) == [[key_id(key2)], [key_id(key1)]]
+    assert stub.hits[SERVER_PATH] == 3
+    assert listed(await keyring.key_responses_for(stub.name, {})) == [[key_id(key2)], [key_id(key1)]]
+    assert stub.hits[SERVER_PATH] == 3

@@ -70,7 +70,8 @@ async def test_forged_pdus_are_refused_each_on_its_own(homeservers, tls_files):
     assert results[_event_id(a, room_id, good)] == {}
     assert "signature" in results[_event_id(a, room_id, bad_signature)]["error"]
     assert "error" in results[_event_id(a, room_id, forged_sender)]
-    assert "rejected" in results[_event_id(a, room_id, not_member)]["error"]
+    # A PDU that fails the auth rules was handled (stored rejected): no error, as Synapse answers.
+    assert results[_event_id(a, room_id, not_member)] == {}
 
     # Only the good one reached Alice; the dropped ones were not stored at all, the rejected one
     # was stored rejected (and is not shown).
@@ -143,3 +144,81 @@ async def test_membership_endpoints_answer_bad_requests_with_matrix_errors(homes
     # And the room is unharmed.
     await alice.send(room_id, "still fine")
     await bob.wait_for(lambda s: "still fine" in messages(s, room_id))
+
+
+async def _redaction_on_b(b, room_id: str, sender: str, target: str) -> dict[str, Any]:
+    events = b.services.events
+    async with events.room_lock(room_id):
+        snap = await events._rooms.snapshot(room_id)
+        event = await events.append(events.begin(snap), sender, "m.room.redaction", {}, redacts=target)
+    return dict(event.pdu)
+
+
+async def test_redactions_apply_only_in_their_room_and_by_power_or_from_the_same_server(homeservers, tls_files):
+    """Room versions 3+ (spec, "Redactions"): a redaction by a user without the redact power
+    applies to events of its own server only, and never to an event of another room; those
+    that may not apply are not shown to clients either."""
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    other_room = await alice.create_room(preset="public_chat")
+    await bob.join(other_room, via=[a.name])
+    alices = await alice.send(room_id, "alice's words")
+    elsewhere = await alice.send(other_room, "in the other room")
+    bobs = await bob.send(room_id, "bob's words")
+    await alice.wait_for(lambda s: "bob's words" in messages(s, room_id))
+
+    forged = await _redaction_on_b(b, room_id, bob.user_id, alices)     # Bob has no redact power
+    across = await _redaction_on_b(b, room_id, bob.user_id, elsewhere)  # another room's event
+    own = await _redaction_on_b(b, room_id, bob.user_id, bobs)          # his own: allowed
+    answer = await _send(b, a, [forged, across, own])
+    assert all(result == {} for result in answer["pdus"].values())
+
+    async def content_of(room: str, event_id: str) -> dict[str, Any]:
+        _, event = await alice.request("GET", f"/_matrix/client/v3/rooms/{room}/event/{event_id}")
+        return event["content"]
+
+    await alice.wait_for(lambda s: any(e.get("event_id") == _event_id(a, room_id, own)
+                                       for e in s["rooms"]["join"].get(room_id, {}).get("timeline", {})
+                                       .get("events", [])))
+    assert await content_of(room_id, bobs) == {}
+    assert await content_of(room_id, alices) == {"msgtype": "m.text", "body": "alice's words"}
+    assert await content_of(other_room, elsewhere) == {"msgtype": "m.text", "body": "in the other room"}
+    stored = await a.services.events._rooms.events._events.get_events(
+        [_event_id(a, room_id, p) for p in (forged, across, own)])
+    assert [stored[_event_id(a, room_id, p)].soft_failed for p in (forged, across, own)] == [True, True, False]
+
+
+async def test_pushed_event_whose_prev_events_its_server_withholds_is_refused(homeservers, tls_files):
+    """get_missing_events brings nothing: the event is refused, and the state at its made-up
+    prev event is never asked for (that would let the sender choose the state, as Synapse
+    guards against)."""
+    from homeserver.core.hashing import compute_content_hash
+
+    a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
+    version = (await a.services.events._rooms.snapshot(room_id)).version
+    pdu = await _built_on_b(b, room_id, bob.user_id, "built on nothing")
+    pdu = {k: v for k, v in pdu.items() if k not in ("hashes", "signatures")}
+    pdu["prev_events"] = ["$" + "A" * 43]
+    pdu["hashes"] = {"sha256": compute_content_hash(pdu)}
+    pdu = sign_event(pdu, b.name, b.signing_key, version)
+
+    asked: list[str] = []
+    client = a.services.federation_intake._client
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        async def get_json(self, destination, request_path, *args, **kw):
+            asked.append(request_path)
+            return await client.get_json(destination, request_path, *args, **kw)
+
+        async def post_json(self, destination, request_path, *args, **kw):
+            asked.append(request_path)
+            return await client.post_json(destination, request_path, *args, **kw)
+
+    a.services.federation_intake._client = Recording()
+    answer = await _send(b, a, [pdu])
+    assert "prev events" in answer["pdus"][_event_id(a, room_id, pdu)]["error"]
+    assert any(p.startswith("/_matrix/federation/v1/get_missing_events/") for p in asked)
+    assert not any("/state_ids/" in p or "/state/" in p for p in asked)
+    assert await a.services.events._rooms.events._events.get_event(_event_id(a, room_id, pdu)) is None

@@ -205,3 +205,53 @@ async def test_query_timeout_bounds_a_slow_server(homeservers, stubs, tls_files)
     status, body = await bob.post(f"{V3}/keys/query", {"device_keys": {f"@x:{slow.name}": []}, "timeout": 500})
     assert status == 200 and list(body["failures"]) == [slow.name]
     assert time.monotonic() - started < 5
+
+
+async def _cached(server, user_id: str):
+    from storage.remote_devices import RemoteDeviceStore
+
+    return (await RemoteDeviceStore(server.db).get([user_id])).get(user_id)
+
+
+async def test_device_lists_of_users_in_shared_rooms_are_cached_and_kept_up_to_date(homeservers, tls_files):
+    import asyncio
+
+    a, b = await homeservers(), await homeservers()
+    alice, keys, *_ = await alice_with_keys(b, tls_files)
+    bob_id = await a.services.accounts.create_user("bob", "password-2")
+    bob = await Client(a, tls_files).login(bob_id, "password-2")
+    status, body = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room_id = body["room_id"]
+    status, body = await bob.post(f"{V3}/join/{quote(room_id)}?server_name={quote(b.name)}", {})
+    assert status == 200, body
+
+    # Not tracked yet: the query fetches the whole list (GET /user/devices) and keeps it.
+    assert await _cached(a, alice.user_id) is None
+    status, body = await bob.post(f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    assert status == 200 and list(body["device_keys"][alice.user_id]) == [alice.device_id]
+    cached = await _cached(a, alice.user_id)
+    assert cached is not None and set(cached.devices) == {alice.device_id}
+
+    # A new device of Alice's: B's m.device_list_update reaches the cache.
+    phone = await Client(b, tls_files).login(alice.user_id, "password-1", "Alice's tablet")
+    phone_keys, _ = device_keys(alice.user_id, phone.device_id)
+    status, body = await phone.post(f"{V3}/keys/upload", {"device_keys": phone_keys})
+    assert status == 200, body
+    for _ in range(200):
+        cached = await _cached(a, alice.user_id)
+        if cached is not None and cached.devices.get(phone.device_id, None) and cached.devices[phone.device_id].keys:
+            break
+        await asyncio.sleep(0.05)
+    assert cached.devices[phone.device_id].keys["keys"] == phone_keys["keys"]
+    assert cached.devices[phone.device_id].display_name == "Alice's tablet"
+
+    # B goes away: the query is answered from the cache, with no failure.
+    await b.stop()
+    status, body = await bob.post(f"{V3}/keys/query", {"device_keys": {alice.user_id: []}, "timeout": 2000})
+    assert status == 200 and body["failures"] == {}
+    assert body["device_keys"][alice.user_id][alice.device_id]["keys"] == keys["keys"]
+
+    # Bob leaves: no one here shares a room with Alice any more, so her list is forgotten.
+    status, body = await bob.post(f"{V3}/rooms/{quote(room_id)}/leave", {})
+    assert status == 200, body
+    assert await _cached(a, alice.user_id) is None

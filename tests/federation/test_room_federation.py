@@ -191,6 +191,9 @@ async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files
             break
         token = page["end"]
     assert seen == [f"old {n}" for n in reversed(range(25))]
+    # The join brought the room's state as outliers; backfill reached the room's start and put
+    # them in the timeline too, down to the create event.
+    assert page["chunk"][-1]["type"] == "m.room.create"
     # Backfilled history is not news: an incremental sync does not replay it.
     later = await bob.sync()
     assert not messages(later, room_id)
@@ -233,3 +236,20 @@ async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(home
     await bob.wait_for(lambda s: "merge" in messages(s, room_id))
     assert len(await b.services.events._events.forward_extremities(room_id)) == 1
     assert await topic(bob) == winner
+
+
+async def test_an_invite_is_rejected_here_when_the_inviting_server_is_gone(homeservers, tls_files):
+    """As Synapse: with no server of the room to take the leave, it is recorded locally."""
+    a, b = await homeservers(), await homeservers()
+    alice, bob = await new_user(a, tls_files, "alice"), await new_user(b, tls_files, "bob")
+    room_id = await bob.create_room(preset="private_chat", name="Soon gone")
+    await bob.membership(room_id, "invite", alice.user_id)
+    await alice.wait_for(lambda s: room_id in s.get("rooms", {}).get("invite", {}))
+    await b.stop()
+
+    await alice.membership(room_id, "leave")
+    body = await alice.wait_for(lambda s: room_id in s.get("rooms", {}).get("leave", {}))
+    [leave] = [e for e in body["rooms"]["leave"][room_id]["timeline"]["events"] if e["type"] == "m.room.member"]
+    assert (leave["sender"], leave["state_key"], leave["content"]["membership"]) == (
+        alice.user_id, alice.user_id, "leave")
+    assert room_id not in (await alice.sync()).get("rooms", {}).get("invite", {})

@@ -90,3 +90,21 @@ async def test_notary_query_for_an_unreachable_server_is_empty(homeservers, tls_
     status, body = await get(f"{notary.url}/_matrix/key/v2/query", tls_files, method="POST",
                              json={"server_keys": ["nope"]})
     assert status == 400 and body["errcode"] == "M_BAD_JSON"
+
+
+async def test_notary_query_by_key_id_and_a_past_minimum(homeservers, tls_files):
+    """GET /query/{serverName}/{keyId} (the deprecated form older servers and sytest use), and a
+    minimum_valid_until_ts of 0, which is a given minimum, not "now"."""
+    notary, target = await homeservers(), await homeservers()
+    target_key = f"ed25519:{target.signing_key.version}"
+    status, body = await get(f"{notary.url}/_matrix/key/v2/query/{target.name}/{target_key}", tls_files)
+    assert status == 200
+    [response] = body["server_keys"]
+    assert target_key in response["verify_keys"]
+    verify_signed_json(response, notary.name, get_verify_key(notary.signing_key))
+    status, body = await get(f"{notary.url}/_matrix/key/v2/query/{target.name}/ed25519:unknown", tls_files)
+    assert (status, body) == (200, {"server_keys": []})
+    await target.stop()
+    status, body = await get(f"{notary.url}/_matrix/key/v2/query", tls_files, method="POST",
+                             json={"server_keys": {target.name: {target_key: {"minimum_valid_until_ts": 0}}}})
+    assert status == 200 and [r["server_name"] for r in body["server_keys"]] == [target.name]

@@ -7,8 +7,8 @@ bounded by the request's `timeout`. A server that fails to answer in time, or at
 merged. A peer may only speak for its own users: whatever it says about users we did not ask
 it about is dropped, as are entries whose `user_id`/`device_id` do not match where they are.
 
-Nothing is cached: every query is live. (A device-list cache would need the
-`m.device_list_update` EDUs to invalidate it; keys are fetched fresh until then.)
+Nothing is cached here: every query is live. `remote_devices.CachedRemoteKeys` puts the
+device lists of users we share a room with in front of it.
 """
 
 from __future__ import annotations

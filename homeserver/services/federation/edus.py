@@ -8,8 +8,9 @@ user (the user's server is the origin: a server cannot forge another server's us
 typing and receipts that the user is joined to the room. A bad EDU is logged and skipped; one
 bad EDU never spoils the others, and nothing here raises.
 
-Remote device lists are not cached: an update marks the user's devices changed, so our users
-sharing a room with them see `device_lists.changed` and re-query their keys.
+A device-list or signing-key update goes to the cache of remote device lists
+(e2ee.remote_devices) and marks the user's devices changed, so our users sharing a room with
+them see `device_lists.changed` and re-query their keys.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from homeserver.core.ids import is_valid_event_id, is_valid_room_id, is_valid_user_id, server_name_of
 from homeserver.errors import MatrixError
+from homeserver.services.e2ee.remote_devices import CachedRemoteKeys
 from homeserver.services.ephemeral.presence import STATES as PRESENCE_STATES
 from homeserver.services.ephemeral.presence import PresenceService
 from homeserver.services.ephemeral.receipts import ReceiptService
@@ -42,7 +44,8 @@ class BadEdu(Exception):
 class FederationEduService:
     def __init__(self, events: EventStore, typing: TypingService, receipts: ReceiptService,
                  presence: PresenceService, to_device: ToDeviceService, device_lists: DeviceListService,
-                 server_name: str, check_acl: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+                 server_name: str, check_acl: Callable[[str, str], Awaitable[None]] | None = None,
+                 remote_devices: CachedRemoteKeys | None = None) -> None:
         """`check_acl(room_id, origin)` raises (MatrixError 403) when the room's server ACL
         bans the origin: its typing and receipts in that room are then skipped (spec, "Server
         Access Control Lists": EDUs in a room are subject to the room's ACL)."""
@@ -53,6 +56,7 @@ class FederationEduService:
         self._presence = presence
         self._to_device = to_device
         self._device_lists = device_lists
+        self._remote_devices = remote_devices
         self._server_name = server_name
         self._handlers: dict[str, Callable[[str, dict[str, Any]], Awaitable[None]]] = {
             "m.typing": self._typing_edu,
@@ -154,10 +158,14 @@ class FederationEduService:
         self._check_origin(origin, user_id)
         if not isinstance(device_id, str):
             raise BadEdu("needs a device_id")
+        if self._remote_devices is not None:
+            await self._remote_devices.on_device_list_update(user_id, content)
         await self._device_lists.mark_changed(user_id)
 
     async def _signing_key_edu(self, origin: str, content: dict[str, Any]) -> None:
         self._check_origin(origin, content.get("user_id"))
+        if self._remote_devices is not None:
+            await self._remote_devices.on_signing_key_update(content["user_id"], content)
         await self._device_lists.mark_changed(content["user_id"])
 
     async def _to_device_edu(self, origin: str, content: dict[str, Any]) -> None:

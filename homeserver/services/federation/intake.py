@@ -4,8 +4,9 @@ Use case: a PDU that passed checks 1-3 (`PduChecker`) enters a room here, whethe
 a PUT /send transaction, a get_missing_events or backfill answer, or as the join event of a
 send_join. The pipeline (https://spec.matrix.org/v1.19/server-server-api/#checks-performed-on-receipt-of-a-pdu):
 
-1. prev events we lack are fetched with get_missing_events (from the sending server);
-   where a gap remains, the state after the missing prev event is fetched with /state_ids;
+1. prev events we lack are fetched with get_missing_events (from the sending server); an
+   event whose own prev events are still missing then is refused; where a gap remains before
+   the events fetched, the state after the missing prev event is fetched with /state_ids;
 2. auth events we lack are fetched with /event_auth and stored as outliers, each checked
    against its own auth events (rejected ones are stored rejected);
 3. the state before the event is the resolution of the states after its prev events;
@@ -30,7 +31,9 @@ from typing import Any
 
 from federation.client import FederationClient, FederationError, path
 from homeserver.core.builder import auth_types_for_new_event
+from homeserver.core import power_levels
 from homeserver.core.events import Event
+from homeserver.core.ids import server_name_of
 from homeserver.core.pdu_checks import check_against_auth_events, check_against_state, create_event_id_of
 from homeserver.core.room_versions import RoomVersion
 from homeserver.services.clock import Clock
@@ -44,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 # get_missing_events asks for at most this many events (Synapse asks for 10).
 MISSING_EVENTS_LIMIT = 10
+# /backfill asks for this many events (as Synapse; the most a server answers).
+BACKFILL_LIMIT = 100
 # More missing state events than this: fetch the whole state with /state instead of one by one.
 FETCH_ONE_BY_ONE_UP_TO = 20
 FETCH_CONCURRENCY = 10
@@ -88,6 +93,11 @@ class FederationIntake:
         if fetch_missing and await self._missing_prevs(event):
             await self._fetch_missing_prevs(origin, snap, event)
             snap = await self._snapshot(event.room_id)
+            if still_missing := await self._missing_prevs(event):
+                # Its server would not give us the events it builds on: refused, not stored (as
+                # Synapse). Asking it for the state there instead would let it choose the state
+                # a pushed event sits on; only events we pulled bridge a gap with /state_ids.
+                raise IntakeError(f"{origin} did not divulge the prev events {sorted(still_missing)}")
         return await self._process_one(origin, snap, event)
 
     async def _process_one(self, origin: str, snap: RoomSnapshot, event: Event, *, backfill: bool = False) -> Outcome:
@@ -104,18 +114,46 @@ class FederationIntake:
                 state_sets.append(state)
             else:
                 state_sets.append(await self._state_after_remote(origin, snap, prev))
-        if not state_sets:
+        if state_sets:
+            before = await self._state.resolve(snap.room_id, version, state_sets)
+        elif backfill and event.type == "m.room.create" and event.state_key == "":
+            before = {}  # history reaching the room's start: nothing is before the create event
+        else:
             raise IntakeError("an event other than the create event must have prev events")
-        before = await self._state.resolve(snap.room_id, version, state_sets)
         await self._ensure_auth_events(origin, snap, event)
         # Soft failure (check 6) applies to live events whose state is not the room's own.
         current = snap.state if not backfill and dict(snap.state) != dict(before) else None
         verdict = await self.check(version, event, before, current)
+        soft_failed, domain_check = verdict.soft_failed, False
+        if verdict.accepted and event.type == "m.room.redaction" and not version.auth.redaction_sender_domain_check:
+            withheld, domain_check = await self._redaction_check(version, event, before)
+            if withheld:
+                logger.info("redaction %s from %s withheld: %s", event.event_id, origin, withheld)
+                soft_failed = True
         await self._persist_live(snap, event, before, parent, verdict.reason if verdict.rejected else None,
-                                 verdict.soft_failed, backfill=backfill)
+                                 soft_failed, backfill=backfill, redaction_domain_check=domain_check)
         if not verdict.accepted:
             logger.info("event %s from %s %s: %s", event.event_id, origin, verdict.outcome.value, verdict.reason)
-        return Outcome(event.event_id, True, verdict.reason if verdict.rejected else None, verdict.soft_failed)
+        return Outcome(event.event_id, True, verdict.reason if verdict.rejected else None, soft_failed)
+
+    async def _redaction_check(self, version: RoomVersion, event: Event, before: StateIds) -> tuple[str | None, bool]:
+        """Room versions 3+ leave redactions out of the auth rules; the spec ("Redactions") has
+        a server apply one only to an event of its room, sent from the redaction sender's server
+        unless that sender holds the redact power level. Returns (why the redaction is withheld
+        from clients and applies to nothing, or None; whether it needs the same-server check
+        when its target turns up later)."""
+        keys = [("m.room.create", ""), ("m.room.power_levels", "")]
+        state = await self._state_events(version, before, keys)
+        privileged = power_levels.user_power_level(event.sender, state) >= power_levels.redact_level(state)
+        # The stored row, not a parsed event: the target may be of another room and room version.
+        target = await self._store.get_event(event.redacts) if event.redacts else None
+        if target is None:
+            return None, not privileged  # decided when the target is read
+        if target.room_id != event.room_id:
+            return "it redacts an event of another room", False
+        if not privileged and server_name_of(target.sender) != server_name_of(event.sender):
+            return "its sender may not redact events of other servers", False
+        return None, not privileged
 
     async def check(self, version: RoomVersion, event: Event, before: StateIds,
                     current: StateIds | None = None):
@@ -143,7 +181,7 @@ class FederationIntake:
 
     async def _persist_live(self, snap: RoomSnapshot, event: Event, before: StateIds,
                             parent: tuple[int, StateIds] | None, rejected: str | None, soft_failed: bool, *,
-                            backfill: bool = False) -> None:
+                            backfill: bool = False, redaction_domain_check: bool = False) -> None:
         """Store a timeline event with its snapshots, and move the room's extremities and
         current state on when it is accepted (backfilled history moves neither)."""
         version = snap.version
@@ -211,7 +249,8 @@ class FederationIntake:
             batch = PersistBatch(
                 room_id=snap.room_id,
                 events=[event_row(event, position, self._clock.now_ms(), before_group, after_group,
-                                   rejected=rejected, soft_failed=soft_failed)],
+                                   rejected=rejected, soft_failed=soft_failed,
+                                   redaction_domain_check=redaction_domain_check)],
                 state_groups=groups,
                 extremities_removed=[e for e in snap.extremities if e not in extremities],
                 extremities_added=[e for e in extremities if e not in snap.extremities],
@@ -228,9 +267,15 @@ class FederationIntake:
 
     # --- history ----------------------------------------------------------------------------
 
-    async def backfill(self, room_id: str, limit: int = 50) -> int:
+    async def backfill(self, room_id: str, limit: int = BACKFILL_LIMIT) -> int:
         """Fetch history older than what we hold from a server in the room (/backfill), for
-        /messages. Returns how many events were stored. Failures leave history as it is."""
+        /messages. Returns how many events were stored. Failures leave history as it is.
+
+        Asks for BACKFILL_LIMIT events whatever the page size (as Synapse): a batch that
+        reaches further back needs the state at its oldest event's prev events only once.
+        Events we hold as outliers (the state and auth chain a join brought) join the
+        timeline here, in depth order, so a message on top of them needs no /state_ids."""
+        limit = max(limit, BACKFILL_LIMIT)
         snap = await self._rooms.snapshot(room_id)
         if snap is None:
             return 0
@@ -319,14 +364,18 @@ class FederationIntake:
             events = await self._fetch_events(origin, snap, missing)
         await self.store_outliers(snap.room_id, snap.version, events)
         stored = await self._rooms.events.get_many(pdu_ids + [prev_id], snap.version)
+        # A state event that fails against its own auth events is no part of any state (say a
+        # made-up power levels event a peer claims): leaving it out keeps it from state resolution.
+        rejected = await self._graph.rejected_among(pdu_ids + [prev_id])
         state = {}
         for event_id in pdu_ids:
             event = stored.get(event_id)
             if event is None or event.state_key is None:
                 raise IntakeError(f"state event {event_id} at {prev_id} is missing or not a state event")
-            state[(event.type, event.state_key)] = event_id
+            if event_id not in rejected:
+                state[(event.type, event.state_key)] = event_id
         prev = stored.get(prev_id)
-        if prev is not None and prev.state_key is not None:
+        if prev is not None and prev.state_key is not None and prev_id not in rejected:
             state[(prev.type, prev.state_key)] = prev_id
         return state
 

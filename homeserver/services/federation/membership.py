@@ -24,9 +24,9 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from federation.client import FederationClient, FederationError, RemoteError, client_error, path
+from federation.client import FederationClient, FederationError, RemoteError, client_error, is_unknown_endpoint, path
 from federation.keys import Keyring
-from homeserver.core.builder import complete_event, template_of
+from homeserver.core.builder import build_event, complete_event, template_of
 from homeserver.core.events import STRIPPED_STATE_TYPES, Event, InvalidEvent, parse_pdu
 from homeserver.core.ids import server_name_of
 from homeserver.core.redaction import redact
@@ -35,7 +35,7 @@ from homeserver.core.signing import InvalidSignature, sign_event
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.federation.intake import FederationIntake, IntakeError
-from homeserver.services.federation.pdu_checks import PduChecker, PduDropped
+from homeserver.services.federation.pdu_checks import InvalidPduFormat, PduChecker, PduDropped
 from homeserver.services.federation.remote_state import plan_group
 from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
@@ -93,12 +93,37 @@ class FederationMembership:
         return event.event_id
 
     async def leave(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str:
-        """Reject an invite, or withdraw a knock, in a room we are not in."""
-        template, version, server = await self._make(user_id, room_id, servers, "leave")
-        event = self._complete(template, version, user_id, content, "leave")
-        await self._send(server, room_id, event, "leave")
+        """Reject an invite, or withdraw a knock, in a room we are not in. When no server of
+        the room takes the leave (unreachable, or refusing), it is recorded here only, as
+        Synapse does: the user is rid of the invite, and the room's servers never hear of it."""
+        try:
+            template, version, server = await self._make(user_id, room_id, servers, "leave")
+            event = self._complete(template, version, user_id, content, "leave")
+            await self._send(server, room_id, event, "leave")
+        except MatrixError as err:
+            logger.info("the leave of %s from %s went to no server (%s): recorded here only", user_id, room_id, err)
+            event, version = await self._local_leave(user_id, room_id, content, err)
         await self.store_out_of_band(event, version, None)
         return event.event_id
+
+    async def _local_leave(self, user_id: str, room_id: str, content: dict[str, Any],
+                           err: MatrixError) -> tuple[Event, RoomVersion]:
+        """A leave of ours built on the user's invite (or knock) alone: an out-of-band event."""
+        mine = await self._event_store.latest_membership(room_id, user_id)
+        room = await self._room_store.get_room(room_id)
+        if mine is None or room is None or room.room_version not in KNOWN_ROOM_VERSIONS:
+            raise err
+        version = get_room_version(room.room_version)
+        previous = (await self._rooms.events.get_many([mine[0]], version)).get(mine[0])
+        if previous is None:
+            raise err
+        event = build_event(
+            version, room_id=room_id, sender=user_id, event_type="m.room.member",
+            content={**content, "membership": "leave"}, state_key=user_id, prev_events=[previous.event_id],
+            auth_events=[previous.event_id], depth=previous.depth + 1, origin_server_ts=self._clock.now_ms(),
+            server_name=self.server_name, signing_key=self._signing_key,
+            hashes_of={previous.event_id: previous.pdu.get("hashes", {})})
+        return event, version
 
     async def knock(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str:
         template, version, server = await self._make(user_id, room_id, servers, "knock")
@@ -122,7 +147,11 @@ class FederationMembership:
                     query={"ver": list(KNOWN_ROOM_VERSIONS)} if membership != "leave" else None)
             except RemoteError as err:
                 if err.errcode == Codes.INCOMPATIBLE_ROOM_VERSION:
-                    raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, err.error or "Incompatible room version") from None
+                    # The client is told which version it was (the resident server's answer).
+                    version = err.body.get("room_version") if isinstance(err.body, dict) else None
+                    extra = {"room_version": version} if isinstance(version, str) else {}
+                    raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, err.error or "Incompatible room version",
+                                      **extra) from None
                 last = err.to_matrix_error()
                 continue
             except FederationError as err:
@@ -160,7 +189,17 @@ class FederationMembership:
                 server, path(f"/_matrix/federation/{send}/{{}}/{{}}", room_id, event.event_id), event.pdu,
                 timeout_ms=120_000)
         except FederationError as err:
+            if membership not in ("join", "leave") or not is_unknown_endpoint(err):
+                raise client_error(err) from None
+        # A server without the v2 endpoint (older ones, as Synapse allows for): the deprecated
+        # v1 form, whose answer is wrapped as [200, answer].
+        try:
+            body = await self._client.put_json(
+                server, path(f"/_matrix/federation/v1/send_{membership}/{{}}/{{}}", room_id, event.event_id),
+                event.pdu, timeout_ms=120_000)
+        except FederationError as err:
             raise client_error(err) from None
+        return unwrap_v1_answer(server, body)
 
     async def _store_join(self, server: str, version: RoomVersion, room_id: str, event: Event, body: Any) -> None:
         """Start our copy of the room from a send_join answer: the state before the join and
@@ -238,18 +277,12 @@ class FederationMembership:
     async def countersign_invite(self, event: Event, invite_room_state: list[dict[str, Any]]) -> Event:
         """Ask the invitee's server to sign an invite of its user (PUT /v2/invite)."""
         target_server = server_name_of(event.state_key or "")
-        try:
-            body = await self._client.put_json(
-                target_server, path("/_matrix/federation/v2/invite/{}/{}", event.room_id, event.event_id),
-                {"room_version": event.room_version.identifier, "event": event.pdu,
-                 "invite_room_state": invite_room_state})
-        except FederationError as err:
-            raise client_error(err) from None
+        body = await self._send_invite(target_server, event, invite_room_state)
         signed = body.get("event") if isinstance(body, dict) else None
         try:
             returned = parse_pdu(signed, event.room_version) if isinstance(signed, dict) else None
-        except InvalidEvent:
-            returned = None
+        except InvalidEvent as err:  # e.g. a float or an out-of-range integer in it
+            raise MatrixError(400, Codes.BAD_JSON, f"{target_server} returned an invalid invite event: {err}") from None
         if returned is None or returned.event_id != event.event_id:
             raise MatrixError(502, Codes.UNKNOWN, f"{target_server} did not return the invite event")
         try:
@@ -261,6 +294,30 @@ class FederationMembership:
         # Our own signature must still be there: keep our signatures, add theirs.
         signatures = {**returned.pdu.get("signatures", {}), **event.pdu.get("signatures", {})}
         return parse_pdu({**event.pdu, "signatures": signatures}, event.room_version)
+
+    async def _send_invite(self, target_server: str, event: Event, invite_room_state: list[dict[str, Any]]) -> Any:
+        try:
+            return await self._client.put_json(
+                target_server, path("/_matrix/federation/v2/invite/{}/{}", event.room_id, event.event_id),
+                {"room_version": event.room_version.identifier, "event": event.pdu,
+                 "invite_room_state": invite_room_state})
+        except FederationError as err:
+            # The v1 endpoint carries no room version: only rooms of versions 1 and 2 (whose
+            # event format it assumes, spec invites-v1.yaml) may fall back to it.
+            if not is_unknown_endpoint(err):
+                raise client_error(err) from None
+            if event.room_version.identifier not in ("1", "2"):
+                raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION,
+                                  f"{target_server} does not support this room's version",
+                                  room_version=event.room_version.identifier) from None
+        unsigned = {**event.pdu.get("unsigned", {}), "invite_room_state": invite_room_state}
+        try:
+            body = await self._client.put_json(
+                target_server, path("/_matrix/federation/v1/invite/{}/{}", event.room_id, event.event_id),
+                {**event.pdu, "unsigned": unsigned})
+        except FederationError as err:
+            raise client_error(err) from None
+        return unwrap_v1_answer(target_server, body)
 
     async def room_state_pdus(self, room_id: str, *, also: list[tuple[str, str]] = ()) -> list[dict[str, Any]]:
         """The state that helps an invitee or knocker recognise the room, as `invite_room_state`
@@ -286,6 +343,8 @@ class FederationMembership:
         stripped = to_stripped(room_state)
         try:
             checked = await self._checker.check_pdu(body["event"], version, origin, expected_room_id=room_id)
+        except InvalidPduFormat as err:  # not an event of its room version (e.g. a float in it)
+            raise MatrixError(400, Codes.BAD_JSON, f"Invalid invite event: {err.reason}") from None
         except PduDropped as err:
             raise MatrixError(403, Codes.FORBIDDEN, f"Invalid invite event: {err.reason}") from None
         event = checked.event
@@ -300,6 +359,26 @@ class FederationMembership:
         if not await self.is_resident(room_id):
             await self.store_out_of_band(signed, version, stripped)
         return {"event": signed.pdu}
+
+    async def on_invite_v1(self, origin: str, room_id: str, event_id: str, pdu: Any) -> list[Any]:
+        """PUT /v1/invite (deprecated, still sent by older servers): the body is the event
+        itself, its room state rides in its `unsigned`, and the answer is `[200, {"event"}]`.
+        The room version is 1 or 2 (invites-v1.yaml), whose events have one format; the
+        create event among the room state says which."""
+        if not isinstance(pdu, dict):
+            raise MatrixError(400, Codes.BAD_JSON, "The invite event must be a JSON object")
+        unsigned = pdu.get("unsigned")
+        room_state = unsigned.get("invite_room_state", []) if isinstance(unsigned, dict) else []
+        version_id = "1"
+        for state in room_state if isinstance(room_state, list) else []:
+            if not isinstance(state, dict) or state.get("type") != "m.room.create":
+                continue
+            content = state.get("content")
+            if isinstance(content, dict) and content.get("room_version") in ("1", "2"):
+                version_id = content["room_version"]
+        answer = await self.on_invite(origin, room_id, event_id,
+                                      {"room_version": version_id, "event": pdu, "invite_room_state": room_state})
+        return [200, answer]
 
     async def store_out_of_band(self, event: Event, version: RoomVersion, stripped: list[dict[str, Any]] | None) -> None:
         """A local user's membership in a room we are not in (an invite or knock received, an
@@ -387,14 +466,24 @@ class FederationMembership:
         state = await self._state.state_ids(row.state_before) if row and row.state_before is not None else {}
         chain = await self._graph.auth_chain_ids(room_id, list(state.values()) + [event.event_id])
         rows = await self._event_store.get_events(list(state.values()) + sorted(chain))
+        # Oldest first: a joining server that takes the chain in order (sytest's does) ends with
+        # the newest of each state key.
+        ordered_chain = sorted((rows[e] for e in chain if e in rows), key=lambda r: (r.depth, r.event_id))
         return {
             "origin": self.server_name,
             "state": [rows[e].pdu for e in state.values() if e in rows],
-            "auth_chain": [rows[e].pdu for e in sorted(chain) if e in rows],
+            "auth_chain": [r.pdu for r in ordered_chain],
             "event": event.pdu,
             "members_omitted": False,
             "servers_in_room": sorted(await self._joined_servers(room_id) | {self.server_name}),
         }
+
+
+def unwrap_v1_answer(server: str, body: Any) -> dict[str, Any]:
+    """The answer of a deprecated v1 invite/send_join/send_leave: `[200, answer]`."""
+    if isinstance(body, list) and len(body) == 2 and body[0] == 200 and isinstance(body[1], dict):
+        return body[1]
+    raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed answer")
 
 
 def to_stripped(events: Any) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 Use cases:
 - `PduBroadcaster.on_persisted` (an `events.on_persisted` listener): every event sent by one
   of our users goes to the servers of the room's joined members (after the event), plus, for
-  a membership event, the server of its target (an invitee or a kicked user must hear of it);
+  a membership event other than an invite, the server of its target (a kicked user's must hear of it);
   `broadcast` does the same for events the lead's join/leave/knock code relays for remote users.
 - `EduBroadcaster`: listeners on the typing, receipt, presence, device-list and to-device
   services that turn a local user's change into the spec's EDUs ("Typing Notifications",
@@ -64,7 +64,10 @@ class PduBroadcaster:
             if servers is None:
                 servers = servers_by_room[event.room_id] = await self._joined_servers(event.room_id)
             destinations = set(servers)
-            if event.type == "m.room.member" and event.state_key:
+            # A kicked, banned or uninvited user's server is no longer in the room after the
+            # event but must hear of it. Not an invitee's: it signed the invite already (PUT
+            # /invite) and is not in the room, so it holds nothing the event could go with.
+            if event.type == "m.room.member" and event.state_key and event.membership != "invite":
                 target = server_name_of(event.state_key)
                 if target:
                     destinations.add(target)

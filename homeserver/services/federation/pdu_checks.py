@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from federation.keys import Keyring
-from homeserver.core.events import Event, InvalidEvent
+from homeserver.core.events import Event, InvalidEvent, compute_event_id
 from homeserver.core.pdu_checks import (
     ACCEPTED,
     AuthVerdict,
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ACCEPTED", "AuthVerdict", "CheckedPdu", "InvalidPduFormat", "InvalidPduSignature", "Outcome",
     "PduChecker", "PduDropped", "check_against_state", "check_auth_against_auth_events", "claimed_event_id",
+    "event_id_for_result",
     "missing_auth_event_ids",
 ]
 
@@ -140,6 +141,18 @@ def check_auth_against_auth_events(event: Event, auth_events_by_id: Mapping[str,
     Returns ACCEPTED or a REJECTED verdict with the rule that failed.
     """
     return check_against_auth_events(event, auth_events_by_id, rejected_event_ids)
+
+
+def event_id_for_result(pdu: Any, room_version: RoomVersion | None) -> str | None:
+    """The event ID to report a PDU's result under when it is not processed (a room we are not
+    in, a server the room's ACL bans): computed from the PDU where the room version is known
+    (v3+ IDs are hashes, not in the PDU), else the one it claims."""
+    if room_version is not None and isinstance(pdu, dict):
+        try:
+            return compute_event_id(pdu, room_version)
+        except Exception:  # anything a peer sends: a malformed PDU has no computable ID
+            pass
+    return claimed_event_id(pdu)
 
 
 def claimed_event_id(pdu: Any) -> str | None:

@@ -30,36 +30,38 @@ class ServerKeyService:
     def own_keys(self) -> dict[str, Any]:
         return self._local.response()
 
-    async def query(self, server_name: str, minimum_valid_until_ts: int | None) -> dict[str, Any]:
-        """GET /query/{serverName}: the server's keys, signed by us as notary."""
-        now = self._clock.now_ms()
+    async def query(self, server_name: str, key_id: str | None, minimum_valid_until_ts: int | None) -> dict[str, Any]:
+        """GET /query/{serverName}[/{keyId}]: the server's keys, signed by us as notary. The
+        key ID form is the deprecated one older servers (and sytest) still use."""
         if not is_valid_server_name(server_name):
             return {"server_keys": []}
-        return {"server_keys": await self._vouch(server_name, minimum_valid_until_ts or now)}
+        wanted = {key_id: minimum_valid_until_ts} if key_id else {}
+        return {"server_keys": await self._vouch(server_name, wanted, minimum_valid_until_ts)}
 
     async def query_batch(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST /query: `{"server_keys": {server: {key_id: {"minimum_valid_until_ts"}}}}`."""
+        """POST /query: `{"server_keys": {server: {key_id: {"minimum_valid_until_ts"}}}}`. A key
+        whose criteria name no minimum is wanted valid now (keys_query.yaml); a server with
+        no key IDs is asked for all its keys."""
         criteria = body.get("server_keys")
         if not isinstance(criteria, Mapping) or not all(isinstance(v, Mapping) for v in criteria.values()):
             raise MatrixError(400, Codes.BAD_JSON, "server_keys must map server names to key criteria")
         if len(criteria) > MAX_SERVERS_PER_QUERY:
             raise MatrixError(400, Codes.INVALID_PARAM, f"at most {MAX_SERVERS_PER_QUERY} servers per query")
-        now = self._clock.now_ms()
-        wanted: dict[str, int] = {}
+        wanted: dict[str, dict[str, int | None]] = {}
         for server_name, keys in criteria.items():
             if not is_valid_server_name(server_name):
                 continue
-            minimum = now
-            for key_criteria in keys.values():
+            wanted[server_name] = {}
+            for key_id, key_criteria in keys.items():
                 ts = key_criteria.get("minimum_valid_until_ts") if isinstance(key_criteria, Mapping) else None
-                if isinstance(ts, int) and not isinstance(ts, bool):
-                    minimum = max(minimum, ts)
-            wanted[server_name] = minimum
-        answers = await asyncio.gather(*(self._vouch(s, ts) for s, ts in wanted.items()))
+                valid = isinstance(ts, int) and not isinstance(ts, bool)
+                wanted[server_name][str(key_id)] = ts if valid else None
+        answers = await asyncio.gather(*(self._vouch(s, keys) for s, keys in wanted.items()))
         return {"server_keys": [response for responses in answers for response in responses]}
 
-    async def _vouch(self, server_name: str, minimum_valid_until_ts: int) -> list[dict[str, Any]]:
-        responses = await self._keyring.key_responses_for(server_name, minimum_valid_until_ts)
+    async def _vouch(self, server_name: str, wanted: Mapping[str, int | None],
+                     all_minimum: int | None = None) -> list[dict[str, Any]]:
+        responses = await self._keyring.key_responses_for(server_name, wanted, all_minimum)
         # Copies: signing adds to the `signatures` object, which the cache may share.
         copies = [{**r, "signatures": {k: dict(v) for k, v in (r.get("signatures") or {}).items()}} for r in responses]
         return [sign_object(r, self._local.server_name, self._local.signing_key) for r in copies]

@@ -2,7 +2,8 @@
 
 Use case (https://spec.matrix.org/v1.19/server-server-api/#transactions): each PDU is
 processed on its own and gets its own result — a malformed, forged or unauthorised PDU is
-dropped or rejected without affecting the rest; EDUs go to the EDU service. A retried
+dropped or rejected without affecting the rest (a dropped one's result is an error; a rejected
+or soft-failed one was handled, and its result is empty, as Synapse answers); EDUs go to the EDU service. A retried
 transaction (same origin and txnId) gets the first answer again without being processed twice.
 
 Invariants: one transaction per origin at a time (as Synapse), and within a room the PDUs are
@@ -21,7 +22,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.membership import FederationMembership
-from homeserver.services.federation.pdu_checks import PduChecker, PduDropped, claimed_event_id
+from homeserver.services.federation.pdu_checks import PduChecker, PduDropped, claimed_event_id, event_id_for_result
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomStateCache
 from storage.federation_rooms import FederationRoomStore
@@ -94,15 +95,17 @@ class FederationTransactions:
         results: dict[str, dict[str, Any]] = {}
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._membership.is_resident(room_id):
+            version = snap.version if snap is not None else None
             for pdu in pdus:
-                results[claimed_event_id(pdu) or UNKNOWN_EVENT] = {"error": "This server is not in the room"}
+                event_id = event_id_for_result(pdu, version) or UNKNOWN_EVENT
+                results[event_id] = {"error": "This server is not in the room"}
             return results
         if self._check_acl is not None:
             try:
                 await self._check_acl(room_id, origin)
             except MatrixError as err:
                 for pdu in pdus:
-                    results[claimed_event_id(pdu) or UNKNOWN_EVENT] = {"error": err.message}
+                    results[event_id_for_result(pdu, snap.version) or UNKNOWN_EVENT] = {"error": err.message}
                 return results
         checked = await self._checker.check_pdus(pdus, snap.version, origin, expected_room_id=room_id)
         for pdu, result in zip(pdus, checked):
@@ -111,7 +114,7 @@ class FederationTransactions:
                 continue
             try:
                 async with self._events.room_lock(room_id):
-                    outcome = await self._intake.process(origin, result.event)
+                    await self._intake.process(origin, result.event)
             except IntakeError as err:
                 results[result.event_id] = {"error": str(err)}
                 continue
@@ -119,6 +122,8 @@ class FederationTransactions:
                 logger.exception("processing %s from %s failed", result.event_id, origin)
                 results[result.event_id] = {"error": "internal error"}
                 continue
-            results[result.event_id] = {"error": f"rejected: {outcome.rejected}"} if outcome.rejected else {}
+            # A rejected or soft-failed event was processed: it is stored as such and its
+            # result carries no error (as Synapse; errors are for PDUs we could not handle).
+            results[result.event_id] = {}
         return results
 

@@ -79,6 +79,8 @@ class EventFormatter:
             unsigned["transaction_id"] = row.txn_id
         if redacted_because is not None:
             unsigned["redacted_because"] = self._format(redacted_because, version, None, now, None)
+            # Not in the spec, but long given by Synapse and read by clients and sytest.
+            unsigned["redacted_by"] = redacted_because.event_id
         event["unsigned"] = unsigned
         return event
 

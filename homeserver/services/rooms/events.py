@@ -315,8 +315,10 @@ def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
 
 def event_row(event: Event, position: int | None, now: int, before: int | None, after: int | None, *,
               rejected: str | None = None, soft_failed: bool = False, outlier: bool = False,
-              txn: TxnRef | None = None) -> NewEvent:
-    """The row an event is stored as, local or received. A rejected redaction redacts nothing."""
+              txn: TxnRef | None = None, redaction_domain_check: bool = False) -> NewEvent:
+    """The row an event is stored as, local or received. A rejected redaction redacts nothing;
+    `redaction_domain_check`: one whose sender lacked the redact power redacts only events of
+    its own server (v3+ rooms)."""
     relates_to, rel_type = relation_of(event.content)
     return NewEvent(
         event_id=event.event_id, room_id=event.room_id, stream_ordering=position, depth=event.depth,
@@ -327,6 +329,7 @@ def event_row(event: Event, position: int | None, now: int, before: int | None, 
         txn_user_id=txn.user_id if txn else None, txn_device_id=txn.device_id if txn else None,
         txn_id=txn.txn_id if txn else None,
         redacts=event.redacts if event.type == "m.room.redaction" and rejected is None else None,
+        redaction_domain_check=redaction_domain_check,
     )
 
 

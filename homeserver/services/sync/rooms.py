@@ -62,6 +62,14 @@ class RoomSyncBuilder:
         """A room's timeline in the window and the state the client lacks before it."""
         snap = await self._rooms.snapshot(room_id)
         version = snap.version if snap else get_room_version("12")
+        if membership.membership in ("leave", "ban"):
+            row = await self._events.get_event(membership.event_id)
+            if row is not None and row.outlier:
+                # An out-of-band membership (an invite rejected, a knock withdrawn, in a room we
+                # are not in): no timeline of the room is ours to show, the event itself is.
+                return {"timeline": {"events": await self._events_out([row], version, requester, f, bundle=False),
+                                     "limited": False, "prev_batch": topo_token(row.depth, row.stream_ordering)},
+                        "state": {"events": []}}
         since = window.since
         limit = min(f.timeline.limit if f.timeline.limit is not None else DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT)
         filtering = bool(ignored) or f.timeline.filters_events
