@@ -85,6 +85,8 @@ from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.filters import FilterService
+from homeserver.services.sync.legacy_initial_sync import InitialSyncService
+from homeserver.services.sync.legacy_stream import EventStreamService
 from homeserver.services.sync.rooms import RoomSyncBuilder
 from homeserver.services.sync.sliding import SlidingSyncService
 from homeserver.services.sync.sliding_extensions import SlidingExtensions
@@ -195,6 +197,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
+    event_stream = EventStreamService(stores.sync, stores.events, room_state, formatter, sync, notifier,
+                                      stores.account_data, receipts, typing, presence)
+    initial_sync = InitialSyncService(stores.sync, stores.events, stores.state, room_state, formatter, sync,
+                                      directory, stores.account_data, receipts, presence)
     federation_edus = _federation_edus(config, stores, federation_sender, room_servers, typing, receipts, presence,
                                        to_device, device_lists, e2e_keys, federation_reads.check_acl)
     # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
@@ -214,6 +220,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
+        event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,

@@ -49,6 +49,8 @@ from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import SnapshotMemo
 from homeserver.services.rooms.timeline import TimelineService
 from homeserver.services.sync.filters import FilterService
+from homeserver.services.sync.legacy_initial_sync import InitialSyncService
+from homeserver.services.sync.legacy_stream import EventStreamService
 from homeserver.services.sync.sliding import SlidingSyncService
 from homeserver.services.sync.sync import SyncService
 
@@ -75,6 +77,9 @@ class Services:
     retention: RetentionService
     sync: SyncService
     sliding_sync: SlidingSyncService
+    # The deprecated GET /events, /events/{eventId}, /initialSync and room initialSync.
+    event_stream: EventStreamService
+    initial_sync: InitialSyncService
     filters: FilterService
     push_rules: PushRuleService
     notifications: NotificationService

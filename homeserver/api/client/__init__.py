@@ -28,6 +28,7 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     notifications,
+    old_sync,
     password_management,
     presence,
     profile,
@@ -41,7 +42,9 @@ from homeserver.api.client import (
     registration_tokens,
     relations,
     room_event_by_timestamp,
+    room_initial_sync,
     room_send,
+    room_send_without_txn,
     room_state,
     rooms,
     search,
@@ -61,11 +64,11 @@ from homeserver.api.client import authed_content_repo, content_repo
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
     whoami, password_management, account_deactivation, refresh, device_management,
-    create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
+    create_room, room_send, room_send_without_txn, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     pushrules, pusher, notifications,
-    sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
+    sync, old_sync, room_initial_sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
     keys, cross_signing, key_backup, sliding_sync,
 ]
 

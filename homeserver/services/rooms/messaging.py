@@ -32,12 +32,13 @@ class MessagingService:
         self._store = store
         self._rooms = rooms
 
-    async def send_message(self, requester: Requester, room_id: str, event_type: str, txn_id: str,
+    async def send_message(self, requester: Requester, room_id: str, event_type: str, txn_id: str | None,
                            content: dict[str, Any]) -> str:
+        """Without a transaction ID (Synapse's POST form) every call sends a new event."""
         _check_type(event_type)
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id)
+        txn = TxnRef(requester.user_id, requester.device_id, txn_id) if txn_id is not None else None
         event = await self._events.send(room_id, requester.user_id, event_type, content, txn=txn,
-                                        txn_check=self._store.event_for_txn)
+                                        txn_check=self._store.event_for_txn if txn is not None else None)
         return event.event_id
 
     async def send_state(self, requester: Requester, room_id: str, event_type: str, state_key: str,
