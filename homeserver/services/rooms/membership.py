@@ -24,6 +24,9 @@ from storage.events import EventStore
 from storage.rooms import RoomStore
 
 MAX_REASON_LENGTH = 1024
+# Keys of a join request's body that are request parameters or the server's to set, never
+# copied into the member event's content.
+RESERVED_JOIN_KEYS = frozenset({"membership", "reason", "third_party_signed", "join_authorised_via_users_server"})
 
 
 class RemoteMembership(Protocol):
@@ -57,12 +60,15 @@ class MembershipService:
         self._remote = remote
 
     async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False,
-                   servers: list[str] = ()) -> str:
+                   servers: list[str] = (), extra_content: dict[str, Any] | None = None) -> str:
+        """`extra_content`: other keys for the member event's content (POST /join/{roomIdOrAlias}
+        takes its whole body as content, as Synapse does); the server's own keys win."""
+        extra = {k: v for k, v in (extra_content or {}).items() if k not in RESERVED_JOIN_KEYS}
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
-            content = {"membership": "join", **await self._profiles.member_profile(user_id)}
+            content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
                                                content)
@@ -73,7 +79,7 @@ class MembershipService:
             access = (await self._rooms.state_events(snap, [("m.room.guest_access", "")])).get(("m.room.guest_access", ""))
             if access is None or access.content.get("guest_access") != "can_join":
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed in this room")
-        content: dict[str, Any] = {"membership": "join"}
+        content: dict[str, Any] = {**extra, "membership": "join"}
         content.update(await self._profiles.member_profile(user_id))
         authoriser = await self._restricted.authoriser(snap, user_id)
         if authoriser is not None:
@@ -187,6 +193,13 @@ class MembershipService:
     async def _change(self, sender: str, room_id: str, target: str, content: dict[str, Any], reason: str | None,
                       countersign=None) -> str:
         _add_reason(content, reason)
+        # The same sender setting the same content again (joining twice, say) changes
+        # nothing: no new event, the current one's ID (as Synapse answers).
+        snap = await self._rooms.snapshot(room_id)
+        if snap is not None:
+            current = (await self._rooms.state_events(snap, [("m.room.member", target)])).get(("m.room.member", target))
+            if current is not None and current.sender == sender and current.content == content:
+                return current.event_id
         event = await self._events.send(room_id, sender, "m.room.member", content, state_key=target,
                                         countersign=countersign)
         return event.event_id
