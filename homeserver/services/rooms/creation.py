@@ -194,7 +194,9 @@ class RoomService:
 def _room_version(value: Any) -> RoomVersion:
     if value is None:
         return KNOWN_ROOM_VERSIONS[DEFAULT_ROOM_VERSION]
-    if not isinstance(value, str) or value not in KNOWN_ROOM_VERSIONS:
+    if not isinstance(value, str):  # a number is bad JSON, not an unknown version (as Synapse says)
+        raise MatrixError(400, Codes.BAD_JSON, "'room_version' must be a string")
+    if value not in KNOWN_ROOM_VERSIONS:
         raise MatrixError(400, Codes.UNSUPPORTED_ROOM_VERSION, f"Unsupported room version {value!r}")
     return KNOWN_ROOM_VERSIONS[value]
 

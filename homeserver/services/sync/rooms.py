@@ -29,6 +29,8 @@ from storage.sync import RoomMembershipAt, SyncQueries
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
 MAX_HEROES = 5
+# Batches a filtered timeline reads at most to fill up to its limit.
+FILTER_ROUNDS = 5
 # Devices whose sent lazy-loaded members are remembered (least recently syncing out first).
 LAZY_MEMBER_DEVICES = 10_000
 
@@ -65,23 +67,31 @@ class RoomSyncBuilder:
         since = window.since
         limit = min(f.timeline.limit if f.timeline.limit is not None else DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT)
         filtering = bool(ignored) or f.timeline.filters_events
-        fetch = limit * 5 if filtering else limit  # room for what the filter drops
-        rows = await self._queries.recent_events(room_id, after=since or 0, upto=window.upto, limit=fetch + 1)
-        limited = len(rows) > fetch
-        if since is not None and membership.membership == "join" and membership.stream_ordering <= since:
-            visible = rows  # joined all through the window: a member sees every event
-        else:
-            visibility = await self._format.visibility(room_id, requester.user_id)
-            visible = self._format.visible(rows, visibility, requester.user_id)
-        if since is None:
-            # A fresh view: history the user may not see is cut off, which also makes the
-            # timeline limited (there is more, just not for them).
-            limited = limited or len(visible) < len(rows)
-        rows = [r for r in visible if self._timeline_allows(r, f, ignored)]
-        if len(rows) > limit:
-            rows, limited = rows[-limit:], True
-        elif not limit:
-            rows = []
+        fetch = max(limit * 2, 10) if filtering else limit  # room for what the filter drops
+        # A filter may drop most events: page back (a few batches at most) until `limit`
+        # events pass it, as Synapse does, so a filtered timeline still fills up.
+        rows, cut, more, upto = [], False, False, window.upto
+        member_throughout = since is not None and membership.membership == "join" and membership.stream_ordering <= since
+        visibility = None
+        for _ in range(FILTER_ROUNDS if filtering else 1):
+            raw = await self._queries.recent_events(room_id, after=since or 0, upto=upto, limit=fetch + 1)
+            more = len(raw) > fetch
+            raw = raw[1:] if more else raw  # the extra oldest one only says there is more
+            if member_throughout:
+                visible = raw  # joined all through the window: a member sees every event
+            else:
+                visibility = visibility or await self._format.visibility(room_id, requester.user_id)
+                visible = self._format.visible(raw, visibility, requester.user_id)
+            cut = cut or len(visible) < len(raw)
+            rows = [r for r in visible if self._timeline_allows(r, f, ignored)] + rows
+            if not more or len(rows) > limit or not raw:
+                break
+            upto = raw[0].stream_ordering - 1
+        truncated = more or len(rows) > limit  # older events the client may page back to
+        # A fresh view: history the user may not see is cut off, which also makes the
+        # timeline limited (there is more, just not for them).
+        limited = truncated or (since is None and cut)
+        rows = rows[-limit:] if limit else []
         state_rows = await self._state_before(room_id, rows, since, window.upto, limited)
         state_rows = [r for r in state_rows if f.state.matches(r.type, r.sender, r.pdu.get("content"))]
         if f.state.lazy_load_members:
@@ -89,10 +99,14 @@ class RoomSyncBuilder:
                 state_rows += await self._members_of_senders(rows, state_rows)
             state_rows = self._lazy_members(requester, room_id, rows, state_rows, f, since is None)
         timeline: dict[str, Any] = {"events": await self._events_out(rows, version, requester, f), "limited": limited}
-        if rows:
+        if since is None and not truncated:
+            # The whole visible history fits: paging back starts from now (as in Synapse,
+            # whose clients expect /messages from prev_batch to return this timeline again).
+            timeline["prev_batch"] = f"s{window.upto}"
+        elif rows:
             timeline["prev_batch"] = topo_token(rows[0].depth, rows[0].stream_ordering)
-        elif since is not None:
-            timeline["prev_batch"] = f"s{since}"
+        else:
+            timeline["prev_batch"] = f"s{since if since is not None else window.upto}"
         out: dict[str, Any] = {
             "timeline": timeline,
             "state": {"events": await self._events_out(state_rows, version, requester, f, bundle=False)},
