@@ -80,6 +80,7 @@ from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
 from homeserver.services.rooms.timeline import TimelineService
+from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.rooms.wakeups import RoomEventNotifications
 from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
@@ -169,6 +170,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         push_rules, account_data, user_id))
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
                                         receipts.read_upto)
+    # Room upgrades: a user's tags, m.direct and room push rules follow them to the new room.
+    upgrades = RoomUpgradeService(rooms, events, room_state, stores.directory, clock)
+    upgrades.on_user_moved(account_data.room_upgraded)
+    upgrades.on_user_moved(push_rules.copy_room_rules)
+    membership.on_join(upgrades.member_joined)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
     events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
@@ -216,7 +222,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
-        events=events, rooms=rooms,
+        events=events, rooms=rooms, upgrades=upgrades,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,

@@ -48,6 +48,7 @@ from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import SnapshotMemo
 from homeserver.services.rooms.timeline import TimelineService
+from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.sync.filters import FilterService
 from homeserver.services.sync.legacy_initial_sync import InitialSyncService
 from homeserver.services.sync.legacy_stream import EventStreamService
@@ -67,6 +68,7 @@ class Services:
     shared_secret_registration: SharedSecretRegistration
     events: EventService
     rooms: RoomService
+    upgrades: RoomUpgradeService
     membership: MembershipService
     messaging: MessagingService
     timeline: TimelineService

@@ -45,6 +45,7 @@ from homeserver.api.client import (
     room_initial_sync,
     room_send,
     room_send_without_txn,
+    room_upgrades,
     room_state,
     rooms,
     search,
@@ -64,7 +65,7 @@ from homeserver.api.client import authed_content_repo, content_repo
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
     whoami, password_management, account_deactivation, refresh, device_management,
-    create_room, room_send, room_send_without_txn, room_state, rooms, joining, leaving, inviting, kicking, banning,
+    create_room, room_send, room_send_without_txn, room_state, room_upgrades, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     pushrules, pusher, notifications,

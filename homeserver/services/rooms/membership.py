@@ -10,7 +10,7 @@ that server's signature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from homeserver.core.events import Event
@@ -58,6 +58,16 @@ class MembershipService:
         self._profiles = profiles
         self._restricted = restricted
         self._remote = remote
+        self._join_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+
+    def on_join(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call `listener(user_id, room_id)` after a local user joined a room (a room upgrade
+        carries the user's own state about the old room over)."""
+        self._join_listeners.append(listener)
+
+    async def _joined(self, user_id: str, room_id: str) -> None:
+        for listener in self._join_listeners:
+            await listener(user_id, room_id)
 
     async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False,
                    servers: list[str] = (), extra_content: dict[str, Any] | None = None) -> str:
@@ -73,6 +83,7 @@ class MembershipService:
             event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
                                                content)
             await self._room_store.unforget(user_id, room_id)
+            await self._joined(user_id, room_id)
             return event_id
         if is_guest:
             # Spec (Guest access, server behaviour): only rooms whose guest_access is can_join.
@@ -86,6 +97,7 @@ class MembershipService:
             content["join_authorised_via_users_server"] = authoriser
         event_id = await self._change(user_id, room_id, user_id, content, reason)
         await self._room_store.unforget(user_id, room_id)
+        await self._joined(user_id, room_id)
         return event_id
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> str:
@@ -95,6 +107,11 @@ class MembershipService:
             mine = await self._event_store.latest_membership(room_id, user_id)
             if mine is None or mine[2] not in ("invite", "knock"):
                 raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
+            if mine[2] == "invite" and server_name_of(mine[1]) == self._server_name \
+                    and await self._rooms.snapshot(room_id) is not None:
+                # Invited by one of ours into a room held here that everyone left: there is
+                # nobody to ask, the rejection is ours to write (as Synapse does).
+                return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
             content: dict[str, Any] = {"membership": "leave"}
             _add_reason(content, reason)
             return await self._remote.leave(user_id, room_id, await self._servers_for(room_id, user_id, []), content)
