@@ -46,6 +46,20 @@ class SyncQueries:
         )
         return {r["room_id"]: RoomMembershipAt(**r) for r in rows}
 
+    async def own_membership_changes(self, user_id: str, room_ids: list[str], since: int,
+                                     upto: int) -> dict[str, list[str]]:
+        """room -> the user's memberships set in (since, upto], oldest first."""
+        rows = await self._db.fetch(
+            """SELECT room_id, membership FROM room_memberships WHERE user_id = $1
+               AND room_id = ANY($2::text[]) AND stream_ordering > $3 AND stream_ordering <= $4
+               ORDER BY stream_ordering""",
+            user_id, room_ids, since, upto,
+        )
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r["room_id"], []).append(r["membership"])
+        return out
+
     async def rooms_with_events_between(self, room_ids: list[str], since: int, upto: int) -> set[str]:
         rows = await self._db.fetch(
             """SELECT DISTINCT room_id FROM events WHERE room_id = ANY($1::text[])

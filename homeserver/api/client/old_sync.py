@@ -17,7 +17,7 @@ async def get_events(request: web.Request) -> web.Response:
     body = await services_of(request).event_stream.events(
         requester_of(request), from_token=q.get("from") or None,
         timeout_ms=int_param(request, "timeout", DEFAULT_TIMEOUT_MS), room_id=q.get("room_id") or None,
-        limit=int_param(request, "limit", 10),
+        limit=int_param(request, "limit", 10, minimum=0),
     )
     return json_response(body)
 
@@ -29,7 +29,7 @@ async def initial_sync(request: web.Request) -> web.Response:
     if archived not in ("true", "false"):
         raise MatrixError(400, Codes.INVALID_PARAM, "'archived' must be true or false")
     body = await services_of(request).initial_sync.initial_sync(
-        requester_of(request), limit=int_param(request, "limit", 10), archived=archived == "true",
+        requester_of(request), limit=int_param(request, "limit", 10, minimum=0), archived=archived == "true",
     )
     return json_response(body)
 

@@ -72,8 +72,10 @@ class MessagingService:
         if snap is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         target = await self._store.get_event(event_id)
-        if target is None or target.room_id != room_id:
+        if target is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+        if target.room_id != room_id:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Cannot redact an event of another room")
         if target.sender != requester.user_id:
             state = await self._rooms.state_events(snap, [("m.room.create", ""), ("m.room.power_levels", "")])
             if power_levels.user_power_level(requester.user_id, state) < power_levels.redact_level(state):

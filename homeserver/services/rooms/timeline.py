@@ -215,6 +215,9 @@ class TimelineService:
         snap = await self._room(room_id)
         row = await self._events.get_event(event_id)
         timeline = await self._format.visibility(room_id, requester.user_id)
+        if not await self._queries.memberships_of(room_id, requester.user_id) and not timeline.can_see(2**62):
+            # Never in the room and not world-readable: 403, as for /messages (Synapse too).
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
         if row is None or row.room_id != room_id or row.stream_ordering is None or row.rejected_reason \
                 or not self._format.visible([row], timeline, requester.user_id):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
