@@ -188,3 +188,8 @@ async def test_get_one_event(alice, bob):
     assert status == 403
     status, body = await alice.get(f"{V3}/events/$nope")
     assert status == 404 and body["errcode"] == "M_NOT_FOUND"
+
+
+async def test_events_rejects_a_negative_limit(alice):
+    status, body = await alice.get(f"{V3}/events?timeout=0&limit=-2")
+    assert status == 400 and body["errcode"] == "M_INVALID_PARAM"

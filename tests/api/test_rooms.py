@@ -478,3 +478,22 @@ async def test_messages_of_a_former_member_start_at_their_departure(alice, bob):
 async def test_numeric_room_version_is_bad_json(alice):
     status, body = await alice.post(f"{V3}/createRoom", {"room_version": 1})
     assert status == 400 and body["errcode"] == "M_BAD_JSON"
+
+
+async def test_context_and_redaction_refusals(alice, bob):
+    room = await create(alice)
+    other = await create(bob)
+    status, sent = await send(alice, room, "private")
+    status, body = await bob.get(f"{V3}/rooms/{room}/context/{sent['event_id']}")
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    status, body = await bob.put(f"{V3}/rooms/{other}/redact/{sent['event_id']}/r1", {})
+    assert status == 400
+
+
+async def test_rejecting_a_local_invite_into_a_room_everyone_left(alice, bob):
+    room = await create(alice, invite=["@bob:test.local"])
+    await alice.post(f"{V3}/rooms/{room}/leave", {})
+    status, body = await bob.post(f"{V3}/rooms/{room}/leave", {})
+    assert status == 200, body
+    status, synced = await bob.get(f"{V3}/sync")
+    assert room not in synced["rooms"].get("invite", {})
