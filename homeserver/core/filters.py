@@ -19,12 +19,25 @@ class InvalidFilter(ValueError):
 _LISTS = ("types", "not_types", "senders", "not_senders", "rooms", "not_rooms")
 
 
+def _check_ids(where: str, key: str, values: list[str]) -> None:
+    """Room lists hold room IDs, sender lists user IDs (the shapes Synapse's filter schema
+    checks: a sigil, and a server name after a colon for users)."""
+    if key in ("rooms", "not_rooms"):
+        if not all(v.startswith("!") and len(v) > 1 for v in values):
+            raise InvalidFilter(f"{where}.{key} must be a list of room IDs")
+    elif key in ("senders", "not_senders"):
+        if not all(v.startswith("@") and ":" in v[1:] for v in values):
+            raise InvalidFilter(f"{where}.{key} must be a list of user IDs")
+
+
 def _event_filter(value: Any, where: str, *, room_event: bool = False) -> None:
     if not isinstance(value, dict):
         raise InvalidFilter(f"{where} must be an object")
     for key in _LISTS:
         if key in value and (not isinstance(value[key], list) or not all(isinstance(v, str) for v in value[key])):
             raise InvalidFilter(f"{where}.{key} must be a list of strings")
+        if key in value:
+            _check_ids(where, key, value[key])
     if "limit" in value and (isinstance(value["limit"], bool) or not isinstance(value["limit"], int) or value["limit"] < 0):
         raise InvalidFilter(f"{where}.limit must be a non-negative integer")
     if room_event:
@@ -50,6 +63,8 @@ def validate_filter(value: Any) -> dict[str, Any]:
     for key in ("rooms", "not_rooms"):
         if key in room and (not isinstance(room[key], list) or not all(isinstance(r, str) for r in room[key])):
             raise InvalidFilter(f"room.{key} must be a list of strings")
+        if key in room:
+            _check_ids("room", key, room[key])
     for key in ("include_leave",):
         if key in room and not isinstance(room[key], bool):
             raise InvalidFilter(f"room.{key} must be a boolean")
