@@ -82,11 +82,14 @@ from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
 from homeserver.services.rooms.timeline import TimelineService
+from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.rooms.wakeups import RoomEventNotifications
 from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.filters import FilterService
+from homeserver.services.sync.legacy_initial_sync import InitialSyncService
+from homeserver.services.sync.legacy_stream import EventStreamService
 from homeserver.services.sync.rooms import RoomSyncBuilder
 from homeserver.services.sync.sliding import SlidingSyncService
 from homeserver.services.sync.sliding_extensions import SlidingExtensions
@@ -169,6 +172,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         push_rules, account_data, user_id))
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
                                         receipts.read_upto)
+    # Room upgrades: a user's tags, m.direct and room push rules follow them to the new room.
+    upgrades = RoomUpgradeService(rooms, events, room_state, stores.directory, clock)
+    upgrades.on_user_moved(account_data.room_upgraded)
+    upgrades.on_user_moved(push_rules.copy_room_rules)
+    membership.on_join(upgrades.member_joined)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
     events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
@@ -199,6 +207,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
+    event_stream = EventStreamService(stores.sync, stores.events, room_state, formatter, sync, notifier,
+                                      stores.account_data, receipts, typing, presence)
+    initial_sync = InitialSyncService(stores.sync, stores.events, stores.state, room_state, formatter, sync,
+                                      directory, stores.account_data, receipts, presence)
     federation_edus = _federation_edus(config, stores, federation_sender, room_servers, typing, receipts, presence,
                                        to_device, device_lists, e2e_keys, remote_keys, federation_reads.check_acl)
     # PUT /send: its EDUs go to the EDU service, and a peer that sends us a transaction is up.
@@ -216,10 +228,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db),
-        events=events, rooms=rooms,
+        events=events, rooms=rooms, upgrades=upgrades,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
+        event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,
         filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,

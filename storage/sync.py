@@ -46,6 +46,20 @@ class SyncQueries:
         )
         return {r["room_id"]: RoomMembershipAt(**r) for r in rows}
 
+    async def own_membership_changes(self, user_id: str, room_ids: list[str], since: int,
+                                     upto: int) -> dict[str, list[str]]:
+        """room -> the user's memberships set in (since, upto], oldest first."""
+        rows = await self._db.fetch(
+            """SELECT room_id, membership FROM room_memberships WHERE user_id = $1
+               AND room_id = ANY($2::text[]) AND stream_ordering > $3 AND stream_ordering <= $4
+               ORDER BY stream_ordering""",
+            user_id, room_ids, since, upto,
+        )
+        out: dict[str, list[str]] = {}
+        for r in rows:
+            out.setdefault(r["room_id"], []).append(r["membership"])
+        return out
+
     async def rooms_with_events_between(self, room_ids: list[str], since: int, upto: int) -> set[str]:
         rows = await self._db.fetch(
             """SELECT DISTINCT room_id FROM events WHERE room_id = ANY($1::text[])
@@ -64,6 +78,26 @@ class SyncQueries:
             room_id, after, upto, limit,
         )
         return [EventRow(**r) for r in reversed(rows)]
+
+    async def stream_events(self, room_ids: list[str], user_id: str | None, *, after: int, upto: int,
+                            limit: int) -> list[EventRow]:
+        """Up to `limit` oldest timeline events in (after, upto] of these rooms, plus the
+        member events whose target is `user_id` in any room (an invite, a kick), in stream
+        order: the deprecated /events stream."""
+        rows = await self._db.fetch(
+            f"""SELECT * FROM (
+                    SELECT {_EVENT_COLUMNS} FROM events e
+                    WHERE e.room_id = ANY($1::text[]) AND e.stream_ordering > $3 AND e.stream_ordering <= $4
+                      AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier
+                    UNION ALL
+                    SELECT {_EVENT_COLUMNS} FROM room_memberships m JOIN events e ON e.event_id = m.event_id
+                    WHERE m.user_id = $2 AND m.stream_ordering > $3 AND m.stream_ordering <= $4
+                      AND NOT (m.room_id = ANY($1::text[]))
+                      AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier
+                ) x ORDER BY x.stream_ordering LIMIT $5""",
+            room_ids, user_id, after, upto, limit,
+        )
+        return [EventRow(**r) for r in rows]
 
     async def state_event_ids_changed_between(self, room_id: str, since: int, upto: int) -> list[str]:
         """The current state entries whose event arrived in (since, upto]."""

@@ -50,7 +50,10 @@ from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import SnapshotMemo
 from homeserver.services.rooms.timeline import TimelineService
+from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.sync.filters import FilterService
+from homeserver.services.sync.legacy_initial_sync import InitialSyncService
+from homeserver.services.sync.legacy_stream import EventStreamService
 from homeserver.services.sync.sliding import SlidingSyncService
 from homeserver.services.sync.sync import SyncService
 
@@ -69,6 +72,7 @@ class Services:
     health: HealthService
     events: EventService
     rooms: RoomService
+    upgrades: RoomUpgradeService
     membership: MembershipService
     messaging: MessagingService
     timeline: TimelineService
@@ -79,6 +83,9 @@ class Services:
     retention: RetentionService
     sync: SyncService
     sliding_sync: SlidingSyncService
+    # The deprecated GET /events, /events/{eventId}, /initialSync and room initialSync.
+    event_stream: EventStreamService
+    initial_sync: InitialSyncService
     filters: FilterService
     push_rules: PushRuleService
     notifications: NotificationService

@@ -137,7 +137,7 @@ class Replication:
             if tracker is not None:
                 tracker.finish_remote([int(p) for p in message["p"]])
         elif kind == "rooms":
-            users: set[str] = set(message["u"])
+            users: set[str] = set(message["u"]) | set(message["r"])  # room IDs: peekers
             for room_id in message["r"]:
                 self._rooms.forget(room_id)
                 members = await self._events.members(room_id)

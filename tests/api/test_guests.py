@@ -86,3 +86,17 @@ class TestGuestsDisabled:
     async def test_guest_registration_refused_by_default(self, client):
         status, body = await client.post(f"{V3}/register?kind=guest", {})
         assert status == 403 and body["errcode"] == "M_GUEST_ACCESS_FORBIDDEN"
+
+
+async def test_guest_joins_by_room_id_or_alias_and_has_a_display_name(client, alice):
+    info, g = await guest(client)
+    status, room = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room_id = room["room_id"]
+    status, body = await g.post(f"{V3}/join/{room_id}", {})
+    assert status == 403 and body["errcode"] == "M_GUEST_ACCESS_FORBIDDEN"  # the room's rule, not the route's
+    status, _ = await alice.put(f"{V3}/rooms/{room_id}/state/m.room.guest_access/", {"guest_access": "can_join"})
+    status, body = await g.post(f"{V3}/join/{room_id}", {})
+    assert status == 200, body
+    # Named after its localpart, as Synapse names guests; readable by the guest itself.
+    status, body = await g.get(f"{V3}/profile/{info['user_id']}/displayname")
+    assert status == 200 and body["displayname"] == info["user_id"][1:].split(":")[0]

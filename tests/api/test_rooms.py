@@ -331,7 +331,10 @@ async def test_messages_pagination_both_ways(alice):
     status, filtered = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=50&filter=" +
                                        '{"types":["m.room.name","m.room.create"]}')
     assert [e["type"] for e in filtered["chunk"]] == ["m.room.create"]
-    assert "end" not in filtered  # no more pages
+    # A page that found events has an `end` (as Synapse, and sytest, expect), even a short
+    # one; the page after it is empty and has none: no more pages.
+    status, last = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=50&from={filtered['end']}")
+    assert status == 200 and last["chunk"] == [] and "end" not in last
     status, body = await alice.get(f"{V3}/rooms/{room}/messages?dir=x")
     assert status == 400 and body["errcode"] == "M_INVALID_PARAM"
     status, body = await alice.get(f"{V3}/rooms/{room}/messages?from=garbage")
@@ -413,3 +416,85 @@ async def test_redacted_content_is_erased_after_the_window(alice, services, db, 
     assert await services.retention.prune_redacted() == 0
     status, event = await alice.get(f"{V3}/rooms/{room}/event/{sent['event_id']}")
     assert event["content"] == {} and "redacted_because" in event["unsigned"]
+
+
+# --- Synapse's room-side behaviours that sytest checks ------------------------------------------
+
+async def test_joining_twice_sends_no_second_event(alice, bob):
+    room = await create(alice, preset="public_chat")
+    status, _ = await bob.post(f"{V3}/rooms/{room}/join", {})
+    assert status == 200
+    status, before = await bob.get(f"{V3}/rooms/{room}/messages?dir=b&limit=100")
+    status, _ = await bob.post(f"{V3}/join/{room}", {})
+    assert status == 200
+    status, after = await bob.get(f"{V3}/rooms/{room}/messages?dir=b&limit=100")
+    assert [e["event_id"] for e in after["chunk"]] == [e["event_id"] for e in before["chunk"]]
+    # A changed content (a reason) is a new event.
+    status, _ = await bob.post(f"{V3}/join/{room}", {"reason": "again"})
+    status, member = await alice.get(f"{V3}/rooms/{room}/state/m.room.member/@bob:test.local")
+    assert member["reason"] == "again"
+
+
+async def test_join_by_id_or_alias_takes_the_body_as_content(alice, bob):
+    room = await create(alice, preset="public_chat")
+    status, body = await bob.post(f"{V3}/join/{room}", {"foo": "bar", "membership": "leave"})
+    assert status == 200, body
+    status, member = await alice.get(f"{V3}/rooms/{room}/state/m.room.member/@bob:test.local")
+    assert member["foo"] == "bar" and member["membership"] == "join"
+
+
+async def test_post_send_without_transaction_id(alice):
+    room = await create(alice)
+    status, first = await alice.post(f"{V3}/rooms/{room}/send/m.room.message", {"msgtype": "m.text", "body": "a"})
+    assert status == 200, first
+    status, second = await alice.post(f"{V3}/rooms/{room}/send/m.room.message", {"msgtype": "m.text", "body": "a"})
+    assert status == 200 and second["event_id"] != first["event_id"]  # no transaction: a new event each time
+    status, event = await alice.get(f"{V3}/rooms/{room}/event/{first['event_id']}")
+    assert event["content"]["body"] == "a"
+
+
+async def test_messages_lazy_loads_the_senders_members(alice):
+    room = await create(alice)
+    await send(alice, room, "one")
+    status, page = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=1&filter=" + '{"lazy_load_members":true}')
+    assert status == 200
+    assert [(e["type"], e["state_key"]) for e in page["state"]] == [("m.room.member", "@alice:test.local")]
+    status, page = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=1")
+    assert "state" not in page
+
+
+async def test_messages_of_a_former_member_start_at_their_departure(alice, bob):
+    room = await create(alice, preset="public_chat")
+    await bob.post(f"{V3}/rooms/{room}/join", {})
+    await send(alice, room, "before")
+    await bob.post(f"{V3}/rooms/{room}/leave", {})
+    await send(alice, room, "after")
+    status, synced = await bob.get(f"{V3}/sync")
+    for query in ("", f"&from={synced['next_batch']}"):
+        status, page = await bob.get(f"{V3}/rooms/{room}/messages?dir=b&limit=2{query}")
+        assert status == 200, page
+        assert [e["content"].get("membership") or e["content"].get("body") for e in page["chunk"]] == ["leave", "before"]
+
+
+async def test_numeric_room_version_is_bad_json(alice):
+    status, body = await alice.post(f"{V3}/createRoom", {"room_version": 1})
+    assert status == 400 and body["errcode"] == "M_BAD_JSON"
+
+
+async def test_context_and_redaction_refusals(alice, bob):
+    room = await create(alice)
+    other = await create(bob)
+    status, sent = await send(alice, room, "private")
+    status, body = await bob.get(f"{V3}/rooms/{room}/context/{sent['event_id']}")
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    status, body = await bob.put(f"{V3}/rooms/{other}/redact/{sent['event_id']}/r1", {})
+    assert status == 400
+
+
+async def test_rejecting_a_local_invite_into_a_room_everyone_left(alice, bob):
+    room = await create(alice, invite=["@bob:test.local"])
+    await alice.post(f"{V3}/rooms/{room}/leave", {})
+    status, body = await bob.post(f"{V3}/rooms/{room}/leave", {})
+    assert status == 200, body
+    status, synced = await bob.get(f"{V3}/sync")
+    assert room not in synced["rooms"].get("invite", {})

@@ -16,13 +16,16 @@ async def join_room_by_id(request: web.Request) -> web.Response:
     return json_response({"room_id": room_id})
 
 
-@route("POST", "/join/{roomIdOrAlias}", auth=Auth.USER, rate_limited=True)
+@route("POST", "/join/{roomIdOrAlias}", auth=Auth.USER, guest=True, rate_limited=True)
 async def join_room(request: web.Request) -> web.Response:
-    """POST /_matrix/client/v3/join/{roomIdOrAlias}"""
+    """POST /_matrix/client/v3/join/{roomIdOrAlias}
+
+    The body's other keys go into the member event's content, as Synapse does.
+    """
     body = await read_json_object(request, allow_empty=True)
     services = services_of(request)
     room_id, servers = await services.directory.room_and_servers(request.match_info["roomIdOrAlias"])
     requester = requester_of(request)
     await services.membership.join(requester.user_id, room_id, reason_of(body), is_guest=requester.is_guest,
-                                   servers=via_servers(request) + servers)
+                                   servers=via_servers(request) + servers, extra_content=body)
     return json_response({"room_id": room_id})

@@ -31,4 +31,6 @@ async def get_room_events(request: web.Request) -> web.Response:
     body = {"chunk": page.chunk, "start": page.start}
     if page.end is not None:
         body["end"] = page.end
+    if page.state:
+        body["state"] = page.state
     return json_response(body)

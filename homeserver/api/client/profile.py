@@ -5,13 +5,13 @@ from aiohttp import web
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 
 
-@route("GET", "/profile/{userId}", auth=Auth.OPTIONAL)
+@route("GET", "/profile/{userId}", auth=Auth.OPTIONAL, guest=True)
 async def get_user_profile(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/profile/{userId}"""
     return json_response(await services_of(request).profiles.get_profile(request.match_info["userId"]))
 
 
-@route("GET", "/profile/{userId}/{keyName}", auth=Auth.OPTIONAL)
+@route("GET", "/profile/{userId}/{keyName}", auth=Auth.OPTIONAL, guest=True)
 async def get_profile_field(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/profile/{userId}/{keyName}"""
     m = request.match_info

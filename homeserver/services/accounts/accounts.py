@@ -147,7 +147,7 @@ class AccountService:
                     break
             else:  # pragma: no cover - twelve random digits ten times over
                 raise MatrixError(500, Codes.UNKNOWN, "Could not generate a guest user ID")
-            await self._profiles.create_profile(user_id, None)
+            await self._new_profile(user_id)  # named after its localpart, as Synapse's guests are
             return await self._login_device(user_id, None, display_name, False)
 
     async def _upgrade_guest(self, body: dict[str, Any]) -> LoginResult:

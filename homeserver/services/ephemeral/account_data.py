@@ -90,6 +90,19 @@ class AccountDataService:
             if self.replicate is not None:
                 self.replicate(user_id, data_type)
 
+    async def room_upgraded(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """A user landed in a room's replacement: its tags come along, and a direct chat stays
+        one (m.direct lists the new room beside the old), as Synapse does."""
+        tags = await self._store.get(user_id, old_room_id, "m.tag")
+        if tags and not await self._store.get(user_id, new_room_id, "m.tag"):
+            await self.put(user_id, new_room_id, "m.tag", tags)
+        direct = await self._store.get(user_id, "", "m.direct")
+        if isinstance(direct, dict):
+            updated = {k: [*v, new_room_id] if isinstance(v, list) and old_room_id in v and new_room_id not in v else v
+                       for k, v in direct.items()}
+            if updated != direct:
+                await self.put(user_id, "", "m.direct", updated)
+
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         return await self._store.get(user_id, room_id, data_type)
 

@@ -92,6 +92,21 @@ class PresenceService:
         rows = await self._store.of_users(sorted(users), since, upto)
         return [{"type": "m.presence", "sender": r.user_id, "content": self._content(r)} for r in rows]
 
+    async def presence_of_users(self, user_ids: list[str], since: int | None, upto: int) -> list[dict[str, Any]]:
+        """m.presence events of these users written in (since, upto] (peeking into a room: its members)."""
+        if not self.enabled or not user_ids:
+            return []
+        rows = await self._store.of_users(sorted(set(user_ids)), since, upto)
+        return [{"type": "m.presence", "sender": r.user_id, "content": self._content(r)} for r in rows]
+
+    async def current_states(self, user_ids: list[str]) -> list[dict[str, Any]]:
+        """The m.presence event of each of these users now; offline for those never seen."""
+        if not self.enabled or not user_ids:
+            return []
+        found = {e["sender"]: e for e in await self.presence_of_users(user_ids, None, self._aux.current)}
+        return [found.get(u) or {"type": "m.presence", "sender": u, "content": {"presence": "offline"}}
+                for u in dict.fromkeys(user_ids)]
+
     async def apply_remote(self, user_id: str, state: str, status_msg: str | None, last_active_ago: int,
                            currently_active: bool) -> None:
         """Presence of another server's user (an m.presence EDU, origin already checked).

@@ -97,7 +97,7 @@ class ReceiptService:
         if row is None or row.room_id != room_id or row.outlier or row.rejected_reason:
             return False
         members = await self._events.members(room_id)
-        wake = [u for u, m in members.items() if m == "join"]
+        wake = [u for u, m in members.items() if m == "join"] + [room_id]  # and peekers
         async with self._aux.write(wake) as position:
             return await self._store.put(room_id, "m.read", user_id, thread_id, event_id,
                                          row.stream_ordering or 0, ts, position)
@@ -107,7 +107,7 @@ class ReceiptService:
     async def _receipt(self, user_id: str, room_id: str, receipt_type: str, event_id: str, thread_id: str) -> None:
         row = await self._event_in_room(user_id, room_id, event_id)
         members = await self._events.members(room_id)
-        wake = [u for u, m in members.items() if m == "join"] if receipt_type == "m.read" else [user_id]
+        wake = [u for u, m in members.items() if m == "join"] + [room_id] if receipt_type == "m.read" else [user_id]
         ts = self._clock.now_ms()
         async with self._aux.write(wake) as position:
             moved = await self._store.put(room_id, receipt_type, user_id, thread_id, event_id,

@@ -105,7 +105,7 @@ class TypingService:
         self.serial += 1
         self._room_serial[room_id] = self.serial
         members = await self._events.members(room_id)
-        self._notifier.notify_users(u for u, m in members.items() if m == "join")
+        self._notifier.notify_users([*(u for u, m in members.items() if m == "join"), room_id])  # and peekers
 
     def _schedule_expiry(self, room_id: str) -> None:
         timer = self._timers.pop(room_id, None)

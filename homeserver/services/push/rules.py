@@ -150,6 +150,28 @@ class PushRuleService:
             await self._rules.set_order(user_id, kind, order)
         await self._changed(user_id)
 
+    async def copy_room_rules(self, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """A user landed in a room's replacement: their rules for the old room apply to the
+        new one too (the room rule, and override/underride rules matching the room's ID)."""
+        merged = (await self._get(user_id)).merged
+        for kind, rules in merged.items():
+            for rule in rules:
+                if rule.get("default") or not isinstance(rule.get("rule_id"), str):
+                    continue
+                if kind == "room" and rule["rule_id"] == old_room_id:
+                    body: dict[str, Any] = {"actions": rule.get("actions", [])}
+                    new_id = new_room_id
+                elif kind in ("override", "underride") and old_room_id in rule["rule_id"]:
+                    conditions = [
+                        {**c, "pattern": new_room_id} if isinstance(c, dict) and c.get("key") == "room_id"
+                        and c.get("pattern") == old_room_id else c for c in rule.get("conditions", [])]
+                    body = {"actions": rule.get("actions", []), "conditions": conditions}
+                    new_id = rule["rule_id"].replace(old_room_id, new_room_id)
+                else:
+                    continue
+                if find_rule(merged, kind, new_id) is None:
+                    await self.put_rule(user_id, kind, new_id, body, before=None, after=None)
+
     async def delete_rule(self, user_id: str, kind: str, rule_id: str) -> None:
         _check_kind(kind)
         if default_rule_kind(user_id, rule_id) == kind:

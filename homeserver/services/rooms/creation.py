@@ -85,8 +85,9 @@ class RoomService:
         self._clock = clock
         self._server_name = server_name
 
-    async def create_room(self, creator: str, body: dict[str, Any]) -> str:
-        """`POST /createRoom`; returns the new room's ID."""
+    async def create_room(self, creator: str, body: dict[str, Any], *, room_id: str | None = None) -> str:
+        """`POST /createRoom`; returns the new room's ID. `room_id`: one chosen beforehand (a
+        room upgrade names its replacement in the old room's tombstone first)."""
         version = _room_version(body.get("room_version"))
         visibility = body.get("visibility", "private")
         if visibility not in ("public", "private"):
@@ -130,7 +131,10 @@ class RoomService:
             # v12: "ops" for the original invitees of a trusted chat means making them creators.
             create_content["additional_creators"] = sorted(set(invites) - {creator})
 
-        room_id = None if version.auth.room_id_from_create_event else self._new_room_id()
+        if version.auth.room_id_from_create_event:
+            room_id = None
+        elif room_id is None:
+            room_id = self.new_room_id()
         pending = self._events.new_room(room_id, version)
         append = self._events.append
         await append(pending, creator, "m.room.create", create_content, state_key="")
@@ -186,7 +190,7 @@ class RoomService:
         await self._events.commit(pending, before_persist=room_rows)
         return room_id
 
-    def _new_room_id(self) -> str:
+    def new_room_id(self) -> str:
         opaque = "".join(secrets.choice(string.ascii_letters) for _ in range(18))
         return f"!{opaque}:{self._server_name}"
 
@@ -194,7 +198,9 @@ class RoomService:
 def _room_version(value: Any) -> RoomVersion:
     if value is None:
         return KNOWN_ROOM_VERSIONS[DEFAULT_ROOM_VERSION]
-    if not isinstance(value, str) or value not in KNOWN_ROOM_VERSIONS:
+    if not isinstance(value, str):  # a number is bad JSON, not an unknown version (as Synapse says)
+        raise MatrixError(400, Codes.BAD_JSON, "'room_version' must be a string")
+    if value not in KNOWN_ROOM_VERSIONS:
         raise MatrixError(400, Codes.UNSUPPORTED_ROOM_VERSION, f"Unsupported room version {value!r}")
     return KNOWN_ROOM_VERSIONS[value]
 

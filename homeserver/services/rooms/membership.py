@@ -10,7 +10,7 @@ that server's signature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from homeserver.core.events import Event
@@ -24,6 +24,9 @@ from storage.events import EventStore
 from storage.rooms import RoomStore
 
 MAX_REASON_LENGTH = 1024
+# Keys of a join request's body that are request parameters or the server's to set, never
+# copied into the member event's content.
+RESERVED_JOIN_KEYS = frozenset({"membership", "reason", "third_party_signed", "join_authorised_via_users_server"})
 
 
 class RemoteMembership(Protocol):
@@ -55,31 +58,46 @@ class MembershipService:
         self._profiles = profiles
         self._restricted = restricted
         self._remote = remote
+        self._join_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+
+    def on_join(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call `listener(user_id, room_id)` after a local user joined a room (a room upgrade
+        carries the user's own state about the old room over)."""
+        self._join_listeners.append(listener)
+
+    async def _joined(self, user_id: str, room_id: str) -> None:
+        for listener in self._join_listeners:
+            await listener(user_id, room_id)
 
     async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False,
-                   servers: list[str] = ()) -> str:
+                   servers: list[str] = (), extra_content: dict[str, Any] | None = None) -> str:
+        """`extra_content`: other keys for the member event's content (POST /join/{roomIdOrAlias}
+        takes its whole body as content, as Synapse does); the server's own keys win."""
+        extra = {k: v for k, v in (extra_content or {}).items() if k not in RESERVED_JOIN_KEYS}
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
-            content = {"membership": "join", **await self._profiles.member_profile(user_id)}
+            content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
                                                content)
             await self._room_store.unforget(user_id, room_id)
+            await self._joined(user_id, room_id)
             return event_id
         if is_guest:
             # Spec (Guest access, server behaviour): only rooms whose guest_access is can_join.
             access = (await self._rooms.state_events(snap, [("m.room.guest_access", "")])).get(("m.room.guest_access", ""))
             if access is None or access.content.get("guest_access") != "can_join":
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed in this room")
-        content: dict[str, Any] = {"membership": "join"}
+        content: dict[str, Any] = {**extra, "membership": "join"}
         content.update(await self._profiles.member_profile(user_id))
         authoriser = await self._restricted.authoriser(snap, user_id)
         if authoriser is not None:
             content["join_authorised_via_users_server"] = authoriser
         event_id = await self._change(user_id, room_id, user_id, content, reason)
         await self._room_store.unforget(user_id, room_id)
+        await self._joined(user_id, room_id)
         return event_id
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> str:
@@ -89,6 +107,11 @@ class MembershipService:
             mine = await self._event_store.latest_membership(room_id, user_id)
             if mine is None or mine[2] not in ("invite", "knock"):
                 raise MatrixError(403, Codes.FORBIDDEN, "You are not in this room")
+            if mine[2] == "invite" and server_name_of(mine[1]) == self._server_name \
+                    and await self._rooms.snapshot(room_id) is not None:
+                # Invited by one of ours into a room held here that everyone left: there is
+                # nobody to ask, the rejection is ours to write (as Synapse does).
+                return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
             content: dict[str, Any] = {"membership": "leave"}
             _add_reason(content, reason)
             return await self._remote.leave(user_id, room_id, await self._servers_for(room_id, user_id, []), content)
@@ -187,6 +210,13 @@ class MembershipService:
     async def _change(self, sender: str, room_id: str, target: str, content: dict[str, Any], reason: str | None,
                       countersign=None) -> str:
         _add_reason(content, reason)
+        # The same sender setting the same content again (joining twice, say) changes
+        # nothing: no new event, the current one's ID (as Synapse answers).
+        snap = await self._rooms.snapshot(room_id)
+        if snap is not None:
+            current = (await self._rooms.state_events(snap, [("m.room.member", target)])).get(("m.room.member", target))
+            if current is not None and current.sender == sender and current.content == content:
+                return current.event_id
         event = await self._events.send(room_id, sender, "m.room.member", content, state_key=target,
                                         countersign=countersign)
         return event.event_id

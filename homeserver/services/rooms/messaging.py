@@ -32,12 +32,13 @@ class MessagingService:
         self._store = store
         self._rooms = rooms
 
-    async def send_message(self, requester: Requester, room_id: str, event_type: str, txn_id: str,
+    async def send_message(self, requester: Requester, room_id: str, event_type: str, txn_id: str | None,
                            content: dict[str, Any]) -> str:
+        """Without a transaction ID (Synapse's POST form) every call sends a new event."""
         _check_type(event_type)
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id)
+        txn = TxnRef(requester.user_id, requester.device_id, txn_id) if txn_id is not None else None
         event = await self._events.send(room_id, requester.user_id, event_type, content, txn=txn,
-                                        txn_check=self._store.event_for_txn)
+                                        txn_check=self._store.event_for_txn if txn is not None else None)
         return event.event_id
 
     async def send_state(self, requester: Requester, room_id: str, event_type: str, state_key: str,
@@ -71,8 +72,10 @@ class MessagingService:
         if snap is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         target = await self._store.get_event(event_id)
-        if target is None or target.room_id != room_id:
+        if target is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
+        if target.room_id != room_id:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Cannot redact an event of another room")
         if target.sender != requester.user_id:
             state = await self._rooms.state_events(snap, [("m.room.create", ""), ("m.room.power_levels", "")])
             if power_levels.user_power_level(requester.user_id, state) < power_levels.redact_level(state):

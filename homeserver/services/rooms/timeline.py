@@ -166,6 +166,12 @@ class TimelineService:
         if not memberships and not timeline.can_see(2**62):
             raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
         point = await self._parse_token(room_id, from_token, direction)
+        if direction == "b" and memberships and memberships[-1].membership in ("leave", "ban"):
+            # A former member pages back from their departure at the latest, not from the
+            # room's newest events (which they may not see), as Synapse does.
+            left = await self._queries.topological_position(room_id, memberships[-1].stream_ordering)
+            if left is not None and (point is None or point > (left[0], left[1] + 1)):
+                point = (left[0], left[1] + 1)
         end_point = await self._parse_token(room_id, to_token, direction) if to_token else None
         filt = event_filter or {}
         kwargs = dict(types=filt.get("types"), not_types=filt.get("not_types"),
@@ -186,8 +192,22 @@ class TimelineService:
         visible = self._format.visible(rows, timeline, requester.user_id)
         chunk = await self._format.format_events(visible, snap.version, requester)
         start = from_token or (topo_token(*point) if point else topo_token(2**62, 2**62))
-        end = topo_token(rows[-1].depth, rows[-1].stream_ordering) if len(rows) == limit and rows else None
-        return Page(chunk=chunk, start=start, end=end, state=[])
+        # Spec: no `end` when there are no more events; Synapse (and sytest) give `end` for
+        # any page that found events, even a short one (the next page is then empty).
+        end = topo_token(rows[-1].depth, rows[-1].stream_ordering) if rows else None
+        state: list[dict[str, Any]] = []
+        if filt.get("lazy_load_members") is True and visible:
+            state = await self._senders_members(visible, snap.version, requester)
+        return Page(chunk=chunk, start=start, end=end, state=state)
+
+    async def _senders_members(self, rows: list[EventRow], version, requester: Requester) -> list[dict[str, Any]]:
+        """Lazy-loaded members of a page: the senders' member events at its first event."""
+        first = rows[0]
+        ids = await self._state.state_ids(first.state_after) if first.state_after else {}
+        wanted = [ids[("m.room.member", s)] for s in dict.fromkeys(r.sender for r in rows) if ("m.room.member", s) in ids]
+        found = await self._events.get_events(wanted)
+        return await self._format.format_events([found[i] for i in wanted if i in found], version, requester,
+                                                bundle=False)
 
     async def context(self, requester: Requester, room_id: str, event_id: str, limit: int,
                       lazy_load_members: bool) -> dict[str, Any]:
@@ -195,6 +215,9 @@ class TimelineService:
         snap = await self._room(room_id)
         row = await self._events.get_event(event_id)
         timeline = await self._format.visibility(room_id, requester.user_id)
+        if not await self._queries.memberships_of(room_id, requester.user_id) and not timeline.can_see(2**62):
+            # Never in the room and not world-readable: 403, as for /messages (Synapse too).
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
         if row is None or row.room_id != room_id or row.stream_ordering is None or row.rejected_reason \
                 or not self._format.visible([row], timeline, requester.user_id):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")

@@ -35,6 +35,7 @@ class RoomEventNotifications:
             users.update(await self._to_wake.get(room_id))
         targets = [e.state_key for e, _ in published if e.type == "m.room.member" and e.state_key]
         users.update(targets)
+        users.update({event.room_id for event, _ in published})  # peekers wait under the room's ID
         if self.replicate is not None:
             self.replicate(max(p for _, p in published), sorted({e.room_id for e, _ in published}), targets)
         # Wake them only once a sync can see the batch (a lower position may still be in flight).

@@ -2,7 +2,9 @@
 
 In memory, per user: a waiting request parks a future under its user ID; a committed change
 resolves the futures of exactly the users it concerns, so an idle server does no work and a
-change costs one dict lookup per interested user, not a query per waiter.
+change costs one dict lookup per interested user, not a query per waiter. A room ID is a key
+too: a user peeking into a room they are not in (GET /events?room_id=) waits under it, and the
+room's events, typing and receipts wake it.
 (Several processes on one database will learn of each other's changes over LISTEN/NOTIFY.)
 """
 

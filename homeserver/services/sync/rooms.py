@@ -29,6 +29,9 @@ from storage.sync import RoomMembershipAt, SyncQueries
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
 MAX_HEROES = 5
+# Batches a timeline reads at most to fill up to its limit (when a filter or history
+# visibility drops events).
+FILTER_ROUNDS = 5
 # Devices whose sent lazy-loaded members are remembered (least recently syncing out first).
 LAZY_MEMBER_DEVICES = 10_000
 
@@ -73,34 +76,54 @@ class RoomSyncBuilder:
         since = window.since
         limit = min(f.timeline.limit if f.timeline.limit is not None else DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT)
         filtering = bool(ignored) or f.timeline.filters_events
-        fetch = limit * 5 if filtering else limit  # room for what the filter drops
-        rows = await self._queries.recent_events(room_id, after=since or 0, upto=window.upto, limit=fetch + 1)
-        limited = len(rows) > fetch
-        if since is not None and membership.membership == "join" and membership.stream_ordering <= since:
-            visible = rows  # joined all through the window: a member sees every event
-        else:
-            visibility = await self._format.visibility(room_id, requester.user_id)
-            visible = self._format.visible(rows, visibility, requester.user_id)
-        if since is None:
-            # A fresh view: history the user may not see is cut off, which also makes the
-            # timeline limited (there is more, just not for them).
-            limited = limited or len(visible) < len(rows)
-        rows = [r for r in visible if self._timeline_allows(r, f, ignored)]
-        if len(rows) > limit:
-            rows, limited = rows[-limit:], True
-        elif not limit:
-            rows = []
+        fetch = max(limit * 2, 10) if filtering else limit  # room for what the filter drops
+        # A filter, or history the user may not see, may drop most events: page back (a few
+        # batches at most) until `limit` events pass, as Synapse does, so the timeline fills up.
+        rows, cut, more, upto = [], False, False, window.upto
+        member_throughout = since is not None and membership.membership == "join" and membership.stream_ordering <= since
+        visibility = None
+        # Current state events always show in the timeline, even from a stretch of history
+        # the user may not see (as Synapse does): clients take the room's state from them.
+        current_ids = set(snap.state.values()) if snap and not member_throughout else set()
+        for round_ in range(FILTER_ROUNDS):
+            batch = fetch if round_ == 0 else max(limit * 2, 10)
+            raw = await self._queries.recent_events(room_id, after=since or 0, upto=upto, limit=batch + 1)
+            more = len(raw) > batch
+            raw = raw[1:] if more else raw  # the extra oldest one only says there is more
+            if member_throughout:
+                visible = raw  # joined all through the window: a member sees every event
+            else:
+                visibility = visibility or await self._format.visibility(room_id, requester.user_id)
+                seen = {r.event_id for r in self._format.visible(raw, visibility, requester.user_id)}
+                visible = [r for r in raw if r.event_id in seen or r.event_id in current_ids]
+            cut = cut or len(visible) < len(raw)
+            rows = [r for r in visible if self._timeline_allows(r, f, ignored)] + rows
+            if not more or len(rows) >= limit or not raw:
+                break
+            upto = raw[0].stream_ordering - 1
+        truncated = more or len(rows) > limit  # older events the client may page back to
+        # A fresh view: history the user may not see is cut off, which also makes the
+        # timeline limited (there is more, just not for them).
+        limited = truncated or (since is None and cut)
+        rows = rows[-limit:] if limit else []
         state_rows = await self._state_before(room_id, rows, since, window.upto, limited)
         state_rows = [r for r in state_rows if f.state.matches(r.type, r.sender, r.pdu.get("content"))]
         if f.state.lazy_load_members:
+            # A gappy incremental sync keeps every state change of the gap, members too (as
+            # Synapse does); lazy loading trims only the members that did not change.
+            gap = {r.event_id for r in state_rows} if since is not None else set()
             if since is not None and rows:
                 state_rows += await self._members_of_senders(rows, state_rows)
-            state_rows = self._lazy_members(requester, room_id, rows, state_rows, f, since is None)
+            state_rows = self._lazy_members(requester, room_id, rows, state_rows, f, since is None, gap)
         timeline: dict[str, Any] = {"events": await self._events_out(rows, version, requester, f), "limited": limited}
-        if rows:
+        if since is None and not truncated:
+            # The whole visible history fits: paging back starts from now (as in Synapse,
+            # whose clients expect /messages from prev_batch to return this timeline again).
+            timeline["prev_batch"] = f"s{window.upto}"
+        elif rows:
             timeline["prev_batch"] = topo_token(rows[0].depth, rows[0].stream_ordering)
-        elif since is not None:
-            timeline["prev_batch"] = f"s{since}"
+        else:
+            timeline["prev_batch"] = f"s{since if since is not None else window.upto}"
         out: dict[str, Any] = {
             "timeline": timeline,
             "state": {"events": await self._events_out(state_rows, version, requester, f, bundle=False)},
@@ -147,7 +170,8 @@ class RoomSyncBuilder:
     async def _events_out(self, rows: list[EventRow], version, requester: Requester, f: SyncFilter,
                           *, bundle: bool = True) -> list[dict[str, Any]]:
         if f.event_format == "federation":
-            events = [redact(r.pdu, version) if r.redacted_by else dict(r.pdu) for r in rows]
+            # The PDU as peers see it, with its ID (room versions 3+ carry none), as Synapse gives it.
+            events = [{**(redact(r.pdu, version) if r.redacted_by else r.pdu), "event_id": r.event_id} for r in rows]
         else:
             events = await self._format.format_events(rows, version, requester, bundle=bundle)
         if f.event_fields is not None:
@@ -188,11 +212,12 @@ class RoomSyncBuilder:
         return [found[i] for i in ids if i in found]
 
     def _lazy_members(self, requester: Requester, room_id: str, rows: list[EventRow], state_rows: list[EventRow],
-                      f: SyncFilter, fresh: bool) -> list[EventRow]:
-        """Keep only the member events of the timeline's senders and the user's own; on an
-        incremental sync, skip those this device already has (unless redundant ones are asked for)."""
+                      f: SyncFilter, fresh: bool, gap: set[str]) -> list[EventRow]:
+        """Keep only the member events of the timeline's senders and the user's own (and those
+        in `gap`, changes an incremental sync must carry); on an incremental sync, skip those
+        this device already has (unless redundant ones are asked for)."""
         wanted = {r.sender for r in rows} | {requester.user_id}
-        kept = [r for r in state_rows if r.type != "m.room.member" or r.state_key in wanted]
+        kept = [r for r in state_rows if r.type != "m.room.member" or r.state_key in wanted or r.event_id in gap]
         key = (requester.user_id, requester.device_id)
         per_room = self._sent_members.pop(key, None) or {}
         self._sent_members[key] = per_room
@@ -202,7 +227,7 @@ class RoomSyncBuilder:
             per_room[room_id] = set()
         sent = per_room.setdefault(room_id, set())
         if not f.state.include_redundant_members and not fresh:
-            kept = [r for r in kept if r.type != "m.room.member" or r.event_id not in sent]
+            kept = [r for r in kept if r.type != "m.room.member" or r.event_id not in sent or r.event_id in gap]
         sent.update(r.event_id for r in kept if r.type == "m.room.member")
         sent.update(r.event_id for r in rows if r.type == "m.room.member")
         return kept

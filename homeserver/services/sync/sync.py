@@ -149,6 +149,21 @@ class SyncService:
         invite: dict[str, Any] = {}
         knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
+        # Memberships that moved in the window: a new membership, or the same one left and
+        # taken again (a profile change alone is no change: the room goes on incrementally).
+        moved = [r for r, m in now.items() if since is not None and before.get(r) is not None
+                 and before[r].event_id != m.event_id]
+        own_changes = await self._queries.own_membership_changes(user_id, moved, since.events, upto.events) \
+            if moved and since is not None else {}
+
+        def _same(previous: RoomMembershipAt | None, current: RoomMembershipAt) -> bool:
+            if previous is None:
+                return False
+            if previous.event_id == current.event_id:
+                return True
+            return previous.membership == current.membership and \
+                all(m == current.membership for m in own_changes.get(current.room_id, ()))
+
         active = [r for r in joined if not initial and _same(before.get(r), now[r])]
         with_news = await self._queries.rooms_with_events_between(active, since.events, upto.events) \
             if active and since is not None else set()
@@ -162,6 +177,8 @@ class SyncService:
                     join[room_id] = await self._rooms.room(requester, room_id, window.fresh(), membership, f, ignored)
                     if changed and since is not None:
                         newly_joined.append(room_id)
+                        # A room joined since the last sync: its history is news (Synapse).
+                        join[room_id]["timeline"]["limited"] = True
                 elif room_id in with_news:
                     built = await self._rooms.room(requester, room_id, window, membership, f, ignored)
                     # News that the filter or ignored users hid all of is no news (as Synapse):
@@ -181,8 +198,11 @@ class SyncService:
                     and previous is not None and previous.membership in ("join", "invite", "knock"):
                 if previous.membership == "join":
                     newly_left.append(room_id)
-                # Up to the departure; nothing after it.
-                departed = RoomWindow(since=since.events, upto=membership.stream_ordering, full_state=False)
+                # Up to the departure; nothing after it. Joined and left within the window:
+                # the client never had the room's state, so all of it (as Synapse).
+                joined_between = previous.membership != "join" and "join" in own_changes.get(room_id, ())
+                departed = RoomWindow(since=None if joined_between else since.events,
+                                      upto=membership.stream_ordering, full_state=joined_between)
                 leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
             elif membership.membership in ("leave", "ban") and since is None and f.include_leave:
                 departed = RoomWindow(since=None, upto=membership.stream_ordering, full_state=True)
@@ -193,6 +213,11 @@ class SyncService:
                          and f.ephemeral.matches(e["type"], None)]
             room["ephemeral"] = {"events": ephemeral[:f.ephemeral.limit] if f.ephemeral.limit is not None else ephemeral}
             room["account_data"] = {"events": room_account_data.get(room_id, [])}
+        if since is not None and not full_state:
+            # Nothing that passed the filters: the room is not part of this sync (Synapse).
+            for room_id in [r for r, room in join.items() if r not in newly_joined and not any(
+                    room[k]["events"] for k in ("timeline", "state", "ephemeral", "account_data"))]:
+                del join[room_id]
         await self._add_unread_counts(user_id, join, f)
 
         body: dict[str, Any] = {"next_batch": str(upto)}
@@ -201,8 +226,20 @@ class SyncService:
             if section:
                 rooms[name] = section
         body["rooms"] = rooms
-        presence = [e for e in await self._presence.presence_events(user_id, None if initial else since_aux, upto.aux)
-                    if f.presence.matches(e["type"], e["sender"])] if aux_moved else []
+        presence = await self._presence.presence_events(user_id, None if initial else since_aux, upto.aux) \
+            if aux_moved else []
+        membership_changes: list[tuple[str, str, str]] = []
+        if since is not None and since.events != upto.events:
+            membership_changes = await self._queries.membership_changes_between(
+                sorted(set(joined) | set(newly_left)), since.events, upto.events)
+            # Whoever a join brings into view comes with their presence, old as it may be
+            # (as Synapse does): everyone of a room just joined, anyone who just joined ours.
+            extra = {u for r, u, m in membership_changes if m in ("join", "invite", "knock") and r not in newly_joined}
+            for room_id in newly_joined:
+                extra.update(await self._queries.joined_members(room_id))
+            extra -= {user_id} | {e["sender"] for e in presence}
+            presence += await self._presence.current_states(sorted(extra))
+        presence = [e for e in presence if f.presence.matches(e["type"], e["sender"])]
         if f.presence.limit is not None:
             presence = presence[:f.presence.limit]
         changed = bool(rooms)
@@ -211,8 +248,6 @@ class SyncService:
                 body[key] = {"events": events}
                 changed = True
         if since is not None and (aux_moved or since.events != upto.events):
-            membership_changes = await self._queries.membership_changes_between(
-                sorted(set(joined) | set(newly_left)), since.events, upto.events) if since.events != upto.events else []
             device_lists = await self._device_lists.for_sync(
                 user_id, since.aux, upto.aux, membership_changes, newly_joined, newly_left)
             if device_lists["changed"] or device_lists["left"]:
@@ -259,5 +294,3 @@ class SyncService:
                 room["unread_notifications"] = total_counts(found)
 
 
-def _same(previous: RoomMembershipAt | None, current: RoomMembershipAt) -> bool:
-    return previous is not None and previous.event_id == current.event_id
