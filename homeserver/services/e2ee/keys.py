@@ -162,8 +162,9 @@ class E2EKeyService:
             if keys is None or (local[user_id] and device_id not in local[user_id]):
                 continue
             keys = _with_signatures(keys, signatures.get((user_id, device_id), []))
+            unsigned = keys.setdefault("unsigned", {})  # always there, as Synapse answers
             if display_name is not None:
-                keys.setdefault("unsigned", {})["device_display_name"] = display_name
+                unsigned["device_display_name"] = display_name
             device_keys[user_id][device_id] = keys
         result: dict[str, Any] = {"device_keys": device_keys,
                                   "master_keys": {}, "self_signing_keys": {}, "user_signing_keys": {}}
