@@ -164,3 +164,17 @@ class TestBehindProxy:
         device = await services.devices.get_device(user["user_id"], user["device_id"])
         assert device.last_seen_ip == "203.0.113.7"
 
+
+async def test_whois_shows_where_devices_were_seen(client, alice, services):
+    owner = client.with_token(alice["access_token"])
+    await owner.get(f"{V3}/account/whoami")
+    await services.devices.flush()  # last-seen is written in the background
+    status, body = await owner.get(f"{V3}/admin/whois/@alice:test.local")
+    assert status == 200, body
+    assert body["user_id"] == "@alice:test.local"
+    connections = body["devices"][alice["device_id"]]["sessions"][0]["connections"]
+    assert set(connections[0]) == {"ip", "last_seen", "user_agent"} and connections[0]["ip"]
+    # Others than the user and server admins may not look.
+    bob = client.with_token((await client.register("bob"))["access_token"])
+    status, body = await bob.get(f"{V3}/admin/whois/@alice:test.local")
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"

@@ -7,6 +7,7 @@
 from homeserver.api.client import (
     account_data,
     account_deactivation,
+    admin,
     banning,
     capabilities,
     cross_signing,
@@ -28,6 +29,7 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     notifications,
+    openid,
     password_management,
     presence,
     profile,
@@ -60,7 +62,7 @@ from homeserver.api.client import authed_content_repo, content_repo
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
-    whoami, password_management, account_deactivation, refresh, device_management,
+    whoami, password_management, account_deactivation, openid, admin, refresh, device_management,
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
