@@ -23,7 +23,7 @@ class BackedUpKey:
     first_message_index: int
     forwarded_count: int
     is_verified: bool
-    session_data: dict[str, Any]
+    session_data: Any  # what the client sent (an object, per the spec)
 
 
 _KEY_COLUMNS = "room_id, session_id, first_message_index, forwarded_count, is_verified, session_data"

@@ -214,6 +214,13 @@ async def test_backup_auth_data_is_kept_as_sent(alice):
     assert (await alice.get(f"{base}/version"))[1]["auth_data"] == "other"
     status, error = await alice.post(f"{base}/version", {"algorithm": "m.megolm_backup.v1"})
     assert (status, error["errcode"]) == (400, "M_MISSING_PARAM")
+    # session_data too.
+    key = {"first_message_index": 3, "forwarded_count": 0, "is_verified": False, "session_data": "opaque"}
+    status, _ = await alice.put(f"{base}/keys/!abcd/1234?version={body['version']}", key)
+    assert status == 200
+    assert (await alice.get(f"{base}/keys/!abcd/1234?version={body['version']}"))[1] == key
+    status, error = await alice.put(f"{base}/keys/!abcd/1234?version={body['version']}", dict(key, session_data=None))
+    assert (status, error["errcode"]) == (400, "M_BAD_JSON")
 
 
 async def test_cross_signing_upload_under_unstable(alice):
