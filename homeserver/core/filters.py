@@ -11,6 +11,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeserver.core.ids import is_valid_room_id, is_valid_user_id
+
 
 class InvalidFilter(ValueError):
     """A filter that does not have the spec's shape."""
@@ -25,12 +27,22 @@ def _event_filter(value: Any, where: str, *, room_event: bool = False) -> None:
     for key in _LISTS:
         if key in value and (not isinstance(value[key], list) or not all(isinstance(v, str) for v in value[key])):
             raise InvalidFilter(f"{where}.{key} must be a list of strings")
+    _check_ids(value, where)
     if "limit" in value and (isinstance(value["limit"], bool) or not isinstance(value["limit"], int) or value["limit"] < 0):
         raise InvalidFilter(f"{where}.limit must be a non-negative integer")
     if room_event:
         for key in ("lazy_load_members", "include_redundant_members", "contains_url", "unread_thread_notifications"):
             if key in value and not isinstance(value[key], bool):
                 raise InvalidFilter(f"{where}.{key} must be a boolean")
+
+
+def _check_ids(value: dict[str, Any], where: str) -> None:
+    """Room and sender lists hold room and user IDs (as Synapse's filter schema requires:
+    a filter naming something else can never match and is a client's mistake)."""
+    for key, valid, what in (("rooms", is_valid_room_id, "room IDs"), ("not_rooms", is_valid_room_id, "room IDs"),
+                             ("senders", is_valid_user_id, "user IDs"), ("not_senders", is_valid_user_id, "user IDs")):
+        if key in value and not all(valid(v) for v in value[key]):
+            raise InvalidFilter(f"{where}.{key} must be a list of {what}")
 
 
 def validate_filter(value: Any) -> dict[str, Any]:
@@ -50,6 +62,7 @@ def validate_filter(value: Any) -> dict[str, Any]:
     for key in ("rooms", "not_rooms"):
         if key in room and (not isinstance(room[key], list) or not all(isinstance(r, str) for r in room[key])):
             raise InvalidFilter(f"room.{key} must be a list of strings")
+    _check_ids(room, "room")
     for key in ("include_leave",):
         if key in room and not isinstance(room[key], bool):
             raise InvalidFilter(f"room.{key} must be a boolean")
