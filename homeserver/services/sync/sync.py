@@ -154,6 +154,7 @@ class SyncService:
             if active and since is not None else set()
         newly_joined: list[str] = []
         newly_left: list[str] = []
+        only_news: list[str] = []  # joined rooms listed for their new events alone
         for room_id, membership in now.items():
             previous = before.get(room_id)
             changed = not _same(previous, membership)
@@ -164,6 +165,7 @@ class SyncService:
                         newly_joined.append(room_id)
                 elif room_id in with_news:
                     join[room_id] = await self._rooms.room(requester, room_id, window, membership, f, ignored)
+                    only_news.append(room_id)
                 elif room_id in typing or room_id in receipts or room_id in room_account_data:
                     join[room_id] = self._rooms.quiet_room(window)
             elif membership.membership in ("invite", "knock") and (since is None or changed):
@@ -188,6 +190,13 @@ class SyncService:
                          and f.ephemeral.matches(e["type"], None)]
             room["ephemeral"] = {"events": ephemeral[:f.ephemeral.limit] if f.ephemeral.limit is not None else ephemeral}
             room["account_data"] = {"events": room_account_data.get(room_id, [])}
+        for room_id in only_news:
+            # New events that the filter or the ignore list all hid leave nothing to say about
+            # the room (as Synapse: a room with an empty timeline is left out).
+            room = join[room_id]
+            if not (room["timeline"]["events"] or room["state"]["events"] or room["ephemeral"]["events"]
+                    or room["account_data"]["events"]):
+                del join[room_id]
         await self._add_unread_counts(user_id, join, f)
 
         body: dict[str, Any] = {"next_batch": str(upto)}
