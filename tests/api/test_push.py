@@ -473,6 +473,7 @@ async def test_http_pusher_receives_notifications(services, alice, bob, carol, g
     assert first["sender_display_name"] == "bob" and first["room_name"] == "Mission Control"
     assert first["content"] == text("first") and first["prio"] == "low"
     assert first["counts"] == {"unread": 1}
+    assert first["id"] == first["event_id"]  # the old name too, as Synapse sends it
     device = first["devices"][0]
     assert device["app_id"] == "org.example.app.ios" and device["pushkey"] == "pk-alice"
     assert device["data"] == {"custom": "x"} and isinstance(device["pushkey_ts"], int)
@@ -485,6 +486,17 @@ async def test_http_pusher_receives_notifications(services, alice, bob, carol, g
     await send(bob, room, {"msgtype": "m.notice", "body": "bot"})
     await services.pushers.flush()
     assert len(gateway.received) == 2
+
+
+async def test_invite_push_names_the_room_by_its_alias(services, alice, bob, gateway):
+    assert (await alice.post(f"{V3}/pushers/set", pusher_body(data={"url": gateway.url}, pushkey="pk")))[0] == 200
+    status, room = await bob.post(f"{V3}/createRoom", {"room_alias_name": "lounge", "invite": [ALICE]})
+    assert status == 200, room
+    await services.pushers.flush()
+    (invite,) = [r["notification"] for r in gateway.received if r["notification"].get("type") == "m.room.member"]
+    assert invite["membership"] == "invite" and invite["user_is_target"] is True and invite["sender"] == BOB
+    assert invite["room_name"] == "#lounge:test.local" and invite["room_alias"] == "#lounge:test.local"
+    assert invite["id"] == invite["event_id"] and "unread" in invite["counts"]
 
 
 async def test_event_id_only_retry_and_rejected_pushkeys(services, alice, bob, gateway):
