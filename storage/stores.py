@@ -30,6 +30,7 @@ from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
+from storage.threepids import ThreepidBindingStore
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
@@ -42,6 +43,7 @@ class Stores:
     tokens: TokenStore
     uia: UIAuthStore
     registration_tokens: RegistrationTokenStore
+    threepid_bindings: ThreepidBindingStore
     profiles: ProfileStore
     rooms: RoomStore
     events: EventStore
@@ -80,6 +82,7 @@ class Stores:
             tokens=TokenStore(db),
             uia=UIAuthStore(db),
             registration_tokens=RegistrationTokenStore(db),
+            threepid_bindings=ThreepidBindingStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),
             events=EventStore(db),

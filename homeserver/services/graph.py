@@ -15,6 +15,7 @@ from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
+from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -65,6 +66,7 @@ class Services:
     registration_tokens: RegistrationTokenService
     shared_secret_registration: SharedSecretRegistration
     openid: OpenIdService
+    threepids: ThreepidService
     events: EventService
     rooms: RoomService
     membership: MembershipService

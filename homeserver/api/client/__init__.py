@@ -8,6 +8,7 @@ from homeserver.api.client import (
     account_data,
     account_deactivation,
     admin,
+    administrative_contact,
     banning,
     capabilities,
     cross_signing,
@@ -62,7 +63,7 @@ from homeserver.api.client import authed_content_repo, content_repo
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
-    whoami, password_management, account_deactivation, openid, admin, refresh, device_management,
+    whoami, password_management, account_deactivation, openid, admin, administrative_contact, refresh, device_management,
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,

@@ -18,6 +18,7 @@ from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
 from homeserver.services.accounts import uia
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.passwords import PasswordHashing
+from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
@@ -44,7 +45,9 @@ class AccountService:
         self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
+        threepids: ThreepidService | None = None,
     ) -> None:
+        self._threepids = threepids
         self._membership = membership
         self._db = db
         self._accounts = accounts
@@ -309,14 +312,16 @@ class AccountService:
                 await self._auth.revoke_all_tokens(requester.user_id, except_token_id=requester.token_id)
         await self._uia.finish(result.session_id)
 
-    async def deactivate(self, requester: Requester, body: dict[str, Any]) -> None:
-        """`POST /account/deactivate` (UIA with the password)."""
+    async def deactivate(self, requester: Requester, body: dict[str, Any]) -> str:
+        """`POST /account/deactivate` (UIA with the password); returns the
+        `id_server_unbind_result` (the 3PIDs bound through us are unbound first)."""
         erase = body.get("erase", False)
         if not isinstance(erase, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'erase' must be a boolean")
         result = await self._uia.authenticate(
             body.get("auth"), operation="deactivate", flows=[[uia.PASSWORD]], user_id=requester.user_id
         )
+        unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
         async with self._db.transaction():
             await self._accounts.deactivate(requester.user_id)
             await self._devices.delete_all_devices(requester.user_id)
@@ -324,6 +329,7 @@ class AccountService:
         await self._uia.finish(result.session_id)
         # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
         await self._membership.leave_all_rooms(requester.user_id)
+        return unbound
 
 
 def _localpart_of(username: str, server_name: str) -> str:
