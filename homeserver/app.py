@@ -38,6 +38,7 @@ from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
+from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
@@ -151,9 +152,12 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                              room_state, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
+    # 3PID bindings on identity servers: their own session, with federation's TLS trust and IP filter.
+    identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
+    threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
-        membership, clock, config.server_name, config.registration,
+        membership, clock, config.server_name, config.registration, threepids,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
@@ -228,6 +232,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db),
+        threepids=threepids,
         events=events, rooms=rooms, upgrades=upgrades,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
@@ -455,6 +460,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             await services.federation_sender.stop()
             await services.devices.flush()
             await services.pushers.close()
+            await services.threepids.close()
             await services.federation_client.close()
 
 

@@ -90,9 +90,11 @@ class InteractiveAuthRequired(MatrixError):
     when a stage was attempted and failed.
     """
 
-    def __init__(self, body: dict[str, Any], errcode: str | None = None, message: str | None = None) -> None:
+    def __init__(self, body: dict[str, Any], errcode: str | None = None, message: str | None = None,
+                 *, session_id: str | None = None) -> None:
         super().__init__(401, errcode or "", message or "")
         self.body = body
+        self.session_id = session_id
 
     def to_json(self) -> dict[str, Any]:
         body = dict(self.body)

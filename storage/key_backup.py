@@ -12,7 +12,7 @@ from storage.database import Database
 class BackupVersion:
     version: int
     algorithm: str
-    auth_data: dict[str, Any]
+    auth_data: Any  # what the client sent (an object, per the spec)
     etag: int
 
 
@@ -23,7 +23,7 @@ class BackedUpKey:
     first_message_index: int
     forwarded_count: int
     is_verified: bool
-    session_data: dict[str, Any]
+    session_data: Any  # what the client sent (an object, per the spec)
 
 
 _KEY_COLUMNS = "room_id, session_id, first_message_index, forwarded_count, is_verified, session_data"
@@ -33,7 +33,7 @@ class KeyBackupStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create_version(self, user_id: str, algorithm: str, auth_data: dict[str, Any]) -> int:
+    async def create_version(self, user_id: str, algorithm: str, auth_data: Any) -> int:
         return await self._db.fetchval(
             """INSERT INTO e2e_room_key_versions (user_id, version, algorithm, auth_data)
                SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM e2e_room_key_versions WHERE user_id = $1
@@ -51,7 +51,7 @@ class KeyBackupStore:
         )
         return BackupVersion(**row) if row else None
 
-    async def update_version(self, user_id: str, version: int, auth_data: dict[str, Any]) -> bool:
+    async def update_version(self, user_id: str, version: int, auth_data: Any) -> bool:
         status = await self._db.execute(
             """UPDATE e2e_room_key_versions SET auth_data = $3 WHERE user_id = $1 AND version = $2 AND NOT deleted""",
             user_id, version, auth_data,

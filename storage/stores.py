@@ -32,6 +32,7 @@ from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
+from storage.threepids import ThreepidBindingStore
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
@@ -45,6 +46,7 @@ class Stores:
     uia: UIAuthStore
     registration_tokens: RegistrationTokenStore
     openid_tokens: OpenIdTokenStore
+    threepid_bindings: ThreepidBindingStore
     profiles: ProfileStore
     rooms: RoomStore
     events: EventStore
@@ -85,6 +87,7 @@ class Stores:
             uia=UIAuthStore(db),
             registration_tokens=RegistrationTokenStore(db),
             openid_tokens=OpenIdTokenStore(db),
+            threepid_bindings=ThreepidBindingStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),
             events=EventStore(db),

@@ -46,6 +46,21 @@ class UIAuthStore:
             session_id, stage, result,
         )
 
+    async def merge_result(self, session_id: str, values: dict[str, Any]) -> None:
+        """Set top-level keys of the session's `result`."""
+        await self._db.execute(
+            "UPDATE ui_auth_sessions SET result = result || $2::jsonb WHERE session_id = $1", session_id, values,
+        )
+
+    async def merge_data(self, session_id: str, key: str, values: dict[str, Any]) -> None:
+        """Merge `values` into the object at `result[key]`."""
+        await self._db.execute(
+            """UPDATE ui_auth_sessions
+               SET result = jsonb_set(result, ARRAY[$2::text], COALESCE(result -> $2, '{}'::jsonb) || $3::jsonb)
+               WHERE session_id = $1""",
+            session_id, key, values,
+        )
+
     async def delete_session(self, session_id: str) -> None:
         await self._db.execute("DELETE FROM ui_auth_sessions WHERE session_id = $1", session_id)
 

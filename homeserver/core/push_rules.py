@@ -221,15 +221,15 @@ def check_new_rule_id(rule_id: str) -> None:
 
 
 def normalise_actions(actions: Any) -> list[Any]:
-    """Validated actions with the historical ones stripped (spec: "Historical Actions")."""
+    """Validated actions, as given. The historical ones (spec: "Historical Actions") are kept,
+    as Synapse keeps them, so that a client reads back what it set (sytest checks it); the
+    evaluation ignores them (`compile_ruleset`, `effect_of`)."""
     if not isinstance(actions, list):
         raise InvalidPushRule("'actions' must be a list")
     out: list[Any] = []
     for action in actions:
         if isinstance(action, str):
-            if action in HISTORICAL_ACTIONS:
-                continue
-            if action != "notify":
+            if action not in HISTORICAL_ACTIONS and action != "notify":
                 raise InvalidPushRule(f"Unrecognised action {action!r}")
             out.append(action)
         elif isinstance(action, dict):

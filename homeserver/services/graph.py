@@ -15,6 +15,7 @@ from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
+from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
@@ -70,6 +71,7 @@ class Services:
     shared_secret_registration: SharedSecretRegistration
     openid: OpenIdService
     health: HealthService
+    threepids: ThreepidService
     events: EventService
     rooms: RoomService
     upgrades: RoomUpgradeService

@@ -80,6 +80,26 @@ async def test_delete_device_needs_uia_and_revokes_its_tokens(client, alice):
     assert [d["device_id"] for d in body["devices"]] == [alice["device_id"]]
 
 
+async def test_delete_device_uia_must_be_the_owner_and_the_same_device(client, alice):
+    phone = await second_login(client)
+    tablet = await second_login(client)
+    await client.register("eve", "pw-eve-123")
+    owner = client.with_token(alice["access_token"])
+    # Another user's valid credentials (a stolen token): 403, as Synapse answers.
+    status, body = await owner.delete(f"{V3}/devices/{phone['device_id']}", {"auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "@eve:test.local"},
+        "password": "pw-eve-123",
+    }})
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    # A session started to delete one device cannot be carried on to delete another.
+    status, challenge = await owner.delete(f"{V3}/devices/{phone['device_id']}", {})
+    assert status == 401
+    status, body = await owner.delete(f"{V3}/devices/{tablet['device_id']}", {"auth": password_auth(challenge["session"])})
+    assert status == 403
+    status, body = await owner.get(f"{V3}/devices")
+    assert len(body["devices"]) == 3
+
+
 async def test_delete_devices_in_bulk(client, alice):
     phone = await second_login(client)
     tablet = await second_login(client)

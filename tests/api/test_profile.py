@@ -9,8 +9,13 @@ async def test_default_displayname_is_the_localpart(client):
     assert status == 200 and body == {"displayname": "alice"}
     status, body = await client.get(f"{V3}/profile/@alice:test.local/displayname")
     assert body == {"displayname": "alice"}
+    # An unset avatar_url or displayname answers null, as Synapse does; other keys are 404.
     status, body = await client.get(f"{V3}/profile/@alice:test.local/avatar_url")
-    assert status == 404
+    assert (status, body) == (200, {"avatar_url": None})
+    status, body = await client.get(f"{V3}/profile/@alice:test.local/m.tz")
+    assert status == 404 and body["errcode"] == "M_NOT_FOUND"
+    status, body = await client.get(f"{V3}/profile/@nobody:test.local/avatar_url")
+    assert status == 404 and body["errcode"] == "M_NOT_FOUND"
     status, body = await client.get(f"{V3}/profile/@nobody:test.local")
     assert status == 404 and body["errcode"] == "M_NOT_FOUND"
 
@@ -48,8 +53,15 @@ async def test_profile_errors(client):
     assert status == 400 and body["errcode"] == "M_MISSING_PARAM"
     status, body = await alice.put(f"{V3}/profile/@alice:test.local/displayname", {"displayname": 5})
     assert status == 400 and body["errcode"] == "M_BAD_JSON"
-    status, body = await alice.put(f"{V3}/profile/@alice:test.local/avatar_url", {"avatar_url": "http://x"})
+    status, body = await alice.put(f"{V3}/profile/@alice:test.local/avatar_url", {"avatar_url": 5})
+    assert status == 400 and body["errcode"] == "M_BAD_JSON"
+    status, body = await alice.put(f"{V3}/profile/@alice:test.local/avatar_url", {"avatar_url": "x" * 1001})
     assert status == 400
+    # Not an mxc:// URI, but a string: taken as it is, as Synapse does.
+    status, body = await alice.put(f"{V3}/profile/@alice:test.local/avatar_url", {"avatar_url": "LemurLover"})
+    assert status == 200
+    status, body = await alice.get(f"{V3}/profile/@alice:test.local/avatar_url")
+    assert body == {"avatar_url": "LemurLover"}
     status, body = await alice.put(f"{V3}/profile/@alice:test.local/big", {"big": "x" * 70000})
     assert status == 400 and body["errcode"] == "M_PROFILE_TOO_LARGE"
     long_key = "k" * 300

@@ -59,11 +59,28 @@ async def test_default_ruleset(alice):
     assert ".m.rule.is_user_mention" in [r["rule_id"] for r in rules["override"]]
     assert rules["content"][0]["pattern"] == "alice"
     assert [r["rule_id"] for r in rules["underride"]][-1] == ".m.rule.encrypted"
-    # The same without the trailing slash, and the global ruleset alone.
-    assert (await alice.get(f"{V3}/pushrules"))[1] == body
+    # The global ruleset alone, and one kind's rules.
     status, glob = await alice.get(f"{V3}/pushrules/global/")
     assert status == 200 and glob == rules
-    assert (await alice.get(f"{V3}/pushrules/global"))[1] == rules
+    status, room_rules = await alice.get(f"{V3}/pushrules/global/room/")
+    assert status == 200 and room_rules == rules["room"]
+    # Without the trailing slashes, as Synapse answers (and sytest checks): 404 for
+    # /pushrules, 400 M_UNRECOGNIZED for a scope or kind without one, or an unknown one.
+    assert (await alice.get(f"{V3}/pushrules"))[0] == 404
+    for path in ("global", "global/room", "not_a_scope/", "global/not_a_kind/",
+                 "global/override/.m.rule.master/not_an_attr"):
+        status, error = await alice.get(f"{V3}/pushrules/{path}")
+        assert (status, error["errcode"]) == (400, "M_UNRECOGNIZED"), path
+    status, error = await alice.get(f"{V3}/pushrules/global/override/.m.rule.master/enabled")
+    assert (status, error) == (200, {"enabled": False})
+    for path in ("", "global", "global/room", "global/room/", "not_a_scope/room/x",
+                 "global/override/.m.rule.master/not_an_attr"):
+        status, error = await alice.put(f"{V3}/pushrules/{path}", {"actions": ["notify"]})
+        assert status == 400, path
+    # A kind and rule ID given with a trailing slash still reach the rule.
+    status, _ = await alice.put(f"{V3}/pushrules/global/room/!r:test.local/", {"actions": ["notify"]})
+    assert status == 200
+    assert (await alice.delete(f"{V3}/pushrules/global/room/!r:test.local/"))[0] == 200
     status, one = await alice.get(f"{V3}/pushrules/global/underride/.m.rule.message")
     assert one == {"rule_id": ".m.rule.message", "default": True, "enabled": True, "actions": ["notify"],
                    "conditions": [{"kind": "event_match", "key": "type", "pattern": "m.room.message"}]}
@@ -86,7 +103,7 @@ async def test_put_rules_with_before_and_after(alice):
     assert (await alice.put(f"{base}/a/enabled", {"enabled": False}))[0] == 200
     assert (await alice.put(f"{base}/a", {"pattern": "apricot", "actions": ["dont_notify"]}))[0] == 200
     status, rule = await alice.get(f"{base}/a")
-    assert rule == {"rule_id": "a", "default": False, "enabled": False, "actions": [], "pattern": "apricot"}
+    assert rule == {"rule_id": "a", "default": False, "enabled": False, "actions": ["dont_notify"], "pattern": "apricot"}
     assert (await alice.put(f"{base}/a?after=c", {"pattern": "apricot", "actions": []}))[0] == 200
     order = [r["rule_id"] for r in (await alice.get(f"{V3}/pushrules/global/"))[1]["content"]]
     assert order == ["e", "b", "d", "c", "a", ".m.rule.contains_user_name"]
@@ -323,6 +340,7 @@ async def test_notifications_pagination_and_highlight_filter(alice, bob, carol):
     assert [n["event"]["event_id"] for n in page["notifications"]] == [sent[4], sent[3]]
     first = page["notifications"][0]
     assert first["room_id"] == room and first["read"] is False and isinstance(first["ts"], int)
+    assert "profile_tag" in first and first["profile_tag"] is None  # always there, as Synapse
     assert "room_id" not in first["event"] and first["event"]["content"]["body"] == "m4"
     assert {"set_tweak": "highlight"} in first["actions"]
     status, page2 = await alice.get(f"{V3}/notifications?limit=2&from={page['next_token']}")
@@ -455,6 +473,7 @@ async def test_http_pusher_receives_notifications(services, alice, bob, carol, g
     assert first["sender_display_name"] == "bob" and first["room_name"] == "Mission Control"
     assert first["content"] == text("first") and first["prio"] == "low"
     assert first["counts"] == {"unread": 1}
+    assert first["id"] == first["event_id"]  # the old name too, as Synapse sends it
     device = first["devices"][0]
     assert device["app_id"] == "org.example.app.ios" and device["pushkey"] == "pk-alice"
     assert device["data"] == {"custom": "x"} and isinstance(device["pushkey_ts"], int)
@@ -467,6 +486,17 @@ async def test_http_pusher_receives_notifications(services, alice, bob, carol, g
     await send(bob, room, {"msgtype": "m.notice", "body": "bot"})
     await services.pushers.flush()
     assert len(gateway.received) == 2
+
+
+async def test_invite_push_names_the_room_by_its_alias(services, alice, bob, gateway):
+    assert (await alice.post(f"{V3}/pushers/set", pusher_body(data={"url": gateway.url}, pushkey="pk")))[0] == 200
+    status, room = await bob.post(f"{V3}/createRoom", {"room_alias_name": "lounge", "invite": [ALICE]})
+    assert status == 200, room
+    await services.pushers.flush()
+    (invite,) = [r["notification"] for r in gateway.received if r["notification"].get("type") == "m.room.member"]
+    assert invite["membership"] == "invite" and invite["user_is_target"] is True and invite["sender"] == BOB
+    assert invite["room_name"] == "#lounge:test.local" and invite["room_alias"] == "#lounge:test.local"
+    assert invite["id"] == invite["event_id"] and "unread" in invite["counts"]
 
 
 async def test_event_id_only_retry_and_rejected_pushkeys(services, alice, bob, gateway):

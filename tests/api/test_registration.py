@@ -33,11 +33,53 @@ async def test_register_uia_round_trip_with_session(client):
     })
     assert status == 200, body
     assert body["user_id"] == "@bob:test.local"
-    # A finished session cannot be replayed.
-    status, body = await client.post(f"{V3}/register", {
+    # A finished session cannot register another user...
+    status, _ = await client.post(f"{V3}/register", {
         "username": "bob2", "auth": {"type": "m.login.dummy", "session": challenge["session"]},
     })
     assert status == 400
+    # ...but a retry of it is idempotent, as in Synapse: it logs the same user in again.
+    status, again = await client.post(f"{V3}/register", {
+        "username": "bob", "password": "pw-bob-123",
+        "auth": {"type": "m.login.dummy", "session": challenge["session"]},
+    })
+    assert status == 200, again
+    assert again["user_id"] == "@bob:test.local" and again["access_token"] != body["access_token"]
+    status, again = await client.post(f"{V3}/register", {"auth": {"type": "m.login.dummy", "session": challenge["session"]}})
+    assert status == 200 and again["user_id"] == "@bob:test.local"
+
+
+async def test_register_session_remembers_parameters(client):
+    status, challenge = await client.post(f"{V3}/register", {
+        "username": "dora", "password": "pw-dora-123", "device_id": "XYZZY", "initial_device_display_name": "phone",
+    })
+    assert status == 401
+    status, body = await client.post(f"{V3}/register", {"auth": {"type": "m.login.dummy", "session": challenge["session"]}})
+    assert status == 200, body
+    assert body["user_id"] == "@dora:test.local" and body["device_id"] == "XYZZY"
+    status, device = await client.get(f"{V3}/devices/XYZZY", token=body["access_token"])
+    assert device["display_name"] == "phone"
+    # The password given in the first request was kept (as a hash) for the account.
+    status, login = await client.post(f"{V3}/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "dora"}, "password": "pw-dora-123",
+    })
+    assert status == 200, login
+
+
+async def test_register_inhibit_login_through_the_session(client):
+    status, challenge = await client.post(f"{V3}/register", {"username": "eve", "password": "pw-eve-1234", "inhibit_login": True})
+    status, body = await client.post(f"{V3}/register", {"auth": {"type": "m.login.dummy", "session": challenge["session"]}})
+    assert status == 200, body
+    assert body["user_id"] == "@eve:test.local"
+    assert "access_token" not in body and "device_id" not in body
+
+
+async def test_register_lower_cases_the_username(client):
+    status, body = await client.post(f"{V3}/register", {
+        "username": "MixedCase", "password": "pw-mixed-1", "auth": {"type": "m.login.dummy"},
+    })
+    assert status == 200, body
+    assert body["user_id"] == "@mixedcase:test.local"
 
 
 async def test_register_taken_username_is_m_user_in_use(client):
@@ -49,7 +91,7 @@ async def test_register_taken_username_is_m_user_in_use(client):
     assert body["errcode"] == "M_USER_IN_USE"
 
 
-@pytest.mark.parametrize("username", ["Upper", "has space", "émile", "a:b", "12345", "_reserved", "x" * 300])
+@pytest.mark.parametrize("username", ["has space", "émile", "a:b", "12345", "_reserved", "x" * 300])
 async def test_register_invalid_username(client, username):
     status, body = await client.post(f"{V3}/register", {
         "username": username, "password": "x-password", "auth": {"type": "m.login.dummy"},

@@ -206,6 +206,24 @@ async def test_ignored_users_messages_and_invites_hidden(alice, bob, client):
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
 
 
+async def test_room_with_only_hidden_news_is_left_out_of_incremental_sync(alice, bob):
+    room = await shared_room(alice, bob)
+    await bob.put(f"{V3}/user/@bob:test.local/account_data/m.ignored_user_list",
+                  {"ignored_users": {"@alice:test.local": {}}})
+    token = (await sync(bob))["next_batch"]
+    await send(alice, room, "you cannot see me")
+    # Nothing to show in the room: it is left out (as Synapse does), not listed empty.
+    body = await sync(bob, token, timeout=0)
+    assert room not in body.get("rooms", {}).get("join", {})
+    # The same for events a filter hides.
+    await bob.put(f"{V3}/user/@bob:test.local/account_data/m.ignored_user_list", {"ignored_users": {}})
+    token = (await sync(bob))["next_batch"]
+    await alice.put(f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "hidden by the filter"})
+    body = await sync(bob, token, timeout=0, filter='{"room":{"timeline":{"types":["m.room.message"]},'
+                                                   '"state":{"types":["m.room.member"]}}}')
+    assert room not in body.get("rooms", {}).get("join", {})
+
+
 # --- presence ------------------------------------------------------------------------------------
 
 async def test_presence_set_get_and_in_sync(alice, bob):

@@ -225,8 +225,9 @@ def test_default_rule_actions_can_be_changed():
 
 
 def test_historical_actions_are_ignored():
-    assert normalise_actions(["dont_notify"]) == []
-    assert normalise_actions(["notify", "coalesce"]) == ["notify"]
+    # Kept as given (a client reads back what it set), ignored when evaluating.
+    assert normalise_actions(["dont_notify"]) == ["dont_notify"]
+    assert normalise_actions(["notify", "coalesce"]) == ["notify", "coalesce"]
     settings = {("underride", ".m.rule.message"): DefaultRuleSetting(actions=["dont_notify"])}
     assert run(message("hi"), settings=settings) == []
     assert effect_of(["dont_notify", "coalesce"]).notify is False

@@ -102,7 +102,11 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
         # Outbound federation: trust sytest's CA (its fake servers' certificates), reach
         # loopback (they listen on 127.0.0.1), no notaries, all servers allowed.
         "federation": {**config.get("federation", {}),
-                       "verify_certificates": True, "ca_certificates": [str(tls["ca"])],
+                       "verify_certificates": True,
+                       # sytest's identity server has a self-signed certificate of its own
+                       # (src/keys/tls-selfsigned.crt); ChatGO calls identity servers with the
+                       # federation transport, so that certificate is trusted here too.
+                       "ca_certificates": [str(tls["ca"]), str(SYTEST / "src" / "keys" / "tls-selfsigned.crt")],
                        "ip_range_allowlist": ["127.0.0.0/8", "::1/128"],
                        "trusted_key_servers": [], "domain_allowlist": None},
     })

@@ -8,6 +8,8 @@ from homeserver.api.client import (
     account_data,
     admin,
     account_deactivation,
+    admin,
+    administrative_contact,
     banning,
     capabilities,
     cross_signing,
@@ -66,7 +68,7 @@ from homeserver.api.client import authed_content_repo, content_repo
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
-    whoami, admin, password_management, account_deactivation, refresh, device_management,
+    whoami, admin, administrative_contact, password_management, account_deactivation, refresh, device_management,
     create_room, room_send, room_send_without_txn, room_state, room_upgrades, rooms, joining, leaving, inviting,
     kicking, banning, knocking, list_joined_rooms, message_pagination, redaction, profile, directory,
     list_public_rooms, relations, threads_list, event_context, room_event_by_timestamp, search, users,

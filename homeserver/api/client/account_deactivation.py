@@ -9,6 +9,5 @@ from homeserver.api.http import Auth, json_response, read_json_object, requester
 async def deactivate_account(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/account/deactivate"""
     body = await read_json_object(request, allow_empty=True)
-    await services_of(request).accounts.deactivate(requester_of(request), body)
-    # We bind no third-party identifiers, so there is nothing to unbind.
-    return json_response({"id_server_unbind_result": "no-support"})
+    unbound = await services_of(request).accounts.deactivate(requester_of(request), body)
+    return json_response({"id_server_unbind_result": unbound})

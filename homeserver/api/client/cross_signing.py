@@ -2,10 +2,11 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import CLIENT_UNSTABLE, CLIENT_V3, Auth, json_response, read_json_object, requester_of, route, services_of
 
 
-@route("POST", "/keys/device_signing/upload", auth=Auth.USER)
+# Also under /unstable, as Synapse serves them (older clients and sytest use it).
+@route("POST", "/keys/device_signing/upload", auth=Auth.USER, prefixes=CLIENT_V3 + CLIENT_UNSTABLE)
 async def upload_cross_signing_keys(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/device_signing/upload"""
     body = await read_json_object(request)
@@ -13,7 +14,7 @@ async def upload_cross_signing_keys(request: web.Request) -> web.Response:
     return json_response({})
 
 
-@route("POST", "/keys/signatures/upload", auth=Auth.USER)
+@route("POST", "/keys/signatures/upload", auth=Auth.USER, prefixes=CLIENT_V3 + CLIENT_UNSTABLE)
 async def upload_cross_signing_signatures(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/keys/signatures/upload"""
     body = await read_json_object(request)

@@ -48,8 +48,11 @@ async def update_device(request: web.Request) -> web.Response:
 async def delete_device(request: web.Request) -> web.Response:
     """DELETE /_matrix/client/v3/devices/{deviceId}"""
     body = await read_json_object(request, allow_empty=True)
+    device_id = request.match_info["deviceId"]
+    # The session is bound to this device (as Synapse binds it to the URI): it cannot be
+    # carried on to delete another.
     await services_of(request).devices.delete_devices(
-        requester_of(request), [request.match_info["deviceId"]], body.get("auth"), operation="delete_device"
+        requester_of(request), [device_id], body.get("auth"), operation=f"delete_device {device_id}"
     )
     return json_response({})
 

@@ -14,10 +14,11 @@ from typing import Any
 
 from homeserver.config import RegistrationConfig
 from homeserver.core.ids import is_valid_localpart
-from homeserver.errors import Codes, MatrixError
+from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
 from homeserver.services.accounts import uia
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.passwords import PasswordHashing
+from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
@@ -44,7 +45,9 @@ class AccountService:
         self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
+        threepids: ThreepidService | None = None,
     ) -> None:
+        self._threepids = threepids
         self._membership = membership
         self._db = db
         self._accounts = accounts
@@ -92,7 +95,13 @@ class AccountService:
         return user_id
 
     async def register(self, body: dict[str, Any], *, kind: str = "user") -> LoginResult:
-        """`POST /register`: UIA, then create the account and (unless inhibited) log in."""
+        """`POST /register`: UIA, then create the account and (unless inhibited) log in.
+
+        As Synapse: the username is lower-cased; the UIA session remembers the first request's
+        parameters (username, device, inhibit_login...) and a hash of its password, so later
+        requests of the session may send only `auth`; and a request of a session that already
+        registered a user logs that user in again (retries are idempotent) instead of failing.
+        """
         if kind == "guest":
             return await self._register_guest(body)
         if kind != "user":
@@ -101,24 +110,46 @@ class AccountService:
             raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
         if body.get("guest_access_token") is not None:
             return await self._upgrade_guest(body)
+        params = {k: v for k, v in body.items() if k not in ("auth", "password")}
+        auth = body.get("auth")
         username = _optional_str(body, "username")
         password = _optional_str(body, "password")
-        device_id = _optional_str(body, "device_id")
-        display_name = _optional_str(body, "initial_device_display_name")
-        inhibit_login = _optional_bool(body, "inhibit_login")
+        _optional_str(body, "device_id")
+        _optional_str(body, "initial_device_display_name")
+        _optional_bool(body, "inhibit_login")
         want_refresh = _optional_bool(body, "refresh_token")
         if password is not None and len(password) > MAX_PASSWORD_LENGTH:
             raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
+        session_id = auth.get("session") if isinstance(auth, dict) else None
+        registered = await self._uia.get_data(session_id, "registered_user_id")
+        password_hash = await self._uia.get_data(session_id, "password_hash")
         # Username problems are reported before UIA starts, so clients can ask again at once.
         if username is not None:
-            localpart = _localpart_of(username, self.server_name)
-            user_id = await self._check_username(localpart)
-        else:
-            user_id = None
+            await self._check_wanted_username(username, registered)
 
-        result = await self._uia.authenticate(body.get("auth"), operation="register", flows=self.registration_flows())
+        try:
+            result = await self._uia.authenticate(
+                auth, operation="register", flows=self.registration_flows(), params=params)
+        except InteractiveAuthRequired as challenge:
+            if password and not password_hash and challenge.session_id:
+                await self._uia.set_data(challenge.session_id, "password_hash", await self._passwords.hash(password))
+            raise
+        params = result.params
+        device_id = _optional_str(params, "device_id")
+        display_name = _optional_str(params, "initial_device_display_name")
+        inhibit_login = _optional_bool(params, "inhibit_login")
 
-        password_hash = await self._passwords.hash(password) if password else None
+        if registered is not None:
+            # This session already registered its user: log them in again.
+            if inhibit_login:
+                return LoginResult(registered, "", None)
+            async with self._db.transaction():
+                return await self._login_device(registered, device_id, display_name, want_refresh)
+
+        username = _optional_str(params, "username")
+        user_id = await self._check_wanted_username(username, None) if username is not None else None
+        if password:
+            password_hash = await self._passwords.hash(password)
         now = self._clock.now_ms()
         async with self._db.transaction():
             if user_id is None:
@@ -128,11 +159,22 @@ class AccountService:
             await self._new_profile(user_id)
             if token := result.results.get("registration_token"):
                 await self._registration_tokens.complete_use(token)
+            await self._uia.set_data(result.session_id, "registered_user_id", user_id)
             login = None
             if not inhibit_login:
                 login = await self._login_device(user_id, device_id, display_name, want_refresh)
-        await self._uia.finish(result.session_id)
+        await self._uia.finish(result.session_id, keep=True)
         return login or LoginResult(user_id, "", None)
+
+    async def _check_wanted_username(self, username: str, registered: str | None) -> str:
+        """The user ID a registration asks for (lower-cased, as Synapse does), checked; a
+        session that registered its user may only name that one."""
+        localpart = _localpart_of(username, self.server_name).lower()
+        if registered is not None:
+            if self.user_id_for(localpart) != registered:
+                raise MatrixError(400, Codes.UNKNOWN, "A different user ID has already been registered for this session")
+            return registered
+        return await self._check_username(localpart)
 
     async def _register_guest(self, body: dict[str, Any]) -> LoginResult:
         """A guest account: a numeric user ID, no password (spec: "Guest access")."""
@@ -270,14 +312,16 @@ class AccountService:
                 await self._auth.revoke_all_tokens(requester.user_id, except_token_id=requester.token_id)
         await self._uia.finish(result.session_id)
 
-    async def deactivate(self, requester: Requester, body: dict[str, Any]) -> None:
-        """`POST /account/deactivate` (UIA with the password)."""
+    async def deactivate(self, requester: Requester, body: dict[str, Any]) -> str:
+        """`POST /account/deactivate` (UIA with the password); returns the
+        `id_server_unbind_result` (the 3PIDs bound through us are unbound first)."""
         erase = body.get("erase", False)
         if not isinstance(erase, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'erase' must be a boolean")
         result = await self._uia.authenticate(
             body.get("auth"), operation="deactivate", flows=[[uia.PASSWORD]], user_id=requester.user_id
         )
+        unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
         async with self._db.transaction():
             await self._accounts.deactivate(requester.user_id)
             await self._devices.delete_all_devices(requester.user_id)
@@ -285,6 +329,7 @@ class AccountService:
         await self._uia.finish(result.session_id)
         # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
         await self._membership.leave_all_rooms(requester.user_id)
+        return unbound
 
 
 def _localpart_of(username: str, server_name: str) -> str:

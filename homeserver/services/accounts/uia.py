@@ -6,12 +6,18 @@ with the request's `auth` dict. Until one flow's stages are all completed it rai
 returns the session's results. The session is bound to its operation and user, so it cannot
 be replayed for another. Supported stages: m.login.dummy, m.login.password,
 m.login.registration_token.
+
+As in Synapse, a session remembers the request's parameters (`params`: the body without
+`auth` and secrets): a later request of the session that sends only `auth` is carried out
+with the parameters of the first. Operations may keep their own data in the session
+(`set_data`), e.g. registration the user it created, so that a retry of a finished
+registration logs that user in again instead of failing.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
@@ -26,11 +32,18 @@ PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
 
 
+# Keys of a session's `result` that are not stage results.
+_PARAMS = "_params"
+_DATA = "_data"
+
+
 @dataclass(frozen=True)
 class UIAResult:
     session_id: str
     # What the completed stages established, e.g. {"registration_token": "abc"}.
     results: dict[str, Any]
+    # The request parameters the session remembers (see the module's doc).
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class UIAService:
@@ -48,10 +61,14 @@ class UIAService:
 
     async def authenticate(
         self, auth: Any, *, operation: str, flows: list[list[str]], user_id: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> UIAResult:
+        """`params`: the request's parameters (its body without `auth` and secrets). An empty
+        one in a later request of a session means "those of the session"."""
         now = self._clock.now_ms()
         if auth is not None and not isinstance(auth, dict):
             raise MatrixError(400, Codes.BAD_JSON, "'auth' must be an object")
+        params = dict(params or {})
         session_id = auth.get("session") if auth else None
         if session_id is not None:
             if not isinstance(session_id, str):
@@ -61,14 +78,24 @@ class UIAService:
                 raise MatrixError(400, Codes.UNKNOWN, f"Unknown session ID: {session_id}")
             if session.operation != operation or session.user_id != user_id:
                 raise MatrixError(403, Codes.FORBIDDEN, "Requested operation has changed during the UI authentication session.")
-            completed, results = list(session.completed), dict(session.result)
+            completed = list(session.completed)
+            results = {k: v for k, v in session.result.items() if k not in (_PARAMS, _DATA)}
+            if params:
+                if params != session.result.get(_PARAMS):
+                    await self._sessions.merge_result(session_id, {_PARAMS: params})
+            else:
+                params = dict(session.result.get(_PARAMS) or {})
         else:
             # Clients may send a stage without a session (nio sends m.login.dummy straight away).
             session_id = secrets.token_urlsafe(24)
             await self._sessions.create_session(session_id, operation, user_id, now_ts=now)
+            if params:
+                await self._sessions.merge_result(session_id, {_PARAMS: params})
             completed, results = [], {}
 
-        if auth and "type" in auth:
+        if not auth:
+            raise InteractiveAuthRequired(self._challenge(session_id, flows, completed), session_id=session_id)
+        if "type" in auth:
             stage = auth["type"]
             allowed = {s for flow in flows for s in flow}
             if stage not in allowed:
@@ -76,28 +103,47 @@ class UIAService:
             error = await self._check_stage(stage, auth, user_id, now)
             if error is not None:
                 raise InteractiveAuthRequired(
-                    self._challenge(session_id, flows, completed), Codes.FORBIDDEN, error
+                    self._challenge(session_id, flows, completed, always_completed=True), Codes.FORBIDDEN, error,
+                    session_id=session_id,
                 )
             stage_result = {"registration_token": auth["token"]} if stage == REGISTRATION_TOKEN else {}
             completed = await self._sessions.mark_stage_completed(session_id, stage, stage_result)
             results.update(stage_result)
 
         if any(all(s in completed for s in flow) for flow in flows):
-            return UIAResult(session_id, results)
-        raise InteractiveAuthRequired(self._challenge(session_id, flows, completed))
+            return UIAResult(session_id, results, params)
+        raise InteractiveAuthRequired(
+            self._challenge(session_id, flows, completed, always_completed=True), session_id=session_id
+        )
 
-    async def finish(self, session_id: str) -> None:
-        """The operation succeeded: the session cannot be used again."""
-        await self._sessions.delete_session(session_id)
+    async def get_data(self, session_id: str | None, key: str) -> Any:
+        """What the operation kept in the session under `key` (None if nothing, or no such session)."""
+        if not isinstance(session_id, str):
+            return None
+        session = await self._sessions.get_session(session_id)
+        if session is None or session.created_ts + self._lifetime_ms < self._clock.now_ms():
+            return None
+        return (session.result.get(_DATA) or {}).get(key)
+
+    async def set_data(self, session_id: str, key: str, value: Any) -> None:
+        await self._sessions.merge_data(session_id, _DATA, {key: value})
+
+    async def finish(self, session_id: str, *, keep: bool = False) -> None:
+        """The operation succeeded: the session cannot be used again, unless `keep` (the
+        operation is idempotent within its session and knows it from the session's data)."""
+        if not keep:
+            await self._sessions.delete_session(session_id)
         await self._sessions.delete_expired(self._clock.now_ms() - self._lifetime_ms)
 
-    def _challenge(self, session_id: str, flows: list[list[str]], completed: list[str]) -> dict[str, Any]:
+    def _challenge(self, session_id: str, flows: list[list[str]], completed: list[str],
+                   always_completed: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {
             "flows": [{"stages": list(flow)} for flow in flows],
             "params": {},
             "session": session_id,
         }
-        if completed:
+        # As Synapse: once the client has attempted a stage, "completed" is always there.
+        if completed or always_completed:
             body["completed"] = list(completed)
         return body
 
@@ -129,12 +175,16 @@ class UIAService:
             if not isinstance(named, str):
                 return "Invalid user identifier"
             full = named if named.startswith("@") else f"@{named.lower()}:{self._server_name}"
-            if full != user_id:
-                return "Authenticated user does not match the requester"
+        else:
+            full = user_id
         password = auth.get("password")
         if not isinstance(password, str):
             return "Missing password"
-        user = await self._accounts.get_user(user_id)
+        user = await self._accounts.get_user(full)
         if user is None or not await self._passwords.verify(user.password_hash, password):
             return "Invalid password"
+        if full != user_id:
+            # As Synapse: valid credentials, but of another user (e.g. a stolen access token
+            # with the thief's own password) is a 403, not another try at the stage.
+            raise MatrixError(403, Codes.FORBIDDEN, "Authenticated user does not match the requester")
         return None

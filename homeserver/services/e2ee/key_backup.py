@@ -116,12 +116,14 @@ def _version_number(version: str | None) -> int:
     return int(version)
 
 
-def _version_body(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _version_body(body: dict[str, Any]) -> tuple[str, Any]:
     algorithm, auth_data = body.get("algorithm"), body.get("auth_data")
     if not isinstance(algorithm, str) or not algorithm:
         raise MatrixError(400, Codes.BAD_JSON, "'algorithm' must be a string")
-    if not isinstance(auth_data, dict):
-        raise MatrixError(400, Codes.BAD_JSON, "'auth_data' must be an object")
+    # The spec describes an object, but the server never reads it: like Synapse, keep any
+    # JSON value the client sends (sytest sends a string).
+    if auth_data is None:
+        raise MatrixError(400, Codes.MISSING_PARAM, "'auth_data' is required")
     return algorithm, auth_data
 
 
@@ -146,8 +148,10 @@ def _parse_key(room_id: str, session_id: str, key: Any) -> BackedUpKey:
     for name, value in (("first_message_index", index), ("forwarded_count", forwards)):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
             raise MatrixError(400, Codes.BAD_JSON, f"'{name}' must be a non-negative integer")
-    if not isinstance(verified, bool) or not isinstance(data, dict):
-        raise MatrixError(400, Codes.BAD_JSON, "'is_verified' must be a boolean and 'session_data' an object")
+    # session_data is opaque to the server: like auth_data, any JSON value is kept as sent
+    # (the spec describes an object; Synapse and sytest do not insist).
+    if not isinstance(verified, bool) or data is None:
+        raise MatrixError(400, Codes.BAD_JSON, "'is_verified' must be a boolean and 'session_data' is required")
     return BackedUpKey(room_id, session_id, index, forwards, verified, data)
 
 

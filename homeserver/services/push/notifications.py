@@ -136,5 +136,7 @@ class NotificationService:
             out.append({
                 "actions": action.actions, "event": formatted[action.event_id], "room_id": action.room_id,
                 "ts": action.ts, "read": action.stream_ordering <= upto,
+                # As Synapse: always there, null when the pusher that matched had no tag.
+                "profile_tag": None,
             })
         return out

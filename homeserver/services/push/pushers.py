@@ -256,18 +256,22 @@ def notification(notice: Notice, pusher: PusherRow, unread: int) -> dict[str, An
     urgent = event.type == "m.room.encrypted" or tweaks.get("highlight") is True or bool(tweaks.get("sound"))
     body: dict[str, Any] = {
         "event_id": event.event_id, "room_id": event.room_id, "prio": "high" if urgent else "low",
-        "counts": {"unread": unread} if unread else {}, "devices": [device],
+        # The count even at zero, as Synapse sends it (a gateway then clears the badge).
+        "counts": {"unread": unread}, "devices": [device],
     }
     if pusher.data.get("format") != "event_id_only":
+        body["id"] = event.event_id  # the pre-r0 name, which Synapse still sends (and sytest reads)
         body["type"] = event.type
         body["sender"] = event.sender
         if notice.sender_display_name:
             body["sender_display_name"] = notice.sender_display_name
-        if notice.room_name:
-            body["room_name"] = notice.room_name
+        # A room without a name is named by its alias, as Synapse names it in pushes.
+        if notice.room_name or notice.room_alias:
+            body["room_name"] = notice.room_name or notice.room_alias
         if notice.room_alias:
             body["room_alias"] = notice.room_alias
         if event.type == "m.room.member" and event.state_key is not None:
+            body["membership"] = event.content.get("membership")
             body["user_is_target"] = event.state_key == notice.user_id
         if event.content:
             body["content"] = event.content

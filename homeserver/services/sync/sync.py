@@ -169,6 +169,7 @@ class SyncService:
             if active and since is not None else set()
         newly_joined: list[str] = []
         newly_left: list[str] = []
+        only_news: list[str] = []  # joined rooms listed for their new events alone
         for room_id, membership in now.items():
             previous = before.get(room_id)
             changed = not _same(previous, membership)

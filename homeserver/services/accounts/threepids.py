@@ -1,0 +1,132 @@
+"""Third-party identifiers on identity servers (spec: client-server "Adding Account Administrative
+Contact Information", and the identity service API's /3pid/bind and /3pid/unbind).
+
+A user who validated an e-mail address with an identity server asks us to bind it to their
+Matrix ID there (POST /account/3pid/bind): we call the identity server's /3pid/bind with their
+identity access token and remember where it was bound. Unbinding (POST /account/3pid/unbind or
+/account/3pid/delete) and deactivating the account ask those identity servers (or the one
+named) to forget the binding, with a request signed by our server key (X-Matrix), as the
+identity service API requires for /3pid/unbind.
+
+The calls go through the federation transport's session: the same TLS trust and the same IP
+range filter as federation, so a user cannot make us call a private address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import orjson
+
+from federation.transport import Transport
+from homeserver.core.ids import is_valid_server_name
+from homeserver.core.x_matrix import sign_request
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import Requester
+from storage.threepids import ThreepidBindingStore
+
+logger = logging.getLogger(__name__)
+
+BIND_PATH = "/_matrix/identity/v2/3pid/bind"
+UNBIND_PATH = "/_matrix/identity/v2/3pid/unbind"
+
+
+class ThreepidService:
+    def __init__(self, bindings: ThreepidBindingStore, transport: Transport, server_name: str,
+                 signing_key: Any) -> None:
+        self._bindings = bindings
+        self._transport = transport
+        self._server_name = server_name
+        self._signing_key = signing_key
+
+    async def bind(self, requester: Requester, body: dict[str, Any]) -> None:
+        """POST /account/3pid/bind."""
+        sid, secret, id_server, token = (_string(body, k) for k in ("sid", "client_secret", "id_server",
+                                                                     "id_access_token"))
+        _check_id_server(id_server)
+        answer = await self._call("POST", id_server, BIND_PATH,
+                                  {"sid": sid, "client_secret": secret, "mxid": requester.user_id},
+                                  headers={"Authorization": f"Bearer {token}"})
+        if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+            status = answer[0] if answer else None
+            raise MatrixError(502 if status is None or status >= 500 else 400, Codes.UNKNOWN,
+                              f"The identity server did not bind the 3PID (HTTP {status})")
+        medium, address = answer[1].get("medium"), answer[1].get("address")
+        if not isinstance(medium, str) or not isinstance(address, str):
+            raise MatrixError(502, Codes.UNKNOWN, "The identity server's answer names no 3PID")
+        await self._bindings.add(requester.user_id, medium, address, id_server)
+
+    async def unbind(self, requester: Requester, body: dict[str, Any]) -> str:
+        """POST /account/3pid/unbind and /account/3pid/delete: the `id_server_unbind_result`."""
+        medium, address = _string(body, "medium"), _string(body, "address")
+        id_server = body.get("id_server")
+        if id_server is not None:
+            if not isinstance(id_server, str):
+                raise MatrixError(400, Codes.BAD_JSON, "'id_server' must be a string")
+            _check_id_server(id_server)
+            servers = [id_server]
+        else:
+            servers = [b.id_server for b in await self._bindings.of_user(requester.user_id)
+                       if (b.medium, b.address) == (medium, address)]
+        if not servers:
+            return "no-support"  # as Synapse: no identity server to ask
+        results = [await self._unbind_one(requester.user_id, medium, address, s) for s in servers]
+        return "success" if all(results) else "no-support"
+
+    async def unbind_all(self, user_id: str) -> str:
+        """Deactivation: forget every binding we made; the `id_server_unbind_result`."""
+        results = []
+        for b in await self._bindings.of_user(user_id):
+            try:
+                results.append(await self._unbind_one(user_id, b.medium, b.address, b.id_server))
+            except MatrixError:  # an unreachable identity server does not stop a deactivation
+                results.append(False)
+        return "success" if all(results) else "no-support"
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def _unbind_one(self, user_id: str, medium: str, address: str, id_server: str) -> bool:
+        content = {"mxid": user_id, "threepid": {"medium": medium, "address": address}}
+        auth = sign_request("POST", UNBIND_PATH, self._server_name, id_server, self._signing_key, content)
+        answer = await self._call("POST", id_server, UNBIND_PATH, content, headers={"Authorization": auth})
+        await self._bindings.remove(user_id, medium, address, id_server)
+        if answer is None or answer[0] >= 500:
+            raise MatrixError(500, Codes.UNKNOWN, f"Failed to contact the identity server {id_server}")
+        # As Synapse: 400, 404 or 501 mean the server cannot (or need not) unbind.
+        return 200 <= answer[0] < 300
+
+    async def _call(self, method: str, id_server: str, path: str, content: Any,
+                    headers: dict[str, str]) -> tuple[int, Any] | None:
+        """(status, JSON answer) from the identity server, or None when it cannot be reached."""
+        url = f"https://{id_server}{path}"
+        try:
+            async with self._transport.session.request(
+                method, url, data=orjson.dumps(content),
+                headers={**headers, "Content-Type": "application/json"},
+            ) as resp:
+                raw = await resp.read()
+                try:
+                    return resp.status, orjson.loads(raw) if raw else None
+                except orjson.JSONDecodeError:
+                    return resp.status, None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            logger.info("identity server %s unreachable: %s", id_server, err)
+            return None
+
+
+def _string(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise MatrixError(400, Codes.MISSING_PARAM if value is None else Codes.BAD_JSON,
+                          f"'{key}' must be a non-empty string")
+    return value
+
+
+def _check_id_server(id_server: str) -> None:
+    # A host name with an optional port, nothing more (no scheme, path or credentials).
+    if not is_valid_server_name(id_server):
+        raise MatrixError(400, Codes.INVALID_PARAM, "'id_server' must be a host name, with an optional port")
