@@ -6,7 +6,6 @@
 
 from homeserver.api.client import (
     account_data,
-    admin,
     account_deactivation,
     admin,
     administrative_contact,

@@ -97,21 +97,6 @@ class DeviceService:
     async def list_devices(self, user_id: str) -> list[DeviceRow]:
         return await self._devices.list_devices(user_id)
 
-    async def whois(self, requester: Requester, user_id: str) -> dict[str, Any]:
-        """`GET /admin/whois/{userId}` (spec: "Server administration"): a user's devices and
-        where they were last seen from; for server admins, and for users about themselves
-        (as Synapse allows). We keep one connection per device: the last one."""
-        if requester.user_id != user_id and not requester.is_admin:
-            raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
-        devices: dict[str, Any] = {}
-        for device in await self._devices.list_devices(user_id):
-            connections = []
-            if device.last_seen_ts is not None:
-                connections.append({"ip": device.last_seen_ip, "last_seen": device.last_seen_ts,
-                                    "user_agent": device.last_seen_user_agent})
-            devices[device.device_id] = {"sessions": [{"connections": connections}]}
-        return {"user_id": user_id, "devices": devices}
-
     async def get_device(self, user_id: str, device_id: str) -> DeviceRow:
         device = await self._devices.get_device(user_id, device_id)
         if device is None:

@@ -11,7 +11,7 @@ room's events, typing and receipts wake it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from homeserver.services.streams.tracker import StreamTracker
 
