@@ -33,6 +33,7 @@ from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, instal
 from homeserver.config import Config, ListenerConfig
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
@@ -212,6 +213,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
+        openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,

@@ -11,6 +11,7 @@ from federation.sender import FederationSender
 from homeserver.config import Config
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
@@ -63,6 +64,7 @@ class Services:
     accounts: AccountService
     registration_tokens: RegistrationTokenService
     shared_secret_registration: SharedSecretRegistration
+    openid: OpenIdService
     events: EventService
     rooms: RoomService
     membership: MembershipService

@@ -51,8 +51,6 @@ ROOT = Path(__file__).resolve().parents[2]          # the checkout under test
 HERE = Path(__file__).resolve().parent
 PASSING = HERE / "passing.txt"
 SYTEST = Path(os.environ.get("CHATGO_SYTEST_DIR", ROOT.parent / "shared" / "sytest"))
-if not SYTEST.is_dir():
-    SYTEST = Path("/work/shared/sytest")
 
 SERVER_NAME = "localhost:48448"
 PORT = 48448
@@ -96,6 +94,8 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                          "allow_guests": True},
         "rate_limiting": {**config.get("rate_limiting", {}), "enabled": False},
         "presence": {**config.get("presence", {}), "enabled": True},
+        # sytest's push gateway is its HTTPS helper on 127.0.0.1:48100.
+        "push": {**config.get("push", {}), "allow_private_gateways": True},
         # sytest's URL-preview tests fetch from its helper server on 127.0.0.1.
         "media": {**config.get("media", {}), "url_preview_enabled": True,
                   "url_preview_ip_range_allowlist": ["127.0.0.0/8", "::1/128"]},
@@ -106,24 +106,39 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                        "ip_range_allowlist": ["127.0.0.0/8", "::1/128"],
                        "trusted_key_servers": [], "domain_allowlist": None},
     })
+    # sytest's admin registrations (POST /_synapse/admin/v1/register, HMAC with "reg_secret"),
+    # where this checkout's config has the setting (registration.shared_secret).
+    if _config_has("RegistrationConfig", "shared_secret"):
+        config["registration"]["shared_secret"] = "reg_secret"
     # The public room directory is readable without auth (GET /publicRooms is auth=optional)
     # and over federation, publishing and aliases need no setting: ChatGO has no switch for them.
     #
     # TODO(config): settings sytest's README asks for that ChatGO's config does not have yet
     # (another engineer adds them; set them here when they exist):
-    #   - registration_shared_secret: "reg_secret"   (sytest's admin registrations,
-    #     POST /_synapse/admin/v1/register)
+    #   - registration_shared_secret: "reg_secret" (above, set when the checkout has
+    #     registration.shared_secret)
     #   - the two appservice registration files: `as-files.sh localhost:48448 DIR`, run before
     #     the server starts (app_service_config_files in Synapse)
     #   - e-mail: SMTP at 127.0.0.1:48101, from synapse@localhost
     #   - reCAPTCHA: siteverify https://127.0.0.1:48100/recaptcha/api/siteverify,
     #     keys sytest_recaptcha_public_key / sytest_recaptcha_private_key
     #   - CAS: https://127.0.0.1:48100/cas
-    #   - outbound HTTPS to those helpers (and URL previews) accepting their self-signed
-    #     certificates
+    #   - outbound HTTPS to those helpers (push gateway, URL previews) trusting sytest's CA:
+    #     there is no setting for it, so `server_env` points SSL_CERT_FILE at a bundle of the
+    #     system's CAs plus sytest's (aiohttp's default SSL context reads it)
     #   - no sync response cache (ChatGO has none)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def _config_has(section: str, name: str) -> bool:
+    """Whether this checkout's config dataclass `section` has the setting `name`."""
+    import dataclasses
+
+    from homeserver import config as hs_config
+
+    cls = getattr(hs_config, section, None)
+    return cls is not None and name in {f.name for f in dataclasses.fields(cls)}
 
 
 async def _create_database(server_url: str, name: str, drop: bool = False) -> None:
@@ -158,12 +173,23 @@ def port_free(port: int) -> bool:
     return True
 
 
-def start_server(config_path: Path, log_path: Path) -> subprocess.Popen:
+def server_env(out: Path, ca: Path) -> dict[str, str]:
+    """The server's environment: SSL_CERT_FILE = the system's CAs + sytest's CA, so that the
+    clients without a CA setting of their own (pushers, URL previews) trust sytest's helpers,
+    whose certificates its CA signs. Federation trusts it through federation.ca_certificates."""
+    bundle = out / "ca-bundle.pem"
+    system = ssl.get_default_verify_paths().cafile or os.environ.get("SSL_CERT_FILE")
+    parts = [Path(system).read_text()] if system and Path(system).is_file() else []
+    bundle.write_text("\n".join(parts + [ca.read_text()]))
+    return {**os.environ, "SSL_CERT_FILE": str(bundle)}
+
+
+def start_server(config_path: Path, log_path: Path, env: dict[str, str]) -> subprocess.Popen:
     log = log_path.open("wb")
     # Its own session: a Ctrl-C in the terminal reaches the harness, which stops it in order.
     return subprocess.Popen(
         [sys.executable, "-m", "homeserver", "run", "-c", str(config_path)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
     )
 
 
@@ -241,17 +267,29 @@ def read_passing(path: Path = PASSING) -> collections.Counter[str]:
     )
 
 
+def test_key(name: str) -> str:
+    """A test's name without the " (N subtests)" sytest appends when a test with subtests passes."""
+    return SUBTESTS.sub("", name)
+
+
+SUBTESTS = re.compile(r" \(\d+ subtests?\)$")
+
+
 def compare(expected: collections.Counter[str], results: list[tuple[str, str]], whole: bool):
     """(regressions, newly passing): names, each once per test instance."""
-    ran = collections.Counter(name for _, name in results)
-    passed = collections.Counter(name for status, name in results if status == "pass")
-    regressions, new = [], []
+    expected_keys: collections.Counter[str] = collections.Counter()
     for name, count in expected.items():
+        expected_keys[test_key(name)] += count
+    ran = collections.Counter(test_key(name) for _, name in results)
+    passed = collections.Counter(test_key(name) for status, name in results if status == "pass")
+    shown = {test_key(name): name for name in expected} | {test_key(name): name for _, name in results}
+    regressions, new = [], []
+    for key, count in expected_keys.items():
         # A partial run compares only the tests that ran; a whole run all of them.
-        should = count if whole else min(count, ran[name])
-        regressions += [name] * max(0, should - passed[name])
-    for name, count in passed.items():
-        new += [name] * max(0, count - expected[name])
+        should = count if whole else min(count, ran[key])
+        regressions += [shown[key]] * max(0, should - passed[key])
+    for key, count in passed.items():
+        new += [shown[key]] * max(0, count - expected_keys[key])
     return regressions, new
 
 
@@ -259,8 +297,8 @@ def updated_passing(expected: collections.Counter[str], results: list[tuple[str,
     passed = [name for status, name in results if status == "pass"]
     if whole:
         return sorted(passed)
-    ran = {name for _, name in results}
-    kept = [name for name in expected.elements() if name not in ran]   # tests that did not run
+    ran = {test_key(name) for _, name in results}
+    kept = [name for name in expected.elements() if test_key(name) not in ran]   # tests that did not run
     return sorted(kept + passed)
 
 
@@ -299,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     config_path = write_config(data_dir, tls, _database_url(server_db, db_name) if server_db else None)
 
     print(f"server log: {log_path}")
-    server = start_server(config_path, log_path)
+    server = start_server(config_path, log_path, server_env(out, tls["ca"]))
     summary = ""
     try:
         try:

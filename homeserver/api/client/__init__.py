@@ -6,6 +6,7 @@
 
 from homeserver.api.client import (
     account_data,
+    admin,
     account_deactivation,
     banning,
     capabilities,
@@ -28,6 +29,7 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     notifications,
+    openid,
     password_management,
     presence,
     profile,
@@ -60,12 +62,12 @@ from homeserver.api.client import authed_content_repo, content_repo
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
-    whoami, password_management, account_deactivation, refresh, device_management,
+    whoami, admin, password_management, account_deactivation, refresh, device_management,
     create_room, room_send, room_state, rooms, joining, leaving, inviting, kicking, banning,
     knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     pushrules, pusher, notifications,
-    sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
+    sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence, to_device,
     keys, cross_signing, key_backup, sliding_sync,
 ]
 
