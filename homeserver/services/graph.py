@@ -16,6 +16,7 @@ from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.uia import UIAService
+from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -65,6 +66,7 @@ class Services:
     registration_tokens: RegistrationTokenService
     shared_secret_registration: SharedSecretRegistration
     openid: OpenIdService
+    health: HealthService
     events: EventService
     rooms: RoomService
     membership: MembershipService
