@@ -149,7 +149,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
         signing_key, relay=pdu_broadcaster.broadcast)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
-                                             room_state, clock, config.server_name)
+                                             room_state, clock, config.server_name,
+                                             erased=stores.accounts.erased_among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     # 3PID bindings on identity servers: their own session, with federation's TLS trust and IP filter.

@@ -1,7 +1,8 @@
-"""AccountStore: local user accounts. Tables: users."""
+"""AccountStore: local user accounts. Tables: users, erased_users."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storage.database import Database
@@ -57,3 +58,16 @@ class AccountStore:
         await self._db.execute(
             "UPDATE users SET deactivated = TRUE, password_hash = NULL WHERE user_id = $1", user_id
         )
+
+    async def mark_erased(self, user_id: str, now: int) -> None:
+        """The user asked for erasure when deactivating (table erased_users)."""
+        await self._db.execute(
+            "INSERT INTO erased_users (user_id, erased_ts) VALUES ($1, $2) ON CONFLICT DO NOTHING", user_id, now
+        )
+
+    async def erased_among(self, user_ids: Sequence[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        rows = await self._db.fetch("SELECT user_id FROM erased_users WHERE user_id = ANY($1::text[])",
+                                    list(user_ids))
+        return {r["user_id"] for r in rows}

@@ -120,3 +120,13 @@ async def test_deactivate_with_wrong_password_changes_nothing(client, alice):
     assert status == 401 and body["errcode"] == "M_FORBIDDEN"
     status, _ = await client.get(f"{V3}/account/whoami", token=alice["access_token"])
     assert status == 200
+
+
+async def test_deactivate_with_erase_marks_the_user_erased(client, alice, services):
+    _, challenge = await client.post(f"{V3}/account/deactivate", {}, token=alice["access_token"])
+    status, body = await client.post(f"{V3}/account/deactivate", {
+        "auth": password_auth("old-password", challenge["session"]), "erase": True,
+    }, token=alice["access_token"])
+    assert status == 200, body
+    accounts = services.accounts._accounts
+    assert await accounts.erased_among(["@alice:test.local", "@bob:test.local"]) == {"@alice:test.local"}

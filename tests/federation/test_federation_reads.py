@@ -338,3 +338,26 @@ async def test_acl_guards_joins_and_transactions_and_a_real_joined_server_reads(
                               query={"v": message, "limit": 2})
     assert body["pdus"][0]["content"]["body"] == "hello bob"
     assert body["pdus"][1]["content"]["membership"] == "join" and body["pdus"][1]["sender"] == bob.user_id
+
+
+async def test_events_of_an_erased_user_go_out_redacted(room):
+    """POST /account/deactivate with erase: other servers are served redacted copies of the
+    user's events from then on (spec, "Account deactivation"; as Synapse)."""
+    a, b, c, alice, room_id, join, messages = room
+    fed = b.services.federation_client
+    first = messages[0].event_id
+
+    async def content_of(event_id: str) -> dict[str, Any]:
+        body = await fed.get_json(a.name, path("/_matrix/federation/v1/event/{}", event_id))
+        return body["pdus"][0]["content"]
+
+    assert await content_of(first) == {"msgtype": "m.text", "body": "m0"}
+    await a.services.accounts._accounts.mark_erased(alice, 0)
+    assert await content_of(first) == {}
+    body = await fed.post_json(a.name, path("/_matrix/federation/v1/get_missing_events/{}", room_id),
+                               content={"earliest_events": [], "latest_events": [messages[-1].event_id],
+                                        "limit": 3})
+    assert [p["content"] for p in body["events"]] == [{}, {}, {}]
+    # Not the others' events: Bob's join is whole.
+    join_body = await fed.get_json(a.name, path("/_matrix/federation/v1/event/{}", join.event_id))
+    assert join_body["pdus"][0]["content"]["membership"] == "join"

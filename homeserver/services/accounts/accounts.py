@@ -324,6 +324,8 @@ class AccountService:
         unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
         async with self._db.transaction():
             await self._accounts.deactivate(requester.user_id)
+            if erase:  # spec: servers and users coming later get redacted copies of their events
+                await self._accounts.mark_erased(requester.user_id, self._clock.now_ms())
             await self._devices.delete_all_devices(requester.user_id)
         self._auth.forget_user(requester.user_id)
         await self._uia.finish(result.session_id)

@@ -10,7 +10,8 @@ events", "Retrieving event authorisation information", "Server Access Control Li
 Invariants:
 - a server reads a room only while one of its users is joined to it, now or at the event
   asked about (as Synapse's assert_host_in_room, plus the event's own state): 403 otherwise;
-- events go out as their stored PDUs, redacted when redacted here, and redacted when the
+- events go out as their stored PDUs, redacted when redacted here or sent by a local user who
+  asked for erasure when deactivating, and redacted when the
   room's history visibility at the event hides them from that server (Synapse's
   filter_events_for_server): `world_readable` and `shared` (and unknown values) show events
   to any server; `invited` to a server with an invited or joined user there, `joined` to a
@@ -23,7 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from homeserver.core.acl import server_allowed
@@ -46,7 +47,10 @@ ACL_KEY = ("m.room.server_acl", "")
 
 class FederationReadService:
     def __init__(self, events: EventStore, graph: FederationReadQueries, state: StateStore, timeline: TimelineQueries,
-                 rooms: RoomStateCache, clock: Clock, server_name: str) -> None:
+                 rooms: RoomStateCache, clock: Clock, server_name: str,
+                 erased: Callable[[Sequence[str]], Awaitable[set[str]]] | None = None) -> None:
+        """`erased(user_ids)`: those of our users who asked for erasure when deactivating."""
+        self._erased = erased
         self._events = events
         self._timeline = timeline
         self._graph = graph
@@ -204,12 +208,16 @@ class FederationReadService:
             if row.state_before is not None and _both_sides_count(row, origin):
                 groups.add(row.state_before)
         views = await self._graph.server_views(list(groups), origin) if groups else {}
+        # Events of our users who asked for erasure go out redacted (as Synapse's
+        # filter_events_for_server does, to every server).
+        local_senders = list({r.sender for r in rows if server_name_of(r.sender) == self._server_name})
+        erased = await self._erased(local_senders) if self._erased is not None and local_senders else set()
         out = []
         for row in rows:
             visible = row.state_after is None or _server_may_see(views[row.state_after])
             if not visible and row.state_before is not None and _both_sides_count(row, origin):
                 visible = _server_may_see(views[row.state_before])
-            out.append(self._pdu(row, version, hidden=not visible))
+            out.append(self._pdu(row, version, hidden=not visible or row.sender in erased))
         return out
 
     def _pdu(self, row: EventRow, version: RoomVersion, *, hidden: bool = False) -> dict[str, Any]:
