@@ -32,6 +32,7 @@ from homeserver.api import pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
 from homeserver.services.accounts.accounts import AccountService
+from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
@@ -117,7 +118,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     rate_limiter = RateLimiter(config.rate_limiting)
     uia = UIAService(
         stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
-        config.server_name, config.auth.ui_auth_session_lifetime_ms,
+        config.server_name, config.auth.ui_auth_session_lifetime_ms, sso_enabled=config.cas.enabled,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
@@ -148,7 +149,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                              room_state, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
-    # 3PID bindings on identity servers: their own session, with federation's TLS trust and IP filter.
+    # Identity servers and the CAS server: their own session, with federation's TLS trust and IP filter.
     identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key)
     accounts = AccountService(
@@ -216,6 +217,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         accounts=accounts, registration_tokens=registration_tokens,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.accounts, clock, config.server_name, signing_key),
+        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
+                       identity_transport, clock, config.server_name),
         threepids=threepids,
         events=events, rooms=rooms,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,

@@ -98,6 +98,16 @@ class PushConfig:
 
 
 @dataclass(frozen=True)
+class CasConfig:
+    # Single sign-on through a CAS server: GET /login offers m.login.sso (and m.login.cas),
+    # a CAS user logs in as the user of the same (mapped) localpart, created on first login,
+    # and users may complete user-interactive auth through it.
+    enabled: bool = False
+    # The CAS server's base URL (its /login and /proxyValidate are under it).
+    server_url: str | None = None
+
+
+@dataclass(frozen=True)
 class PresenceConfig:
     # Presence (online/unavailable/offline and status messages) for users who share a room.
     # Off: PUT is accepted and ignored, GET says offline, /sync carries no presence.
@@ -221,6 +231,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    cas: CasConfig = field(default_factory=CasConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
@@ -299,6 +310,8 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    if config.cas.enabled and not config.cas.server_url:
+        raise ConfigError("cas.server_url: needed when cas.enabled is true")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
     for i, listener in enumerate(config.listeners):

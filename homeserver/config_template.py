@@ -104,6 +104,13 @@ push:
   # refused unless this is true (for a gateway on this host or network).
   allow_private_gateways: false
 
+cas:
+  # Single sign-on through a CAS server: users log in (and confirm their identity for
+  # user-interactive auth) with it; a CAS user is the local user of the same localpart,
+  # created on first login. Needs public_baseurl, where the CAS server sends users back.
+  enabled: false
+  server_url: null  # e.g. https://cas.example.org/cas
+
 presence:
   # Share online/offline status and status messages with users in the same rooms.
   # It costs nothing while users are idle (no timers); switch it off to skip it entirely.

@@ -18,6 +18,7 @@ from storage.federation_rooms import FederationRoomStore
 from storage.federation_reads import FederationReadQueries
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
+from storage.login_tokens import LoginTokenStore
 from storage.media import MediaStore, UrlPreviewStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
@@ -44,6 +45,7 @@ class Stores:
     uia: UIAuthStore
     registration_tokens: RegistrationTokenStore
     threepid_bindings: ThreepidBindingStore
+    login_tokens: LoginTokenStore
     profiles: ProfileStore
     rooms: RoomStore
     events: EventStore
@@ -83,6 +85,7 @@ class Stores:
             uia=UIAuthStore(db),
             registration_tokens=RegistrationTokenStore(db),
             threepid_bindings=ThreepidBindingStore(db),
+            login_tokens=LoginTokenStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),
             events=EventStore(db),

@@ -11,6 +11,7 @@ from homeserver.api.client import (
     administrative_contact,
     banning,
     capabilities,
+    cas,
     cross_signing,
     create_room,
     device_management,
@@ -49,6 +50,7 @@ from homeserver.api.client import (
     rooms,
     search,
     sliding_sync,
+    sso_login_redirect,
     sync,
     tags,
     threads_list,
@@ -69,7 +71,7 @@ MODULES = [
     relations, threads_list, event_context, room_event_by_timestamp, search, users,
     pushrules, pusher, notifications,
     sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
-    keys, cross_signing, key_backup, sliding_sync,
+    keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]

@@ -30,6 +30,7 @@ from storage.uia import UIAuthStore
 DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
+SSO = "m.login.sso"  # completed out of band, through the SSO provider (see `complete_sso`)
 
 
 # Keys of a session's `result` that are not stage results.
@@ -50,7 +51,9 @@ class UIAService:
     def __init__(
         self, sessions: UIAuthStore, accounts: AccountStore, registration_tokens: RegistrationTokenStore,
         passwords: PasswordHashing, clock: Clock, server_name: str, session_lifetime_ms: int,
+        sso_enabled: bool = False,
     ) -> None:
+        self._sso_enabled = sso_enabled
         self._sessions = sessions
         self._accounts = accounts
         self._registration_tokens = registration_tokens
@@ -58,6 +61,19 @@ class UIAService:
         self._clock = clock
         self._server_name = server_name
         self._lifetime_ms = session_lifetime_ms
+
+    def user_flows(self) -> list[list[str]]:
+        """The flows by which an existing user confirms who they are: their password, or
+        single sign-on when it is set up (as Synapse offers them)."""
+        return [[PASSWORD], [SSO]] if self._sso_enabled else [[PASSWORD]]
+
+    async def complete_sso(self, session_id: str, user_id: str) -> None:
+        """The SSO provider vouched for `user_id` in this session: the SSO stage is complete
+        (the operation then checks that it is the session's user)."""
+        session = await self._sessions.get_session(session_id)
+        if session is None or session.created_ts + self._lifetime_ms < self._clock.now_ms():
+            raise MatrixError(400, Codes.UNKNOWN, f"Unknown session ID: {session_id}")
+        await self._sessions.mark_stage_completed(session_id, SSO, {"sso_user": user_id})
 
     async def authenticate(
         self, auth: Any, *, operation: str, flows: list[list[str]], user_id: str | None = None,
@@ -110,7 +126,11 @@ class UIAService:
             completed = await self._sessions.mark_stage_completed(session_id, stage, stage_result)
             results.update(stage_result)
 
-        if any(all(s in completed for s in flow) for flow in flows):
+        done = [flow for flow in flows if all(s in completed for s in flow)]
+        if done:
+            if all(SSO in flow for flow in done) and results.get("sso_user") != user_id:
+                # As Synapse: the SSO provider vouched for someone else.
+                raise MatrixError(403, Codes.FORBIDDEN, "Authenticated user does not match the requester")
             return UIAResult(session_id, results, params)
         raise InteractiveAuthRequired(
             self._challenge(session_id, flows, completed, always_completed=True), session_id=session_id

@@ -25,7 +25,6 @@ from unpaddedbase64 import decode_base64
 
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.accounts import uia
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import Requester
 from homeserver.services.e2ee.remote_keys import DEFAULT_TIMEOUT_MS, RemoteKeys, timeout_of
@@ -248,7 +247,7 @@ class E2EKeyService:
         result = None
         if replacing:
             result = await self._uia.authenticate(body.get("auth"), operation="device_signing_upload",
-                                                  flows=[[uia.PASSWORD]], user_id=user_id)
+                                                  flows=self._uia.user_flows(), user_id=user_id)
         async with self._db.transaction():
             for kind, key in uploaded.items():
                 await self._store.set_cross_signing_key(user_id, kind, key)
