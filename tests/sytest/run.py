@@ -96,6 +96,8 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                          "allow_guests": True},
         "rate_limiting": {**config.get("rate_limiting", {}), "enabled": False},
         "presence": {**config.get("presence", {}), "enabled": True},
+        # Single sign-on through sytest's CAS stand-in, on its HTTPS helper.
+        "cas": {"enabled": True, "server_url": "https://127.0.0.1:48100/cas"},
         # sytest's push gateway is its HTTPS helper on 127.0.0.1:48100.
         "push": {**config.get("push", {}), "allow_private_gateways": True},
         # sytest's URL-preview tests fetch from its helper server on 127.0.0.1.
@@ -124,7 +126,6 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
     #   - e-mail: SMTP at 127.0.0.1:48101, from synapse@localhost
     #   - reCAPTCHA: siteverify https://127.0.0.1:48100/recaptcha/api/siteverify,
     #     keys sytest_recaptcha_public_key / sytest_recaptcha_private_key
-    #   - CAS: https://127.0.0.1:48100/cas
     #   - outbound HTTPS to those helpers (push gateway, URL previews) trusting sytest's CA:
     #     there is no setting for it, so `server_env` points SSL_CERT_FILE at a bundle of the
     #     system's CAs plus sytest's (aiohttp's default SSL context reads it)
