@@ -40,7 +40,7 @@ from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
-from homeserver.services.accounts.uia import UIAService
+from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -116,9 +116,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     passwords = PasswordHashing(config.auth)
     auth = AuthService(db, stores.tokens, clock, config.auth)
     rate_limiter = RateLimiter(config.rate_limiting)
+    # Identity servers, the CAS server and the captcha service: their own session, with
+    # federation's TLS trust and IP filter.
+    identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
+    reg = config.registration
+    recaptcha = Recaptcha(reg.recaptcha_public_key, reg.recaptcha_private_key, reg.recaptcha_siteverify_api,
+                          siteverify_over(identity_transport)) \
+        if reg.recaptcha_public_key and reg.recaptcha_private_key else None
     uia = UIAService(
         stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
         config.server_name, config.auth.ui_auth_session_lifetime_ms, sso_enabled=config.cas.enabled,
+        recaptcha=recaptcha,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
@@ -149,8 +157,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                              room_state, clock, config.server_name)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
-    # Identity servers and the CAS server: their own session, with federation's TLS trust and IP filter.
-    identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,

@@ -62,6 +62,12 @@ class RegistrationConfig:
     # A secret that lets operators' scripts create accounts (admins too) through Synapse's
     # `/_synapse/admin/v1/register` (HMAC with a nonce); empty = off. Keep it secret.
     shared_secret: str | None = None
+    # reCAPTCHA: with both keys set, the m.login.recaptcha stage is checked with the siteverify
+    # API; requires_captcha makes registration ask for it.
+    requires_captcha: bool = False
+    recaptcha_public_key: str | None = None
+    recaptcha_private_key: str | None = None
+    recaptcha_siteverify_api: str = "https://www.recaptcha.net/recaptcha/api/siteverify"
 
 
 @dataclass(frozen=True)
@@ -310,6 +316,9 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    if config.registration.requires_captcha and not (config.registration.recaptcha_public_key
+                                                      and config.registration.recaptcha_private_key):
+        raise ConfigError("registration.requires_captcha: needs recaptcha_public_key and recaptcha_private_key")
     if config.cas.enabled and not config.cas.server_url:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
     if not config.listeners:

@@ -74,6 +74,12 @@ registration:
   # /_synapse/admin/v1/register (register_new_matrix_user and similar). Keep it secret;
   # null turns it off. `chatgo generate-config` writes a random one.
   shared_secret: {shared_secret}
+  # reCAPTCHA (Google's, or a compatible service): with both keys, clients may complete the
+  # m.login.recaptcha stage; requires_captcha makes registration ask for it.
+  requires_captcha: false
+  recaptcha_public_key: null
+  recaptcha_private_key: null
+  recaptcha_siteverify_api: https://www.recaptcha.net/recaptcha/api/siteverify
 
 auth:
   # Lifetime of access tokens given to clients that ask for a refresh token.

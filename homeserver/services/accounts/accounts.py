@@ -64,9 +64,9 @@ class AccountService:
     # --- registration --------------------------------------------------------------------
 
     def registration_flows(self) -> list[list[str]]:
-        if self._config.requires_token:
-            return [[uia.REGISTRATION_TOKEN]]
-        return [[uia.DUMMY]]
+        flow = [uia.REGISTRATION_TOKEN] if self._config.requires_token else [uia.DUMMY]
+        # As Synapse: the captcha first, then the rest.
+        return [[uia.RECAPTCHA, *flow]] if self._config.requires_captcha else [flow]
 
     def user_id_for(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
