@@ -139,7 +139,9 @@ class RoomSyncBuilder:
     async def _events_out(self, rows: list[EventRow], version, requester: Requester, f: SyncFilter,
                           *, bundle: bool = True) -> list[dict[str, Any]]:
         if f.event_format == "federation":
-            events = [redact(r.pdu, version) if r.redacted_by else dict(r.pdu) for r in rows]
+            # The PDU as federation carries it, plus its event ID (which room versions 3 and
+            # later leave out of the PDU), as Synapse serves it.
+            events = [{**(redact(r.pdu, version) if r.redacted_by else r.pdu), "event_id": r.event_id} for r in rows]
         else:
             events = await self._format.format_events(rows, version, requester, bundle=bundle)
         if f.event_fields is not None:
