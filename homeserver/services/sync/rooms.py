@@ -79,9 +79,7 @@ class RoomSyncBuilder:
             limited = limited or len(visible) < len(rows)
         rows = [r for r in visible if self._timeline_allows(r, f, ignored)]
         if len(rows) > limit:
-            rows, limited = rows[-limit:], True
-        elif not limit:
-            rows = []
+            rows, limited = (rows[-limit:] if limit else []), True  # (rows[-0:] would be all of them)
         state_rows = await self._state_before(room_id, rows, since, window.upto, limited)
         state_rows = [r for r in state_rows if f.state.matches(r.type, r.sender, r.pdu.get("content"))]
         if f.state.lazy_load_members:
