@@ -32,6 +32,7 @@ from homeserver.api import health, pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
 from homeserver.services.accounts.accounts import AccountService
+from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
@@ -39,7 +40,7 @@ from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
-from homeserver.services.accounts.uia import UIAService
+from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
@@ -119,9 +120,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     passwords = PasswordHashing(config.auth)
     auth = AuthService(db, stores.tokens, clock, config.auth)
     rate_limiter = RateLimiter(config.rate_limiting)
+    # Identity servers, the CAS server and the captcha service: their own session, with
+    # federation's TLS trust and IP filter.
+    identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
+    reg = config.registration
+    recaptcha = Recaptcha(reg.recaptcha_public_key, reg.recaptcha_private_key, reg.recaptcha_siteverify_api,
+                          siteverify_over(identity_transport)) \
+        if reg.recaptcha_public_key and reg.recaptcha_private_key else None
     uia = UIAService(
         stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
-        config.server_name, config.auth.ui_auth_session_lifetime_ms,
+        config.server_name, config.auth.ui_auth_session_lifetime_ms, sso_enabled=config.cas.enabled,
+        recaptcha=recaptcha,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
@@ -153,8 +162,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                              erased=stores.accounts.erased_among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
-    # 3PID bindings on identity servers: their own session, with federation's TLS trust and IP filter.
-    identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
@@ -233,6 +240,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db),
+        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
+                       identity_transport, clock, config.server_name),
         threepids=threepids,
         events=events, rooms=rooms, upgrades=upgrades,
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,

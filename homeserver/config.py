@@ -62,6 +62,12 @@ class RegistrationConfig:
     # A secret that lets operators' scripts create accounts (admins too) through Synapse's
     # `/_synapse/admin/v1/register` (HMAC with a nonce); empty = off. Keep it secret.
     shared_secret: str | None = None
+    # reCAPTCHA: with both keys set, the m.login.recaptcha stage is checked with the siteverify
+    # API; requires_captcha makes registration ask for it.
+    requires_captcha: bool = False
+    recaptcha_public_key: str | None = None
+    recaptcha_private_key: str | None = None
+    recaptcha_siteverify_api: str = "https://www.recaptcha.net/recaptcha/api/siteverify"
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,16 @@ class PushConfig:
     # Allow push gateway URLs on loopback, private and link-local addresses (refused by
     # default, like Synapse's ip_range_blacklist): for a gateway on this host or network.
     allow_private_gateways: bool = False
+
+
+@dataclass(frozen=True)
+class CasConfig:
+    # Single sign-on through a CAS server: GET /login offers m.login.sso (and m.login.cas),
+    # a CAS user logs in as the user of the same (mapped) localpart, created on first login,
+    # and users may complete user-interactive auth through it.
+    enabled: bool = False
+    # The CAS server's base URL (its /login and /proxyValidate are under it).
+    server_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +237,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
+    cas: CasConfig = field(default_factory=CasConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
@@ -299,6 +316,11 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    if config.registration.requires_captcha and not (config.registration.recaptcha_public_key
+                                                      and config.registration.recaptcha_private_key):
+        raise ConfigError("registration.requires_captcha: needs recaptcha_public_key and recaptcha_private_key")
+    if config.cas.enabled and not config.cas.server_url:
+        raise ConfigError("cas.server_url: needed when cas.enabled is true")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
     for i, listener in enumerate(config.listeners):

@@ -74,6 +74,12 @@ registration:
   # /_synapse/admin/v1/register (register_new_matrix_user and similar). Keep it secret;
   # null turns it off. `chatgo generate-config` writes a random one.
   shared_secret: {shared_secret}
+  # reCAPTCHA (Google's, or a compatible service): with both keys, clients may complete the
+  # m.login.recaptcha stage; requires_captcha makes registration ask for it.
+  requires_captcha: false
+  recaptcha_public_key: null
+  recaptcha_private_key: null
+  recaptcha_siteverify_api: https://www.recaptcha.net/recaptcha/api/siteverify
 
 auth:
   # Lifetime of access tokens given to clients that ask for a refresh token.
@@ -103,6 +109,13 @@ push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are
   # refused unless this is true (for a gateway on this host or network).
   allow_private_gateways: false
+
+cas:
+  # Single sign-on through a CAS server: users log in (and confirm their identity for
+  # user-interactive auth) with it; a CAS user is the local user of the same localpart,
+  # created on first login. Needs public_baseurl, where the CAS server sends users back.
+  enabled: false
+  server_url: null  # e.g. https://cas.example.org/cas
 
 presence:
   # Share online/offline status and status messages with users in the same rooms.

@@ -18,6 +18,7 @@ from storage.federation_reads import FederationReadQueries
 from storage.federation_rooms import FederationRoomStore
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
+from storage.login_tokens import LoginTokenStore
 from storage.media import MediaStore, UrlPreviewStore
 from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
@@ -47,6 +48,7 @@ class Stores:
     registration_tokens: RegistrationTokenStore
     openid_tokens: OpenIdTokenStore
     threepid_bindings: ThreepidBindingStore
+    login_tokens: LoginTokenStore
     profiles: ProfileStore
     rooms: RoomStore
     events: EventStore
@@ -88,6 +90,7 @@ class Stores:
             registration_tokens=RegistrationTokenStore(db),
             openid_tokens=OpenIdTokenStore(db),
             threepid_bindings=ThreepidBindingStore(db),
+            login_tokens=LoginTokenStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),
             events=EventStore(db),

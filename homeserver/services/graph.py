@@ -10,6 +10,7 @@ from federation.request_auth import RequestAuthenticator
 from federation.sender import FederationSender
 from homeserver.config import Config
 from homeserver.services.accounts.accounts import AccountService
+from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
@@ -72,6 +73,7 @@ class Services:
     openid: OpenIdService
     health: HealthService
     threepids: ThreepidService
+    cas: CasService
     events: EventService
     rooms: RoomService
     upgrades: RoomUpgradeService

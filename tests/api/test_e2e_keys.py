@@ -231,3 +231,34 @@ async def test_cross_signing_upload_under_unstable(alice):
     assert status == 200, body
     status, body = await alice.post(f"{V3}/keys/query", {"device_keys": {user_id: []}})
     assert body["master_keys"][user_id] == master
+
+
+async def test_user_signing_changes_are_told_to_their_owner_only(alice, bob):
+    await shared_room(alice, bob)
+    alice_id, _ = await device_of(alice)
+    bob_id, _ = await device_of(bob)
+    master, master_key, _ = cross_signing_key(alice_id, "master")
+    self_signing, _, _ = cross_signing_key(alice_id, "self_signing", master_key)
+    bob_master, _, bob_master_public = cross_signing_key(bob_id, "master")
+    await bob.post(f"{V3}/keys/device_signing/upload", {"master_key": bob_master})
+    await alice.post(f"{V3}/keys/device_signing/upload", {"master_key": master, "self_signing_key": self_signing})
+    alice_since, bob_since = (await sync(alice))["next_batch"], (await sync(bob))["next_batch"]
+    # A new user-signing key: Alice's other devices re-query her keys; Bob never sees it.
+    user_signing, user_key, _ = cross_signing_key(alice_id, "user_signing", master_key)
+    assert (await alice.post(f"{V3}/keys/device_signing/upload", {"user_signing_key": user_signing}))[0] == 200
+    body = await sync(alice, alice_since)
+    assert alice_id in body["device_lists"]["changed"]
+    alice_since = body["next_batch"]
+    body = await sync(bob, bob_since)
+    assert alice_id not in body.get("device_lists", {}).get("changed", [])
+    bob_since = body["next_batch"]
+    # Alice signs Bob's master key: she re-queries Bob's keys; Bob is told nothing.
+    signed = sign_json(dict(bob_master), alice_id, user_key)
+    status, body = await alice.post(f"{V3}/keys/signatures/upload", {bob_id: {bob_master_public: signed}})
+    assert (status, body["failures"]) == (200, {})
+    body = await sync(alice, alice_since)
+    assert bob_id in body["device_lists"]["changed"]
+    status, changes = await alice.get(f"{V3}/keys/changes?from={alice_since}&to={body['next_batch']}")
+    assert bob_id in changes["changed"]
+    body = await sync(bob, bob_since)
+    assert alice_id not in body.get("device_lists", {}).get("changed", [])

@@ -42,6 +42,12 @@ async def test_event_fields_and_federation_format(alice):
     body = await sync(alice, token, filter=with_filter({"event_format": "federation"}))
     pdu = body["rooms"]["join"][room]["timeline"]["events"][0]
     assert {"auth_events", "prev_events", "depth", "hashes", "signatures"} <= set(pdu)
+    assert pdu["event_id"].startswith("$")  # added, as Synapse does (v3+ PDUs carry none)
+    # A timeline limit of 0: no events, only state.
+    body = await sync(alice, filter=with_filter({"room": {"timeline": {"limit": 0}, "state": {"types": ["m.room.name"]}}}))
+    joined = body["rooms"]["join"][room]
+    assert joined["timeline"]["events"] == [] and joined["timeline"]["limited"] is True
+    assert [e["type"] for e in joined["state"]["events"]] == ["m.room.name"]
 
 
 async def test_lazy_loaded_members_and_summary(alice, bob, client):

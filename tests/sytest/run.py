@@ -91,9 +91,15 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
         "database": {**config.get("database", {}), "url": database_url},
         # Open registration (m.login.dummy, no token) and guests.
         "registration": {**config.get("registration", {}), "enabled": True, "requires_token": False,
-                         "allow_guests": True},
+                         "allow_guests": True,
+                         # sytest checks the captcha stage against its helper's siteverify.
+                         "recaptcha_public_key": "sytest_recaptcha_public_key",
+                         "recaptcha_private_key": "sytest_recaptcha_private_key",
+                         "recaptcha_siteverify_api": "https://127.0.0.1:48100/recaptcha/api/siteverify"},
         "rate_limiting": {**config.get("rate_limiting", {}), "enabled": False},
         "presence": {**config.get("presence", {}), "enabled": True},
+        # Single sign-on through sytest's CAS stand-in, on its HTTPS helper.
+        "cas": {"enabled": True, "server_url": "https://127.0.0.1:48100/cas"},
         # sytest's push gateway is its HTTPS helper on 127.0.0.1:48100.
         "push": {**config.get("push", {}), "allow_private_gateways": True},
         # sytest's URL-preview tests fetch from its helper server on 127.0.0.1.
@@ -124,9 +130,6 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
     #   - the two appservice registration files: `as-files.sh localhost:48448 DIR`, run before
     #     the server starts (app_service_config_files in Synapse)
     #   - e-mail: SMTP at 127.0.0.1:48101, from synapse@localhost
-    #   - reCAPTCHA: siteverify https://127.0.0.1:48100/recaptcha/api/siteverify,
-    #     keys sytest_recaptcha_public_key / sytest_recaptcha_private_key
-    #   - CAS: https://127.0.0.1:48100/cas
     #   - outbound HTTPS to those helpers (push gateway, URL previews) trusting sytest's CA:
     #     there is no setting for it, so `server_env` points SSL_CERT_FILE at a bundle of the
     #     system's CAs plus sytest's (aiohttp's default SSL context reads it)

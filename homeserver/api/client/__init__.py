@@ -11,6 +11,7 @@ from homeserver.api.client import (
     administrative_contact,
     banning,
     capabilities,
+    cas,
     cross_signing,
     create_room,
     device_management,
@@ -53,6 +54,7 @@ from homeserver.api.client import (
     rooms,
     search,
     sliding_sync,
+    sso_login_redirect,
     sync,
     tags,
     threads_list,
@@ -74,7 +76,7 @@ MODULES = [
     pushrules, pusher, notifications,
     sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
     to_device,
-    keys, cross_signing, key_backup, sliding_sync,
+    keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]

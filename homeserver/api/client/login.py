@@ -10,7 +10,7 @@ from homeserver.errors import Codes, MatrixError
 @route("GET", "/login", auth=Auth.NONE)
 async def get_login_flows(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/login"""
-    return json_response({"flows": [{"type": "m.login.password"}]})
+    return json_response({"flows": [{"type": "m.login.password"}, *services_of(request).cas.login_flows()]})
 
 
 @route("POST", "/login", auth=Auth.NONE, rate_limited=True)
@@ -18,6 +18,9 @@ async def login(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/login"""
     body = await read_json_object(request)
     login_type = body.get("type")
+    if login_type == "m.login.token":  # from single sign-on
+        result = await services_of(request).cas.login_with_token(body)
+        return json_response(login_response(result))
     if login_type != "m.login.password":
         raise MatrixError(400, Codes.UNKNOWN, f"Unknown login type {login_type!r}")
     result = await services_of(request).accounts.login_with_password(body)

@@ -64,9 +64,9 @@ class AccountService:
     # --- registration --------------------------------------------------------------------
 
     def registration_flows(self) -> list[list[str]]:
-        if self._config.requires_token:
-            return [[uia.REGISTRATION_TOKEN]]
-        return [[uia.DUMMY]]
+        flow = [uia.REGISTRATION_TOKEN] if self._config.requires_token else [uia.DUMMY]
+        # As Synapse: the captcha first, then the rest.
+        return [[uia.RECAPTCHA, *flow]] if self._config.requires_captcha else [flow]
 
     def user_id_for(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -283,6 +283,18 @@ class AccountService:
         async with self._db.transaction():
             return await self._login_device(user.user_id, device_id, display_name, want_refresh)
 
+    async def log_in_user(self, user_id: str, body: dict[str, Any]) -> LoginResult:
+        """Log in a user whom something else authenticated (a login token from SSO), with the
+        login request's device_id, initial_device_display_name and refresh_token."""
+        user = await self._accounts.get_user(user_id)
+        if user is None or user.deactivated:
+            raise MatrixError(403, Codes.USER_DEACTIVATED if user else Codes.FORBIDDEN, "This account cannot log in")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        want_refresh = _optional_bool(body, "refresh_token")
+        async with self._db.transaction():
+            return await self._login_device(user_id, device_id, display_name, want_refresh)
+
     async def _login_device(self, user_id: str, device_id: str | None, display_name: str | None, want_refresh: bool) -> LoginResult:
         device_id = await self._devices.prepare_login_device(user_id, device_id, display_name)
         tokens = await self._auth.issue_tokens(user_id, device_id, with_refresh_token=want_refresh)
@@ -319,7 +331,7 @@ class AccountService:
         if not isinstance(erase, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'erase' must be a boolean")
         result = await self._uia.authenticate(
-            body.get("auth"), operation="deactivate", flows=[[uia.PASSWORD]], user_id=requester.user_id
+            body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
         )
         unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
         async with self._db.transaction():

@@ -11,7 +11,6 @@ from typing import Any
 
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.accounts import uia
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, Requester
 from homeserver.services.clock import Clock
@@ -130,7 +129,8 @@ class DeviceService:
 
     async def delete_devices(self, requester: Requester, device_ids: list[str], auth: Any, *, operation: str) -> None:
         """Delete devices after UIA; their tokens go with them. Unknown IDs are ignored, as Synapse does."""
-        result = await self._uia.authenticate(auth, operation=operation, flows=[[uia.PASSWORD]], user_id=requester.user_id)
+        result = await self._uia.authenticate(auth, operation=operation, flows=self._uia.user_flows(),
+                                             user_id=requester.user_id)
         await self.delete_devices_now(requester.user_id, device_ids)
         await self._uia.finish(result.session_id)
 

@@ -16,10 +16,16 @@ registration logs that user in again instead of failing.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
+
+from federation.transport import Transport
 from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.clock import Clock
@@ -27,9 +33,23 @@ from storage.accounts import AccountStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.uia import UIAuthStore
 
+logger = logging.getLogger(__name__)
+
 DUMMY = "m.login.dummy"
 PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
+SSO = "m.login.sso"  # completed out of band, through the SSO provider (see `complete_sso`)
+RECAPTCHA = "m.login.recaptcha"
+
+
+@dataclass(frozen=True)
+class Recaptcha:
+    """How the m.login.recaptcha stage is checked: the siteverify API and the keys."""
+    public_key: str
+    private_key: str
+    siteverify_api: str
+    # Answers POST siteverify (form fields) with the service's JSON answer; None if unreachable.
+    verify: Callable[[str, dict[str, str]], Awaitable[Any]]
 
 
 # Keys of a session's `result` that are not stage results.
@@ -50,7 +70,10 @@ class UIAService:
     def __init__(
         self, sessions: UIAuthStore, accounts: AccountStore, registration_tokens: RegistrationTokenStore,
         passwords: PasswordHashing, clock: Clock, server_name: str, session_lifetime_ms: int,
+        sso_enabled: bool = False, recaptcha: Recaptcha | None = None,
     ) -> None:
+        self._sso_enabled = sso_enabled
+        self._recaptcha = recaptcha
         self._sessions = sessions
         self._accounts = accounts
         self._registration_tokens = registration_tokens
@@ -58,6 +81,19 @@ class UIAService:
         self._clock = clock
         self._server_name = server_name
         self._lifetime_ms = session_lifetime_ms
+
+    def user_flows(self) -> list[list[str]]:
+        """The flows by which an existing user confirms who they are: their password, or
+        single sign-on when it is set up (as Synapse offers them)."""
+        return [[PASSWORD], [SSO]] if self._sso_enabled else [[PASSWORD]]
+
+    async def complete_sso(self, session_id: str, user_id: str) -> None:
+        """The SSO provider vouched for `user_id` in this session: the SSO stage is complete
+        (the operation then checks that it is the session's user)."""
+        session = await self._sessions.get_session(session_id)
+        if session is None or session.created_ts + self._lifetime_ms < self._clock.now_ms():
+            raise MatrixError(400, Codes.UNKNOWN, f"Unknown session ID: {session_id}")
+        await self._sessions.mark_stage_completed(session_id, SSO, {"sso_user": user_id})
 
     async def authenticate(
         self, auth: Any, *, operation: str, flows: list[list[str]], user_id: str | None = None,
@@ -98,6 +134,8 @@ class UIAService:
         if "type" in auth:
             stage = auth["type"]
             allowed = {s for flow in flows for s in flow}
+            if self._recaptcha is not None:
+                allowed.add(RECAPTCHA)  # as Synapse: a configured check is accepted outside the flows
             if stage not in allowed:
                 raise MatrixError(400, Codes.UNRECOGNIZED, f"Unrecognised login type {stage!r}")
             error = await self._check_stage(stage, auth, user_id, now)
@@ -110,7 +148,11 @@ class UIAService:
             completed = await self._sessions.mark_stage_completed(session_id, stage, stage_result)
             results.update(stage_result)
 
-        if any(all(s in completed for s in flow) for flow in flows):
+        done = [flow for flow in flows if all(s in completed for s in flow)]
+        if done:
+            if all(SSO in flow for flow in done) and results.get("sso_user") != user_id:
+                # As Synapse: the SSO provider vouched for someone else.
+                raise MatrixError(403, Codes.FORBIDDEN, "Authenticated user does not match the requester")
             return UIAResult(session_id, results, params)
         raise InteractiveAuthRequired(
             self._challenge(session_id, flows, completed, always_completed=True), session_id=session_id
@@ -137,9 +179,12 @@ class UIAService:
 
     def _challenge(self, session_id: str, flows: list[list[str]], completed: list[str],
                    always_completed: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self._recaptcha is not None and any(RECAPTCHA in flow for flow in flows):
+            params[RECAPTCHA] = {"public_key": self._recaptcha.public_key}
         body: dict[str, Any] = {
             "flows": [{"stages": list(flow)} for flow in flows],
-            "params": {},
+            "params": params,
             "session": session_id,
         }
         # As Synapse: once the client has attempted a stage, "completed" is always there.
@@ -153,6 +198,8 @@ class UIAService:
             return None
         if stage == PASSWORD:
             return await self._check_password(auth, user_id)
+        if stage == RECAPTCHA and self._recaptcha is not None:
+            return await self._check_recaptcha(auth)
         if stage == REGISTRATION_TOKEN:
             token = auth.get("token")
             if not isinstance(token, str) or not token:
@@ -161,6 +208,17 @@ class UIAService:
                 return "Invalid registration token"
             return None
         return f"Unsupported stage {stage}"
+
+    async def _check_recaptcha(self, auth: dict[str, Any]) -> str | None:
+        assert self._recaptcha is not None
+        response = auth.get("response")
+        if not isinstance(response, str) or not response:
+            return "Missing captcha response"
+        answer = await self._recaptcha.verify(self._recaptcha.siteverify_api,
+                                              {"secret": self._recaptcha.private_key, "response": response})
+        if not isinstance(answer, dict) or answer.get("success") is not True:
+            return "Captcha validation failed"
+        return None
 
     async def _check_password(self, auth: dict[str, Any], user_id: str | None) -> str | None:
         if user_id is None:
@@ -188,3 +246,17 @@ class UIAService:
             # with the thief's own password) is a 403, not another try at the stage.
             raise MatrixError(403, Codes.FORBIDDEN, "Authenticated user does not match the requester")
         return None
+
+
+def siteverify_over(transport: Transport) -> Callable[[str, dict[str, str]], Awaitable[Any]]:
+    """`Recaptcha.verify` through an outbound transport (its TLS trust and IP range filter)."""
+
+    async def verify(url: str, fields: dict[str, str]) -> Any:
+        try:
+            async with transport.session.post(url, data=fields) as resp:
+                return await resp.json(content_type=None) if resp.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as err:
+            logger.warning("captcha check failed: %s", err)
+            return None
+
+    return verify

@@ -25,7 +25,6 @@ from unpaddedbase64 import decode_base64
 
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.accounts import uia
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import Requester
 from homeserver.services.e2ee.remote_keys import DEFAULT_TIMEOUT_MS, RemoteKeys, timeout_of
@@ -248,14 +247,17 @@ class E2EKeyService:
         result = None
         if replacing:
             result = await self._uia.authenticate(body.get("auth"), operation="device_signing_upload",
-                                                  flows=[[uia.PASSWORD]], user_id=user_id)
+                                                  flows=self._uia.user_flows(), user_id=user_id)
         async with self._db.transaction():
             for kind, key in uploaded.items():
                 await self._store.set_cross_signing_key(user_id, kind, key)
         if result is not None:
             await self._uia.finish(result.session_id)
-        if uploaded:
+        if uploaded.keys() - {"user_signing"}:
             await self._device_lists.mark_changed(user_id, signing_keys=True)
+        elif uploaded:
+            # Only the owner ever sees their user-signing key: only they are told (as Synapse).
+            await self._device_lists.mark_changed_for(user_id, [user_id])
 
     async def upload_signatures(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         signer = requester.user_id
@@ -269,7 +271,7 @@ class E2EKeyService:
         # user-signing key on other users' keys are only ever shown to us).
         signed_devices: set[str] = set()
         master_signed = False
-        changed = False
+        others: set[str] = set()  # users whose keys our user-signing key signed
         for target_user, by_key in body.items():
             if not isinstance(by_key, dict):
                 raise MatrixError(400, Codes.BAD_JSON, "Each user's entry must be an object")
@@ -277,16 +279,20 @@ class E2EKeyService:
                 try:
                     rows.extend(await self._signature_rows(signer, target_user, target_key_id, signed,
                                                            self_signing, user_signing, own_master))
-                    changed = True
                     if target_user == signer and target_key_id == own_master:
                         master_signed = True
                     elif target_user == signer:
                         signed_devices.add(target_key_id)
+                    else:
+                        others.add(target_user)
                 except MatrixError as err:
                     failures.setdefault(target_user, {})[target_key_id] = {"errcode": err.errcode, "error": str(err)}
         await self._store.add_signatures(rows)
-        if changed:
+        if signed_devices or master_signed:
             await self._device_lists.mark_changed(signer, sorted(signed_devices), signing_keys=master_signed)
+        if others:
+            # Signatures on other users' keys are shown to the signer only: only they re-query.
+            await self._device_lists.mark_changed_for(signer, others)
         return {"failures": failures}
 
     # --- for other servers ---------------------------------------------------------------------

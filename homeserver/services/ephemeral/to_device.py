@@ -171,6 +171,13 @@ class DeviceListService:
     async def on_devices_changed(self, user_id: str, device_ids: list[str], deleted: bool) -> None:
         await self.mark_changed(user_id, device_ids, deleted=deleted)
 
+    async def mark_changed_for(self, viewer: str, user_ids: Iterable[str]) -> None:
+        """Keys changed that only `viewer` sees (their user-signing key, their signatures on
+        other users' keys): only their syncs list `user_ids` as changed; nobody else, no
+        other server, hears of it."""
+        async with self._aux.write({viewer}) as position:
+            await self._store.mark_changed_for(viewer, sorted(set(user_ids)), position)
+
     async def stream_id(self, user_id: str) -> int:
         """Where a user's device list stands: the position of its last change (0: never changed).
         Peers match it with the `stream_id` of `m.device_list_update` EDUs."""
@@ -186,6 +193,7 @@ class DeviceListService:
             return {"changed": [], "left": []}
         sharing = await self._queries.users_sharing_rooms(user_id)
         changed = await self._store.changed_between(sorted(sharing | {user_id}), since_aux, upto_aux)
+        changed |= await self._store.changed_for_viewer(user_id, since_aux, upto_aux)
         left: set[str] = set()
         for room_id, member, membership in membership_changes:
             if member == user_id:
