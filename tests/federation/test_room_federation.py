@@ -183,17 +183,19 @@ async def test_history_from_before_the_join_is_backfilled(homeservers, tls_files
     body = await bob.sync()
     token = body["rooms"]["join"][room_id]["timeline"]["prev_batch"]
     seen: list[str] = []
+    oldest = None
     for _ in range(10):
         _, page = await bob.request("GET", f"/_matrix/client/v3/rooms/{room_id}/messages",
                                     query={"dir": "b", "from": token, "limit": "10"})
         seen += [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
-        if "end" not in page:
+        oldest = page["chunk"][-1] if page["chunk"] else oldest
+        if "end" not in page or not page["chunk"]:  # the last page may be empty (as Synapse's)
             break
         token = page["end"]
     assert seen == [f"old {n}" for n in reversed(range(25))]
     # The join brought the room's state as outliers; backfill reached the room's start and put
     # them in the timeline too, down to the create event.
-    assert page["chunk"][-1]["type"] == "m.room.create"
+    assert oldest is not None and oldest["type"] == "m.room.create"
     # Backfilled history is not news: an incremental sync does not replay it.
     later = await bob.sync()
     assert not messages(later, room_id)
