@@ -28,16 +28,18 @@ from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
-from homeserver.api import pages
+from homeserver.api import health, pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.uia import UIAService
+from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -223,6 +225,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
+        openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
+        health=HealthService(db),
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates),
@@ -343,7 +347,7 @@ def load_signing_key(path: Path) -> Any:
 def modules_for(resources: Iterable[str]) -> list[ModuleType]:
     """The handler modules a listener serves, from its configured resources."""
     resources = set(resources)
-    modules: list[ModuleType] = []
+    modules: list[ModuleType] = [health]  # every listener answers health checks
     if "client" in resources:
         modules += [pages, *client_api.MODULES, *federation_api.WELL_KNOWN_MODULES]
     if "federation" in resources:

@@ -14,11 +14,12 @@ from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
-from storage.federation_rooms import FederationRoomStore
 from storage.federation_reads import FederationReadQueries
+from storage.federation_rooms import FederationRoomStore
 from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.media import MediaStore, UrlPreviewStore
+from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
@@ -42,6 +43,7 @@ class Stores:
     tokens: TokenStore
     uia: UIAuthStore
     registration_tokens: RegistrationTokenStore
+    openid_tokens: OpenIdTokenStore
     profiles: ProfileStore
     rooms: RoomStore
     events: EventStore
@@ -80,6 +82,7 @@ class Stores:
             tokens=TokenStore(db),
             uia=UIAuthStore(db),
             registration_tokens=RegistrationTokenStore(db),
+            openid_tokens=OpenIdTokenStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),
             events=EventStore(db),

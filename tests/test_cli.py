@@ -1,5 +1,6 @@
 """The `chatgo` command end to end: generate-config, run (embedded database and URL), register-user."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -219,3 +220,40 @@ def test_client_listener_serves_tls_from_a_configured_certificate(tmp_path):
     finally:
         out = stop(proc)
     assert f"listening on https://127.0.0.1:{port}" in out
+
+
+def test_a_crash_leaks_no_embedded_postgresql(tmp_path):
+    """SIGKILL leaves the embedded cluster running; the next start reuses it and its clean stop
+    stops it (the dead process no longer counts as a user of the cluster)."""
+    config_path, client_port, _ = generate(tmp_path)
+    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+    proc = run_server(config_path)
+    try:
+        wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+    finally:
+        proc.kill()  # a crash: nothing is cleaned up
+        proc.communicate(timeout=30)
+    postmaster = int(pid_file.read_text().split()[0])
+    os.kill(postmaster, 0)  # still running, orphaned
+
+    try:
+        proc = run_server(config_path)
+        try:
+            wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+        finally:
+            out = stop(proc)
+        assert "forgetting processes that died holding it" in out
+        assert "stopping embedded PostgreSQL" in out
+        assert not pid_file.exists()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(postmaster, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"PostgreSQL {postmaster} still runs after a clean stop")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster, signal.SIGTERM)  # never leak it from a failed test

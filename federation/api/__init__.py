@@ -4,12 +4,14 @@ from federation.api import (
     backfill, content_repository, event_auth, events, invites_v2, joins_v1, joins_v2, keys_query, keys_server, knocks,
     leaving_v1, leaving_v2, public_rooms, query, transactions, user_devices, user_keys, version, wellknown,
 )
+from federation.api import openid
 
 # Served on listeners with the `client` resource too: it is how peers find our federation port.
 WELL_KNOWN_MODULES = [wellknown]
 # The `federation` resource: /_matrix/federation/...
 FEDERATION_MODULES = [version, query, transactions, joins_v1, joins_v2, leaving_v1, leaving_v2, knocks, invites_v2,
                       events, event_auth, backfill, public_rooms, user_devices, user_keys, content_repository]
+FEDERATION_MODULES += [openid]  # asked by third parties (widgets), not servers: no X-Matrix
 # The `keys` resource: /_matrix/key/v2/... (our keys and the notary API).
 KEY_MODULES = [keys_server, keys_query]
 

@@ -38,6 +38,8 @@ FEDERATION_V1 = ("/_matrix/federation/v1",)
 FEDERATION_V2 = ("/_matrix/federation/v2",)
 KEY_V2 = ("/_matrix/key/v2",)
 SYNAPSE_ADMIN_V1 = ("/_synapse/admin/v1",)
+# Spec files whose path keys carry the version themselves (admin.yaml: "/v3/admin/whois/...").
+CLIENT_BASE = ("/_matrix/client",)
 
 REQUESTER_KEY = "chatgo.requester"
 ORIGIN_KEY = "chatgo.origin"

@@ -11,33 +11,36 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeserver.core.ids import is_valid_room_id, is_valid_user_id
+
 
 class InvalidFilter(ValueError):
     """A filter that does not have the spec's shape."""
 
 
 _LISTS = ("types", "not_types", "senders", "not_senders", "rooms", "not_rooms")
+# Lists whose entries must be IDs: a filter naming "not_a_room_id" is a client's mistake worth
+# a 400 (as Synapse's filter schema), not a filter that silently matches nothing.
+_ID_CHECKS = {"senders": is_valid_user_id, "not_senders": is_valid_user_id,
+              "rooms": is_valid_room_id, "not_rooms": is_valid_room_id}
 
 
-def _check_ids(where: str, key: str, values: list[str]) -> None:
-    """Room lists hold room IDs, sender lists user IDs (the shapes Synapse's filter schema
-    checks: a sigil, and a server name after a colon for users)."""
-    if key in ("rooms", "not_rooms"):
-        if not all(v.startswith("!") and len(v) > 1 for v in values):
-            raise InvalidFilter(f"{where}.{key} must be a list of room IDs")
-    elif key in ("senders", "not_senders"):
-        if not all(v.startswith("@") and ":" in v[1:] for v in values):
-            raise InvalidFilter(f"{where}.{key} must be a list of user IDs")
+def _string_list(value: dict[str, Any], key: str, where: str) -> None:
+    if key not in value:
+        return
+    items = value[key]
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise InvalidFilter(f"{where}.{key} must be a list of strings")
+    check = _ID_CHECKS.get(key)
+    if check is not None and not all(check(v) for v in items):
+        raise InvalidFilter(f"{where}.{key} must list {'user' if 'senders' in key else 'room'} IDs")
 
 
 def _event_filter(value: Any, where: str, *, room_event: bool = False) -> None:
     if not isinstance(value, dict):
         raise InvalidFilter(f"{where} must be an object")
     for key in _LISTS:
-        if key in value and (not isinstance(value[key], list) or not all(isinstance(v, str) for v in value[key])):
-            raise InvalidFilter(f"{where}.{key} must be a list of strings")
-        if key in value:
-            _check_ids(where, key, value[key])
+        _string_list(value, key, where)
     if "limit" in value and (isinstance(value["limit"], bool) or not isinstance(value["limit"], int) or value["limit"] < 0):
         raise InvalidFilter(f"{where}.limit must be a non-negative integer")
     if room_event:
@@ -61,10 +64,7 @@ def validate_filter(value: Any) -> dict[str, Any]:
     if not isinstance(room, dict):
         raise InvalidFilter("room must be an object")
     for key in ("rooms", "not_rooms"):
-        if key in room and (not isinstance(room[key], list) or not all(isinstance(r, str) for r in room[key])):
-            raise InvalidFilter(f"room.{key} must be a list of strings")
-        if key in room:
-            _check_ids("room", key, room[key])
+        _string_list(room, key, "room")
     for key in ("include_leave",):
         if key in room and not isinstance(room[key], bool):
             raise InvalidFilter(f"room.{key} must be a boolean")

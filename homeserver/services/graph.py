@@ -11,10 +11,12 @@ from federation.sender import FederationSender
 from homeserver.config import Config
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.uia import UIAService
+from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -67,6 +69,8 @@ class Services:
     accounts: AccountService
     registration_tokens: RegistrationTokenService
     shared_secret_registration: SharedSecretRegistration
+    openid: OpenIdService
+    health: HealthService
     events: EventService
     rooms: RoomService
     upgrades: RoomUpgradeService

@@ -143,3 +143,29 @@ class TestBehindProxy:
         await services.devices.flush()
         device = await services.devices.get_device(user["user_id"], user["device_id"])
         assert device.last_seen_ip == "203.0.113.7"
+
+
+async def test_whois_lists_devices_and_their_last_connection(client, alice, services):
+    """GET /admin/whois/{userId} (spec admin.yaml): for the user themself and server admins."""
+    me = client.with_token(alice["access_token"])
+    await me.request("GET", f"{V3}/account/whoami", headers={"User-Agent": "sytest-like/1.0"})
+    await wait_for_last_seen(me, alice["device_id"])
+    status, body = await me.get(f"{V3}/admin/whois/@alice:test.local")
+    assert status == 200, body
+    assert body["user_id"] == "@alice:test.local"
+    (connection,) = body["devices"][alice["device_id"]]["sessions"][0]["connections"]
+    assert connection["ip"] == "127.0.0.1" and connection["last_seen"] > 1_600_000_000_000
+    assert connection["user_agent"]
+
+    bob = await client.register("bob")
+    status, body = await client.get(f"{V3}/admin/whois/@alice:test.local", token=bob["access_token"])
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    admin_id = await services.accounts.create_user("root", "pw-root-1", admin=True)
+    status, login = await client.post(f"{V3}/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "root"}, "password": "pw-root-1"})
+    root = client.with_token(login["access_token"])
+    status, body = await root.get(f"{V3}/admin/whois/@alice:test.local")
+    assert status == 200 and alice["device_id"] in body["devices"]
+    status, body = await root.get(f"{V3}/admin/whois/@alice:elsewhere.example")
+    assert status == 400
+    assert admin_id == "@root:test.local"

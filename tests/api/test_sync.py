@@ -161,11 +161,16 @@ async def test_filters_upload_get_and_use(alice, client):
     assert status == 400 and body["errcode"] == "M_BAD_JSON"
     status, body = await alice.post(f"{V3}/user/@alice:test.local/filter", {"event_format": "xml"})
     assert status == 400
-    # Room lists hold room IDs and sender lists user IDs (as Synapse's filter schema checks).
-    for bad in ({"room": {"timeline": {"rooms": ["not_a_room_id"]}}}, {"room": {"rooms": ["x"]}},
-                {"room": {"timeline": {"senders": ["not_a_sender_id"]}}}, {"presence": {"not_senders": ["@nocolon"]}}):
+    # Room and sender lists must hold IDs (as Synapse's filter schema; sytest 80torture/10filters).
+    for bad in ({"room": {"timeline": {"rooms": ["not_a_room_id"]}}},
+                {"room": {"timeline": {"senders": ["not_a_sender_id"]}}},
+                {"room": {"not_rooms": ["#alias:test.local"]}},
+                {"presence": {"not_senders": ["alice"]}}):
         status, body = await alice.post(f"{V3}/user/@alice:test.local/filter", bad)
-        assert status == 400 and body["errcode"] == "M_BAD_JSON", bad
+        assert (status, body["errcode"]) == (400, "M_BAD_JSON"), bad
+    status, body = await alice.post(f"{V3}/user/@alice:test.local/filter",
+                                    {"room": {"timeline": {"senders": ["@alice:test.local"], "rooms": ["!v12roomhash"]}}})
+    assert status == 200
     status, body = await alice.get(f"{V3}/sync?filter=99")
     assert status == 404
 

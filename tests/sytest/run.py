@@ -51,8 +51,6 @@ ROOT = Path(__file__).resolve().parents[2]          # the checkout under test
 HERE = Path(__file__).resolve().parent
 PASSING = HERE / "passing.txt"
 SYTEST = Path(os.environ.get("CHATGO_SYTEST_DIR", ROOT.parent / "shared" / "sytest"))
-if not SYTEST.is_dir():
-    SYTEST = Path("/work/shared/sytest")
 
 SERVER_NAME = "localhost:48448"
 PORT = 48448

@@ -6,6 +6,7 @@
 
 from homeserver.api.client import (
     account_data,
+    admin,
     account_deactivation,
     banning,
     capabilities,
@@ -28,6 +29,7 @@ from homeserver.api.client import (
     logout,
     message_pagination,
     notifications,
+    openid,
     old_sync,
     password_management,
     presence,
@@ -64,12 +66,13 @@ from homeserver.api.client import authed_content_repo, content_repo
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
-    whoami, password_management, account_deactivation, refresh, device_management,
-    create_room, room_send, room_send_without_txn, room_state, room_upgrades, rooms, joining, leaving, inviting, kicking, banning,
-    knocking, list_joined_rooms, message_pagination, redaction, profile, directory, list_public_rooms,
-    relations, threads_list, event_context, room_event_by_timestamp, search, users,
+    whoami, admin, password_management, account_deactivation, refresh, device_management,
+    create_room, room_send, room_send_without_txn, room_state, room_upgrades, rooms, joining, leaving, inviting,
+    kicking, banning, knocking, list_joined_rooms, message_pagination, redaction, profile, directory,
+    list_public_rooms, relations, threads_list, event_context, room_event_by_timestamp, search, users,
     pushrules, pusher, notifications,
-    sync, old_sync, room_initial_sync, filter, account_data, tags, receipts, read_markers, typing, presence, to_device,
+    sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
+    to_device,
     keys, cross_signing, key_backup, sliding_sync,
 ]
 

@@ -9,6 +9,7 @@ import string
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.accounts import uia
 from homeserver.services.accounts.uia import UIAService
@@ -101,6 +102,22 @@ class DeviceService:
         if device is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Device not found")
         return device
+
+    async def whois(self, requester: Requester, user_id: str, server_name: str) -> dict[str, Any]:
+        """`GET /admin/whois/{userId}`: a user's devices and where they were last seen. For server
+        admins and the user themself (as Synapse); we keep one connection per device, the last."""
+        if user_id != requester.user_id and not requester.is_admin:
+            raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
+        if server_name_of(user_id) != server_name:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Can only whois a local user")
+        devices = {}
+        for device in await self._devices.list_devices(user_id):
+            connections = []
+            if device.last_seen_ts is not None:
+                connections.append({"ip": device.last_seen_ip, "last_seen": device.last_seen_ts,
+                                    "user_agent": device.last_seen_user_agent})
+            devices[device.device_id] = {"sessions": [{"connections": connections}]}
+        return {"user_id": user_id, "devices": devices}
 
     async def update_device(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
         display_name = body.get("display_name")

@@ -180,7 +180,12 @@ class SyncService:
                         # A room joined since the last sync: its history is news (Synapse).
                         join[room_id]["timeline"]["limited"] = True
                 elif room_id in with_news:
-                    join[room_id] = await self._rooms.room(requester, room_id, window, membership, f, ignored)
+                    built = await self._rooms.room(requester, room_id, window, membership, f, ignored)
+                    # News that the filter or ignored users hid all of is no news (as Synapse):
+                    # the room is left out unless it has ephemeral events or account data.
+                    if built["timeline"]["events"] or built["state"]["events"] or full_state \
+                            or room_id in typing or room_id in receipts or room_id in room_account_data:
+                        join[room_id] = built
                 elif room_id in typing or room_id in receipts or room_id in room_account_data:
                     join[room_id] = self._rooms.quiet_room(window)
             elif membership.membership in ("invite", "knock") and (since is None or changed):
