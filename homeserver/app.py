@@ -83,6 +83,7 @@ from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
+from homeserver.services.identity.third_party_invites import ThirdPartyInviteService
 from homeserver.services.rooms.timeline import TimelineService
 from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.rooms.wakeups import RoomEventNotifications
@@ -244,6 +245,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                        identity_transport, clock, config.server_name),
         threepids=threepids,
         events=events, rooms=rooms, upgrades=upgrades,
+        third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
+                                                    config.server_name, config.identity.verify_certificates),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,

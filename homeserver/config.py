@@ -121,6 +121,13 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    # Check the TLS certificates of identity servers (third-party invites by e-mail). Off only
+    # for tests against identity servers with self-signed certificates (sytest's).
+    verify_certificates: bool = True
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -238,6 +245,7 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     cas: CasConfig = field(default_factory=CasConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.

@@ -122,6 +122,11 @@ presence:
   # It costs nothing while users are idle (no timers); switch it off to skip it entirely.
   enabled: true
 
+identity:
+  # Check identity servers' TLS certificates (inviting by e-mail address). Only tests against
+  # identity servers with self-signed certificates switch it off.
+  verify_certificates: true
+
 media:
   # Where uploaded files are kept (one file per distinct content); null = data_dir/media.
   store_path: null

@@ -16,3 +16,9 @@ FEDERATION_MODULES = [version, query, transactions, joins_v1, joins_v2, leaving_
 FEDERATION_MODULES += [openid]  # asked by third parties (widgets), not servers: no X-Matrix
 # The `keys` resource: /_matrix/key/v2/... (our keys and the notary API).
 KEY_MODULES = [keys_server, keys_query]
+
+# Identity servers' callback when an invited e-mail address gets bound (PUT per the spec, POST
+# as identity servers send it).
+from federation.api import third_party_invite, third_party_onbind_post  # noqa: E402
+
+FEDERATION_MODULES += [third_party_invite, third_party_onbind_post]

@@ -8,7 +8,7 @@ One package per domain, each saying in its docstring what it holds and what it m
 (the "Service packages point one way" contract in pyproject.toml holds them to it):
 
     sync/  federation/        what clients long-poll; rooms and users across servers
-    e2ee/                     device keys, cross-signing, key backup
+    e2ee/ identity/           device keys, cross-signing, key backup; invites by e-mail
     accounts/ ephemeral/ push/ media/
     rooms/                    the event graph and a room's use cases
     streams/                  stream positions and wake-ups

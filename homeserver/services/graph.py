@@ -51,6 +51,7 @@ from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
 from homeserver.services.rooms.state import SnapshotMemo
+from homeserver.services.identity.third_party_invites import ThirdPartyInviteService
 from homeserver.services.rooms.timeline import TimelineService
 from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.sync.filters import FilterService
@@ -77,6 +78,7 @@ class Services:
     events: EventService
     rooms: RoomService
     upgrades: RoomUpgradeService
+    third_party_invites: ThirdPartyInviteService
     membership: MembershipService
     messaging: MessagingService
     timeline: TimelineService

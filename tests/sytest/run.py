@@ -118,6 +118,10 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
     })
     # sytest's admin registrations (POST /_synapse/admin/v1/register, HMAC with "reg_secret"),
     # where this checkout's config has the setting (registration.shared_secret).
+    # sytest's identity server has a self-signed certificate (Synapse's sytest config skips
+    # TLS checks for it too), where this checkout's config has the setting.
+    if _config_has("IdentityConfig", "verify_certificates"):
+        config["identity"] = {"verify_certificates": False}
     if _config_has("RegistrationConfig", "shared_secret"):
         config["registration"]["shared_secret"] = "reg_secret"
     # The public room directory is readable without auth (GET /publicRooms is auth=optional)

@@ -9,5 +9,8 @@ from homeserver.api.http import Auth, json_response, read_json_object, requester
 async def create_room(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/createRoom"""
     body = await read_json_object(request, allow_empty=True)
-    room_id = await services_of(request).rooms.create_room(requester_of(request).user_id, body)
+    if body.get("invite_3pid"):  # invites through identity servers
+        room_id = await services_of(request).third_party_invites.create_room(requester_of(request), body)
+    else:
+        room_id = await services_of(request).rooms.create_room(requester_of(request).user_id, body)
     return json_response({"room_id": room_id})

@@ -2,7 +2,8 @@
 
 The write path (`events`), the cached room state (`state`), creating rooms (`creation`),
 membership, sending (`messaging`), reading history (`timeline`, `relations`, `search`,
-`event_format`), the directory, retention, and the wake-ups of a committed event.
+`event_format`), the directory, retention, room upgrades (`upgrades`), and the wake-ups of
+a committed event.
 Joins through another server come in through `membership.RemoteMembership`, which
 `services/federation/` implements: rooms/ never imports federation/.
 May use: `streams`, `auth`, `clock`. Everything that builds on rooms sits above it.

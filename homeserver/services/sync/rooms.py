@@ -148,7 +148,9 @@ class RoomSyncBuilder:
             snap = await self._rooms.snapshot(room_id)
             if snap is None:
                 return []
-            events = await self._rooms.state_events(snap, [(t, "") for t in STRIPPED_STATE_TYPES])
+            # The room's stripped state and the inviter's own member event (as Synapse gives it).
+            keys = [(t, "") for t in STRIPPED_STATE_TYPES] + [("m.room.member", membership.sender)]
+            events = await self._rooms.state_events(snap, keys)
             stripped = [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
                         for e in events.values()]
         member = (await self._events.get_events([membership.event_id])).get(membership.event_id)
