@@ -163,7 +163,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                              erased=stores.accounts.erased_among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
-    threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key)
+    threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
+                                config.identity.server_allowlist)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration, threepids,
@@ -246,7 +247,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         threepids=threepids,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
-                                                    config.server_name, config.identity.verify_certificates),
+                                                    config.server_name, config.identity.verify_certificates,
+                                                    config.identity.server_allowlist),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,

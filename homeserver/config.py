@@ -125,6 +125,9 @@ class IdentityConfig:
     # Check the TLS certificates of identity servers (third-party invites by e-mail). Off only
     # for tests against identity servers with self-signed certificates (sytest's).
     verify_certificates: bool = True
+    # The identity servers (host[:port]) clients may name in 3PID binds and invites; null =
+    # any. An empty list turns identity servers off (nothing is ever contacted).
+    server_allowlist: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,9 @@ identity:
   # Check identity servers' TLS certificates (inviting by e-mail address). Only tests against
   # identity servers with self-signed certificates switch it off.
   verify_certificates: true
+  # The identity servers (host[:port]) clients may name in 3PID binds and invites;
+  # null = any, [] = none (identity servers are never contacted).
+  server_allowlist: null
 
 media:
   # Where uploaded files are kept (one file per distinct content); null = data_dir/media.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -36,17 +37,21 @@ UNBIND_PATH = "/_matrix/identity/v2/3pid/unbind"
 
 class ThreepidService:
     def __init__(self, bindings: ThreepidBindingStore, transport: Transport, server_name: str,
-                 signing_key: Any) -> None:
+                 signing_key: Any, allowed_servers: Iterable[str] | None = None) -> None:
+        self._allowed = frozenset(allowed_servers) if allowed_servers is not None else None
         self._bindings = bindings
         self._transport = transport
         self._server_name = server_name
         self._signing_key = signing_key
 
+    def _check_id_server(self, id_server: str) -> None:
+        _check_id_server(id_server, self._allowed)
+
     async def bind(self, requester: Requester, body: dict[str, Any]) -> None:
         """POST /account/3pid/bind."""
         sid, secret, id_server, token = (_string(body, k) for k in ("sid", "client_secret", "id_server",
                                                                      "id_access_token"))
-        _check_id_server(id_server)
+        self._check_id_server(id_server)
         answer = await self._call("POST", id_server, BIND_PATH,
                                   {"sid": sid, "client_secret": secret, "mxid": requester.user_id},
                                   headers={"Authorization": f"Bearer {token}"})
@@ -66,7 +71,7 @@ class ThreepidService:
         if id_server is not None:
             if not isinstance(id_server, str):
                 raise MatrixError(400, Codes.BAD_JSON, "'id_server' must be a string")
-            _check_id_server(id_server)
+            self._check_id_server(id_server)
             servers = [id_server]
         else:
             servers = [b.id_server for b in await self._bindings.of_user(requester.user_id)
@@ -126,7 +131,9 @@ def _string(body: dict[str, Any], key: str) -> str:
     return value
 
 
-def _check_id_server(id_server: str) -> None:
+def _check_id_server(id_server: str, allowed: frozenset[str] | None) -> None:
     # A host name with an optional port, nothing more (no scheme, path or credentials).
     if not is_valid_server_name(id_server):
         raise MatrixError(400, Codes.INVALID_PARAM, "'id_server' must be a host name, with an optional port")
+    if allowed is not None and id_server not in allowed:
+        raise MatrixError(400, Codes.SERVER_NOT_TRUSTED, "This identity server is not trusted (identity.server_allowlist)")

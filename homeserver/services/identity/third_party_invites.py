@@ -17,9 +17,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
+import yarl
 from signedjson.key import decode_verify_key_bytes
 from signedjson.sign import SignatureVerifyException, verify_signed_json
 from unpaddedbase64 import decode_base64
@@ -43,8 +45,10 @@ _ROOM_DETAILS = {"m.room.canonical_alias": ("alias", "room_alias"), "m.room.avat
 class ThirdPartyInviteService:
     def __init__(self, rooms: RoomService, membership: MembershipService, events: EventService,
                  room_state: RoomStateCache, profiles: ProfileLookup, server_name: str,
-                 verify_certificates: bool = True) -> None:
+                 verify_certificates: bool = True, allowed_servers: Iterable[str] | None = None) -> None:
         self._verify = verify_certificates
+        # identity.server_allowlist: None = any identity server; empty = none is ever contacted.
+        self._allowed = frozenset(allowed_servers) if allowed_servers is not None else None
         self._rooms = rooms
         self._membership = membership
         self._events = events
@@ -56,6 +60,7 @@ class ThirdPartyInviteService:
         """POST /rooms/{roomId}/invite with a third-party identifier."""
         id_server, token, medium, address = (_string(body, k) for k in ("id_server", "id_access_token", "medium",
                                                                        "address"))
+        self._check_trusted(id_server)
         if await self._state.snapshot(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         user_id = await self._lookup(id_server, token, medium, address)
@@ -63,6 +68,10 @@ class ThirdPartyInviteService:
             await self._membership.invite(requester.user_id, room_id, user_id)
             return
         await self._invite_unbound(requester.user_id, room_id, id_server, token, medium, address)
+
+    def _check_trusted(self, id_server: str) -> None:
+        if self._allowed is not None and id_server not in self._allowed:
+            raise MatrixError(400, Codes.SERVER_NOT_TRUSTED, "This identity server is not trusted (identity.server_allowlist)")
 
     async def create_room(self, requester: Requester, body: dict[str, Any]) -> str:
         """POST /createRoom with `invite_3pid`: the room, then each third-party invite."""
@@ -72,6 +81,7 @@ class ThirdPartyInviteService:
         for invite in invites:
             for key in ("id_server", "id_access_token", "medium", "address"):
                 _string(invite, key)
+            self._check_trusted(invite["id_server"])  # before the room exists: nothing half-made
         room_id = await self._rooms.create_room(requester.user_id, {k: v for k, v in body.items() if k != "invite_3pid"})
         for invite in invites:
             await self.invite(requester, room_id, invite)
@@ -134,6 +144,7 @@ class ThirdPartyInviteService:
                 continue
             if not isinstance(url, str) or not url.startswith("https://"):
                 raise MatrixError(403, Codes.FORBIDDEN, "The invite's key has no validity URL")
+            self._check_trusted(yarl.URL(url).authority)
             answer = await _get(self._verify, url, {"public_key": public_key})
             if answer.get("valid") is not True:
                 raise MatrixError(403, Codes.FORBIDDEN, "The identity server revoked the invite's key")
