@@ -88,3 +88,13 @@ async def test_user_directory(client, alice, bob):
     assert len(body["results"]) == 1 and body["limited"] is True
     status, body = await bob.post(f"{V3}/user_directory/search", {"search_term": 5})
     assert status == 400
+    # A user in no public room is not in their own directory (as Synapse; sytest 52user-directory);
+    # a room turned public, or world-readable, puts its members in everyone's.
+    status, body = await alice.post(f"{V3}/user_directory/search", {"search_term": "wonder"})
+    assert body["results"] == []
+    await alice.put(f"{V3}/rooms/{shared['room_id']}/state/m.room.history_visibility",
+                    {"history_visibility": "world_readable"})
+    status, body = await alice.post(f"{V3}/user_directory/search", {"search_term": "wonder"})
+    assert [r["user_id"] for r in body["results"]] == ["@alice:test.local"]
+    status, body = await carol.post(f"{V3}/user_directory/search", {"search_term": "bob"})
+    assert [r["user_id"] for r in body["results"]] == ["@bob:test.local"]
