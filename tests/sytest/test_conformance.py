@@ -35,9 +35,28 @@ def test_every_listed_sytest_test_passes(tmp_path):
     if setup.returncode != 0:
         _unavailable(f"sytest's setup.sh failed: {setup.stderr[-2000:]}")
     assert PASSING.exists() and PASSING.read_text().strip(), "tests/sytest/passing.txt is empty"
-    result = subprocess.run([sys.executable, "-m", "tests.sytest.run", "--out", str(tmp_path), *CI_TESTS],
-                            cwd=ROOT, capture_output=True, text=True, timeout=45 * 60)
-    report = result.stdout[-20000:] + result.stderr[-5000:]
-    assert result.returncode != 2, f"sytest could not run:\n{report}"
-    assert result.returncode == 0, f"tests in passing.txt failed (REGRESSION lines):\n{report}"
-    assert "sytest: total" in result.stdout, report
+    first = _run(tmp_path / "run1")
+    if first.returncode == 1:
+        # A few sytest tests race on timing (Synapse's own results have such flakes): a test
+        # counts as regressed only when it fails in a second whole run too.
+        second = _run(tmp_path / "run2")
+        assert second.returncode != 2, f"sytest could not run:\n{_report(second)}"
+        both = _regressions(first) & _regressions(second)
+        assert not both, f"tests in passing.txt failed twice: {sorted(both)}\n{_report(second)}"
+    else:
+        assert first.returncode == 0, f"sytest could not run:\n{_report(first)}"
+        assert "sytest: total" in first.stdout, _report(first)
+
+
+def _run(out) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.sytest.run", "--out", str(out), *CI_TESTS],
+                          cwd=ROOT, capture_output=True, text=True, timeout=45 * 60)
+
+
+def _regressions(result: subprocess.CompletedProcess) -> set[str]:
+    prefix = "REGRESSION (in passing.txt, did not pass): "
+    return {line[len(prefix):] for line in result.stdout.splitlines() if line.startswith(prefix)}
+
+
+def _report(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-20000:] + result.stderr[-5000:]
