@@ -31,7 +31,7 @@ from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
-from storage.threepids import ThreepidBindingStore
+from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, UserThreepidStore
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
@@ -45,6 +45,8 @@ class Stores:
     uia: UIAuthStore
     registration_tokens: RegistrationTokenStore
     threepid_bindings: ThreepidBindingStore
+    threepid_sessions: ThreepidValidationStore
+    user_threepids: UserThreepidStore
     login_tokens: LoginTokenStore
     profiles: ProfileStore
     rooms: RoomStore
@@ -85,6 +87,8 @@ class Stores:
             uia=UIAuthStore(db),
             registration_tokens=RegistrationTokenStore(db),
             threepid_bindings=ThreepidBindingStore(db),
+            threepid_sessions=ThreepidValidationStore(db),
+            user_threepids=UserThreepidStore(db),
             login_tokens=LoginTokenStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),
