@@ -62,16 +62,22 @@ class SearchQueries:
         return hits, count
 
     async def search_users(self, searcher: str, term: str, limit: int) -> list[DirectoryUser]:
-        """Users sharing a room with `searcher`, or joined to a public room, matching `term`
-        in their user ID or display name. Returns up to `limit` + 1 rows (to detect more)."""
+        """Users sharing a room with `searcher`, or joined to a public room (public join
+        rule, or world-readable history, as Synapse counts them), matching `term` in their
+        user ID or display name. The searcher finds themself only through a public room, as in
+        Synapse. Returns up to `limit` + 1 rows (to detect more)."""
         escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self._db.fetch(
-            """WITH visible_rooms AS (
+            """WITH shared_rooms AS (
                    SELECT room_id FROM current_state
                    WHERE type = 'm.room.member' AND state_key = $1 AND membership = 'join'
-                   UNION
+               ),
+               public_rooms AS (
                    SELECT c.room_id FROM current_state c JOIN events e ON e.event_id = c.event_id
-                   WHERE c.type = 'm.room.join_rules' AND c.state_key = '' AND e.pdu->'content'->>'join_rule' = 'public'
+                   WHERE (c.type = 'm.room.join_rules' AND c.state_key = ''
+                          AND e.pdu->'content'->>'join_rule' = 'public')
+                      OR (c.type = 'm.room.history_visibility' AND c.state_key = ''
+                          AND e.pdu->'content'->>'history_visibility' = 'world_readable')
                ),
                candidates AS (
                    SELECT DISTINCT ON (c.state_key) c.state_key AS user_id,
@@ -79,7 +85,8 @@ class SearchQueries:
                           e.pdu->'content'->>'avatar_url' AS avatar_url
                    FROM current_state c JOIN events e ON e.event_id = c.event_id
                    WHERE c.type = 'm.room.member' AND c.membership = 'join'
-                     AND c.room_id IN (SELECT room_id FROM visible_rooms)
+                     AND (c.room_id IN (SELECT room_id FROM public_rooms)
+                          OR (c.room_id IN (SELECT room_id FROM shared_rooms) AND c.state_key <> $1))
                    ORDER BY c.state_key, e.stream_ordering DESC
                )
                SELECT user_id, display_name, avatar_url FROM candidates

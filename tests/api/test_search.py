@@ -88,3 +88,13 @@ async def test_user_directory(client, alice, bob):
     assert len(body["results"]) == 1 and body["limited"] is True
     status, body = await bob.post(f"{V3}/user_directory/search", {"search_term": 5})
     assert status == 400
+    # Bob, in no public room, does not find himself (as Synapse); Carol, in one, does.
+    status, body = await bob.post(f"{V3}/user_directory/search", {"search_term": "bob"})
+    assert body["results"] == []
+    status, body = await carol.post(f"{V3}/user_directory/search", {"search_term": "carol"})
+    assert [r["user_id"] for r in body["results"]] == ["@carol:test.local"]
+    # A room with world-readable history counts as public.
+    status, readable = await alice.post(f"{V3}/createRoom", {"initial_state": [
+        {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "world_readable"}}]})
+    status, body = await carol.post(f"{V3}/user_directory/search", {"search_term": "wonder"})
+    assert [r["user_id"] for r in body["results"]] == ["@alice:test.local"]
