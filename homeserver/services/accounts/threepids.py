@@ -61,10 +61,11 @@ class ThreepidService:
         answer = await self._call("POST", id_server, BIND_PATH,
                                   {"sid": sid, "client_secret": secret, "mxid": requester.user_id},
                                   headers={"Authorization": f"Bearer {token}"})
-        if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
-            status = answer[0] if answer else None
-            raise MatrixError(502 if status is None or status >= 500 else 400, Codes.UNKNOWN,
-                              f"The identity server did not bind the 3PID (HTTP {status})")
+        if answer is None:
+            # The client named it: an unreachable identity server is the request's problem.
+            raise MatrixError(400, Codes.UNKNOWN, f"Could not reach the identity server {id_server}")
+        if answer[0] != 200 or not isinstance(answer[1], dict):
+            raise MatrixError(400, Codes.UNKNOWN, f"The identity server did not bind the 3PID (HTTP {answer[0]})")
         medium, address = answer[1].get("medium"), answer[1].get("address")
         if not isinstance(medium, str) or not isinstance(address, str):
             raise MatrixError(502, Codes.UNKNOWN, "The identity server's answer names no 3PID")
@@ -139,12 +140,8 @@ class ThreepidService:
         `id_server_unbind_result`."""
         if self._owners is not None:
             await self._owners.remove_all(user_id)
-        results = []
-        for b in await self._bindings.of_user(user_id):
-            try:
-                results.append(await self._unbind_one(user_id, b.medium, b.address, b.id_server))
-            except MatrixError:  # an unreachable identity server does not stop a deactivation
-                results.append(False)
+        results = [await self._unbind_one(user_id, b.medium, b.address, b.id_server)
+                   for b in await self._bindings.of_user(user_id)]
         return "success" if all(results) else "no-support"
 
     async def close(self) -> None:
@@ -155,10 +152,9 @@ class ThreepidService:
         auth = sign_request("POST", UNBIND_PATH, self._server_name, id_server, self._signing_key, content)
         answer = await self._call("POST", id_server, UNBIND_PATH, content, headers={"Authorization": auth})
         await self._bindings.remove(user_id, medium, address, id_server)
-        if answer is None or answer[0] >= 500:
-            raise MatrixError(500, Codes.UNKNOWN, f"Failed to contact the identity server {id_server}")
-        # As Synapse: 400, 404 or 501 mean the server cannot (or need not) unbind.
-        return 200 <= answer[0] < 300
+        # An unreachable or failing server, or one that answers 400, 404 or 501 (as Synapse
+        # reads them: it cannot, or need not, unbind): "no-support" for the client.
+        return answer is not None and 200 <= answer[0] < 300
 
     async def _call(self, method: str, id_server: str, path: str, content: Any,
                     headers: dict[str, str]) -> tuple[int, Any] | None:
