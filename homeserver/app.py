@@ -34,6 +34,7 @@ from homeserver.config import Config, ListenerConfig
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.email import EmailValidationService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
@@ -128,10 +129,12 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     recaptcha = Recaptcha(reg.recaptcha_public_key, reg.recaptcha_private_key, reg.recaptcha_siteverify_api,
                           siteverify_over(identity_transport)) \
         if reg.recaptcha_public_key and reg.recaptcha_private_key else None
+    email = EmailValidationService(config.email, stores.threepid_sessions, stores.user_threepids, clock,
+                                   config.client_base_url, config.server_name)
     uia = UIAService(
         stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
         config.server_name, config.auth.ui_auth_session_lifetime_ms, sso_enabled=config.cas.enabled,
-        recaptcha=recaptcha,
+        recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
@@ -164,10 +167,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
-                                config.identity.server_allowlist)
+                                stores.user_threepids, email, uia, clock,
+                                allowed_servers=config.identity.server_allowlist)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
-        membership, clock, config.server_name, config.registration, threepids,
+        membership, clock, config.server_name, config.registration, threepids, email_enabled=config.email.enabled,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
@@ -244,7 +248,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         health=HealthService(db),
         cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
                        identity_transport, clock, config.server_name),
-        threepids=threepids,
+        threepids=threepids, email=email,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates,

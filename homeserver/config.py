@@ -104,6 +104,21 @@ class PushConfig:
 
 
 @dataclass(frozen=True)
+class EmailConfig:
+    # E-mail addresses as third-party identifiers: we send the validation mails ourselves
+    # (registration with an e-mail address, adding one to an account, logging in with it).
+    enabled: bool = False
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_pass: str | None = None
+    # STARTTLS before sending (refuse to send without it).
+    require_transport_security: bool = False
+    # The From: address of our mails, e.g. "Example Chat <noreply@example.org>".
+    notif_from: str | None = None
+
+
+@dataclass(frozen=True)
 class CasConfig:
     # Single sign-on through a CAS server: GET /login offers m.login.sso (and m.login.cas),
     # a CAS user logs in as the user of the same (mapped) localpart, created on first login,
@@ -249,6 +264,7 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     cas: CasConfig = field(default_factory=CasConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
@@ -330,6 +346,8 @@ def _validate(config: Config) -> None:
     if config.registration.requires_captcha and not (config.registration.recaptcha_public_key
                                                       and config.registration.recaptcha_private_key):
         raise ConfigError("registration.requires_captcha: needs recaptcha_public_key and recaptcha_private_key")
+    if config.email.enabled and not config.email.notif_from:
+        raise ConfigError("email.notif_from: needed when email.enabled is true")
     if config.cas.enabled and not config.cas.server_url:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
     if not config.listeners:

@@ -110,6 +110,17 @@ push:
   # refused unless this is true (for a gateway on this host or network).
   allow_private_gateways: false
 
+email:
+  # E-mail addresses as third-party identifiers: validation mails sent through this SMTP
+  # server let users register with an address, add one to their account and log in with it.
+  enabled: false
+  smtp_host: localhost
+  smtp_port: 25
+  smtp_user: null
+  smtp_pass: null
+  require_transport_security: false  # STARTTLS, or no mail
+  notif_from: null  # the From: address, e.g. "Example Chat <noreply@example.org>"
+
 cas:
   # Single sign-on through a CAS server: users log in (and confirm their identity for
   # user-interactive auth) with it; a CAS user is the local user of the same localpart,

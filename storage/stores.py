@@ -33,7 +33,7 @@ from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
-from storage.threepids import ThreepidBindingStore
+from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, UserThreepidStore
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
@@ -48,6 +48,8 @@ class Stores:
     registration_tokens: RegistrationTokenStore
     openid_tokens: OpenIdTokenStore
     threepid_bindings: ThreepidBindingStore
+    threepid_sessions: ThreepidValidationStore
+    user_threepids: UserThreepidStore
     login_tokens: LoginTokenStore
     profiles: ProfileStore
     rooms: RoomStore
@@ -90,6 +92,8 @@ class Stores:
             registration_tokens=RegistrationTokenStore(db),
             openid_tokens=OpenIdTokenStore(db),
             threepid_bindings=ThreepidBindingStore(db),
+            threepid_sessions=ThreepidValidationStore(db),
+            user_threepids=UserThreepidStore(db),
             login_tokens=LoginTokenStore(db),
             profiles=ProfileStore(db),
             rooms=RoomStore(db),

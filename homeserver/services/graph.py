@@ -12,6 +12,7 @@ from homeserver.config import Config
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
+from homeserver.services.accounts.email import EmailValidationService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
@@ -74,6 +75,7 @@ class Services:
     openid: OpenIdService
     health: HealthService
     threepids: ThreepidService
+    email: EmailValidationService
     cas: CasService
     events: EventService
     rooms: RoomService

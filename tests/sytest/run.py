@@ -98,6 +98,8 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                          "recaptcha_siteverify_api": "https://127.0.0.1:48100/recaptcha/api/siteverify"},
         "rate_limiting": {**config.get("rate_limiting", {}), "enabled": False},
         "presence": {**config.get("presence", {}), "enabled": True},
+        # E-mail through sytest's SMTP helper (it reads the validation links from the mails).
+        "email": {"enabled": True, "smtp_host": "127.0.0.1", "smtp_port": 48101, "notif_from": "synapse@localhost"},
         # Single sign-on through sytest's CAS stand-in, on its HTTPS helper.
         "cas": {"enabled": True, "server_url": "https://127.0.0.1:48100/cas"},
         # sytest's push gateway is its HTTPS helper on 127.0.0.1:48100.
@@ -133,7 +135,6 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
     #     registration.shared_secret)
     #   - the two appservice registration files: `as-files.sh localhost:48448 DIR`, run before
     #     the server starts (app_service_config_files in Synapse)
-    #   - e-mail: SMTP at 127.0.0.1:48101, from synapse@localhost
     #   - outbound HTTPS to those helpers (push gateway, URL previews) trusting sytest's CA:
     #     there is no setting for it, so `server_env` points SSL_CERT_FILE at a bundle of the
     #     system's CAs plus sytest's (aiohttp's default SSL context reads it)

@@ -16,6 +16,7 @@ from homeserver.api.client import (
     create_room,
     device_management,
     directory,
+    email_validation,
     event_context,
     filter,
     inviting,
@@ -77,6 +78,7 @@ MODULES = [
     sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
+    email_validation,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]

@@ -26,6 +26,13 @@ async def check_username_availability(request: web.Request) -> web.Response:
     return json_response({"available": True})
 
 
+@route("POST", "/register/email/requestToken", auth=Auth.NONE, rate_limited=True)
+async def request_token_to_register_email(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/register/email/requestToken"""
+    body = await read_json_object(request)
+    return json_response(await services_of(request).email.request_token(body, for_registration=True))
+
+
 def login_response(result: LoginResult) -> dict:
     """The body shared by /register and /login."""
     body: dict = {"user_id": result.user_id}

@@ -45,9 +45,10 @@ class AccountService:
         self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
-        threepids: ThreepidService | None = None,
+        threepids: ThreepidService | None = None, email_enabled: bool = False,
     ) -> None:
         self._threepids = threepids
+        self._email_enabled = email_enabled
         self._membership = membership
         self._db = db
         self._accounts = accounts
@@ -65,8 +66,11 @@ class AccountService:
 
     def registration_flows(self) -> list[list[str]]:
         flow = [uia.REGISTRATION_TOKEN] if self._config.requires_token else [uia.DUMMY]
+        flows = [flow]
+        if self._email_enabled and not self._config.requires_token:
+            flows.append([uia.EMAIL_IDENTITY])  # registering with an e-mail address (optional)
         # As Synapse: the captcha first, then the rest.
-        return [[uia.RECAPTCHA, *flow]] if self._config.requires_captcha else [flow]
+        return [[uia.RECAPTCHA, *f] for f in flows] if self._config.requires_captcha else flows
 
     def user_id_for(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -159,6 +163,10 @@ class AccountService:
             await self._new_profile(user_id)
             if token := result.results.get("registration_token"):
                 await self._registration_tokens.complete_use(token)
+            threepid = result.results.get("threepid")
+            if threepid and self._threepids is not None:  # registered with a validated e-mail address
+                await self._threepids.add_validated(user_id, threepid["medium"], threepid["address"],
+                                                    threepid["validated_at"])
             await self._uia.set_data(result.session_id, "registered_user_id", user_id)
             login = None
             if not inhibit_login:
@@ -257,11 +265,21 @@ class AccountService:
         identifier = body.get("identifier")
         if identifier is None and "user" in body:
             identifier = {"type": "m.id.user", "user": body["user"]}  # deprecated form
+        if identifier is None and "medium" in body and "address" in body:  # deprecated form
+            identifier = {"type": "m.id.thirdparty", "medium": body["medium"], "address": body["address"]}
         if not isinstance(identifier, dict):
             raise MatrixError(400, Codes.MISSING_PARAM, "Missing 'identifier'")
         id_type = identifier.get("type")
-        if id_type in ("m.id.thirdparty", "m.id.phone"):
-            raise MatrixError(403, Codes.FORBIDDEN, "Third-party identifiers are not supported for login")
+        if id_type == "m.id.thirdparty":
+            medium, address = identifier.get("medium"), identifier.get("address")
+            if not isinstance(medium, str) or not isinstance(address, str):
+                raise MatrixError(400, Codes.INVALID_PARAM, "'medium' and 'address' must be strings")
+            owner = await self._threepids.owner(medium, address) if self._threepids else None
+            # An unknown address fails like a wrong password (no hint of who has an account).
+            identifier = {"type": "m.id.user", "user": owner or "@unknown:" + self.server_name}
+            id_type = "m.id.user"
+        if id_type == "m.id.phone":
+            raise MatrixError(403, Codes.FORBIDDEN, "Phone numbers are not supported for login")
         if id_type != "m.id.user":
             raise MatrixError(400, Codes.UNKNOWN, f"Unknown identifier type {id_type!r}")
         named = identifier.get("user")

@@ -26,8 +26,13 @@ from federation.transport import Transport
 from homeserver.core.ids import is_valid_server_name
 from homeserver.core.x_matrix import sign_request
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.accounts.email import (
+    THREEPID_AUTH_FAILED, THREEPID_IN_USE, EmailValidationService, canonical_email,
+)
+from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import Requester
-from storage.threepids import ThreepidBindingStore
+from homeserver.services.clock import Clock
+from storage.threepids import ThreepidBindingStore, UserThreepid, UserThreepidStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +42,14 @@ UNBIND_PATH = "/_matrix/identity/v2/3pid/unbind"
 
 class ThreepidService:
     def __init__(self, bindings: ThreepidBindingStore, transport: Transport, server_name: str,
-                 signing_key: Any, allowed_servers: Iterable[str] | None = None) -> None:
+                 signing_key: Any, owners: UserThreepidStore | None = None,
+                 email: EmailValidationService | None = None, uia: UIAService | None = None,
+                 clock: Clock | None = None, allowed_servers: Iterable[str] | None = None) -> None:
         self._allowed = frozenset(allowed_servers) if allowed_servers is not None else None
+        self._owners = owners
+        self._email = email
+        self._uia = uia
+        self._clock = clock
         self._bindings = bindings
         self._transport = transport
         self._server_name = server_name
@@ -55,18 +66,66 @@ class ThreepidService:
         answer = await self._call("POST", id_server, BIND_PATH,
                                   {"sid": sid, "client_secret": secret, "mxid": requester.user_id},
                                   headers={"Authorization": f"Bearer {token}"})
-        if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
-            status = answer[0] if answer else None
-            raise MatrixError(502 if status is None or status >= 500 else 400, Codes.UNKNOWN,
-                              f"The identity server did not bind the 3PID (HTTP {status})")
+        if answer is None:
+            # The client named it: an unreachable identity server is the request's problem.
+            raise MatrixError(400, Codes.UNKNOWN, f"Could not reach the identity server {id_server}")
+        if answer[0] != 200 or not isinstance(answer[1], dict):
+            raise MatrixError(400, Codes.UNKNOWN, f"The identity server did not bind the 3PID (HTTP {answer[0]})")
         medium, address = answer[1].get("medium"), answer[1].get("address")
         if not isinstance(medium, str) or not isinstance(address, str):
             raise MatrixError(502, Codes.UNKNOWN, "The identity server's answer names no 3PID")
         await self._bindings.add(requester.user_id, medium, address, id_server)
 
-    async def unbind(self, requester: Requester, body: dict[str, Any]) -> str:
-        """POST /account/3pid/unbind and /account/3pid/delete: the `id_server_unbind_result`."""
+    # --- the account's own 3PIDs (validated by mail) -------------------------------------------
+
+    async def account_threepids(self, user_id: str) -> dict[str, Any]:
+        """GET /account/3pid."""
+        rows = await self._owners.of_user(user_id) if self._owners else []
+        return {"threepids": [{"medium": r.medium, "address": r.address, "validated_at": r.validated_ts,
+                               "added_at": r.added_ts} for r in rows]}
+
+    async def add_with_creds(self, requester: Requester, body: dict[str, Any]) -> None:
+        """POST /account/3pid (deprecated; no UIA, as Synapse): `three_pid_creds` of a
+        validated session."""
+        creds = body.get("three_pid_creds", body.get("threePidCreds"))
+        await self._add(requester.user_id, creds)
+
+    async def add(self, requester: Requester, body: dict[str, Any]) -> None:
+        """POST /account/3pid/add: UIA, then the validated session's 3PID."""
+        assert self._uia is not None
+        creds = {"sid": body.get("sid"), "client_secret": body.get("client_secret")}
+        result = await self._uia.authenticate(body.get("auth"), operation="add_threepid",
+                                              flows=self._uia.user_flows(), user_id=requester.user_id)
+        await self._add(requester.user_id, creds)
+        await self._uia.finish(result.session_id)
+
+    async def add_validated(self, user_id: str, medium: str, address: str, validated_ts: int) -> None:
+        """Give the account a 3PID that was just proven (registration with an e-mail address)."""
+        if self._owners is None or self._clock is None:
+            return
+        if not await self._owners.add(UserThreepid(user_id, medium, address, validated_ts, self._clock.now_ms())):
+            raise MatrixError(400, THREEPID_IN_USE, f"This {medium} is already in use")
+
+    async def owner(self, medium: str, address: str) -> str | None:
+        """The user a 3PID belongs to (logging in with it)."""
+        if self._owners is None:
+            return None
+        return await self._owners.owner(medium, canonical_email(address) if medium == "email" else address)
+
+    async def _add(self, user_id: str, creds: Any) -> None:
+        found = await self._email.validated(creds) if self._email else None
+        if found is None:
+            raise MatrixError(400, THREEPID_AUTH_FAILED, "No validated 3PID session found")
+        await self.add_validated(user_id, *found)
+
+    # --- identity servers ----------------------------------------------------------------------
+
+    async def unbind(self, requester: Requester, body: dict[str, Any], *, delete: bool = False) -> str:
+        """POST /account/3pid/unbind and (`delete`) /account/3pid/delete, which also takes the
+        3PID off the account: the `id_server_unbind_result`."""
         medium, address = _string(body, "medium"), _string(body, "address")
+        if delete and self._owners is not None:
+            await self._owners.remove(requester.user_id, medium, canonical_email(address) if medium == "email" else address)
         id_server = body.get("id_server")
         if id_server is not None:
             if not isinstance(id_server, str):
@@ -82,13 +141,12 @@ class ThreepidService:
         return "success" if all(results) else "no-support"
 
     async def unbind_all(self, user_id: str) -> str:
-        """Deactivation: forget every binding we made; the `id_server_unbind_result`."""
-        results = []
-        for b in await self._bindings.of_user(user_id):
-            try:
-                results.append(await self._unbind_one(user_id, b.medium, b.address, b.id_server))
-            except MatrixError:  # an unreachable identity server does not stop a deactivation
-                results.append(False)
+        """Deactivation: forget every binding we made, and the account's 3PIDs; the
+        `id_server_unbind_result`."""
+        if self._owners is not None:
+            await self._owners.remove_all(user_id)
+        results = [await self._unbind_one(user_id, b.medium, b.address, b.id_server)
+                   for b in await self._bindings.of_user(user_id)]
         return "success" if all(results) else "no-support"
 
     async def close(self) -> None:
@@ -99,10 +157,9 @@ class ThreepidService:
         auth = sign_request("POST", UNBIND_PATH, self._server_name, id_server, self._signing_key, content)
         answer = await self._call("POST", id_server, UNBIND_PATH, content, headers={"Authorization": auth})
         await self._bindings.remove(user_id, medium, address, id_server)
-        if answer is None or answer[0] >= 500:
-            raise MatrixError(500, Codes.UNKNOWN, f"Failed to contact the identity server {id_server}")
-        # As Synapse: 400, 404 or 501 mean the server cannot (or need not) unbind.
-        return 200 <= answer[0] < 300
+        # An unreachable or failing server, or one that answers 400, 404 or 501 (as Synapse
+        # reads them: it cannot, or need not, unbind): "no-support" for the client.
+        return answer is not None and 200 <= answer[0] < 300
 
     async def _call(self, method: str, id_server: str, path: str, content: Any,
                     headers: dict[str, str]) -> tuple[int, Any] | None:

@@ -40,6 +40,7 @@ PASSWORD = "m.login.password"
 REGISTRATION_TOKEN = "m.login.registration_token"
 SSO = "m.login.sso"  # completed out of band, through the SSO provider (see `complete_sso`)
 RECAPTCHA = "m.login.recaptcha"
+EMAIL_IDENTITY = "m.login.email.identity"
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,10 @@ class UIAService:
         self, sessions: UIAuthStore, accounts: AccountStore, registration_tokens: RegistrationTokenStore,
         passwords: PasswordHashing, clock: Clock, server_name: str, session_lifetime_ms: int,
         sso_enabled: bool = False, recaptcha: Recaptcha | None = None,
+        email_validated: Callable[[Any], Awaitable[tuple[str, str, int] | None]] | None = None,
     ) -> None:
+        # (medium, address, validated_ts) of a validated e-mail session named by threepid_creds.
+        self._email_validated = email_validated
         self._sso_enabled = sso_enabled
         self._recaptcha = recaptcha
         self._sessions = sessions
@@ -144,7 +148,12 @@ class UIAService:
                     self._challenge(session_id, flows, completed, always_completed=True), Codes.FORBIDDEN, error,
                     session_id=session_id,
                 )
-            stage_result = {"registration_token": auth["token"]} if stage == REGISTRATION_TOKEN else {}
+            stage_result: dict[str, Any] = {}
+            if stage == REGISTRATION_TOKEN:
+                stage_result = {"registration_token": auth["token"]}
+            elif stage == EMAIL_IDENTITY and self._email_validated is not None:
+                medium, address, validated_ts = await self._email_validated(_creds(auth))
+                stage_result = {"threepid": {"medium": medium, "address": address, "validated_at": validated_ts}}
             completed = await self._sessions.mark_stage_completed(session_id, stage, stage_result)
             results.update(stage_result)
 
@@ -198,6 +207,8 @@ class UIAService:
             return None
         if stage == PASSWORD:
             return await self._check_password(auth, user_id)
+        if stage == EMAIL_IDENTITY and self._email_validated is not None:
+            return None if await self._email_validated(_creds(auth)) else "The e-mail address is not validated"
         if stage == RECAPTCHA and self._recaptcha is not None:
             return await self._check_recaptcha(auth)
         if stage == REGISTRATION_TOKEN:
@@ -260,3 +271,8 @@ def siteverify_over(transport: Transport) -> Callable[[str, dict[str, str]], Awa
             return None
 
     return verify
+
+
+def _creds(auth: dict[str, Any]) -> Any:
+    # `threepid_creds` (r0), or `threepidCreds` (older clients).
+    return auth.get("threepid_creds", auth.get("threepidCreds"))
