@@ -7,7 +7,8 @@ and `homeserver.errors`; never `homeserver.api` or `homeserver.app`.
 One package per domain, each saying in its docstring what it holds and what it may use
 (the "Service packages point one way" contract in pyproject.toml holds them to it):
 
-    sync/  federation/        what clients long-poll; rooms and users across servers
+    admin/ sync/ federation/  operations (health checks); what clients long-poll; rooms and
+                              users across servers
     e2ee/ identity/           device keys, cross-signing, key backup; invites by e-mail
     accounts/ ephemeral/ push/ media/
     rooms/                    the event graph and a room's use cases
