@@ -205,15 +205,9 @@ def _verifies(signed: dict[str, Any], server: str, key_id: str, public_key: str)
 
 
 async def _get(verify: bool, url: str, params: dict[str, str]) -> dict[str, Any]:
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
-            async with session.get(url, params=params, ssl=None if verify else False) as resp:
-                answer = await resp.json(content_type=None)
-                if resp.status != 200 or not isinstance(answer, dict):
-                    raise MatrixError(403, Codes.FORBIDDEN, f"The identity server answered {resp.status}")
-                return answer
-    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-        raise MatrixError(403, Codes.FORBIDDEN, f"Could not check the invite's key: {err}") from None
+    """A key-validity check; any failure means the invite's key cannot be trusted (403)."""
+    return await _request(verify, "GET", url, params=params, failure=(403, Codes.FORBIDDEN),
+                          unreachable="Could not check the invite's key")
 
 
 def _string(body: dict[str, Any], key: str) -> str:
@@ -227,13 +221,21 @@ async def _call(verify: bool, id_server: str, token: str, method: str, path: str
     """One request to an identity server (HTTPS, its access token as a bearer token)."""
     if "/" in id_server or "@" in id_server:
         raise MatrixError(400, Codes.INVALID_PARAM, "'id_server' must be a server name")
+    return await _request(verify, method, f"https://{id_server}{path}", json=body,
+                          headers={"Authorization": f"Bearer {token}"}, failure=(502, Codes.UNKNOWN),
+                          unreachable="Could not reach the identity server")
+
+
+async def _request(verify: bool, method: str, url: str, *, failure: tuple[int, str], unreachable: str,
+                   **kwargs: Any) -> dict[str, Any]:
+    """The JSON object an identity server answers with 200; anything else is `failure`."""
+    status, errcode = failure
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
-            async with session.request(method, f"https://{id_server}{path}", json=body, ssl=None if verify else False,
-                                       headers={"Authorization": f"Bearer {token}"}) as resp:
+            async with session.request(method, url, ssl=None if verify else False, **kwargs) as resp:
                 answer = await resp.json(content_type=None)
                 if resp.status != 200 or not isinstance(answer, dict):
-                    raise MatrixError(502, Codes.UNKNOWN, f"The identity server answered {resp.status}")
+                    raise MatrixError(status, errcode, f"The identity server answered {resp.status}")
                 return answer
     except (aiohttp.ClientError, TimeoutError, ValueError) as err:
-        raise MatrixError(502, Codes.UNKNOWN, f"Could not reach the identity server: {err}") from None
+        raise MatrixError(status, errcode, f"{unreachable}: {err}") from None
