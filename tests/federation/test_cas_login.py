@@ -13,7 +13,7 @@ from aiohttp import web
 from homeserver.app import build_services, make_web_app
 from homeserver.services.accounts.cas import map_username
 from tests.conftest import make_test_config
-from tests.federation.conftest import bound_socket, federation_overrides
+from tests.federation.conftest import federation_overrides
 from tests.server_fixtures import MatrixClient
 
 V3 = "/_matrix/client/v3"
@@ -37,17 +37,13 @@ class FakeCas:
 
 
 @pytest.fixture
-async def cas(tls_files):
+async def cas(stubs):
     fake = FakeCas()
-    app = web.Application()
-    app.router.add_get("/cas/proxyValidate", fake.validate)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    sock = bound_socket()
-    fake.url = f"https://localhost:{sock.getsockname()[1]}/cas"
-    await web.SockSite(runner, sock, ssl_context=tls_files.server_context()).start()
-    yield fake
-    await runner.cleanup()
+    stub = stubs()
+    stub.route("GET", "/cas/proxyValidate", fake.validate)
+    fake.url = f"https://{stub.name}/cas"
+    await stub.start()
+    return fake
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from homeserver.app import build_services, make_web_app
 from tests.conftest import make_test_config
-from tests.federation.conftest import bound_socket, federation_overrides
+from tests.federation.conftest import federation_overrides
 from tests.server_fixtures import MatrixClient
 
 V3 = "/_matrix/client/v3"
@@ -46,18 +46,14 @@ class FakeIdentityServer:
 
 
 @pytest.fixture
-async def identity_server(tls_files):
+async def identity_server(stubs):
     fake = FakeIdentityServer()
-    app = web.Application()
-    app.router.add_post("/_matrix/identity/v2/3pid/bind", fake.bind)
-    app.router.add_post("/_matrix/identity/v2/3pid/unbind", fake.unbind)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    sock = bound_socket()
-    fake.name = f"localhost:{sock.getsockname()[1]}"
-    await web.SockSite(runner, sock, ssl_context=tls_files.server_context()).start()
-    yield fake
-    await runner.cleanup()
+    stub = stubs()
+    stub.route("POST", "/_matrix/identity/v2/3pid/bind", fake.bind)
+    stub.route("POST", "/_matrix/identity/v2/3pid/unbind", fake.unbind)
+    fake.name = stub.name
+    await stub.start()
+    return fake
 
 
 @pytest.fixture
