@@ -56,7 +56,12 @@ class ThreepidService:
         self._signing_key = signing_key
 
     def _check_id_server(self, id_server: str) -> None:
-        _check_id_server(id_server, self._allowed)
+        # A host name with an optional port, nothing more (no scheme, path or credentials).
+        if not is_valid_server_name(id_server):
+            raise MatrixError(400, Codes.INVALID_PARAM, "'id_server' must be a host name, with an optional port")
+        if self._allowed is not None and id_server not in self._allowed:
+            raise MatrixError(400, Codes.SERVER_NOT_TRUSTED,
+                              "This identity server is not trusted (identity.server_allowlist)")
 
     async def bind(self, requester: Requester, body: dict[str, Any]) -> None:
         """POST /account/3pid/bind."""
@@ -187,10 +192,3 @@ def _string(body: dict[str, Any], key: str) -> str:
                           f"'{key}' must be a non-empty string")
     return value
 
-
-def _check_id_server(id_server: str, allowed: frozenset[str] | None) -> None:
-    # A host name with an optional port, nothing more (no scheme, path or credentials).
-    if not is_valid_server_name(id_server):
-        raise MatrixError(400, Codes.INVALID_PARAM, "'id_server' must be a host name, with an optional port")
-    if allowed is not None and id_server not in allowed:
-        raise MatrixError(400, Codes.SERVER_NOT_TRUSTED, "This identity server is not trusted (identity.server_allowlist)")
