@@ -70,7 +70,7 @@ from homeserver.services.media.url_previews import UrlPreviewService
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
 from homeserver.services.push.rules import PushEvaluator, PushRuleService
-from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.directory import DirectoryService
@@ -121,7 +121,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
     auth = AuthService(db, stores.tokens, clock, config.auth)
-    rate_limiter = RateLimiter(config.rate_limiting)
+    rate_limiter = RateLimiter(config.rate_limiting, stores.ratelimit_overrides)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
     identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
@@ -213,7 +213,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
-                               account_data, typing, push_rules)
+                               account_data, typing, push_rules, rate_limiter)
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
@@ -267,6 +267,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
+        federation_origins=OriginLimiter(config.rate_limiting.rc_federation, enabled=config.rate_limiting.enabled),
     )
 
 
@@ -322,7 +323,7 @@ async def _publish_push_rules(push_rules: PushRuleService, account_data: Account
 def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notifier: Notifier,
                  stream: StreamTracker, aux: AuxStream, room_notifications: RoomEventNotifications,
                  auth: AuthService, account_data: AccountDataService, typing: TypingService,
-                 push_rules: PushRuleService) -> Replication:
+                 push_rules: PushRuleService, rate_limiter: RateLimiter) -> Replication:
     """Announcements between processes on one database (idle until `start`)."""
     replication = Replication(db, stores.events, room_state, notifier, {"events": stream, "aux": aux.tracker})
     room_notifications.replicate = replication.room_events
@@ -341,6 +342,8 @@ def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notif
     typing.on_change(lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
         {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms}))
     replication.on("typing", lambda m: typing.apply(m["r"], m["u"], bool(m["t"]), int(m["ms"])))
+    rate_limiter.replicate = lambda user_id: replication.publish({"k": "ratelimit_override", "u": user_id})
+    replication.on("ratelimit_override", lambda m: rate_limiter.forget_override(m["u"]))
     return replication
 
 

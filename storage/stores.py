@@ -24,6 +24,7 @@ from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
+from storage.ratelimit_overrides import RateLimitOverrideStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
@@ -81,6 +82,7 @@ class Stores:
     server_keys: ServerKeyStore
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
+    ratelimit_overrides: RateLimitOverrideStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -125,4 +127,5 @@ class Stores:
             server_keys=ServerKeyStore(db),
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
+            ratelimit_overrides=RateLimitOverrideStore(db),
         )

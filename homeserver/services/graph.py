@@ -41,7 +41,7 @@ from homeserver.services.media.url_previews import UrlPreviewService
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
 from homeserver.services.push.rules import PushRuleService
-from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.directory import DirectoryService
@@ -128,3 +128,5 @@ class Services:
     federation_edus: FederationEduService
     # What peers may read of our rooms (events, state, auth chains, history) and server ACLs.
     federation_reads: FederationReadService
+    # The per-origin gate of inbound federation requests (rc_federation).
+    federation_origins: OriginLimiter
