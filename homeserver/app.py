@@ -31,6 +31,8 @@ from homeserver.api import client as client_api
 from homeserver.api import health, pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
+from homeserver.core.events import Event
+from homeserver.core.ids import server_name_of
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
@@ -130,17 +132,19 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                           siteverify_over(identity_transport)) \
         if reg.recaptcha_public_key and reg.recaptcha_private_key else None
     email = EmailValidationService(config.email, stores.threepid_sessions, stores.user_threepids, clock,
-                                   config.client_base_url, config.server_name)
+                                   config.client_base_url, config.server_name, limiter=rate_limiter)
     uia = UIAService(
         stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
         config.server_name, config.auth.ui_auth_session_lifetime_ms, sso_enabled=config.cas.enabled,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
+    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
+    # Joins to a room from other servers count towards rc_joins_per_room (ours are counted where they happen).
+    events.on_persisted(lambda batch: _count_remote_joins(rate_limiter, batch, config.server_name))
     profiles = ProfileLookup(stores.profiles, config.server_name)
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
@@ -148,7 +152,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get)
-    rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
+    rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
+                        limiter=rate_limiter)
     # Rooms shared with other servers: what we send them, received events, remote
     # joins/leaves/invites, transactions.
     federation_sender, pdu_broadcaster = _federation_sender(config, db, stores, clock, federation_client, events,
@@ -160,26 +165,27 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
-        signing_key, relay=pdu_broadcaster.broadcast)
+        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
                                              erased=stores.accounts.erased_among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
-                                   federation_membership, config.server_name)
+                                   federation_membership, config.server_name, limiter=rate_limiter)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
                                 stores.user_threepids, email, uia, clock,
                                 allowed_servers=config.identity.server_allowlist)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration, threepids, email_enabled=config.email.enabled,
+        limiter=rate_limiter,
     )
-    messaging = MessagingService(events, stores.events, room_state, directory, membership)
+    messaging = MessagingService(events, stores.events, room_state, directory, membership, limiter=rate_limiter)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
-    search = SearchService(stores.search, room_state, formatter, timeline)
+    search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
-                                     federation_client)
+                                     federation_client, limiter=rate_limiter)
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
     # become visible, so a /sync that sees a new event sees its unread counts too.
@@ -202,8 +208,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier)
-    presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence)
-    to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name)
+    presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
+    to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name,
+                                limiter=rate_limiter)
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
@@ -237,7 +244,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
-                         RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
+                         RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
+                         limiter=rate_limiter)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -252,7 +260,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates,
-                                                    config.identity.server_allowlist),
+                                                    config.identity.server_allowlist, limiter=rate_limiter),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations, search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
@@ -313,6 +321,13 @@ def _federation_edus(
     to_device.on_remote(edus.to_device)
     return FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
                                 config.server_name, check_acl=check_acl, remote_devices=remote_keys)
+
+
+def _count_remote_joins(rate_limiter: RateLimiter, batch: list[tuple[Event, int]], server_name: str) -> None:
+    for event, _ in batch:
+        if event.type == "m.room.member" and event.membership == "join" \
+                and server_name_of(event.sender) != server_name:
+            rate_limiter.joined(event.room_id)
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:

@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from homeserver.api.client.registration import login_response
-from homeserver.api.http import Auth, json_response, read_json_object, route, services_of
+from homeserver.api.http import Auth, client_ip, json_response, read_json_object, route, services_of
 from homeserver.errors import Codes, MatrixError
 
 
@@ -19,9 +19,9 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     login_type = body.get("type")
     if login_type == "m.login.token":  # from single sign-on
-        result = await services_of(request).cas.login_with_token(body)
+        result = await services_of(request).cas.login_with_token(body, client_ip=client_ip(request))
         return json_response(login_response(result))
     if login_type != "m.login.password":
         raise MatrixError(400, Codes.UNKNOWN, f"Unknown login type {login_type!r}")
-    result = await services_of(request).accounts.login_with_password(body)
+    result = await services_of(request).accounts.login_with_password(body, client_ip=client_ip(request))
     return json_response(login_response(result))

@@ -106,8 +106,9 @@ class CasService:
         return _page("Continue to your application",
                      f'<p>You are logging in as {html.escape(user_id)}.</p><p><a href="{link}">Continue</a></p>')
 
-    async def login_with_token(self, body: dict[str, Any]) -> LoginResult:
+    async def login_with_token(self, body: dict[str, Any], *, client_ip: str | None = None) -> LoginResult:
         """POST /login with m.login.token."""
+        await self._accounts.limit_login_attempt(client_ip)
         token = body.get("token")
         if not isinstance(token, str) or not token:
             raise MatrixError(400, Codes.MISSING_PARAM, "'token' must be a string")

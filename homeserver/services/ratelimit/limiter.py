@@ -146,6 +146,34 @@ class RateLimiter:
         if wait:
             raise limit_exceeded(wait)
 
+    async def check_join(self, user_id: str, room_id: str, *, remote: bool) -> None:
+        """A local user joining a room they are not in: the room's recent joins (looked at,
+        counted by `joined` once the join happened) and the user's joins, local or through
+        another server (rc_joins_per_room, rc_joins.local / rc_joins.remote)."""
+        await self.check(Action.JOINS_PER_ROOM, room_id, user_id=user_id, update=False)
+        await self.check(Action.JOIN_REMOTE if remote else Action.JOIN_LOCAL, user_id, user_id=user_id)
+
+    def joined(self, room_id: str) -> None:
+        """Someone joined the room (from here or from another server)."""
+        self.record(Action.JOINS_PER_ROOM, room_id)
+
+    async def check_invite(self, room_id: str | None, invitee: str, issuer: str | None) -> None:
+        """An invite: into the room (when we decide for the room), of the invitee, by the
+        issuer (when a local user sends it), as Synapse's rc_invites. Counted only when all pass."""
+        checks = [(Action.INVITE_PER_USER, invitee)]
+        if room_id is not None:
+            checks.append((Action.INVITE_PER_ROOM, room_id))
+        if issuer is not None:
+            checks.append((Action.INVITE_PER_ISSUER, issuer))
+        for update in (False, True):
+            for action, key in checks:
+                await self.check(action, key, user_id=issuer, update=update)
+
+    def allows_at_once(self, action: Action, count: int) -> bool:
+        """Whether `count` actions could ever pass together (within the burst)."""
+        limit = self._limits[action]
+        return limit is None or count <= limit.burst_count
+
     async def is_exempt(self, user_id: str) -> bool:
         if self._is_exempt(user_id):
             return True
