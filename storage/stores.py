@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
+from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.device_lists import DeviceListStore
@@ -81,6 +82,7 @@ class Stores:
     server_keys: ServerKeyStore
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
+    admin_audit: AdminAuditStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -125,4 +127,5 @@ class Stores:
             server_keys=ServerKeyStore(db),
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
+            admin_audit=AdminAuditStore(db),
         )
