@@ -44,6 +44,7 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
+from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
@@ -275,6 +276,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
+        admin_audit=AdminAuditLog(stores.admin_audit, clock),
         federation_origins=OriginLimiter(config.rate_limiting.rc_federation, enabled=config.rate_limiting.enabled),
     )
 

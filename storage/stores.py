@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
+from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.device_lists import DeviceListStore
@@ -82,6 +83,7 @@ class Stores:
     server_keys: ServerKeyStore
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
+    admin_audit: AdminAuditStore
     ratelimit_overrides: RateLimitOverrideStore
 
     @classmethod
@@ -127,5 +129,6 @@ class Stores:
             server_keys=ServerKeyStore(db),
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
+            admin_audit=AdminAuditStore(db),
             ratelimit_overrides=RateLimitOverrideStore(db),
         )

@@ -40,6 +40,8 @@ FEDERATION_V1 = ("/_matrix/federation/v1",)
 FEDERATION_V2 = ("/_matrix/federation/v2",)
 KEY_V2 = ("/_matrix/key/v2",)
 SYNAPSE_ADMIN_V1 = ("/_synapse/admin/v1",)
+SYNAPSE_ADMIN_V2 = ("/_synapse/admin/v2",)
+SYNAPSE_ADMIN_V3 = ("/_synapse/admin/v3",)
 # Spec files whose path keys carry the version themselves (admin.yaml: "/v3/admin/whois/...").
 CLIENT_BASE = ("/_matrix/client",)
 
@@ -59,6 +61,7 @@ class Auth(enum.Enum):
     OPTIONAL = "optional"  # a token is used when given (and must then be valid)
     NONE = "none"          # no token is read
     SERVER = "server"      # an X-Matrix signed federation request
+    ADMIN = "admin"        # a valid access token of a server admin (403 M_FORBIDDEN otherwise)
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         requester = None
-        if auth in (Auth.USER, Auth.OPTIONAL):
+        if auth in (Auth.USER, Auth.OPTIONAL, Auth.ADMIN):
             token = access_token_of(request)
             if token is not None:
                 requester = await auth_service.authenticate(token)
@@ -152,8 +155,10 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
                     raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
                 devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
                                   request.headers.get("User-Agent"))
-            elif auth is Auth.USER:
+            elif auth is not Auth.OPTIONAL:
                 raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
+            if auth is Auth.ADMIN and not requester.is_admin:
+                raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
             request[REQUESTER_KEY] = requester
         elif auth is Auth.SERVER:
             origin = request[ORIGIN_KEY] = await services.request_auth.authenticate(

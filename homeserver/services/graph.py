@@ -19,6 +19,7 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
+from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -128,5 +129,7 @@ class Services:
     federation_edus: FederationEduService
     # What peers may read of our rooms (events, state, auth chains, history) and server ACLs.
     federation_reads: FederationReadService
+    # Administration: the record of every admin change.
+    admin_audit: AdminAuditLog
     # The per-origin gate of inbound federation requests (rc_federation).
     federation_origins: OriginLimiter
