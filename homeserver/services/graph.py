@@ -21,6 +21,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -133,3 +134,5 @@ class Services:
     admin_audit: AdminAuditLog
     # The per-origin gate of inbound federation requests (rc_federation).
     federation_origins: OriginLimiter
+    # Admins' per-user rate limit overrides.
+    user_ratelimit: UserRateLimitAdmin

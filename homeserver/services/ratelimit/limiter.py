@@ -20,6 +20,7 @@ from typing import Any
 
 from homeserver.config import RateLimit, RateLimitConfig
 from homeserver.errors import Codes, MatrixError
+from storage.database import Database
 from storage.ratelimit_overrides import RateLimitOverride, RateLimitOverrideStore
 
 
@@ -76,11 +77,15 @@ def limit_exceeded(wait_s: float) -> MatrixError:
 
 
 class RateLimiter:
-    def __init__(self, config: RateLimitConfig, overrides: RateLimitOverrideStore | None, *,
+    def __init__(self, config: RateLimitConfig, db: Database | None, overrides: RateLimitOverrideStore | None, *,
                  is_exempt: Callable[[str], bool] = lambda user_id: False,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`db` and `overrides`: None for a limiter without admins' overrides (tests).
+        `is_exempt`: users never limited (the hook for appservice users whose registration
+        says `rate_limited: false`, once appservices exist)."""
         self._limits = {action: _configured(config, action) for action in Action}
         self._message_limit = self._limits[Action.MESSAGE]
+        self._db = db
         self._store = overrides
         self._is_exempt = is_exempt
         self._monotonic = monotonic
@@ -223,22 +228,23 @@ class RateLimiter:
         return found
 
     async def set_override(self, user_id: str, messages_per_second: int, burst_count: int) -> RateLimitOverride:
-        assert self._store is not None
+        """Write a user's override (in the caller's transaction, if any); it applies from the commit."""
+        assert self._store is not None and self._db is not None
         await self._store.set(user_id, messages_per_second, burst_count)
-        self._changed(user_id)
+        await self._db.after_commit(lambda: self._changed(user_id))
         return RateLimitOverride(messages_per_second, burst_count)
 
     async def delete_override(self, user_id: str) -> None:
-        assert self._store is not None
+        assert self._store is not None and self._db is not None
         await self._store.delete(user_id)
-        self._changed(user_id)
+        await self._db.after_commit(lambda: self._changed(user_id))
 
     def forget_override(self, user_id: str) -> None:
         """Another process changed the user's override: read it again when next needed."""
         self._invalidations += 1
         self._overrides.pop(user_id, None)
 
-    def _changed(self, user_id: str) -> None:
+    async def _changed(self, user_id: str) -> None:
         self.forget_override(user_id)
         if self.replicate is not None:
             self.replicate(user_id)
