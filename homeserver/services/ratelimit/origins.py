@@ -4,7 +4,7 @@ Each origin has a sliding window of its recent requests: past `sleep_limit` requ
 `window_size` ms, a request first waits `sleep_delay` ms. At most `concurrent` requests of
 an origin are processed at once; the others queue in arrival order. When more than
 `reject_limit` requests are already waiting (sleeping or queued), the next is refused with
-429. An origin's state is dropped once it has nothing running, waiting or in its window.
+429. Origins that went quiet are swept from the table when it has doubled since the last sweep.
 """
 
 from __future__ import annotations
@@ -62,22 +62,17 @@ class OriginLimiter:
         if len(state.queue) + state.sleeping > self._reject_limit:
             raise limit_exceeded(self._window_s / self._sleep_limit)
         state.times.append(now)
-        try:
-            if len(state.times) > self._sleep_limit:
-                state.sleeping += 1
-                try:
-                    await asyncio.sleep(self._sleep_s)
-                finally:
-                    state.sleeping -= 1
-            await self._acquire(state)
-        except BaseException:
-            self._maybe_forget(origin, state)
-            raise
+        if len(state.times) > self._sleep_limit:
+            state.sleeping += 1
+            try:
+                await asyncio.sleep(self._sleep_s)
+            finally:
+                state.sleeping -= 1
+        await self._acquire(state)
         try:
             yield
         finally:
             self._release(state)
-            self._maybe_forget(origin, state)
 
     async def _acquire(self, state: _Origin) -> None:
         if state.running < self._concurrent and not state.queue:
@@ -108,11 +103,7 @@ class OriginLimiter:
         return not (state.running or state.sleeping or state.queue) \
             and (not state.times or now - state.times[-1] >= self._window_s)
 
-    def _maybe_forget(self, origin: str, state: _Origin) -> None:
-        if self._idle(state, self._monotonic()):
-            self._origins.pop(origin, None)
-
     def _sweep(self, now: float) -> None:
-        """Forget the origins that went quiet (those whose last request ended within its window)."""
+        """Forget the origins that went quiet: nothing running or waiting, nothing in the window."""
         self._origins = {o: s for o, s in self._origins.items() if not self._idle(s, now)}
         self._sweep_at = max(_MIN_SWEEP_AT, 2 * len(self._origins))
