@@ -369,8 +369,9 @@ def load_signing_key(path: Path) -> Any:
     return keys[0]
 
 
-def modules_for(resources: Iterable[str]) -> list[ModuleType]:
-    """The handler modules a listener serves, from its configured resources."""
+def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> list[ModuleType]:
+    """The handler modules a listener serves, from its configured resources (and whether the
+    admin API rides on `client`, `admin_api.on_client_listeners`)."""
     resources = set(resources)
     modules: list[ModuleType] = [health]  # every listener answers health checks
     if "client" in resources:
@@ -381,7 +382,7 @@ def modules_for(resources: Iterable[str]) -> list[ModuleType]:
         modules += federation_api.KEY_MODULES
     if "client" in resources or "media" in resources:  # as Synapse: client implies media
         modules += client_api.MEDIA_MODULES
-    if "client" in resources or "admin" in resources:  # as Synapse: the admin API rides on client
+    if "admin" in resources or ("client" in resources and admin_on_client):  # as Synapse: it rides on client
         modules += admin_api.MODULES
     return modules
 
@@ -398,7 +399,7 @@ def make_web_app(services: Services, resources: Iterable[str], *, x_forwarded: b
     app[SERVICES] = services
     app[TRUST_X_FORWARDED] = x_forwarded
     pages.setup_templates(app)
-    install_routes(app, modules_for(resources), services)
+    install_routes(app, modules_for(resources, admin_on_client=config.admin_api.on_client_listeners), services)
     return app
 
 

@@ -90,6 +90,13 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class AdminApiConfig:
+    # Serve the admin API (/_synapse/admin) on `client` listeners too, as Synapse does; false
+    # keeps it to listeners with the `admin` resource (e.g. one bound to an internal address).
+    on_client_listeners: bool = True
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     # How long a redacted event's original content is kept (for moderators and abuse
     # reports) before it is erased; null keeps it forever. Synapse's default is 7 days.
@@ -259,6 +266,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    admin_api: AdminApiConfig = field(default_factory=AdminApiConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)

@@ -90,6 +90,12 @@ auth:
   argon2_parallelism: 1
   ui_auth_session_lifetime_ms: 900000
 
+admin_api:
+  # The admin API (/_synapse/admin, for server admins' tokens only) is served on listeners
+  # with the `admin` resource and, as Synapse does, on `client` listeners; false keeps it off
+  # the client listeners (give it a listener of its own on an internal address).
+  on_client_listeners: true
+
 rate_limiting:
   # Per user (or per IP before login) token bucket on login, registration and similar.
   enabled: true
