@@ -45,6 +45,7 @@ from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_o
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
+from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -246,7 +247,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         accounts=accounts, registration_tokens=registration_tokens,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
-        health=HealthService(db),
+        health=HealthService(db), turn=TurnService(config.voip, clock),
         cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
                        identity_transport, clock, config.server_name),
         threepids=threepids, email=email,

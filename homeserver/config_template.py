@@ -96,6 +96,24 @@ admin_api:
   # the client listeners (give it a listener of its own on an internal address).
   on_client_listeners: true
 
+# Who to contact about this server, served in /.well-known/matrix/support, e.g.
+#   contacts: [{{matrix_id: "@admin:example.org", email_address: "admin@example.org", role: m.role.admin}}]
+#   support_page: https://example.org/support
+support:
+  contacts: []
+  support_page: null
+
+voip:
+  # TURN servers for calls (GET /voip/turnServer), e.g. ["turn:turn.example.com:3478?transport=udp"].
+  turn_uris: []
+  # coturn's static-auth-secret: each user gets credentials valid for turn_user_lifetime_ms.
+  # Without it, turn_username/turn_password (static credentials) are handed out.
+  turn_shared_secret: null
+  turn_username: null
+  turn_password: null
+  turn_user_lifetime_ms: 3600000
+  turn_allow_guests: true
+
 rate_limiting:
   # Per user (or per IP before login) token bucket on login, registration and similar.
   enabled: true

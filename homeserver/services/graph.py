@@ -22,6 +22,7 @@ from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
 from homeserver.services.auth import AuthService
+from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.ephemeral.account_data import AccountDataService
@@ -75,6 +76,7 @@ class Services:
     shared_secret_registration: SharedSecretRegistration
     openid: OpenIdService
     health: HealthService
+    turn: TurnService
     threepids: ThreepidService
     email: EmailValidationService
     cas: CasService

@@ -61,8 +61,10 @@ from homeserver.api.client import (
     threads_list,
     to_device,
     typing,
+    support,
     users,
     versions,
+    voip,
     wellknown,
     whoami,
 )
@@ -78,7 +80,7 @@ MODULES = [
     sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
-    email_validation,
+    email_validation, voip, support,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
