@@ -31,6 +31,7 @@ from homeserver.api.client import (
     login,
     logout,
     message_pagination,
+    mutual_rooms,
     notifications,
     openid,
     old_sync,
@@ -80,7 +81,7 @@ MODULES = [
     sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
-    email_validation, voip, support,
+    email_validation, voip, support, mutual_rooms,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
