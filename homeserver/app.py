@@ -78,6 +78,7 @@ from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
@@ -256,7 +257,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                                     config.server_name, config.identity.verify_certificates,
                                                     config.identity.server_allowlist),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
-        directory=directory, relations=relations, search=search,
+        directory=directory, relations=relations,
+        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,

@@ -48,6 +48,7 @@ from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.relations import RelationsService
@@ -89,6 +90,7 @@ class Services:
     timeline: TimelineService
     profiles: ProfileService
     directory: DirectoryService
+    hierarchy: HierarchyService  # spaces: /hierarchy for clients and servers, room summaries
     relations: RelationsService
     search: SearchService
     retention: RetentionService

@@ -53,9 +53,11 @@ from homeserver.api.client import (
     room_send_without_txn,
     room_upgrades,
     room_state,
+    room_summary,
     rooms,
     search,
     sliding_sync,
+    space_hierarchy,
     sso_login_redirect,
     sync,
     tags,
@@ -81,7 +83,7 @@ MODULES = [
     sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
-    email_validation, voip, support, mutual_rooms,
+    email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
