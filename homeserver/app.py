@@ -35,6 +35,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
@@ -241,6 +242,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
+    login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -249,8 +251,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db), turn=TurnService(config.voip, clock),
-        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
+        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, login_tokens, uia,
                        identity_transport, clock, config.server_name),
+        login_tokens=login_tokens,
         threepids=threepids, email=email,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,

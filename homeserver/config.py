@@ -90,6 +90,16 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class LoginViaExistingSessionConfig:
+    # POST /login/get_token: a signed-in device may get a one-time token to sign in another
+    # (QR-code sign-in). Off by default, as Synapse; with require_ui_auth the user confirms
+    # with their password first.
+    enabled: bool = False
+    require_ui_auth: bool = True
+    token_timeout_ms: int = 5 * 60 * 1000
+
+
+@dataclass(frozen=True)
 class AdminApiConfig:
     # Serve the admin API (/_synapse/admin) on `client` listeners too, as Synapse does; false
     # keeps it to listeners with the `admin` resource (e.g. one bound to an internal address).
@@ -296,6 +306,7 @@ class Config:
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     admin_api: AdminApiConfig = field(default_factory=AdminApiConfig)
+    login_via_existing_session: LoginViaExistingSessionConfig = field(default_factory=LoginViaExistingSessionConfig)
     voip: VoipConfig = field(default_factory=VoipConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)

@@ -90,6 +90,12 @@ auth:
   argon2_parallelism: 1
   ui_auth_session_lifetime_ms: 900000
 
+login_via_existing_session:
+  # POST /login/get_token (sign in a new device from one already signed in, e.g. by QR code).
+  enabled: false
+  require_ui_auth: true     # the user confirms with their password first
+  token_timeout_ms: 300000
+
 admin_api:
   # The admin API (/_synapse/admin, for server admins' tokens only) is served on listeners
   # with the `admin` resource and, as Synapse does, on `client` listeners; false keeps it off

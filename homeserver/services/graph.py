@@ -13,6 +13,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
@@ -81,6 +82,7 @@ class Services:
     threepids: ThreepidService
     email: EmailValidationService
     cas: CasService
+    login_tokens: LoginTokenService  # m.login.token: from single sign-on and POST /login/get_token
     events: EventService
     rooms: RoomService
     upgrades: RoomUpgradeService

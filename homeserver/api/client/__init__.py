@@ -29,6 +29,7 @@ from homeserver.api.client import (
     list_joined_rooms,
     list_public_rooms,
     login,
+    login_token,
     logout,
     message_pagination,
     mutual_rooms,
@@ -84,6 +85,7 @@ MODULES = [
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
     email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
+    login_token,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
