@@ -37,6 +37,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
@@ -48,6 +49,7 @@ from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.auth import AuthService
+from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -80,6 +82,7 @@ from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
@@ -248,6 +251,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
+    login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
     admin_audit = AdminAuditLog(stores.admin_audit, clock)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
@@ -256,16 +260,18 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         accounts=accounts, registration_tokens=registration_tokens,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
-        health=HealthService(db),
-        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
+        health=HealthService(db), turn=TurnService(config.voip, clock),
+        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, login_tokens, uia,
                        identity_transport, clock, config.server_name),
+        login_tokens=login_tokens,
         threepids=threepids, email=email,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates,
                                                     config.identity.server_allowlist, limiter=rate_limiter),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
-        directory=directory, relations=relations, search=search,
+        directory=directory, relations=relations,
+        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,
@@ -390,8 +396,9 @@ def load_signing_key(path: Path) -> Any:
     return keys[0]
 
 
-def modules_for(resources: Iterable[str]) -> list[ModuleType]:
-    """The handler modules a listener serves, from its configured resources."""
+def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> list[ModuleType]:
+    """The handler modules a listener serves, from its configured resources (and whether the
+    admin API rides on `client`, `admin_api.on_client_listeners`)."""
     resources = set(resources)
     modules: list[ModuleType] = [health]  # every listener answers health checks
     if "client" in resources:
@@ -402,7 +409,7 @@ def modules_for(resources: Iterable[str]) -> list[ModuleType]:
         modules += federation_api.KEY_MODULES
     if "client" in resources or "media" in resources:  # as Synapse: client implies media
         modules += client_api.MEDIA_MODULES
-    if "client" in resources or "admin" in resources:  # as Synapse: the admin API rides on client
+    if "admin" in resources or ("client" in resources and admin_on_client):  # as Synapse: it rides on client
         modules += admin_api.MODULES
     return modules
 
@@ -419,7 +426,7 @@ def make_web_app(services: Services, resources: Iterable[str], *, x_forwarded: b
     app[SERVICES] = services
     app[TRUST_X_FORWARDED] = x_forwarded
     pages.setup_templates(app)
-    install_routes(app, modules_for(resources), services)
+    install_routes(app, modules_for(resources, admin_on_client=config.admin_api.on_client_listeners), services)
     return app
 
 

@@ -164,6 +164,52 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True)
+class LoginViaExistingSessionConfig:
+    # POST /login/get_token: a signed-in device may get a one-time token to sign in another
+    # (QR-code sign-in). Off by default, as Synapse; with require_ui_auth the user confirms
+    # with their password first.
+    enabled: bool = False
+    require_ui_auth: bool = True
+    token_timeout_ms: int = 5 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class AdminApiConfig:
+    # Serve the admin API (/_synapse/admin) on `client` listeners too, as Synapse does; false
+    # keeps it to listeners with the `admin` resource (e.g. one bound to an internal address).
+    on_client_listeners: bool = True
+
+
+@dataclass(frozen=True)
+class VoipConfig:
+    # TURN servers handed to clients for calls (GET /voip/turnServer), e.g.
+    # "turn:turn.example.com:3478?transport=udp"; none = calls use the clients' own settings.
+    turn_uris: tuple[str, ...] = ()
+    # coturn's `static-auth-secret` (TURN REST API): per-user credentials valid for
+    # turn_user_lifetime_ms. Without it, the static turn_username/turn_password are given out.
+    turn_shared_secret: str | None = None
+    turn_username: str | None = None
+    turn_password: str | None = None
+    turn_user_lifetime_ms: int = 3600 * 1000
+    turn_allow_guests: bool = True
+
+
+@dataclass(frozen=True)
+class SupportContact:
+    matrix_id: str | None = None
+    email_address: str | None = None
+    role: str = "m.role.admin"  # m.role.admin, m.role.security, or a namespaced role
+
+
+@dataclass(frozen=True)
+class SupportConfig:
+    # Served in /.well-known/matrix/support (spec: who to contact about this server); with
+    # neither set, that path answers 404.
+    contacts: tuple[SupportContact, ...] = ()
+    support_page: str | None = None
+
+
+@dataclass(frozen=True)
 class RetentionConfig:
     # How long a redacted event's original content is kept (for moderators and abuse
     # reports) before it is erased; null keeps it forever. Synapse's default is 7 days.
@@ -333,6 +379,10 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    admin_api: AdminApiConfig = field(default_factory=AdminApiConfig)
+    login_via_existing_session: LoginViaExistingSessionConfig = field(default_factory=LoginViaExistingSessionConfig)
+    voip: VoipConfig = field(default_factory=VoipConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     push: PushConfig = field(default_factory=PushConfig)
     presence: PresenceConfig = field(default_factory=PresenceConfig)

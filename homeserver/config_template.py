@@ -90,6 +90,36 @@ auth:
   argon2_parallelism: 1
   ui_auth_session_lifetime_ms: 900000
 
+login_via_existing_session:
+  # POST /login/get_token (sign in a new device from one already signed in, e.g. by QR code).
+  enabled: false
+  require_ui_auth: true     # the user confirms with their password first
+  token_timeout_ms: 300000
+
+admin_api:
+  # The admin API (/_synapse/admin, for server admins' tokens only) is served on listeners
+  # with the `admin` resource and, as Synapse does, on `client` listeners; false keeps it off
+  # the client listeners (give it a listener of its own on an internal address).
+  on_client_listeners: true
+
+# Who to contact about this server, served in /.well-known/matrix/support, e.g.
+#   contacts: [{{matrix_id: "@admin:example.org", email_address: "admin@example.org", role: m.role.admin}}]
+#   support_page: https://example.org/support
+support:
+  contacts: []
+  support_page: null
+
+voip:
+  # TURN servers for calls (GET /voip/turnServer), e.g. ["turn:turn.example.com:3478?transport=udp"].
+  turn_uris: []
+  # coturn's static-auth-secret: each user gets credentials valid for turn_user_lifetime_ms.
+  # Without it, turn_username/turn_password (static credentials) are handed out.
+  turn_shared_secret: null
+  turn_username: null
+  turn_password: null
+  turn_user_lifetime_ms: 3600000
+  turn_allow_guests: true
+
 rate_limiting:
   # Token buckets per action, as Synapse's: each limit lets `burst_count` actions through at
   # once, then `per_second` on average; past it the server answers 429 M_LIMIT_EXCEEDED with

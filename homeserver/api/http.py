@@ -276,6 +276,14 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
+def bool_param(request: web.Request, name: str) -> bool:
+    """A `true`/`false` query parameter, false when absent; 400 M_INVALID_PARAM otherwise."""
+    raw = request.query.get(name, "false")
+    if raw not in ("true", "false"):
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
+    return raw == "true"
+
+
 # --- middlewares --------------------------------------------------------------------------
 
 CORS_HEADERS = {

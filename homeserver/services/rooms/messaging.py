@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.core import power_levels
+from homeserver.core.ids import is_valid_user_id
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.ratelimit import RateLimiter
@@ -21,6 +22,7 @@ from homeserver.services.rooms.state import RoomStateCache
 from storage.events import EventStore
 
 MAX_TYPE_LENGTH = 255
+MUTUAL_ROOMS_PAGE = 100
 MAX_STATE_KEY_LENGTH = 255
 
 
@@ -107,6 +109,22 @@ class MessagingService:
 
     async def joined_rooms(self, user_id: str) -> list[str]:
         return await self._store.rooms_for_user(user_id, "join")
+
+    async def mutual_rooms(self, requester: Requester, other_id: str | None, from_token: str | None,
+                           ) -> tuple[list[str], int, str | None]:
+        """The rooms the requester and `other_id` are both joined to: one page, the total and
+        the token of the next page (None at the end)."""
+        if other_id is None:
+            raise MatrixError(400, Codes.MISSING_PARAM, "'user_id' is required")
+        if not is_valid_user_id(other_id):
+            raise MatrixError(400, Codes.INVALID_PARAM, "The user ID provided was invalid")
+        if other_id == requester.user_id:
+            raise MatrixError(400, Codes.INVALID_PARAM, "You cannot ask for the rooms you share with yourself")
+        if from_token is not None and not from_token.startswith("!"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "Invalid 'from' token")
+        rooms, total, more = await self._store.mutual_rooms(requester.user_id, other_id, from_token,
+                                                            MUTUAL_ROOMS_PAGE)
+        return rooms, total, rooms[-1] if more else None
 
 
 def _check_type(event_type: str) -> None:
