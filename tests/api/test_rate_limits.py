@@ -304,6 +304,16 @@ class TestPresence:
         assert (await alice.put(path, {"presence": "online"}))[0] == 200
         await assert_limited(alice, "PUT", path, {"presence": "unavailable"})
 
+    async def test_updates_by_sync_past_the_limit_are_ignored(self, alice):
+        """As Synapse: the sync goes on, the presence it asks for is not set; PUT has its own bucket."""
+        path = f"{V3}/presence/@alice:test.local/status"
+        assert (await alice.get(f"{V3}/sync?timeout=0&set_presence=unavailable"))[0] == 200
+        assert (await alice.get(path))[1]["presence"] == "unavailable"
+        assert (await alice.get(f"{V3}/sync?timeout=0&set_presence=online"))[0] == 200
+        assert (await alice.get(path))[1]["presence"] == "unavailable"
+        assert (await alice.put(path, {"presence": "online"}))[0] == 200
+        assert (await alice.get(path))[1]["presence"] == "online"
+
 
 class TestUserDirectory:
     @pytest.fixture
@@ -335,6 +345,17 @@ class TestKeyRequests:
         events = body["to_device"]["events"]
         assert [e["content"]["request_id"] for e in events if e["type"] == "m.room_key_request"] == ["r0", "r1"]
         assert [e["type"] for e in events].count("m.test") == 1
+
+    async def test_key_requests_from_other_servers_are_limited_per_sender(self, bob, services):
+        status, body = await bob.get(f"{V3}/sync?timeout=0")
+        since = body["next_batch"]
+        for n in range(3):  # as m.direct_to_device EDUs would bring them
+            await services.to_device.deliver_remote("elsewhere.test", "@eve:elsewhere.test", "m.room_key_request",
+                                                    f"m{n}", {"@bob:test.local": {"*": {"request_id": f"e{n}"}}})
+        await services.to_device.deliver_remote("elsewhere.test", "@fay:elsewhere.test", "m.room_key_request",
+                                                "m9", {"@bob:test.local": {"*": {"request_id": "f0"}}})
+        status, body = await bob.get(f"{V3}/sync?timeout=0&since={since}")
+        assert [e["content"]["request_id"] for e in body["to_device"]["events"]] == ["e0", "e1", "f0"]
 
 
 class TestGlobalSwitch:
