@@ -1,10 +1,19 @@
 """EventStore: the room DAG. Tables: events, event_edges, event_auth_edges, forward_extremities,
-current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries.
+current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries,
+room_heads.
 
 `persist()` writes a whole batch of events — rows, edges, extremities, new state snapshots,
 current-state changes, memberships, redactions and transaction IDs — in ONE SQL statement
 (data-modifying CTEs over unnest()ed arrays): one round trip, atomic without BEGIN/COMMIT.
 The service computes everything (positions, snapshots, deltas) before calling it.
+
+The same statement claims the room first: it bumps the room's `room_heads` version through
+INSERT .. ON CONFLICT DO UPDATE, which locks the row until commit and, in READ COMMITTED,
+judges the row's latest committed version (not the statement's snapshot). With an expected
+version, the bump happens only if the room is still at it; every other write of the
+statement is conditional on the claim, so a batch built on a stale head writes nothing.
+Two writers of one room (two processes) thus queue on the row and the second one learns
+that the room moved on, without a lock round trip of its own.
 """
 
 from __future__ import annotations
@@ -99,6 +108,11 @@ class PersistBatch:
     memberships: list[MembershipChange] = field(default_factory=list)
     # The snapshot of the room's current state after the batch (None: unchanged).
     current_state_group: int | None = None
+    # The room_heads version the batch was built on: written only if the room is still at it
+    # (None: written whatever the version). `moves_head`: bump the version (False for
+    # backfilled history, which moves neither extremities nor current state).
+    expected_head: int | None = None
+    moves_head: bool = True
 
 
 # Whether redaction `r` (its event `re`) applies to event `e`: accepted, in e's room, and for a
@@ -116,6 +130,16 @@ _EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, 
 
 _PERSIST = """
 WITH
+-- The room's writer lock and head check (module docstring); `go` gates every write below.
+claim AS (
+    INSERT INTO room_heads (room_id, version) SELECT $1, 1 WHERE $56::bool
+    ON CONFLICT (room_id) DO UPDATE SET version = room_heads.version + 1
+    WHERE $55::bigint IS NULL OR room_heads.version = $55::bigint
+    RETURNING version
+),
+go AS (
+    SELECT NOT $56::bool OR EXISTS (SELECT 1 FROM claim) AS ok
+),
 new_events AS (
     INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,
                         origin_server_ts, received_ts, pdu, outlier, rejected_reason, soft_failed,
@@ -124,6 +148,7 @@ new_events AS (
                          $8::text[], $9::bigint[], $10::bigint[], $11::jsonb[], $12::bool[], $13::text[],
                          $14::bool[], $15::bigint[], $16::bigint[], $17::text[], $18::text[],
                          $19::text[], $20::text[])
+    WHERE (SELECT ok FROM go)
     -- An event known so far only as an outlier (auth chain, state) may join the timeline.
     ON CONFLICT (event_id) DO UPDATE SET
         stream_ordering = EXCLUDED.stream_ordering, outlier = FALSE,
@@ -133,35 +158,37 @@ new_events AS (
     RETURNING 1
 ),
 room_state_group AS (
-    UPDATE rooms SET state_group = $53 WHERE room_id = $1 AND $53::bigint IS NOT NULL
+    UPDATE rooms SET state_group = $53 WHERE room_id = $1 AND $53::bigint IS NOT NULL AND (SELECT ok FROM go)
 ),
 prev_edges AS (
     INSERT INTO event_edges (event_id, prev_event_id)
-    SELECT * FROM unnest($21::text[], $22::text[]) ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($21::text[], $22::text[]) WHERE (SELECT ok FROM go) ON CONFLICT DO NOTHING
 ),
 auth_edges AS (
     INSERT INTO event_auth_edges (event_id, auth_event_id)
-    SELECT * FROM unnest($23::text[], $24::text[]) ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($23::text[], $24::text[]) WHERE (SELECT ok FROM go) ON CONFLICT DO NOTHING
 ),
 extremities_gone AS (
-    DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = ANY($25::text[])
+    DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = ANY($25::text[]) AND (SELECT ok FROM go)
 ),
 extremities_new AS (
     INSERT INTO forward_extremities (room_id, event_id)
-    SELECT $1, unnest($26::text[]) ON CONFLICT DO NOTHING
+    SELECT $1, x FROM unnest($26::text[]) AS x WHERE (SELECT ok FROM go) ON CONFLICT DO NOTHING
 ),
 groups AS (
     INSERT INTO state_groups (id, room_id, prev_group, chain_length)
     SELECT g.id, $1, g.prev, g.len FROM unnest($27::bigint[], $28::bigint[], $29::int[]) AS g(id, prev, len)
+    WHERE (SELECT ok FROM go)
 ),
 group_entries AS (
     INSERT INTO state_group_entries (group_id, type, state_key, event_id)
-    SELECT * FROM unnest($30::bigint[], $31::text[], $32::text[], $33::text[])
+    SELECT * FROM unnest($30::bigint[], $31::text[], $32::text[], $33::text[]) WHERE (SELECT ok FROM go)
 ),
 current AS (
     INSERT INTO current_state (room_id, type, state_key, event_id, membership)
     SELECT $1, c.type, c.state_key, c.event_id, c.membership
     FROM unnest($34::text[], $35::text[], $36::text[], $37::text[]) AS c(type, state_key, event_id, membership)
+    WHERE (SELECT ok FROM go)
     ON CONFLICT (room_id, type, state_key)
     DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership
 ),
@@ -170,19 +197,22 @@ members AS (
     SELECT m.event_id, $1, m.user_id, m.sender, m.membership, m.display_name, m.avatar_url, m.pos
     FROM unnest($38::text[], $39::text[], $40::text[], $41::text[], $42::text[], $43::text[], $44::bigint[])
          AS m(event_id, user_id, sender, membership, display_name, avatar_url, pos)
+    WHERE (SELECT ok FROM go)
     ON CONFLICT DO NOTHING
 ),
 redacts AS (
     INSERT INTO redactions (event_id, redacts, received_ts, domain_check)
-    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[], $54::bool[]) ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[], $54::bool[]) WHERE (SELECT ok FROM go)
+    ON CONFLICT DO NOTHING
 ),
 txns AS (
     INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)
     SELECT t.user_id, t.device_id, t.txn_id, $1, t.event_id, t.ts
     FROM unnest($48::text[], $49::text[], $50::text[], $51::text[], $52::bigint[])
          AS t(user_id, device_id, txn_id, event_id, ts)
+    WHERE (SELECT ok FROM go)
 )
-SELECT count(*) FROM new_events
+SELECT (SELECT ok FROM go), (SELECT version FROM claim)
 """
 
 
@@ -208,7 +238,9 @@ class EventStore:
             "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_stream_seq"
         )
 
-    async def persist(self, batch: PersistBatch) -> None:
+    async def persist(self, batch: PersistBatch) -> tuple[bool, int | None]:
+        """Write the batch; returns (written, the room's head version after it). Not written
+        (nothing is) when the room is no longer at `batch.expected_head`."""
         evs = batch.events
         prev_src, prev_dst, auth_src, auth_dst = [], [], [], []
         for ev in evs:
@@ -222,7 +254,7 @@ class EventStore:
         txns = [(ev.txn_user_id, ev.txn_device_id, ev.txn_id, ev.event_id, ev.received_ts)
                 for ev in evs if ev.txn_id is not None]
         m = batch.memberships
-        await self._db.fetchval(
+        row = await self._db.fetchrow(
             _PERSIST,
             batch.room_id,
             [e.event_id for e in evs], [e.room_id for e in evs], [e.stream_ordering for e in evs],
@@ -244,7 +276,14 @@ class EventStore:
             [x[0] for x in txns], [x[1] for x in txns], [x[2] for x in txns], [x[3] for x in txns], [x[4] for x in txns],
             batch.current_state_group,
             [x[3] for x in redactions],
+            batch.expected_head, batch.moves_head,
         )
+        return row[0], row[1]
+
+    async def room_head(self, room_id: str) -> int:
+        """The room's head version (0 before its first write)."""
+        return await self._db.fetchval(
+            "SELECT coalesce((SELECT version FROM room_heads WHERE room_id = $1), 0)", room_id)
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(redaction ID, redacted event ID, room version, original PDU) past the window."""
@@ -301,6 +340,18 @@ class EventStore:
                WHERE user_id = $1 AND device_id = $2 AND room_id = $3 AND txn_id = $4""",
             user_id, device_id, room_id, txn_id,
         )
+
+    async def events_for_txns(self, room_id: str, txns: Sequence[tuple[str, str, str]]
+                              ) -> dict[tuple[str, str, str], str]:
+        """(user_id, device_id, txn_id) -> the event each transaction already produced in a room."""
+        rows = await self._db.fetch(
+            """SELECT t.user_id, t.device_id, t.txn_id, t.event_id FROM event_txn_ids t
+               JOIN unnest($2::text[], $3::text[], $4::text[]) AS q(user_id, device_id, txn_id)
+                 USING (user_id, device_id, txn_id)
+               WHERE t.room_id = $1""",
+            room_id, [t[0] for t in txns], [t[1] for t in txns], [t[2] for t in txns],
+        )
+        return {(r["user_id"], r["device_id"], r["txn_id"]): r["event_id"] for r in rows}
 
     async def rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
         rows = await self._db.fetch(

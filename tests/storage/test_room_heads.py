@@ -1,0 +1,64 @@
+"""EventStore.persist claims the room's head: a batch built on a head version another writer
+has since moved writes nothing, even when that writer is still committing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+
+from storage.events import EventStore, NewEvent, PersistBatch
+
+ROOM = "!room:test"
+_positions = itertools.count(1)
+
+
+def batch(event_id: str, prev: list[str], *, expected: int | None) -> PersistBatch:
+    event = NewEvent(event_id=event_id, room_id=ROOM, stream_ordering=next(_positions), depth=len(prev) + 1,
+                     type="m.room.message", state_key=None, sender="@x:test", origin_server_ts=1, received_ts=1,
+                     pdu={"type": "m.room.message", "content": {}}, prev_event_ids=prev, auth_event_ids=[],
+                     txn_user_id="@x:test", txn_device_id="D", txn_id=event_id)
+    return PersistBatch(room_id=ROOM, events=[event], extremities_removed=prev, extremities_added=[event_id],
+                        expected_head=expected)
+
+
+async def stored(db) -> list[str]:
+    rows = await db.fetch("SELECT event_id FROM events WHERE room_id = $1 ORDER BY stream_ordering", ROOM)
+    return [r["event_id"] for r in rows]
+
+
+async def test_a_batch_on_a_stale_head_writes_nothing(db):
+    store = EventStore(db)
+    assert await store.room_head(ROOM) == 0
+    assert await store.persist(batch("$A", [], expected=0)) == (True, 1)
+    assert await store.persist(batch("$B", ["$A"], expected=1)) == (True, 2)
+    # Built on version 1 too (a second writer): refused, and none of its rows are written.
+    assert await store.persist(batch("$C", ["$A"], expected=1)) == (False, None)
+    assert await stored(db) == ["$A", "$B"]
+    assert await db.fetchval("SELECT count(*) FROM event_txn_ids WHERE event_id = '$C'") == 0
+    assert [r["event_id"] for r in await db.fetch(
+        "SELECT event_id FROM forward_extremities WHERE room_id = $1", ROOM)] == ["$B"]
+    assert await store.room_head(ROOM) == 2
+    # Without an expected version (received events) the batch moves the head whatever it is.
+    assert await store.persist(batch("$D", ["$B"], expected=None)) == (True, 3)
+    # Backfilled history leaves the head where it is.
+    old = batch("$E", [], expected=None)
+    old.moves_head, old.extremities_added = False, []
+    assert await store.persist(old) == (True, None)
+    assert await store.room_head(ROOM) == 3
+
+
+async def test_a_writer_waits_for_the_one_committing_and_then_sees_the_head_moved(db):
+    store = EventStore(db)
+    assert await store.persist(batch("$A", [], expected=0)) == (True, 1)
+    # One writer's persist holds the room (its transaction not yet committed)...
+    async with db.transaction():
+        assert await store.persist(batch("$B", ["$A"], expected=1)) == (True, 2)
+        # ...a second writer built on the same head waits on the room's row.
+        other = asyncio.create_task(store.persist(batch("$C", ["$A"], expected=1)),
+                                    context=contextvars.Context())  # outside the transaction
+        await asyncio.sleep(0.3)
+        assert not other.done()
+    # Once the first committed, the second learns the head moved and writes nothing.
+    assert await other == (False, None)
+    assert await stored(db) == ["$A", "$B"]
