@@ -3,20 +3,39 @@
 Use cases: send a message or state event into a room, and append the initial events of a
 new room. Invariants:
 - every event is a real PDU (hashed, signed, with prev/auth events and depth) and passes the
-  room version's auth rules against the room's current state before it is stored;
-- one room's events are created one at a time (a lock per room), so prev_events and state
-  always follow the last persisted event;
-- a batch (one event, or a whole new room) is stored by ONE SQL statement: it is all there
-  or none of it is, and the cached room snapshot is swapped only after it committed.
+  room version's auth rules against the room's state before it (the state after the event
+  before it in the same batch) before it is stored;
+- group commit: a room has at most one batch writer task at a time (`send` queues, the
+  writer drains). Sends that queue while a batch commits form the next batch: built in order
+  on the room's head (each event's prev_event is the one before it), committed by ONE
+  statement, each caller answered once the commit holding its event is done. No timer: a
+  lone send is a batch of one, built at once. A send refused by the auth rules fails alone;
+  the rest of its batch goes on;
+- a batch (one event, a group of sends, or a whole new room) is stored by ONE SQL statement:
+  it is all there or none of it is, and the cached room snapshot is swapped only after it
+  committed;
+- one writer per room across processes: that statement claims the room's head version
+  (storage/events.py, room_heads) and writes only if the room is still at the version the
+  batch was built on; if another process wrote meanwhile, nothing is written and the batch
+  is rebuilt on a fresh snapshot (each queued send built again). Chosen over routing rooms
+  to an owning process (Synapse's event persisters) because it needs no forwarding between
+  processes nor a configuration of who owns what, and costs nothing on the single-process
+  path: the claim is part of the persist statement (no extra round trip), and the row lock
+  it takes is held only for that statement. Several processes writing one room at once
+  rebuild now and then; they never fork it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from homeserver.core import auth_rules
 from homeserver.core.builder import EventTooLarge, auth_types_for_new_event, build_event
@@ -37,6 +56,18 @@ MAX_PREV_EVENTS = 10
 
 RELATION_TYPES = ("m.annotation", "m.reference", "m.replace", "m.thread")
 
+# A group-commit batch holds at most this many events, and stops taking more once its events
+# reach this many bytes of JSON (one event may be 64 KiB).
+MAX_BATCH_EVENTS = 100
+MAX_BATCH_BYTES = 1 << 20
+# A batch refused because another process moved the room's head is rebuilt at most this many
+# times before its sends fail (503): each refusal means some other batch was written.
+MAX_REBUILDS = 50
+
+
+class HeadMoved(Exception):
+    """The room's head moved on after the batch was built on it: nothing was written."""
+
 
 @dataclass(frozen=True)
 class TxnRef:
@@ -52,6 +83,22 @@ class _Pending:
     base: RoomSnapshot
     work: RoomSnapshot
     events: list[Event] = field(default_factory=list)
+    # event_id -> the transaction that sent it (recorded for idempotency).
+    txns: dict[str, TxnRef] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Send:
+    """One queued send: what to build, and the future its caller awaits."""
+    sender: str
+    event_type: str
+    content: dict[str, Any]
+    state_key: str | None
+    redacts: str | None
+    txn: TxnRef | None
+    check_txn: bool
+    countersign: Callable[[Event], Awaitable[Event]] | None
+    done: asyncio.Future[Event]
 
 
 class EventService:
@@ -67,6 +114,9 @@ class EventService:
         self.server_name = server_name
         self._signing_key = signing_key
         self._locks: dict[str, asyncio.Lock] = {}
+        # room_id -> sends waiting for the room's batch writer, and that writer's task.
+        self._queues: dict[str, deque[_Send]] = {}
+        self._writers: dict[str, asyncio.Task[None]] = {}
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
 
@@ -87,38 +137,38 @@ class EventService:
             lock = self._locks[room_id] = asyncio.Lock()
         return lock
 
+    def queued(self, room_id: str) -> int:
+        """How many sends into the room wait for its batch writer (not yet taken into a batch)."""
+        queue = self._queues.get(room_id)
+        return len(queue) if queue is not None else 0
+
     # --- use cases --------------------------------------------------------------------------
 
     async def send(
         self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
         state_key: str | None = None, redacts: str | None = None, txn: TxnRef | None = None,
-        txn_check: Callable[[str, str, str, str], Awaitable[str | None]] | None = None,
+        txn_check: object | None = None,
         countersign: Callable[[Event], Awaitable[Event]] | None = None,
     ) -> Event:
         """Create, authorise and store one event in an existing room.
 
-        With `txn_check`, a transaction that already produced an event (looked up under the
-        room's lock, so concurrent retries cannot both send) returns that event instead.
+        With `txn_check` set (callers pass EventStore.event_for_txn), a transaction that
+        already produced an event returns that event instead; the batch looks all its
+        transactions up in one query under the room's lock, and the same transaction twice
+        in one batch yields one event, so concurrent retries cannot both send.
         `countersign` gets the built event before it is stored and returns it with more
         signatures (an invite of another server's user carries that server's signature).
         """
-        async with self.room_lock(room_id):
-            snap = await self._rooms.snapshot(room_id)
-            if snap is None:
-                raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
-            if txn is not None and txn_check is not None:
-                existing = await txn_check(txn.user_id, txn.device_id, room_id, txn.txn_id)
-                if existing is not None:
-                    found = await self._rooms.events.get_many([existing], snap.version)
-                    return found[existing]
-            pending = self.begin(snap)
-            event = await self.append(pending, sender, event_type, content, state_key=state_key, redacts=redacts)
-            if countersign is not None:
-                event = await countersign(event)
-                pending.events[-1] = event
-                self._rooms.events.put(event)
-            await self.commit(pending, txn=txn)
-        return event
+        request = _Send(sender, event_type, content, state_key, redacts, txn, txn is not None and txn_check is not None,
+                        countersign, asyncio.get_running_loop().create_future())
+        queue = self._queues.get(room_id)
+        if queue is None:
+            queue = self._queues[room_id] = deque()
+            # A context of its own: the writer serves many callers and must not run inside
+            # one caller's transaction (storage.database's ambient connection).
+            self._writers[room_id] = asyncio.create_task(self._write(room_id, queue), context=contextvars.Context())
+        queue.append(request)
+        return await request.done
 
     async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
                       state_key: str | None = None) -> tuple[Event, RoomSnapshot]:
@@ -189,7 +239,8 @@ class EventService:
         self, pending: _Pending, *, txn: TxnRef | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
     ) -> list[int]:
-        """Store the pending events; returns their stream positions.
+        """Store the pending events; returns their stream positions. Raises HeadMoved (nothing
+        stored) when the room's head is no longer the one they were built on.
 
         `before_persist` runs in the same transaction, just before the events are written
         (e.g. the rooms row of a new room). Positions are published only after the commit,
@@ -199,23 +250,26 @@ class EventService:
         events = pending.events
         if not events:
             return []
+        if txn is not None:
+            pending.txns[events[-1].event_id] = txn
         state_count = sum(1 for e in events if e.state_key is not None)
         work = pending.work
 
         def build(positions: list[int], group_ids: list[int]) -> tuple[PersistBatch, list[Event]]:
-            batch, final_group, chain = self._batch(pending, positions, group_ids, txn)
+            batch, final_group, chain = self._batch(pending, positions, group_ids)
             work.state_group, work.chain_length = final_group, chain
             if final_group != pending.base.state_group:
                 batch.current_state_group = final_group
             return batch, events
 
-        return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist)
+        return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist,
+                                head=pending.base.head)
 
     async def store(
         self, build: Callable[[list[int], list[int]], tuple[PersistBatch, list[Event]]], positions: int, groups: int,
         *, snapshot: RoomSnapshot | Callable[[], RoomSnapshot | None] | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
-        backfill: bool = False,
+        backfill: bool = False, head: int | None = None,
     ) -> list[int]:
         """Persist one batch of a room's events and publish it: the way every event, local or
         received, reaches the database and the readers.
@@ -226,25 +280,32 @@ class EventService:
         soft-failed ones left out). `snapshot` (or what it returns, once `build` ran) becomes the
         room's cached snapshot after the commit, before anyone is told of the batch. Positions become visible to readers only after the commit and the
         before_publish listeners. Never call this inside an outer transaction.
+
+        `head`: the room head version the batch was built on (local sends): it is written only
+        if the room is still at it, else HeadMoved is raised and nothing is written. Without
+        it (received events, built under the room's lock on what this process holds) the
+        batch moves the head whatever its version; the snapshot is kept only if no other
+        process wrote in between. Backfilled history leaves the head alone.
         """
         allocated, group_ids = await self._events.allocate(positions, groups, backfill=backfill)
         live = allocated if not backfill else []
         self._stream.start(live)
         try:
             batch, to_publish = build(allocated, group_ids)
+            batch.expected_head, batch.moves_head = head, not backfill
             if before_persist is None:
-                await self._events.persist(batch)  # one statement: atomic on its own
+                new_head = await self._persist(batch)  # one statement: atomic on its own
             else:
                 async with self._db.transaction():
                     await before_persist()
-                    await self._events.persist(batch)
+                    new_head = await self._persist(batch)
         except BaseException:
             self._stream.finish(live)  # abandoned positions must not hold the stream back
             raise
         if callable(snapshot):
             snapshot = snapshot()
         if snapshot is not None:
-            self._rooms.put(snapshot)
+            self._keep_snapshot(snapshot, head, new_head)
         position_of = {e.event_id: e.stream_ordering for e in batch.events}
         published = [(event, position_of[event.event_id]) for event in to_publish] if not backfill else []
         try:
@@ -262,6 +323,129 @@ class EventService:
 
     # --- internals ---------------------------------------------------------------------------
 
+    async def _persist(self, batch: PersistBatch) -> int | None:
+        written, new_head = await self._events.persist(batch)
+        if not written:
+            raise HeadMoved(batch.room_id)  # inside before_persist's transaction: rolls it back
+        return new_head
+
+    def _keep_snapshot(self, snapshot: RoomSnapshot, head: int | None, new_head: int | None) -> None:
+        """Cache the snapshot a committed batch left the room in, at its head version, when it
+        is known to be the whole head; else drop it (the next reader loads the room)."""
+        cached = self._rooms.cached(snapshot.room_id)
+        if new_head is None:  # backfill: the head did not move
+            new_head = cached.head if cached is not None else None
+        elif head is None:  # written unchecked: whole only if no other process wrote since ours
+            base = cached.head if cached is not None else 0
+            new_head = new_head if new_head == base + 1 else None
+        if new_head is None:
+            self._rooms.forget(snapshot.room_id)
+            return
+        snapshot.head = new_head
+        self._rooms.put(snapshot)
+
+    async def _write(self, room_id: str, queue: deque[_Send]) -> None:
+        """The room's batch writer: while sends are queued, take the next batch and write it.
+        Ends (and is started again by the next send) once the queue is empty."""
+        try:
+            while queue:
+                batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_EVENTS))]
+                try:
+                    async with self.room_lock(room_id):
+                        await self._write_batch(room_id, batch, queue)
+                except BaseException as err:
+                    for request in batch:
+                        _fail(request, err)
+                    if not isinstance(err, Exception):
+                        raise
+        except BaseException as err:  # cancelled (shutdown): nobody will write the rest
+            for request in queue:
+                _fail(request, err)
+            raise
+        finally:
+            del self._queues[room_id]
+            del self._writers[room_id]
+
+    async def _write_batch(self, room_id: str, batch: list[_Send], queue: deque[_Send]) -> None:
+        """Build the batch's events in order on the room's head and commit them together;
+        answer each request. Rebuilt on a fresh snapshot when another process wrote first."""
+        for _ in range(MAX_REBUILDS + 1):
+            snap = await self._rooms.snapshot(room_id)
+            if snap is None:
+                for request in batch:
+                    _fail(request, MatrixError(404, Codes.NOT_FOUND, "Unknown room"))
+                return
+            batch = [r for r in batch if not r.done.done()]  # answered, or the caller gave up
+            to_check = list(dict.fromkeys((r.txn.user_id, r.txn.device_id, r.txn.txn_id)
+                                          for r in batch if r.check_txn and r.txn is not None))
+            earlier = await self._events.events_for_txns(room_id, to_check) if to_check else {}
+            pending = self.begin(snap)
+            built: list[tuple[_Send, Event]] = []
+            outcome: dict[TxnRef, Event | Exception] = {}  # the same transaction twice: one event
+            again: list[_Send] = []
+            size = 0
+            for i, request in enumerate(batch):
+                if size >= MAX_BATCH_BYTES:
+                    queue.extendleft(reversed(batch[i:]))  # the next batch, first in line
+                    batch = batch[:i]
+                    break
+                txn = request.txn
+                if txn is not None:
+                    if request.check_txn and (txn.user_id, txn.device_id, txn.txn_id) in earlier:
+                        continue
+                    if txn in outcome:
+                        again.append(request)
+                        continue
+                try:
+                    event = await self._build(pending, request)
+                except Exception as err:  # refused (auth rules, size): this request alone
+                    _fail(request, err)
+                    if txn is not None:
+                        outcome[txn] = err
+                    continue
+                if txn is not None:
+                    pending.txns[event.event_id] = txn
+                    outcome[txn] = event
+                built.append((request, event))
+                size += len(orjson.dumps(event.pdu))
+            if built:
+                try:
+                    await self.commit(pending)
+                except HeadMoved:
+                    self._rooms.forget(room_id)
+                    continue
+            for request, event in built:
+                _answer(request, event)
+            for request in again:
+                result = outcome[request.txn]
+                _fail(request, result) if isinstance(result, Exception) else _answer(request, result)
+            found = [r for r in batch if r.check_txn and r.txn is not None and not r.done.done()]
+            if found:
+                ids = {r: earlier[(r.txn.user_id, r.txn.device_id, r.txn.txn_id)] for r in found}
+                events = await self._rooms.events.get_many(list(ids.values()), snap.version)
+                for request, event_id in ids.items():
+                    _answer(request, events[event_id])
+            return
+        for request in batch:
+            _fail(request, MatrixError(503, Codes.UNKNOWN, "The room is too busy, try again"))
+
+    async def _build(self, pending: _Pending, request: _Send) -> Event:
+        if request.countersign is None:
+            return await self.append(pending, request.sender, request.event_type, request.content,
+                                     state_key=request.state_key, redacts=request.redacts)
+        saved = _working_copy(pending.work)
+        event = await self.append(pending, request.sender, request.event_type, request.content,
+                                  state_key=request.state_key, redacts=request.redacts)
+        try:
+            event = await request.countersign(event)
+        except BaseException:
+            pending.events.pop()  # as if never built: the next event follows the previous one
+            pending.work = saved
+            raise
+        pending.events[-1] = event
+        self._rooms.events.put(event)
+        return event
+
     async def _state_events(self, pending: _Pending, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         work = pending.work
         ids = {k: work.state[k] for k in dict.fromkeys(keys) if k in work.state}
@@ -271,7 +455,7 @@ class EventService:
         found.update(local)
         return {k: found[i] for k, i in ids.items() if i in found}
 
-    def _batch(self, pending: _Pending, positions: list[int], group_ids: list[int], txn: TxnRef | None):
+    def _batch(self, pending: _Pending, positions: list[int], group_ids: list[int]):
         base = pending.base
         state = dict(base.state)
         group, chain = base.state_group, base.chain_length
@@ -296,8 +480,7 @@ class EventService:
                 current[key] = (event.event_id, membership)
                 if event.type == "m.room.member" and isinstance(membership, str):
                     memberships.append(membership_row(event, position))
-            is_txn = txn is not None and event is pending.events[-1]
-            new_events.append(event_row(event, position, now, before, group, txn=txn if is_txn else None))
+            new_events.append(event_row(event, position, now, before, group, txn=pending.txns.get(event.event_id)))
         batch = PersistBatch(
             room_id=pending.work.room_id, events=new_events, state_groups=groups,
             extremities_removed=[e for e in base.extremities if e not in pending.work.extremities],
@@ -305,6 +488,20 @@ class EventService:
             current_state=current, memberships=memberships,
         )
         return batch, group, chain
+
+
+def _answer(request: _Send, event: Event) -> None:
+    if not request.done.done():
+        request.done.set_result(event)
+
+
+def _fail(request: _Send, err: BaseException) -> None:
+    if request.done.done():
+        return
+    if isinstance(err, asyncio.CancelledError):
+        request.done.cancel()
+    else:
+        request.done.set_exception(err)
 
 
 def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:

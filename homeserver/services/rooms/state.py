@@ -5,8 +5,10 @@ extremities (for prev_events). Both live here once loaded, and the event pipelin
 them itself after every persist, so a warm send reads nothing from the database. Parsed
 events are cached too (auth checks read the same few state events over and over).
 
-Invalidation: this process is the only writer of its rooms today; `forget(room_id)` drops a
-room when another writer changed it (LISTEN/NOTIFY once several processes write).
+Invalidation: `forget(room_id)` drops a room when another process wrote into it (LISTEN/NOTIFY,
+services/replication.py). A snapshot carries the room's head version (storage: room_heads):
+a batch built on a snapshot another process has since overtaken is refused by the database,
+whatever the announcements' timing, and rebuilt on a fresh snapshot (rooms/events.py).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class RoomSnapshot:
     chain_length: int
     state: dict[tuple[str, str], str]
     extremities: dict[str, int] = field(default_factory=dict)  # event_id -> depth
+    # The room_heads version these extremities and this state are at (0: never written).
+    head: int = 0
 
 
 class EventCache:
@@ -88,13 +92,20 @@ class RoomStateCache:
         if room is None:
             return None
         version = get_room_version(room.room_version)
+        # The head version first: what is read after it is at least as new, so a batch built on
+        # this snapshot is refused if anything was written after the version was read.
+        head = await self._events.room_head(room_id)
         extremities = dict(await self._events.forward_extremities(room_id))
         group = await self._rooms.current_state_group(room_id)
         chain = await self._state.chain_length(group) if group is not None else 0
         state = await self._events.current_state_ids(room_id)
-        snap = RoomSnapshot(room_id, version, group, chain, state, extremities)
+        snap = RoomSnapshot(room_id, version, group, chain, state, extremities, head)
         self._snapshots[room_id] = snap
         return snap
+
+    def cached(self, room_id: str) -> RoomSnapshot | None:
+        """The room's snapshot if it is loaded (no database read)."""
+        return self._snapshots.get(room_id)
 
     def put(self, snap: RoomSnapshot) -> None:
         self._snapshots[snap.room_id] = snap
