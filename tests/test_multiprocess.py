@@ -3,22 +3,41 @@
 Both serve the same server name from the same config and signing key, each on its own port:
 a sync waiting on one process returns as soon as a message, a typing notification or a
 receipt is committed through the other, and a token logged out on one stops working on both.
+Sends into one room through both at once keep the room one linear history.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
 
 import aiohttp
+import asyncpg
 import pytest
+import yaml
 
 from tests.test_cli import free_port, generate, run_server, stop, wait_for
 
 
 @pytest.fixture
 async def two_processes(tmp_path, db_url):
+    async with running_two(tmp_path, db_url) as urls:
+        yield urls
+
+
+@pytest.fixture
+async def two_unlimited_processes(tmp_path, db_url):
+    """The same, with rate limiting off (many sends from one user)."""
+    async with running_two(tmp_path, db_url, {"rate_limiting": {"enabled": False}}) as urls:
+        yield urls
+
+
+@contextlib.asynccontextmanager
+async def running_two(tmp_path, db_url, config=None):
     config_path, port_a, _ = generate(tmp_path, "--enable-registration")
+    if config:
+        config_path.write_text(yaml.safe_dump({**yaml.safe_load(config_path.read_text()), **config}))
     port_b = free_port()
     procs = []
     for port in (port_a, port_b):
@@ -110,3 +129,53 @@ async def test_sync_on_one_process_wakes_for_changes_made_on_the_other(two_proce
                 break
             await asyncio.sleep(0.05)
         assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+
+
+async def test_concurrent_sends_through_two_processes_do_not_fork_the_room(two_unlimited_processes, db_url):
+    a, b = two_unlimited_processes
+    async with aiohttp.ClientSession() as http:
+        alice = await register(http, a, "alice")
+        bob = await register(http, a, "bob")
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        assert (await call(http, "POST", f"{b}/rooms/{room}/join", bob, {}))[0] == 200
+
+        async def sender(base: str, token: str, name: str) -> list[str]:
+            ids = []
+            for n in range(10):
+                status, sent = await call(http, "PUT", f"{base}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}",
+                                          token, {"msgtype": "m.text", "body": f"{name}-{n}"})
+                assert status == 200, sent
+                ids.append(sent["event_id"])
+            return ids
+
+        # Five senders through each process at once, both processes writing the room together.
+        sent = await asyncio.gather(*(sender(a, alice, f"a{k}") for k in range(5)),
+                                    *(sender(b, bob, f"b{k}") for k in range(5)))
+        expected = sorted(f"{p}{k}-{n}" for p in "ab" for k in range(5) for n in range(10))
+        for base, token in ((a, alice), (b, bob)):
+            status, page = await call(http, "GET", f"{base}/rooms/{room}/messages?dir=f&limit=1000", token)
+            assert status == 200, page
+            texts = [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
+            assert sorted(texts) == expected  # every message once, through either process
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        # One forward extremity: the room never forked.
+        extremities = await conn.fetch("SELECT event_id FROM forward_extremities WHERE room_id = $1", room)
+        assert len(extremities) == 1
+        rows = await conn.fetch(
+            """SELECT e.event_id, e.depth, array_remove(array_agg(p.prev_event_id), NULL) AS prevs
+               FROM events e LEFT JOIN event_edges p USING (event_id)
+               WHERE e.room_id = $1 AND NOT e.outlier GROUP BY e.event_id, e.depth, e.stream_ordering
+               ORDER BY e.stream_ordering""", room)
+    finally:
+        await conn.close()
+    # A linear DAG: each event's only prev_event is the event before it.
+    for before, row in zip(rows, rows[1:]):
+        assert list(row["prevs"]) == [before["event_id"]], row["event_id"]
+        assert row["depth"] == before["depth"] + 1
+    assert rows[-1]["event_id"] == extremities[0]["event_id"]
+    chain = [r["event_id"] for r in rows]
+    for ids in sent:  # each sender's messages in the order it sent them
+        assert sorted(ids, key=chain.index) == ids
