@@ -146,7 +146,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
-    room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
+    room_state = RoomStateCache(stores.events, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
     # Joins to a room from other servers count towards rc_joins_per_room (ours are counted where they happen).

@@ -96,6 +96,17 @@ class MembershipChange:
     stream_ordering: int
 
 
+@dataclass(frozen=True, slots=True)
+class RoomHead:
+    """What the next local event of a room builds on, read in one statement (so consistent)."""
+    room_version: str
+    version: int  # room_heads
+    state_group: int | None
+    chain_length: int
+    extremities: dict[str, int]  # event_id -> depth
+    state: dict[tuple[str, str], str]
+
+
 @dataclass
 class PersistBatch:
     room_id: str
@@ -280,10 +291,37 @@ class EventStore:
         )
         return row[0], row[1]
 
-    async def room_head(self, room_id: str) -> int:
-        """The room's head version (0 before its first write)."""
-        return await self._db.fetchval(
-            "SELECT coalesce((SELECT version FROM room_heads WHERE room_id = $1), 0)", room_id)
+    async def head_of(self, room_id: str) -> RoomHead | None:
+        """The room's version, head version, current state snapshot (recorded with the room,
+        else the one after its newest timeline event), forward extremities and current state:
+        one round trip, one snapshot of the database. None for a room we do not have."""
+        row = await self._db.fetchrow(
+            """SELECT r.room_version, coalesce(h.version, 0) AS head, g.id AS state_group,
+                      coalesce(sg.chain_length, 0) AS chain_length,
+                      ARRAY(SELECT f.event_id FROM forward_extremities f JOIN events e USING (event_id)
+                            WHERE f.room_id = $1 ORDER BY f.event_id) AS extremity_ids,
+                      ARRAY(SELECT e.depth FROM forward_extremities f JOIN events e USING (event_id)
+                            WHERE f.room_id = $1 ORDER BY f.event_id) AS extremity_depths,
+                      ARRAY(SELECT type FROM current_state WHERE room_id = $1 ORDER BY type, state_key) AS types,
+                      ARRAY(SELECT state_key FROM current_state WHERE room_id = $1 ORDER BY type, state_key) AS keys,
+                      ARRAY(SELECT event_id FROM current_state WHERE room_id = $1 ORDER BY type, state_key) AS ids
+               FROM rooms r
+               LEFT JOIN room_heads h ON h.room_id = r.room_id
+               CROSS JOIN LATERAL (SELECT coalesce(r.state_group,
+                   (SELECT state_after FROM events WHERE room_id = $1 AND stream_ordering IS NOT NULL
+                      AND rejected_reason IS NULL AND NOT soft_failed AND NOT outlier
+                    ORDER BY stream_ordering DESC LIMIT 1)) AS id) g
+               LEFT JOIN state_groups sg ON sg.id = g.id
+               WHERE r.room_id = $1""",
+            room_id,
+        )
+        if row is None:
+            return None
+        return RoomHead(
+            row["room_version"], row["head"], row["state_group"], row["chain_length"],
+            dict(zip(row["extremity_ids"], row["extremity_depths"])),
+            {(t, k): e for t, k, e in zip(row["types"], row["keys"], row["ids"])},
+        )
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(redaction ID, redacted event ID, room version, original PDU) past the window."""

@@ -21,8 +21,6 @@ from typing import Generic, TypeVar
 from homeserver.core.events import Event, parse_pdu
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from storage.events import EventRow, EventStore
-from storage.rooms import RoomStore
-from storage.state import StateStore
 
 EVENT_CACHE_SIZE = 50_000
 
@@ -76,10 +74,8 @@ def event_from_row(row: EventRow, version: RoomVersion) -> Event:
 
 
 class RoomStateCache:
-    def __init__(self, rooms: RoomStore, events: EventStore, state: StateStore, event_cache: EventCache) -> None:
-        self._rooms = rooms
+    def __init__(self, events: EventStore, event_cache: EventCache) -> None:
         self._events = events
-        self._state = state
         self.events = event_cache
         self._snapshots: dict[str, RoomSnapshot] = {}
 
@@ -88,18 +84,11 @@ class RoomStateCache:
         snap = self._snapshots.get(room_id)
         if snap is not None:
             return snap
-        room = await self._rooms.get_room(room_id)
-        if room is None:
+        head = await self._events.head_of(room_id)  # one statement: a consistent picture
+        if head is None:
             return None
-        version = get_room_version(room.room_version)
-        # The head version first: what is read after it is at least as new, so a batch built on
-        # this snapshot is refused if anything was written after the version was read.
-        head = await self._events.room_head(room_id)
-        extremities = dict(await self._events.forward_extremities(room_id))
-        group = await self._rooms.current_state_group(room_id)
-        chain = await self._state.chain_length(group) if group is not None else 0
-        state = await self._events.current_state_ids(room_id)
-        snap = RoomSnapshot(room_id, version, group, chain, state, extremities, head)
+        snap = RoomSnapshot(room_id, get_room_version(head.room_version), head.state_group, head.chain_length,
+                            head.state, head.extremities, head.version)
         self._snapshots[room_id] = snap
         return snap
 
