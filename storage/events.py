@@ -18,7 +18,9 @@ that the room moved on, without a lock round trip of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,6 +324,22 @@ class EventStore:
             dict(zip(row["extremity_ids"], row["extremity_depths"])),
             {(t, k): e for t, k, e in zip(row["types"], row["keys"], row["ids"])},
         )
+
+    @contextlib.asynccontextmanager
+    async def room_writer_lock(self, room_id: str) -> AsyncIterator[None]:
+        """Hold the room's writer lock (a transaction-level advisory lock, on a connection of
+        its own) while the block runs; other processes asking for it wait. One round trip to
+        take it, one to let go; a dropped connection lets go by itself. The block's statements
+        run on other connections: the lock only orders writers, the persist's head check
+        still decides."""
+        key = int.from_bytes(hashlib.blake2b(room_id.encode(), digest_size=8).digest(), "big", signed=True)
+        async with self._db.pinned_connection() as conn:
+            # One message: BEGIN and the lock (the key is our integer, not user input).
+            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({key})")
+            try:
+                yield
+            finally:
+                await conn.execute("ROLLBACK")  # the transaction wrote nothing; this frees the lock
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(redaction ID, redacted event ID, room version, original PDU) past the window."""

@@ -230,3 +230,51 @@ async def test_state_events_in_one_batch_each_see_the_state_before_them(alice, b
     assert {(e["type"], e["event_id"]) for e in state} >= {
         ("m.room.power_levels", ids[0]), ("m.room.name", ids[1]), ("m.room.topic", ids[2])}
     await assert_linear(db, room)
+
+
+@pytest.fixture
+async def second_server(aiohttp_client, db, config_overrides, signing_key):
+    """Another server on the same database, as a second process would be (without the
+    LISTEN/NOTIFY announcements: its cached room snapshots go stale)."""
+    from homeserver.app import build_services, make_web_app
+    from tests.conftest import make_test_config
+    from tests.server_fixtures import MatrixClient
+
+    services = build_services(make_test_config(**config_overrides), db, signing_key=signing_key)
+    yield MatrixClient(await aiohttp_client(make_web_app(services, ["client"])))
+    await services.devices.flush()
+    await services.pushers.close()
+
+
+async def test_a_batch_built_on_a_stale_head_is_rebuilt_and_the_room_then_takes_the_writer_lock(
+        alice, second_server, db, monkeypatch):
+    persisted: list[bool] = []
+    locked: list[str] = []
+    persist, writer_lock = EventStore.persist, EventStore.room_writer_lock
+
+    async def recording_persist(store, batch):
+        written, head = await persist(store, batch)
+        persisted.append(written)
+        return written, head
+
+    def recording_lock(store, room_id):
+        locked.append(room_id)
+        return writer_lock(store, room_id)
+
+    monkeypatch.setattr(EventStore, "persist", recording_persist)
+    monkeypatch.setattr(EventStore, "room_writer_lock", recording_lock)
+    status, created = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room = created["room_id"]
+    other = second_server.with_token(alice.token)
+    assert (await send(other, room, "through the other server"))[0] == 200
+    persisted.clear()
+    # This server's cached head is stale: its batch is refused, then rebuilt on the new head.
+    status, second = await send(alice, room, "after it")
+    assert status == 200, second
+    assert persisted == [False, True] and locked == []
+    # The room now counts as shared: the next batch takes the room's writer lock first.
+    status, third = await send(alice, room, "under the lock")
+    assert status == 200 and locked == [room] and persisted[-1] is True
+    order = await assert_linear(db, room)
+    assert order[-2:] == [second["event_id"], third["event_id"]]
+    assert (await bodies(alice, room))[-3:] == ["through the other server", "after it", "under the lock"]

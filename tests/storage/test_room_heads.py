@@ -70,3 +70,25 @@ async def test_a_writer_waits_for_the_one_committing_and_then_sees_the_head_move
     # Once the first committed, the second learns the head moved and writes nothing.
     assert await other == (False, None)
     assert await stored(db) == ["$A", "$B"]
+
+
+async def test_the_writer_lock_orders_writers_of_one_room(db):
+    store = EventStore(db)
+    order: list[str] = []
+
+    async def writer(name: str, hold: float) -> None:
+        async with store.room_writer_lock(ROOM):
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    first = asyncio.create_task(writer("first", 0.3))
+    await asyncio.sleep(0.1)
+    # Another room's lock is not held up; the same room's waits for the first to let go.
+    async with store.room_writer_lock("!other:test"):
+        order.append("other room")
+    await asyncio.gather(first, writer("second", 0))
+    assert order == ["first in", "other room", "first out", "second in", "second out"]
+    # Let go means let go: the connections went back to the pool outside any transaction.
+    assert await db.fetchval("""SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())""") == 0

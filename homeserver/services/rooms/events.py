@@ -22,14 +22,18 @@ new room. Invariants:
   processes nor a configuration of who owns what, and costs nothing on the single-process
   path: the claim is part of the persist statement (no extra round trip), and the row lock
   it takes is held only for that statement. Several processes writing one room at once
-  rebuild now and then; they never fork it.
+  never fork it; so that they do not keep rebuilding each other's batches either, a room
+  whose batch was refused counts as contended for a while, and its batches then take the
+  room's writer lock (a PostgreSQL advisory lock) before they load the head and build, and
+  let go once committed: the processes take turns instead of racing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import contextlib
 import dataclasses
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -43,6 +47,7 @@ from homeserver.core.events import Event, InvalidEvent
 from homeserver.core.room_versions import EventFormat
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams.tracker import StreamTracker
 from storage.database import Database
@@ -63,18 +68,17 @@ MAX_BATCH_BYTES = 1 << 20
 # A batch refused because another process moved the room's head is rebuilt at most this many
 # times before its sends fail (503): each refusal means some other batch was written.
 MAX_REBUILDS = 50
+# After a batch was refused because another process wrote the room, the room counts as
+# contended for this long (longer while the others keep writing it): its batches take the
+# room's writer lock first.
+CONTENDED_SECONDS = 2.0
+# At most this many rooms of one process hold or wait for a writer lock at once (each holds a
+# pooled connection meanwhile); the others write without it (the head check still holds).
+MAX_LOCKED_WRITERS = 3
 
 
 class HeadMoved(Exception):
     """The room's head moved on after the batch was built on it: nothing was written."""
-
-
-@dataclass(frozen=True)
-class TxnRef:
-    """Where a local send came from, for idempotency and unsigned.transaction_id."""
-    user_id: str
-    device_id: str
-    txn_id: str
 
 
 @dataclass
@@ -85,20 +89,6 @@ class _Pending:
     events: list[Event] = field(default_factory=list)
     # event_id -> the transaction that sent it (recorded for idempotency).
     txns: dict[str, TxnRef] = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class _Send:
-    """One queued send: what to build, and the future its caller awaits."""
-    sender: str
-    event_type: str
-    content: dict[str, Any]
-    state_key: str | None
-    redacts: str | None
-    txn: TxnRef | None
-    check_txn: bool
-    countersign: Callable[[Event], Awaitable[Event]] | None
-    done: asyncio.Future[Event]
 
 
 class EventService:
@@ -114,9 +104,10 @@ class EventService:
         self.server_name = server_name
         self._signing_key = signing_key
         self._locks: dict[str, asyncio.Lock] = {}
-        # room_id -> sends waiting for the room's batch writer, and that writer's task.
-        self._queues: dict[str, deque[_Send]] = {}
-        self._writers: dict[str, asyncio.Task[None]] = {}
+        self._queues = SendQueues(self._write_next, max_batch=MAX_BATCH_EVENTS)
+        # room_id -> until when (time.monotonic) its batches take the writer lock.
+        self._contended: dict[str, float] = {}
+        self._locked_writers = 0
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
 
@@ -139,8 +130,7 @@ class EventService:
 
     def queued(self, room_id: str) -> int:
         """How many sends into the room wait for its batch writer (not yet taken into a batch)."""
-        queue = self._queues.get(room_id)
-        return len(queue) if queue is not None else 0
+        return self._queues.queued(room_id)
 
     # --- use cases --------------------------------------------------------------------------
 
@@ -159,16 +149,9 @@ class EventService:
         `countersign` gets the built event before it is stored and returns it with more
         signatures (an invite of another server's user carries that server's signature).
         """
-        request = _Send(sender, event_type, content, state_key, redacts, txn, txn is not None and txn_check is not None,
-                        countersign, asyncio.get_running_loop().create_future())
-        queue = self._queues.get(room_id)
-        if queue is None:
-            queue = self._queues[room_id] = deque()
-            # A context of its own: the writer serves many callers and must not run inside
-            # one caller's transaction (storage.database's ambient connection).
-            self._writers[room_id] = asyncio.create_task(self._write(room_id, queue), context=contextvars.Context())
-        queue.append(request)
-        return await request.done
+        return await self._queues.send(room_id, QueuedSend(
+            sender, event_type, content, state_key, redacts, txn, txn is not None and txn_check is not None,
+            countersign))
 
     async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
                       state_key: str | None = None) -> tuple[Event, RoomSnapshot]:
@@ -238,12 +221,14 @@ class EventService:
     async def commit(
         self, pending: _Pending, *, txn: TxnRef | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
+        after_persist: Callable[[], Awaitable[None]] | None = None,
     ) -> list[int]:
         """Store the pending events; returns their stream positions. Raises HeadMoved (nothing
         stored) when the room's head is no longer the one they were built on.
 
         `before_persist` runs in the same transaction, just before the events are written
-        (e.g. the rooms row of a new room). Positions are published only after the commit,
+        (e.g. the rooms row of a new room); `after_persist` once they are committed, before
+        they are published. Positions are published only after the commit,
         so no reader can see a position whose rows are not visible yet. Never call this
         inside an outer transaction.
         """
@@ -263,13 +248,14 @@ class EventService:
             return batch, events
 
         return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist,
-                                head=pending.base.head)
+                                after_persist=after_persist, head=pending.base.head)
 
     async def store(
         self, build: Callable[[list[int], list[int]], tuple[PersistBatch, list[Event]]], positions: int, groups: int,
         *, snapshot: RoomSnapshot | Callable[[], RoomSnapshot | None] | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
         backfill: bool = False, head: int | None = None,
+        after_persist: Callable[[], Awaitable[None]] | None = None,
     ) -> list[int]:
         """Persist one batch of a room's events and publish it: the way every event, local or
         received, reaches the database and the readers.
@@ -302,6 +288,12 @@ class EventService:
         except BaseException:
             self._stream.finish(live)  # abandoned positions must not hold the stream back
             raise
+        if after_persist is not None:
+            try:
+                await after_persist()
+            except BaseException:
+                self._stream.finish(live)
+                raise
         if callable(snapshot):
             snapshot = snapshot()
         if snapshot is not None:
@@ -344,45 +336,56 @@ class EventService:
         snapshot.head = new_head
         self._rooms.put(snapshot)
 
-    async def _write(self, room_id: str, queue: deque[_Send]) -> None:
-        """The room's batch writer: while sends are queued, take the next batch and write it.
-        Ends (and is started again by the next send) once the queue is empty."""
-        try:
-            while queue:
-                batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH_EVENTS))]
-                try:
-                    async with self.room_lock(room_id):
-                        await self._write_batch(room_id, batch, queue)
-                except BaseException as err:
-                    for request in batch:
-                        _fail(request, err)
-                    if not isinstance(err, Exception):
-                        raise
-        except BaseException as err:  # cancelled (shutdown): nobody will write the rest
-            for request in queue:
-                _fail(request, err)
-            raise
-        finally:
-            del self._queues[room_id]
-            del self._writers[room_id]
+    async def _write_next(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend]) -> None:
+        """Write one batch of the room's queue (SendQueues calls this, one batch at a time)."""
+        async with self.room_lock(room_id):
+            if self._is_contended(room_id) and self._locked_writers < MAX_LOCKED_WRITERS:
+                await self._write_locked(room_id, batch, queue)
+            else:
+                await self._write_batch(room_id, batch, queue)
+        self._is_contended(room_id)  # drops a lapsed entry
 
-    async def _write_batch(self, room_id: str, batch: list[_Send], queue: deque[_Send]) -> None:
+    def _is_contended(self, room_id: str) -> bool:
+        until = self._contended.get(room_id)
+        if until is not None and until <= time.monotonic():
+            del self._contended[room_id]
+            return False
+        return until is not None
+
+    async def _write_locked(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend]) -> None:
+        """A batch of a contended room: under the room's writer lock, on a head loaded under
+        it. The lock goes as soon as the batch is committed (before it is published)."""
+        self._locked_writers += 1
+        try:
+            async with contextlib.AsyncExitStack() as lock:
+                await lock.enter_async_context(self._events.room_writer_lock(room_id))
+                known = self._rooms.cached(room_id)  # gone if another process announced a write
+                self._rooms.forget(room_id)  # another process may have written while we waited
+                snap = await self._rooms.snapshot(room_id)
+                if known is None or (snap is not None and snap.head != known.head):
+                    self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS  # still shared
+                await self._write_batch(room_id, batch, queue, after_persist=lock.aclose)
+        finally:
+            self._locked_writers -= 1
+
+    async def _write_batch(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend], *,
+                           after_persist: Callable[[], Awaitable[None]] | None = None) -> None:
         """Build the batch's events in order on the room's head and commit them together;
         answer each request. Rebuilt on a fresh snapshot when another process wrote first."""
         for _ in range(MAX_REBUILDS + 1):
             snap = await self._rooms.snapshot(room_id)
             if snap is None:
                 for request in batch:
-                    _fail(request, MatrixError(404, Codes.NOT_FOUND, "Unknown room"))
+                    fail(request, MatrixError(404, Codes.NOT_FOUND, "Unknown room"))
                 return
             batch = [r for r in batch if not r.done.done()]  # answered, or the caller gave up
             to_check = list(dict.fromkeys((r.txn.user_id, r.txn.device_id, r.txn.txn_id)
                                           for r in batch if r.check_txn and r.txn is not None))
             earlier = await self._events.events_for_txns(room_id, to_check) if to_check else {}
             pending = self.begin(snap)
-            built: list[tuple[_Send, Event]] = []
+            built: list[tuple[QueuedSend, Event]] = []
             outcome: dict[TxnRef, Event | Exception] = {}  # the same transaction twice: one event
-            again: list[_Send] = []
+            again: list[QueuedSend] = []
             size = 0
             for i, request in enumerate(batch):
                 if size >= MAX_BATCH_BYTES:
@@ -399,7 +402,7 @@ class EventService:
                 try:
                     event = await self._build(pending, request)
                 except Exception as err:  # refused (auth rules, size): this request alone
-                    _fail(request, err)
+                    fail(request, err)
                     if txn is not None:
                         outcome[txn] = err
                     continue
@@ -410,26 +413,27 @@ class EventService:
                 size += len(orjson.dumps(event.pdu))
             if built:
                 try:
-                    await self.commit(pending)
+                    await self.commit(pending, after_persist=after_persist)
                 except HeadMoved:
                     self._rooms.forget(room_id)
+                    self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS
                     continue
             for request, event in built:
-                _answer(request, event)
+                answer(request, event)
             for request in again:
                 result = outcome[request.txn]
-                _fail(request, result) if isinstance(result, Exception) else _answer(request, result)
+                fail(request, result) if isinstance(result, Exception) else answer(request, result)
             found = [r for r in batch if r.check_txn and r.txn is not None and not r.done.done()]
             if found:
                 ids = {r: earlier[(r.txn.user_id, r.txn.device_id, r.txn.txn_id)] for r in found}
                 events = await self._rooms.events.get_many(list(ids.values()), snap.version)
                 for request, event_id in ids.items():
-                    _answer(request, events[event_id])
+                    answer(request, events[event_id])
             return
         for request in batch:
-            _fail(request, MatrixError(503, Codes.UNKNOWN, "The room is too busy, try again"))
+            fail(request, MatrixError(503, Codes.UNKNOWN, "The room is too busy, try again"))
 
-    async def _build(self, pending: _Pending, request: _Send) -> Event:
+    async def _build(self, pending: _Pending, request: QueuedSend) -> Event:
         if request.countersign is None:
             return await self.append(pending, request.sender, request.event_type, request.content,
                                      state_key=request.state_key, redacts=request.redacts)
@@ -488,20 +492,6 @@ class EventService:
             current_state=current, memberships=memberships,
         )
         return batch, group, chain
-
-
-def _answer(request: _Send, event: Event) -> None:
-    if not request.done.done():
-        request.done.set_result(event)
-
-
-def _fail(request: _Send, err: BaseException) -> None:
-    if request.done.done():
-        return
-    if isinstance(err, asyncio.CancelledError):
-        request.done.cancel()
-    else:
-        request.done.set_exception(err)
 
 
 def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
