@@ -7,7 +7,8 @@ current-state changes, memberships, redactions and transaction IDs — in ONE SQ
 (data-modifying CTEs over unnest()ed arrays): one round trip, atomic without BEGIN/COMMIT.
 The service computes everything (positions, snapshots, deltas) before calling it.
 
-The same statement claims the room first: it bumps the room's `room_heads` version through
+The same statement checks the batch's transaction IDs (none may have produced an event in
+the room yet: idempotency without a lookup of its own) and claims the room first: it bumps the room's `room_heads` version through
 INSERT .. ON CONFLICT DO UPDATE, which locks the row until commit and, in READ COMMITTED,
 judges the row's latest committed version (not the statement's snapshot). With an expected
 version, the bump happens only if the room is still at it; every other write of the
@@ -109,6 +110,13 @@ class RoomHead:
     state: dict[tuple[str, str], str]
 
 
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    written: bool
+    head: int | None  # the room's head version after the batch (None: not moved)
+    txn_taken: bool  # not written: a transaction ID of the batch is already in the room
+
+
 @dataclass
 class PersistBatch:
     room_id: str
@@ -144,14 +152,23 @@ _EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, 
 _PERSIST = """
 WITH
 -- The room's writer lock and head check (module docstring); `go` gates every write below.
+-- Transaction IDs that already produced an event in the room: then nothing is written (the
+-- caller answers with those events). Seen through the statement's snapshot, which holds
+-- every write of the room when the claim succeeds (a later writer moved the version).
+taken AS (
+    SELECT 1 FROM event_txn_ids t
+    JOIN unnest($48::text[], $49::text[], $50::text[]) AS q(user_id, device_id, txn_id)
+      USING (user_id, device_id, txn_id)
+    WHERE t.room_id = $1
+),
 claim AS (
-    INSERT INTO room_heads (room_id, version) SELECT $1, 1 WHERE $56::bool
+    INSERT INTO room_heads (room_id, version) SELECT $1, 1 WHERE $56::bool AND NOT EXISTS (SELECT 1 FROM taken)
     ON CONFLICT (room_id) DO UPDATE SET version = room_heads.version + 1
     WHERE $55::bigint IS NULL OR room_heads.version = $55::bigint
     RETURNING version
 ),
 go AS (
-    SELECT NOT $56::bool OR EXISTS (SELECT 1 FROM claim) AS ok
+    SELECT (NOT $56::bool OR EXISTS (SELECT 1 FROM claim)) AND NOT EXISTS (SELECT 1 FROM taken) AS ok
 ),
 new_events AS (
     INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,
@@ -225,7 +242,7 @@ txns AS (
          AS t(user_id, device_id, txn_id, event_id, ts)
     WHERE (SELECT ok FROM go)
 )
-SELECT (SELECT ok FROM go), (SELECT version FROM claim)
+SELECT (SELECT ok FROM go), (SELECT version FROM claim), EXISTS (SELECT 1 FROM taken)
 """
 
 
@@ -251,9 +268,9 @@ class EventStore:
             "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_stream_seq"
         )
 
-    async def persist(self, batch: PersistBatch) -> tuple[bool, int | None]:
-        """Write the batch; returns (written, the room's head version after it). Not written
-        (nothing is) when the room is no longer at `batch.expected_head`."""
+    async def persist(self, batch: PersistBatch) -> Persisted:
+        """Write the batch, or nothing: when the room is no longer at `batch.expected_head`,
+        or when one of its transaction IDs already produced an event in the room."""
         evs = batch.events
         prev_src, prev_dst, auth_src, auth_dst = [], [], [], []
         for ev in evs:
@@ -291,7 +308,7 @@ class EventStore:
             [x[3] for x in redactions],
             batch.expected_head, batch.moves_head,
         )
-        return row[0], row[1]
+        return Persisted(row[0], row[1], row[2])
 
     async def head_of(self, room_id: str) -> RoomHead | None:
         """The room's version, head version, current state snapshot (recorded with the room,

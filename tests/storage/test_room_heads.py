@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import itertools
 
-from storage.events import EventStore, NewEvent, PersistBatch
+from storage.events import EventStore, NewEvent, Persisted, PersistBatch
 
 ROOM = "!room:test"
 _positions = itertools.count(1)
@@ -36,39 +37,45 @@ async def test_a_batch_on_a_stale_head_writes_nothing(db):
     store = EventStore(db)
     await db.execute("INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, '12', 0)", ROOM)
     assert await head(store) == 0
-    assert await store.persist(batch("$A", [], expected=0)) == (True, 1)
-    assert await store.persist(batch("$B", ["$A"], expected=1)) == (True, 2)
+    assert await store.persist(batch("$A", [], expected=0)) == Persisted(True, 1, False)
+    assert await store.persist(batch("$B", ["$A"], expected=1)) == Persisted(True, 2, False)
     # Built on version 1 too (a second writer): refused, and none of its rows are written.
-    assert await store.persist(batch("$C", ["$A"], expected=1)) == (False, None)
+    assert await store.persist(batch("$C", ["$A"], expected=1)) == Persisted(False, None, False)
     assert await stored(db) == ["$A", "$B"]
     assert await db.fetchval("SELECT count(*) FROM event_txn_ids WHERE event_id = '$C'") == 0
     assert [r["event_id"] for r in await db.fetch(
         "SELECT event_id FROM forward_extremities WHERE room_id = $1", ROOM)] == ["$B"]
     assert await head(store) == 2
+    # A transaction ID that already produced an event in the room: nothing written, the head
+    # left where it is (not even claimed), and the caller told why.
+    again = batch("$C2", ["$B"], expected=2)
+    again.events[0] = dataclasses.replace(again.events[0], txn_id="$A")
+    assert await store.persist(again) == Persisted(False, None, True)
+    assert await head(store) == 2 and await stored(db) == ["$A", "$B"]
     room = await store.head_of(ROOM)
     assert (room.room_version, room.extremities, room.state) == ("12", {"$B": 2}, {})
     # Without an expected version (received events) the batch moves the head whatever it is.
-    assert await store.persist(batch("$D", ["$B"], expected=None)) == (True, 3)
+    assert await store.persist(batch("$D", ["$B"], expected=None)) == Persisted(True, 3, False)
     # Backfilled history leaves the head where it is.
     old = batch("$E", [], expected=None)
     old.moves_head, old.extremities_added = False, []
-    assert await store.persist(old) == (True, None)
+    assert await store.persist(old) == Persisted(True, None, False)
     assert await head(store) == 3
 
 
 async def test_a_writer_waits_for_the_one_committing_and_then_sees_the_head_moved(db):
     store = EventStore(db)
-    assert await store.persist(batch("$A", [], expected=0)) == (True, 1)
+    assert await store.persist(batch("$A", [], expected=0)) == Persisted(True, 1, False)
     # One writer's persist holds the room (its transaction not yet committed)...
     async with db.transaction():
-        assert await store.persist(batch("$B", ["$A"], expected=1)) == (True, 2)
+        assert await store.persist(batch("$B", ["$A"], expected=1)) == Persisted(True, 2, False)
         # ...a second writer built on the same head waits on the room's row.
         other = asyncio.create_task(store.persist(batch("$C", ["$A"], expected=1)),
                                     context=contextvars.Context())  # outside the transaction
         await asyncio.sleep(0.3)
         assert not other.done()
     # Once the first committed, the second learns the head moved and writes nothing.
-    assert await other == (False, None)
+    assert await other == Persisted(False, None, False)
     assert await stored(db) == ["$A", "$B"]
 
 

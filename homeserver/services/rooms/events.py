@@ -81,6 +81,10 @@ class HeadMoved(Exception):
     """The room's head moved on after the batch was built on it: nothing was written."""
 
 
+class TxnTaken(Exception):
+    """A transaction ID of the batch already produced an event in the room: nothing was written."""
+
+
 @dataclass
 class _Pending:
     """Events built on a working copy of a room snapshot, not yet stored."""
@@ -142,16 +146,16 @@ class EventService:
     ) -> Event:
         """Create, authorise and store one event in an existing room.
 
-        With `txn_check` set (callers pass EventStore.event_for_txn), a transaction that
-        already produced an event returns that event instead; the batch looks all its
-        transactions up in one query under the room's lock, and the same transaction twice
-        in one batch yields one event, so concurrent retries cannot both send.
+        With `txn`, a transaction that already produced an event in the room returns that
+        event instead: the persist statement refuses a batch holding one (then the batch looks
+        its transactions up and is rebuilt without those sends), and the same transaction
+        twice in one batch yields one event, so concurrent retries cannot both send.
+        `txn_check` is accepted for its callers and no longer needed: the check always runs.
         `countersign` gets the built event before it is stored and returns it with more
         signatures (an invite of another server's user carries that server's signature).
         """
         return await self._queues.send(room_id, QueuedSend(
-            sender, event_type, content, state_key, redacts, txn, txn is not None and txn_check is not None,
-            countersign))
+            sender, event_type, content, state_key, redacts, txn, countersign))
 
     async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
                       state_key: str | None = None) -> tuple[Event, RoomSnapshot]:
@@ -316,10 +320,12 @@ class EventService:
     # --- internals ---------------------------------------------------------------------------
 
     async def _persist(self, batch: PersistBatch) -> int | None:
-        written, new_head = await self._events.persist(batch)
-        if not written:
+        result = await self._events.persist(batch)
+        if result.txn_taken:
+            raise TxnTaken(batch.room_id)
+        if not result.written:
             raise HeadMoved(batch.room_id)  # inside before_persist's transaction: rolls it back
-        return new_head
+        return result.head
 
     def _keep_snapshot(self, snapshot: RoomSnapshot, head: int | None, new_head: int | None) -> None:
         """Cache the snapshot a committed batch left the room in, at its head version, when it
@@ -371,7 +377,10 @@ class EventService:
     async def _write_batch(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend], *,
                            after_persist: Callable[[], Awaitable[None]] | None = None) -> None:
         """Build the batch's events in order on the room's head and commit them together;
-        answer each request. Rebuilt on a fresh snapshot when another process wrote first."""
+        answer each request. Rebuilt on a fresh snapshot when another process wrote first, and
+        without the sends whose transaction already produced an event (the persist finds
+        those: no lookup of our own unless it did)."""
+        look_up = False
         for _ in range(MAX_REBUILDS + 1):
             snap = await self._rooms.snapshot(room_id)
             if snap is None:
@@ -379,9 +388,10 @@ class EventService:
                     fail(request, MatrixError(404, Codes.NOT_FOUND, "Unknown room"))
                 return
             batch = [r for r in batch if not r.done.done()]  # answered, or the caller gave up
-            to_check = list(dict.fromkeys((r.txn.user_id, r.txn.device_id, r.txn.txn_id)
-                                          for r in batch if r.check_txn and r.txn is not None))
-            earlier = await self._events.events_for_txns(room_id, to_check) if to_check else {}
+            earlier: dict[tuple[str, str, str], str] = {}
+            if look_up:
+                earlier = await self._events.events_for_txns(room_id, list(dict.fromkeys(
+                    (r.txn.user_id, r.txn.device_id, r.txn.txn_id) for r in batch if r.txn is not None)))
             pending = self.begin(snap)
             built: list[tuple[QueuedSend, Event]] = []
             outcome: dict[TxnRef, Event | Exception] = {}  # the same transaction twice: one event
@@ -394,7 +404,7 @@ class EventService:
                     break
                 txn = request.txn
                 if txn is not None:
-                    if request.check_txn and (txn.user_id, txn.device_id, txn.txn_id) in earlier:
+                    if (txn.user_id, txn.device_id, txn.txn_id) in earlier:
                         continue
                     if txn in outcome:
                         again.append(request)
@@ -418,12 +428,15 @@ class EventService:
                     self._rooms.forget(room_id)
                     self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS
                     continue
+                except TxnTaken:  # a retry of a send already stored: look the transactions up
+                    look_up = True
+                    continue
             for request, event in built:
                 answer(request, event)
             for request in again:
                 result = outcome[request.txn]
                 fail(request, result) if isinstance(result, Exception) else answer(request, result)
-            found = [r for r in batch if r.check_txn and r.txn is not None and not r.done.done()]
+            found = [r for r in batch if r.txn is not None and not r.done.done()]
             if found:
                 ids = {r: earlier[(r.txn.user_id, r.txn.device_id, r.txn.txn_id)] for r in found}
                 events = await self._rooms.events.get_many(list(ids.values()), snap.version)

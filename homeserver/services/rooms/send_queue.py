@@ -39,8 +39,7 @@ class QueuedSend:
     content: dict[str, Any]
     state_key: str | None
     redacts: str | None
-    txn: TxnRef | None
-    check_txn: bool  # return the event an earlier send with `txn` produced, if any
+    txn: TxnRef | None  # idempotency: an earlier send with it answers with its event
     countersign: Callable[[Event], Awaitable[Event]] | None
     done: asyncio.Future[Event] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
