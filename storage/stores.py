@@ -38,6 +38,7 @@ from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, Use
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
+from storage.appservices import AppServiceQueries, AppServiceStore
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Stores:
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
+    appservices: AppServiceStore
+    appservice_queries: AppServiceQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -128,4 +131,6 @@ class Stores:
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
+            appservices=AppServiceStore(db),
+            appservice_queries=AppServiceQueries(db),
         )
