@@ -44,6 +44,12 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.appservices.client import AppServiceClient
+from homeserver.services.appservices.interest import RoomInterest
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.registrations import load_registry
+from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -121,7 +127,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stores = Stores.build(db)
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
-    auth = AuthService(db, stores.tokens, clock, config.auth)
+    # Application services: their registrations (read from their files here) and our client.
+    appservices = load_registry(config)
+    appservice_client = AppServiceClient(config.appservice.request_timeout_ms)
+    appservice_lookups = AppServiceLookups(appservices, appservice_client, stores.appservice_queries,
+                                           config.server_name)
+    auth = AuthService(db, stores.tokens, clock, config.auth, appservices=appservices, accounts=stores.accounts,
+                       devices=stores.devices)
     rate_limiter = RateLimiter(config.rate_limiting)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
@@ -148,7 +160,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
-                                 room_servers.get)
+                                 room_servers.get, appservices=appservices,
+                                 query_alias=appservice_lookups.query_alias if appservices else None)
+    appservice_interest = RoomInterest(appservices, stores.appservice_queries, room_state, config.server_name)
+    directory.on_aliases_changed(appservice_interest.forget_aliases)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
     # Rooms shared with other servers: what we send them, received events, remote
     # joins/leaves/invites, transactions.
@@ -236,6 +251,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
+    # Feeds of the appservices: woken by new events and typing, built from the streams.
+    appservice_sender = AppServiceSender(
+        appservices, stores.appservices,
+        TransactionBuilder(stores.appservice_queries, stores.events, room_state, stores.rooms, formatter,
+                           appservice_interest, typing, presence, appservice_lookups, config.server_name),
+        appservice_client, stream, aux.tracker, clock, config.appservice)
+    if appservices:
+        events.on_persisted(appservice_sender.on_persisted)
+        typing.on_change(appservice_sender.typing_changed)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
@@ -269,6 +293,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
         admin_audit=AdminAuditLog(stores.admin_audit, clock),
+        appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
     )
 
 
@@ -469,6 +494,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                                 ", ".join(listener.resources))
             await services.replication.start()
             services.federation_sender.start()
+            services.appservice_sender.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -479,6 +505,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 await runner.cleanup()
             await services.replication.stop()
             await services.federation_sender.stop()
+            await services.appservice_sender.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.threepids.close()

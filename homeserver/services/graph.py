@@ -21,6 +21,8 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -131,3 +133,7 @@ class Services:
     federation_reads: FederationReadService
     # Administration: the record of every admin change.
     admin_audit: AdminAuditLog
+    # Application services: their feeds (start/stop with the server; pings) and the queries
+    # that let them create users and aliases on demand. The registry is `auth.appservices`.
+    appservice_sender: AppServiceSender
+    appservice_lookups: AppServiceLookups

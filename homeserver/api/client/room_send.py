@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import Auth, appservice_ts, json_response, read_json_object, requester_of, route, services_of
 
 
 @route("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", auth=Auth.USER, guest=True)
@@ -10,7 +10,8 @@ async def send_message(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"""
     body = await read_json_object(request, allow_empty=True)
     m = request.match_info
+    requester = requester_of(request)
     event_id = await services_of(request).messaging.send_message(
-        requester_of(request), m["roomId"], m["eventType"], m["txnId"], body
+        requester, m["roomId"], m["eventType"], m["txnId"], body, origin_server_ts=appservice_ts(request, requester)
     )
     return json_response({"event_id": event_id})

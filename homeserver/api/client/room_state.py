@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import Auth, appservice_ts, json_response, read_json_object, requester_of, route, services_of
 
 
 @route("PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER, guest=True,
@@ -11,8 +11,10 @@ async def set_room_state_with_key(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     body = await read_json_object(request, allow_empty=True)
     m = request.match_info
+    requester = requester_of(request)
     event_id = await services_of(request).messaging.send_state(
-        requester_of(request), m["roomId"], m["eventType"], m.get("stateKey", ""), body
+        requester, m["roomId"], m["eventType"], m.get("stateKey", ""), body,
+        origin_server_ts=appservice_ts(request, requester),
     )
     return json_response({"event_id": event_id})
 
@@ -25,7 +27,8 @@ async def set_room_state_without_key(request: web.Request) -> web.Response:
     """
     body = await read_json_object(request, allow_empty=True)
     m = request.match_info
+    requester = requester_of(request)
     event_id = await services_of(request).messaging.send_state(
-        requester_of(request), m["roomId"], m["eventType"], "", body
+        requester, m["roomId"], m["eventType"], "", body, origin_server_ts=appservice_ts(request, requester)
     )
     return json_response({"event_id": event_id})
