@@ -3,7 +3,7 @@
 AppServiceStore: where each appservice's feed stands, its back-off and lease, and the
 transactions built for it and not yet acknowledged. Tables: appservice_state, appservice_txns.
 AppServiceQueries: what the feeds read from the rest of the server. Tables read: events,
-current_state, room_aliases, receipts, presence, device_inbox, device_list_changes, devices,
+current_state, room_aliases, stripped_room_state, receipts, presence, device_inbox, device_list_changes, devices,
 e2e_one_time_keys, e2e_fallback_keys.
 """
 
@@ -141,11 +141,12 @@ class AppServiceQueries:
         self._db = db
 
     async def events_after(self, after: int, upto: int, limit: int) -> list[StreamEvent]:
-        """Timeline events in (after, upto], in stream order (rejected and soft-failed ones are
-        nobody's news)."""
+        """Events in (after, upto], in stream order: the timeline and the memberships in rooms
+        we are not in (invites from other servers: outliers with a position). Rejected and
+        soft-failed ones are nobody's news."""
         rows = await self._db.fetch(
             """SELECT stream_ordering, event_id, room_id, type, state_key, sender FROM events
-               WHERE stream_ordering > $1 AND stream_ordering <= $2 AND NOT outlier
+               WHERE stream_ordering > $1 AND stream_ordering <= $2
                  AND rejected_reason IS NULL AND NOT soft_failed
                ORDER BY stream_ordering LIMIT $3""",
             after, upto, limit,
@@ -159,6 +160,10 @@ class AppServiceQueries:
             room_id, ":" + server_name,
         )
         return [r["state_key"] for r in rows]
+
+    async def stripped_state(self, event_id: str) -> list[dict[str, Any]] | None:
+        """The stripped room state an invite from another server came with."""
+        return await self._db.fetchval("SELECT state FROM stripped_room_state WHERE event_id = $1", event_id)
 
     async def aliases_of_room(self, room_id: str) -> list[str]:
         rows = await self._db.fetch("SELECT alias FROM room_aliases WHERE room_id = $1", room_id)

@@ -150,6 +150,13 @@ class AppServiceRegistry:
                 return False
         return True
 
+    def exempt_from_rate_limits(self, user_id: str) -> bool:
+        """Whether a user's actions skip the rate limits: an appservice's sender, or a user of a
+        namespace of an appservice registered with `rate_limited: false` (for a limiter keyed by
+        user ID; requests made with the as_token are judged by `Requester.app_service_id`)."""
+        return any(user_id == s.sender or (not s.rate_limited and s.is_user_in_namespace(user_id))
+                   for s in self.services)
+
     def interested_in_user(self, user_id: str) -> list[AppService]:
         return [s for s in self.services if s.is_interested_in_user(user_id)]
 

@@ -149,3 +149,14 @@ def test_registry_exclusivity():
     assert registry.may_claim_alias("#_irc_chan:example.org", "@_irc_bot:example.org")
     assert registry.may_claim_alias("#lobby:example.org", "@alice:example.org")
     assert registry.for_protocol("irc") == [irc, other_service]
+
+
+def test_rate_limit_exemption_by_user():
+    limited = other("b.yaml", **{"id: irc": "id: other", "as_token: as-secret": "as_token: x",
+                                 "hs_token: hs-secret": "hs_token: y", "_irc_bot": "other_bot",
+                                 "rate_limited: false": "rate_limited: true", "@_irc_": "@_other_"})
+    registry = AppServiceRegistry([parse(GOOD, "a.yaml"), limited])
+    assert registry.exempt_from_rate_limits("@_irc_x:example.org")       # rate_limited: false
+    assert not registry.exempt_from_rate_limits("@_other_x:example.org")  # rate_limited: true
+    assert registry.exempt_from_rate_limits("@other_bot:example.org")     # a sender never is
+    assert not registry.exempt_from_rate_limits("@alice:example.org")

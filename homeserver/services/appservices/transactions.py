@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from homeserver.core.appservices import AppService
+from homeserver.core.events import STRIPPED_STATE_TYPES
 from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS, get_room_version
 from homeserver.services.appservices.interest import RoomInterest
 from homeserver.services.ephemeral.presence import PresenceService
@@ -137,6 +138,9 @@ class TransactionBuilder:
             for event in await self._formatter.format_events(room_rows, version, None, bundle=False):
                 formatted[event["event_id"]] = event
         batch.events = [formatted[r.event_id] for r in chosen if r.event_id in formatted]
+        for event in batch.events:
+            if event["type"] == "m.room.member" and event["content"].get("membership") == "invite":
+                event["unsigned"]["invite_room_state"] = await self._invite_state(event)
 
     async def _concerns(self, service: AppService, row: StreamEvent) -> bool:
         return (service.is_interested_in_event(row.sender, row.type, row.state_key, row.room_id)
@@ -149,6 +153,20 @@ class TransactionBuilder:
         named = {r.sender for r in rows}
         named.update(r.state_key for r in rows if r.type == "m.room.member" and r.state_key)
         await self._lookups.introduce_users(named)
+
+    async def _invite_state(self, invite: dict[str, Any]) -> list[dict[str, Any]]:
+        """As Synapse gives appservices (and clients): the stripped state that lets the invitee
+        recognise the room (the name, the creator, the inviter's membership...)."""
+        saved = await self._queries.stripped_state(invite["event_id"])  # an invite from another server
+        if saved is not None:
+            return [e for e in saved if isinstance(e, dict)]
+        snap = await self._rooms.snapshot(invite["room_id"])
+        if snap is None:
+            return []
+        keys = [(t, "") for t in STRIPPED_STATE_TYPES] + [("m.room.member", invite["sender"])]
+        events = await self._rooms.state_events(snap, keys)
+        return [{"type": e.type, "state_key": e.state_key, "content": e.content, "sender": e.sender}
+                for e in events.values()]
 
     async def _version_of(self, room_id: str):
         snap = await self._rooms.snapshot(room_id)

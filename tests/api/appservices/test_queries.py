@@ -17,10 +17,14 @@ async def test_an_invite_to_an_unknown_ghost_asks_the_appservice_first(feeds, br
         await register_ghost(as_bridge, user_id.split(":")[0][1:], inhibit_login=True)
         return True
     bridge.on_user = create
-    status, room = await alice.post(f"{V3}/createRoom", {"invite": [ghost]})
+    status, room = await alice.post(f"{V3}/createRoom", {"invite": [ghost], "name": "Portal"})
     assert status == 200, room
     invites = await bridge.wait_for(lambda: [e for e in bridge.events("m.room.member") if e["state_key"] == ghost])
     assert invites[0]["content"]["membership"] == "invite"
+    # With the room's stripped state, as clients get it (the bridge learns what it is invited to).
+    stripped = {(e["type"], e["state_key"]): e for e in invites[0]["unsigned"]["invite_room_state"]}
+    assert stripped[("m.room.name", "")]["content"] == {"name": "Portal"}
+    assert ("m.room.create", "") in stripped and ("m.room.member", f"@alice:{SERVER}") in stripped
     assert bridge.queries == [ghost]  # asked once, before the invite went out
     status, profile = await client.get(f"{V3}/profile/{ghost}")
     assert status == 200  # the ghost exists now
