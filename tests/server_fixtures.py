@@ -80,6 +80,7 @@ async def services(db, config_overrides, signing_key):
     yield services
     await services.devices.flush()
     await services.pushers.close()
+    await services.appservice_sender.stop()  # its HTTP client, opened by any query to an appservice
 
 
 @pytest.fixture

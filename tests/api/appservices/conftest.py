@@ -50,7 +50,8 @@ class FakeAppService:
         return {"id": self.name, "url": self.url, "as_token": f"as-{self.name}", "hs_token": self.hs_token,
                 "sender_localpart": f"{self.name}bot",
                 "namespaces": {"users": [{"exclusive": True, "regex": f"@_{self.name}_.*"}],
-                               "aliases": [{"exclusive": True, "regex": f"#_{self.name}_.*"}], "rooms": []},
+                               "aliases": [{"exclusive": True, "regex": f"#_{self.name}_.*"}],
+                               "rooms": [{"exclusive": False, "regex": f"!_{self.name}_.*"}]},
                 "rate_limited": False, **extra}
 
     async def start(self) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 
-from homeserver.app import build_services
+from homeserver.app import build_services, make_web_app
 from storage.aux_stream import AuxStreamStore
 from storage.events import EventStore
 from tests.api.appservices.conftest import SERVER, V3, appservice_config, register_ghost
 from tests.conftest import make_test_config
+from tests.server_fixtures import MatrixClient
 
 
 async def create_room(client, **body) -> str:
@@ -27,11 +28,20 @@ async def say(client, room_id: str, text: str, txn: str) -> str:
     return sent["event_id"]
 
 
+async def plain_marker(plain, as_plain) -> None:
+    """Send an event that concerns `plain` (from its sender) and wait for it: its feed is then
+    past every event before."""
+    room_id = await create_room(as_plain)
+    client = as_plain
+    await say(client, room_id, "marker", f"marker-{len(plain.transactions)}")
+    await plain.wait_for(lambda: bodies(plain, room_id))
+
+
 def bodies(service, room_id: str) -> list[str]:
     return [e["content"]["body"] for e in service.events("m.room.message") if e["room_id"] == room_id]
 
 
-async def test_events_that_concern_an_appservice_reach_it_in_order(feeds, bridge, plain, as_bridge, alice):
+async def test_events_that_concern_an_appservice_reach_it_in_order(feeds, bridge, plain, as_bridge, as_plain, alice):
     room_id = await create_room(alice, preset="public_chat")
     quiet_room = await create_room(alice)
     await register_ghost(as_bridge, "_bridge_eve", inhibit_login=True)
@@ -53,20 +63,31 @@ async def test_events_that_concern_an_appservice_reach_it_in_order(feeds, bridge
     assert all(e["room_id"] == room_id for e in bridge.events())
     txn_ids = [int(t) for t, _ in bridge.transactions]
     assert txn_ids == sorted(txn_ids) and len(set(txn_ids)) == len(txn_ids)
-    # The other appservice has no user there: it got nothing of it.
-    await asyncio.sleep(0.3)
+    # The other appservice has no user there: it got nothing of it (its feed went past those
+    # events: it got a later one of its own).
+    await plain_marker(plain, as_plain)
     assert not [e for e in plain.events() if e["room_id"] in (room_id, quiet_room)]
 
 
-async def test_room_ids_and_aliases_in_namespaces_bring_the_rooms_events(feeds, bridge, as_bridge, alice):
+async def test_room_ids_and_aliases_in_namespaces_bring_the_rooms_events(feeds, bridge, as_bridge, alice, services):
     room_id = await create_room(alice)
     await say(alice, room_id, "before the alias", "a0")
+    # The feed goes in stream order: once a later event that concerns it arrived, the
+    # earlier one was looked at (and found to concern nobody).
+    marker_room = await create_room(as_bridge)
+    await say(as_bridge, marker_room, "marker", "a-marker")
+    await bridge.wait_for(lambda: bodies(bridge, marker_room))
     alias = urllib.parse.quote(f"#_bridge_room:{SERVER}")
     status, _ = await as_bridge.put(f"{V3}/directory/room/{alias}", {"room_id": room_id})
     assert status == 200
     await say(alice, room_id, "after the alias", "a1")
     await bridge.wait_for(lambda: "after the alias" in bodies(bridge, room_id))
     assert "before the alias" not in bodies(bridge, room_id)
+    # A room whose ID is in its rooms namespace: everything in it.
+    named = await services.rooms.create_room(f"@alice:{SERVER}", {"room_version": "10"},
+                                             room_id=f"!_bridge_42:{SERVER}")
+    await say(alice, named, "in a bridged room", "a2")
+    await bridge.wait_for(lambda: bodies(bridge, named) == ["in a bridged room"])
 
 
 async def test_a_down_appservice_gets_everything_once_in_order_when_back(feeds, bridge, as_bridge, alice, services):
@@ -91,12 +112,16 @@ async def test_a_down_appservice_gets_everything_once_in_order_when_back(feeds, 
     assert bridge.transactions[accepted_before][0] == failing  # the one that failed, under its ID
     accepted = [t for t, _ in bridge.transactions]
     assert len(accepted) == len(set(accepted))  # nothing twice
-    state = await services.appservice_sender.status("bridge")
+    for _ in range(100):  # the 200 has arrived; the transaction is deleted just after
+        state = await services.appservice_sender.status("bridge")
+        if state["pending_transactions"] == 0:
+            break
+        await asyncio.sleep(0.02)
     assert state == {"up": True, "retry_interval_ms": 0, "pending_transactions": 0}
 
 
 async def test_after_a_restart_the_queue_is_delivered_by_the_next_process(
-        feeds, bridge, as_bridge, alice, services, db, signing_key, registrations):
+        feeds, bridge, as_bridge, alice, services, db, signing_key, registrations, aiohttp_client):
     room_id = await create_room(alice)
     await register_ghost(as_bridge, "_bridge_gil", inhibit_login=True)
     await alice.post(f"{V3}/rooms/{room_id}/invite", {"user_id": f"@_bridge_gil:{SERVER}"})
@@ -122,8 +147,11 @@ async def test_after_a_restart_the_queue_is_delivered_by_the_next_process(
         assert bridge.transactions[accepted_before][0] == stored  # resent by the new process as it was
         accepted = [t for t, _ in bridge.transactions]
         assert len(accepted) == len(set(accepted))
-        await asyncio.sleep(0.3)
-        assert len(bodies(bridge, room_id)) == 2
+        # Nothing comes twice, later events follow: the feed goes on from where it was.
+        alice_again = MatrixClient(await aiohttp_client(make_web_app(second, ["client"])), alice.token)
+        await say(alice_again, room_id, "after the restart", "r2")
+        await bridge.wait_for(lambda: "after the restart" in bodies(bridge, room_id))
+        assert bodies(bridge, room_id) == ["stored before the restart", "sent while nobody fed it", "after the restart"]
     finally:
         await second.appservice_sender.stop()
         await second.devices.flush()
@@ -163,6 +191,6 @@ async def test_ephemeral_data_and_to_device_go_to_those_that_ask(feeds, bridge, 
     assert any(f"@_bridge_hal:{SERVER}" in c and "HALDEV" in c[f"@_bridge_hal:{SERVER}"] for c in counted)
     # The appservice that did not ask gets the events, never the ephemeral keys.
     await plain.wait_for(lambda: [e for e in plain.events("m.room.message") if e["room_id"] == room_id])
-    await asyncio.sleep(0.3)
+    await plain_marker(plain, as_plain)
     for _, body in plain.transactions:
         assert set(body) == {"events"}, body
