@@ -186,7 +186,15 @@ async def test_ephemeral_data_and_to_device_go_to_those_that_ask(feeds, bridge, 
     to_device = await bridge.wait_for(lambda: bridge.body_values("de.sorunome.msc2409.to_device"))
     assert to_device == [{"to_user_id": f"@_bridge_hal:{SERVER}", "to_device_id": "HALDEV", "type": "m.test",
                           "sender": f"@alice:{SERVER}", "content": {"hello": "hal"}}]
-    # MSC3202: the one-time-key counts of its users' devices come along.
+    status, _ = await alice.put(f"{V3}/presence/@alice:{SERVER}/status", {"presence": "online", "status_msg": "hi"})
+    assert status == 200
+    presence = await bridge.wait_for(lambda: [e for e in bridge.body_values("ephemeral")
+                                              if e["type"] == "m.presence" and e["sender"] == f"@alice:{SERVER}"])
+    assert presence[-1]["content"]["presence"] == "online" and presence[-1]["content"]["status_msg"] == "hi"
+    # MSC3202: its users' device-list changes (a new device)...
+    await bridge.wait_for(lambda: [b for _, b in bridge.transactions if f"@_bridge_hal:{SERVER}" in
+                                   b.get("org.matrix.msc3202.device_lists", {}).get("changed", [])])
+    # ... and the one-time-key counts of its users' devices come along.
     counted = [b.get("org.matrix.msc3202.device_one_time_keys_count", {}) for _, b in bridge.transactions]
     assert any(f"@_bridge_hal:{SERVER}" in c and "HALDEV" in c[f"@_bridge_hal:{SERVER}"] for c in counted)
     # The appservice that did not ask gets the events, never the ephemeral keys.
