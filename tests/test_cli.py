@@ -11,7 +11,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+import pytest
 import yaml
+
+from storage.embedded import postgres_processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -254,6 +258,70 @@ def test_a_crash_leaks_no_embedded_postgresql(tmp_path):
             time.sleep(0.1)
         else:
             raise AssertionError(f"PostgreSQL {postmaster} still runs after a clean stop")
+        assert _wait_no_postgres(tmp_path / "data" / "postgres") == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(postmaster, signal.SIGTERM)  # never leak it from a failed test
+
+
+@pytest.mark.parametrize("pid_reused", [False, True], ids=["pid-dead", "pid-reused"])
+def test_a_crash_that_also_killed_postgresql_recovers(tmp_path, pid_reused):
+    """SIGKILL both `chatgo run` and its embedded postmaster: `postmaster.pid` and the handle
+    list name dead processes. The next start recovers on its own, serves, and its clean stop
+    leaves no PostgreSQL process in the data directory. `pid-reused`: the dead postmaster's PID
+    now belongs to another process, as after a container restart (PIDs start again at 1)."""
+    config_path, client_port, _ = generate(tmp_path)
+    pgdata = tmp_path / "data" / "postgres"
+    pid_file = pgdata / "postmaster.pid"
+    proc = run_server(config_path)
+    try:
+        wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+        postmaster = int(pid_file.read_text().split()[0])
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    try:
+        os.kill(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _process_exists(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _process_exists(postmaster)
+        assert pid_file.exists()  # stale: it names a dead postmaster
+        assert str(proc.pid) in (pgdata / ".handle_pids.json").read_text()
+        if pid_reused:
+            stranger = subprocess.Popen(["sleep", "120"])
+            for name in ("postmaster.pid", ".s.PGSQL.5432.lock"):
+                lines = (pgdata / name).read_text().splitlines()
+                (pgdata / name).write_text("\n".join([str(stranger.pid), *lines[1:]]) + "\n")
+
+        proc = run_server(config_path)
+        try:
+            wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+            assert postgres_processes(pgdata)  # a new cluster serves it
+        finally:
+            out = stop(proc)
+        assert "stopping embedded PostgreSQL" in out
+        assert not pid_file.exists()
+        assert _wait_no_postgres(pgdata) == []
+        if pid_reused:
+            assert stranger.poll() is None  # recovery left the unrelated process alone
+    finally:
+        for process in postgres_processes(pgdata):  # never leak one from a failed test
+            process.kill()
+        if pid_reused:
+            stranger.kill()
+            stranger.wait()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_no_postgres(pgdata: Path, timeout: float = 10.0) -> list:
+    deadline = time.monotonic() + timeout
+    while (left := postgres_processes(pgdata)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
