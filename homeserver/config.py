@@ -2,8 +2,10 @@
 
 Unknown keys and ill-typed values are refused with an error naming the key
 (`listeners[1].port: expected an integer`). Relative paths are relative to the config file's
-directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`) and the
-listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's).
+directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`), the
+listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's) and the
+registration shared secret (`CHATGO_REGISTRATION_SHARED_SECRET`), so that a container's config
+file can hold no secret.
 `configs/homeserver.yaml` is the documented example.
 """
 
@@ -315,6 +317,10 @@ def apply_env_overrides(raw: dict[str, Any], env: typing.Mapping[str, str]) -> N
             raw["listeners"] = yaml.safe_load(listeners)
         except yaml.YAMLError as exc:
             raise ConfigError(f"CHATGO_LISTENERS: not valid YAML/JSON: {exc}") from exc
+    if secret := env.get("CHATGO_REGISTRATION_SHARED_SECRET"):
+        registration = dict(raw.get("registration") or {})
+        registration["shared_secret"] = secret
+        raw["registration"] = registration
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:

@@ -9,8 +9,9 @@ from __future__ import annotations
 TEMPLATE = """\
 # ChatGO homeserver configuration.
 # Relative paths are relative to the directory of this file.
-# Environment overrides: CHATGO_DATABASE_URL (database.url) and CHATGO_LISTENERS
-# (a YAML/JSON list shaped like `listeners` below).
+# Environment overrides: CHATGO_DATABASE_URL (database.url), CHATGO_LISTENERS
+# (a YAML/JSON list shaped like `listeners` below) and CHATGO_REGISTRATION_SHARED_SECRET
+# (registration.shared_secret).
 
 # The server's name: the part after ':' in user IDs (@alice:{server_name}).
 # It cannot be changed once users and rooms exist.

@@ -77,6 +77,37 @@ def test_generate_config_writes_config_and_signing_key(tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+
+def test_generate_config_takes_the_public_baseurl(tmp_path):
+    config_path, _, _ = generate(tmp_path, "--public-baseurl", "https://matrix.cli.test/")
+    from homeserver.config import load_config
+
+    config = load_config(config_path, env={})
+    assert config.public_baseurl == "https://matrix.cli.test/"
+    assert config.client_base_url == "https://matrix.cli.test/"
+
+
+def test_generate_signing_key_for_a_secret(tmp_path):
+    from signedjson.key import get_verify_key
+
+    from homeserver.app import load_signing_key
+
+    printed = chatgo("generate-signing-key")
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / "printed.key").write_text(printed.stdout)
+    key = load_signing_key(tmp_path / "printed.key")
+    assert key.alg == "ed25519" and key.version.startswith("a_")
+    assert get_verify_key(key).encode()  # a usable ed25519 key
+
+    path = tmp_path / "signing.key"
+    assert chatgo("generate-signing-key", "-o", str(path)).returncode == 0
+    assert path.stat().st_mode & 0o077 == 0
+    first = path.read_text()
+    assert load_signing_key(path).version != key.version  # a new key each time
+    again = chatgo("generate-signing-key", "-o", str(path))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert path.read_text() == first  # never overwritten
+
 def run_server(config_path: Path, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(config_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -57,6 +57,15 @@ def test_env_overrides_database_and_listeners(tmp_path):
     assert config.listeners[0].resources == ("client", "federation")
 
 
+def test_env_overrides_the_registration_shared_secret(tmp_path):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(render_config("example.org", shared_secret="from-the-file"))
+    assert load_config(path, env={}).registration.shared_secret == "from-the-file"
+    config = load_config(path, env={"CHATGO_REGISTRATION_SHARED_SECRET": "from-a-secret"})
+    assert config.registration.shared_secret == "from-a-secret"
+    assert config.registration.enabled is False  # the rest of the section stays the file's
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml", env={})
