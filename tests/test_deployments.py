@@ -61,6 +61,15 @@ def tool(name: str) -> str:
     pytest.skip(f"{name} is not installed")
 
 
+def test_a_missing_tool_skips_or_fails_when_the_tools_are_required(monkeypatch):
+    monkeypatch.delenv("CHATGO_REQUIRE_DEPLOY_TOOLS", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        tool("chatgo-no-such-tool")
+    monkeypatch.setenv("CHATGO_REQUIRE_DEPLOY_TOOLS", "1")
+    with pytest.raises(pytest.fail.Exception, match="chatgo-no-such-tool is not installed"):
+        tool("chatgo-no-such-tool")
+
+
 def run(*args: str, cwd: Path = REPO, env: dict | None = None, input: str | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, input=input,
