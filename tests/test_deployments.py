@@ -192,6 +192,7 @@ async def test_the_image_starts_from_nothing_answers_its_healthcheck_and_stops_o
         "CHATGO_SERVER_NAME": "image.test",
         "CHATGO_PUBLIC_BASEURL": "https://matrix.image.test/",
         "CHATGO_DATABASE_URL": db_url,
+        "CHATGO_REGISTRATION_SHARED_SECRET": "image-test-secret",
         "XDG_RUNTIME_DIR": str(tmp_path),
         "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
     })
@@ -204,6 +205,8 @@ async def test_the_image_starts_from_nothing_answers_its_healthcheck_and_stops_o
         assert run(*healthcheck, env=env).returncode == 0
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/matrix/client") as resp:
             assert json.loads(resp.read())["m.homeserver"]["base_url"] == "https://matrix.image.test/"
+        # docs/deploy.md's first admin, with the shared secret from the environment.
+        await asyncio.to_thread(assert_register_admin_works, f"http://127.0.0.1:{port}", "image-test-secret")
     finally:
         # The shell exec'd chatgo, so SIGTERM to that PID reaches the server: a clean stop.
         out = await asyncio.to_thread(stop, proc)
@@ -213,6 +216,36 @@ async def test_the_image_starts_from_nothing_answers_its_healthcheck_and_stops_o
     assert config.server_name == "image.test"
     assert (data / "homeserver.yaml").stat().st_mode & 0o077 == 0
     assert (data / "signing.key").exists()
+
+
+def register_admin_script() -> str:
+    """The register-admin.py of docs/deploy.md."""
+    text = (REPO / "docs" / "deploy.md").read_text()
+    (script,) = re.findall(r"```python\n(# register-admin\.py.*?)```", text, re.S)
+    return script
+
+
+def assert_register_admin_works(base_url: str, secret: str) -> None:
+    """docs/deploy.md's script creates a user who is a server admin (whois of another user)."""
+    result = run(sys.executable, "-", base_url, "first-admin", input=register_admin_script(),
+                 env={"CHATGO_SHARED_SECRET": secret, "CHATGO_PASSWORD": "first-admin-pass"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("created @first-admin:")
+    user_id = result.stdout.split()[1]
+    login = urllib.request.Request(
+        f"{base_url}/_matrix/client/v3/login", method="POST", headers={"Content-Type": "application/json"},
+        data=json.dumps({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "first-admin"},
+                         "password": "first-admin-pass"}).encode())
+    with urllib.request.urlopen(login) as resp:
+        token = json.loads(resp.read())["access_token"]
+    other = "@someone-else:" + user_id.split(":", 1)[1]
+    whois = urllib.request.Request(f"{base_url}/_matrix/client/v3/admin/whois/{other}",
+                                   headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(whois) as resp:  # 403 for anyone but a server admin
+        assert json.loads(resp.read())["user_id"] == other
+    wrong = run(sys.executable, "-", base_url, "second-admin", input=register_admin_script(),
+                env={"CHATGO_SHARED_SECRET": "not-the-secret", "CHATGO_PASSWORD": "x"})
+    assert wrong.returncode != 0 and "HTTP Error 403" in wrong.stderr
 
 
 # --- compose and Caddy -------------------------------------------------------------------------
