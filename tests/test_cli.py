@@ -257,11 +257,24 @@ def test_client_listener_serves_tls_from_a_configured_certificate(tmp_path):
     assert f"listening on https://127.0.0.1:{port}" in out
 
 
-def test_a_crash_leaks_no_embedded_postgresql(tmp_path):
+@pytest.fixture
+def own_tmp_path():
+    """A temporary directory outside pytest's: as root, the embedded PostgreSQL runs as another
+    user who must traverse it, and every pytest session that starts on the machine takes
+    group and other permissions off pytest's base directory again."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="chatgo-cli-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_crash_leaks_no_embedded_postgresql(own_tmp_path):
     """SIGKILL leaves the embedded cluster running; the next start reuses it and its clean stop
     stops it (the dead process no longer counts as a user of the cluster)."""
-    config_path, client_port, _ = generate(tmp_path)
-    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+    config_path, client_port, _ = generate(own_tmp_path)
+    pid_file = own_tmp_path / "data" / "postgres" / "postmaster.pid"
     proc = run_server(config_path)
     try:
         wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
@@ -289,20 +302,20 @@ def test_a_crash_leaks_no_embedded_postgresql(tmp_path):
             time.sleep(0.1)
         else:
             raise AssertionError(f"PostgreSQL {postmaster} still runs after a clean stop")
-        assert _wait_no_postgres(tmp_path / "data" / "postgres") == []
+        assert _wait_no_postgres(own_tmp_path / "data" / "postgres") == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(postmaster, signal.SIGTERM)  # never leak it from a failed test
 
 
 @pytest.mark.parametrize("pid_reused", [False, True], ids=["pid-dead", "pid-reused"])
-def test_a_crash_that_also_killed_postgresql_recovers(tmp_path, pid_reused):
+def test_a_crash_that_also_killed_postgresql_recovers(own_tmp_path, pid_reused):
     """SIGKILL both `chatgo run` and its embedded postmaster: `postmaster.pid` and the handle
     list name dead processes. The next start recovers on its own, serves, and its clean stop
     leaves no PostgreSQL process in the data directory. `pid-reused`: the dead postmaster's PID
     now belongs to another process, as after a container restart (PIDs start again at 1)."""
-    config_path, client_port, _ = generate(tmp_path)
-    pgdata = tmp_path / "data" / "postgres"
+    config_path, client_port, _ = generate(own_tmp_path)
+    pgdata = own_tmp_path / "data" / "postgres"
     pid_file = pgdata / "postmaster.pid"
     proc = run_server(config_path)
     try:
