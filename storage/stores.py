@@ -9,6 +9,7 @@ from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
@@ -85,6 +86,7 @@ class Stores:
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
     ratelimit_overrides: RateLimitOverrideStore
+    delayed_events: DelayedEventStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -131,4 +133,5 @@ class Stores:
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
             ratelimit_overrides=RateLimitOverrideStore(db),
+            delayed_events=DelayedEventStore(db),
         )
