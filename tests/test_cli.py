@@ -114,8 +114,8 @@ def run_server(config_path: Path, env=None) -> subprocess.Popen:
                             env={**os.environ, **(env or {})}, cwd=REPO)
 
 
-def test_run_with_embedded_database_serves_and_stops_cleanly(tmp_path):
-    config_path, client_port, federation_port = generate(tmp_path)
+def test_run_with_embedded_database_serves_and_stops_cleanly(own_tmp_path):
+    config_path, client_port, federation_port = generate(own_tmp_path)
     proc = run_server(config_path)
     try:
         versions = wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
@@ -129,14 +129,14 @@ def test_run_with_embedded_database_serves_and_stops_cleanly(tmp_path):
         with socket.create_connection(("127.0.0.1", federation_port), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname="cli.test") as tls:
                 assert tls.version() in ("TLSv1.2", "TLSv1.3")
-        assert (tmp_path / "data" / "tls.crt").exists()
+        assert (own_tmp_path / "data" / "tls.crt").exists()
     finally:
         out = stop(proc)
     assert f"listening on http://127.0.0.1:{client_port}" in out
     assert "stopping embedded PostgreSQL" in out
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert (own_tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     # The cluster is stopped: no postmaster.pid left behind.
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    assert not (own_tmp_path / "data" / "postgres" / "postmaster.pid").exists()
 
     # register-user against the stopped server's embedded database, then log in after a restart.
     result = chatgo("register-user", "-c", str(config_path), "-u", "admin", "-p", "admin-pass", "--admin")
@@ -210,31 +210,31 @@ def test_bad_config_names_the_key(tmp_path):
     assert "registraton: unknown key" in result.stderr
 
 
-def test_bare_run_in_a_fresh_directory_generates_a_localhost_config(tmp_path):
+def test_bare_run_in_a_fresh_directory_generates_a_localhost_config(own_tmp_path):
     port = free_port()
     # The listeners override keeps the test off the default ports.
     env = {"CHATGO_LISTENERS": f'[{{"port": {port}, "resources": ["client"]}}]'}
     proc = subprocess.Popen([sys.executable, "-m", "homeserver", "run"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}, cwd=tmp_path)
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}, cwd=own_tmp_path)
     try:
         versions = wait_for(f"http://127.0.0.1:{port}/_matrix/client/versions", proc)
         assert "v1.19" in versions["versions"]
     finally:
         out = stop(proc)
     assert "generating one for 'localhost'" in out
-    raw = yaml.safe_load((tmp_path / "chatgo-data" / "homeserver.yaml").read_text())
+    raw = yaml.safe_load((own_tmp_path / "chatgo-data" / "homeserver.yaml").read_text())
     assert raw["server_name"] == "localhost"
-    assert (tmp_path / "chatgo-data" / "signing.key").exists()
+    assert (own_tmp_path / "chatgo-data" / "signing.key").exists()
 
 
-def test_client_listener_serves_tls_from_a_configured_certificate(tmp_path):
+def test_client_listener_serves_tls_from_a_configured_certificate(own_tmp_path):
     import json
     import ssl
 
     from federation.tls import generate_self_signed_certificate
 
-    config_path, _, _ = generate(tmp_path)
-    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    config_path, _, _ = generate(own_tmp_path)
+    cert, key = own_tmp_path / "client.crt", own_tmp_path / "client.key"
     generate_self_signed_certificate("localhost", cert, key)
     port = free_port()
     listeners = [{"port": port, "resources": ["client"], "tls_certificate_path": str(cert),
