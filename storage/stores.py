@@ -30,6 +30,7 @@ from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
+from storage.server_figures import ServerFigureQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
@@ -81,6 +82,7 @@ class Stores:
     server_keys: ServerKeyStore
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
+    server_figures: ServerFigureQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -125,4 +127,5 @@ class Stores:
             server_keys=ServerKeyStore(db),
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
+            server_figures=ServerFigureQueries(db),
         )
