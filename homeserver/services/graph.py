@@ -20,6 +20,7 @@ from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -128,3 +129,5 @@ class Services:
     federation_edus: FederationEduService
     # What peers may read of our rooms (events, state, auth chains, history) and server ACLs.
     federation_reads: FederationReadService
+    # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
+    metrics: ServerMetrics
