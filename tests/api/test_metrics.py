@@ -11,41 +11,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from homeserver.app import make_web_app
 from homeserver.services.admin import metrics as metrics_service
+from tests.prometheus import scrape
 
 V3 = "/_matrix/client/v3"
 SEND_SERVLET = "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"
-
-
-class Scrape:
-    """One parsed scrape: every sample by (name, labels)."""
-
-    def __init__(self, text: str) -> None:
-        self.types: dict[str, str] = {}
-        self.samples: dict[tuple[str, frozenset], float] = {}
-        for family in text_string_to_metric_families(text):
-            self.types[family.name] = family.type
-            for sample in family.samples:
-                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-
-    def __call__(self, name: str, **labels: str) -> float:
-        """A sample's value; 0 when it is absent (a series not yet created)."""
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
-
-    def has(self, name: str, **labels: str) -> bool:
-        return (name, frozenset(labels.items())) in self.samples
 
 
 @pytest.fixture
 async def metrics_http(aiohttp_client, services):
     """A listener serving only the metrics resource, beside the `client` fixture's."""
     return await aiohttp_client(make_web_app(services, ["metrics"]))
-
-
-async def scrape(http) -> Scrape:
-    resp = await http.get("/metrics")
-    assert resp.status == 200
-    assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    return Scrape(await resp.text())
 
 
 async def send(client, room_id: str, text: str) -> str:
