@@ -138,3 +138,19 @@ async def test_each_server_has_its_own_registry(aiohttp_client, services, metric
     assert theirs("chatgo_events_persisted_total") == 0 < mine("chatgo_events_persisted_total")
     await other.devices.flush()
     await other.pushers.close()
+
+
+async def test_docs_list_every_metric_and_the_dashboard_uses_only_real_ones(metrics_http):
+    import json
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    exposed = set((await scrape(metrics_http)).types)  # family names (counters without _total)
+    listed = set(re.findall(r"^\| `(\w+)` \|", (docs / "metrics.md").read_text(), re.MULTILINE))
+    assert {re.sub(r"_total$", "", name) for name in listed} == exposed
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    used = {re.sub(r"_(bucket|count|sum|total)$", "", name)
+            for panel in dashboard["panels"] for target in panel.get("targets", [])
+            for name in re.findall(r"\b((?:chatgo|process|python)_\w+)", target["expr"])}
+    assert used and used <= exposed, used - exposed
