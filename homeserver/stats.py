@@ -34,10 +34,6 @@ class Latency:
         self.counts[bisect_left(self.bounds, seconds)] += 1  # Prometheus buckets are "<= bound"
         self.sum += seconds
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
     def cumulative(self) -> list[tuple[float, int]]:
         """(upper bound, observations at or under it) per bucket, +Inf last."""
         total, buckets = 0, []
