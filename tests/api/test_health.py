@@ -12,6 +12,7 @@ import yarl
 
 from homeserver.app import build_services, make_web_app
 from homeserver.services.admin import health as health_service
+from homeserver.services.admin import metrics as metrics_service
 from storage.database import Database
 from tests.conftest import make_test_config
 
@@ -120,12 +121,17 @@ async def test_readiness_reports_the_database_down_while_it_is_down(linked):
 
 async def test_readiness_reports_a_database_that_hangs(linked, monkeypatch):
     monkeypatch.setattr(health_service, "READY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(metrics_service, "FIGURES_TIMEOUT_S", 0.5)
     link, http, _ = linked
     assert (await http.get("/health/ready")).status == 200
     link.stall()  # connections stay open, but nothing comes back
     resp = await http.get("/health/ready")
     assert (resp.status, await resp.text()) == (503, "database unavailable")
     assert (await http.get("/health")).status == 200
+    # /metrics does not hang either: it serves without the figures it could not read.
+    resp = await asyncio.wait_for(http.get("/metrics"), 5)
+    text = await resp.text()
+    assert resp.status == 200 and "process_resident_memory_bytes" in text and "chatgo_users" not in text
     await link.restore()  # it answers again
     resp = await http.get("/health/ready")
     assert (resp.status, await resp.text()) == (200, "OK")

@@ -5,8 +5,8 @@ addition, a latency one bisection); this module turns them into Prometheus metri
 only when scraped, in a registry of its own (several servers may run in one process, as in
 the tests), beside prometheus_client's process, platform and GC collectors. The
 database-wide figures (users, rooms, the federation queue and back-off) cost queries: they are
-read at most every FIGURES_TTL_S, at scrape time, and a database that does not answer leaves
-the last ones in place rather than failing the scrape. docs/metrics.md lists every metric.
+read at most every FIGURES_TTL_S, at scrape time, and a database that does not answer (or
+hangs) leaves the last ones in place rather than failing or stalling the scrape. docs/metrics.md lists every metric.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class ServerMetrics:
         self._requests: dict[tuple[str, str, int], Latency] = {}
         self._figures: ServerFigures | None = None
         self._figures_read_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         ProcessCollector(registry=self.registry)
@@ -64,14 +65,24 @@ class ServerMetrics:
         return generate_latest(self.registry)
 
     async def _refresh_figures(self) -> None:
+        """Start reading the figures when they are older than the TTL, and wait for that read
+        at most FIGURES_TIMEOUT_S. A read that takes longer goes on in its own task (cancelling
+        a query waits on asyncpg's cancel request, which hangs as long as the database does)
+        and this scrape, like the ones that come while it runs, gets the last figures."""
         now = time.monotonic()
-        if now - self._figures_read_at < FIGURES_TTL_S:
+        if self._reading is not None or now - self._figures_read_at < FIGURES_TTL_S:
             return
         self._figures_read_at = now
+        self._reading = asyncio.create_task(self._read_figures())
+        await asyncio.wait({self._reading}, timeout=FIGURES_TIMEOUT_S)
+
+    async def _read_figures(self) -> None:
         try:
-            self._figures = await asyncio.wait_for(self._figure_queries.figures(), FIGURES_TIMEOUT_S)
-        except Exception as exc:  # the database is down or slow: serve the rest of the metrics
+            self._figures = await self._figure_queries.figures()
+        except Exception as exc:  # the database is down: serve the rest of the metrics
             logger.warning("metrics: could not read the server's figures: %r", exc)
+        finally:
+            self._reading = None
 
     # --- the collector (called by generate_latest) -------------------------------------------
 
