@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
+from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.device_lists import DeviceListStore
@@ -24,6 +25,7 @@ from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
+from storage.ratelimit_overrides import RateLimitOverrideStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
@@ -82,6 +84,8 @@ class Stores:
     server_keys: ServerKeyStore
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
+    admin_audit: AdminAuditStore
+    ratelimit_overrides: RateLimitOverrideStore
     server_figures: ServerFigureQueries
 
     @classmethod
@@ -127,5 +131,7 @@ class Stores:
             server_keys=ServerKeyStore(db),
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
+            admin_audit=AdminAuditStore(db),
+            ratelimit_overrides=RateLimitOverrideStore(db),
             server_figures=ServerFigureQueries(db),
         )

@@ -97,3 +97,13 @@ async def alice(client) -> MatrixClient:
 @pytest.fixture
 async def bob(client) -> MatrixClient:
     return client.with_token((await client.register("bob"))["access_token"])
+
+
+@pytest.fixture
+async def admin(client, services) -> MatrixClient:
+    """A server admin's client (@admin:test.local), for the Synapse admin API."""
+    await services.accounts.create_user("admin", "pw-admin-1", admin=True)
+    status, login = await client.post("/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "admin"}, "password": "pw-admin-1"})
+    assert status == 200, login
+    return client.with_token(login["access_token"])

@@ -3,6 +3,7 @@
 Checked against the spec's OpenAPI files in ../shared/matrix-spec (skipped when absent).
 """
 
+import functools
 import re
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def snake(name: str) -> str:
     return re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name).lower()
 
 
+@functools.cache  # parsing every spec file takes seconds: once per session, not per route
 def spec_operations():
     ops = {}
     for api in ("client-server", "server-server"):

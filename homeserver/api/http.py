@@ -15,6 +15,7 @@ import enum
 import inspect
 import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from time import perf_counter
@@ -28,6 +29,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.logs import ACCESS_LOGGER, REQUEST_ID
 from homeserver.services.auth import Requester
 from homeserver.services.graph import Services
+from homeserver.services.ratelimit import Action
 
 logger = logging.getLogger(__name__)
 # One line per request: method, path, servlet, user (or origin server), client IP, status, duration.
@@ -44,6 +46,8 @@ FEDERATION_V1 = ("/_matrix/federation/v1",)
 FEDERATION_V2 = ("/_matrix/federation/v2",)
 KEY_V2 = ("/_matrix/key/v2",)
 SYNAPSE_ADMIN_V1 = ("/_synapse/admin/v1",)
+SYNAPSE_ADMIN_V2 = ("/_synapse/admin/v2",)
+SYNAPSE_ADMIN_V3 = ("/_synapse/admin/v3",)
 SYNAPSE = ("/_synapse",)
 # Spec files whose path keys carry the version themselves (admin.yaml: "/v3/admin/whois/...").
 CLIENT_BASE = ("/_matrix/client",)
@@ -64,6 +68,7 @@ class Auth(enum.Enum):
     OPTIONAL = "optional"  # a token is used when given (and must then be valid)
     NONE = "none"          # no token is read
     SERVER = "server"      # an X-Matrix signed federation request
+    ADMIN = "admin"        # a valid access token of a server admin (403 M_FORBIDDEN otherwise)
 
 
 @dataclass(frozen=True)
@@ -98,12 +103,18 @@ def route(
     path: str,
     *,
     auth: Auth = Auth.USER,
-    rate_limited: bool = False,
+    rate_limited: bool | None = None,
     prefixes: tuple[str, ...] = CLIENT_V3,
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
     guest: bool = False,
 ) -> Callable[[Handler], Handler]:
+    """`rate_limited`: user routes take a token of the generic per-request limit (the actions
+    themselves are limited by their services); server routes go through the per-origin gate
+    (rc_federation). Default: false for user routes, true for server routes."""
+    if rate_limited is None:
+        rate_limited = auth is Auth.SERVER
+
     def mark(handler: Handler) -> Handler:
         handler.route_info = RouteInfo(  # type: ignore[attr-defined]
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
@@ -139,10 +150,11 @@ def install_routes(app: web.Application, modules: Iterable[ModuleType], services
 def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     auth = info.auth
     auth_service, rate_limiter, devices = services.auth, services.rate_limiter, services.devices
+    origins = services.federation_origins
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         requester = None
-        if auth in (Auth.USER, Auth.OPTIONAL):
+        if auth in (Auth.USER, Auth.OPTIONAL, Auth.ADMIN):
             token = access_token_of(request)
             if token is not None:
                 requester = await auth_service.authenticate(token)
@@ -150,19 +162,25 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
                     raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
                 devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
                                   request.headers.get("User-Agent"))
-            elif auth is Auth.USER:
+            elif auth is not Auth.OPTIONAL:
                 raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
+            if auth is Auth.ADMIN and not requester.is_admin:
+                raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
             request[REQUESTER_KEY] = requester
         elif auth is Auth.SERVER:
-            request[ORIGIN_KEY] = await services.request_auth.authenticate(
+            origin = request[ORIGIN_KEY] = await services.request_auth.authenticate(
                 request.method, request.raw_path, request.headers.getall("Authorization", []),
                 await _signed_content(request),
             )
-        if info.rate_limited:
-            key = requester.user_id if requester else client_ip(request)
-            exempt = requester is not None and requester.is_admin
-            if not exempt:
-                rate_limiter.check(key)
+            if info.rate_limited:
+                async with origins.request(origin):
+                    return await handler(request)
+            return await handler(request)
+        if info.rate_limited and not (requester is not None and requester.is_admin):
+            if requester is not None:
+                await rate_limiter.check(Action.REQUEST, requester.user_id, user_id=requester.user_id)
+            else:
+                await rate_limiter.check(Action.REQUEST, client_ip(request))
         return await handler(request)
 
     wrapped.__name__ = handler.__name__
@@ -265,6 +283,14 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
+def bool_param(request: web.Request, name: str) -> bool:
+    """A `true`/`false` query parameter, false when absent; 400 M_INVALID_PARAM otherwise."""
+    raw = request.query.get(name, "false")
+    if raw not in ("true", "false"):
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
+    return raw == "true"
+
+
 # --- middlewares --------------------------------------------------------------------------
 
 CORS_HEADERS = {
@@ -352,7 +378,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def _error_response(status: int, body: dict[str, Any], err: MatrixError | None = None) -> web.Response:
     headers = None
     if err is not None and err.errcode == Codes.LIMIT_EXCEEDED and "retry_after_ms" in err.extra:
-        headers = {"Retry-After": str(max(1, err.extra["retry_after_ms"] // 1000))}
+        # Seconds, rounded up (RFC 9110 wants an integer; a client retrying early fails again).
+        headers = {"Retry-After": str(math.ceil(err.extra["retry_after_ms"] / 1000))}
     return json_response(body, status=status, headers=headers)
 
 
