@@ -9,6 +9,7 @@ from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
@@ -86,6 +87,7 @@ class Stores:
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
     ratelimit_overrides: RateLimitOverrideStore
+    delayed_events: DelayedEventStore
     server_figures: ServerFigureQueries
 
     @classmethod
@@ -133,5 +135,6 @@ class Stores:
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
             ratelimit_overrides=RateLimitOverrideStore(db),
+            delayed_events=DelayedEventStore(db),
             server_figures=ServerFigureQueries(db),
         )

@@ -108,3 +108,33 @@ def test_bad_rate_limits_name_the_key(raw, message):
     with pytest.raises(ConfigError) as err:
         config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("raw,max_delay_ms", [
+    ({}, None),
+    ({"delayed_events": {"max_event_delay_duration": 90000}}, 90_000),
+    ({"delayed_events": {"max_event_delay_duration": "24h"}}, 86_400_000),
+    ({"delayed_events": {"max_event_delay_duration": "500ms"}}, 500),
+    # Synapse's top-level key, also over the template's null.
+    ({"max_event_delay_duration": "2d"}, 172_800_000),
+    ({"max_event_delay_duration": "10s", "delayed_events": {"max_event_delay_duration": None}}, 10_000),
+    # No delayed event allowed per user: off, as Synapse.
+    ({"delayed_events": {"max_event_delay_duration": "1h", "max_delayed_events_per_user": 0}}, None),
+])
+def test_delayed_events_max_delay(raw, max_delay_ms):
+    config = config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert config.delayed_events.max_delay_ms == max_delay_ms
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"delayed_events": {"max_event_delay_duration": "soon"}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_event_delay_duration": 0}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_event_delay_duration": "-5s"}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_delayed_events_per_user": -1}}, "delayed_events.max_delayed_events_per_user"),
+    ({"max_event_delay_duration": "1h", "delayed_events": {"max_event_delay_duration": "2h"}},
+     "max_event_delay_duration: given both"),
+])
+def test_bad_delayed_events_settings_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert message in str(err.value)

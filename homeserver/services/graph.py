@@ -49,6 +49,7 @@ from homeserver.services.push.rules import PushRuleService
 from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
+from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.hierarchy import HierarchyService
@@ -143,5 +144,7 @@ class Services:
     federation_origins: OriginLimiter
     # Admins' per-user rate limit overrides.
     user_ratelimit: UserRateLimitAdmin
+    # Delayed events (MSC4140): scheduled sends and the scheduler (start/stop with the server).
+    delayed_events: DelayedEventService
     # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
     metrics: ServerMetrics

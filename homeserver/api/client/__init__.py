@@ -14,6 +14,7 @@ from homeserver.api.client import (
     cas,
     cross_signing,
     create_room,
+    delayed_events,
     device_management,
     directory,
     email_validation,
@@ -86,6 +87,7 @@ MODULES = [
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
     email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
     login_token,
+    delayed_events,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
