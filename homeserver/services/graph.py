@@ -22,6 +22,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
@@ -145,3 +146,5 @@ class Services:
     user_ratelimit: UserRateLimitAdmin
     # Delayed events (MSC4140): scheduled sends and the scheduler (start/stop with the server).
     delayed_events: DelayedEventService
+    # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
+    metrics: ServerMetrics
