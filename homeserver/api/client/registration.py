@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, access_token_of, json_response, read_json_object, route, services_of
+from homeserver.api.http import Auth, access_token_of, client_ip, json_response, read_json_object, route, services_of
 from homeserver.errors import missing_param
 from homeserver.services.accounts.accounts import APPSERVICE_LOGIN_TYPE, LoginResult
 
@@ -14,7 +14,8 @@ async def register(request: web.Request) -> web.Response:
     kind = request.query.get("kind", "user")
     # The route reads no token: only an appservice registering a user sends one (its as_token).
     token = access_token_of(request) if body.get("type") == APPSERVICE_LOGIN_TYPE else None
-    result = await services_of(request).accounts.register(body, kind=kind, access_token=token)
+    result = await services_of(request).accounts.register(body, kind=kind, client_ip=client_ip(request),
+                                                          access_token=token)
     return json_response(login_response(result))
 
 
@@ -32,7 +33,8 @@ async def check_username_availability(request: web.Request) -> web.Response:
 async def request_token_to_register_email(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/register/email/requestToken"""
     body = await read_json_object(request)
-    return json_response(await services_of(request).email.request_token(body, for_registration=True))
+    return json_response(await services_of(request).email.request_token(body, for_registration=True,
+                                                                        client_ip=client_ip(request)))
 
 
 def login_response(result: LoginResult) -> dict:
