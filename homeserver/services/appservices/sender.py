@@ -52,6 +52,9 @@ LEASE_POLL_S = 5.0
 IDLE_POLL_S = 0.25
 # Positions moved past events that concerned nobody are written at most this often.
 ADVANCE_WRITE_S = 1.0
+# After a stretch that concerned it not, a feed lets news pile up this long before it reads
+# again: a busy server costs each feed a few reads a second, not one per event.
+QUIET_PAUSE_S = 0.1
 
 
 class _LeaseLost(Exception):
@@ -238,6 +241,9 @@ class AppServiceSender:
                                           typing_rooms)
         if batch.empty:
             feed.event_position, feed.aux_position = batch.event_position, batch.aux_position
+            await self._flush_positions(feed)
+            if batch.event_position >= events_upto:  # caught up (a long backlog is read at full speed)
+                await asyncio.sleep(QUIET_PAUSE_S)
             return True
         txn_id = await self._store.create_txn(service.id, self._owner, batch.event_position, batch.aux_position,
                                               batch.body(service), len(batch.events), self._clock.now_ms())
