@@ -186,3 +186,14 @@ async def test_an_appservice_deactivates_its_users_without_uia(as_bridge, client
     login = {"type": "m.login.application_service", "identifier": {"type": "m.id.user", "user": ghost}}
     status, body = await as_bridge.post(f"{V3}/login", login)
     assert (status, body["errcode"]) == (403, "M_USER_DEACTIVATED")
+
+
+async def test_uploading_keys_needs_a_device(as_bridge):
+    await register_ghost(as_bridge, "_bridge_keys", device_id="KEYDEV")
+    ghost = f"@_bridge_keys:{SERVER}"
+    status, body = await as_bridge.post(f"{V3}/keys/upload" + q(user_id=ghost),
+                                        {"one_time_keys": {"signed_curve25519:AAA": {"key": "k"}}})
+    assert status == 400, body
+    status, body = await as_bridge.post(f"{V3}/keys/upload" + q(user_id=ghost, device_id="KEYDEV"),
+                                        {"one_time_keys": {"curve25519:AAA": "k"}})
+    assert (status, body["one_time_key_counts"].get("curve25519")) == (200, 1)
