@@ -55,6 +55,7 @@ from homeserver.services.appservices.interest import RoomInterest
 from homeserver.services.appservices.queries import AppServiceLookups
 from homeserver.services.appservices.registrations import load_registry
 from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.thirdparty import ThirdPartyLookups
 from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
@@ -334,6 +335,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         delayed_events=delayed_events,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
+        third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
     )
 
 

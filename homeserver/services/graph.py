@@ -26,6 +26,7 @@ from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.appservices.queries import AppServiceLookups
 from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.thirdparty import ThirdPartyLookups
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -154,3 +155,5 @@ class Services:
     # that let them create users and aliases on demand. The registry is `auth.appservices`.
     appservice_sender: AppServiceSender
     appservice_lookups: AppServiceLookups
+    # Third-party lookups (/thirdparty/*), answered by the appservices that declare the protocol.
+    third_party_lookups: ThirdPartyLookups
