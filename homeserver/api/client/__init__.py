@@ -76,6 +76,7 @@ from homeserver.api.client import (
 from homeserver.api.client import authed_content_repo, content_repo
 from homeserver.api.client import appservice_ping
 from homeserver.api.client import third_party_lookup
+from homeserver.api.client import appservice_room_directory, appservice_room_directory_delete
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -92,6 +93,7 @@ MODULES = [
     delayed_events,
     appservice_ping,
     third_party_lookup,
+    appservice_room_directory, appservice_room_directory_delete,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
