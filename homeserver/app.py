@@ -46,6 +46,7 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
+from homeserver.services.admin.appservices import AppServiceAdmin
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.metrics import ServerMetrics
@@ -268,14 +269,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
-    # /metrics: the figures the services keep, and every in-memory cache worth watching.
-    metrics = ServerMetrics(
-        db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
-        federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
-        caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
-                "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
-                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
-                "access_tokens": auth.cache_stats})
     # Feeds of the appservices: woken by new events and typing, built from the streams.
     appservice_sender = AppServiceSender(
         appservices, stores.appservices,
@@ -285,6 +278,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     if appservices:
         events.on_persisted(appservice_sender.on_persisted)
         typing.on_change(appservice_sender.typing_changed)
+    # /metrics: the figures the services keep, and every in-memory cache worth watching.
+    metrics = ServerMetrics(
+        db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
+        federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
+        caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
+                "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
+                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
+                "access_tokens": auth.cache_stats},
+        appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
@@ -336,6 +338,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
+        appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
     )
 
 

@@ -22,6 +22,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.appservices import AppServiceAdmin
 from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.appservices.queries import AppServiceLookups
@@ -157,3 +158,5 @@ class Services:
     appservice_lookups: AppServiceLookups
     # Third-party lookups (/thirdparty/*), answered by the appservices that declare the protocol.
     third_party_lookups: ThirdPartyLookups
+    # The admin view of the appservices and their feeds.
+    appservice_admin: AppServiceAdmin

@@ -5,6 +5,6 @@ Synapse's admin API documents it (these endpoints have no OpenAPI file in the sp
 Synapse does.
 """
 
-from homeserver.api.admin import audit_log, register, user_ratelimit
+from homeserver.api.admin import appservices, audit_log, register, user_ratelimit
 
-MODULES = [register, audit_log, user_ratelimit]
+MODULES = [register, audit_log, user_ratelimit, appservices]
