@@ -6,5 +6,8 @@ Synapse does.
 """
 
 from homeserver.api.admin import audit_log, register
+from homeserver.api.admin import registration_tokens
 
 MODULES = [register, audit_log]
+# Moderation: media, reports, notices, tokens, federation, server (branch admin-moderation).
+MODULES += [registration_tokens]

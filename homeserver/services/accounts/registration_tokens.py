@@ -1,14 +1,23 @@
-"""Registration tokens: create, list, delete, and check validity (spec: `m.login.registration_token`)."""
+"""Registration tokens: create, list, update, delete, and check validity (spec:
+`m.login.registration_token`). The admin API (Synapse's registration_tokens) and the
+`chatgo registration-token` command manage them; registration uses them up."""
 
 from __future__ import annotations
 
 import secrets
+import string
+from typing import Any
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from storage.registration_tokens import RegistrationTokenRow, RegistrationTokenStore
 
-_TOKEN_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-")
+_TOKEN_ALPHABET = string.ascii_letters + string.digits + "._~-"
+_TOKEN_CHARS = set(_TOKEN_ALPHABET)
+_MAX_USES = 2**31 - 1  # an INTEGER column
+_MAX_TS = 2**63 - 1
+_UNCHANGED: Any = object()
+_GENERATE_ATTEMPTS = 10
 
 
 class RegistrationTokenService:
@@ -27,19 +36,58 @@ class RegistrationTokenService:
             return False
         return row.uses_allowed is None or row.pending + row.completed < row.uses_allowed
 
-    async def create(self, token: str | None = None, *, uses_allowed: int | None = None, expiry_ts: int | None = None) -> str:
-        token = token or secrets.token_urlsafe(12)
-        if len(token) > 64 or not set(token) <= _TOKEN_CHARS:
-            raise MatrixError(400, Codes.INVALID_PARAM, "Tokens are 1-64 characters from [A-Za-z0-9._~-]")
-        if uses_allowed is not None and uses_allowed < 0:
-            raise MatrixError(400, Codes.INVALID_PARAM, "uses_allowed must not be negative")
-        if not await self._tokens.create(token, uses_allowed, expiry_ts):
-            raise MatrixError(400, Codes.INVALID_PARAM, "Token already exists")
-        return token
+    async def create(self, token: str | None = None, *, uses_allowed: Any = None, expiry_ts: Any = None,
+                     length: Any = 16) -> RegistrationTokenRow:
+        """A new token: `token` as given, or `length` random characters of the allowed set."""
+        uses_allowed, expiry_ts = self._uses_allowed(uses_allowed), self._expiry(expiry_ts)
+        if token is not None:
+            if not isinstance(token, str) or not 0 < len(token) <= 64 or not set(token) <= _TOKEN_CHARS:
+                raise MatrixError(400, Codes.INVALID_PARAM, "Tokens are 1-64 characters from [A-Za-z0-9._~-]")
+            if not await self._tokens.create(token, uses_allowed, expiry_ts):
+                raise MatrixError(400, Codes.INVALID_PARAM, f"Token already exists: {token}")
+            return RegistrationTokenRow(token, uses_allowed, 0, 0, expiry_ts)
+        if type(length) is not int or not 0 < length <= 64:
+            raise MatrixError(400, Codes.INVALID_PARAM, "length must be an integer from 1 to 64")
+        for _ in range(_GENERATE_ATTEMPTS):  # a short length may draw a token that exists
+            token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(length))
+            if await self._tokens.create(token, uses_allowed, expiry_ts):
+                return RegistrationTokenRow(token, uses_allowed, 0, 0, expiry_ts)
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Could not find an unused token of length {length}")
 
-    async def list(self) -> list[RegistrationTokenRow]:
-        return await self._tokens.list()
+    async def list(self, valid: bool | None = None) -> list[RegistrationTokenRow]:
+        """All tokens, or only the valid (still usable) or invalid (expired or used up) ones."""
+        return await self._tokens.list(valid, self._clock.now_ms())
+
+    async def get(self, token: str) -> RegistrationTokenRow:
+        row = await self._tokens.get(token)
+        if row is None:
+            raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+        return row
+
+    async def update(self, token: str, *, uses_allowed: Any = _UNCHANGED, expiry_ts: Any = _UNCHANGED
+                     ) -> RegistrationTokenRow:
+        """Change what is given (null: unlimited uses, no expiry); the token as it now is."""
+        set_uses, set_expiry = uses_allowed is not _UNCHANGED, expiry_ts is not _UNCHANGED
+        row = await self._tokens.update(
+            token, set_uses=set_uses, uses_allowed=self._uses_allowed(uses_allowed) if set_uses else None,
+            set_expiry=set_expiry, expiry_ts=self._expiry(expiry_ts) if set_expiry else None)
+        if row is None:
+            raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+        return row
 
     async def delete(self, token: str) -> None:
         if not await self._tokens.delete(token):
-            raise MatrixError(404, Codes.NOT_FOUND, "No such registration token")
+            raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+
+    @staticmethod
+    def _uses_allowed(value: Any) -> int | None:
+        if value is not None and (type(value) is not int or not 0 <= value <= _MAX_USES):
+            raise MatrixError(400, Codes.INVALID_PARAM, "uses_allowed must be a non-negative integer or null")
+        return value
+
+    def _expiry(self, value: Any) -> int | None:
+        if value is not None and (type(value) is not int or value > _MAX_TS):
+            raise MatrixError(400, Codes.INVALID_PARAM, "expiry_time must be an integer or null")
+        if value is not None and value < self._clock.now_ms():
+            raise MatrixError(400, Codes.INVALID_PARAM, "expiry_time must not be in the past")
+        return value
