@@ -44,6 +44,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -269,6 +270,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
         admin_audit=AdminAuditLog(stores.admin_audit, clock),
+        server_info=ServerInfoService(),
     )
 
 
