@@ -44,6 +44,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
@@ -271,6 +272,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_reads=federation_reads,
         admin_audit=AdminAuditLog(stores.admin_audit, clock),
         server_info=ServerInfoService(),
+        # rc_reports is not wired yet: the per-action limiter arrives with branch ratelimits.
+        reports=ReportService(stores.reports, stores.events, stores.rooms, stores.accounts, membership, clock,
+                              config.server_name, limit_reports=None),
     )
 
 

@@ -29,6 +29,7 @@ from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
+from storage.reports import ReportStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
@@ -83,6 +84,7 @@ class Stores:
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
+    reports: ReportStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -128,4 +130,5 @@ class Stores:
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
+            reports=ReportStore(db),
         )

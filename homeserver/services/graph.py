@@ -21,6 +21,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -134,3 +135,5 @@ class Services:
     admin_audit: AdminAuditLog
     # Administration (moderation): the server's version and background-update status.
     server_info: ServerInfoService
+    # Reports of events, rooms and users: filed by users, handled by admins.
+    reports: ReportService

@@ -7,20 +7,24 @@ and one-of-a-list strings; anything else is 400 M_INVALID_PARAM, as Synapse answ
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import web
 
 from homeserver.api.http import int_param
 from homeserver.errors import Codes, MatrixError
 
+_MAX_INT = 2**31 - 1
+
 
 def offset_paging(request: web.Request, default_limit: int = 100) -> tuple[int, int]:
-    """`from` (an offset, default 0) and `limit` (default 100), both non-negative."""
+    """`from` (an offset, default 0) and `limit` (default 100), both non-negative (and below
+    2^31: the database takes no more)."""
     start = int_param(request, "from", 0)
     limit = int_param(request, "limit", default_limit)
-    if start < 0:
+    if not 0 <= start <= _MAX_INT:
         raise MatrixError(400, Codes.INVALID_PARAM, "The start parameter must be a positive integer.")
-    if limit < 0:
+    if not 0 <= limit <= _MAX_INT:
         raise MatrixError(400, Codes.INVALID_PARAM, "The limit parameter must be a positive integer.")
     return start, limit
 
@@ -50,6 +54,12 @@ def choice_param(request: web.Request, name: str, allowed: Iterable[str], defaul
     return value
 
 
-def next_token(start: int, limit: int, returned: int, total: int) -> int | None:
-    """Synapse's `next_token`: the offset of the next page while more rows remain."""
-    return start + returned if start + limit < total else None
+def page_body(key: str, items: list[Any], start: int, limit: int, total: int, *,
+              token_as_string: bool = False) -> dict[str, Any]:
+    """One page as Synapse answers it: the items under `key`, `total`, and while more remain a
+    `next_token` (the offset of the next page; a string in some of Synapse's APIs)."""
+    body: dict[str, Any] = {key: items, "total": total}
+    if start + limit < total:
+        token = start + len(items)
+        body["next_token"] = str(token) if token_as_string else token
+    return body

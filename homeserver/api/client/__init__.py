@@ -67,6 +67,7 @@ from homeserver.api.client import (
     whoami,
 )
 from homeserver.api.client import authed_content_repo, content_repo
+from homeserver.api.client import report_content
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -79,6 +80,7 @@ MODULES = [
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
     email_validation,
+    report_content,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
