@@ -43,6 +43,7 @@ from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
@@ -275,6 +276,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         # rc_reports is not wired yet: the per-action limiter arrives with branch ratelimits.
         reports=ReportService(stores.reports, stores.events, stores.rooms, stores.accounts, membership, clock,
                               config.server_name, limit_reports=None),
+        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender),
     )
 
 

@@ -14,6 +14,7 @@ from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.federation_destinations import DestinationAdminQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_reads import FederationReadQueries
 from storage.federation_rooms import FederationRoomStore
@@ -85,6 +86,7 @@ class Stores:
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
     reports: ReportStore
+    destination_admin: DestinationAdminQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -131,4 +133,5 @@ class Stores:
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
             reports=ReportStore(db),
+            destination_admin=DestinationAdminQueries(db),
         )

@@ -20,6 +20,7 @@ from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
@@ -137,3 +138,5 @@ class Services:
     server_info: ServerInfoService
     # Reports of events, rooms and users: filed by users, handled by admins.
     reports: ReportService
+    # Federation destinations for admins: back-off state, delivered rooms, reset.
+    admin_destinations: AdminDestinationService
