@@ -304,6 +304,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_response(500, {"errcode": Codes.UNKNOWN, "error": "Internal server error"})
 
 
+@web.middleware
+async def refuse_nul_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # A NUL (%00) in the path or the query can reach no row: PostgreSQL refuses it in text.
+    if "\x00" in request.path or ("%00" in request.rel_url.raw_query_string and any(
+            "\x00" in key or "\x00" in value for key, value in request.query.items())):
+        raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or query")
+    return await handler(request)
+
+
 def _error_response(status: int, body: dict[str, Any], err: MatrixError | None = None) -> web.Response:
     headers = None
     if err is not None and err.errcode == Codes.LIMIT_EXCEEDED and "retry_after_ms" in err.extra:
@@ -311,4 +320,4 @@ def _error_response(status: int, body: dict[str, Any], err: MatrixError | None =
     return json_response(body, status=status, headers=headers)
 
 
-MIDDLEWARES = [cors_middleware, error_middleware]
+MIDDLEWARES = [cors_middleware, error_middleware, refuse_nul_middleware]
