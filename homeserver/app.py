@@ -45,6 +45,7 @@ from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_o
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.auth import AuthService
@@ -272,11 +273,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
         admin_audit=AdminAuditLog(stores.admin_audit, clock),
-        server_info=ServerInfoService(),
+        server_info=ServerInfoService(stores.statistics),
         # rc_reports is not wired yet: the per-action limiter arrives with branch ratelimits.
         reports=ReportService(stores.reports, stores.events, stores.rooms, stores.accounts, membership, clock,
                               config.server_name, limit_reports=None),
         admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender),
+        admin_media=AdminMediaService(stores.media, stores.media_admin, media_files, stores.accounts,
+                                      config.server_name),
     )
 
 

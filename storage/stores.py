@@ -22,6 +22,7 @@ from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.login_tokens import LoginTokenStore
 from storage.media import MediaStore, UrlPreviewStore
+from storage.media_admin import MediaAdminQueries
 from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
@@ -35,6 +36,7 @@ from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
+from storage.statistics import StatisticsQueries
 from storage.sync import SyncQueries
 from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, UserThreepidStore
 from storage.to_device import ToDeviceStore
@@ -87,6 +89,8 @@ class Stores:
     admin_audit: AdminAuditStore
     reports: ReportStore
     destination_admin: DestinationAdminQueries
+    media_admin: MediaAdminQueries
+    statistics: StatisticsQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -134,4 +138,6 @@ class Stores:
             admin_audit=AdminAuditStore(db),
             reports=ReportStore(db),
             destination_admin=DestinationAdminQueries(db),
+            media_admin=MediaAdminQueries(db),
+            statistics=StatisticsQueries(db),
         )

@@ -22,6 +22,7 @@ from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.auth import AuthService
@@ -140,3 +141,5 @@ class Services:
     reports: ReportService
     # Federation destinations for admins: back-off state, delivered rooms, reset.
     admin_destinations: AdminDestinationService
+    # Media moderation: listings, quarantine, protection, deletion, usage statistics.
+    admin_media: AdminMediaService

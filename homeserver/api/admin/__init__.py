@@ -6,9 +6,10 @@ Synapse does.
 """
 
 from homeserver.api.admin import audit_log, register
-from homeserver.api.admin import background_updates, event_reports, federation, registration_tokens, user_reports, \
-    version
+from homeserver.api.admin import background_updates, event_reports, federation, media, registration_tokens, \
+    statistics, user_reports, version
 
 MODULES = [register, audit_log]
 # Moderation: media, reports, notices, tokens, federation, server (branch admin-moderation).
-MODULES += [registration_tokens, version, background_updates, event_reports, user_reports, federation]
+MODULES += [registration_tokens, version, background_updates, event_reports, user_reports, federation, media,
+            statistics]

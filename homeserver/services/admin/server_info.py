@@ -1,5 +1,5 @@
-"""What the server is: its version, and its background updates (Synapse's version and
-background updates admin APIs).
+"""What the server is: its version, its background updates, and which rooms take the most
+database space (Synapse's version, background updates and database statistics admin APIs).
 
 ChatGO has no background updates: every schema change is a numbered migration applied before
 the server starts serving (storage/migrate.py), and what Synapse rebuilds in background jobs
@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError
+from storage.statistics import StatisticsQueries
 
 # Synapse's start_job names whose outcome ChatGO always has: room statistics and the user
 # directory are computed from the current state when asked for.
@@ -29,9 +30,14 @@ def _package_version() -> str:
 
 
 class ServerInfoService:
-    def __init__(self) -> None:
+    def __init__(self, statistics: StatisticsQueries) -> None:
+        self._statistics = statistics
         self._version = f"ChatGO {_package_version()}"
         self._background_updates_enabled = True
+
+    async def largest_rooms(self) -> list[tuple[str, int]]:
+        """The 10 rooms estimated to take the most database space, with their bytes."""
+        return await self._statistics.largest_rooms(10)
 
     def server_version(self) -> str:
         return self._version
