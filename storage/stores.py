@@ -27,6 +27,7 @@ from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
+from storage.ratelimit_overrides import RateLimitOverrideStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
@@ -87,6 +88,7 @@ class Stores:
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
+    ratelimit_overrides: RateLimitOverrideStore
     reports: ReportStore
     destination_admin: DestinationAdminQueries
     media_admin: MediaAdminQueries
@@ -136,6 +138,7 @@ class Stores:
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
+            ratelimit_overrides=RateLimitOverrideStore(db),
             reports=ReportStore(db),
             destination_admin=DestinationAdminQueries(db),
             media_admin=MediaAdminQueries(db),
