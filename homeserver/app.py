@@ -148,7 +148,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
+                                                   audit=admin_audit)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
@@ -256,7 +258,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
-    admin_audit = AdminAuditLog(stores.admin_audit, clock)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -291,13 +292,12 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         admin_audit=admin_audit,
         federation_origins=OriginLimiter(config.rate_limiting.rc_federation, enabled=config.rate_limiting.enabled),
         user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
-        server_info=ServerInfoService(stores.statistics),
-        # rc_reports is not wired yet: the per-action limiter arrives with branch ratelimits.
-        reports=ReportService(stores.reports, stores.events, stores.rooms, stores.accounts, membership, clock,
-                              config.server_name, limit_reports=None),
-        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender),
-        admin_media=AdminMediaService(stores.media, stores.media_admin, media_files, stores.accounts,
-                                      config.server_name),
+        server_info=ServerInfoService(stores.statistics, admin_audit),
+        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                              rate_limiter, admin_audit, clock, config.server_name),
+        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
+        admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
+                                      admin_audit, config.server_name),
     )
 
 

@@ -24,10 +24,8 @@ async def get_background_updates_enabled(request: web.Request) -> web.Response:
 async def set_background_updates_enabled(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/background_updates/enabled"""
     body = await read_json_object(request)
-    services = services_of(request)
-    enabled = services.server_info.set_background_updates_enabled(body.get("enabled", True))
-    await services.admin_audit.record(requester_of(request).user_id, "background_updates.enable", None,
-                                      enabled=enabled)
+    enabled = await services_of(request).server_info.set_background_updates_enabled(
+        requester_of(request).user_id, body.get("enabled", True))
     return json_response({"enabled": enabled})
 
 
@@ -38,8 +36,5 @@ async def start_background_update_job(request: web.Request) -> web.Response:
     Synapse's `populate_stats_process_rooms` and `regenerate_directory` are answered as done
     (ChatGO computes both live); any other `job_name` is 400."""
     body = await read_json_object(request)
-    services = services_of(request)
-    services.server_info.start_background_job(body.get("job_name"))
-    await services.admin_audit.record(requester_of(request).user_id, "background_updates.start_job", None,
-                                      job_name=body["job_name"])
+    await services_of(request).server_info.start_background_job(requester_of(request).user_id, body.get("job_name"))
     return json_response({})

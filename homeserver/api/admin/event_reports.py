@@ -42,8 +42,6 @@ async def delete_event_report(request: web.Request) -> web.Response:
     """DELETE /_synapse/admin/v1/event_reports/{report_id}
 
     Resolves the report: it leaves the list."""
-    services = services_of(request)
-    report_id = request.match_info["report_id"]
-    await services.reports.resolve("event", report_id)
-    await services.admin_audit.record(requester_of(request).user_id, "event_report.delete", report_id)
+    await services_of(request).reports.resolve(requester_of(request).user_id, "event",
+                                               request.match_info["report_id"])
     return json_response({})

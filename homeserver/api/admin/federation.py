@@ -54,8 +54,6 @@ async def reset_destination_connection(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/federation/destinations/{destination}/reset_connection
 
     Forgets the back-off and tries the destination again now (in the background)."""
-    services = services_of(request)
-    destination = request.match_info["destination"]
-    await services.admin_destinations.reset_connection(destination)
-    await services.admin_audit.record(requester_of(request).user_id, "destination.reset_connection", destination)
+    await services_of(request).admin_destinations.reset_connection(requester_of(request).user_id,
+                                                                   request.match_info["destination"])
     return json_response({})

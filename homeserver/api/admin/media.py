@@ -22,10 +22,7 @@ def _user_media_order(request: web.Request) -> dict[str, Any]:
             "backwards": direction(request) == "b" if "dir" in request.query else None}
 
 
-async def _deleted(request: web.Request, action: str, target: str | None, deleted: list[str]) -> web.Response:
-    if deleted:
-        await services_of(request).admin_audit.record(requester_of(request).user_id, action, target,
-                                                      media_ids=deleted)
+def _deleted(deleted: list[str]) -> web.Response:
     return json_response({"deleted_media": deleted, "total": len(deleted)})
 
 
@@ -47,10 +44,8 @@ async def delete_user_media(request: web.Request) -> web.Response:
 
     Deletes the page the same parameters would list (100 media by default, newest first)."""
     start, limit = offset_paging(request)
-    user_id = request.match_info["userId"]
-    deleted = await services_of(request).admin_media.delete_user_media(user_id, start, limit,
-                                                                      **_user_media_order(request))
-    return await _deleted(request, "media.delete", user_id, deleted)
+    return _deleted(await services_of(request).admin_media.delete_user_media(
+        requester_of(request).user_id, request.match_info["userId"], start, limit, **_user_media_order(request)))
 
 
 @route("GET", "/room/{roomId}/media", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
@@ -65,59 +60,50 @@ async def quarantine_media(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/media/quarantine/{serverName}/{mediaId}
 
     Quarantines the media and every media with the same content (protected media excepted)."""
-    services, m = services_of(request), request.match_info
-    admin_id = requester_of(request).user_id
-    count = await services.admin_media.quarantine_media(admin_id, m["serverName"], m["mediaId"])
-    await services.admin_audit.record(admin_id, "media.quarantine", f"mxc://{m['serverName']}/{m['mediaId']}",
-                                      num_quarantined=count)
+    m = request.match_info
+    await services_of(request).admin_media.quarantine_media(requester_of(request).user_id, m["serverName"],
+                                                            m["mediaId"])
     return json_response({})
 
 
 @route("POST", "/media/unquarantine/{serverName}/{mediaId}", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def unquarantine_media(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/media/unquarantine/{serverName}/{mediaId}"""
-    services, m = services_of(request), request.match_info
-    count = await services.admin_media.unquarantine_media(m["serverName"], m["mediaId"])
-    await services.admin_audit.record(requester_of(request).user_id, "media.unquarantine",
-                                      f"mxc://{m['serverName']}/{m['mediaId']}", num_unquarantined=count)
+    m = request.match_info
+    await services_of(request).admin_media.unquarantine_media(requester_of(request).user_id, m["serverName"],
+                                                              m["mediaId"])
     return json_response({})
 
 
 @route("POST", "/room/{roomId}/media/quarantine", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def quarantine_room_media(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/room/{roomId}/media/quarantine"""
-    services, room_id = services_of(request), request.match_info["roomId"]
-    admin_id = requester_of(request).user_id
-    count = await services.admin_media.quarantine_room_media(admin_id, room_id)
-    await services.admin_audit.record(admin_id, "media.quarantine", room_id, num_quarantined=count)
+    count = await services_of(request).admin_media.quarantine_room_media(requester_of(request).user_id,
+                                                                         request.match_info["roomId"])
     return json_response({"num_quarantined": count})
 
 
 @route("POST", "/user/{userId}/media/quarantine", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def quarantine_user_media(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/user/{userId}/media/quarantine"""
-    services, user_id = services_of(request), request.match_info["userId"]
-    admin_id = requester_of(request).user_id
-    count = await services.admin_media.quarantine_user_media(admin_id, user_id)
-    await services.admin_audit.record(admin_id, "media.quarantine", user_id, num_quarantined=count)
+    count = await services_of(request).admin_media.quarantine_user_media(requester_of(request).user_id,
+                                                                         request.match_info["userId"])
     return json_response({"num_quarantined": count})
 
 
 @route("POST", "/media/protect/{mediaId}", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def protect_media(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/media/protect/{mediaId}"""
-    services, media_id = services_of(request), request.match_info["mediaId"]
-    await services.admin_media.protect_media(media_id, True)
-    await services.admin_audit.record(requester_of(request).user_id, "media.protect", media_id)
+    await services_of(request).admin_media.protect_media(requester_of(request).user_id,
+                                                         request.match_info["mediaId"], True)
     return json_response({})
 
 
 @route("POST", "/media/unprotect/{mediaId}", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def unprotect_media(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/media/unprotect/{mediaId}"""
-    services, media_id = services_of(request), request.match_info["mediaId"]
-    await services.admin_media.protect_media(media_id, False)
-    await services.admin_audit.record(requester_of(request).user_id, "media.unprotect", media_id)
+    await services_of(request).admin_media.protect_media(requester_of(request).user_id,
+                                                         request.match_info["mediaId"], False)
     return json_response({})
 
 
@@ -133,8 +119,8 @@ async def get_media_info(request: web.Request) -> web.Response:
 async def delete_media(request: web.Request) -> web.Response:
     """DELETE /_synapse/admin/v1/media/{serverName}/{mediaId}"""
     m = request.match_info
-    deleted = await services_of(request).admin_media.delete_media(m["serverName"], m["mediaId"])
-    return await _deleted(request, "media.delete", f"mxc://{m['serverName']}/{m['mediaId']}", deleted)
+    return _deleted(await services_of(request).admin_media.delete_media(requester_of(request).user_id,
+                                                                        m["serverName"], m["mediaId"]))
 
 
 @route("POST", "/media/delete", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
@@ -143,9 +129,9 @@ async def delete_media_by_date_size(request: web.Request) -> web.Response:
 
     `before_ts` (required: last used before), `size_gt` (bytes, default 0), `keep_profiles`
     (default true: avatars are kept). Quarantined and protected media are kept."""
-    deleted = await services_of(request).admin_media.delete_unused_local_media(
-        int_param(request, "before_ts"), int_param(request, "size_gt", 0), bool_param(request, "keep_profiles", True))
-    return await _deleted(request, "media.delete", None, deleted)
+    return _deleted(await services_of(request).admin_media.delete_unused_local_media(
+        requester_of(request).user_id, int_param(request, "before_ts"), int_param(request, "size_gt", 0),
+        bool_param(request, "keep_profiles", True)))
 
 
 @route("POST", "/purge_media_cache", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
@@ -153,9 +139,6 @@ async def purge_media_cache(request: web.Request) -> web.Response:
     """POST /_synapse/admin/v1/purge_media_cache
 
     Forgets cached remote media not used since `before_ts` (required); quarantined media stays."""
-    services = services_of(request)
-    before_ts = int_param(request, "before_ts")
-    count = await services.admin_media.purge_remote_media(before_ts)
-    await services.admin_audit.record(requester_of(request).user_id, "media.purge_remote_cache", None,
-                                      before_ts=before_ts, deleted=count)
+    count = await services_of(request).admin_media.purge_remote_media(requester_of(request).user_id,
+                                                                      int_param(request, "before_ts"))
     return json_response({"deleted": count})

@@ -30,12 +30,9 @@ async def create_registration_token(request: web.Request) -> web.Response:
 
     Body: `token` (else `length` random characters, default 16), `uses_allowed`, `expiry_time`."""
     body = await read_json_object(request)
-    services = services_of(request)
-    row = await services.registration_tokens.create(
+    row = await services_of(request).registration_tokens.create(
         body.get("token"), uses_allowed=body.get("uses_allowed"), expiry_ts=body.get("expiry_time"),
-        length=body.get("length", 16))
-    await services.admin_audit.record(requester_of(request).user_id, "registration_token.create", row.token,
-                                      uses_allowed=row.uses_allowed, expiry_time=row.expiry_ts)
+        length=body.get("length", 16), admin_id=requester_of(request).user_id)
     return json_response(_token_json(row))
 
 
@@ -54,20 +51,14 @@ async def update_registration_token(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     changes = {name: body[key] for key, name in (("uses_allowed", "uses_allowed"), ("expiry_time", "expiry_ts"))
                if key in body}
-    services = services_of(request)
-    token = request.match_info["token"]
-    row = await services.registration_tokens.update(token, **changes)
-    if changes:
-        await services.admin_audit.record(requester_of(request).user_id, "registration_token.update", token,
-                                          **{k: body[k] for k in ("uses_allowed", "expiry_time") if k in body})
+    row = await services_of(request).registration_tokens.update(request.match_info["token"], **changes,
+                                                                admin_id=requester_of(request).user_id)
     return json_response(_token_json(row))
 
 
 @route("DELETE", "/registration_tokens/{token}", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def delete_registration_token(request: web.Request) -> web.Response:
     """DELETE /_synapse/admin/v1/registration_tokens/{token}"""
-    services = services_of(request)
-    token = request.match_info["token"]
-    await services.registration_tokens.delete(token)
-    await services.admin_audit.record(requester_of(request).user_id, "registration_token.delete", token)
+    await services_of(request).registration_tokens.delete(request.match_info["token"],
+                                                          admin_id=requester_of(request).user_id)
     return json_response({})

@@ -43,10 +43,8 @@ async def get_user_report(request: web.Request) -> web.Response:
 @route("DELETE", "/user_reports/{report_id}", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def delete_user_report(request: web.Request) -> web.Response:
     """DELETE /_synapse/admin/v1/user_reports/{report_id}"""
-    services = services_of(request)
-    report_id = request.match_info["report_id"]
-    await services.reports.resolve("user", report_id)
-    await services.admin_audit.record(requester_of(request).user_id, "user_report.delete", report_id)
+    await services_of(request).reports.resolve(requester_of(request).user_id, "user",
+                                               request.match_info["report_id"])
     return json_response({})
 
 
@@ -72,8 +70,6 @@ async def get_room_report(request: web.Request) -> web.Response:
 @route("DELETE", "/room_reports/{report_id}", auth=Auth.ADMIN, prefixes=SYNAPSE_ADMIN_V1)
 async def delete_room_report(request: web.Request) -> web.Response:
     """DELETE /_synapse/admin/v1/room_reports/{report_id}"""
-    services = services_of(request)
-    report_id = request.match_info["report_id"]
-    await services.reports.resolve("room", report_id)
-    await services.admin_audit.record(requester_of(request).user_id, "room_report.delete", report_id)
+    await services_of(request).reports.resolve(requester_of(request).user_id, "room",
+                                               request.match_info["report_id"])
     return json_response({})

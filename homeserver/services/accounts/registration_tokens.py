@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any
+from typing import Any, Protocol
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.ratelimit import Action, RateLimiter
+from storage.database import Database
 from storage.registration_tokens import RegistrationTokenRow, RegistrationTokenStore
 
 _TOKEN_ALPHABET = string.ascii_letters + string.digits + "._~-"
@@ -21,11 +22,19 @@ _UNCHANGED: Any = object()
 _GENERATE_ATTEMPTS = 10
 
 
+class AuditLog(Protocol):
+    """Where admin changes are recorded (services.admin.audit.AdminAuditLog, above this package)."""
+    async def record(self, admin_id: str, action: str, target: str | None = None, **details: Any) -> None: ...
+
+
 class RegistrationTokenService:
-    def __init__(self, tokens: RegistrationTokenStore, clock: Clock, *, limiter: RateLimiter) -> None:
+    def __init__(self, db: Database, tokens: RegistrationTokenStore, clock: Clock, *, limiter: RateLimiter,
+                 audit: AuditLog) -> None:
+        self._db = db
         self._tokens = tokens
         self._limiter = limiter
         self._clock = clock
+        self._audit = audit
 
     async def is_valid(self, token: str, *, client_ip: str | None = None) -> bool:
         """Spec: `GET /register/m.login.registration_token/validity`; does not use the token up.
@@ -42,9 +51,18 @@ class RegistrationTokenService:
         return row.uses_allowed is None or row.pending + row.completed < row.uses_allowed
 
     async def create(self, token: str | None = None, *, uses_allowed: Any = None, expiry_ts: Any = None,
-                     length: Any = 16) -> RegistrationTokenRow:
-        """A new token: `token` as given, or `length` random characters of the allowed set."""
+                     length: Any = 16, admin_id: str | None = None) -> RegistrationTokenRow:
+        """A new token: `token` as given, or `length` random characters of the allowed set.
+        `admin_id`: the admin who made it (recorded in the audit log with it)."""
         uses_allowed, expiry_ts = self._uses_allowed(uses_allowed), self._expiry(expiry_ts)
+        async with self._db.transaction():
+            row = await self._create(token, uses_allowed, expiry_ts, length)
+            await self._record(admin_id, "registration_token.create", row.token, uses_allowed=uses_allowed,
+                               expiry_time=expiry_ts)
+        return row
+
+    async def _create(self, token: Any, uses_allowed: int | None, expiry_ts: int | None,
+                      length: Any) -> RegistrationTokenRow:
         if token is not None:
             if not isinstance(token, str) or not 0 < len(token) <= 64 or not set(token) <= _TOKEN_CHARS:
                 raise MatrixError(400, Codes.INVALID_PARAM, "Tokens are 1-64 characters from [A-Za-z0-9._~-]")
@@ -69,20 +87,32 @@ class RegistrationTokenService:
             raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
         return row
 
-    async def update(self, token: str, *, uses_allowed: Any = _UNCHANGED, expiry_ts: Any = _UNCHANGED
-                     ) -> RegistrationTokenRow:
+    async def update(self, token: str, *, uses_allowed: Any = _UNCHANGED, expiry_ts: Any = _UNCHANGED,
+                     admin_id: str | None = None) -> RegistrationTokenRow:
         """Change what is given (null: unlimited uses, no expiry); the token as it now is."""
         set_uses, set_expiry = uses_allowed is not _UNCHANGED, expiry_ts is not _UNCHANGED
-        row = await self._tokens.update(
-            token, set_uses=set_uses, uses_allowed=self._uses_allowed(uses_allowed) if set_uses else None,
-            set_expiry=set_expiry, expiry_ts=self._expiry(expiry_ts) if set_expiry else None)
-        if row is None:
-            raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+        uses_allowed = self._uses_allowed(uses_allowed) if set_uses else None
+        expiry_ts = self._expiry(expiry_ts) if set_expiry else None
+        async with self._db.transaction():
+            row = await self._tokens.update(token, set_uses=set_uses, uses_allowed=uses_allowed,
+                                            set_expiry=set_expiry, expiry_ts=expiry_ts)
+            if row is None:
+                raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+            if set_uses or set_expiry:
+                changes = {**({"uses_allowed": uses_allowed} if set_uses else {}),
+                           **({"expiry_time": expiry_ts} if set_expiry else {})}
+                await self._record(admin_id, "registration_token.update", token, **changes)
         return row
 
-    async def delete(self, token: str) -> None:
-        if not await self._tokens.delete(token):
-            raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+    async def delete(self, token: str, *, admin_id: str | None = None) -> None:
+        async with self._db.transaction():
+            if not await self._tokens.delete(token):
+                raise MatrixError(404, Codes.NOT_FOUND, f"No such registration token: {token}")
+            await self._record(admin_id, "registration_token.delete", token)
+
+    async def _record(self, admin_id: str | None, action: str, token: str, **details: Any) -> None:
+        if admin_id is not None:
+            await self._audit.record(admin_id, action, token, **details)
 
     @staticmethod
     def _uses_allowed(value: Any) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from federation.sender import FederationSender
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.admin.audit import AdminAuditLog
 from storage.federation_destinations import (
     DESTINATION_ORDERS,
     DestinationAdminQueries,
@@ -20,9 +21,10 @@ from storage.federation_destinations import (
 
 
 class AdminDestinationService:
-    def __init__(self, queries: DestinationAdminQueries, sender: FederationSender) -> None:
+    def __init__(self, queries: DestinationAdminQueries, sender: FederationSender, audit: AdminAuditLog) -> None:
         self._queries = queries
         self._sender = sender
+        self._audit = audit
 
     async def list(self, start: int, limit: int, *, order_by: str = "destination", backwards: bool = False,
                    name_contains: str | None = None) -> tuple[list[DestinationRow], int]:
@@ -43,9 +45,10 @@ class AdminDestinationService:
         await self.get(destination)
         return await self._queries.rooms(destination, start, limit, backwards=backwards)
 
-    async def reset_connection(self, destination: str) -> None:
+    async def reset_connection(self, admin_id: str, destination: str) -> None:
         """Forget the destination's back-off and wake its delivery now. 404 for a destination we
         never sent to, 400 when it is not backing off (nothing to reset), as Synapse."""
         await self.get(destination)
         if not await self._sender.reset_retry(destination):
             raise MatrixError(400, Codes.UNKNOWN, "The retry timing does not need to be reset for this destination.")
+        await self._audit.record(admin_id, "destination.reset_connection", destination)

@@ -23,7 +23,9 @@ from typing import Any
 
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.admin.audit import AdminAuditLog
 from storage.accounts import AccountStore
+from storage.database import Database
 from storage.media import LocalMedia, MediaStore
 from storage.media_admin import USAGE_ORDERS, USER_MEDIA_ORDERS, MediaAdminQueries, MediaUsage
 from storage.media_files import MediaFileStore
@@ -35,8 +37,10 @@ _MAX_BIGINT = 2**63 - 1
 
 
 class AdminMediaService:
-    def __init__(self, media: MediaStore, queries: MediaAdminQueries, files: MediaFileStore, accounts: AccountStore,
-                 server_name: str) -> None:
+    def __init__(self, db: Database, media: MediaStore, queries: MediaAdminQueries, files: MediaFileStore,
+                 accounts: AccountStore, audit: AdminAuditLog, server_name: str) -> None:
+        self._db = db
+        self._audit = audit
         self._media = media
         self._queries = queries
         self._files = files
@@ -95,70 +99,91 @@ class AdminMediaService:
                                                  from_ts=from_ts, until_ts=until_ts, search_term=search_term)
 
     # --- quarantine ---------------------------------------------------------------------------
+    # Each change and its audit entry are written together; the target recorded is the mxc://
+    # URI, room or user named.
 
     async def quarantine_media(self, admin_id: str, server_name: str, media_id: str) -> int:
-        return await self._quarantine_one(server_name, media_id, admin_id)
+        """Quarantine the media and all media with the same content; how many were marked."""
+        return await self._quarantine(admin_id, "media.quarantine", f"mxc://{server_name}/{media_id}",
+                                      *self._split([(server_name, media_id)]), quarantined_by=admin_id)
 
-    async def unquarantine_media(self, server_name: str, media_id: str) -> int:
-        return await self._quarantine_one(server_name, media_id, None)
+    async def unquarantine_media(self, admin_id: str, server_name: str, media_id: str) -> int:
+        return await self._quarantine(admin_id, "media.unquarantine", f"mxc://{server_name}/{media_id}",
+                                      *self._split([(server_name, media_id)]), quarantined_by=None)
 
     async def quarantine_room_media(self, admin_id: str, room_id: str) -> int:
         """Quarantine the media the room's events point at; how many media were marked."""
         media = _parse_mxcs(await self._queries.room_media_urls(room_id))
-        return await self._media.quarantine([media_id for server, media_id in media if server == self._server_name],
-                                            [(s, m) for s, m in media if s != self._server_name], admin_id)
+        return await self._quarantine(admin_id, "media.quarantine", room_id, *self._split(media),
+                                      quarantined_by=admin_id)
 
     async def quarantine_user_media(self, admin_id: str, user_id: str) -> int:
         """Quarantine what a local user uploaded; how many media were marked."""
-        return await self._media.quarantine(await self._queries.user_media_ids(user_id), [], admin_id)
+        return await self._quarantine(admin_id, "media.quarantine", user_id,
+                                      await self._queries.user_media_ids(user_id), [], quarantined_by=admin_id)
 
-    async def _quarantine_one(self, server_name: str, media_id: str, admin_id: str | None) -> int:
-        if server_name == self._server_name:
-            return await self._media.quarantine([media_id], [], admin_id)
-        return await self._media.quarantine([], [(server_name, media_id)], admin_id)
+    async def _quarantine(self, admin_id: str, action: str, target: str, local_ids: list[str],
+                          remote: list[tuple[str, str]], *, quarantined_by: str | None) -> int:
+        async with self._db.transaction():
+            count = await self._media.quarantine(local_ids, remote, quarantined_by)
+            await self._audit.record(admin_id, action, target, count=count)
+        return count
 
-    async def protect_media(self, media_id: str, protected: bool) -> None:
+    def _split(self, media: list[tuple[str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
+        """(server, media ID) pairs as the local media IDs and the remote pairs."""
+        return ([media_id for server, media_id in media if server == self._server_name],
+                [(server, media_id) for server, media_id in media if server != self._server_name])
+
+    async def protect_media(self, admin_id: str, media_id: str, protected: bool) -> None:
         """Protect local media from quarantine (or stop protecting it); 404 for unknown media."""
-        if not await self._media.set_safe_from_quarantine(media_id, protected):
-            raise MatrixError(404, Codes.NOT_FOUND, "Unknown media")
+        async with self._db.transaction():
+            if not await self._media.set_safe_from_quarantine(media_id, protected):
+                raise MatrixError(404, Codes.NOT_FOUND, "Unknown media")
+            await self._audit.record(admin_id, "media.protect" if protected else "media.unprotect", media_id)
 
     # --- deletion -----------------------------------------------------------------------------
 
-    async def delete_media(self, server_name: str, media_id: str) -> list[str]:
+    async def delete_media(self, admin_id: str, server_name: str, media_id: str) -> list[str]:
         """Delete one local media; the IDs deleted."""
         if server_name != self._server_name:
             raise MatrixError(400, Codes.INVALID_PARAM, "Can only delete local media")
         if await self._media.get_media(media_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown media")
-        return await self._delete_local([media_id])
+        return await self._delete_local(admin_id, f"mxc://{server_name}/{media_id}", [media_id])
 
-    async def delete_user_media(self, user_id: str, start: int, limit: int, *, order_by: str | None,
+    async def delete_user_media(self, admin_id: str, user_id: str, start: int, limit: int, *, order_by: str | None,
                                 backwards: bool | None) -> list[str]:
         """Delete a page of a local user's media (as listed with the same parameters)."""
         media, _ = await self.user_media(user_id, start, limit, order_by=order_by, backwards=backwards)
-        return await self._delete_local([m.media_id for m in media])
+        return await self._delete_local(admin_id, user_id, [m.media_id for m in media])
 
-    async def delete_unused_local_media(self, before_ts: int, size_gt: int = 0, keep_profiles: bool = True) -> list[str]:
+    async def delete_unused_local_media(self, admin_id: str, before_ts: int, size_gt: int = 0,
+                                        keep_profiles: bool = True) -> list[str]:
         """Delete local media not used since `before_ts` (and larger than `size_gt` bytes)."""
         _check_before_ts(before_ts)
         if not 0 <= size_gt <= _MAX_BIGINT:
             raise MatrixError(400, Codes.INVALID_PARAM, "Query parameter size_gt must be a positive integer.")
         ids = await self._queries.unused_local_media(before_ts, size_gt, keep_profiles=keep_profiles,
                                                      mxc_prefix=f"mxc://{self._server_name}/")
-        return await self._delete_local(ids)
+        return await self._delete_local(admin_id, None, ids)
 
-    async def purge_remote_media(self, before_ts: int) -> int:
+    async def purge_remote_media(self, admin_id: str, before_ts: int) -> int:
         """Forget cached remote media not used since `before_ts`; how many went. Asked again,
         such media is fetched from its origin again."""
         _check_before_ts(before_ts)
-        count, unused = await self._media.delete_remote_unused_since(before_ts)
+        async with self._db.transaction():
+            count, unused = await self._media.delete_remote_unused_since(before_ts)
+            await self._audit.record(admin_id, "media.purge_remote_cache", None, before_ts=before_ts, deleted=count)
         await self._files.delete(unused)
         return count
 
-    async def _delete_local(self, media_ids: list[str]) -> list[str]:
+    async def _delete_local(self, admin_id: str, target: str | None, media_ids: list[str]) -> list[str]:
         if not media_ids:
             return []
-        deleted, unused = await self._media.delete_local(media_ids)
+        async with self._db.transaction():
+            deleted, unused = await self._media.delete_local(media_ids)
+            if deleted:
+                await self._audit.record(admin_id, "media.delete", target, media_ids=deleted)
         # After the commit: a file goes once no row points at it. An identical upload racing
         # this could find its file removed; it would then 404 and be uploaded again.
         await self._files.delete(unused)

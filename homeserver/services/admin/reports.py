@@ -8,20 +8,23 @@ Filing, as Synapse does:
 - a room report needs a room this server knows (404 otherwise);
 - a user report about a user that is not ours, or does not exist, is accepted and dropped
   (so the answer does not say who exists); its reason is at most 1000 characters;
-- every report counts against the reporter's `rc_reports` rate limit (when wired).
+- every report counts against the reporter's `rc_reports` rate limit.
+Resolving a report deletes it and records the admin's action in the audit log, together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.membership import MembershipService
 from storage.accounts import AccountStore
+from storage.database import Database
 from storage.events import EventStore
 from storage.reports import EventReport, ReportStore, RoomReport, UserReport
 from storage.rooms import RoomStore
@@ -29,14 +32,12 @@ from storage.rooms import RoomStore
 MAX_USER_REPORT_REASON = 1000
 _MAX_ID = 2**63 - 1
 
-# Checks (and counts) one report by a user against `rc_reports`; raises 429 when over it.
-ReportRateCheck = Callable[[str], Awaitable[None]]
-
 
 class ReportService:
-    def __init__(self, reports: ReportStore, events: EventStore, rooms: RoomStore, accounts: AccountStore,
-                 membership: MembershipService, clock: Clock, server_name: str, *,
-                 limit_reports: ReportRateCheck | None = None) -> None:
+    def __init__(self, db: Database, reports: ReportStore, events: EventStore, rooms: RoomStore,
+                 accounts: AccountStore, membership: MembershipService, limiter: RateLimiter, audit: AdminAuditLog,
+                 clock: Clock, server_name: str) -> None:
+        self._db = db
         self._reports = reports
         self._events = events
         self._rooms = rooms
@@ -44,7 +45,8 @@ class ReportService:
         self._membership = membership
         self._clock = clock
         self._server_name = server_name
-        self._limit_reports = limit_reports
+        self._limiter = limiter
+        self._audit = audit
 
     # --- filing (client API) ------------------------------------------------------------------
 
@@ -82,9 +84,7 @@ class ReportService:
         await self._reports.add_user_report(self._clock.now_ms(), user_id, requester.user_id, reason)
 
     async def _check_rate(self, user_id: str) -> None:
-        # rc_reports: the app wires the per-action limiter here once it exists (branch ratelimits).
-        if self._limit_reports is not None:
-            await self._limit_reports(user_id)
+        await self._limiter.check(Action.REPORT, user_id, user_id=user_id)
 
     # --- handling (admin API) -----------------------------------------------------------------
 
@@ -123,10 +123,13 @@ class ReportService:
             raise MatrixError(404, Codes.NOT_FOUND, "User report not found")
         return report
 
-    async def resolve(self, kind: str, report_id: str) -> None:
+    async def resolve(self, admin_id: str, kind: str, report_id: str) -> None:
         """Delete (resolve) an "event", "room" or "user" report; 404 when there is none."""
-        if not await self._reports.delete_report(kind, _report_id(report_id)):
-            raise MatrixError(404, Codes.NOT_FOUND, f"{kind.capitalize()} report not found")
+        number = _report_id(report_id)
+        async with self._db.transaction():
+            if not await self._reports.delete_report(kind, number):
+                raise MatrixError(404, Codes.NOT_FOUND, f"{kind.capitalize()} report not found")
+            await self._audit.record(admin_id, f"{kind}_report.delete", str(number))
 
 
 def _required_reason(body: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.admin.audit import AdminAuditLog
 from storage.statistics import StatisticsQueries
 
 # Synapse's start_job names whose outcome ChatGO always has: room statistics and the user
@@ -30,8 +31,9 @@ def _package_version() -> str:
 
 
 class ServerInfoService:
-    def __init__(self, statistics: StatisticsQueries) -> None:
+    def __init__(self, statistics: StatisticsQueries, audit: AdminAuditLog) -> None:
         self._statistics = statistics
+        self._audit = audit
         self._version = f"ChatGO {_package_version()}"
         self._background_updates_enabled = True
 
@@ -49,15 +51,17 @@ class ServerInfoService:
     def background_updates_enabled(self) -> bool:
         return self._background_updates_enabled
 
-    def set_background_updates_enabled(self, enabled: Any) -> bool:
+    async def set_background_updates_enabled(self, admin_id: str, enabled: Any) -> bool:
         if not isinstance(enabled, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'enabled' must be a boolean")
         self._background_updates_enabled = enabled
+        await self._audit.record(admin_id, "background_updates.enable", None, enabled=enabled)
         return enabled
 
-    def start_background_job(self, job_name: Any) -> None:
+    async def start_background_job(self, admin_id: str, job_name: Any) -> None:
         """Accept a job whose result ChatGO always has; 400 for any other name."""
         if job_name is None:
             raise MatrixError(400, Codes.MISSING_PARAM, "Missing params: ['job_name']")
         if not isinstance(job_name, str) or job_name not in ALWAYS_UP_TO_DATE_JOBS:
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid job_name: {job_name}")
+        await self._audit.record(admin_id, "background_updates.start_job", None, job_name=job_name)

@@ -162,3 +162,24 @@ async def test_admin_errors(admin, alice):
         assert status == 403 and body["errcode"] == "M_FORBIDDEN"
         status, body = await alice.delete(f"{ADMIN}/{kind}/1")
         assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+
+
+class TestReportsAreRateLimited:
+    @pytest.fixture
+    def config_overrides(self):
+        from tests.api.ratelimits import limits
+
+        return limits({"rc_reports": {"per_second": 0.001, "burst_count": 2}})
+
+    async def test_rc_reports_counts_every_kind_of_report_per_reporter(self, admin, alice, bob, room):
+        from tests.api.ratelimits import assert_limited
+
+        room_id, event_id = room
+        assert (await bob.post(f"{V3}/rooms/{room_id}/report/{event_id}", {"reason": "1"}))[0] == 200
+        assert (await bob.post(f"{V3}/users/@alice:test.local/report", {"reason": "2"}))[0] == 200
+        await assert_limited(bob, "POST", f"{V3}/rooms/{room_id}/report", {"reason": "3"})
+        await assert_limited(bob, "POST", f"{V3}/rooms/{room_id}/report/{event_id}", {"reason": "4"})
+        # Per reporter: Alice still may.
+        assert (await alice.post(f"{V3}/users/@bob:test.local/report", {"reason": "5"}))[0] == 200
+        status, listed = await admin.get(f"{ADMIN}/event_reports")
+        assert [r["reason"] for r in listed["event_reports"]] == ["1"]
