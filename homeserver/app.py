@@ -52,6 +52,7 @@ from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
@@ -258,6 +259,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
+    server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
+                                         stores.server_notices, rooms, membership, events, stores.events, room_state,
+                                         account_data, admin_audit, clock, config.server_name)
+    if config.server_notices is not None:
+        membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -298,6 +304,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
         admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
                                       admin_audit, config.server_name),
+        server_notices=server_notices,
     )
 
 

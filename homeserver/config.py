@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 RESOURCES = frozenset({"client", "federation", "keys", "media", "metrics", "admin"})
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 
 
 class ConfigError(ValueError):
@@ -295,6 +297,21 @@ class MediaConfig:
     url_preview_timeout_ms: int = 10_000
 
 
+@dataclass(frozen=True)
+class ServerNoticesConfig:
+    # Server notices (Synapse's): admins message users through POST
+    # /_synapse/admin/v1/send_server_notice, from this system user (created when first
+    # needed; choose a localpart nobody has), into a room per user that they cannot write in.
+    system_mxid_localpart: str
+    system_mxid_display_name: str | None = None
+    system_mxid_avatar_url: str | None = None
+    room_name: str | None = "Server Notices"
+    room_avatar_url: str | None = None
+    room_topic: str | None = None
+    # Join users to their notices room instead of inviting them.
+    auto_join: bool = False
+
+
 # Outbound federation never connects to these unless allowlisted (as Synapse's ip_range_blacklist):
 # loopback, private, CGNAT, link-local, multicast, reserved and documentation ranges, IPv6 ULA.
 DEFAULT_IP_RANGE_DENYLIST = (
@@ -391,6 +408,8 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    # None (no section): server notices are off.
+    server_notices: ServerNoticesConfig | None = None
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -527,6 +546,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"listeners[{i}]: set both tls_certificate_path and tls_private_key_path")
     if not config.server_name or "/" in config.server_name:
         raise ConfigError("server_name: must be a host name with an optional port")
+    if config.server_notices is not None and not _LOCALPART.fullmatch(config.server_notices.system_mxid_localpart):
+        raise ConfigError("server_notices.system_mxid_localpart: not a valid localpart (a-z, 0-9, ._=-/+)")
     for i, ip_range in enumerate(config.media.url_preview_ip_range_allowlist):
         try:
             ipaddress.ip_network(ip_range, strict=False)

@@ -36,6 +36,7 @@ from storage.reports import ReportStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_keys import ServerKeyStore
+from storage.server_notices import ServerNoticeQueries
 from storage.state import StateStore
 from storage.statistics import StatisticsQueries
 from storage.sync import SyncQueries
@@ -93,6 +94,7 @@ class Stores:
     destination_admin: DestinationAdminQueries
     media_admin: MediaAdminQueries
     statistics: StatisticsQueries
+    server_notices: ServerNoticeQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -143,4 +145,5 @@ class Stores:
             destination_admin=DestinationAdminQueries(db),
             media_admin=MediaAdminQueries(db),
             statistics=StatisticsQueries(db),
+            server_notices=ServerNoticeQueries(db),
         )

@@ -27,6 +27,7 @@ from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -154,3 +155,5 @@ class Services:
     admin_destinations: AdminDestinationService
     # Media moderation: listings, quarantine, protection, deletion, usage statistics.
     admin_media: AdminMediaService
+    # Server notices: admins' messages to users from the system user, in their notices room.
+    server_notices: ServerNoticeService

@@ -7,9 +7,9 @@ Synapse does.
 
 from homeserver.api.admin import audit_log, register, user_ratelimit
 from homeserver.api.admin import background_updates, event_reports, federation, media, registration_tokens, \
-    statistics, user_reports, version
+    server_notices, statistics, user_reports, version
 
 MODULES = [register, audit_log, user_ratelimit]
 # Moderation: media, reports, notices, tokens, federation, server (branch admin-moderation).
 MODULES += [registration_tokens, version, background_updates, event_reports, user_reports, federation, media,
-            statistics]
+            statistics, server_notices]
