@@ -84,6 +84,7 @@ from homeserver.services.push.rules import PushEvaluator, PushRuleService
 from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
+from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
@@ -259,6 +260,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
+    # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
+    # every process's scheduler hears of a new due time.
+    delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
+                                         config.delayed_events, limiter=rate_limiter)
+    events.on_persisted(delayed_events.on_persisted)
+    delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
+    replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
     server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
                                          stores.server_notices, rooms, membership, events, stores.events, room_state,
                                          account_data, admin_audit, clock, config.server_name)
@@ -298,6 +306,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         admin_audit=admin_audit,
         federation_origins=OriginLimiter(config.rate_limiting.rc_federation, enabled=config.rate_limiting.enabled),
         user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
+        delayed_events=delayed_events,
         server_info=ServerInfoService(stores.statistics, admin_audit),
         reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
                               rate_limiter, admin_audit, clock, config.server_name),
@@ -515,6 +524,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                                 ", ".join(listener.resources))
             await services.replication.start()
             services.federation_sender.start()
+            services.delayed_events.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -525,6 +535,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 await runner.cleanup()
             await services.replication.stop()
             await services.federation_sender.stop()
+            await services.delayed_events.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.threepids.close()

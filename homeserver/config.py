@@ -2,8 +2,10 @@
 
 Unknown keys and ill-typed values are refused with an error naming the key
 (`listeners[1].port: expected an integer`). Relative paths are relative to the config file's
-directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`) and the
-listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's).
+directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`), the
+listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's) and the
+registration shared secret (`CHATGO_REGISTRATION_SHARED_SECRET`), so that a container's config
+file can hold no secret.
 `configs/homeserver.yaml` is the documented example.
 """
 
@@ -298,6 +300,41 @@ class MediaConfig:
 
 
 @dataclass(frozen=True)
+class DelayedEventsConfig:
+    # Delayed events (MSC4140, used by Element Call for call membership): clients schedule an
+    # event to be sent later unless they cancel or restart it. The longest delay allowed, in
+    # milliseconds or as Synapse writes durations ("24h"); null = clients may not delay events.
+    max_event_delay_duration: str | None = None
+    # How many delayed events one user may have scheduled at once.
+    max_delayed_events_per_user: int = 100
+
+    @property
+    def max_delay_ms(self) -> int | None:
+        """The longest delay when delayed events are on, else None."""
+        if self.max_event_delay_duration is None or self.max_delayed_events_per_user <= 0:
+            return None
+        return parse_duration_ms(self.max_event_delay_duration)
+
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+                      "y": 31_536_000_000}
+
+
+def parse_duration_ms(value: str) -> int:
+    """A duration as Synapse's config writes it: a number of milliseconds, or a number with
+    ms, s, m, h, d, w or y ("24h")."""
+    text = value.strip()
+    number, unit = text, "ms"
+    for suffix in sorted(_DURATION_UNITS_MS, key=len, reverse=True):
+        if text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    if not number.isdigit():
+        raise ValueError(f"not a duration: {value!r}")
+    return int(number) * _DURATION_UNITS_MS[unit]
+
+
+@dataclass(frozen=True)
 class ServerNoticesConfig:
     # Server notices (Synapse's): admins message users through POST
     # /_synapse/admin/v1/send_server_notice, from this system user (created when first
@@ -408,6 +445,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    delayed_events: DelayedEventsConfig = field(default_factory=DelayedEventsConfig)
     # None (no section): server notices are off.
     server_notices: ServerNoticesConfig | None = None
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
@@ -458,10 +496,14 @@ def apply_env_overrides(raw: dict[str, Any], env: typing.Mapping[str, str]) -> N
             raw["listeners"] = yaml.safe_load(listeners)
         except yaml.YAMLError as exc:
             raise ConfigError(f"CHATGO_LISTENERS: not valid YAML/JSON: {exc}") from exc
+    if secret := env.get("CHATGO_REGISTRATION_SHARED_SECRET"):
+        registration = dict(raw.get("registration") or {})
+        registration["shared_secret"] = secret
+        raw["registration"] = registration
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    config = _build(Config, _lift_rate_limits(raw), "")
+    config = _build(Config, _lift_delayed_events(_lift_rate_limits(raw)), "")
     _validate(config)
     return config
 
@@ -483,6 +525,33 @@ def _lift_rate_limits(raw: dict[str, Any]) -> dict[str, Any]:
         section[name] = raw.pop(name)
     raw["rate_limiting"] = section
     return raw
+
+
+def _lift_delayed_events(raw: dict[str, Any]) -> dict[str, Any]:
+    """Synapse's top-level `max_event_delay_duration` goes under `delayed_events`."""
+    if "max_event_delay_duration" not in raw:
+        return raw
+    raw = dict(raw)
+    section = raw.get("delayed_events") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("delayed_events: expected a mapping")
+    if section.get("max_event_delay_duration") is not None:
+        raise ConfigError("max_event_delay_duration: given both at the top level and under delayed_events")
+    raw["delayed_events"] = {**section, "max_event_delay_duration": raw.pop("max_event_delay_duration")}
+    return raw
+
+
+def _validate_delayed_events(delayed: DelayedEventsConfig) -> None:
+    if delayed.max_event_delay_duration is not None:
+        try:
+            max_delay = parse_duration_ms(delayed.max_event_delay_duration)
+        except ValueError:
+            max_delay = 0
+        if max_delay <= 0:
+            raise ConfigError("delayed_events.max_event_delay_duration: expected a positive duration "
+                              "(milliseconds, or e.g. 24h)")
+    if delayed.max_delayed_events_per_user < 0:
+        raise ConfigError("delayed_events.max_delayed_events_per_user: must not be negative")
 
 
 def _validate_rate_limits(limits: RateLimitConfig) -> None:
@@ -527,6 +596,7 @@ def _validate_federation(federation: FederationConfig) -> None:
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
     _validate_rate_limits(config.rate_limiting)
+    _validate_delayed_events(config.delayed_events)
     if config.registration.requires_captcha and not (config.registration.recaptcha_public_key
                                                       and config.registration.recaptcha_private_key):
         raise ConfigError("registration.requires_captcha: needs recaptcha_public_key and recaptcha_private_key")

@@ -9,8 +9,9 @@ from __future__ import annotations
 TEMPLATE = """\
 # ChatGO homeserver configuration.
 # Relative paths are relative to the directory of this file.
-# Environment overrides: CHATGO_DATABASE_URL (database.url) and CHATGO_LISTENERS
-# (a YAML/JSON list shaped like `listeners` below).
+# Environment overrides: CHATGO_DATABASE_URL (database.url), CHATGO_LISTENERS
+# (a YAML/JSON list shaped like `listeners` below) and CHATGO_REGISTRATION_SHARED_SECRET
+# (registration.shared_secret).
 
 # The server's name: the part after ':' in user IDs (@alice:{server_name}).
 # It cannot be changed once users and rooms exist.
@@ -205,7 +206,8 @@ rate_limiting:
     per_user:         # presence updates per user (over the limit, /sync's set_presence is ignored)
       per_second: 0.1
       burst_count: 1
-  # Delayed-event management (no delayed events yet: accepted for Synapse configs).
+  # Delayed-event management (listing, cancelling, restarting, sending now), per user, or
+  # per client IP for requests made with a delay ID alone.
   rc_delayed_event_mgmt:
     per_second: 1
     burst_count: 5
@@ -235,6 +237,15 @@ retention:
   # How long the original content of a redacted event is kept before it is erased
   # (milliseconds; null = forever). 7 days, as Synapse.
   redaction_retention_period_ms: 604800000
+
+delayed_events:
+  # Delayed events (MSC4140): clients schedule an event for the server to send later unless
+  # they cancel or restart it first; Element Call relies on them to end a call membership when
+  # a client disappears. The longest delay allowed, in milliseconds or as a duration such as
+  # 24h (Synapse's top-level max_event_delay_duration is read too); null = off.
+  max_event_delay_duration: null
+  # How many delayed events one user may have scheduled at once.
+  max_delayed_events_per_user: 100
 
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are

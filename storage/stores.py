@@ -9,6 +9,7 @@ from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
@@ -90,6 +91,7 @@ class Stores:
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
     ratelimit_overrides: RateLimitOverrideStore
+    delayed_events: DelayedEventStore
     reports: ReportStore
     destination_admin: DestinationAdminQueries
     media_admin: MediaAdminQueries
@@ -141,6 +143,7 @@ class Stores:
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
             ratelimit_overrides=RateLimitOverrideStore(db),
+            delayed_events=DelayedEventStore(db),
             reports=ReportStore(db),
             destination_admin=DestinationAdminQueries(db),
             media_admin=MediaAdminQueries(db),

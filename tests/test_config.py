@@ -57,6 +57,15 @@ def test_env_overrides_database_and_listeners(tmp_path):
     assert config.listeners[0].resources == ("client", "federation")
 
 
+def test_env_overrides_the_registration_shared_secret(tmp_path):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(render_config("example.org", shared_secret="from-the-file"))
+    assert load_config(path, env={}).registration.shared_secret == "from-the-file"
+    config = load_config(path, env={"CHATGO_REGISTRATION_SHARED_SECRET": "from-a-secret"})
+    assert config.registration.shared_secret == "from-a-secret"
+    assert config.registration.enabled is False  # the rest of the section stays the file's
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml", env={})
@@ -104,6 +113,36 @@ def test_synapse_rate_limit_keys_at_the_top_level():
     ({"rc_bogus": {}}, "rate_limiting.rc_bogus: unknown key"),
 ])
 def test_bad_rate_limits_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("raw,max_delay_ms", [
+    ({}, None),
+    ({"delayed_events": {"max_event_delay_duration": 90000}}, 90_000),
+    ({"delayed_events": {"max_event_delay_duration": "24h"}}, 86_400_000),
+    ({"delayed_events": {"max_event_delay_duration": "500ms"}}, 500),
+    # Synapse's top-level key, also over the template's null.
+    ({"max_event_delay_duration": "2d"}, 172_800_000),
+    ({"max_event_delay_duration": "10s", "delayed_events": {"max_event_delay_duration": None}}, 10_000),
+    # No delayed event allowed per user: off, as Synapse.
+    ({"delayed_events": {"max_event_delay_duration": "1h", "max_delayed_events_per_user": 0}}, None),
+])
+def test_delayed_events_max_delay(raw, max_delay_ms):
+    config = config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert config.delayed_events.max_delay_ms == max_delay_ms
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"delayed_events": {"max_event_delay_duration": "soon"}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_event_delay_duration": 0}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_event_delay_duration": "-5s"}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_delayed_events_per_user": -1}}, "delayed_events.max_delayed_events_per_user"),
+    ({"max_event_delay_duration": "1h", "delayed_events": {"max_event_delay_duration": "2h"}},
+     "max_event_delay_duration: given both"),
+])
+def test_bad_delayed_events_settings_name_the_key(raw, message):
     with pytest.raises(ConfigError) as err:
         config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
     assert message in str(err.value)

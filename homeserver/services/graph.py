@@ -53,6 +53,7 @@ from homeserver.services.push.rules import PushRuleService
 from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
+from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.hierarchy import HierarchyService
@@ -147,6 +148,8 @@ class Services:
     federation_origins: OriginLimiter
     # Admins' per-user rate limit overrides.
     user_ratelimit: UserRateLimitAdmin
+    # Delayed events (MSC4140): scheduled sends and the scheduler (start/stop with the server).
+    delayed_events: DelayedEventService
     # Administration (moderation): the server's version and background-update status.
     server_info: ServerInfoService
     # Reports of events, rooms and users: filed by users, handled by admins.

@@ -14,6 +14,7 @@ from homeserver.api.client import (
     cas,
     cross_signing,
     create_room,
+    delayed_events,
     device_management,
     directory,
     email_validation,
@@ -87,7 +88,7 @@ MODULES = [
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
     email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
     login_token,
-    email_validation,
+    delayed_events,
     report_content,
 ]
 

@@ -22,4 +22,5 @@ async def get_capabilities(request: web.Request) -> web.Response:
         "m.set_avatar_url": {"enabled": True},
         "m.3pid_changes": {"enabled": False},
         "m.get_login_token": {"enabled": services_of(request).login_tokens.get_token_enabled},
+        "org.matrix.msc4140.delayed_events": services_of(request).delayed_events.capability(),
     }})
