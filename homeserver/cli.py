@@ -18,6 +18,7 @@ from homeserver.api.http import routes_table
 from homeserver.config import Config, ConfigError, load_config
 from homeserver.config_template import render_config
 from homeserver.errors import MatrixError
+from homeserver.logs import setup_logging
 
 DEFAULT_DATA_DIR = Path("chatgo-data")
 CONFIG_NAME = "homeserver.yaml"
@@ -80,7 +81,7 @@ def _setup_logging(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format, access_log=config.access_log)
     app.run(config)
     return 0
 

@@ -427,6 +427,10 @@ class Config:
     serve_server_wellknown: bool = True
     federation_port: int = 8448
     log_level: str = "INFO"
+    # Log lines as plain text or as one JSON object per line (for log shippers).
+    log_format: str = "text"
+    # One line per request (logger chatgo.access, INFO); off saves its cost on busy servers.
+    access_log: bool = True
     listeners: tuple[ListenerConfig, ...] = ()
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -604,6 +608,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("email.notif_from: needed when email.enabled is true")
     if config.cas.enabled and not config.cas.server_url:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("log_format: expected text or json")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
     for i, listener in enumerate(config.listeners):

@@ -36,6 +36,7 @@ from storage.remote_devices import RemoteDeviceStore
 from storage.reports import ReportStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
+from storage.server_figures import ServerFigureQueries
 from storage.server_keys import ServerKeyStore
 from storage.server_notices import ServerNoticeQueries
 from storage.state import StateStore
@@ -92,6 +93,7 @@ class Stores:
     admin_audit: AdminAuditStore
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
+    server_figures: ServerFigureQueries
     reports: ReportStore
     destination_admin: DestinationAdminQueries
     media_admin: MediaAdminQueries
@@ -144,6 +146,7 @@ class Stores:
             admin_audit=AdminAuditStore(db),
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
+            server_figures=ServerFigureQueries(db),
             reports=ReportStore(db),
             destination_admin=DestinationAdminQueries(db),
             media_admin=MediaAdminQueries(db),

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -133,6 +134,8 @@ def test_run_with_embedded_database_serves_and_stops_cleanly(own_tmp_path):
     finally:
         out = stop(proc)
     assert f"listening on http://127.0.0.1:{client_port}" in out
+    # Logs as `chatgo run` sets them up: each request's access line carries its request ID.
+    assert re.search(r"INFO chatgo\.access GET-\d+: 127\.0\.0\.1 - GET /_matrix/client/versions 200 ", out), out
     assert "stopping embedded PostgreSQL" in out
     assert (own_tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     # The cluster is stopped: no postmaster.pid left behind.

@@ -38,6 +38,7 @@ def test_example_config_loads(tmp_path):
      "registration.enabled: expected true or false"),
     ({"server_name": "a", "listeners": []}, "listeners"),
     ({"server_name": "a", "listeners": [{"port": 1, "tls_certificate_path": "c"}]}, "listeners[0]"),
+    ({"server_name": "a", "listeners": [{"port": 1}], "log_format": "xml"}, "log_format: expected text or json"),
 ])
 def test_errors_name_the_bad_key(raw, message):
     with pytest.raises(ConfigError) as err:

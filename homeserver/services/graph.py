@@ -23,11 +23,12 @@ from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
-from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.media import AdminMediaService
+from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.admin.server_notices import ServerNoticeService
+from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -150,6 +151,8 @@ class Services:
     user_ratelimit: UserRateLimitAdmin
     # Delayed events (MSC4140): scheduled sends and the scheduler (start/stop with the server).
     delayed_events: DelayedEventService
+    # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
+    metrics: ServerMetrics
     # Administration (moderation): the server's version and background-update status.
     server_info: ServerInfoService
     # Reports of events, rooms and users: filed by users, handled by admins.
