@@ -24,6 +24,7 @@ from storage.events import EventStore
 from storage.rooms import RoomStore
 
 MAX_REASON_LENGTH = 1024
+BLOCKED_ROOM = "This room has been blocked on this server"
 # Keys of a join request's body that are request parameters or the server's to set, never
 # copied into the member event's content.
 RESERVED_JOIN_KEYS = frozenset({"membership", "reason", "third_party_signed", "join_authorised_via_users_server"})
@@ -74,6 +75,7 @@ class MembershipService:
         """`extra_content`: other keys for the member event's content (POST /join/{roomIdOrAlias}
         takes its whole body as content, as Synapse does); the server's own keys win."""
         extra = {k: v for k, v in (extra_content or {}).items() if k not in RESERVED_JOIN_KEYS}
+        await self.check_not_blocked(room_id)
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
@@ -120,6 +122,7 @@ class MembershipService:
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
         await self._require_room(room_id)
         _check_target(target)
+        await self.check_not_blocked(room_id)
         content: dict[str, Any] = {"membership": "invite"}
         content.update(await self._profiles.member_profile(target))
         if server_name_of(target) == self._server_name:
@@ -152,6 +155,7 @@ class MembershipService:
         return await self._change(sender, room_id, target, {"membership": "leave"}, reason)
 
     async def knock(self, user_id: str, room_id: str, reason: str | None = None, *, servers: list[str] = ()) -> str:
+        await self.check_not_blocked(room_id)
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
             content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
@@ -189,6 +193,11 @@ class MembershipService:
         if membership in ("join", "invite", "knock"):
             raise MatrixError(400, Codes.UNKNOWN, "You must leave the room before forgetting it")
         await self._room_store.forget(user_id, room_id)
+
+    async def check_not_blocked(self, room_id: str) -> None:
+        """A room a server admin blocked takes no joins, invites or knocks (as Synapse: 403)."""
+        if await self._room_store.blocked_by(room_id) is not None:
+            raise MatrixError(403, Codes.FORBIDDEN, BLOCKED_ROOM)
 
     async def membership_of(self, room_id: str, user_id: str) -> str | None:
         snap = await self._rooms.snapshot(room_id)
