@@ -44,6 +44,10 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
 from homeserver.services.auth import AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -236,6 +240,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
+        config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
+        directory, rooms, replication, admin_audit)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
@@ -268,7 +276,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
-        admin_audit=AdminAuditLog(stores.admin_audit, clock),
+        admin_audit=admin_audit,
+        admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
     )
 
 
@@ -314,6 +323,40 @@ def _federation_edus(
     to_device.on_remote(edus.to_device)
     return FederationEduService(stores.events, typing, receipts, presence, to_device, device_lists,
                                 config.server_name, check_acl=check_acl, remote_devices=remote_keys)
+
+
+def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, events: EventService,
+                 room_state: RoomStateCache, room_servers: SnapshotMemo[set[str]], room_sync: RoomSyncBuilder,
+                 formatter: EventFormatter, timeline: TimelineService, membership: MembershipService,
+                 directory: DirectoryService, rooms: RoomService, replication: Replication, audit: AdminAuditLog,
+                 ) -> tuple[AdminRoomService, RoomDeletionService, PurgeHistoryService, RoomTaskRunner]:
+    """The admin API's rooms: listing and moderating them, deleting them, purging history.
+    What they change behind the event pipeline's back is dropped from every cache, in this
+    process and (announced) in the others."""
+
+    def drop_room(room_id: str) -> None:
+        room_state.forget(room_id)
+        room_servers.forget(room_id)
+        room_state.events.forget_room(room_id)
+        room_sync.forget_room(room_id)
+
+    def drop_room_everywhere(room_id: str) -> None:
+        drop_room(room_id)
+        replication.publish({"k": "room_purged", "r": room_id})
+    replication.on("room_purged", lambda message: drop_room(message["r"]))
+
+    name = config.server_name
+    tasks = RoomTaskRunner(stores.room_tasks, clock)
+    purger = RoomPurger(db, events, stores.events, stores.rooms, stores.directory, stores.account_data,
+                        stores.receipts, stores.push_actions, stores.federation_rooms, name)
+    purger.on_purged(drop_room_everywhere)
+    admin_rooms = AdminRoomService(stores.admin_rooms, stores.rooms, room_state, stores.events, formatter, timeline,
+                                   membership, events, directory, stores.accounts, audit, clock, name,
+                                   drop_cached=drop_room_everywhere)
+    deletion = RoomDeletionService(stores.rooms, stores.directory, stores.admin_rooms, purger, tasks, rooms,
+                                   membership, events, audit, clock, name)
+    purges = PurgeHistoryService(purger, tasks, room_state, stores.events, stores.admin_rooms, audit)
+    return admin_rooms, deletion, purges, tasks
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
@@ -468,6 +511,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
             await services.replication.start()
+            await services.room_tasks.recover()
             services.federation_sender.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
@@ -477,6 +521,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         finally:
             for runner in runners:
                 await runner.cleanup()
+            await services.room_tasks.stop()
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.devices.flush()

@@ -415,9 +415,10 @@ class EventStore:
         )
         return [r["event_id"] for r in rows]
 
-    async def delete_room(self, room_id: str, keep_event_ids: Sequence[str]) -> int:
+    async def delete_room(self, room_id: str, keep_event_ids: Sequence[str], keep_members: Sequence[str]) -> int:
         """Remove the room's events, state and snapshots, except the events in `keep_event_ids`
-        (with their membership rows, and no state snapshot); returns how many events went."""
+        (with no state snapshot any more) and the membership history of `keep_members`;
+        returns how many events went."""
         return await self._db.fetchval(
             """WITH gone AS (DELETE FROM events WHERE room_id = $1 AND NOT (event_id = ANY($2::text[]))
                              RETURNING event_id),
@@ -428,14 +429,14 @@ class EventStore:
                redacts AS (DELETE FROM redactions WHERE event_id IN (SELECT event_id FROM gone)),
                extremities AS (DELETE FROM forward_extremities WHERE room_id = $1),
                current AS (DELETE FROM current_state WHERE room_id = $1),
-               members AS (DELETE FROM room_memberships WHERE room_id = $1 AND NOT (event_id = ANY($2::text[]))),
+               members AS (DELETE FROM room_memberships WHERE room_id = $1 AND NOT (user_id = ANY($3::text[]))),
                txns AS (DELETE FROM event_txn_ids WHERE room_id = $1),
                entries AS (DELETE FROM state_group_entries
                            WHERE group_id IN (SELECT id FROM state_groups WHERE room_id = $1)),
                groups AS (DELETE FROM state_groups WHERE room_id = $1),
                stats AS (DELETE FROM room_stats WHERE room_id = $1)
                SELECT count(*) FROM gone""",
-            room_id, list(keep_event_ids),
+            room_id, list(keep_event_ids), list(keep_members),
         )
 
 

@@ -21,6 +21,10 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.purge import PurgeHistoryService
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -131,3 +135,9 @@ class Services:
     federation_reads: FederationReadService
     # Administration: the record of every admin change.
     admin_audit: AdminAuditLog
+    # The admin API's rooms: list and moderate, delete (in the background, with status), purge
+    # history; and the background tasks those run as (recovered at start, stopped at stop).
+    admin_rooms: AdminRoomService
+    room_deletion: RoomDeletionService
+    purge_history: PurgeHistoryService
+    room_tasks: RoomTaskRunner

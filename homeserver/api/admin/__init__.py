@@ -5,6 +5,6 @@ Synapse's admin API documents it (these endpoints have no OpenAPI file in the sp
 Synapse does.
 """
 
-from homeserver.api.admin import audit_log, register
+from homeserver.api.admin import audit_log, purge_history, register, room_membership, rooms
 
-MODULES = [register, audit_log]
+MODULES = [register, audit_log, rooms, room_membership, purge_history]
