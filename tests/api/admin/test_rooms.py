@@ -340,3 +340,15 @@ async def test_other_servers_invites_into_a_blocked_room_are_refused(admin, serv
     with pytest.raises(MatrixError) as refused:
         await services.federation_membership.on_invite("elsewhere.example", blocked, "$invite", {"event": {}})
     assert refused.value.status == 403 and refused.value.message == "This room has been blocked on this server"
+
+
+async def test_null_characters_in_paths_and_queries_are_matrix_errors(admin, alice):
+    """PostgreSQL cannot store NUL: refused up front, for the admin API as for the client API."""
+    room = await create_room(alice)
+    for method, path in (("GET", f"{ROOMS}?search_term=%00"), ("GET", f"{ROOMS}/%21a%00b%3Atest.local"),
+                         ("GET", f"{ROOMS}/{q(room)}/state?type=%00"), ("PUT", f"{ROOMS}/%21a%00%3Ax/block"),
+                         ("GET", f"{ADMIN_V2}/rooms/delete_status/%00"), ("DELETE", f"{ADMIN_V2}/rooms/%21a%00%3Ax"),
+                         ("POST", f"{ADMIN_V1}/purge_history/%21a%00%3Ax/%24x"), ("POST", f"{ADMIN_V1}/join/%23a%00%3Ax"),
+                         ("GET", f"{V3}/rooms/%21a%00b%3Atest.local/state")):
+        status, body = await admin.request(method, path, {"block": True, "user_id": "@alice:test.local"})
+        assert status == 400 and body["errcode"] == "M_INVALID_PARAM", (path, body)
