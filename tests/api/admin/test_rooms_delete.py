@@ -191,3 +191,29 @@ async def test_a_stop_marks_running_deletions_failed(admin, alice, services):
     assert answer["status"] in ("complete", "failed")
     if answer["status"] == "failed":
         assert "Interrupted" in answer["error"]
+
+
+async def test_a_purge_waits_for_local_members_to_be_gone_unless_forced(admin, alice, bob, services, monkeypatch, db):
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    leave = services.membership.leave
+
+    async def stuck(user_id, room_id, reason=None):
+        if user_id == "@bob:test.local":
+            raise RuntimeError("cannot leave")
+        return await leave(user_id, room_id, reason)
+    monkeypatch.setattr(services.membership, "leave", stuck)
+
+    status, body = await admin.delete(f"{ADMIN_V2}/rooms/{q(room)}", {})
+    done = await wait_for(admin, f"{ADMIN_V2}/rooms/delete_status/{body['delete_id']}")
+    assert done["status"] == "failed" and done["error"] == "Users are still joined to this room"
+    assert done["shutdown_room"]["kicked_users"] == ["@alice:test.local"]
+    assert done["shutdown_room"]["failed_to_kick_users"] == ["@bob:test.local"]
+    assert await db.fetchval("SELECT count(*) FROM events WHERE room_id = $1", room) > 3  # not purged
+
+    status, body = await admin.delete(f"{ADMIN_V2}/rooms/{q(room)}", {"force_purge": True})
+    done = await wait_for(admin, f"{ADMIN_V2}/rooms/delete_status/{body['delete_id']}")
+    assert done["status"] == "complete" and done["shutdown_room"]["failed_to_kick_users"] == ["@bob:test.local"]
+    # Purged with bob still in it: the room is gone from under him (as Synapse warns).
+    assert (await bob.get(f"{V3}/joined_rooms"))[1]["joined_rooms"] == []
+    assert await db.fetchval("SELECT count(*) FROM events WHERE room_id = $1 AND sender = '@bob:test.local'", room) == 0
