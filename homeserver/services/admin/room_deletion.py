@@ -161,7 +161,7 @@ class RoomDeletionService:
         if request.new_room_user_id is not None:
             result["new_room_id"] = await self._room_creation.create_room(request.new_room_user_id, {
                 "preset": "public_chat", "name": request.room_name,
-                "power_level_content_override": {"users_default": NOTICE_ROOM_USERS_DEFAULT}})
+                "power_level_content_override": {"users_default": NOTICE_ROOM_USERS_DEFAULT}}, ratelimited=False)
             await progress()
         await self._remove_local_users(room_id, result, progress)
         if result["new_room_id"] is not None:
@@ -182,7 +182,7 @@ class RoomDeletionService:
                 await self._membership.leave(member.user_id, room_id)
                 await self._rooms.forget(member.user_id, room_id)
                 if result["new_room_id"] is not None and member.membership == "join":
-                    await self._membership.join(member.user_id, result["new_room_id"])
+                    await self._membership.join(member.user_id, result["new_room_id"], ratelimited=False)
                 result["kicked_users"].append(member.user_id)
             except Exception:  # one user's failure must not stop the shutdown (Synapse goes on too)
                 logger.exception("could not remove %s from %s", member.user_id, room_id)

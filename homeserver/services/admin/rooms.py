@@ -190,7 +190,7 @@ class AdminRoomService:
             return
         if join_rules is not None and join_rules.content.get("join_rule") == "public":
             return
-        await self._membership.invite(granter, room_id, user_id)
+        await self._membership.invite(granter, room_id, user_id, ratelimited=False)
 
     async def join_user(self, admin_id: str, room_id_or_alias: str, body: dict[str, Any],
                         servers: list[str]) -> str:
@@ -217,8 +217,8 @@ class AdminRoomService:
             member = state.get(("m.room.member", user_id))
             already = member is not None and member.content.get("membership") in ("join", "invite")
             if join_rules is not None and join_rules.content.get("join_rule") != "public" and not already:
-                await self._membership.invite(admin_id, room_id, user_id)
-        await self._membership.join(user_id, room_id, servers=servers)
+                await self._membership.invite(admin_id, room_id, user_id, ratelimited=False)
+        await self._membership.join(user_id, room_id, servers=servers, ratelimited=False)
         await self._audit.record(admin_id, "room.join_user", room_id, user_id=user_id)
         return room_id
 
