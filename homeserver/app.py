@@ -54,6 +54,12 @@ from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
 from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.appservices.client import AppServiceClient
+from homeserver.services.appservices.interest import RoomInterest
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.registrations import load_registry
+from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
@@ -134,8 +140,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stores = Stores.build(db)
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
-    auth = AuthService(db, stores.tokens, clock, config.auth)
-    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides)
+    # Application services: their registrations (read from their files here) and our client.
+    appservices = load_registry(config)
+    appservice_client = AppServiceClient(config.appservice.request_timeout_ms)
+    appservice_lookups = AppServiceLookups(appservices, appservice_client, stores.appservice_queries,
+                                           config.server_name)
+    auth = AuthService(db, stores.tokens, clock, config.auth, appservices=appservices, accounts=stores.accounts,
+                       devices=stores.devices)
+    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides,
+                               is_exempt=appservices.exempt_from_rate_limits)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
     identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
@@ -163,7 +176,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
-                                 room_servers.get)
+                                 room_servers.get, appservices=appservices,
+                                 query_alias=appservice_lookups.query_alias if appservices else None)
+    appservice_interest = RoomInterest(appservices, stores.appservice_queries, room_state, config.server_name)
+    directory.on_aliases_changed(appservice_interest.forget_aliases)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
                         limiter=rate_limiter)
     # Rooms shared with other servers: what we send them, received events, remote
@@ -263,6 +279,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats})
+    # Feeds of the appservices: woken by new events and typing, built from the streams.
+    appservice_sender = AppServiceSender(
+        appservices, stores.appservices,
+        TransactionBuilder(stores.appservice_queries, stores.events, room_state, stores.rooms, formatter,
+                           appservice_interest, typing, presence, appservice_lookups, config.server_name),
+        appservice_client, stream, aux.tracker, clock, config.appservice)
+    if appservices:
+        events.on_persisted(appservice_sender.on_persisted)
+        typing.on_change(appservice_sender.typing_changed)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
@@ -315,6 +340,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
         delayed_events=delayed_events,
         metrics=metrics,
+        appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
     )
 
@@ -564,6 +590,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             await services.room_tasks.recover()
             services.federation_sender.start()
             services.delayed_events.start()
+            services.appservice_sender.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -576,6 +603,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.delayed_events.stop()
+            await services.appservice_sender.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.threepids.close()

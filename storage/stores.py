@@ -42,6 +42,7 @@ from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, Use
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
+from storage.appservices import AppServiceQueries, AppServiceStore
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class Stores:
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
     server_figures: ServerFigureQueries
+    appservices: AppServiceStore
+    appservice_queries: AppServiceQueries
     admin_rooms: AdminRoomQueries
     room_tasks: RoomTaskStore
 
@@ -140,6 +143,8 @@ class Stores:
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
             server_figures=ServerFigureQueries(db),
+            appservices=AppServiceStore(db),
+            appservice_queries=AppServiceQueries(db),
             admin_rooms=AdminRoomQueries(db),
             room_tasks=RoomTaskStore(db),
         )

@@ -81,6 +81,7 @@ async def services(db, config_overrides, signing_key):
     await services.room_tasks.stop()
     await services.devices.flush()
     await services.pushers.close()
+    await services.appservice_sender.stop()  # its HTTP client, opened by any query to an appservice
 
 
 @pytest.fixture

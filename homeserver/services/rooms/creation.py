@@ -89,7 +89,7 @@ class RoomService:
         self._server_name = server_name
 
     async def create_room(self, creator: str, body: dict[str, Any], *, room_id: str | None = None,
-                          ratelimited: bool = True) -> str:
+                          ratelimited: bool = True, app_service_id: str | None = None) -> str:
         """`POST /createRoom`; returns the new room's ID. `room_id`: one chosen beforehand (a
         room upgrade names its replacement in the old room's tombstone first). Limited per
         creator (rc_room_creation; `ratelimited=False` for rooms the server makes itself)."""
@@ -127,6 +127,7 @@ class RoomService:
             if not isinstance(alias_name, str) or not alias_name or ":" in alias_name:
                 raise MatrixError(400, Codes.INVALID_PARAM, "Invalid room_alias_name")
             alias = self._directory.check_local_alias(f"#{alias_name}:{self._server_name}")
+            self._directory.check_alias_claim(alias, creator, app_service_id)
             if await self._directory_store.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
 
