@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
+from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.delayed_events import DelayedEventStore
@@ -46,6 +47,7 @@ from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, Use
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
+from storage.appservices import AppServiceQueries, AppServiceStore
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class Stores:
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
     server_figures: ServerFigureQueries
+    appservices: AppServiceStore
+    appservice_queries: AppServiceQueries
+    admin_rooms: AdminRoomQueries
+    room_tasks: RoomTaskStore
     reports: ReportStore
     destination_admin: DestinationAdminQueries
     media_admin: MediaAdminQueries
@@ -147,6 +153,10 @@ class Stores:
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
             server_figures=ServerFigureQueries(db),
+            appservices=AppServiceStore(db),
+            appservice_queries=AppServiceQueries(db),
+            admin_rooms=AdminRoomQueries(db),
+            room_tasks=RoomTaskStore(db),
             reports=ReportStore(db),
             destination_admin=DestinationAdminQueries(db),
             media_admin=MediaAdminQueries(db),

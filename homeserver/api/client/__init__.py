@@ -74,6 +74,7 @@ from homeserver.api.client import (
     whoami,
 )
 from homeserver.api.client import authed_content_repo, content_repo
+from homeserver.api.client import appservice_ping
 from homeserver.api.client import report_content
 
 MODULES = [
@@ -89,6 +90,7 @@ MODULES = [
     email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
     login_token,
     delayed_events,
+    appservice_ping,
     report_content,
 ]
 
