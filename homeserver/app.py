@@ -48,9 +48,18 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.appservices import AppServiceAdmin
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
+from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
 from homeserver.services.appservices.client import AppServiceClient
 from homeserver.services.appservices.interest import RoomInterest
 from homeserver.services.appservices.queries import AppServiceLookups
@@ -162,7 +171,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
+                                                   audit=admin_audit)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
@@ -292,7 +303,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
-    admin_audit = AdminAuditLog(stores.admin_audit, clock)
     # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
     # every process's scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
@@ -300,6 +310,14 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     events.on_persisted(delayed_events.on_persisted)
     delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
+    admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
+        config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
+        directory, rooms, replication, admin_audit)
+    server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
+                                         stores.server_notices, rooms, membership, events, stores.events, room_state,
+                                         account_data, admin_audit, clock, config.server_name)
+    if config.server_notices is not None:
+        membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -337,6 +355,14 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         delayed_events=delayed_events,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
+        admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
+        server_info=ServerInfoService(stores.statistics, admin_audit),
+        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                              rate_limiter, admin_audit, clock, config.server_name),
+        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
+        admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
+                                      admin_audit, config.server_name),
+        server_notices=server_notices,
         third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
     )
@@ -391,6 +417,40 @@ def _count_remote_joins(rate_limiter: RateLimiter, batch: list[tuple[Event, int]
         if event.type == "m.room.member" and event.membership == "join" \
                 and server_name_of(event.sender) != server_name:
             rate_limiter.joined(event.room_id)
+
+
+def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, events: EventService,
+                 room_state: RoomStateCache, room_servers: SnapshotMemo[set[str]], room_sync: RoomSyncBuilder,
+                 formatter: EventFormatter, timeline: TimelineService, membership: MembershipService,
+                 directory: DirectoryService, rooms: RoomService, replication: Replication, audit: AdminAuditLog,
+                 ) -> tuple[AdminRoomService, RoomDeletionService, PurgeHistoryService, RoomTaskRunner]:
+    """The admin API's rooms: listing and moderating them, deleting them, purging history.
+    What they change behind the event pipeline's back is dropped from every cache, in this
+    process and (announced) in the others."""
+
+    def drop_room(room_id: str) -> None:
+        room_state.forget(room_id)
+        room_servers.forget(room_id)
+        room_state.events.forget_room(room_id)
+        room_sync.forget_room(room_id)
+
+    def drop_room_everywhere(room_id: str) -> None:
+        drop_room(room_id)
+        replication.publish({"k": "room_purged", "r": room_id})
+    replication.on("room_purged", lambda message: drop_room(message["r"]))
+
+    name = config.server_name
+    tasks = RoomTaskRunner(stores.room_tasks, clock)
+    purger = RoomPurger(db, events, stores.events, stores.rooms, stores.directory, stores.account_data,
+                        stores.receipts, stores.push_actions, stores.federation_rooms, name)
+    purger.on_purged(drop_room_everywhere)
+    admin_rooms = AdminRoomService(stores.admin_rooms, stores.rooms, room_state, stores.events, formatter, timeline,
+                                   membership, events, directory, stores.accounts, audit, clock, name,
+                                   drop_cached=drop_room_everywhere)
+    deletion = RoomDeletionService(stores.rooms, stores.directory, stores.admin_rooms, purger, tasks, rooms,
+                                   membership, events, audit, clock, name)
+    purges = PurgeHistoryService(purger, tasks, room_state, stores.events, stores.admin_rooms, audit)
+    return admin_rooms, deletion, purges, tasks
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
@@ -550,6 +610,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
             await services.replication.start()
+            await services.room_tasks.recover()
             services.federation_sender.start()
             services.delayed_events.start()
             services.appservice_sender.start()
@@ -561,6 +622,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         finally:
             for runner in runners:
                 await runner.cleanup()
+            await services.room_tasks.stop()
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.delayed_events.stop()

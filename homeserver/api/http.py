@@ -414,4 +414,13 @@ def _error_response(status: int, body: dict[str, Any], err: MatrixError | None =
     return json_response(body, status=status, headers=headers)
 
 
-MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware]
+@web.middleware
+async def null_character_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """PostgreSQL text cannot hold NUL: a path or query parameter carrying one (%00) is refused
+    here, as no Matrix identifier or token contains it, rather than failing in a query (500)."""
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.query.items()):
+        raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or the query")
+    return await handler(request)
+
+
+MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware, null_character_middleware]

@@ -20,11 +20,20 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
-from homeserver.services.admin.audit import AdminAuditLog
-from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.appservices import AppServiceAdmin
+from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
+from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
+from homeserver.services.admin.purge import PurgeHistoryService
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
 from homeserver.services.appservices.queries import AppServiceLookups
 from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.appservices.thirdparty import ThirdPartyLookups
@@ -156,6 +165,22 @@ class Services:
     # that let them create users and aliases on demand. The registry is `auth.appservices`.
     appservice_sender: AppServiceSender
     appservice_lookups: AppServiceLookups
+    # The admin API's rooms: list and moderate, delete (in the background, with status), purge
+    # history; and the background tasks those run as (recovered at start, stopped at stop).
+    admin_rooms: AdminRoomService
+    room_deletion: RoomDeletionService
+    purge_history: PurgeHistoryService
+    room_tasks: RoomTaskRunner
+    # Administration (moderation): the server's version and background-update status.
+    server_info: ServerInfoService
+    # Reports of events, rooms and users: filed by users, handled by admins.
+    reports: ReportService
+    # Federation destinations for admins: back-off state, delivered rooms, reset.
+    admin_destinations: AdminDestinationService
+    # Media moderation: listings, quarantine, protection, deletion, usage statistics.
+    admin_media: AdminMediaService
+    # Server notices: admins' messages to users from the system user, in their notices room.
+    server_notices: ServerNoticeService
     # Third-party lookups (/thirdparty/*), answered by the appservices that declare the protocol.
     third_party_lookups: ThirdPartyLookups
     # The admin view of the appservices and their feeds.

@@ -75,6 +75,7 @@ from homeserver.api.client import (
 )
 from homeserver.api.client import authed_content_repo, content_repo
 from homeserver.api.client import appservice_ping
+from homeserver.api.client import report_content
 from homeserver.api.client import third_party_lookup
 from homeserver.api.client import appservice_room_directory, appservice_room_directory_delete
 
@@ -92,6 +93,7 @@ MODULES = [
     login_token,
     delayed_events,
     appservice_ping,
+    report_content,
     third_party_lookup,
     appservice_room_directory, appservice_room_directory_delete,
 ]

@@ -21,6 +21,7 @@ from homeserver.services.clock import Clock
 from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.membership import BLOCKED_ROOM
 from homeserver.services.rooms.profile_lookup import ProfileLookup
 from storage.database import Database
 from storage.directory import DirectoryStore
@@ -191,6 +192,8 @@ class RoomService:
         now = self._clock.now_ms()
 
         async def room_rows() -> None:
+            if await self._rooms.blocked_by(room_id) is not None:
+                raise MatrixError(403, Codes.FORBIDDEN, BLOCKED_ROOM)
             if not await self._rooms.create_room(room_id, version.identifier, creator, now):
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room ID already in use")
             if alias is not None and not await self._directory_store.create_alias(alias, room_id, creator, now):

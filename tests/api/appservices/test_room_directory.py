@@ -104,3 +104,14 @@ async def test_bad_network_directory_requests(alice, as_bridge):
                  {"include_all_networks": "yes"}):
         status, answer = await alice.post(f"{V3}/publicRooms", body)
         assert status == 400 and answer["errcode"] in ("M_INVALID_PARAM", "M_BAD_JSON"), body
+
+
+async def test_a_room_deleted_by_an_admin_leaves_the_network_directories(admin, alice, as_bridge, db):
+    _, room = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
+    room = room["room_id"]
+    status, _ = await as_bridge.put(f"{V3}/directory/list/appservice/net1/{room}", {"visibility": "public"})
+    assert status == 200 and await room_ids(alice, {"third_party_instance_id": "bridge|net1"}) == [room]
+    status, body = await admin.delete(f"/_synapse/admin/v1/rooms/{room}", {"purge": True})
+    assert status == 200, body
+    assert await room_ids(alice, {"third_party_instance_id": "bridge|net1"}) == []
+    assert await db.fetchval("SELECT count(*) FROM appservice_room_list WHERE room_id = $1", room) == 0
