@@ -63,6 +63,7 @@ from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.e2ee.remote_devices import CachedRemoteKeys
@@ -342,6 +343,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
+        dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
     )
 
 

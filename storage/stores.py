@@ -10,6 +10,7 @@ from storage.admin_audit import AdminAuditStore
 from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.dehydrated_devices import DehydratedDeviceStore
 from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
@@ -95,6 +96,7 @@ class Stores:
     appservice_queries: AppServiceQueries
     admin_rooms: AdminRoomQueries
     room_tasks: RoomTaskStore
+    dehydrated_devices: DehydratedDeviceStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -147,4 +149,5 @@ class Stores:
             appservice_queries=AppServiceQueries(db),
             admin_rooms=AdminRoomQueries(db),
             room_tasks=RoomTaskStore(db),
+            dehydrated_devices=DehydratedDeviceStore(db),
         )

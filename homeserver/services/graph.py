@@ -32,6 +32,7 @@ from homeserver.services.appservices.queries import AppServiceLookups
 from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.ephemeral.account_data import AccountDataService
@@ -164,3 +165,5 @@ class Services:
     room_deletion: RoomDeletionService
     purge_history: PurgeHistoryService
     room_tasks: RoomTaskRunner
+    # Dehydrated devices (MSC3814): each user's offline device and the messages waiting for it.
+    dehydrated_devices: DehydratedDeviceService

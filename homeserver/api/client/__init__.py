@@ -75,6 +75,7 @@ from homeserver.api.client import (
 )
 from homeserver.api.client import authed_content_repo, content_repo
 from homeserver.api.client import appservice_ping
+from homeserver.api.client import dehydrated_device
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -90,6 +91,7 @@ MODULES = [
     login_token,
     delayed_events,
     appservice_ping,
+    dehydrated_device,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
