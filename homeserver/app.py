@@ -47,8 +47,13 @@ from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
 from homeserver.services.admin.room_deletion import RoomDeletionService
@@ -165,7 +170,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
+                                                   audit=admin_audit)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
@@ -294,7 +301,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
-    admin_audit = AdminAuditLog(stores.admin_audit, clock)
     # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
     # every process's scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
@@ -305,6 +311,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
         config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
         directory, rooms, replication, admin_audit)
+    server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
+                                         stores.server_notices, rooms, membership, events, stores.events, room_state,
+                                         account_data, admin_audit, clock, config.server_name)
+    if config.server_notices is not None:
+        membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -343,6 +354,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
+        server_info=ServerInfoService(stores.statistics, admin_audit),
+        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                              rate_limiter, admin_audit, clock, config.server_name),
+        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
+        admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
+                                      admin_audit, config.server_name),
+        server_notices=server_notices,
         dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
     )
 

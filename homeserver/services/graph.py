@@ -21,8 +21,13 @@ from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.purge import PurgeHistoryService
 from homeserver.services.admin.room_deletion import RoomDeletionService
@@ -165,5 +170,15 @@ class Services:
     room_deletion: RoomDeletionService
     purge_history: PurgeHistoryService
     room_tasks: RoomTaskRunner
+    # Administration (moderation): the server's version and background-update status.
+    server_info: ServerInfoService
+    # Reports of events, rooms and users: filed by users, handled by admins.
+    reports: ReportService
+    # Federation destinations for admins: back-off state, delivered rooms, reset.
+    admin_destinations: AdminDestinationService
+    # Media moderation: listings, quarantine, protection, deletion, usage statistics.
+    admin_media: AdminMediaService
+    # Server notices: admins' messages to users from the system user, in their notices room.
+    server_notices: ServerNoticeService
     # Dehydrated devices (MSC3814): each user's offline device and the messages waiting for it.
     dehydrated_devices: DehydratedDeviceService

@@ -75,6 +75,7 @@ from homeserver.api.client import (
 )
 from homeserver.api.client import authed_content_repo, content_repo
 from homeserver.api.client import appservice_ping
+from homeserver.api.client import report_content
 from homeserver.api.client import dehydrated_device
 
 MODULES = [
@@ -91,6 +92,7 @@ MODULES = [
     login_token,
     delayed_events,
     appservice_ping,
+    report_content,
     dehydrated_device,
 ]
 
