@@ -70,6 +70,7 @@ from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.e2ee.remote_devices import CachedRemoteKeys
@@ -365,6 +366,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         server_notices=server_notices,
         third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
+        dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
     )
 
 

@@ -10,6 +10,7 @@ from storage.admin_audit import AdminAuditStore
 from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.dehydrated_devices import DehydratedDeviceStore
 from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
@@ -105,6 +106,7 @@ class Stores:
     media_admin: MediaAdminQueries
     statistics: StatisticsQueries
     server_notices: ServerNoticeQueries
+    dehydrated_devices: DehydratedDeviceStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -162,4 +164,5 @@ class Stores:
             media_admin=MediaAdminQueries(db),
             statistics=StatisticsQueries(db),
             server_notices=ServerNoticeQueries(db),
+            dehydrated_devices=DehydratedDeviceStore(db),
         )

@@ -39,6 +39,7 @@ from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.appservices.thirdparty import ThirdPartyLookups
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.ephemeral.account_data import AccountDataService
@@ -185,3 +186,5 @@ class Services:
     third_party_lookups: ThirdPartyLookups
     # The admin view of the appservices and their feeds.
     appservice_admin: AppServiceAdmin
+    # Dehydrated devices (MSC3814): each user's offline device and the messages waiting for it.
+    dehydrated_devices: DehydratedDeviceService

@@ -78,6 +78,7 @@ from homeserver.api.client import appservice_ping
 from homeserver.api.client import report_content
 from homeserver.api.client import third_party_lookup
 from homeserver.api.client import appservice_room_directory, appservice_room_directory_delete
+from homeserver.api.client import dehydrated_device
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -96,6 +97,7 @@ MODULES = [
     report_content,
     third_party_lookup,
     appservice_room_directory, appservice_room_directory_delete,
+    dehydrated_device,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]
