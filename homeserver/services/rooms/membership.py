@@ -142,14 +142,18 @@ class MembershipService:
         return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
 
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None, *,
-                     ratelimited: bool = True) -> str:
-        """Limited per room, per invitee and per inviter (rc_invites), as Synapse."""
+                     ratelimited: bool = True, third_party_invite: dict[str, Any] | None = None) -> str:
+        """Limited per room, per invitee and per inviter (rc_invites), as Synapse.
+        `third_party_invite`: the identity server's signed token when the invite fulfils an
+        m.room.third_party_invite (the auth rules check it)."""
         await self._require_room(room_id)
         _check_target(target)
         await self.check_not_blocked(room_id)
         if ratelimited:
             await self._limiter.check_invite(room_id, target, sender)
         content: dict[str, Any] = {"membership": "invite"}
+        if third_party_invite is not None:
+            content["third_party_invite"] = third_party_invite
         content.update(await self._profiles.member_profile(target))
         if server_name_of(target) == self._server_name:
             return await self._change(sender, room_id, target, content, reason)
