@@ -38,6 +38,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
@@ -368,6 +369,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
         dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
+        phone_validation=PhoneValidationService(),
     )
 
 

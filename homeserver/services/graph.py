@@ -13,6 +13,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
@@ -188,3 +189,5 @@ class Services:
     appservice_admin: AppServiceAdmin
     # Dehydrated devices (MSC3814): each user's offline device and the messages waiting for it.
     dehydrated_devices: DehydratedDeviceService
+    # Phone numbers: the msisdn requestToken endpoints (no SMS is sent: refused as Synapse does).
+    phone_validation: PhoneValidationService
