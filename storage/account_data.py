@@ -34,6 +34,12 @@ class AccountDataStore:
             user_id, room_id, data_type,
         )
 
+    async def all_of(self, user_id: str) -> list[AccountDataRow]:
+        rows = await self._db.fetch(
+            "SELECT room_id, type, content, stream_id FROM account_data WHERE user_id = $1 ORDER BY room_id, type",
+            user_id)
+        return [AccountDataRow(**r) for r in rows]
+
     async def changed(self, user_id: str, after: int | None, upto: int) -> list[AccountDataRow]:
         """Every entry written in (after, upto]; all of them up to `upto` when `after` is None."""
         rows = await self._db.fetch(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
+from storage.admin_users import AdminUserQueries
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.device_lists import DeviceListStore
@@ -83,6 +84,7 @@ class Stores:
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
+    admin_users: AdminUserQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -128,4 +130,5 @@ class Stores:
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
+            admin_users=AdminUserQueries(db),
         )
