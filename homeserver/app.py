@@ -44,7 +44,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
-from homeserver.services.auth import AuthService
+from homeserver.services.auth import AccountRestrictions, AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -121,7 +121,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stores = Stores.build(db)
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
-    auth = AuthService(db, stores.tokens, clock, config.auth)
+    # Accounts an admin locked, suspended or shadow-banned.
+    restrictions = AccountRestrictions(stores.accounts)
+    auth = AuthService(db, stores.tokens, clock, config.auth, restrictions=restrictions, accounts=stores.accounts,
+                       account_validity_ms=config.account_validity.period_ms)
     rate_limiter = RateLimiter(config.rate_limiting)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
@@ -141,7 +144,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
-    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
+    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key,
+                          restrictions=restrictions)
     profiles = ProfileLookup(stores.profiles, config.server_name)
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
@@ -180,7 +184,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
-                                     federation_client)
+                                     federation_client, restrictions=restrictions)
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
     # become visible, so a /sync that sees a new event sees its unread counts too.
@@ -202,7 +206,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                         config.server_name, account_data.ignored_users).on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
-    typing = TypingService(membership, stores.events, notifier)
+    typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence)
     to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name)
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
@@ -215,6 +219,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules)
+    restrictions.replicate = lambda: replication.publish({"k": "restrictions"})
+    replication.on("restrictions", lambda m: restrictions.forget_cached())
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,

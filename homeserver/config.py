@@ -146,6 +146,38 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AccountValidityConfig:
+    # Accounts expire `period` after they are first used (or after an admin renews them with
+    # POST /_synapse/admin/v1/account_validity/validity); an expired account gets 403
+    # ORG_MATRIX_EXPIRED_ACCOUNT on every request but logout, as Synapse answers. Durations
+    # as Synapse writes them: milliseconds, or a number with s, m, h, d, w or y ("6w").
+    enabled: bool = False
+    period: str | None = None
+
+    @property
+    def period_ms(self) -> int | None:
+        """The validity period when the feature is on, else None."""
+        return parse_duration_ms(self.period) if self.enabled and self.period is not None else None
+
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+                      "y": 31_536_000_000}
+
+
+def parse_duration_ms(value: str) -> int:
+    """"6w", "12h", "500ms" or a plain number of milliseconds, as Synapse's config takes them."""
+    text = value.strip()
+    number, unit = text, "ms"
+    for suffix in sorted(_DURATION_UNITS_MS, key=len, reverse=True):
+        if text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    if not number.isdigit():
+        raise ValueError(f"not a duration: {value!r}")
+    return int(number) * _DURATION_UNITS_MS[unit]
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -264,6 +296,7 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     cas: CasConfig = field(default_factory=CasConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    account_validity: AccountValidityConfig = field(default_factory=AccountValidityConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
@@ -352,6 +385,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
+    validity = config.account_validity
+    if validity.enabled and validity.period is None:
+        raise ConfigError("account_validity.period: needed when account_validity.enabled is true")
+    if validity.period is not None:
+        try:
+            if parse_duration_ms(validity.period) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("account_validity.period: expected a positive duration such as 6w") from None
     for i, listener in enumerate(config.listeners):
         if not 0 <= listener.port <= 65535:
             raise ConfigError(f"listeners[{i}].port: must be between 0 and 65535")

@@ -141,6 +141,13 @@ identity:
   # null = any, [] = none (identity servers are never contacted).
   server_allowlist: null
 
+account_validity:
+  # Accounts expire `period` after they are first used, unless an admin renews them
+  # (POST /_synapse/admin/v1/account_validity/validity); an expired account can only log out.
+  # Durations: milliseconds, or a number with s, m, h, d, w or y, e.g. 6w.
+  enabled: false
+  period: null
+
 media:
   # Where uploaded files are kept (one file per distinct content); null = data_dir/media.
   store_path: null

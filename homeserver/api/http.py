@@ -77,6 +77,8 @@ class RouteInfo:
     patterns: tuple[tuple[str, str], ...] = ()
     # Guest accounts may call this endpoint (spec: "Guest access", Client behaviour).
     guest: bool = False
+    # Locked and expired accounts may call it too (spec: "Account locking": logging out).
+    allow_locked: bool = False
 
     def router_paths(self) -> list[str]:
         """The paths as registered with aiohttp (with parameter patterns applied)."""
@@ -99,12 +101,14 @@ def route(
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
     guest: bool = False,
+    allow_locked: bool = False,
 ) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
         handler.route_info = RouteInfo(  # type: ignore[attr-defined]
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
             prefixes=prefixes, handler_name=handler.__name__, module=handler.__module__,
             variant_of=variant_of, patterns=tuple(sorted((patterns or {}).items())), guest=guest,
+            allow_locked=allow_locked,
         )
         return handler
 
@@ -137,15 +141,19 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     auth_service, rate_limiter, devices = services.auth, services.rate_limiter, services.devices
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        if "\x00" in request.path or "\x00" in request.query_string:
+            # PostgreSQL text cannot hold NUL: no ID or parameter of ours may carry one.
+            raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or query")
         requester = None
         if auth in (Auth.USER, Auth.OPTIONAL, Auth.ADMIN):
             token = access_token_of(request)
             if token is not None:
-                requester = await auth_service.authenticate(token)
+                requester = await auth_service.authenticate(token, allow_locked=info.allow_locked)
                 if requester.is_guest and not info.guest:
                     raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
-                devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
-                                  request.headers.get("User-Agent"))
+                if requester.device_id is not None:  # an admin's "login as" token has no device
+                    devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
+                                      request.headers.get("User-Agent"))
             elif auth is not Auth.OPTIONAL:
                 raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
             if auth is Auth.ADMIN and not requester.is_admin:

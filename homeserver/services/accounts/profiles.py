@@ -15,7 +15,7 @@ import orjson
 from federation.client import FederationClient, FederationError, client_error
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.auth import Requester
+from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions, Requester
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomStateCache
 from storage.events import EventStore
@@ -33,7 +33,9 @@ MAX_KEY_BYTES = 255
 
 class ProfileService:
     def __init__(self, profiles: ProfileStore, events: EventService, event_store: EventStore,
-                 rooms: RoomStateCache, server_name: str, federation: FederationClient | None = None) -> None:
+                 rooms: RoomStateCache, server_name: str, federation: FederationClient | None = None, *,
+                 restrictions: AccountRestrictions | None = None) -> None:
+        self._restrictions = restrictions
         self._federation = federation
         self._profiles = profiles
         self._events = events
@@ -88,7 +90,7 @@ class ProfileService:
         return {key: profile[key]}
 
     async def set_field(self, requester: Requester, user_id: str, key: str, body: dict[str, Any]) -> None:
-        self._check_owner(requester, user_id, key)
+        await self._check_owner(requester, user_id, key)
         _check_key(key)
         if key not in body:
             raise MatrixError(400, Codes.MISSING_PARAM, f"The body must contain {key!r}")
@@ -110,10 +112,10 @@ class ProfileService:
                 raise MatrixError(400, "M_PROFILE_TOO_LARGE", "The profile would exceed 64 KiB")
             await self._profiles.set_field(user_id, key, value)
             return
-        await self._update_member_events(user_id)
+        await self._update_member_events(requester, user_id)
 
     async def delete_field(self, requester: Requester, user_id: str, key: str) -> None:
-        self._check_owner(requester, user_id, key)
+        await self._check_owner(requester, user_id, key)
         _check_key(key)
         if key == "displayname":
             await self._profiles.set_displayname(user_id, None)
@@ -122,15 +124,22 @@ class ProfileService:
         else:
             await self._profiles.delete_field(user_id, key)
             return
-        await self._update_member_events(user_id)
+        await self._update_member_events(requester, user_id)
 
-    def _check_owner(self, requester: Requester, user_id: str, key: str) -> None:
+    async def _check_owner(self, requester: Requester, user_id: str, key: str) -> None:
         if requester.user_id != user_id and not requester.is_admin:
             raise MatrixError(403, Codes.FORBIDDEN, "You cannot change another user's profile")
         if requester.is_guest and key != "displayname":
             raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests may only change their display name")
+        if self._restrictions is not None and await self._restrictions.is_suspended(requester.user_id):
+            raise MatrixError(403, USER_SUSPENDED, "You cannot change your profile while suspended")
 
-    async def _update_member_events(self, user_id: str) -> None:
+    async def _update_member_events(self, requester: Requester, user_id: str) -> None:
+        if self._restrictions is not None and await self._restrictions.is_shadow_banned(requester.user_id):
+            # As Synapse: a shadow-banned user's new name reaches no room (they see it in
+            # their profile only).
+            await self._restrictions.shadow_ban_delay()
+            return
         row = await self._profiles.get_profile(user_id)
         rooms = await self._event_store.rooms_for_user(user_id, "join")
         await asyncio.gather(*(self._update_room(user_id, room_id, row) for room_id in rooms))

@@ -52,6 +52,8 @@ class E2EKeyService:
 
     async def upload(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         user_id, device_id = requester.user_id, requester.device_id
+        if device_id is None:  # an admin acting as the user (as Synapse answers)
+            raise MatrixError(400, Codes.UNKNOWN, "To upload keys, you must pass device_id when authenticating")
         device_keys = body.get("device_keys")
         changed = False
         if device_keys is not None:

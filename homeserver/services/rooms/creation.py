@@ -17,6 +17,7 @@ from typing import Any
 from homeserver.core.ids import is_valid_user_id
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
@@ -102,6 +103,10 @@ class RoomService:
                 raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid user ID to invite: {user_id}")
         if body.get("invite_3pid"):
             raise MatrixError(400, Codes.UNRECOGNIZED, "Third-party invites are not supported")
+        if invites and await self._events.is_shadow_banned(creator):
+            # As Synapse: the room is made, the invites silently are not (after a pause).
+            await AccountRestrictions.shadow_ban_delay()
+            invites = []
         is_direct = body.get("is_direct", False)
         if not isinstance(is_direct, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'is_direct' must be a boolean")

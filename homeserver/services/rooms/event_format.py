@@ -75,7 +75,7 @@ class EventFormatter:
             event["redacts"] = pdu["redacts"]
         unsigned: dict[str, Any] = {"age": max(0, now - row.origin_server_ts)}
         if (requester is not None and row.txn_id is not None and row.sender == requester.user_id
-                and row.txn_device_id == requester.device_id):
+                and row.txn_device_id == (requester.device_id or "")):
             unsigned["transaction_id"] = row.txn_id
         if redacted_because is not None:
             unsigned["redacted_because"] = self._format(redacted_because, version, None, now, None)

@@ -78,6 +78,7 @@ class MembershipService:
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "join"})
             content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
@@ -154,6 +155,7 @@ class MembershipService:
     async def knock(self, user_id: str, room_id: str, reason: str | None = None, *, servers: list[str] = ()) -> str:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "knock"})
             content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             return await self._remote.knock(user_id, room_id, await self._servers_for(room_id, user_id, servers),

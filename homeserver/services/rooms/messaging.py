@@ -36,7 +36,7 @@ class MessagingService:
                            content: dict[str, Any]) -> str:
         """Without a transaction ID (Synapse's POST form) every call sends a new event."""
         _check_type(event_type)
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id) if txn_id is not None else None
+        txn = TxnRef(requester.user_id, requester.device_id or "", txn_id) if txn_id is not None else None
         event = await self._events.send(room_id, requester.user_id, event_type, content, txn=txn,
                                         txn_check=self._store.event_for_txn if txn is not None else None)
         return event.event_id
@@ -83,7 +83,7 @@ class MessagingService:
         content: dict[str, Any] = {}
         if reason is not None:
             content["reason"] = reason
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id)
+        txn = TxnRef(requester.user_id, requester.device_id or "", txn_id)
         event = await self._events.send(room_id, requester.user_id, "m.room.redaction", content,
                                         redacts=event_id, txn=txn, txn_check=self._store.event_for_txn)
         return event.event_id
