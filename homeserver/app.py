@@ -75,6 +75,7 @@ from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.directory import DirectoryService
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.membership import MembershipService
@@ -121,8 +122,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stores = Stores.build(db)
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
-    # Accounts an admin locked, suspended or shadow-banned.
+    # Accounts an admin locked, suspended or shadow-banned; accounts erased on deactivation.
     restrictions = AccountRestrictions(stores.accounts)
+    erased_users = ErasedUsers(stores.accounts)
     auth = AuthService(db, stores.tokens, clock, config.auth, restrictions=restrictions, accounts=stores.accounts,
                        account_validity_ms=config.account_validity.period_ms)
     rate_limiter = RateLimiter(config.rate_limiting)
@@ -168,7 +170,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         signing_key, relay=pdu_broadcaster.broadcast)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
-                                             erased=stores.accounts.erased_among)
+                                             erased=erased_users.among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
@@ -177,9 +179,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration, threepids, email_enabled=config.email.enabled,
+        erased=erased_users,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership)
-    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
+    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline)
@@ -221,6 +224,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                account_data, typing, push_rules)
     restrictions.replicate = lambda: replication.publish({"k": "restrictions"})
     replication.on("restrictions", lambda m: restrictions.forget_cached())
+    erased_users.replicate = lambda user_id: replication.publish({"k": "erased", "u": user_id})
+    replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,

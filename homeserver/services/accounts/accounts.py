@@ -22,6 +22,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.membership import MembershipService
 from storage.accounts import AccountStore
 from storage.database import Database
@@ -45,8 +46,10 @@ class AccountService:
         self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
-        threepids: ThreepidService | None = None, email_enabled: bool = False,
+        threepids: ThreepidService | None = None, email_enabled: bool = False, *,
+        erased: ErasedUsers | None = None,
     ) -> None:
+        self._erased = erased
         self._threepids = threepids
         self._email_enabled = email_enabled
         self._membership = membership
@@ -351,17 +354,45 @@ class AccountService:
         result = await self._uia.authenticate(
             body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
         )
-        unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
-        async with self._db.transaction():
-            await self._accounts.deactivate(requester.user_id)
-            if erase:  # spec: servers and users coming later get redacted copies of their events
-                await self._accounts.mark_erased(requester.user_id, self._clock.now_ms())
-            await self._devices.delete_all_devices(requester.user_id)
-        self._auth.forget_user(requester.user_id)
+        unbound = await self.deactivate_user(requester.user_id, erase=erase)
         await self._uia.finish(result.session_id)
-        # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
-        await self._membership.leave_all_rooms(requester.user_id)
         return unbound
+
+    async def deactivate_user(self, user_id: str, *, erase: bool) -> str:
+        """Deactivate an account (its owner asked, or an admin); returns the
+        `id_server_unbind_result`. Its 3PIDs are unbound and removed, its devices, tokens (and
+        pushers with them) and password go, its validity period ends. `erase` also deletes its
+        profile and marks it erased: users who join its rooms later, and other servers, get
+        its events redacted (spec: "Account deactivation"). Then it leaves every room and
+        rejects its invites, as Synapse does."""
+        unbound = await self._threepids.unbind_all(user_id) if self._threepids else "success"
+        async with self._db.transaction():
+            await self._accounts.deactivate(user_id)
+            await self._accounts.delete_expiration(user_id)
+            if erase:
+                await self._accounts.mark_erased(user_id, self._clock.now_ms())
+                await self._profiles.delete_profile(user_id)
+            await self._devices.delete_all_devices(user_id)
+        if erase and self._erased is not None:
+            self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
+        await self._membership.leave_all_rooms(user_id)
+        return unbound
+
+    async def reactivate_user(self, user_id: str, password: str | None) -> None:
+        """An admin reactivates an account (no longer erased; its profile comes back empty if
+        erasure deleted it). It gets back no rooms, devices or 3PIDs; it can log in with
+        `password` (Synapse leaves checking that one is needed to the admin)."""
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            await self._accounts.reactivate(user_id)
+            await self._accounts.mark_not_erased(user_id)
+            await self._profiles.create_profile(user_id, None)
+            if password_hash is not None:
+                await self._accounts.set_password_hash(user_id, password_hash)
+        if self._erased is not None:
+            self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
 
 
 def _localpart_of(username: str, server_name: str) -> str:
