@@ -44,6 +44,8 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.user_moderation import AdminUserModeration
+from homeserver.services.admin.users import AdminUserService
 from homeserver.services.auth import AccountRestrictions, AuthService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -247,6 +249,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    admin_users = AdminUserService(accounts, stores.accounts, stores.admin_users, auth, restrictions, devices,
+                                   profile_service, threepids, messaging, account_data, pushers, admin_audit,
+                                   config.server_name)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
@@ -279,7 +285,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
-        admin_audit=AdminAuditLog(stores.admin_audit, clock),
+        admin_audit=admin_audit, admin_users=admin_users,
+        admin_user_moderation=AdminUserModeration(admin_users, restrictions, auth, stores.accounts, admin_audit, clock,
+                                                  config.account_validity.period_ms),
     )
 
 

@@ -271,6 +271,17 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
+def bool_param(request: web.Request, name: str, default: bool | None = None) -> bool | None:
+    """A boolean query parameter ("true" or "false", as Synapse reads them); 400
+    M_INVALID_PARAM for anything else."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw not in ("true", "false"):
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Boolean query parameter '{name}' must be one of ['true', 'false']")
+    return raw == "true"
+
+
 # --- middlewares --------------------------------------------------------------------------
 
 CORS_HEADERS = {

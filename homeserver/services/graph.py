@@ -21,6 +21,8 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.user_moderation import AdminUserModeration
+from homeserver.services.admin.users import AdminUserService
 from homeserver.services.auth import AuthService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -131,3 +133,6 @@ class Services:
     federation_reads: FederationReadService
     # Administration: the record of every admin change.
     admin_audit: AdminAuditLog
+    # The Synapse admin API's accounts, and restraining them (shadow-ban, suspend, lock...).
+    admin_users: AdminUserService
+    admin_user_moderation: AdminUserModeration

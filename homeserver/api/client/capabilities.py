@@ -2,14 +2,14 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, route
+from homeserver.api.http import Auth, json_response, requester_of, route
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 
 
 @route("GET", "/capabilities", auth=Auth.USER)
 async def get_capabilities(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/capabilities"""
-    return json_response({"capabilities": {
+    capabilities = {
         "m.change_password": {"enabled": True},
         "m.room_versions": {
             "default": DEFAULT_ROOM_VERSION,
@@ -22,4 +22,7 @@ async def get_capabilities(request: web.Request) -> web.Response:
         "m.set_avatar_url": {"enabled": True},
         "m.3pid_changes": {"enabled": False},
         "m.get_login_token": {"enabled": False},
-    }})
+    }
+    if requester_of(request).is_admin:  # PUT /_matrix/client/v1/admin/suspend|lock/{userId}
+        capabilities["m.account_moderation"] = {"suspend": True, "lock": True}
+    return json_response({"capabilities": capabilities})

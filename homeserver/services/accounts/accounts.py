@@ -84,6 +84,11 @@ class AccountService:
             raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
         return await self._check_username(localpart)
 
+    async def check_username_free(self, localpart: str) -> str:
+        """Whether a localpart could be registered, even when registration is closed (the
+        admin API asks); returns the user ID, or raises why not."""
+        return await self._check_username(localpart)
+
     async def _check_username(self, localpart: str) -> str:
         if not localpart or not is_valid_localpart(localpart):
             raise MatrixError(
@@ -235,14 +240,16 @@ class AccountService:
                 return user_id
         raise MatrixError(500, Codes.UNKNOWN, "Could not generate a user ID")  # pragma: no cover
 
-    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False) -> str:
+    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False,
+                          displayname: str | None = None, user_type: str | None = None) -> str:
         """Create an account outside the registration flow (`chatgo register-user`, admin)."""
         user_id = await self._check_username(localpart.lower())
         password_hash = await self._passwords.hash(password) if password else None
         async with self._db.transaction():
-            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
+            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(),
+                                                    is_admin=admin, user_type=user_type):
                 raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
-            await self._new_profile(user_id)
+            await self._new_profile(user_id, displayname)
         return user_id
 
     async def create_user_and_log_in(self, localpart: str, password: str | None, *, admin: bool = False,
@@ -392,6 +399,18 @@ class AccountService:
                 await self._accounts.set_password_hash(user_id, password_hash)
         if self._erased is not None:
             self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
+
+    async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
+        """An admin sets a user's password (reset, or PUT /_synapse/admin/v2/users);
+        `logout_devices` ends all of the user's sessions."""
+        if len(new_password) > MAX_PASSWORD_LENGTH:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
+        password_hash = await self._passwords.hash(new_password)
+        async with self._db.transaction():
+            await self._accounts.set_password_hash(user_id, password_hash)
+            if logout_devices:
+                await self._devices.delete_all_devices(user_id)
         self._auth.forget_user(user_id)
 
 
