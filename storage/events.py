@@ -310,6 +310,22 @@ class EventStore:
         )
         return [r["room_id"] for r in rows]
 
+    async def mutual_rooms(self, user_id: str, other_id: str, after: str | None,
+                           limit: int) -> tuple[list[str], int, bool]:
+        """Rooms both users are joined to, by room ID: at most `limit` after `after` (from the
+        first when None), how many there are in all, and whether more follow the page."""
+        rows = await self._db.fetch(
+            """SELECT a.room_id, count(*) OVER () AS total FROM current_state a
+               JOIN current_state b ON b.room_id = a.room_id AND b.type = 'm.room.member'
+                                    AND b.state_key = $2 AND b.membership = 'join'
+               WHERE a.type = 'm.room.member' AND a.state_key = $1 AND a.membership = 'join'
+               ORDER BY a.room_id""",
+            user_id, other_id,
+        )
+        rooms = [r["room_id"] for r in rows]
+        start = 0 if after is None else next((i for i, r in enumerate(rooms) if r > after), len(rooms))
+        return rooms[start:start + limit], len(rooms), start + limit < len(rooms)
+
     async def joined_local_guests(self, room_id: str) -> list[str]:
         rows = await self._db.fetch(
             """SELECT c.state_key FROM current_state c JOIN users u ON u.user_id = c.state_key

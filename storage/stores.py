@@ -10,6 +10,7 @@ from storage.admin_audit import AdminAuditStore
 from storage.admin_users import AdminUserQueries
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
@@ -26,6 +27,7 @@ from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
+from storage.ratelimit_overrides import RateLimitOverrideStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
@@ -84,6 +86,8 @@ class Stores:
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
+    ratelimit_overrides: RateLimitOverrideStore
+    delayed_events: DelayedEventStore
     admin_users: AdminUserQueries
 
     @classmethod
@@ -130,5 +134,7 @@ class Stores:
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
+            ratelimit_overrides=RateLimitOverrideStore(db),
+            delayed_events=DelayedEventStore(db),
             admin_users=AdminUserQueries(db),
         )

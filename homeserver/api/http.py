@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -24,6 +25,7 @@ from aiohttp import web
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.graph import Services
+from homeserver.services.ratelimit import Action
 
 logger = logging.getLogger(__name__)
 
@@ -96,13 +98,19 @@ def route(
     path: str,
     *,
     auth: Auth = Auth.USER,
-    rate_limited: bool = False,
+    rate_limited: bool | None = None,
     prefixes: tuple[str, ...] = CLIENT_V3,
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
     guest: bool = False,
     allow_locked: bool = False,
 ) -> Callable[[Handler], Handler]:
+    """`rate_limited`: user routes take a token of the generic per-request limit (the actions
+    themselves are limited by their services); server routes go through the per-origin gate
+    (rc_federation). Default: false for user routes, true for server routes."""
+    if rate_limited is None:
+        rate_limited = auth is Auth.SERVER
+
     def mark(handler: Handler) -> Handler:
         handler.route_info = RouteInfo(  # type: ignore[attr-defined]
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
@@ -139,6 +147,7 @@ def install_routes(app: web.Application, modules: Iterable[ModuleType], services
 def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     auth = info.auth
     auth_service, rate_limiter, devices = services.auth, services.rate_limiter, services.devices
+    origins = services.federation_origins
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         if "\x00" in request.path or "\x00" in request.query_string:
@@ -160,15 +169,19 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
                 raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
             request[REQUESTER_KEY] = requester
         elif auth is Auth.SERVER:
-            request[ORIGIN_KEY] = await services.request_auth.authenticate(
+            origin = request[ORIGIN_KEY] = await services.request_auth.authenticate(
                 request.method, request.raw_path, request.headers.getall("Authorization", []),
                 await _signed_content(request),
             )
-        if info.rate_limited:
-            key = requester.user_id if requester else client_ip(request)
-            exempt = requester is not None and requester.is_admin
-            if not exempt:
-                rate_limiter.check(key)
+            if info.rate_limited:
+                async with origins.request(origin):
+                    return await handler(request)
+            return await handler(request)
+        if info.rate_limited and not (requester is not None and requester.is_admin):
+            if requester is not None:
+                await rate_limiter.check(Action.REQUEST, requester.user_id, user_id=requester.user_id)
+            else:
+                await rate_limiter.check(Action.REQUEST, client_ip(request))
         return await handler(request)
 
     wrapped.__name__ = handler.__name__
@@ -271,14 +284,14 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
-def bool_param(request: web.Request, name: str, default: bool | None = None) -> bool | None:
-    """A boolean query parameter ("true" or "false", as Synapse reads them); 400
-    M_INVALID_PARAM for anything else."""
+def bool_param(request: web.Request, name: str, default: bool | None = False) -> bool | None:
+    """A `true`/`false` query parameter (as Synapse reads them), `default` when absent; 400
+    M_INVALID_PARAM otherwise."""
     raw = request.query.get(name)
     if raw is None:
         return default
     if raw not in ("true", "false"):
-        raise MatrixError(400, Codes.INVALID_PARAM, f"Boolean query parameter '{name}' must be one of ['true', 'false']")
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
     return raw == "true"
 
 
@@ -326,7 +339,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def _error_response(status: int, body: dict[str, Any], err: MatrixError | None = None) -> web.Response:
     headers = None
     if err is not None and err.errcode == Codes.LIMIT_EXCEEDED and "retry_after_ms" in err.extra:
-        headers = {"Retry-After": str(max(1, err.extra["retry_after_ms"] // 1000))}
+        # Seconds, rounded up (RFC 9110 wants an integer; a client retrying early fails again).
+        headers = {"Retry-After": str(math.ceil(err.extra["retry_after_ms"] / 1000))}
     return json_response(body, status=status, headers=headers)
 
 

@@ -10,7 +10,7 @@ One package per domain, each saying in its docstring what it holds and what it m
     admin/ sync/ federation/  operations (health checks); what clients long-poll; rooms and
                               users across servers
     e2ee/ identity/           device keys, cross-signing, key backup; invites by e-mail
-    accounts/ ephemeral/ push/ media/
+    accounts/ ephemeral/ push/ media/ calls/
     rooms/                    the event graph and a room's use cases
     streams/                  stream positions and wake-ups
 

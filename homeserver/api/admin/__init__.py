@@ -5,6 +5,8 @@ Synapse's admin API documents it (these endpoints have no OpenAPI file in the sp
 Synapse does.
 """
 
-from homeserver.api.admin import account_validity, audit_log, register, user_devices, user_moderation, users
+from homeserver.api.admin import (
+    account_validity, audit_log, register, user_devices, user_moderation, user_ratelimit, users,
+)
 
-MODULES = [register, audit_log, users, user_devices, user_moderation, account_validity]
+MODULES = [register, audit_log, user_ratelimit, users, user_devices, user_moderation, account_validity]

@@ -15,7 +15,7 @@ from homeserver.services.admin.users import UserListQuery
 def _list_query(request: web.Request, *, v3: bool) -> UserListQuery:
     """The listing's parameters. v2 shows deactivated accounts only with `deactivated=true`
     (and then with the others); v3 reads `deactivated` as a filter either way."""
-    deactivated = bool_param(request, "deactivated")
+    deactivated = bool_param(request, "deactivated", None)
     direction = request.query.get("dir", "f")
     if direction not in ("f", "b"):
         raise MatrixError(400, Codes.INVALID_PARAM, "'dir' must be 'f' or 'b'")
@@ -24,7 +24,7 @@ def _list_query(request: web.Request, *, v3: bool) -> UserListQuery:
         user_id=request.query.get("user_id"), name=request.query.get("name"),
         guests=bool_param(request, "guests", True),
         deactivated=deactivated if v3 else (None if deactivated else False),
-        admins=bool_param(request, "admins"), include_locked=bool_param(request, "locked", False),
+        admins=bool_param(request, "admins", None), include_locked=bool_param(request, "locked", False),
         not_user_types=tuple(request.query.getall("not_user_type", [])),
         order_by=request.query.get("order_by", "name"), descending=direction == "b")
 

@@ -32,3 +32,24 @@ async def test_bad_paging_gets_matrix_errors(admin):
     for query in ("limit=0", "limit=abc", "limit=5000", "from=xyz", "from=-1"):
         status, body = await admin.get(f"{AUDIT}?{query}")
         assert status == 400 and body["errcode"] in ("M_INVALID_PARAM",), (query, body)
+
+
+async def test_the_admin_api_can_be_kept_off_client_listeners(aiohttp_client, services, admin):
+    """admin_api.on_client_listeners: false serves /_synapse/admin only where `admin` is listed."""
+    import dataclasses
+
+    from homeserver.app import make_web_app
+    from homeserver.config import AdminApiConfig
+    from tests.server_fixtures import MatrixClient
+
+    config = dataclasses.replace(services.config, admin_api=AdminApiConfig(on_client_listeners=False))
+    kept_off = dataclasses.replace(services, config=config)
+    token = admin.token
+    client_only = MatrixClient(await aiohttp_client(make_web_app(kept_off, ["client"])), token)
+    status, _ = await client_only.get(AUDIT)
+    assert status == 404
+    status, body = await client_only.get("/_matrix/client/v3/account/whoami")
+    assert status == 200 and body["user_id"] == "@admin:test.local"
+    admin_listener = MatrixClient(await aiohttp_client(make_web_app(kept_off, ["admin"])), token)
+    status, body = await admin_listener.get(AUDIT)
+    assert status == 200 and body["entries"] == []
