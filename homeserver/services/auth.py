@@ -71,16 +71,20 @@ class AccountRestrictions:
         self._accounts = accounts
         self._flags: dict[str, RestrictedUser] | None = None
         self._generation = 0
+        self._loading = asyncio.Lock()  # one read at a time, however many requests wait for it
         # Set by the app: tell other processes to read the flags again.
         self.replicate: Callable[[], None] | None = None
 
     async def _of(self, user_id: str) -> RestrictedUser | None:
         flags = self._flags
         if flags is None:
-            generation = self._generation
-            flags = {r.user_id: r for r in await self._accounts.restricted_users()}
-            if generation == self._generation:  # no change while we read
-                self._flags = flags
+            async with self._loading:
+                flags = self._flags
+                if flags is None:
+                    generation = self._generation
+                    flags = {r.user_id: r for r in await self._accounts.restricted_users()}
+                    if generation == self._generation:  # no change while we read
+                        self._flags = flags
         return flags.get(user_id)
 
     async def is_locked(self, user_id: str) -> bool:
