@@ -78,7 +78,8 @@ class MessagingService:
         event = await self._events.send(room_id, requester.user_id, event_type, content, state_key=state_key)
         if joining:
             self._limiter.joined(room_id)
-        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join":
+        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join" \
+                and not await self._events.is_shadow_banned(requester.user_id):  # its event went nowhere
             guests = await self._store.joined_local_guests(room_id)
             if guests:
                 await self._membership.remove_guests(room_id, guests)

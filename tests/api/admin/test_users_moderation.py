@@ -200,3 +200,14 @@ async def test_login_as_answers(admin, client, alice):
     assert status == 404
     status, audit = await admin.get(f"{ADMIN_V1}/audit_log?action=user.login_as")
     assert [e["target"] for e in audit["entries"]] == [ALICE, ALICE]
+
+
+async def test_a_shadow_banned_room_upgrade_changes_nothing(admin, alice, bob):
+    room_id = await shared_room(alice, bob)
+    await admin.post(f"{ADMIN_V1}/users/{quote(ALICE)}/shadow_ban", {})
+    status, body = await alice.post(f"{V3}/rooms/{room_id}/upgrade", {"new_version": "11"})
+    assert status == 200 and body["replacement_room"].startswith("!")
+    status, tombstone = await bob.get(f"{V3}/rooms/{room_id}/state/m.room.tombstone")
+    assert status == 404  # the old room was not replaced
+    status, joined = await alice.get(f"{V3}/joined_rooms")
+    assert joined["joined_rooms"] == [room_id]  # no replacement room was made either
