@@ -29,6 +29,7 @@ from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
 from homeserver.api import health, pages
+from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
 from homeserver.core.events import Event
@@ -47,6 +48,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.users import AdminUserService
@@ -217,8 +219,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     membership.on_join(upgrades.member_joined)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
-    events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                        config.server_name, account_data.ignored_users).on_persisted)
+    push_evaluator = PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
+                                   config.server_name, account_data.ignored_users)
+    events.before_publish(push_evaluator.on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
@@ -260,6 +263,14 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
+    # /metrics: the figures the services keep, and every in-memory cache worth watching.
+    metrics = ServerMetrics(
+        db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
+        federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
+        caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
+                "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
+                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
+                "access_tokens": auth.cache_stats})
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
@@ -311,6 +322,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_origins=OriginLimiter(config.rate_limiting.rc_federation, enabled=config.rate_limiting.enabled),
         user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
         delayed_events=delayed_events,
+        metrics=metrics,
         admin_users=admin_users,
         admin_user_moderation=AdminUserModeration(admin_users, restrictions, auth, stores.accounts, admin_audit, clock,
                                                   config.account_validity.period_ms),
@@ -438,6 +450,8 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
         modules += client_api.MEDIA_MODULES
     if "admin" in resources or ("client" in resources and admin_on_client):  # as Synapse: it rides on client
         modules += admin_api.MODULES
+    if "metrics" in resources:
+        modules.append(metrics_api)
     return modules
 
 

@@ -2,8 +2,10 @@
 
 Unknown keys and ill-typed values are refused with an error naming the key
 (`listeners[1].port: expected an integer`). Relative paths are relative to the config file's
-directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`) and the
-listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's).
+directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`), the
+listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's) and the
+registration shared secret (`CHATGO_REGISTRATION_SHARED_SECRET`), so that a container's config
+file can hold no secret.
 `configs/homeserver.yaml` is the documented example.
 """
 
@@ -423,6 +425,10 @@ class Config:
     serve_server_wellknown: bool = True
     federation_port: int = 8448
     log_level: str = "INFO"
+    # Log lines as plain text or as one JSON object per line (for log shippers).
+    log_format: str = "text"
+    # One line per request (logger chatgo.access, INFO); off saves its cost on busy servers.
+    access_log: bool = True
     listeners: tuple[ListenerConfig, ...] = ()
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -491,6 +497,10 @@ def apply_env_overrides(raw: dict[str, Any], env: typing.Mapping[str, str]) -> N
             raw["listeners"] = yaml.safe_load(listeners)
         except yaml.YAMLError as exc:
             raise ConfigError(f"CHATGO_LISTENERS: not valid YAML/JSON: {exc}") from exc
+    if secret := env.get("CHATGO_REGISTRATION_SHARED_SECRET"):
+        registration = dict(raw.get("registration") or {})
+        registration["shared_secret"] = secret
+        raw["registration"] = registration
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
@@ -595,6 +605,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("email.notif_from: needed when email.enabled is true")
     if config.cas.enabled and not config.cas.server_url:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("log_format: expected text or json")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
     validity = config.account_validity

@@ -9,8 +9,9 @@ from __future__ import annotations
 TEMPLATE = """\
 # ChatGO homeserver configuration.
 # Relative paths are relative to the directory of this file.
-# Environment overrides: CHATGO_DATABASE_URL (database.url) and CHATGO_LISTENERS
-# (a YAML/JSON list shaped like `listeners` below).
+# Environment overrides: CHATGO_DATABASE_URL (database.url), CHATGO_LISTENERS
+# (a YAML/JSON list shaped like `listeners` below) and CHATGO_REGISTRATION_SHARED_SECRET
+# (registration.shared_secret).
 
 # The server's name: the part after ':' in user IDs (@alice:{server_name}).
 # It cannot be changed once users and rooms exist.
@@ -37,12 +38,20 @@ public_baseurl: {public_baseurl}
 federation_port: {federation_port}
 
 log_level: INFO
+# Log lines as `text`, or `json` (one object per line: time, level, logger, request,
+# message, and the access log's fields). Every line of a request carries its ID (GET-123).
+log_format: text
+# An access log line at the end of each request (logger chatgo.access: method, path,
+# servlet, user, client IP, status, duration).
+access_log: true
 
 # Each listener: a port, the addresses it binds, the resources it serves, and TLS.
 # Resources: client (client-server API, /.well-known, landing page), federation and keys
-# (server-server API), media, metrics, admin. One TLS port may serve client and federation.
-# TLS: `tls: true` uses the certificate above; `tls_certificate_path` + `tls_private_key_path`
-# name a listener's own certificate and key.
+# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin.
+# One TLS port may serve client and federation. Every listener answers /health (liveness) and
+# /health/ready (readiness: the database answers). TLS: `tls: true` uses the certificate
+# above; `tls_certificate_path` + `tls_private_key_path` name a listener's own certificate
+# and key.
 listeners:
   - port: {client_port}
     bind_addresses: ["127.0.0.1"]
@@ -53,6 +62,10 @@ listeners:
     bind_addresses: ["{federation_bind}"]
     resources: [federation, keys]
     tls: true
+  # Prometheus metrics on their own port, kept off the public listeners:
+  # - port: 9000
+  #   bind_addresses: ["127.0.0.1"]
+  #   resources: [metrics]
 
 database:
   # A PostgreSQL (13+) URL, e.g. postgresql://chatgo:secret@localhost:5432/chatgo

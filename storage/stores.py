@@ -34,6 +34,7 @@ from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
+from storage.server_figures import ServerFigureQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
@@ -88,6 +89,7 @@ class Stores:
     admin_audit: AdminAuditStore
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
+    server_figures: ServerFigureQueries
     admin_users: AdminUserQueries
 
     @classmethod
@@ -136,5 +138,6 @@ class Stores:
             admin_audit=AdminAuditStore(db),
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
+            server_figures=ServerFigureQueries(db),
             admin_users=AdminUserQueries(db),
         )

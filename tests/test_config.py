@@ -38,6 +38,7 @@ def test_example_config_loads(tmp_path):
      "registration.enabled: expected true or false"),
     ({"server_name": "a", "listeners": []}, "listeners"),
     ({"server_name": "a", "listeners": [{"port": 1, "tls_certificate_path": "c"}]}, "listeners[0]"),
+    ({"server_name": "a", "listeners": [{"port": 1}], "log_format": "xml"}, "log_format: expected text or json"),
 ])
 def test_errors_name_the_bad_key(raw, message):
     with pytest.raises(ConfigError) as err:
@@ -55,6 +56,15 @@ def test_env_overrides_database_and_listeners(tmp_path):
     assert config.database.url == "postgresql://u@db:5432/chatgo"
     assert len(config.listeners) == 1
     assert config.listeners[0].resources == ("client", "federation")
+
+
+def test_env_overrides_the_registration_shared_secret(tmp_path):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(render_config("example.org", shared_secret="from-the-file"))
+    assert load_config(path, env={}).registration.shared_secret == "from-the-file"
+    config = load_config(path, env={"CHATGO_REGISTRATION_SHARED_SECRET": "from-a-secret"})
+    assert config.registration.shared_secret == "from-a-secret"
+    assert config.registration.enabled is False  # the rest of the section stays the file's
 
 
 def test_bad_yaml_and_missing_file(tmp_path):

@@ -10,12 +10,15 @@ wrapped with authentication and rate limiting, and `routes_table()` lists them f
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
+import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from time import perf_counter
 from types import ModuleType
 from typing import Any
 
@@ -23,11 +26,14 @@ import orjson
 from aiohttp import web
 
 from homeserver.errors import Codes, MatrixError
+from homeserver.logs import ACCESS_LOGGER, REQUEST_ID
 from homeserver.services.auth import Requester
 from homeserver.services.graph import Services
 from homeserver.services.ratelimit import Action
 
 logger = logging.getLogger(__name__)
+# One line per request: method, path, servlet, user (or origin server), client IP, status, duration.
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,6 +48,7 @@ KEY_V2 = ("/_matrix/key/v2",)
 SYNAPSE_ADMIN_V1 = ("/_synapse/admin/v1",)
 SYNAPSE_ADMIN_V2 = ("/_synapse/admin/v2",)
 SYNAPSE_ADMIN_V3 = ("/_synapse/admin/v3",)
+SYNAPSE = ("/_synapse",)
 # Spec files whose path keys carry the version themselves (admin.yaml: "/v3/admin/whois/...").
 CLIENT_BASE = ("/_matrix/client",)
 
@@ -305,6 +312,49 @@ CORS_HEADERS = {
 }
 
 
+# The servlet of a request no route matched (its raw path would make one series per URL).
+UNMATCHED_SERVLET = "unmatched"
+_request_numbers = itertools.count(1)
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: the request's ID (GET-123) on every log line it causes, its access log line,
+    and its duration in the request histogram, by servlet (the route's path template)."""
+    start = perf_counter()
+    method = request.method
+    request_id = REQUEST_ID.set(f"{method}-{next(_request_numbers)}")
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # raised redirects; errors are answered further in
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer (as nginx logs it)
+        raise
+    finally:
+        seconds = perf_counter() - start
+        resource = request.match_info.route.resource
+        servlet = resource.canonical if resource is not None else UNMATCHED_SERVLET
+        request.app[SERVICES].metrics.observe_request(servlet, method, status, seconds)
+        if access_logger.isEnabledFor(logging.INFO):
+            _log_access(request, servlet, status, seconds)
+        REQUEST_ID.reset(request_id)
+
+
+def _log_access(request: web.Request, servlet: str, status: int, seconds: float) -> None:
+    requester = request.get(REQUESTER_KEY)
+    user = requester.user_id if requester is not None else request.get(ORIGIN_KEY, "-")
+    ip = client_ip(request)
+    path = request.raw_path.partition("?")[0]  # never the query: it may hold an access token
+    access_logger.info("%s %s %s %s %d %.3fs (%s)", ip, user, request.method, path, status, seconds, servlet,
+                       extra={"client_ip": ip, "user": user, "method": request.method, "path": path,
+                              "servlet": servlet, "status": status, "duration_s": round(seconds, 6)})
+
+
 @web.middleware
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     # Browsers preflight every cross-origin request; answer for any path, routed or not.
@@ -344,4 +394,4 @@ def _error_response(status: int, body: dict[str, Any], err: MatrixError | None =
     return json_response(body, status=status, headers=headers)
 
 
-MIDDLEWARES = [cors_middleware, error_middleware]
+MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware]

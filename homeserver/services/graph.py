@@ -22,6 +22,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.users import AdminUserService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
@@ -147,6 +148,8 @@ class Services:
     user_ratelimit: UserRateLimitAdmin
     # Delayed events (MSC4140): scheduled sends and the scheduler (start/stop with the server).
     delayed_events: DelayedEventService
+    # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
+    metrics: ServerMetrics
     # The Synapse admin API's accounts, and restraining them (shadow-ban, suspend, lock...).
     admin_users: AdminUserService
     admin_user_moderation: AdminUserModeration
