@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
+from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
 from storage.admin_users import AdminUserQueries
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
@@ -42,6 +43,7 @@ from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, Use
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
+from storage.appservices import AppServiceQueries, AppServiceStore
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ class Stores:
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
     server_figures: ServerFigureQueries
+    appservices: AppServiceStore
+    appservice_queries: AppServiceQueries
+    admin_rooms: AdminRoomQueries
+    room_tasks: RoomTaskStore
     admin_users: AdminUserQueries
 
     @classmethod
@@ -139,5 +145,9 @@ class Stores:
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
             server_figures=ServerFigureQueries(db),
+            appservices=AppServiceStore(db),
+            appservice_queries=AppServiceQueries(db),
+            admin_rooms=AdminRoomQueries(db),
+            room_tasks=RoomTaskStore(db),
             admin_users=AdminUserQueries(db),
         )

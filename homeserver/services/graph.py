@@ -26,6 +26,12 @@ from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.users import AdminUserService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
+from homeserver.services.admin.purge import PurgeHistoryService
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -153,3 +159,13 @@ class Services:
     # The Synapse admin API's accounts, and restraining them (shadow-ban, suspend, lock...).
     admin_users: AdminUserService
     admin_user_moderation: AdminUserModeration
+    # Application services: their feeds (start/stop with the server; pings) and the queries
+    # that let them create users and aliases on demand. The registry is `auth.appservices`.
+    appservice_sender: AppServiceSender
+    appservice_lookups: AppServiceLookups
+    # The admin API's rooms: list and moderate, delete (in the background, with status), purge
+    # history; and the background tasks those run as (recovered at start, stopped at stop).
+    admin_rooms: AdminRoomService
+    room_deletion: RoomDeletionService
+    purge_history: PurgeHistoryService
+    room_tasks: RoomTaskRunner

@@ -73,8 +73,8 @@ def live_server(data: Path, pg_server_url: str, database: str,
     config.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "CHATGO_DATABASE_URL": database_url(pg_server_url, database),
            "CHATGO_LISTENERS": json.dumps([{"port": port, "resources": ["client"]}])}
-    # The output goes to a file: the server logs every request, and an unread pipe would fill
-    # up and stop it mid-fuzz.
+    # The log goes to a file, not a pipe: the access log writes a line per request, and a pipe
+    # nobody reads until the end fills up and stalls the server.
     log_path = data / "server.log"
     log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(config)], env=env,

@@ -6,7 +6,9 @@ Synapse does.
 """
 
 from homeserver.api.admin import (
-    account_validity, audit_log, register, user_devices, user_moderation, user_ratelimit, users,
+    account_validity, audit_log, purge_history, register, room_membership, rooms, user_devices, user_moderation,
+    user_ratelimit, users,
 )
 
-MODULES = [register, audit_log, user_ratelimit, users, user_devices, user_moderation, account_validity]
+MODULES = [register, audit_log, user_ratelimit, rooms, room_membership, purge_history, users, user_devices,
+           user_moderation, account_validity]

@@ -10,6 +10,8 @@ async def get_token_owner(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/account/whoami"""
     requester = requester_of(request)
     body = {"user_id": requester.user_id, "is_guest": requester.is_guest}
-    if requester.device_id is not None:  # an admin's "login as" token has no device
+    # As Synapse: no device_id for an appservice acting without a device, nor for an admin's
+    # "login as" token.
+    if requester.device_id:
         body["device_id"] = requester.device_id
     return json_response(body)
