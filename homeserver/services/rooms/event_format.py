@@ -84,11 +84,14 @@ class EventFormatter:
     # --- formatting ---------------------------------------------------------------------------------
 
     async def format_events(self, rows: list[EventRow], version: RoomVersion, requester: Requester | None,
-                            *, bundle: bool = True, visibility: VisibilityTimeline | None = None) -> list[dict[str, Any]]:
-        """`visibility`: the requester's, when the caller has it for the rows' one room."""
+                            *, bundle: bool = True, visibility: VisibilityTimeline | None = None,
+                            erasure: bool = True) -> list[dict[str, Any]]:
+        """`visibility`: the requester's, when the caller has it for the rows' one room.
+        `erasure` false: a server admin reads erased users' events as they were (Synapse's
+        admin /messages and /context)."""
         redaction_ids = [r.redacted_by for r in rows if r.redacted_by]
         redactions = await self._events.get_events(redaction_ids) if redaction_ids else {}
-        erased = await self.erased_for(rows, requester, visibility) if rows else set()
+        erased = await self.erased_for(rows, requester, visibility) if rows and erasure else set()
         now = self._clock.now_ms()
         out = [self._format(row, version, requester, now, redactions.get(row.redacted_by) if row.redacted_by else None,
                             erased=row.event_id in erased)

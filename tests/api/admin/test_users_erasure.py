@@ -95,3 +95,15 @@ async def test_deactivation_without_erase_redacts_nothing(admin, client, alice, 
     assert [seen[e]["content"]["body"] for e in said] == [f"alice says {n}" for n in range(3)]
     status, user = await admin.get(f"/_synapse/admin/v2/users/{quote(ALICE)}")
     assert user["erased"] is False and user["displayname"] == "alice"
+
+
+async def test_admins_read_erased_users_messages_through_the_admin_api(admin, alice, bob):
+    """As Synapse's admin /messages and /context: no history visibility and no erasure."""
+    room_id, said = await alice_room_with_history(alice, bob)
+    await admin.post(f"{ADMIN_V1}/deactivate/{quote(ALICE)}", {"erase": True})
+    status, page = await admin.get(f"{ADMIN_V1}/rooms/{quote(room_id)}/messages?dir=b&limit=50")
+    assert status == 200, page
+    bodies = {e["event_id"]: e["content"].get("body") for e in page["chunk"]}
+    assert [bodies[e] for e in said] == [f"alice says {n}" for n in range(3)]
+    status, context = await admin.get(f"{ADMIN_V1}/rooms/{quote(room_id)}/context/{said[1]}")
+    assert status == 200 and context["event"]["content"]["body"] == "alice says 1"
