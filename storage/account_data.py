@@ -39,6 +39,13 @@ class AccountDataStore:
             "SELECT room_id, type, content, stream_id FROM account_data WHERE user_id = $1 ORDER BY room_id, type",
             user_id)
         return [AccountDataRow(**r) for r in rows]
+    async def of_type(self, user_id: str, data_type: str) -> dict[str, dict[str, Any]]:
+        """room -> the user's per-room account data of one type, for all their rooms at once."""
+        rows = await self._db.fetch(
+            "SELECT room_id, content FROM account_data WHERE user_id = $1 AND type = $2 AND room_id <> ''",
+            user_id, data_type,
+        )
+        return {r["room_id"]: r["content"] for r in rows}
 
     async def changed(self, user_id: str, after: int | None, upto: int) -> list[AccountDataRow]:
         """Every entry written in (after, upto]; all of them up to `upto` when `after` is None."""
