@@ -91,6 +91,7 @@ class MembershipService:
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "join"})
             if ratelimited:
                 await self._limiter.check_join(user_id, room_id, remote=True)
             content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
@@ -188,6 +189,7 @@ class MembershipService:
         await self.check_not_blocked(room_id)
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "knock"})
             content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             return await self._remote.knock(user_id, room_id, await self._servers_for(room_id, user_id, servers),
