@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from federation.client import DeniedError, FederationClient, FederationError, RemoteError, path
+from homeserver.stats import FederationTraffic
 from storage.database import Database
 from storage.federation_queue import FederationQueueStore, QueuedItem, RetryState
 
@@ -88,13 +89,19 @@ class FederationSender:
         self._txn_prefix = str(clock.now_ms())
         self._txn_counter = 0
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        # Transactions per destination by result (sent, refused: dropped for good, failed:
+        # to be retried), and the PDUs and EDUs of the sent ones.
+        self.traffic = FederationTraffic()
 
     # --- queueing ----------------------------------------------------------------------------
 
-    async def send_pdu(self, pdu: dict[str, Any], destinations: Iterable[str]) -> None:
-        """Queue one PDU for these servers (ourselves and servers we may not talk to are skipped)."""
+    async def send_pdu(self, pdu: dict[str, Any], destinations: Iterable[str], *,
+                       stream_ordering: int | None = None) -> None:
+        """Queue one PDU for these servers (ourselves and servers we may not talk to are skipped).
+        `stream_ordering`: the event's, for the admin API's "latest delivered" per destination."""
         room_id = pdu.get("room_id")
-        await self._enqueue(self._filter(destinations), "pdu", pdu, room_id if isinstance(room_id, str) else None)
+        await self._enqueue(self._filter(destinations), "pdu", pdu, room_id if isinstance(room_id, str) else None,
+                            stream_ordering)
 
     async def send_edu(self, destinations: Iterable[str], edu_type: str, content: dict[str, Any],
                        key: Any = None) -> None:
@@ -121,6 +128,20 @@ class FederationSender:
             return  # healthy and idle: nothing of ours waits for it (the common case, cheaply)
         state.wake_now.set()
         self._kick(destination)
+
+    async def reset_retry(self, destination: str) -> bool:
+        """An admin says: forget the destination's back-off and try it now. False when it was
+        not backing off (nothing changed)."""
+        if not await self._store.reset_retry(destination):
+            return False
+        state = self._destinations.get(destination)
+        if state is not None:
+            state.retry = RetryState(0, 0)  # the next failure starts again from the minimum
+        if self._started and not self._stopping:
+            state = self._state(destination)
+            state.wake_now.set()  # a delivery task waiting out the back-off goes now
+            self._kick(destination)  # else one starts, to send what is queued (if anything)
+        return True
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -169,10 +190,10 @@ class FederationSender:
         return state
 
     async def _enqueue(self, destinations: list[str], kind: str, body: dict[str, Any],
-                       room_id: str | None = None) -> None:
+                       room_id: str | None = None, stream_ordering: int | None = None) -> None:
         if not destinations:
             return
-        await self._store.enqueue(destinations, kind, body, self._clock.now_ms(), room_id)
+        await self._store.enqueue(destinations, kind, body, self._clock.now_ms(), room_id, stream_ordering)
 
         async def kick() -> None:  # after the rows are committed, or the task would not see them
             for destination in destinations:
@@ -229,7 +250,7 @@ class FederationSender:
                     return
                 if await self._transmit(destination, items, ephemeral):
                     if items:
-                        await self._store.remove(destination, [i.item_id for i in items])
+                        await self._store.remove(destination, [i.item_id for i in items], delivered=True)
                 else:
                     state.ephemeral.clear()
         except asyncio.CancelledError:
@@ -283,6 +304,7 @@ class FederationSender:
             if err.status in _UNRETRYABLE_STATUSES:
                 logger.warning("%s refused transaction %s (%s): dropping its %d PDUs and %d EDUs",
                                destination, txn_id, err, len(pdus), len(edus))
+                self.traffic.transactions[(destination, "refused")] += 1
                 return True
             await self._failed(destination, err)
             return False
@@ -293,6 +315,10 @@ class FederationSender:
             logger.exception("transaction %s to %s failed unexpectedly", txn_id, destination)
             await self._failed(destination, err)
             return False
+        traffic = self.traffic
+        traffic.transactions[(destination, "sent")] += 1
+        traffic.pdus[destination] += len(pdus)
+        traffic.edus[destination] += len(edus)
         await self._succeeded(destination)
         results = response.get("pdus") if isinstance(response, dict) else None
         if isinstance(results, dict):
@@ -304,6 +330,7 @@ class FederationSender:
         return True
 
     async def _failed(self, destination: str, err: Exception) -> None:
+        self.traffic.transactions[(destination, "failed")] += 1
         state = self._state(destination)
         previous = state.retry.retry_interval if state.retry is not None else 0
         interval = min(self._retry_max, max(self._retry_min, previous * 2))

@@ -2,8 +2,10 @@
 
 Unknown keys and ill-typed values are refused with an error naming the key
 (`listeners[1].port: expected an integer`). Relative paths are relative to the config file's
-directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`) and the
-listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's).
+directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`), the
+listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's) and the
+registration shared secret (`CHATGO_REGISTRATION_SHARED_SECRET`), so that a container's config
+file can hold no secret.
 `configs/homeserver.yaml` is the documented example.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from typing import Any
 import yaml
 
 RESOURCES = frozenset({"client", "federation", "keys", "media", "metrics", "admin"})
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 
 
 class ConfigError(ValueError):
@@ -266,6 +270,32 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AccountValidityConfig:
+    # Accounts expire `period` after they are first used (or after an admin renews them with
+    # POST /_synapse/admin/v1/account_validity/validity); an expired account gets 403
+    # ORG_MATRIX_EXPIRED_ACCOUNT on every request but logout, as Synapse answers. Durations
+    # as Synapse writes them: milliseconds, or a number with s, m, h, d, w or y ("6w").
+    enabled: bool = False
+    period: str | None = None
+
+    @property
+    def period_ms(self) -> int | None:
+        """The validity period when the feature is on, else None."""
+        return parse_duration_ms(self.period) if self.enabled and self.period is not None else None
+
+
+@dataclass(frozen=True)
+class AppServiceConfig:
+    # A transaction an appservice did not take is retried after retry_min_interval_ms, then
+    # twice as long after each further failure, up to retry_max_interval_ms (as Synapse: 2 s
+    # doubling to 512 s). Its events wait, in order, in the database meanwhile.
+    retry_min_interval_ms: int = 2_000
+    retry_max_interval_ms: int = 512_000
+    # How long one request to an appservice may take (transactions, user and alias queries, pings).
+    request_timeout_ms: int = 60_000
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -328,6 +358,21 @@ def parse_duration_ms(value: str) -> int:
     if not number.isdigit():
         raise ValueError(f"not a duration: {value!r}")
     return int(number) * _DURATION_UNITS_MS[unit]
+
+
+@dataclass(frozen=True)
+class ServerNoticesConfig:
+    # Server notices (Synapse's): admins message users through POST
+    # /_synapse/admin/v1/send_server_notice, from this system user (created when first
+    # needed; choose a localpart nobody has), into a room per user that they cannot write in.
+    system_mxid_localpart: str
+    system_mxid_display_name: str | None = None
+    system_mxid_avatar_url: str | None = None
+    room_name: str | None = "Server Notices"
+    room_avatar_url: str | None = None
+    room_topic: str | None = None
+    # Join users to their notices room instead of inviting them.
+    auto_join: bool = False
 
 
 # Outbound federation never connects to these unless allowlisted (as Synapse's ip_range_blacklist):
@@ -408,6 +453,10 @@ class Config:
     serve_server_wellknown: bool = True
     federation_port: int = 8448
     log_level: str = "INFO"
+    # Log lines as plain text or as one JSON object per line (for log shippers).
+    log_format: str = "text"
+    # One line per request (logger chatgo.access, INFO); off saves its cost on busy servers.
+    access_log: bool = True
     listeners: tuple[ListenerConfig, ...] = ()
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -423,10 +472,17 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     cas: CasConfig = field(default_factory=CasConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    account_validity: AccountValidityConfig = field(default_factory=AccountValidityConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     delayed_events: DelayedEventsConfig = field(default_factory=DelayedEventsConfig)
+    # Application services (bridges, bots): their registration files, as Synapse's
+    # app_service_config_files (relative to this file's directory), and how we talk to them.
+    app_service_config_files: tuple[str, ...] = ()
+    appservice: AppServiceConfig = field(default_factory=AppServiceConfig)
+    # None (no section): server notices are off.
+    server_notices: ServerNoticesConfig | None = None
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -475,6 +531,10 @@ def apply_env_overrides(raw: dict[str, Any], env: typing.Mapping[str, str]) -> N
             raw["listeners"] = yaml.safe_load(listeners)
         except yaml.YAMLError as exc:
             raise ConfigError(f"CHATGO_LISTENERS: not valid YAML/JSON: {exc}") from exc
+    if secret := env.get("CHATGO_REGISTRATION_SHARED_SECRET"):
+        registration = dict(raw.get("registration") or {})
+        registration["shared_secret"] = secret
+        raw["registration"] = registration
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
@@ -579,8 +639,19 @@ def _validate(config: Config) -> None:
         raise ConfigError("email.notif_from: needed when email.enabled is true")
     if config.cas.enabled and not config.cas.server_url:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("log_format: expected text or json")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
+    validity = config.account_validity
+    if validity.enabled and validity.period is None:
+        raise ConfigError("account_validity.period: needed when account_validity.enabled is true")
+    if validity.period is not None:
+        try:
+            if parse_duration_ms(validity.period) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("account_validity.period: expected a positive duration such as 6w") from None
     for i, listener in enumerate(config.listeners):
         if not 0 <= listener.port <= 65535:
             raise ConfigError(f"listeners[{i}].port: must be between 0 and 65535")
@@ -591,6 +662,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"listeners[{i}]: set both tls_certificate_path and tls_private_key_path")
     if not config.server_name or "/" in config.server_name:
         raise ConfigError("server_name: must be a host name with an optional port")
+    appservice = config.appservice
+    if not 0 < appservice.retry_min_interval_ms <= appservice.retry_max_interval_ms:
+        raise ConfigError("appservice.retry_min_interval_ms: must be positive and at most retry_max_interval_ms")
+    if appservice.request_timeout_ms <= 0:
+        raise ConfigError("appservice.request_timeout_ms: must be positive")
+    if config.server_notices is not None and not _LOCALPART.fullmatch(config.server_notices.system_mxid_localpart):
+        raise ConfigError("server_notices.system_mxid_localpart: not a valid localpart (a-z, 0-9, ._=-/+)")
     for i, ip_range in enumerate(config.media.url_preview_ip_range_allowlist):
         try:
             ipaddress.ip_network(ip_range, strict=False)

@@ -9,8 +9,9 @@ from __future__ import annotations
 TEMPLATE = """\
 # ChatGO homeserver configuration.
 # Relative paths are relative to the directory of this file.
-# Environment overrides: CHATGO_DATABASE_URL (database.url) and CHATGO_LISTENERS
-# (a YAML/JSON list shaped like `listeners` below).
+# Environment overrides: CHATGO_DATABASE_URL (database.url), CHATGO_LISTENERS
+# (a YAML/JSON list shaped like `listeners` below) and CHATGO_REGISTRATION_SHARED_SECRET
+# (registration.shared_secret).
 
 # The server's name: the part after ':' in user IDs (@alice:{server_name}).
 # It cannot be changed once users and rooms exist.
@@ -37,12 +38,20 @@ public_baseurl: {public_baseurl}
 federation_port: {federation_port}
 
 log_level: INFO
+# Log lines as `text`, or `json` (one object per line: time, level, logger, request,
+# message, and the access log's fields). Every line of a request carries its ID (GET-123).
+log_format: text
+# An access log line at the end of each request (logger chatgo.access: method, path,
+# servlet, user, client IP, status, duration).
+access_log: true
 
 # Each listener: a port, the addresses it binds, the resources it serves, and TLS.
 # Resources: client (client-server API, /.well-known, landing page), federation and keys
-# (server-server API), media, metrics, admin. One TLS port may serve client and federation.
-# TLS: `tls: true` uses the certificate above; `tls_certificate_path` + `tls_private_key_path`
-# name a listener's own certificate and key.
+# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin.
+# One TLS port may serve client and federation. Every listener answers /health (liveness) and
+# /health/ready (readiness: the database answers). TLS: `tls: true` uses the certificate
+# above; `tls_certificate_path` + `tls_private_key_path` name a listener's own certificate
+# and key.
 listeners:
   - port: {client_port}
     bind_addresses: ["127.0.0.1"]
@@ -53,6 +62,10 @@ listeners:
     bind_addresses: ["{federation_bind}"]
     resources: [federation, keys]
     tls: true
+  # Prometheus metrics on their own port, kept off the public listeners:
+  # - port: 9000
+  #   bind_addresses: ["127.0.0.1"]
+  #   resources: [metrics]
 
 database:
   # A PostgreSQL (13+) URL, e.g. postgresql://chatgo:secret@localhost:5432/chatgo
@@ -282,6 +295,24 @@ identity:
   # null = any, [] = none (identity servers are never contacted).
   server_allowlist: null
 
+account_validity:
+  # Accounts expire `period` after they are first used, unless an admin renews them
+  # (POST /_synapse/admin/v1/account_validity/validity); an expired account can only log out.
+  # Durations: milliseconds, or a number with s, m, h, d, w or y, e.g. 6w.
+  enabled: false
+  period: null
+# Application services (bridges and bots): the registration files they generate, relative to
+# this file's directory, e.g. ["whatsapp-registration.yaml"]. A bad file stops the server at
+# start with a message naming the file and the line.
+app_service_config_files: []
+appservice:
+  # A transaction an appservice did not take is retried after retry_min_interval_ms, then
+  # twice as long after each failure up to retry_max_interval_ms; its events wait in order.
+  retry_min_interval_ms: 2000
+  retry_max_interval_ms: 512000
+  # How long one request to an appservice may take (transactions, queries, pings).
+  request_timeout_ms: 60000
+
 media:
   # Where uploaded files are kept (one file per distinct content); null = data_dir/media.
   store_path: null
@@ -341,6 +372,20 @@ federation:
   # Queued events are kept and delivered in order once the server answers again.
   retry_min_interval_ms: 30000
   retry_max_interval_ms: 86400000
+
+# Server notices (as Synapse's): admins message users through the admin API (POST
+# /_synapse/admin/v1/send_server_notice), from a system user created when first needed, into a
+# room of each user's own (tagged m.server_notice) where the user cannot write. null: off.
+# Only system_mxid_localpart is required; choose one nobody has. For example:
+#   server_notices:
+#     system_mxid_localpart: server
+#     system_mxid_display_name: "Server Notices"
+#     system_mxid_avatar_url: "mxc://example.org/abcdef"
+#     room_name: "Server Notices"          # the default
+#     room_avatar_url: "mxc://example.org/abcdef"
+#     room_topic: "Messages from your server's admins"
+#     auto_join: false                     # true: join users to the room instead of inviting them
+server_notices: null
 """
 
 

@@ -20,7 +20,7 @@ def batch(event_id: str, prev: list[str], *, expected: int | None) -> PersistBat
                      pdu={"type": "m.room.message", "content": {}}, prev_event_ids=prev, auth_event_ids=[],
                      txn_user_id="@x:test", txn_device_id="D", txn_id=event_id)
     return PersistBatch(room_id=ROOM, events=[event], extremities_removed=prev, extremities_added=[event_id],
-                        expected_head=expected)
+                        expected_head=expected, moves_head=True)
 
 
 async def head(store: EventStore) -> int:
@@ -60,7 +60,18 @@ async def test_a_batch_on_a_stale_head_writes_nothing(db):
     old = batch("$E", [], expected=None)
     old.moves_head, old.extremities_added = False, []
     assert await store.persist(old) == Persisted(True, None, False)
+    # So do events stored on their own outside the timeline (outliers: auth chains, state).
+    outlier = batch("$F", [], expected=None)
+    outlier.moves_head, outlier.extremities_added = False, []
+    outlier.events[0] = dataclasses.replace(outlier.events[0], outlier=True, stream_ordering=None, txn_id=None)
+    assert await store.persist(outlier) == Persisted(True, None, False)
     assert await head(store) == 3
+    # An admin dropping extremities moves the head: batches built on the old ones are refused.
+    fork = batch("$G", ["$B"], expected=3)
+    fork.extremities_removed = []
+    assert (await store.persist(fork)).written
+    assert await store.delete_extremities_but_newest(ROOM) == 1
+    assert await head(store) == 5
 
 
 async def test_a_writer_waits_for_the_one_committing_and_then_sees_the_head_moved(db):

@@ -26,6 +26,10 @@ new room. Invariants:
   whose batch was refused counts as contended for a while, and its batches then take the
   room's writer lock (a PostgreSQL advisory lock) before they load the head and build, and
   let go once committed: the processes take turns instead of racing.
+- a suspended account builds no event but leaving a room and redacting its own events
+  (403 M_USER_SUSPENDED); a shadow-banned account's sends and invites are built and
+  authorised as usual (on the room's head, under its lock), but never stored nor sent: the
+  sender alone believes they happened.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 import orjson
@@ -44,12 +49,14 @@ import orjson
 from homeserver.core import auth_rules
 from homeserver.core.builder import EventTooLarge, auth_types_for_new_event, build_event
 from homeserver.core.events import Event, InvalidEvent
-from homeserver.core.room_versions import EventFormat
+from homeserver.core.room_versions import EventFormat, RoomVersion
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.stats import PersistStats
 from storage.database import Database
 from storage.events import EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
 
@@ -98,8 +105,9 @@ class _Pending:
 class EventService:
     def __init__(
         self, db: Database, events: EventStore, rooms: RoomStateCache, stream: StreamTracker, clock: Clock,
-        server_name: str, signing_key: Any,
+        server_name: str, signing_key: Any, *, restrictions: AccountRestrictions | None = None,
     ) -> None:
+        self._restrictions = restrictions
         self._db = db
         self._events = events
         self._rooms = rooms
@@ -114,6 +122,8 @@ class EventService:
         self._locked_writers = 0
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
+        # Events written and the time of each batch's writes (positions allocated to commit).
+        self.persist_stats = PersistStats()
 
     def on_persisted(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None] | None]) -> None:
         """Call `listener` with (event, stream position) pairs after each committed batch."""
@@ -143,6 +153,7 @@ class EventService:
         state_key: str | None = None, redacts: str | None = None, txn: TxnRef | None = None,
         txn_check: object | None = None,
         countersign: Callable[[Event], Awaitable[Event]] | None = None,
+        origin_server_ts: int | None = None,
     ) -> Event:
         """Create, authorise and store one event in an existing room.
 
@@ -153,9 +164,19 @@ class EventService:
         `txn_check` is accepted for its callers and no longer needed: the check always runs.
         `countersign` gets the built event before it is stored and returns it with more
         signatures (an invite of another server's user carries that server's signature).
+        `origin_server_ts`: the event's timestamp instead of now (an appservice's `ts`).
         """
+        if await self._shadow_banned_send(sender, event_type, content):
+            async with self.room_lock(room_id):  # built and authorised like any other, then dropped
+                snap = await self._rooms.snapshot(room_id)
+                if snap is None:
+                    raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+                event = await self.append(self.begin(snap), sender, event_type, content, state_key=state_key,
+                                          redacts=redacts, origin_server_ts=origin_server_ts)
+            await AccountRestrictions.shadow_ban_delay()
+            return event
         return await self._queues.send(room_id, QueuedSend(
-            sender, event_type, content, state_key, redacts, txn, countersign))
+            sender, event_type, content, state_key, redacts, txn, countersign, origin_server_ts))
 
     async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
                       state_key: str | None = None) -> tuple[Event, RoomSnapshot]:
@@ -178,9 +199,10 @@ class EventService:
 
     async def append(
         self, pending: _Pending, sender: str, event_type: str, content: dict[str, Any], *,
-        state_key: str | None = None, redacts: str | None = None,
+        state_key: str | None = None, redacts: str | None = None, origin_server_ts: int | None = None,
     ) -> Event:
         """Build the next event on the working snapshot and authorise it against its state."""
+        await self.check_not_suspended(sender, event_type, content, redacts=redacts, version=pending.work.version)
         work = pending.work
         version = work.version
         keys = auth_types_for_new_event(version, event_type, sender, state_key, content)
@@ -199,7 +221,8 @@ class EventService:
                 room_id=work.room_id or None,
                 sender=sender, event_type=event_type, content=content, state_key=state_key,
                 prev_events=[e for e, _ in prev], auth_events=auth_ids, depth=depth,
-                origin_server_ts=self._clock.now_ms(), server_name=self.server_name,
+                origin_server_ts=origin_server_ts if origin_server_ts is not None else self._clock.now_ms(),
+                server_name=self.server_name,
                 signing_key=self._signing_key, redacts=redacts, hashes_of=hashes_of,
             )
         except EventTooLarge as err:
@@ -277,6 +300,7 @@ class EventService:
         batch moves the head whatever its version; the snapshot is kept only if no other
         process wrote in between. Backfilled history leaves the head alone.
         """
+        start = perf_counter()
         allocated, group_ids = await self._events.allocate(positions, groups, backfill=backfill)
         live = allocated if not backfill else []
         self._stream.start(live)
@@ -292,6 +316,8 @@ class EventService:
         except BaseException:
             self._stream.finish(live)  # abandoned positions must not hold the stream back
             raise
+        self.persist_stats.events += len(batch.events)
+        self.persist_stats.latency.observe(perf_counter() - start)
         if after_persist is not None:
             try:
                 await after_persist()
@@ -316,6 +342,28 @@ class EventService:
                 if result is not None:
                     await result
         return allocated
+
+    async def is_shadow_banned(self, user_id: str) -> bool:
+        return self._restrictions is not None and await self._restrictions.is_shadow_banned(user_id)
+
+    async def check_not_suspended(self, sender: str, event_type: str, content: dict[str, Any], *,
+                                  redacts: str | None = None, version: RoomVersion | None = None) -> None:
+        """Spec (Account suspension): a suspended account may leave rooms (and reject invites)
+        and redact its own events, nothing else (as Synapse: no messages, state, joins,
+        knocks, invites, bans or new rooms). Checked for every event this server builds;
+        joins and knocks through another server ask before they start."""
+        if self._restrictions is None or not await self._restrictions.is_suspended(sender):
+            return
+        if event_type == "m.room.member" and content.get("membership") == "leave":
+            return
+        if event_type == "m.room.redaction":
+            target = redacts or content.get("redacts")
+            found = await self._rooms.events.get_many([target], version) \
+                if isinstance(target, str) and version is not None else {}
+            if target not in found or found[target].sender == sender:
+                return
+            raise MatrixError(403, USER_SUSPENDED, "You can only redact your own events while suspended")
+        raise MatrixError(403, USER_SUSPENDED, "You cannot perform this action while suspended")
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -449,10 +497,12 @@ class EventService:
     async def _build(self, pending: _Pending, request: QueuedSend) -> Event:
         if request.countersign is None:
             return await self.append(pending, request.sender, request.event_type, request.content,
-                                     state_key=request.state_key, redacts=request.redacts)
+                                     state_key=request.state_key, redacts=request.redacts,
+                                     origin_server_ts=request.origin_server_ts)
         saved = _working_copy(pending.work)
         event = await self.append(pending, request.sender, request.event_type, request.content,
-                                  state_key=request.state_key, redacts=request.redacts)
+                                  state_key=request.state_key, redacts=request.redacts,
+                                  origin_server_ts=request.origin_server_ts)
         try:
             event = await request.countersign(event)
         except BaseException:
@@ -462,6 +512,13 @@ class EventService:
         pending.events[-1] = event
         self._rooms.events.put(event)
         return event
+
+    async def _shadow_banned_send(self, sender: str, event_type: str, content: dict[str, Any]) -> bool:
+        """Whether this event of a shadow-banned sender must reach nobody: anything but their
+        own membership changes (joining and leaving work as usual; invites do not), as Synapse."""
+        if not await self.is_shadow_banned(sender):
+            return False
+        return event_type != "m.room.member" or content.get("membership") == "invite"
 
     async def _state_events(self, pending: _Pending, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         work = pending.work

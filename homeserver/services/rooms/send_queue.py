@@ -41,6 +41,7 @@ class QueuedSend:
     redacts: str | None
     txn: TxnRef | None  # idempotency: an earlier send with it answers with its event
     countersign: Callable[[Event], Awaitable[Event]] | None
+    origin_server_ts: int | None = None  # the event's timestamp instead of now (an appservice's `ts`)
     done: asyncio.Future[Event] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
