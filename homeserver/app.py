@@ -183,7 +183,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_audit = AdminAuditLog(stores.admin_audit, clock)
     registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
                                                    audit=admin_audit)
-    room_state = RoomStateCache(stores.events, EventCache(stores.events))
+    room_state = RoomStateCache(stores.room_heads, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key,
                           restrictions=restrictions)

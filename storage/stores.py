@@ -37,6 +37,7 @@ from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
 from storage.reports import ReportStore
+from storage.room_heads import RoomHeadQueries
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_figures import ServerFigureQueries
@@ -109,6 +110,7 @@ class Stores:
     server_notices: ServerNoticeQueries
     dehydrated_devices: DehydratedDeviceStore
     admin_users: AdminUserQueries
+    room_heads: RoomHeadQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -168,4 +170,5 @@ class Stores:
             server_notices=ServerNoticeQueries(db),
             dehydrated_devices=DehydratedDeviceStore(db),
             admin_users=AdminUserQueries(db),
+            room_heads=RoomHeadQueries(db),
         )

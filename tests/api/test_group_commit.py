@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from storage.events import EventStore
+from storage.room_heads import RoomHeadQueries
 
 V3 = "/_matrix/client/v3"
 
@@ -253,7 +254,7 @@ async def test_a_batch_built_on_a_stale_head_is_rebuilt_and_the_room_then_takes_
         alice, second_server, db, monkeypatch):
     persisted: list[bool] = []
     locked: list[str] = []
-    persist, writer_lock = EventStore.persist, EventStore.room_writer_lock
+    persist, writer_lock = EventStore.persist, RoomHeadQueries.room_writer_lock
 
     async def recording_persist(store, batch):
         result = await persist(store, batch)
@@ -265,7 +266,7 @@ async def test_a_batch_built_on_a_stale_head_is_rebuilt_and_the_room_then_takes_
         return writer_lock(store, room_id)
 
     monkeypatch.setattr(EventStore, "persist", recording_persist)
-    monkeypatch.setattr(EventStore, "room_writer_lock", recording_lock)
+    monkeypatch.setattr(RoomHeadQueries, "room_writer_lock", recording_lock)
     status, created = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
     room = created["room_id"]
     other = second_server.with_token(alice.token)

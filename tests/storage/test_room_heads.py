@@ -1,5 +1,6 @@
 """EventStore.persist claims the room's head: a batch built on a head version another writer
-has since moved writes nothing, even when that writer is still committing."""
+has since moved writes nothing, even when that writer is still committing. RoomHeadQueries
+reads the head and holds the room's writer lock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dataclasses
 import itertools
 
 from storage.events import EventStore, NewEvent, Persisted, PersistBatch
+from storage.room_heads import RoomHeadQueries
 
 ROOM = "!room:test"
 _positions = itertools.count(1)
@@ -23,9 +25,9 @@ def batch(event_id: str, prev: list[str], *, expected: int | None) -> PersistBat
                         expected_head=expected, moves_head=True)
 
 
-async def head(store: EventStore) -> int:
+async def head(db) -> int:
     """The room's head version (a rooms row makes the room known to head_of)."""
-    return (await store.head_of(ROOM)).version
+    return (await RoomHeadQueries(db).head_of(ROOM)).version
 
 
 async def stored(db) -> list[str]:
@@ -36,7 +38,7 @@ async def stored(db) -> list[str]:
 async def test_a_batch_on_a_stale_head_writes_nothing(db):
     store = EventStore(db)
     await db.execute("INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, '12', 0)", ROOM)
-    assert await head(store) == 0
+    assert await head(db) == 0
     assert await store.persist(batch("$A", [], expected=0)) == Persisted(True, 1, False)
     assert await store.persist(batch("$B", ["$A"], expected=1)) == Persisted(True, 2, False)
     # Built on version 1 too (a second writer): refused, and none of its rows are written.
@@ -45,14 +47,14 @@ async def test_a_batch_on_a_stale_head_writes_nothing(db):
     assert await db.fetchval("SELECT count(*) FROM event_txn_ids WHERE event_id = '$C'") == 0
     assert [r["event_id"] for r in await db.fetch(
         "SELECT event_id FROM forward_extremities WHERE room_id = $1", ROOM)] == ["$B"]
-    assert await head(store) == 2
+    assert await head(db) == 2
     # A transaction ID that already produced an event in the room: nothing written, the head
     # left where it is (not even claimed), and the caller told why.
     again = batch("$C2", ["$B"], expected=2)
     again.events[0] = dataclasses.replace(again.events[0], txn_id="$A")
     assert await store.persist(again) == Persisted(False, None, True)
-    assert await head(store) == 2 and await stored(db) == ["$A", "$B"]
-    room = await store.head_of(ROOM)
+    assert await head(db) == 2 and await stored(db) == ["$A", "$B"]
+    room = await RoomHeadQueries(db).head_of(ROOM)
     assert (room.room_version, room.extremities, room.state) == ("12", {"$B": 2}, {})
     # Without an expected version (received events) the batch moves the head whatever it is.
     assert await store.persist(batch("$D", ["$B"], expected=None)) == Persisted(True, 3, False)
@@ -65,13 +67,13 @@ async def test_a_batch_on_a_stale_head_writes_nothing(db):
     outlier.moves_head, outlier.extremities_added = False, []
     outlier.events[0] = dataclasses.replace(outlier.events[0], outlier=True, stream_ordering=None, txn_id=None)
     assert await store.persist(outlier) == Persisted(True, None, False)
-    assert await head(store) == 3
+    assert await head(db) == 3
     # An admin dropping extremities moves the head: batches built on the old ones are refused.
     fork = batch("$G", ["$B"], expected=3)
     fork.extremities_removed = []
     assert (await store.persist(fork)).written
     assert await store.delete_extremities_but_newest(ROOM) == 1
-    assert await head(store) == 5
+    assert await head(db) == 5
 
 
 async def test_a_writer_waits_for_the_one_committing_and_then_sees_the_head_moved(db):
@@ -91,21 +93,28 @@ async def test_a_writer_waits_for_the_one_committing_and_then_sees_the_head_move
 
 
 async def test_the_writer_lock_orders_writers_of_one_room(db):
-    store = EventStore(db)
+    store = RoomHeadQueries(db)
     order: list[str] = []
+    release = asyncio.Event()
 
-    async def writer(name: str, hold: float) -> None:
+    async def writer(name: str) -> None:
         async with store.room_writer_lock(ROOM):
             order.append(f"{name} in")
-            await asyncio.sleep(hold)
+            if name == "first":
+                await release.wait()
             order.append(f"{name} out")
 
-    first = asyncio.create_task(writer("first", 0.3))
-    await asyncio.sleep(0.1)
+    first = asyncio.create_task(writer("first"))
+    while "first in" not in order:
+        await asyncio.sleep(0.01)
     # Another room's lock is not held up; the same room's waits for the first to let go.
     async with store.room_writer_lock("!other:test"):
         order.append("other room")
-    await asyncio.gather(first, writer("second", 0))
+    second = asyncio.create_task(writer("second"))
+    await asyncio.sleep(0.3)
+    assert order == ["first in", "other room"]
+    release.set()
+    await asyncio.gather(first, second)
     assert order == ["first in", "other room", "first out", "second in", "second out"]
     # Let go means let go: the connections went back to the pool outside any transaction.
     assert await db.fetchval("""SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'

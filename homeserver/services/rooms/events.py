@@ -412,7 +412,7 @@ class EventService:
         self._locked_writers += 1
         try:
             async with contextlib.AsyncExitStack() as lock:
-                await lock.enter_async_context(self._events.room_writer_lock(room_id))
+                await lock.enter_async_context(self._rooms.writer_lock(room_id))
                 known = self._rooms.cached(room_id)  # gone if another process announced a write
                 self._rooms.forget(room_id)  # another process may have written while we waited
                 snap = await self._rooms.snapshot(room_id)

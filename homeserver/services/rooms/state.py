@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -22,6 +23,7 @@ from homeserver.core.events import Event, parse_pdu
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from homeserver.stats import CacheStats
 from storage.events import EventRow, EventStore
+from storage.room_heads import RoomHeadQueries
 
 EVENT_CACHE_SIZE = 50_000
 
@@ -84,8 +86,8 @@ def event_from_row(row: EventRow, version: RoomVersion) -> Event:
 
 
 class RoomStateCache:
-    def __init__(self, events: EventStore, event_cache: EventCache) -> None:
-        self._events = events
+    def __init__(self, heads: RoomHeadQueries, event_cache: EventCache) -> None:
+        self._heads = heads
         self.events = event_cache
         self._snapshots: dict[str, RoomSnapshot] = {}
         self.cache_stats = CacheStats(self._snapshots.__len__)
@@ -97,7 +99,7 @@ class RoomStateCache:
             self.cache_stats.hits += 1
             return snap
         self.cache_stats.misses += 1
-        head = await self._events.head_of(room_id)  # one statement: a consistent picture
+        head = await self._heads.head_of(room_id)  # one statement: a consistent picture
         if head is None:
             return None
         snap = RoomSnapshot(room_id, get_room_version(head.room_version), head.state_group, head.chain_length,
@@ -108,6 +110,10 @@ class RoomStateCache:
     def cached(self, room_id: str) -> RoomSnapshot | None:
         """The room's snapshot if it is loaded (no database read)."""
         return self._snapshots.get(room_id)
+
+    def writer_lock(self, room_id: str) -> AbstractAsyncContextManager[None]:
+        """The room's writer lock across processes, for a batch built and stored under it."""
+        return self._heads.room_writer_lock(room_id)
 
     def put(self, snap: RoomSnapshot) -> None:
         self._snapshots[snap.room_id] = snap
