@@ -187,7 +187,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get, appservices=appservices,
-                                 query_alias=appservice_lookups.query_alias if appservices else None)
+                                 query_alias=appservice_lookups.query_alias if appservices else None,
+                                 public_rooms_over_federation=config.federation.allow_public_rooms_over_federation)
     appservice_interest = RoomInterest(appservices, stores.appservice_queries, room_state, config.server_name)
     directory.on_aliases_changed(appservice_interest.forget_aliases)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
