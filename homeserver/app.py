@@ -257,7 +257,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # Other servers' users' device lists, cached while we share a room with them.
     remote_keys = CachedRemoteKeys(federation_client, stores.remote_devices, device_lists, clock, config.server_name)
     events.on_persisted(remote_keys.on_persisted)
-    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys,
+                             device_names_over_federation=config.federation.allow_device_name_lookup_over_federation)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules, rate_limiter)
@@ -405,7 +406,8 @@ def _federation_edus(
     """The listeners that feed the sender our users' typing, receipts, presence, device lists
     and to-device messages, and the service for the EDUs peers send us."""
     edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, room_servers.get, stores.devices,
-                          e2e_keys, config.server_name)
+                          e2e_keys, config.server_name,
+                          device_names=config.federation.allow_device_name_lookup_over_federation)
     typing.on_change(edus.typing_changed)  # local users' only
     receipts.on_receipt(edus.receipt_sent)
     presence.on_local_change(edus.presence_changed)
