@@ -28,7 +28,7 @@ from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
-from homeserver.api import health, pages
+from homeserver.api import admin_page, health, pages
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
 from homeserver.services.accounts.accounts import AccountService
@@ -44,6 +44,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
@@ -270,6 +271,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
         admin_audit=AdminAuditLog(stores.admin_audit, clock),
+        admin_page_sessions=AdminPageSessions(accounts, auth, devices),
     )
 
 
@@ -385,6 +387,8 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
         modules += client_api.MEDIA_MODULES
     if "admin" in resources or ("client" in resources and admin_on_client):  # as Synapse: it rides on client
         modules += admin_api.MODULES
+    if "admin" in resources:  # the built-in admin page: only where the admin resource is served
+        modules.append(admin_page)
     return modules
 
 

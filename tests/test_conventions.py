@@ -17,7 +17,8 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec" / "data" /
 # Routes with no OpenAPI file in the spec (pages, features without one) live in feature modules.
 NO_SPEC_FILE = {"homeserver.api.pages", "homeserver.api.health", "homeserver.api.client.sliding_sync",
                 "homeserver.api.client.room_send_without_txn", "homeserver.api.client.cas",
-                "federation.api.third_party_onbind_post", "homeserver.api.client.email_validation"}
+                "federation.api.third_party_onbind_post", "homeserver.api.client.email_validation",
+                "homeserver.api.admin_page"}
 
 
 def snake(name: str) -> str:

@@ -21,6 +21,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -133,3 +134,5 @@ class Services:
     federation_reads: FederationReadService
     # Administration: the record of every admin change.
     admin_audit: AdminAuditLog
+    # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
+    admin_page_sessions: AdminPageSessions

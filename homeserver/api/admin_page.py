@@ -1,0 +1,239 @@
+"""The built-in admin page (ChatGO's own: no spec file, nothing like it in Synapse), on
+listeners with the `admin` resource under `/_chatgo/admin/`.
+
+Server-rendered with aiohttp-jinja2 (templates/admin/, autoescaped), with htmx (vendored in
+static/admin/) for searches and buttons. A server admin logs in with their password; the
+session is an access token of a device of its own in an HttpOnly, SameSite=Strict cookie
+(Secure behind TLS). Every state-changing request must carry the session's CSRF token (the
+`csrf_token` form field, or the `X-CSRF-Token` header htmx sends). Handlers translate HTTP
+and call the same services as the admin API, which record each change in the audit log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from homeserver.api.http import TRUST_X_FORWARDED, Auth, Handler, route, services_of
+from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import Requester
+
+PAGE = ("/_chatgo/admin",)
+P = PAGE[0]
+COOKIE = "chatgo_admin_session"
+SESSION_KEY = "chatgo.admin_page_session"
+STATIC = Path(__file__).parent / "static" / "admin"
+STATIC_TYPES = {"htmx.min.js": "text/javascript", "admin.css": "text/css", "htmx.LICENSE.txt": "text/plain"}
+SECURITY_HEADERS = {
+    # Scripts and styles only from our own files: an injected tag would not run.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class PageSession:
+    requester: Requester
+    csrf_token: str
+
+
+def admin_only(handler: Handler) -> Handler:
+    """A page for a logged-in server admin: no session sends the browser to the login page; a
+    POST without the session's CSRF token gets 403; a MatrixError is shown as a notice."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        sessions = services_of(request).admin_page_sessions
+        token = request.cookies.get(COOKIE)
+        try:
+            if token is None:
+                raise MatrixError(401, Codes.MISSING_TOKEN, "Not logged in")
+            requester = await sessions.authenticate(token)
+        except MatrixError:
+            return _to_login(request)
+        if request.method != "GET":
+            form = await request.post()
+            sent = request.headers.get("X-CSRF-Token") or _str_or_none(form.get("csrf_token"))
+            if not sessions.csrf_matches(token, sent):
+                return _failed(request, MatrixError(403, Codes.FORBIDDEN, "Missing or wrong CSRF token"))
+        request[SESSION_KEY] = PageSession(requester, sessions.csrf_token(token))
+        try:
+            return await handler(request)
+        except MatrixError as err:
+            return _failed(request, err)
+
+    return wrapped
+
+
+def admin_of(request: web.Request) -> str:
+    return request[SESSION_KEY].requester.user_id
+
+
+def is_htmx(request: web.Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    session: PageSession | None = request.get(SESSION_KEY)
+    response = aiohttp_jinja2.render_template(template, request, {
+        "P": P, "server_name": services_of(request).config.server_name,
+        "admin_id": session.requester.user_id if session else None,
+        "csrf_token": session.csrf_token if session else None, **context,
+    }, status=status)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def done(request: web.Request, message: str, back: str) -> web.Response:
+    """A change went through: a notice for htmx to swap in; a browser without htmx goes back."""
+    if is_htmx(request):
+        return render(request, "admin/notice.html", ok=True, message=message)
+    return redirect(back)
+
+
+def redirect(target: str) -> web.Response:
+    """303 See Other: after a form, the browser GETs the next page."""
+    return web.Response(status=303, headers={"Location": target, **SECURITY_HEADERS})
+
+
+def _failed(request: web.Request, err: MatrixError) -> web.Response:
+    template = "admin/notice.html" if is_htmx(request) else "admin/message.html"
+    return render(request, template, status=err.status, ok=False, message=err.message)
+
+
+def _to_login(request: web.Request) -> web.Response:
+    target = f"{P}/login"
+    if request.method == "GET" and request.path != f"{P}/":
+        target += "?" + _query({"next": request.path_qs})
+    if is_htmx(request):
+        return web.Response(status=401, headers={"HX-Redirect": target, **SECURITY_HEADERS})
+    response = redirect(target)
+    response.del_cookie(COOKIE, path=P)
+    return response
+
+
+def _query(params: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def form_str(form: MultiDictProxy, name: str, *, required: bool = True) -> str | None:
+    value = _str_or_none(form.get(name))
+    value = value.strip() if value is not None else None
+    if not value:
+        if required:
+            raise MatrixError(400, Codes.MISSING_PARAM, f"'{name}' is required")
+        return None
+    return value
+
+
+def form_int(form: MultiDictProxy, name: str) -> int | None:
+    value = form_str(form, name, required=False)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be a whole number") from None
+
+
+def _secure(request: web.Request) -> bool:
+    """TLS on this listener, or on the reverse proxy in front of a listener that trusts it."""
+    forwarded = request.app.get(TRUST_X_FORWARDED) and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return request.secure or bool(forwarded)
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after logging in: a page of ours, never another site."""
+    if value and value.startswith(P + "/") and "//" not in value and "\\" not in value:
+        return value
+    return f"{P}/users"
+
+
+# --- static files, login, logout ----------------------------------------------------------
+
+@route("GET", "/static/{name}", auth=Auth.NONE, prefixes=PAGE)
+async def admin_page_static(request: web.Request) -> web.StreamResponse:
+    """GET /_chatgo/admin/static/{name}
+
+    The page's stylesheet and the vendored htmx (with its licence note)."""
+    name = request.match_info["name"]
+    if name not in STATIC_TYPES:
+        raise MatrixError(404, Codes.NOT_FOUND, "No such file")
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=STATIC_TYPES[name],
+                        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+
+@route("GET", "/", auth=Auth.NONE, prefixes=PAGE)
+async def admin_page_home(request: web.Request) -> web.StreamResponse:
+    """GET /_chatgo/admin/"""
+    return redirect(f"{P}/users")
+
+
+@route("GET", "/login", auth=Auth.NONE, prefixes=PAGE)
+async def admin_page_login_form(request: web.Request) -> web.Response:
+    """GET /_chatgo/admin/login"""
+    return render(request, "admin/login.html", next=_safe_next(request.query.get("next")))
+
+
+@route("POST", "/login", auth=Auth.NONE, rate_limited=True, prefixes=PAGE)
+async def admin_page_log_in(request: web.Request) -> web.Response:
+    """POST /_chatgo/admin/login
+
+    Form fields `username` (a localpart or user ID), `password`, `next` (a page to go to)."""
+    form = await request.post()
+    username, password = _str_or_none(form.get("username")) or "", _str_or_none(form.get("password")) or ""
+    after = _safe_next(_str_or_none(form.get("next")))
+    try:
+        token = await services_of(request).admin_page_sessions.log_in(username.strip(), password)
+    except MatrixError as err:
+        return render(request, "admin/login.html", status=err.status, error=err.message, username=username,
+                      next=after)
+    response = redirect(after)
+    response.set_cookie(COOKIE, token, path=P, httponly=True, samesite="Strict", secure=_secure(request))
+    return response
+
+
+@route("POST", "/logout", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_log_out(request: web.Request) -> web.Response:
+    """POST /_chatgo/admin/logout"""
+    await services_of(request).admin_page_sessions.log_out(request[SESSION_KEY].requester)
+    response = redirect(f"{P}/login")
+    response.del_cookie(COOKIE, path=P)
+    return response
+
+
+# --- the audit log --------------------------------------------------------------------------
+
+@route("GET", "/audit_log", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_audit_log(request: web.Request) -> web.Response:
+    """GET /_chatgo/admin/audit_log
+
+    Newest first; filters `admin`, `target`, `action` (a prefix); paging with `from`."""
+    query = request.query
+    filters = {name: query.get(name, "").strip() or None for name in ("admin", "target", "action")}
+    entries, next_token = await services_of(request).admin_audit.page(
+        from_token=query.get("from") or None, limit=PAGE_SIZE, admin_id=filters["admin"], target=filters["target"],
+        action=filters["action"])
+    return render(request, "admin/audit_log.html", section="audit", filters=filters, entries=entries,
+                  details=[json.dumps(e.details, sort_keys=True) if e.details else "" for e in entries],
+                  next_url=f"{P}/audit_log?{_query({**filters, 'from': next_token})}" if next_token else None)
