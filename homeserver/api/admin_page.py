@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -90,16 +91,19 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     response = aiohttp_jinja2.render_template(template, request, {
         "P": P, "server_name": services_of(request).config.server_name,
         "admin_id": session.requester.user_id if session else None,
-        "csrf_token": session.csrf_token if session else None, **context,
+        "csrf_token": session.csrf_token if session else None, "here": request.path_qs, **context,
     }, status=status)
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
 def done(request: web.Request, message: str, back: str) -> web.Response:
-    """A change went through: a notice for htmx to swap in; a browser without htmx goes back."""
+    """A change went through: for htmx, a notice to swap in and the `changed` event (on which
+    the page's lists and details reload themselves); a browser without htmx goes back."""
     if is_htmx(request):
-        return render(request, "admin/notice.html", ok=True, message=message)
+        response = render(request, "admin/notice.html", ok=True, message=message)
+        response.headers["HX-Trigger"] = "changed"
+        return response
     return redirect(back)
 
 
@@ -152,6 +156,18 @@ def form_int(form: MultiDictProxy, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be a whole number") from None
+
+
+def form_utc_ms(form: MultiDictProxy, name: str) -> int | None:
+    """A `datetime-local` field read as UTC, in milliseconds."""
+    value = form_str(form, name, required=False)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be a date and time") from None
+    return int(moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp() * 1000)
 
 
 def _secure(request: web.Request) -> bool:
@@ -237,3 +253,39 @@ async def admin_page_audit_log(request: web.Request) -> web.Response:
     return render(request, "admin/audit_log.html", section="audit", filters=filters, entries=entries,
                   details=[json.dumps(e.details, sort_keys=True) if e.details else "" for e in entries],
                   next_url=f"{P}/audit_log?{_query({**filters, 'from': next_token})}" if next_token else None)
+
+
+# --- registration tokens ----------------------------------------------------------------------
+
+@route("GET", "/registration_tokens", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_registration_tokens(request: web.Request) -> web.Response:
+    """GET /_chatgo/admin/registration_tokens"""
+    tokens = await services_of(request).registration_tokens.list()
+    return render(request, "admin/registration_tokens.html", section="registration_tokens", tokens=tokens)
+
+
+@route("POST", "/registration_tokens", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_create_registration_token(request: web.Request) -> web.Response:
+    """POST /_chatgo/admin/registration_tokens
+
+    Form fields (all optional): `token`, `uses_allowed`, `expiry` (a UTC date and time)."""
+    form = await request.post()
+    services = services_of(request)
+    uses_allowed, expiry_ts = form_int(form, "uses_allowed"), form_utc_ms(form, "expiry")
+    token = await services.registration_tokens.create(form_str(form, "token", required=False),
+                                                     uses_allowed=uses_allowed, expiry_ts=expiry_ts)
+    await services.admin_audit.record(admin_of(request), "registration_token.create", token,
+                                      uses_allowed=uses_allowed, expiry_time=expiry_ts)
+    return done(request, f"Registration token {token} created.", f"{P}/registration_tokens")
+
+
+@route("POST", "/registration_tokens/{token}/delete", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_delete_registration_token(request: web.Request) -> web.Response:
+    """POST /_chatgo/admin/registration_tokens/{token}/delete"""
+    services, token = services_of(request), request.match_info["token"]
+    await services.registration_tokens.delete(token)
+    await services.admin_audit.record(admin_of(request), "registration_token.delete", token)
+    return done(request, f"Registration token {token} deleted.", f"{P}/registration_tokens")

@@ -1,0 +1,171 @@
+"""The built-in admin page (/_chatgo/admin/): a headless Chromium drives it as an admin would,
+and the effects are checked through the API and the services; plus the session and CSRF rules
+over plain HTTP."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from homeserver.app import make_web_app
+from tests.api.admin.browser import browser, page  # noqa: F401 (fixtures)
+from tests.server_fixtures import MatrixClient
+
+PAGE = "/_chatgo/admin"
+LOGIN = {"username": "admin", "password": "pw-admin-1"}
+
+
+@pytest.fixture
+async def client(aiohttp_client, services) -> MatrixClient:
+    """The server with the client API and the admin resource (where the page is served)."""
+    return MatrixClient(await aiohttp_client(make_web_app(services, ["client", "admin"])))
+
+
+async def page_login(client: MatrixClient) -> str:
+    """Log the test client's cookie jar into the page; the session's CSRF token."""
+    resp = await client.http.post(f"{PAGE}/login", data=LOGIN, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    text = await (await client.http.get(f"{PAGE}/audit_log")).text()
+    return re.search(r'name="csrf_token" value="([0-9a-f]+)"', text).group(1)
+
+
+async def browser_login(page, username: str = "admin", password: str = "pw-admin-1") -> None:
+    await page.goto(f"{PAGE}/login")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+
+
+# --- logging in and out -------------------------------------------------------------------------
+
+async def test_an_admin_logs_in_with_a_strict_httponly_cookie(client, admin, services):
+    resp = await client.http.get(f"{PAGE}/audit_log", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"{PAGE}/login?next=%2F_chatgo%2Fadmin%2Faudit_log"
+
+    resp = await client.http.post(f"{PAGE}/login", data={**LOGIN, "next": f"{PAGE}/audit_log"},
+                                  allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"{PAGE}/audit_log"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and f"Path={PAGE}" in cookie
+    assert "Secure" not in cookie  # plain HTTP here
+    token = resp.cookies["chatgo_admin_session"].value
+    assert (await services.auth.authenticate(token)).user_id == "@admin:test.local"
+    # The session is a device of its own, named after the page.
+    devices = await services.devices.list_devices("@admin:test.local")
+    assert "ChatGO admin page" in {d.display_name for d in devices}
+
+    resp = await client.http.get(f"{PAGE}/audit_log")
+    assert resp.status == 200 and "@admin:test.local" in await resp.text()
+    assert "script-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+async def test_the_cookie_is_secure_behind_tls(aiohttp_client, services, admin):
+    proxied = await aiohttp_client(make_web_app(services, ["admin"], x_forwarded=True))
+    resp = await proxied.post(f"{PAGE}/login", data=LOGIN, headers={"X-Forwarded-Proto": "https"},
+                              allow_redirects=False)
+    assert resp.status == 303 and "Secure" in resp.headers["Set-Cookie"]
+
+
+async def test_a_user_who_is_not_an_admin_cannot_log_in(client, alice, services):
+    devices_before = await services.devices.list_devices("@alice:test.local")
+    resp = await client.http.post(f"{PAGE}/login", data={"username": "alice", "password": "s3cret-pass"},
+                                  allow_redirects=False)
+    assert resp.status == 403 and "chatgo_admin_session" not in resp.cookies
+    assert "Only server admins" in await resp.text()
+    # The device the password check made is gone again: nothing of the attempt is usable.
+    assert await services.devices.list_devices("@alice:test.local") == devices_before
+    # A wrong password fails the same way.
+    resp = await client.http.post(f"{PAGE}/login", data={"username": "admin", "password": "nope"},
+                                  allow_redirects=False)
+    assert resp.status == 403 and "chatgo_admin_session" not in resp.cookies
+
+
+async def test_a_non_admin_is_refused_in_the_browser(page, client, alice):
+    await browser_login(page, "alice", "s3cret-pass")
+    await page.wait_for_selector(".notice.error")
+    assert "Only server admins may use the admin page" in await page.inner_text(".notice.error")
+    assert page.url.endswith(f"{PAGE}/login")
+    assert await page.context.cookies() == []
+
+
+async def test_logging_out_ends_the_session(client, admin, services):
+    csrf = await page_login(client)
+    token = next(c.value for c in client.http.session.cookie_jar if c.key == "chatgo_admin_session")
+    resp = await client.http.post(f"{PAGE}/logout", data={"csrf_token": csrf}, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"{PAGE}/login"
+    with pytest.raises(Exception, match="Unrecognised access token"):
+        await services.auth.authenticate(token)
+    resp = await client.http.get(f"{PAGE}/audit_log", allow_redirects=False)
+    assert resp.status == 303
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+async def test_a_change_without_the_csrf_token_is_refused(client, admin, services):
+    csrf = await page_login(client)
+    for sent in ({}, {"csrf_token": "0" * 64}, {"csrf_token": "é"}):
+        resp = await client.http.post(f"{PAGE}/registration_tokens", data={"token": "abc", **sent})
+        assert resp.status == 403 and "CSRF" in await resp.text(), sent
+    assert await services.registration_tokens.list() == []
+    resp = await client.http.post(f"{PAGE}/logout", allow_redirects=False)
+    assert resp.status == 403
+
+    # With the session's token (form field, or the header htmx sends) the change goes through.
+    resp = await client.http.post(f"{PAGE}/registration_tokens", data={"token": "abc", "csrf_token": csrf},
+                                  allow_redirects=False)
+    assert resp.status == 303
+    resp = await client.http.post(f"{PAGE}/registration_tokens", data={"token": "def"},
+                                  headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+    assert resp.status == 200 and "def created" in await resp.text()
+    assert [t.token for t in await services.registration_tokens.list()] == ["abc", "def"]
+
+
+# --- registration tokens and the audit log ------------------------------------------------------
+
+async def test_registration_tokens_are_created_and_deleted_in_the_browser(page, client, admin, services):
+    await browser_login(page)
+    await page.click("text=Registration tokens")
+    await page.fill("input[name=token]", "welcome-2026")
+    await page.fill("input[name=uses_allowed]", "3")
+    await page.click("button:has-text('Create')")
+    await page.wait_for_selector("#notice .ok:has-text('welcome-2026 created')")
+    # The list reloaded itself with the new token.
+    await page.wait_for_selector("#tokens code:has-text('welcome-2026')")
+    [row] = await services.registration_tokens.list()
+    assert (row.token, row.uses_allowed) == ("welcome-2026", 3)
+
+    await page.click("#tokens button:has-text('Delete')")
+    await page.wait_for_selector("#notice .ok:has-text('welcome-2026 deleted')")
+    await page.wait_for_selector("#tokens td:has-text('No registration tokens')")
+    assert await services.registration_tokens.list() == []
+
+    # Both changes are in the audit log, under the admin's user ID, and shown on its page.
+    entries, _ = await services.admin_audit.page(from_token=None, limit=10)
+    assert [(e.admin_id, e.action, e.target) for e in entries] == [
+        ("@admin:test.local", "registration_token.delete", "welcome-2026"),
+        ("@admin:test.local", "registration_token.create", "welcome-2026")]
+    await page.click("text=Audit log")
+    rows = await page.locator("#audit-log tbody tr").all_inner_texts()
+    assert "registration_token.delete" in rows[0] and "registration_token.create" in rows[1]
+
+
+async def test_a_refused_change_shows_its_error(client, admin, services):
+    csrf = await page_login(client)
+    resp = await client.http.post(f"{PAGE}/registration_tokens", data={"token": "bad token!", "csrf_token": csrf},
+                                  headers={"HX-Request": "true"})
+    assert resp.status == 400 and "notice error" in await resp.text()
+    resp = await client.http.post(f"{PAGE}/registration_tokens/nope/delete", data={"csrf_token": csrf})
+    assert resp.status == 404 and "No such registration token" in await resp.text()
+    entries, _ = await services.admin_audit.page(from_token=None, limit=10)
+    assert entries == []
+
+
+async def test_the_audit_log_page_escapes_what_it_shows(page, client, admin, services):
+    await services.admin_audit.record("@admin:test.local", "user.deactivate", "<script>window.pwned=1</script>",
+                                      note="<img src=x onerror=window.pwned=2>")
+    await browser_login(page)
+    await page.goto(f"{PAGE}/audit_log")
+    row = await page.inner_text("#audit-log tbody tr")
+    assert "<script>window.pwned=1</script>" in row and "<img src=x onerror=window.pwned=2>" in row
+    assert await page.evaluate("window.pwned") is None
