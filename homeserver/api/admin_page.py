@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -78,8 +79,21 @@ def admin_only(handler: Handler) -> Handler:
     return wrapped
 
 
+def page_requester(request: web.Request) -> Requester:
+    """The admin of the session (pages wrapped in `admin_only`)."""
+    return request[SESSION_KEY].requester
+
+
 def admin_of(request: web.Request) -> str:
-    return request[SESSION_KEY].requester.user_id
+    return page_requester(request).user_id
+
+
+def pager(base: str, params: dict[str, Any], offset: int, total: int) -> dict[str, str | None]:
+    """Links to the previous and next pages of an offset-paged list."""
+    def at(start: int) -> str:
+        return f"{base}?{_query({**params, 'from': start or None})}"
+    return {"prev_url": at(max(0, offset - PAGE_SIZE)) if offset > 0 else None,
+            "next_url": at(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None}
 
 
 def is_htmx(request: web.Request) -> bool:
@@ -129,8 +143,6 @@ def _to_login(request: web.Request) -> web.Response:
 
 
 def _query(params: dict[str, Any]) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
@@ -138,9 +150,9 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def form_str(form: MultiDictProxy, name: str, *, required: bool = True) -> str | None:
+def form_str(form: MultiDictProxy, name: str, *, required: bool = True, strip: bool = True) -> str | None:
     value = _str_or_none(form.get(name))
-    value = value.strip() if value is not None else None
+    value = value.strip() if value is not None and strip else value
     if not value:
         if required:
             raise MatrixError(400, Codes.MISSING_PARAM, f"'{name}' is required")
@@ -289,3 +301,4 @@ async def admin_page_delete_registration_token(request: web.Request) -> web.Resp
     await services.registration_tokens.delete(token)
     await services.admin_audit.record(admin_of(request), "registration_token.delete", token)
     return done(request, f"Registration token {token} deleted.", f"{P}/registration_tokens")
+

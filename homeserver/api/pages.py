@@ -16,8 +16,13 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 def setup_templates(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True)
-    env.filters["pathquote"] = lambda value: quote(str(value), safe="")  # an ID as one path segment
+    env.filters["pathquote"] = path_segment
     env.filters["utc"] = _utc
+
+
+def path_segment(value: object) -> str:
+    """An ID (user, room, token...) quoted as one path segment of a URL."""
+    return quote(str(value), safe="")
 
 
 def _utc(ts_ms: int | None) -> str:

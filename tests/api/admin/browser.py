@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+try:
+    from playwright.async_api import expect
+except ImportError:  # the browser fixture then skips (or fails, in CI)
+    expect = None
+
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("CHATGO_REQUIRE_BROWSER") == "1":

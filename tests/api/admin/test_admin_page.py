@@ -9,7 +9,7 @@ import re
 import pytest
 
 from homeserver.app import make_web_app
-from tests.api.admin.browser import browser, page  # noqa: F401 (fixtures)
+from tests.api.admin.browser import browser, expect, page  # noqa: F401 (fixtures)
 from tests.server_fixtures import MatrixClient
 
 PAGE = "/_chatgo/admin"
@@ -30,8 +30,9 @@ async def page_login(client: MatrixClient) -> str:
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', text).group(1)
 
 
-async def browser_login(page, username: str = "admin", password: str = "pw-admin-1") -> None:
-    await page.goto(f"{PAGE}/login")
+async def browser_login(page, username: str = "admin", password: str = "pw-admin-1", then: str = "") -> None:
+    """Log in through the form (landing on the users list, or on the page `then` names)."""
+    await page.goto(f"{PAGE}/login" + (f"?next={PAGE}/{then}" if then else ""))
     await page.fill("input[name=username]", username)
     await page.fill("input[name=password]", password)
     await page.click("button[type=submit]")
@@ -124,8 +125,8 @@ async def test_a_change_without_the_csrf_token_is_refused(client, admin, service
 # --- registration tokens and the audit log ------------------------------------------------------
 
 async def test_registration_tokens_are_created_and_deleted_in_the_browser(page, client, admin, services):
-    await browser_login(page)
-    await page.click("text=Registration tokens")
+    await browser_login(page, then="audit_log")
+    await page.click("header >> text=Registration tokens")
     await page.fill("input[name=token]", "welcome-2026")
     await page.fill("input[name=uses_allowed]", "3")
     await page.click("button:has-text('Create')")
@@ -145,7 +146,7 @@ async def test_registration_tokens_are_created_and_deleted_in_the_browser(page, 
     assert [(e.admin_id, e.action, e.target) for e in entries] == [
         ("@admin:test.local", "registration_token.delete", "welcome-2026"),
         ("@admin:test.local", "registration_token.create", "welcome-2026")]
-    await page.click("text=Audit log")
+    await page.click("header >> text=Audit log")
     rows = await page.locator("#audit-log tbody tr").all_inner_texts()
     assert "registration_token.delete" in rows[0] and "registration_token.create" in rows[1]
 
@@ -164,8 +165,7 @@ async def test_a_refused_change_shows_its_error(client, admin, services):
 async def test_the_audit_log_page_escapes_what_it_shows(page, client, admin, services):
     await services.admin_audit.record("@admin:test.local", "user.deactivate", "<script>window.pwned=1</script>",
                                       note="<img src=x onerror=window.pwned=2>")
-    await browser_login(page)
-    await page.goto(f"{PAGE}/audit_log")
+    await browser_login(page, then="audit_log")
     row = await page.inner_text("#audit-log tbody tr")
     assert "<script>window.pwned=1</script>" in row and "<img src=x onerror=window.pwned=2>" in row
     assert await page.evaluate("window.pwned") is None
