@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from federation.client import DeniedError, FederationClient, FederationError, RemoteError, path
+from homeserver.stats import FederationTraffic
 from storage.database import Database
 from storage.federation_queue import FederationQueueStore, QueuedItem, RetryState
 
@@ -88,6 +89,9 @@ class FederationSender:
         self._txn_prefix = str(clock.now_ms())
         self._txn_counter = 0
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        # Transactions per destination by result (sent, refused: dropped for good, failed:
+        # to be retried), and the PDUs and EDUs of the sent ones.
+        self.traffic = FederationTraffic()
 
     # --- queueing ----------------------------------------------------------------------------
 
@@ -283,6 +287,7 @@ class FederationSender:
             if err.status in _UNRETRYABLE_STATUSES:
                 logger.warning("%s refused transaction %s (%s): dropping its %d PDUs and %d EDUs",
                                destination, txn_id, err, len(pdus), len(edus))
+                self.traffic.transactions[(destination, "refused")] += 1
                 return True
             await self._failed(destination, err)
             return False
@@ -293,6 +298,10 @@ class FederationSender:
             logger.exception("transaction %s to %s failed unexpectedly", txn_id, destination)
             await self._failed(destination, err)
             return False
+        traffic = self.traffic
+        traffic.transactions[(destination, "sent")] += 1
+        traffic.pdus[destination] += len(pdus)
+        traffic.edus[destination] += len(edus)
         await self._succeeded(destination)
         results = response.get("pdus") if isinstance(response, dict) else None
         if isinstance(results, dict):
@@ -304,6 +313,7 @@ class FederationSender:
         return True
 
     async def _failed(self, destination: str, err: Exception) -> None:
+        self.traffic.transactions[(destination, "failed")] += 1
         state = self._state(destination)
         previous = state.retry.retry_interval if state.retry is not None else 0
         interval = min(self._retry_max, max(self._retry_min, previous * 2))

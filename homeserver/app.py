@@ -29,12 +29,16 @@ from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
 from homeserver.api import admin_page, health, pages
+from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
+from homeserver.core.events import Event
+from homeserver.core.ids import server_name_of
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
@@ -44,6 +48,8 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
@@ -73,12 +79,14 @@ from homeserver.services.media.url_previews import UrlPreviewService
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
 from homeserver.services.push.rules import PushEvaluator, PushRuleService
-from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
+from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
@@ -124,7 +132,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
     auth = AuthService(db, stores.tokens, clock, config.auth)
-    rate_limiter = RateLimiter(config.rate_limiting)
+    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
     identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
@@ -133,17 +141,19 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                           siteverify_over(identity_transport)) \
         if reg.recaptcha_public_key and reg.recaptcha_private_key else None
     email = EmailValidationService(config.email, stores.threepid_sessions, stores.user_threepids, clock,
-                                   config.client_base_url, config.server_name)
+                                   config.client_base_url, config.server_name, limiter=rate_limiter)
     uia = UIAService(
         stores.uia, stores.accounts, stores.registration_tokens, passwords, clock,
         config.server_name, config.auth.ui_auth_session_lifetime_ms, sso_enabled=config.cas.enabled,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock)
+    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
+    # Joins to a room from other servers count towards rc_joins_per_room (ours are counted where they happen).
+    events.on_persisted(lambda batch: _count_remote_joins(rate_limiter, batch, config.server_name))
     profiles = ProfileLookup(stores.profiles, config.server_name)
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
@@ -151,7 +161,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get)
-    rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name)
+    rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
+                        limiter=rate_limiter)
     # Rooms shared with other servers: what we send them, received events, remote
     # joins/leaves/invites, transactions.
     federation_sender, pdu_broadcaster = _federation_sender(config, db, stores, clock, federation_client, events,
@@ -163,26 +174,27 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
-        signing_key, relay=pdu_broadcaster.broadcast)
+        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
                                              erased=stores.accounts.erased_among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
-                                   federation_membership, config.server_name)
+                                   federation_membership, config.server_name, limiter=rate_limiter)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
                                 stores.user_threepids, email, uia, clock,
                                 allowed_servers=config.identity.server_allowlist)
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration, threepids, email_enabled=config.email.enabled,
+        limiter=rate_limiter,
     )
-    messaging = MessagingService(events, stores.events, room_state, directory, membership)
+    messaging = MessagingService(events, stores.events, room_state, directory, membership, limiter=rate_limiter)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
-    search = SearchService(stores.search, room_state, formatter, timeline)
+    search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
-                                     federation_client)
+                                     federation_client, limiter=rate_limiter)
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
     # become visible, so a /sync that sees a new event sees its unread counts too.
@@ -200,13 +212,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     membership.on_join(upgrades.member_joined)
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
-    events.before_publish(PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                        config.server_name, account_data.ignored_users).on_persisted)
+    push_evaluator = PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
+                                   config.server_name, account_data.ignored_users)
+    events.before_publish(push_evaluator.on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier)
-    presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence)
-    to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name)
+    presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
+    to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name,
+                                limiter=rate_limiter)
     device_lists = DeviceListService(stores.device_lists, stores.sync, aux)
     devices.on_devices_changed(to_device.on_devices_changed)
     devices.on_devices_changed(device_lists.on_devices_changed)
@@ -216,7 +230,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
-                               account_data, typing, push_rules)
+                               account_data, typing, push_rules, rate_limiter)
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
@@ -238,9 +252,27 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
+    # /metrics: the figures the services keep, and every in-memory cache worth watching.
+    metrics = ServerMetrics(
+        db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
+        federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
+        caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
+                "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
+                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
+                "access_tokens": auth.cache_stats})
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
-                         RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media))
+                         RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
+                         limiter=rate_limiter)
+    login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
+    # every process's scheduler hears of a new due time.
+    delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
+                                         config.delayed_events, limiter=rate_limiter)
+    events.on_persisted(delayed_events.on_persisted)
+    delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
+    replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -249,15 +281,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db), turn=TurnService(config.voip, clock),
-        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, stores.login_tokens, uia,
+        cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, login_tokens, uia,
                        identity_transport, clock, config.server_name),
+        login_tokens=login_tokens,
         threepids=threepids, email=email,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates,
-                                                    config.identity.server_allowlist),
+                                                    config.identity.server_allowlist, limiter=rate_limiter),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
-        directory=directory, relations=relations, search=search,
+        directory=directory, relations=relations,
+        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,
@@ -270,7 +304,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,
         federation_reads=federation_reads,
-        admin_audit=AdminAuditLog(stores.admin_audit, clock),
+        admin_audit=admin_audit,
+        federation_origins=OriginLimiter(config.rate_limiting.rc_federation, enabled=config.rate_limiting.enabled),
+        user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
+        delayed_events=delayed_events,
+        metrics=metrics,
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
     )
 
@@ -319,6 +357,13 @@ def _federation_edus(
                                 config.server_name, check_acl=check_acl, remote_devices=remote_keys)
 
 
+def _count_remote_joins(rate_limiter: RateLimiter, batch: list[tuple[Event, int]], server_name: str) -> None:
+    for event, _ in batch:
+        if event.type == "m.room.member" and event.membership == "join" \
+                and server_name_of(event.sender) != server_name:
+            rate_limiter.joined(event.room_id)
+
+
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
     """A push rule changed: the whole ruleset goes to the user's clients as m.push_rules account data."""
     await account_data.put(user_id, "", "m.push_rules", await push_rules.rules_for(user_id))
@@ -327,7 +372,7 @@ async def _publish_push_rules(push_rules: PushRuleService, account_data: Account
 def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notifier: Notifier,
                  stream: StreamTracker, aux: AuxStream, room_notifications: RoomEventNotifications,
                  auth: AuthService, account_data: AccountDataService, typing: TypingService,
-                 push_rules: PushRuleService) -> Replication:
+                 push_rules: PushRuleService, rate_limiter: RateLimiter) -> Replication:
     """Announcements between processes on one database (idle until `start`)."""
     replication = Replication(db, stores.events, room_state, notifier, {"events": stream, "aux": aux.tracker})
     room_notifications.replicate = replication.room_events
@@ -346,6 +391,8 @@ def _replication(db: Database, stores: Stores, room_state: RoomStateCache, notif
     typing.on_change(lambda room_id, user_id, is_typing, timeout_ms: replication.publish(
         {"k": "typing", "r": room_id, "u": user_id, "t": is_typing, "ms": timeout_ms}))
     replication.on("typing", lambda m: typing.apply(m["r"], m["u"], bool(m["t"]), int(m["ms"])))
+    rate_limiter.replicate = lambda user_id: replication.publish({"k": "ratelimit_override", "u": user_id})
+    replication.on("ratelimit_override", lambda m: rate_limiter.forget_override(m["u"]))
     return replication
 
 
@@ -387,6 +434,8 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
         modules += client_api.MEDIA_MODULES
     if "admin" in resources or ("client" in resources and admin_on_client):  # as Synapse: it rides on client
         modules += admin_api.MODULES
+    if "metrics" in resources:
+        modules.append(metrics_api)
     if "admin" in resources:  # the built-in admin page: only where the admin resource is served
         modules.append(admin_page)
     return modules
@@ -475,6 +524,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                                 ", ".join(listener.resources))
             await services.replication.start()
             services.federation_sender.start()
+            services.delayed_events.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -485,6 +535,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 await runner.cleanup()
             await services.replication.stop()
             await services.federation_sender.stop()
+            await services.delayed_events.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.threepids.close()

@@ -1,4 +1,5 @@
-"""`chatgo` command line: run, generate-config, register-user, registration-token, routes."""
+"""`chatgo` command line: run, generate-config, generate-signing-key, register-user,
+registration-token, routes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from homeserver.api.http import routes_table
 from homeserver.config import Config, ConfigError, load_config
 from homeserver.config_template import render_config
 from homeserver.errors import MatrixError
+from homeserver.logs import setup_logging
 
 DEFAULT_DATA_DIR = Path("chatgo-data")
 CONFIG_NAME = "homeserver.yaml"
@@ -26,6 +28,7 @@ ALL_RESOURCES = ["client", "federation", "keys", "media", "admin", "metrics"]
 def generate_config(
     server_name: str, data_dir: Path, *, client_port: int = 8008, federation_port: int = 8448,
     enable_registration: bool = False, database_url: str | None = None, dev_federation: bool = False,
+    public_baseurl: str | None = None,
 ) -> Path:
     """Write DIR/homeserver.yaml and a fresh signing key; refuse to overwrite a config."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -34,17 +37,22 @@ def generate_config(
         raise FileExistsError(f"{config_path} already exists")
     key_path = data_dir / "signing.key"
     if not key_path.exists():
-        key = generate_signing_key("a_" + _random_key_suffix())
-        with key_path.open("w") as f:
-            write_signing_keys(f, [key])
-        key_path.chmod(0o600)
+        write_new_signing_key(key_path)
     config_path.write_text(render_config(
         server_name, client_port=client_port, federation_port=federation_port,
         enable_registration=enable_registration, database_url=database_url, dev_federation=dev_federation,
-        shared_secret=secrets.token_urlsafe(32),
+        shared_secret=secrets.token_urlsafe(32), public_baseurl=public_baseurl,
     ))
     config_path.chmod(0o600)  # it holds the registration shared secret
     return config_path
+
+
+def write_new_signing_key(path: Path) -> None:
+    """A fresh ed25519 signing key in Synapse's key file format, readable by its owner only."""
+    key = generate_signing_key("a_" + _random_key_suffix())
+    with path.open("x") as f:  # never overwrite a key: peers remember it
+        path.chmod(0o600)
+        write_signing_keys(f, [key])
 
 
 def _random_key_suffix() -> str:
@@ -73,7 +81,7 @@ def _setup_logging(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format, access_log=config.access_log)
     app.run(config)
     return 0
 
@@ -84,11 +92,26 @@ def cmd_generate_config(args: argparse.Namespace) -> int:
             args.server_name, Path(args.data_dir), client_port=args.client_port,
             federation_port=args.federation_port, enable_registration=args.enable_registration,
             database_url=args.database_url, dev_federation=args.dev_federation,
+            public_baseurl=args.public_baseurl,
         )
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_generate_signing_key(args: argparse.Namespace) -> int:
+    if args.output == "-":
+        key = generate_signing_key("a_" + _random_key_suffix())
+        write_signing_keys(sys.stdout, [key])
+        return 0
+    try:
+        write_new_signing_key(Path(args.output))
+    except FileExistsError:
+        print(f"error: {args.output} already exists", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -179,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="use this PostgreSQL instead of the embedded one")
     p.add_argument("--dev-federation", action="store_true",
                    help="for a local test network: no TLS certificate checks, loopback peers allowed")
+    p.add_argument("--public-baseurl", help="the URL clients reach the client API at (default https://SERVER_NAME/)")
     p.set_defaults(func=cmd_generate_config)
+
+    p = sub.add_parser("generate-signing-key", help="write a new signing key (e.g. for a Kubernetes Secret)")
+    p.add_argument("-o", "--output", default="-", help="file to create (refuses to overwrite); - for stdout")
+    p.set_defaults(func=cmd_generate_signing_key)
 
     p = sub.add_parser("register-user", help="create a user account")
     p.add_argument("-c", "--config")

@@ -2,8 +2,10 @@
 
 Unknown keys and ill-typed values are refused with an error naming the key
 (`listeners[1].port: expected an integer`). Relative paths are relative to the config file's
-directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`) and the
-listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's).
+directory. Environment variables override the database URL (`CHATGO_DATABASE_URL`), the
+listeners (`CHATGO_LISTENERS`, a YAML/JSON list in the same shape as the file's) and the
+registration shared secret (`CHATGO_REGISTRATION_SHARED_SECRET`), so that a container's config
+file can hold no secret.
 `configs/homeserver.yaml` is the documented example.
 """
 
@@ -83,10 +85,94 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
-class RateLimitConfig:
+class RateLimit:
+    """One token bucket, in Synapse's shape: `burst_count` actions at once, then `per_second`.
+    The defaults are Synapse's for a limit given without them."""
+    per_second: float = 0.17
+    burst_count: float = 3.0
+    # false: this action is never limited.
     enabled: bool = True
+
+
+def _limit(per_second: float, burst_count: float) -> Any:
+    return field(default_factory=lambda: RateLimit(float(per_second), float(burst_count)))
+
+
+@dataclass(frozen=True)
+class LoginRateLimits:
+    address: RateLimit = _limit(0.003, 5)          # per client IP
+    account: RateLimit = _limit(0.003, 5)          # per account logged into
+    failed_attempts: RateLimit = _limit(0.17, 3)   # failed logins per account
+
+
+@dataclass(frozen=True)
+class JoinRateLimits:
+    local: RateLimit = _limit(0.1, 10)    # per user, rooms this server is in
+    remote: RateLimit = _limit(0.01, 10)  # per user, rooms joined through another server
+
+
+@dataclass(frozen=True)
+class InviteRateLimits:
+    per_room: RateLimit = _limit(0.3, 10)
+    per_user: RateLimit = _limit(0.003, 5)   # per invitee
+    per_issuer: RateLimit = _limit(0.3, 10)  # per inviter
+
+
+@dataclass(frozen=True)
+class PresenceRateLimits:
+    per_user: RateLimit = _limit(0.1, 1)
+
+
+@dataclass(frozen=True)
+class FederationRateLimits:
+    """Inbound federation requests per origin server (Synapse's rc_federation): past
+    `sleep_limit` requests in `window_size` ms each waits `sleep_delay` ms; `concurrent` run at
+    once and the rest queue; past `reject_limit` queued ones, 429."""
+    window_size: int = 1000
+    sleep_limit: int = 10
+    sleep_delay: int = 500
+    reject_limit: int = 50
+    concurrent: int = 3
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    # The global switch: false turns every limit below off.
+    enabled: bool = True
+    # Requests per user (per IP before login) to the other endpoints the spec marks rate-limited.
     per_second: float = 10.0
     burst: int = 50
+    # Per-action limits, named and defaulted as Synapse's (they may also be written at the top
+    # level of the file, as in Synapse's homeserver.yaml).
+    rc_message: RateLimit = _limit(0.2, 10)
+    rc_admin_redaction: RateLimit | None = None  # null: redactions count as messages
+    rc_registration: RateLimit = _limit(0.17, 3)
+    rc_registration_token_validity: RateLimit = _limit(0.1, 5)
+    rc_login: LoginRateLimits = field(default_factory=LoginRateLimits)
+    rc_joins: JoinRateLimits = field(default_factory=JoinRateLimits)
+    rc_joins_per_room: RateLimit = _limit(1, 10)
+    rc_3pid_validation: RateLimit = _limit(0.003, 5)
+    rc_invites: InviteRateLimits = field(default_factory=InviteRateLimits)
+    rc_third_party_invite: RateLimit = _limit(0.0025, 5)
+    rc_media_create: RateLimit = _limit(10, 50)
+    rc_federation: FederationRateLimits = field(default_factory=FederationRateLimits)
+    rc_presence: PresenceRateLimits = field(default_factory=PresenceRateLimits)
+    rc_delayed_event_mgmt: RateLimit = _limit(1, 5)
+    rc_reports: RateLimit = _limit(1, 5)
+    rc_room_creation: RateLimit = _limit(0.016, 10)
+    rc_user_directory: RateLimit = _limit(0.016, 200)
+    rc_key_requests: RateLimit = _limit(20, 100)
+
+
+@dataclass(frozen=True)
+class LoginViaExistingSessionConfig:
+    # POST /login/get_token: a signed-in device may get a one-time token to sign in another
+    # (QR-code sign-in). Off by default, as Synapse; with require_ui_auth the user confirms
+    # with their password first.
+    enabled: bool = False
+    require_ui_auth: bool = True
+    token_timeout_ms: int = 5 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -211,6 +297,41 @@ class MediaConfig:
     url_preview_timeout_ms: int = 10_000
 
 
+@dataclass(frozen=True)
+class DelayedEventsConfig:
+    # Delayed events (MSC4140, used by Element Call for call membership): clients schedule an
+    # event to be sent later unless they cancel or restart it. The longest delay allowed, in
+    # milliseconds or as Synapse writes durations ("24h"); null = clients may not delay events.
+    max_event_delay_duration: str | None = None
+    # How many delayed events one user may have scheduled at once.
+    max_delayed_events_per_user: int = 100
+
+    @property
+    def max_delay_ms(self) -> int | None:
+        """The longest delay when delayed events are on, else None."""
+        if self.max_event_delay_duration is None or self.max_delayed_events_per_user <= 0:
+            return None
+        return parse_duration_ms(self.max_event_delay_duration)
+
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
+                      "y": 31_536_000_000}
+
+
+def parse_duration_ms(value: str) -> int:
+    """A duration as Synapse's config writes it: a number of milliseconds, or a number with
+    ms, s, m, h, d, w or y ("24h")."""
+    text = value.strip()
+    number, unit = text, "ms"
+    for suffix in sorted(_DURATION_UNITS_MS, key=len, reverse=True):
+        if text.endswith(suffix):
+            number, unit = text[: -len(suffix)], suffix
+            break
+    if not number.isdigit():
+        raise ValueError(f"not a duration: {value!r}")
+    return int(number) * _DURATION_UNITS_MS[unit]
+
+
 # Outbound federation never connects to these unless allowlisted (as Synapse's ip_range_blacklist):
 # loopback, private, CGNAT, link-local, multicast, reserved and documentation ranges, IPv6 ULA.
 DEFAULT_IP_RANGE_DENYLIST = (
@@ -289,6 +410,10 @@ class Config:
     serve_server_wellknown: bool = True
     federation_port: int = 8448
     log_level: str = "INFO"
+    # Log lines as plain text or as one JSON object per line (for log shippers).
+    log_format: str = "text"
+    # One line per request (logger chatgo.access, INFO); off saves its cost on busy servers.
+    access_log: bool = True
     listeners: tuple[ListenerConfig, ...] = ()
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
@@ -296,6 +421,7 @@ class Config:
     rate_limiting: RateLimitConfig = field(default_factory=RateLimitConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     admin_api: AdminApiConfig = field(default_factory=AdminApiConfig)
+    login_via_existing_session: LoginViaExistingSessionConfig = field(default_factory=LoginViaExistingSessionConfig)
     voip: VoipConfig = field(default_factory=VoipConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
@@ -306,6 +432,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    delayed_events: DelayedEventsConfig = field(default_factory=DelayedEventsConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -354,12 +481,83 @@ def apply_env_overrides(raw: dict[str, Any], env: typing.Mapping[str, str]) -> N
             raw["listeners"] = yaml.safe_load(listeners)
         except yaml.YAMLError as exc:
             raise ConfigError(f"CHATGO_LISTENERS: not valid YAML/JSON: {exc}") from exc
+    if secret := env.get("CHATGO_REGISTRATION_SHARED_SECRET"):
+        registration = dict(raw.get("registration") or {})
+        registration["shared_secret"] = secret
+        raw["registration"] = registration
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    config = _build(Config, raw, "")
+    config = _build(Config, _lift_delayed_events(_lift_rate_limits(raw)), "")
     _validate(config)
     return config
+
+
+def _lift_rate_limits(raw: dict[str, Any]) -> dict[str, Any]:
+    """Synapse's `rc_*` keys at the top level go under `rate_limiting` (where we keep them), so
+    that an admin can paste them from a Synapse config."""
+    names = [name for name in raw if isinstance(name, str) and name.startswith("rc_")]
+    if not names:
+        return raw
+    raw = dict(raw)
+    section = raw.get("rate_limiting") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("rate_limiting: expected a mapping")
+    section = dict(section)
+    for name in names:
+        if name in section:
+            raise ConfigError(f"{name}: given both at the top level and under rate_limiting")
+        section[name] = raw.pop(name)
+    raw["rate_limiting"] = section
+    return raw
+
+
+def _lift_delayed_events(raw: dict[str, Any]) -> dict[str, Any]:
+    """Synapse's top-level `max_event_delay_duration` goes under `delayed_events`."""
+    if "max_event_delay_duration" not in raw:
+        return raw
+    raw = dict(raw)
+    section = raw.get("delayed_events") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("delayed_events: expected a mapping")
+    if section.get("max_event_delay_duration") is not None:
+        raise ConfigError("max_event_delay_duration: given both at the top level and under delayed_events")
+    raw["delayed_events"] = {**section, "max_event_delay_duration": raw.pop("max_event_delay_duration")}
+    return raw
+
+
+def _validate_delayed_events(delayed: DelayedEventsConfig) -> None:
+    if delayed.max_event_delay_duration is not None:
+        try:
+            max_delay = parse_duration_ms(delayed.max_event_delay_duration)
+        except ValueError:
+            max_delay = 0
+        if max_delay <= 0:
+            raise ConfigError("delayed_events.max_event_delay_duration: expected a positive duration "
+                              "(milliseconds, or e.g. 24h)")
+    if delayed.max_delayed_events_per_user < 0:
+        raise ConfigError("delayed_events.max_delayed_events_per_user: must not be negative")
+
+
+def _validate_rate_limits(limits: RateLimitConfig) -> None:
+    def check(where: str, limit: RateLimit | None) -> None:
+        if limit is not None and (limit.per_second < 0 or limit.burst_count < 0):
+            raise ConfigError(f"rate_limiting.{where}: per_second and burst_count must not be negative")
+
+    for f in dataclasses.fields(limits):
+        value = getattr(limits, f.name)
+        if isinstance(value, RateLimit) or value is None:
+            check(f.name, value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, FederationRateLimits):
+            for sub in dataclasses.fields(value):
+                check(f"{f.name}.{sub.name}", getattr(value, sub.name))
+    if limits.per_second <= 0 or limits.burst < 1:
+        raise ConfigError("rate_limiting.per_second and burst: must be positive")
+    federation = limits.rc_federation
+    if min(federation.window_size, federation.sleep_limit, federation.concurrent) < 1 \
+            or min(federation.sleep_delay, federation.reject_limit) < 0:
+        raise ConfigError("rate_limiting.rc_federation: window_size, sleep_limit and concurrent must be "
+                          "positive, sleep_delay and reject_limit not negative")
 
 
 def _validate_federation(federation: FederationConfig) -> None:
@@ -382,6 +580,8 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    _validate_rate_limits(config.rate_limiting)
+    _validate_delayed_events(config.delayed_events)
     if config.registration.requires_captcha and not (config.registration.recaptcha_public_key
                                                       and config.registration.recaptcha_private_key):
         raise ConfigError("registration.requires_captcha: needs recaptcha_public_key and recaptcha_private_key")
@@ -389,6 +589,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("email.notif_from: needed when email.enabled is true")
     if config.cas.enabled and not config.cas.server_url:
         raise ConfigError("cas.server_url: needed when cas.enabled is true")
+    if config.log_format not in ("text", "json"):
+        raise ConfigError("log_format: expected text or json")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
     for i, listener in enumerate(config.listeners):
@@ -408,7 +610,9 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"media.url_preview_ip_range_allowlist[{i}]: not an IP address or range") from None
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def _build(cls: type, raw: Any, where: str, base: Any = None) -> Any:
+    """`base`: the field's default value; keys the section leaves out keep base's values (so a
+    partial `rc_login: {address: {per_second: 1}}` keeps that limit's own default burst)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping")
     hints = typing.get_type_hints(cls)
@@ -419,22 +623,32 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     values = {}
     for name, f in fields.items():
         if name in raw:
-            values[name] = _convert(hints[name], raw[name], _join(where, name))
+            values[name] = _convert(hints[name], raw[name], _join(where, name), _default_of(f))
+        elif base is not None:
+            values[name] = getattr(base, name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_join(where, name)}: required")
     return cls(**values)
 
 
-def _convert(tp: Any, value: Any, where: str) -> Any:
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def _convert(tp: Any, value: Any, where: str, base: Any = None) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, where)
+        return _convert(inner, value, where, base)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, where)
+        return _build(tp, value if value is not None else {}, where, base if dataclasses.is_dataclass(base) else None)
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list")

@@ -9,8 +9,9 @@ from __future__ import annotations
 TEMPLATE = """\
 # ChatGO homeserver configuration.
 # Relative paths are relative to the directory of this file.
-# Environment overrides: CHATGO_DATABASE_URL (database.url) and CHATGO_LISTENERS
-# (a YAML/JSON list shaped like `listeners` below).
+# Environment overrides: CHATGO_DATABASE_URL (database.url), CHATGO_LISTENERS
+# (a YAML/JSON list shaped like `listeners` below) and CHATGO_REGISTRATION_SHARED_SECRET
+# (registration.shared_secret).
 
 # The server's name: the part after ':' in user IDs (@alice:{server_name}).
 # It cannot be changed once users and rooms exist.
@@ -37,12 +38,20 @@ public_baseurl: {public_baseurl}
 federation_port: {federation_port}
 
 log_level: INFO
+# Log lines as `text`, or `json` (one object per line: time, level, logger, request,
+# message, and the access log's fields). Every line of a request carries its ID (GET-123).
+log_format: text
+# An access log line at the end of each request (logger chatgo.access: method, path,
+# servlet, user, client IP, status, duration).
+access_log: true
 
 # Each listener: a port, the addresses it binds, the resources it serves, and TLS.
 # Resources: client (client-server API, /.well-known, landing page), federation and keys
-# (server-server API), media, metrics, admin. One TLS port may serve client and federation.
-# TLS: `tls: true` uses the certificate above; `tls_certificate_path` + `tls_private_key_path`
-# name a listener's own certificate and key.
+# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin.
+# One TLS port may serve client and federation. Every listener answers /health (liveness) and
+# /health/ready (readiness: the database answers). TLS: `tls: true` uses the certificate
+# above; `tls_certificate_path` + `tls_private_key_path` name a listener's own certificate
+# and key.
 listeners:
   - port: {client_port}
     bind_addresses: ["127.0.0.1"]
@@ -53,6 +62,10 @@ listeners:
     bind_addresses: ["{federation_bind}"]
     resources: [federation, keys]
     tls: true
+  # Prometheus metrics on their own port, kept off the public listeners:
+  # - port: 9000
+  #   bind_addresses: ["127.0.0.1"]
+  #   resources: [metrics]
 
 database:
   # A PostgreSQL (13+) URL, e.g. postgresql://chatgo:secret@localhost:5432/chatgo
@@ -90,6 +103,12 @@ auth:
   argon2_parallelism: 1
   ui_auth_session_lifetime_ms: 900000
 
+login_via_existing_session:
+  # POST /login/get_token (sign in a new device from one already signed in, e.g. by QR code).
+  enabled: false
+  require_ui_auth: true     # the user confirms with their password first
+  token_timeout_ms: 300000
+
 admin_api:
   # The admin API (/_synapse/admin, for server admins' tokens only) is served on listeners
   # with the `admin` resource and, as Synapse does, on `client` listeners; false keeps it off
@@ -115,10 +134,112 @@ voip:
   turn_allow_guests: true
 
 rate_limiting:
-  # Per user (or per IP before login) token bucket on login, registration and similar.
+  # Token buckets per action, as Synapse's: each limit lets `burst_count` actions through at
+  # once, then `per_second` on average; past it the server answers 429 M_LIMIT_EXCEEDED with
+  # retry_after_ms and a Retry-After header. `enabled: false` in a limit turns that one off;
+  # `enabled: false` here turns them all off. The rc_* keys may also be written at the top
+  # level of this file, as in Synapse's homeserver.yaml (paste them from there).
+  # Users with a Synapse admin ratelimit override (/_synapse/admin/v1/users/<user>/override_ratelimit)
+  # of 0 are never limited; other overrides replace rc_message for that user.
   enabled: true
+  # Requests per user (per IP before login) to the other endpoints the spec marks rate-limited
+  # (search, push rules, pushers, password changes, ...). Server admins are exempt.
   per_second: 10
   burst: 50
+  # Events sent by a user: messages, state, redactions, and profile changes. Server admins
+  # are exempt.
+  rc_message:
+    per_second: 0.2
+    burst_count: 10
+  # Redactions of other users' events (by room moderators); null: they count as rc_message.
+  rc_admin_redaction: null
+  # Registrations per client IP.
+  rc_registration:
+    per_second: 0.17
+    burst_count: 3
+  # Registration token validity checks per client IP.
+  rc_registration_token_validity:
+    per_second: 0.1
+    burst_count: 5
+  rc_login:
+    address:          # login attempts per client IP
+      per_second: 0.003
+      burst_count: 5
+    account:          # successful logins per account
+      per_second: 0.003
+      burst_count: 5
+    failed_attempts:  # failed logins per account
+      per_second: 0.17
+      burst_count: 3
+  rc_joins:
+    local:            # joins per user to rooms this server is in
+      per_second: 0.1
+      burst_count: 10
+    remote:           # joins per user through another server
+      per_second: 0.01
+      burst_count: 10
+  # Joins to one room, from here or from other servers; past it, joins from here and joins
+  # other servers ask us to help with are refused.
+  rc_joins_per_room:
+    per_second: 1
+    burst_count: 10
+  # Validation mails asked for (requestToken), per client IP and per address.
+  rc_3pid_validation:
+    per_second: 0.003
+    burst_count: 5
+  rc_invites:
+    per_room:         # invites into one room
+      per_second: 0.3
+      burst_count: 10
+    per_user:         # invites received by one user (from here or over federation)
+      per_second: 0.003
+      burst_count: 5
+    per_issuer:       # invites sent by one user
+      per_second: 0.3
+      burst_count: 10
+  # Invites by e-mail address (third-party invites), per inviter.
+  rc_third_party_invite:
+    per_second: 0.0025
+    burst_count: 5
+  # New media per user: uploads and reserved mxc:// URIs (POST /_matrix/media/v1/create).
+  rc_media_create:
+    per_second: 10
+    burst_count: 50
+  # Requests from each other server. Past sleep_limit requests in window_size ms, each waits
+  # sleep_delay ms; `concurrent` are processed at once and the others queue; past reject_limit
+  # waiting requests, 429. Transactions (PUT /send) are not limited.
+  rc_federation:
+    window_size: 1000
+    sleep_limit: 10
+    sleep_delay: 500
+    reject_limit: 50
+    concurrent: 3
+  rc_presence:
+    per_user:         # presence updates per user (over the limit, /sync's set_presence is ignored)
+      per_second: 0.1
+      burst_count: 1
+  # Delayed-event management (listing, cancelling, restarting, sending now), per user, or
+  # per client IP for requests made with a delay ID alone.
+  rc_delayed_event_mgmt:
+    per_second: 1
+    burst_count: 5
+  # Content reports (events, rooms, users) per user.
+  rc_reports:
+    per_second: 1
+    burst_count: 5
+  # Rooms created (and upgraded) per user.
+  rc_room_creation:
+    per_second: 0.016
+    burst_count: 10
+  # User directory searches per user.
+  rc_user_directory:
+    per_second: 0.016
+    burst_count: 200
+  # Cross-user room key requests (m.room_key_request to-device messages), per sending device
+  # (per origin server over federation); those over the limit are dropped, as Synapse does.
+  rc_key_requests:
+    per_second: 20
+    burst_count: 100
 
 limits:
   # Largest request body accepted outside the media repository (bytes).
@@ -128,6 +249,15 @@ retention:
   # How long the original content of a redacted event is kept before it is erased
   # (milliseconds; null = forever). 7 days, as Synapse.
   redaction_retention_period_ms: 604800000
+
+delayed_events:
+  # Delayed events (MSC4140): clients schedule an event for the server to send later unless
+  # they cancel or restart it first; Element Call relies on them to end a call membership when
+  # a client disappears. The longest delay allowed, in milliseconds or as a duration such as
+  # 24h (Synapse's top-level max_event_delay_duration is read too); null = off.
+  max_event_delay_duration: null
+  # How many delayed events one user may have scheduled at once.
+  max_delayed_events_per_user: 100
 
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are

@@ -4,6 +4,9 @@ A use case that writes through several stores opens `async with db.transaction()
 `db.fetch*`/`db.execute*` call made inside it (in the same task) runs on that transaction's
 connection, found through a ContextVar. Outside a transaction each call takes a pooled
 connection for just that statement. Spawn no tasks inside a transaction: they would not see it.
+
+Each statement's time (waiting for a pooled connection included: what the caller waits) goes
+into `query_latency`, and `pool_usage()` says how busy the pool is, for /metrics.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 import asyncpg
 import orjson
+
+from homeserver.stats import Latency
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ class Database:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self.query_latency = Latency()
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> Database:
@@ -63,14 +70,25 @@ class Database:
     async def close(self) -> None:
         await self._pool.close()
 
+    def pool_usage(self) -> tuple[int, int, int]:
+        """(open connections, connections in use, the most the pool may open)."""
+        size = self._pool.get_size()
+        return size, size - self._pool.get_idle_size(), self._pool.get_max_size()
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        conn = _current_connection.get()
-        if conn is not None:
-            yield conn
-            return
-        async with self._pool.acquire() as conn:
-            yield conn
+        """The connection for one statement (the ambient transaction's, or a pooled one), and
+        the statement's time recorded."""
+        start = perf_counter()
+        try:
+            conn = _current_connection.get()
+            if conn is not None:
+                yield conn
+                return
+            async with self._pool.acquire() as conn:
+                yield conn
+        finally:
+            self.query_latency.observe(perf_counter() - start)
 
     @contextlib.asynccontextmanager
     async def pinned_connection(self) -> AsyncIterator[asyncpg.Connection]:

@@ -9,6 +9,7 @@ from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
@@ -25,12 +26,14 @@ from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
 from storage.push import PushActionStore, PusherStore, PushRuleStore
+from storage.ratelimit_overrides import RateLimitOverrideStore
 from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
+from storage.server_figures import ServerFigureQueries
 from storage.server_keys import ServerKeyStore
 from storage.state import StateStore
 from storage.sync import SyncQueries
@@ -83,6 +86,9 @@ class Stores:
     federation_queue: FederationQueueStore
     destinations: DestinationQueries
     admin_audit: AdminAuditStore
+    ratelimit_overrides: RateLimitOverrideStore
+    delayed_events: DelayedEventStore
+    server_figures: ServerFigureQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -128,4 +134,7 @@ class Stores:
             federation_queue=FederationQueueStore(db),
             destinations=DestinationQueries(db),
             admin_audit=AdminAuditStore(db),
+            ratelimit_overrides=RateLimitOverrideStore(db),
+            delayed_events=DelayedEventStore(db),
+            server_figures=ServerFigureQueries(db),
         )

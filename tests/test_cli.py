@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,7 +12,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psutil
+import pytest
 import yaml
+
+from storage.embedded import postgres_processes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,14 +78,45 @@ def test_generate_config_writes_config_and_signing_key(tmp_path):
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+
+def test_generate_config_takes_the_public_baseurl(tmp_path):
+    config_path, _, _ = generate(tmp_path, "--public-baseurl", "https://matrix.cli.test/")
+    from homeserver.config import load_config
+
+    config = load_config(config_path, env={})
+    assert config.public_baseurl == "https://matrix.cli.test/"
+    assert config.client_base_url == "https://matrix.cli.test/"
+
+
+def test_generate_signing_key_for_a_secret(tmp_path):
+    from signedjson.key import get_verify_key
+
+    from homeserver.app import load_signing_key
+
+    printed = chatgo("generate-signing-key")
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / "printed.key").write_text(printed.stdout)
+    key = load_signing_key(tmp_path / "printed.key")
+    assert key.alg == "ed25519" and key.version.startswith("a_")
+    assert get_verify_key(key).encode()  # a usable ed25519 key
+
+    path = tmp_path / "signing.key"
+    assert chatgo("generate-signing-key", "-o", str(path)).returncode == 0
+    assert path.stat().st_mode & 0o077 == 0
+    first = path.read_text()
+    assert load_signing_key(path).version != key.version  # a new key each time
+    again = chatgo("generate-signing-key", "-o", str(path))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert path.read_text() == first  # never overwritten
+
 def run_server(config_path: Path, env=None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(config_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})}, cwd=REPO)
 
 
-def test_run_with_embedded_database_serves_and_stops_cleanly(tmp_path):
-    config_path, client_port, federation_port = generate(tmp_path)
+def test_run_with_embedded_database_serves_and_stops_cleanly(own_tmp_path):
+    config_path, client_port, federation_port = generate(own_tmp_path)
     proc = run_server(config_path)
     try:
         versions = wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
@@ -94,14 +130,16 @@ def test_run_with_embedded_database_serves_and_stops_cleanly(tmp_path):
         with socket.create_connection(("127.0.0.1", federation_port), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname="cli.test") as tls:
                 assert tls.version() in ("TLSv1.2", "TLSv1.3")
-        assert (tmp_path / "data" / "tls.crt").exists()
+        assert (own_tmp_path / "data" / "tls.crt").exists()
     finally:
         out = stop(proc)
     assert f"listening on http://127.0.0.1:{client_port}" in out
+    # Logs as `chatgo run` sets them up: each request's access line carries its request ID.
+    assert re.search(r"INFO chatgo\.access GET-\d+: 127\.0\.0\.1 - GET /_matrix/client/versions 200 ", out), out
     assert "stopping embedded PostgreSQL" in out
-    assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+    assert (own_tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     # The cluster is stopped: no postmaster.pid left behind.
-    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+    assert not (own_tmp_path / "data" / "postgres" / "postmaster.pid").exists()
 
     # register-user against the stopped server's embedded database, then log in after a restart.
     result = chatgo("register-user", "-c", str(config_path), "-u", "admin", "-p", "admin-pass", "--admin")
@@ -175,31 +213,31 @@ def test_bad_config_names_the_key(tmp_path):
     assert "registraton: unknown key" in result.stderr
 
 
-def test_bare_run_in_a_fresh_directory_generates_a_localhost_config(tmp_path):
+def test_bare_run_in_a_fresh_directory_generates_a_localhost_config(own_tmp_path):
     port = free_port()
     # The listeners override keeps the test off the default ports.
     env = {"CHATGO_LISTENERS": f'[{{"port": {port}, "resources": ["client"]}}]'}
     proc = subprocess.Popen([sys.executable, "-m", "homeserver", "run"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}, cwd=tmp_path)
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}, cwd=own_tmp_path)
     try:
         versions = wait_for(f"http://127.0.0.1:{port}/_matrix/client/versions", proc)
         assert "v1.19" in versions["versions"]
     finally:
         out = stop(proc)
     assert "generating one for 'localhost'" in out
-    raw = yaml.safe_load((tmp_path / "chatgo-data" / "homeserver.yaml").read_text())
+    raw = yaml.safe_load((own_tmp_path / "chatgo-data" / "homeserver.yaml").read_text())
     assert raw["server_name"] == "localhost"
-    assert (tmp_path / "chatgo-data" / "signing.key").exists()
+    assert (own_tmp_path / "chatgo-data" / "signing.key").exists()
 
 
-def test_client_listener_serves_tls_from_a_configured_certificate(tmp_path):
+def test_client_listener_serves_tls_from_a_configured_certificate(own_tmp_path):
     import json
     import ssl
 
     from federation.tls import generate_self_signed_certificate
 
-    config_path, _, _ = generate(tmp_path)
-    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    config_path, _, _ = generate(own_tmp_path)
+    cert, key = own_tmp_path / "client.crt", own_tmp_path / "client.key"
     generate_self_signed_certificate("localhost", cert, key)
     port = free_port()
     listeners = [{"port": port, "resources": ["client"], "tls_certificate_path": str(cert),
@@ -222,11 +260,24 @@ def test_client_listener_serves_tls_from_a_configured_certificate(tmp_path):
     assert f"listening on https://127.0.0.1:{port}" in out
 
 
-def test_a_crash_leaks_no_embedded_postgresql(tmp_path):
+@pytest.fixture
+def own_tmp_path():
+    """A temporary directory outside pytest's: as root, the embedded PostgreSQL runs as another
+    user who must traverse it, and every pytest session that starts on the machine takes
+    group and other permissions off pytest's base directory again."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="chatgo-cli-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_crash_leaks_no_embedded_postgresql(own_tmp_path):
     """SIGKILL leaves the embedded cluster running; the next start reuses it and its clean stop
     stops it (the dead process no longer counts as a user of the cluster)."""
-    config_path, client_port, _ = generate(tmp_path)
-    pid_file = tmp_path / "data" / "postgres" / "postmaster.pid"
+    config_path, client_port, _ = generate(own_tmp_path)
+    pid_file = own_tmp_path / "data" / "postgres" / "postmaster.pid"
     proc = run_server(config_path)
     try:
         wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
@@ -254,6 +305,70 @@ def test_a_crash_leaks_no_embedded_postgresql(tmp_path):
             time.sleep(0.1)
         else:
             raise AssertionError(f"PostgreSQL {postmaster} still runs after a clean stop")
+        assert _wait_no_postgres(own_tmp_path / "data" / "postgres") == []
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(postmaster, signal.SIGTERM)  # never leak it from a failed test
+
+
+@pytest.mark.parametrize("pid_reused", [False, True], ids=["pid-dead", "pid-reused"])
+def test_a_crash_that_also_killed_postgresql_recovers(own_tmp_path, pid_reused):
+    """SIGKILL both `chatgo run` and its embedded postmaster: `postmaster.pid` and the handle
+    list name dead processes. The next start recovers on its own, serves, and its clean stop
+    leaves no PostgreSQL process in the data directory. `pid-reused`: the dead postmaster's PID
+    now belongs to another process, as after a container restart (PIDs start again at 1)."""
+    config_path, client_port, _ = generate(own_tmp_path)
+    pgdata = own_tmp_path / "data" / "postgres"
+    pid_file = pgdata / "postmaster.pid"
+    proc = run_server(config_path)
+    try:
+        wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+        postmaster = int(pid_file.read_text().split()[0])
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    try:
+        os.kill(postmaster, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _process_exists(postmaster) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _process_exists(postmaster)
+        assert pid_file.exists()  # stale: it names a dead postmaster
+        assert str(proc.pid) in (pgdata / ".handle_pids.json").read_text()
+        if pid_reused:
+            stranger = subprocess.Popen(["sleep", "120"])
+            for name in ("postmaster.pid", ".s.PGSQL.5432.lock"):
+                lines = (pgdata / name).read_text().splitlines()
+                (pgdata / name).write_text("\n".join([str(stranger.pid), *lines[1:]]) + "\n")
+
+        proc = run_server(config_path)
+        try:
+            wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+            assert postgres_processes(pgdata)  # a new cluster serves it
+        finally:
+            out = stop(proc)
+        assert "stopping embedded PostgreSQL" in out
+        assert not pid_file.exists()
+        assert _wait_no_postgres(pgdata) == []
+        if pid_reused:
+            assert stranger.poll() is None  # recovery left the unrelated process alone
+    finally:
+        for process in postgres_processes(pgdata):  # never leak one from a failed test
+            process.kill()
+        if pid_reused:
+            stranger.kill()
+            stranger.wait()
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_no_postgres(pgdata: Path, timeout: float = 10.0) -> list:
+    deadline = time.monotonic() + timeout
+    while (left := postgres_processes(pgdata)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left

@@ -38,6 +38,7 @@ def test_example_config_loads(tmp_path):
      "registration.enabled: expected true or false"),
     ({"server_name": "a", "listeners": []}, "listeners"),
     ({"server_name": "a", "listeners": [{"port": 1, "tls_certificate_path": "c"}]}, "listeners[0]"),
+    ({"server_name": "a", "listeners": [{"port": 1}], "log_format": "xml"}, "log_format: expected text or json"),
 ])
 def test_errors_name_the_bad_key(raw, message):
     with pytest.raises(ConfigError) as err:
@@ -57,6 +58,15 @@ def test_env_overrides_database_and_listeners(tmp_path):
     assert config.listeners[0].resources == ("client", "federation")
 
 
+def test_env_overrides_the_registration_shared_secret(tmp_path):
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(render_config("example.org", shared_secret="from-the-file"))
+    assert load_config(path, env={}).registration.shared_secret == "from-the-file"
+    config = load_config(path, env={"CHATGO_REGISTRATION_SHARED_SECRET": "from-a-secret"})
+    assert config.registration.shared_secret == "from-a-secret"
+    assert config.registration.enabled is False  # the rest of the section stays the file's
+
+
 def test_bad_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml", env={})
@@ -64,3 +74,76 @@ def test_bad_yaml_and_missing_file(tmp_path):
     bad.write_text("server_name: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad, env={})
+
+
+def test_the_template_documents_every_rate_limit_with_its_default(tmp_path):
+    from homeserver.config import RateLimitConfig
+
+    path = tmp_path / "homeserver.yaml"
+    path.write_text(render_config("example.org"))
+    limits = load_config(path, env={}).rate_limiting
+    assert limits == RateLimitConfig()
+    # Synapse's defaults.
+    assert (limits.rc_message.per_second, limits.rc_message.burst_count) == (0.2, 10)
+    assert (limits.rc_login.address.per_second, limits.rc_login.address.burst_count) == (0.003, 5)
+    assert (limits.rc_invites.per_user.per_second, limits.rc_invites.per_user.burst_count) == (0.003, 5)
+    assert (limits.rc_federation.concurrent, limits.rc_federation.reject_limit) == (3, 50)
+    assert limits.rc_admin_redaction is None
+
+
+def test_synapse_rate_limit_keys_at_the_top_level():
+    base = {"server_name": "a", "listeners": [{"port": 1}]}
+    config = config_from_dict({**base, "rc_message": {"per_second": 0.5, "burst_count": 15.0},
+                               "rc_login": {"address": {"per_second": 1}},
+                               "rc_joins": {"remote": {"enabled": False}},
+                               "rate_limiting": {"per_second": 3}})
+    limits = config.rate_limiting
+    assert (limits.rc_message.per_second, limits.rc_message.burst_count) == (0.5, 15)
+    # A partial limit keeps that limit's own defaults for what it leaves out.
+    assert (limits.rc_login.address.per_second, limits.rc_login.address.burst_count) == (1, 5)
+    assert limits.rc_login.account.burst_count == 5
+    assert limits.rc_joins.remote.enabled is False and limits.rc_joins.local.enabled is True
+    assert limits.per_second == 3 and limits.enabled is True
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"rc_message": {}, "rate_limiting": {"rc_message": {}}}, "rc_message: given both"),
+    ({"rc_message": {"per_second": -1}}, "rate_limiting.rc_message"),
+    ({"rc_invites": {"per_room": {"burst_count": "x"}}}, "rate_limiting.rc_invites.per_room.burst_count"),
+    ({"rc_federation": {"concurrent": 0}}, "rate_limiting.rc_federation"),
+    ({"rc_bogus": {}}, "rate_limiting.rc_bogus: unknown key"),
+])
+def test_bad_rate_limits_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("raw,max_delay_ms", [
+    ({}, None),
+    ({"delayed_events": {"max_event_delay_duration": 90000}}, 90_000),
+    ({"delayed_events": {"max_event_delay_duration": "24h"}}, 86_400_000),
+    ({"delayed_events": {"max_event_delay_duration": "500ms"}}, 500),
+    # Synapse's top-level key, also over the template's null.
+    ({"max_event_delay_duration": "2d"}, 172_800_000),
+    ({"max_event_delay_duration": "10s", "delayed_events": {"max_event_delay_duration": None}}, 10_000),
+    # No delayed event allowed per user: off, as Synapse.
+    ({"delayed_events": {"max_event_delay_duration": "1h", "max_delayed_events_per_user": 0}}, None),
+])
+def test_delayed_events_max_delay(raw, max_delay_ms):
+    config = config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert config.delayed_events.max_delay_ms == max_delay_ms
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"delayed_events": {"max_event_delay_duration": "soon"}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_event_delay_duration": 0}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_event_delay_duration": "-5s"}}, "delayed_events.max_event_delay_duration"),
+    ({"delayed_events": {"max_delayed_events_per_user": -1}}, "delayed_events.max_delayed_events_per_user"),
+    ({"max_event_delay_duration": "1h", "delayed_events": {"max_event_delay_duration": "2h"}},
+     "max_event_delay_duration: given both"),
+])
+def test_bad_delayed_events_settings_name_the_key(raw, message):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
+    assert message in str(err.value)

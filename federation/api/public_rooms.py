@@ -2,15 +2,8 @@
 
 from aiohttp import web
 
-from homeserver.api.http import FEDERATION_V1, Auth, int_param, json_response, read_json_object, route, services_of
+from homeserver.api.http import FEDERATION_V1, Auth, bool_param, int_param, json_response, read_json_object, route, services_of
 from homeserver.errors import Codes, MatrixError
-
-
-def _bool_param(request: web.Request, name: str) -> bool:
-    raw = request.query.get(name, "false")
-    if raw not in ("true", "false"):
-        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
-    return raw == "true"
 
 
 @route("GET", "/publicRooms", auth=Auth.SERVER, prefixes=FEDERATION_V1)
@@ -19,7 +12,7 @@ async def get_public_rooms(request: web.Request) -> web.Response:
     q = request.query
     return json_response(await services_of(request).directory.public_rooms(
         limit=int_param(request, "limit", minimum=0) if "limit" in q else None, since=q.get("since"),
-        include_all_networks=_bool_param(request, "include_all_networks"),
+        include_all_networks=bool_param(request, "include_all_networks"),
         third_party_instance_id=q.get("third_party_instance_id"),
     ))
 

@@ -3,7 +3,7 @@
 from aiohttp import web
 
 from homeserver.api.http import FEDERATION_V1, Auth, json_response, route, services_of
-from homeserver.errors import missing_param
+from homeserver.errors import Codes, MatrixError, missing_param
 
 
 def _required(request: web.Request, name: str) -> str:
@@ -31,3 +31,13 @@ async def query_profile(request: web.Request) -> web.Response:
         # for each field before inviting and treat 404 as "no such user").
         return json_response({field: profile[field]} if field in profile else {})
     return json_response(profile)
+
+
+@route("GET", "/query/{queryType}", auth=Auth.SERVER, prefixes=FEDERATION_V1,
+       patterns={"queryType": "(?!directory$|profile$)[^/]+"})
+async def query_info(request: web.Request) -> web.Response:
+    """GET /_matrix/federation/v1/query/{queryType}
+
+    The known query types have their own routes above; any other is answered 404, as Synapse
+    does for a query type it has no handler for."""
+    raise MatrixError(404, Codes.UNRECOGNIZED, f"Unknown query type {request.match_info['queryType']!r}")

@@ -5,7 +5,9 @@ from aiohttp import web
 from homeserver.api.http import FEDERATION_V1, Auth, json_response, origin_of, read_json_object, route, services_of
 
 
-@route("PUT", "/send/{txnId}", auth=Auth.SERVER, prefixes=FEDERATION_V1)
+# Not through the per-origin gate, as Synapse: a peer sends one transaction at a time, and
+# holding it back only delays everything it carries.
+@route("PUT", "/send/{txnId}", auth=Auth.SERVER, prefixes=FEDERATION_V1, rate_limited=False)
 async def send_transaction(request: web.Request) -> web.Response:
     """PUT /_matrix/federation/v1/send/{txnId}"""
     body = await read_json_object(request)

@@ -10,11 +10,15 @@ wrapped with authentication and rate limiting, and `routes_table()` lists them f
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import inspect
+import itertools
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from time import perf_counter
 from types import ModuleType
 from typing import Any
 
@@ -22,10 +26,14 @@ import orjson
 from aiohttp import web
 
 from homeserver.errors import Codes, MatrixError
+from homeserver.logs import ACCESS_LOGGER, REQUEST_ID
 from homeserver.services.auth import Requester
 from homeserver.services.graph import Services
+from homeserver.services.ratelimit import Action
 
 logger = logging.getLogger(__name__)
+# One line per request: method, path, servlet, user (or origin server), client IP, status, duration.
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -40,6 +48,7 @@ KEY_V2 = ("/_matrix/key/v2",)
 SYNAPSE_ADMIN_V1 = ("/_synapse/admin/v1",)
 SYNAPSE_ADMIN_V2 = ("/_synapse/admin/v2",)
 SYNAPSE_ADMIN_V3 = ("/_synapse/admin/v3",)
+SYNAPSE = ("/_synapse",)
 # Spec files whose path keys carry the version themselves (admin.yaml: "/v3/admin/whois/...").
 CLIENT_BASE = ("/_matrix/client",)
 
@@ -94,12 +103,18 @@ def route(
     path: str,
     *,
     auth: Auth = Auth.USER,
-    rate_limited: bool = False,
+    rate_limited: bool | None = None,
     prefixes: tuple[str, ...] = CLIENT_V3,
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
     guest: bool = False,
 ) -> Callable[[Handler], Handler]:
+    """`rate_limited`: user routes take a token of the generic per-request limit (the actions
+    themselves are limited by their services); server routes go through the per-origin gate
+    (rc_federation). Default: false for user routes, true for server routes."""
+    if rate_limited is None:
+        rate_limited = auth is Auth.SERVER
+
     def mark(handler: Handler) -> Handler:
         handler.route_info = RouteInfo(  # type: ignore[attr-defined]
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
@@ -135,6 +150,7 @@ def install_routes(app: web.Application, modules: Iterable[ModuleType], services
 def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     auth = info.auth
     auth_service, rate_limiter, devices = services.auth, services.rate_limiter, services.devices
+    origins = services.federation_origins
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         requester = None
@@ -152,15 +168,19 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
                 raise MatrixError(403, Codes.FORBIDDEN, "You are not a server admin")
             request[REQUESTER_KEY] = requester
         elif auth is Auth.SERVER:
-            request[ORIGIN_KEY] = await services.request_auth.authenticate(
+            origin = request[ORIGIN_KEY] = await services.request_auth.authenticate(
                 request.method, request.raw_path, request.headers.getall("Authorization", []),
                 await _signed_content(request),
             )
-        if info.rate_limited:
-            key = requester.user_id if requester else client_ip(request)
-            exempt = requester is not None and requester.is_admin
-            if not exempt:
-                rate_limiter.check(key)
+            if info.rate_limited:
+                async with origins.request(origin):
+                    return await handler(request)
+            return await handler(request)
+        if info.rate_limited and not (requester is not None and requester.is_admin):
+            if requester is not None:
+                await rate_limiter.check(Action.REQUEST, requester.user_id, user_id=requester.user_id)
+            else:
+                await rate_limiter.check(Action.REQUEST, client_ip(request))
         return await handler(request)
 
     wrapped.__name__ = handler.__name__
@@ -263,6 +283,14 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
+def bool_param(request: web.Request, name: str) -> bool:
+    """A `true`/`false` query parameter, false when absent; 400 M_INVALID_PARAM otherwise."""
+    raw = request.query.get(name, "false")
+    if raw not in ("true", "false"):
+        raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
+    return raw == "true"
+
+
 # --- middlewares --------------------------------------------------------------------------
 
 CORS_HEADERS = {
@@ -271,6 +299,49 @@ CORS_HEADERS = {
     "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date",
     "Access-Control-Expose-Headers": "Synapse-Trace-Id, Server, ETag",
 }
+
+
+# The servlet of a request no route matched (its raw path would make one series per URL).
+UNMATCHED_SERVLET = "unmatched"
+_request_numbers = itertools.count(1)
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Outermost: the request's ID (GET-123) on every log line it causes, its access log line,
+    and its duration in the request histogram, by servlet (the route's path template)."""
+    start = perf_counter()
+    method = request.method
+    request_id = REQUEST_ID.set(f"{method}-{next(_request_numbers)}")
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:  # raised redirects; errors are answered further in
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer (as nginx logs it)
+        raise
+    finally:
+        seconds = perf_counter() - start
+        resource = request.match_info.route.resource
+        servlet = resource.canonical if resource is not None else UNMATCHED_SERVLET
+        request.app[SERVICES].metrics.observe_request(servlet, method, status, seconds)
+        if access_logger.isEnabledFor(logging.INFO):
+            _log_access(request, servlet, status, seconds)
+        REQUEST_ID.reset(request_id)
+
+
+def _log_access(request: web.Request, servlet: str, status: int, seconds: float) -> None:
+    requester = request.get(REQUESTER_KEY)
+    user = requester.user_id if requester is not None else request.get(ORIGIN_KEY, "-")
+    ip = client_ip(request)
+    path = request.raw_path.partition("?")[0]  # never the query: it may hold an access token
+    access_logger.info("%s %s %s %s %d %.3fs (%s)", ip, user, request.method, path, status, seconds, servlet,
+                       extra={"client_ip": ip, "user": user, "method": request.method, "path": path,
+                              "servlet": servlet, "status": status, "duration_s": round(seconds, 6)})
 
 
 @web.middleware
@@ -307,8 +378,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def _error_response(status: int, body: dict[str, Any], err: MatrixError | None = None) -> web.Response:
     headers = None
     if err is not None and err.errcode == Codes.LIMIT_EXCEEDED and "retry_after_ms" in err.extra:
-        headers = {"Retry-After": str(max(1, err.extra["retry_after_ms"] // 1000))}
+        # Seconds, rounded up (RFC 9110 wants an integer; a client retrying early fails again).
+        headers = {"Retry-After": str(math.ceil(err.extra["retry_after_ms"] / 1000))}
     return json_response(body, status=status, headers=headers)
 
 
-MIDDLEWARES = [cors_middleware, error_middleware]
+MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware]

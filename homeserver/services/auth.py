@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from homeserver.config import AuthConfig
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.stats import CacheStats
 from storage.database import Database
 from storage.tokens import TokenStore
 
@@ -57,6 +58,7 @@ class AuthService:
         self._config = config
         self._cache: dict[bytes, _Cached] = {}
         self._cached_by_user: dict[str, set[bytes]] = {}
+        self.cache_stats = CacheStats(self._cache.__len__)
         # Set by the app: tell other processes to drop their cached tokens of a user.
         self.replicate: Callable[[str], None] | None = None
 
@@ -65,6 +67,7 @@ class AuthService:
         token_hash = hash_token(token)
         cached = self._cache.get(token_hash)
         if cached is None:
+            self.cache_stats.misses += 1
             row = await self._tokens.get_access_token(token_hash)
             if row is None or row.deactivated:
                 raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unrecognised access token", soft_logout=False)
@@ -74,6 +77,8 @@ class AuthService:
             requester = Requester(row.user_id, row.device_id, row.id, row.is_admin, row.is_guest)
             cached = _Cached(requester, row.valid_until_ts)
             self._remember(token_hash, cached)
+        else:
+            self.cache_stats.hits += 1
         if cached.valid_until_ts is not None and cached.valid_until_ts <= self._clock.now_ms():
             # Expired tokens of refreshable sessions: the client should refresh, not log out.
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired", soft_logout=True)
@@ -145,6 +150,7 @@ class AuthService:
 
     def _remember(self, token_hash: bytes, cached: _Cached) -> None:
         if len(self._cache) >= _CACHE_LIMIT:
+            self.cache_stats.evictions += len(self._cache)
             self._cache.clear()
             self._cached_by_user.clear()
         self._cache[token_hash] = cached

@@ -13,6 +13,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
 from homeserver.services.accounts.registration_tokens import RegistrationTokenService
@@ -21,6 +22,8 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.admin.audit import AdminAuditLog
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
@@ -44,11 +47,13 @@ from homeserver.services.media.url_previews import UrlPreviewService
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
 from homeserver.services.push.rules import PushRuleService
-from homeserver.services.ratelimit import RateLimiter
+from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
+from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.relations import RelationsService
@@ -81,6 +86,7 @@ class Services:
     threepids: ThreepidService
     email: EmailValidationService
     cas: CasService
+    login_tokens: LoginTokenService  # m.login.token: from single sign-on and POST /login/get_token
     events: EventService
     rooms: RoomService
     upgrades: RoomUpgradeService
@@ -90,6 +96,7 @@ class Services:
     timeline: TimelineService
     profiles: ProfileService
     directory: DirectoryService
+    hierarchy: HierarchyService  # spaces: /hierarchy for clients and servers, room summaries
     relations: RelationsService
     search: SearchService
     retention: RetentionService
@@ -134,5 +141,13 @@ class Services:
     federation_reads: FederationReadService
     # Administration: the record of every admin change.
     admin_audit: AdminAuditLog
+    # The per-origin gate of inbound federation requests (rc_federation).
+    federation_origins: OriginLimiter
+    # Admins' per-user rate limit overrides.
+    user_ratelimit: UserRateLimitAdmin
+    # Delayed events (MSC4140): scheduled sends and the scheduler (start/stop with the server).
+    delayed_events: DelayedEventService
+    # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
+    metrics: ServerMetrics
     # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
     admin_page_sessions: AdminPageSessions

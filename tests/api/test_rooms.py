@@ -498,3 +498,18 @@ async def test_rejecting_a_local_invite_into_a_room_everyone_left(alice, bob):
     assert status == 200, body
     status, synced = await bob.get(f"{V3}/sync")
     assert room not in synced["rooms"].get("invite", {})
+
+
+async def test_state_keys_with_an_encoded_slash_are_one_path_segment(alice):
+    """A state key holding "/" travels as %2F in one segment (spec: path parameters are
+    percent-encoded) and must reach the state handlers whole, not split into two segments."""
+    from urllib.parse import quote
+
+    status, room = await alice.post("/_matrix/client/v3/createRoom", {})
+    room_id, key = room["room_id"], quote("a/b c", safe="")
+    status, body = await alice.put(f"/_matrix/client/v3/rooms/{room_id}/state/m.test/{key}", {"x": 1})
+    assert status == 200, body
+    status, body = await alice.get(f"/_matrix/client/v3/rooms/{room_id}/state/m.test/{key}")
+    assert (status, body) == (200, {"x": 1})
+    status, body = await alice.get(f"/_matrix/client/v3/rooms/{room_id}/state")
+    assert [e["state_key"] for e in body if e["type"] == "m.test"] == ["a/b c"]

@@ -12,6 +12,7 @@ from signedjson.sign import sign_json
 
 from federation.tls import generate_self_signed_certificate, server_ssl_context
 from homeserver.app import make_web_app
+from tests.api.ratelimits import assert_limited, limits
 
 V3 = "/_matrix/client/v3"
 EMAIL = "lemurs@monkeyworld.org"
@@ -158,3 +159,21 @@ async def test_third_party_invite_bad_input(alice, identity_server):
     status, body = await alice.post(f"{V3}/rooms/{room['room_id']}/invite",
                                     {**_invite_body(identity_server), "id_server": "127.0.0.1:1"})
     assert status == 502
+
+
+class TestRateLimit:
+    @pytest.fixture
+    def config_overrides(self):
+        return {"identity": {"verify_certificates": False},
+                **limits({"rc_third_party_invite": {"per_second": 0.001, "burst_count": 1}})}
+
+    async def test_third_party_invites_per_inviter(self, alice, identity_server):
+        """rc_third_party_invite, checked before the identity server is asked (as Synapse)."""
+        identity_server.bind(EMAIL, "@bob:test.local")
+        status, room = await alice.post(f"{V3}/createRoom", {})
+        status, body = await alice.post(f"{V3}/rooms/{room['room_id']}/invite", _invite_body(identity_server))
+        assert status == 200, body
+        asked = len(identity_server.stored)
+        await assert_limited(alice, "POST", f"{V3}/rooms/{room['room_id']}/invite",
+                             {**_invite_body(identity_server), "address": "other@monkeyworld.org"})
+        assert len(identity_server.stored) == asked

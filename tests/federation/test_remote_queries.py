@@ -77,6 +77,10 @@ async def test_remote_alias_through_federation_and_peers_get_only_local_answers(
         await client.get_json(a.name, "/_matrix/federation/v1/query/profile",
                               {"user_id": f"@nobody:{a.name}", "field": "avatar_url"})
     assert err.value.status == 404
+    # GET /query/{queryType}: a query type with no handler is 404 M_UNRECOGNIZED.
+    with pytest.raises(RemoteError) as err:
+        await client.get_json(a.name, "/_matrix/federation/v1/query/weather", {"city": "Paris"})
+    assert err.value.status == 404 and err.value.body["errcode"] == "M_UNRECOGNIZED"
 
 
 async def test_domain_allowlist_keeps_other_servers_out_of_reach(homeservers, tls_files):

@@ -14,6 +14,7 @@ from homeserver.api.client import (
     cas,
     cross_signing,
     create_room,
+    delayed_events,
     device_management,
     directory,
     email_validation,
@@ -29,6 +30,7 @@ from homeserver.api.client import (
     list_joined_rooms,
     list_public_rooms,
     login,
+    login_token,
     logout,
     message_pagination,
     mutual_rooms,
@@ -53,9 +55,11 @@ from homeserver.api.client import (
     room_send_without_txn,
     room_upgrades,
     room_state,
+    room_summary,
     rooms,
     search,
     sliding_sync,
+    space_hierarchy,
     sso_login_redirect,
     sync,
     tags,
@@ -81,7 +85,9 @@ MODULES = [
     sync, old_sync, room_initial_sync, filter, account_data, tags, openid, receipts, read_markers, typing, presence,
     to_device,
     keys, cross_signing, key_backup, sliding_sync, sso_login_redirect, cas,
-    email_validation, voip, support, mutual_rooms,
+    email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
+    login_token,
+    delayed_events,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]

@@ -2,7 +2,8 @@
 
 from aiohttp import web
 
-from homeserver.api.http import CLIENT_UNSTABLE, CLIENT_V3, Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import (CLIENT_UNSTABLE, CLIENT_V3, Auth, client_ip, json_response, read_json_object, requester_of,
+                                  route, services_of)
 
 # Also under /unstable, as Synapse serves bind and unbind (sytest uses it).
 WITH_UNSTABLE = CLIENT_V3 + CLIENT_UNSTABLE
@@ -58,4 +59,5 @@ async def add3_pid(request: web.Request) -> web.Response:
 async def request_token_to3_pid_email(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/account/3pid/email/requestToken"""
     body = await read_json_object(request)
-    return json_response(await services_of(request).email.request_token(body, for_registration=False))
+    return json_response(await services_of(request).email.request_token(body, for_registration=False,
+                                                                        client_ip=client_ip(request)))

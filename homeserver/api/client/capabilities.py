@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, route
+from homeserver.api.http import Auth, json_response, route, services_of
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 
 
@@ -21,5 +21,6 @@ async def get_capabilities(request: web.Request) -> web.Response:
         "m.set_displayname": {"enabled": True},
         "m.set_avatar_url": {"enabled": True},
         "m.3pid_changes": {"enabled": False},
-        "m.get_login_token": {"enabled": False},
+        "m.get_login_token": {"enabled": services_of(request).login_tokens.get_token_enabled},
+        "org.matrix.msc4140.delayed_events": services_of(request).delayed_events.capability(),
     }})

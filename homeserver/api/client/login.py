@@ -3,14 +3,16 @@
 from aiohttp import web
 
 from homeserver.api.client.registration import login_response
-from homeserver.api.http import Auth, json_response, read_json_object, route, services_of
+from homeserver.api.http import Auth, client_ip, json_response, read_json_object, route, services_of
 from homeserver.errors import Codes, MatrixError
 
 
 @route("GET", "/login", auth=Auth.NONE)
 async def get_login_flows(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/login"""
-    return json_response({"flows": [{"type": "m.login.password"}, *services_of(request).cas.login_flows()]})
+    services = services_of(request)
+    return json_response({"flows": [{"type": "m.login.password"}, *services.cas.login_flows(),
+                                    *services.login_tokens.login_flows(sso=services.cas.enabled)]})
 
 
 @route("POST", "/login", auth=Auth.NONE, rate_limited=True)
@@ -18,10 +20,10 @@ async def login(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/login"""
     body = await read_json_object(request)
     login_type = body.get("type")
-    if login_type == "m.login.token":  # from single sign-on
-        result = await services_of(request).cas.login_with_token(body)
+    if login_type == "m.login.token":  # from single sign-on or POST /login/get_token
+        result = await services_of(request).login_tokens.login_with_token(body, client_ip=client_ip(request))
         return json_response(login_response(result))
     if login_type != "m.login.password":
         raise MatrixError(400, Codes.UNKNOWN, f"Unknown login type {login_type!r}")
-    result = await services_of(request).accounts.login_with_password(body)
+    result = await services_of(request).accounts.login_with_password(body, client_ip=client_ip(request))
     return json_response(login_response(result))

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, read_json_object, route, services_of
+from homeserver.api.http import Auth, client_ip, json_response, read_json_object, route, services_of
 from homeserver.errors import missing_param
 from homeserver.services.accounts.accounts import LoginResult
 
@@ -12,7 +12,7 @@ async def register(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/register"""
     body = await read_json_object(request)
     kind = request.query.get("kind", "user")
-    result = await services_of(request).accounts.register(body, kind=kind)
+    result = await services_of(request).accounts.register(body, kind=kind, client_ip=client_ip(request))
     return json_response(login_response(result))
 
 
@@ -30,7 +30,8 @@ async def check_username_availability(request: web.Request) -> web.Response:
 async def request_token_to_register_email(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/register/email/requestToken"""
     body = await read_json_object(request)
-    return json_response(await services_of(request).email.request_token(body, for_registration=True))
+    return json_response(await services_of(request).email.request_token(body, for_registration=True,
+                                                                        client_ip=client_ip(request)))
 
 
 def login_response(result: LoginResult) -> dict:

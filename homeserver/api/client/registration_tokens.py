@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import CLIENT_V1, Auth, json_response, route, services_of
+from homeserver.api.http import CLIENT_V1, Auth, client_ip, json_response, route, services_of
 from homeserver.errors import missing_param
 
 
@@ -12,4 +12,5 @@ async def registration_token_validity(request: web.Request) -> web.Response:
     token = request.query.get("token")
     if token is None:
         raise missing_param("Missing 'token' query parameter")
-    return json_response({"valid": await services_of(request).registration_tokens.is_valid(token)})
+    valid = await services_of(request).registration_tokens.is_valid(token, client_ip=client_ip(request))
+    return json_response({"valid": valid})

@@ -6,6 +6,7 @@ serves it and sytest uses it, so it lives in this feature module. A retried POST
 
 from aiohttp import web
 
+from homeserver.api.client.delayed_events import delay_param
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 
 
@@ -14,6 +15,10 @@ async def send_message_without_txn(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/rooms/{roomId}/send/{eventType}"""
     body = await read_json_object(request, allow_empty=True)
     m = request.match_info
+    if (delay := delay_param(request)) is not None:  # MSC4140: schedule it instead
+        delay_id = await services_of(request).delayed_events.schedule(
+            requester_of(request), m["roomId"], m["eventType"], None, body, delay)
+        return json_response({"delay_id": delay_id})
     event_id = await services_of(request).messaging.send_message(
         requester_of(request), m["roomId"], m["eventType"], None, body
     )

@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from homeserver.api.client.delayed_events import delay_param
 from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
 
 
@@ -11,6 +12,8 @@ async def set_room_state_with_key(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"""
     body = await read_json_object(request, allow_empty=True)
     m = request.match_info
+    if (delay := delay_param(request)) is not None:  # MSC4140: schedule it instead
+        return await _schedule(request, m.get("stateKey", ""), body, delay)
     event_id = await services_of(request).messaging.send_state(
         requester_of(request), m["roomId"], m["eventType"], m.get("stateKey", ""), body
     )
@@ -25,7 +28,16 @@ async def set_room_state_without_key(request: web.Request) -> web.Response:
     """
     body = await read_json_object(request, allow_empty=True)
     m = request.match_info
+    if (delay := delay_param(request)) is not None:  # MSC4140: schedule it instead
+        return await _schedule(request, "", body, delay)
     event_id = await services_of(request).messaging.send_state(
         requester_of(request), m["roomId"], m["eventType"], "", body
     )
     return json_response({"event_id": event_id})
+
+
+async def _schedule(request: web.Request, state_key: str, body: dict, delay: int) -> web.Response:
+    m = request.match_info
+    delay_id = await services_of(request).delayed_events.schedule(
+        requester_of(request), m["roomId"], m["eventType"], state_key, body, delay)
+    return json_response({"delay_id": delay_id})

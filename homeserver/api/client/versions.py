@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from homeserver.api.http import ROOT, Auth, json_response, route
+from homeserver.api.http import ROOT, Auth, json_response, route, services_of
 
 SPEC_VERSIONS = [
     "r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
@@ -15,4 +15,7 @@ SPEC_VERSIONS = [
 async def get_versions(request: web.Request) -> web.Response:
     """GET /_matrix/client/versions"""
     # Simplified sliding sync (MSC4186): Element X looks for this flag.
-    return json_response({"versions": SPEC_VERSIONS, "unstable_features": {"org.matrix.simplified_msc3575": True}})
+    unstable = {"org.matrix.simplified_msc3575": True}
+    if services_of(request).delayed_events.enabled:
+        unstable["org.matrix.msc4140"] = True  # delayed events: Element Call looks for it
+    return json_response({"versions": SPEC_VERSIONS, "unstable_features": unstable})

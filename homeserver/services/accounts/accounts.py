@@ -22,6 +22,7 @@ from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.membership import MembershipService
 from storage.accounts import AccountStore
 from storage.database import Database
@@ -45,8 +46,9 @@ class AccountService:
         self, db: Database, accounts: AccountStore, profiles: ProfileStore, registration_tokens: RegistrationTokenStore,
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
-        threepids: ThreepidService | None = None, email_enabled: bool = False,
+        threepids: ThreepidService | None = None, email_enabled: bool = False, *, limiter: RateLimiter,
     ) -> None:
+        self._limiter = limiter
         self._threepids = threepids
         self._email_enabled = email_enabled
         self._membership = membership
@@ -98,16 +100,22 @@ class AccountService:
             raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
         return user_id
 
-    async def register(self, body: dict[str, Any], *, kind: str = "user") -> LoginResult:
+    async def register(self, body: dict[str, Any], *, kind: str = "user", client_ip: str | None = None) -> LoginResult:
         """`POST /register`: UIA, then create the account and (unless inhibited) log in.
 
         As Synapse: the username is lower-cased; the UIA session remembers the first request's
         parameters (username, device, inhibit_login...) and a hash of its password, so later
         requests of the session may send only `auth`; and a request of a session that already
         registered a user logs that user in again (retries are idempotent) instead of failing.
+        Registrations are limited per client IP (rc_registration): each request is checked,
+        each new account counted, so the UIA steps of one registration do not use it up.
         """
+        if client_ip is not None:
+            await self._limiter.check(Action.REGISTRATION, client_ip, update=False)
         if kind == "guest":
-            return await self._register_guest(body)
+            result = await self._register_guest(body)
+            self._counted_registration(client_ip)
+            return result
         if kind != "user":
             raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid kind: {kind}")
         if not self._config.enabled:
@@ -172,7 +180,12 @@ class AccountService:
             if not inhibit_login:
                 login = await self._login_device(user_id, device_id, display_name, want_refresh)
         await self._uia.finish(result.session_id, keep=True)
+        self._counted_registration(client_ip)
         return login or LoginResult(user_id, "", None)
+
+    def _counted_registration(self, client_ip: str | None) -> None:
+        if client_ip is not None:
+            self._limiter.record(Action.REGISTRATION, client_ip)
 
     async def _check_wanted_username(self, username: str, registered: str | None) -> str:
         """The user ID a registration asks for (lower-cased, as Synapse does), checked; a
@@ -260,8 +273,11 @@ class AccountService:
 
     # --- login -----------------------------------------------------------------------------
 
-    async def login_with_password(self, body: dict[str, Any]) -> LoginResult:
-        """`POST /login` with `m.login.password`."""
+    async def login_with_password(self, body: dict[str, Any], *, client_ip: str | None = None) -> LoginResult:
+        """`POST /login` with `m.login.password`. Limited as Synapse: attempts per client IP
+        (rc_login.address), failed attempts per account or third-party address
+        (rc_login.failed_attempts), and successful logins per account (rc_login.account)."""
+        await self.limit_login_attempt(client_ip)
         identifier = body.get("identifier")
         if identifier is None and "user" in body:
             identifier = {"type": "m.id.user", "user": body["user"]}  # deprecated form
@@ -270,10 +286,12 @@ class AccountService:
         if not isinstance(identifier, dict):
             raise MatrixError(400, Codes.MISSING_PARAM, "Missing 'identifier'")
         id_type = identifier.get("type")
+        failures_key: tuple[str, ...] | None = None  # what failed attempts are counted against
         if id_type == "m.id.thirdparty":
             medium, address = identifier.get("medium"), identifier.get("address")
             if not isinstance(medium, str) or not isinstance(address, str):
                 raise MatrixError(400, Codes.INVALID_PARAM, "'medium' and 'address' must be strings")
+            failures_key = (medium, address.lower())
             owner = await self._threepids.owner(medium, address) if self._threepids else None
             # An unknown address fails like a wrong password (no hint of who has an account).
             identifier = {"type": "m.id.user", "user": owner or "@unknown:" + self.server_name}
@@ -293,11 +311,15 @@ class AccountService:
         want_refresh = _optional_bool(body, "refresh_token")
 
         user_id = _normalise_user(named, self.server_name)
+        failures_key = failures_key or ((user_id or named).lower(),)
+        await self._limiter.check(Action.LOGIN_FAILED, failures_key, update=False)
         user = await self._accounts.get_user(user_id) if user_id else None
         if user is None or not await self._passwords.verify(user.password_hash, password):
+            self._limiter.record(Action.LOGIN_FAILED, failures_key)
             raise MatrixError(403, Codes.FORBIDDEN, "Invalid username or password")
         if user.deactivated:
             raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+        await self._limiter.check(Action.LOGIN_ACCOUNT, user.user_id.lower())
         async with self._db.transaction():
             return await self._login_device(user.user_id, device_id, display_name, want_refresh)
 
@@ -307,11 +329,17 @@ class AccountService:
         user = await self._accounts.get_user(user_id)
         if user is None or user.deactivated:
             raise MatrixError(403, Codes.USER_DEACTIVATED if user else Codes.FORBIDDEN, "This account cannot log in")
+        await self._limiter.check(Action.LOGIN_ACCOUNT, user_id.lower())
         device_id = _optional_str(body, "device_id")
         display_name = _optional_str(body, "initial_device_display_name")
         want_refresh = _optional_bool(body, "refresh_token")
         async with self._db.transaction():
             return await self._login_device(user_id, device_id, display_name, want_refresh)
+
+    async def limit_login_attempt(self, client_ip: str | None) -> None:
+        """A login attempt of any type from `client_ip` (rc_login.address)."""
+        if client_ip is not None:
+            await self._limiter.check(Action.LOGIN_ADDRESS, client_ip)
 
     async def _login_device(self, user_id: str, device_id: str | None, display_name: str | None, want_refresh: bool) -> LoginResult:
         device_id = await self._devices.prepare_login_device(user_id, device_id, display_name)

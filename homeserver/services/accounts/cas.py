@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import secrets
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -29,16 +28,15 @@ import aiohttp
 from federation.transport import Transport
 from homeserver.config import CasConfig
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.accounts.accounts import AccountService, LoginResult
+from homeserver.services.accounts.accounts import AccountService
+from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.uia import UIAService
 from homeserver.services.clock import Clock
 from storage.accounts import AccountStore
-from storage.login_tokens import LoginTokenStore
 
 logger = logging.getLogger(__name__)
 
 CAS_NS = "{http://www.yale.edu/tp/cas}"
-LOGIN_TOKEN_LIFETIME_MS = 2 * 60 * 1000
 # The ticket URL carries /r0/, as Synapse's does (sytest checks the service URL it sends).
 TICKET_PATH = "/_matrix/client/r0/login/cas/ticket"
 ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._=-/+_")  # as Synapse's mapping keeps
@@ -46,7 +44,7 @@ ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._=-/+_")  # as Synapse
 
 class CasService:
     def __init__(self, config: CasConfig, base_url: str, accounts: AccountService, account_store: AccountStore,
-                 login_tokens: LoginTokenStore, uia: UIAService, transport: Transport, clock: Clock,
+                 login_tokens: LoginTokenService, uia: UIAService, transport: Transport, clock: Clock,
                  server_name: str) -> None:
         self._config = config
         self._base = base_url.rstrip("/")
@@ -66,7 +64,7 @@ class CasService:
         """What GET /login adds when CAS is set up."""
         if not self.enabled:
             return []
-        return [{"type": "m.login.sso"}, {"type": "m.login.cas"}, {"type": "m.login.token"}]
+        return [{"type": "m.login.sso"}, {"type": "m.login.cas"}]
 
     # --- the browser's way there and back ---------------------------------------------------
 
@@ -97,24 +95,13 @@ class CasService:
             raise MatrixError(400, Codes.MISSING_PARAM, "Missing 'redirectUrl' query parameter")
         user = await self._validate(ticket, self._service(redirect_url=redirect_url))
         user_id = await self._local_user(map_username(user))
-        token = secrets.token_urlsafe(32)
-        await self._login_tokens.create(token, user_id, self._clock.now_ms() + LOGIN_TOKEN_LIFETIME_MS)
+        token = await self._login_tokens.issue(user_id)
         target = redirect_url + ("&" if "?" in redirect_url else "?") + urlencode({"loginToken": token})
         # A page with the link rather than a bare redirect, so the user sees which application
         # is being logged in (as Synapse asks before sending a token to a client).
         link = html.escape(target, quote=True)
         return _page("Continue to your application",
                      f'<p>You are logging in as {html.escape(user_id)}.</p><p><a href="{link}">Continue</a></p>')
-
-    async def login_with_token(self, body: dict[str, Any]) -> LoginResult:
-        """POST /login with m.login.token."""
-        token = body.get("token")
-        if not isinstance(token, str) or not token:
-            raise MatrixError(400, Codes.MISSING_PARAM, "'token' must be a string")
-        user_id = await self._login_tokens.consume(token, self._clock.now_ms())
-        if user_id is None:
-            raise MatrixError(403, Codes.FORBIDDEN, "Invalid login token")
-        return await self._accounts.log_in_user(user_id, body)
 
     # --- internals -------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 from homeserver.config import EmailConfig
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from storage.threepids import ThreepidValidationStore, UserThreepidStore, ValidationSession
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ THREEPID_AUTH_FAILED = "M_THREEPID_AUTH_FAILED"
 
 class EmailValidationService:
     def __init__(self, config: EmailConfig, sessions: ThreepidValidationStore, owners: UserThreepidStore,
-                 clock: Clock, base_url: str, server_name: str) -> None:
+                 clock: Clock, base_url: str, server_name: str, *, limiter: RateLimiter) -> None:
         self._config = config
+        self._limiter = limiter
         self._sessions = sessions
         self._owners = owners
         self._clock = clock
@@ -52,8 +54,10 @@ class EmailValidationService:
     def enabled(self) -> bool:
         return self._config.enabled
 
-    async def request_token(self, body: dict[str, Any], *, for_registration: bool) -> dict[str, str]:
-        """Mail a validation link (once per send_attempt); returns {"sid": ...}."""
+    async def request_token(self, body: dict[str, Any], *, for_registration: bool,
+                            client_ip: str | None = None) -> dict[str, str]:
+        """Mail a validation link (once per send_attempt); returns {"sid": ...}. Limited per
+        client IP and per address (rc_3pid_validation), as Synapse: mails are not free."""
         if not self.enabled:
             raise MatrixError(400, "M_THREEPID_MEDIUM_NOT_SUPPORTED", "E-mail is not set up on this server")
         secret, address, attempt = body.get("client_secret"), body.get("email"), body.get("send_attempt")
@@ -64,6 +68,9 @@ class EmailValidationService:
         if isinstance(attempt, bool) or not isinstance(attempt, int):
             raise MatrixError(400, Codes.INVALID_PARAM, "'send_attempt' must be an integer")
         address = canonical_email(address)
+        if client_ip is not None:
+            await self._limiter.check(Action.THREEPID_VALIDATION, client_ip)
+        await self._limiter.check(Action.THREEPID_VALIDATION, ("email", address))
         if await self._owners.owner("email", address) is not None:
             # Spec: the address is in use (for registration and for adding alike).
             raise MatrixError(400, THREEPID_IN_USE, "This e-mail address is already in use")

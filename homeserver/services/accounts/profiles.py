@@ -16,6 +16,7 @@ from federation.client import FederationClient, FederationError, client_error
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
+from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomStateCache
 from storage.events import EventStore
@@ -33,7 +34,9 @@ MAX_KEY_BYTES = 255
 
 class ProfileService:
     def __init__(self, profiles: ProfileStore, events: EventService, event_store: EventStore,
-                 rooms: RoomStateCache, server_name: str, federation: FederationClient | None = None) -> None:
+                 rooms: RoomStateCache, server_name: str, federation: FederationClient | None = None, *,
+                 limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._federation = federation
         self._profiles = profiles
         self._events = events
@@ -88,8 +91,11 @@ class ProfileService:
         return {key: profile[key]}
 
     async def set_field(self, requester: Requester, user_id: str, key: str, body: dict[str, Any]) -> None:
+        """Profile changes count as messages (rc_message), as Synapse counts them: each one
+        rewrites the user's member event in every joined room."""
         self._check_owner(requester, user_id, key)
         _check_key(key)
+        await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
         if key not in body:
             raise MatrixError(400, Codes.MISSING_PARAM, f"The body must contain {key!r}")
         value = body[key]
@@ -115,6 +121,7 @@ class ProfileService:
     async def delete_field(self, requester: Requester, user_id: str, key: str) -> None:
         self._check_owner(requester, user_id, key)
         _check_key(key)
+        await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
         if key == "displayname":
             await self._profiles.set_displayname(user_id, None)
         elif key == "avatar_url":

@@ -6,18 +6,23 @@ import secrets
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from storage.registration_tokens import RegistrationTokenRow, RegistrationTokenStore
 
 _TOKEN_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-")
 
 
 class RegistrationTokenService:
-    def __init__(self, tokens: RegistrationTokenStore, clock: Clock) -> None:
+    def __init__(self, tokens: RegistrationTokenStore, clock: Clock, *, limiter: RateLimiter) -> None:
         self._tokens = tokens
+        self._limiter = limiter
         self._clock = clock
 
-    async def is_valid(self, token: str) -> bool:
-        """Spec: `GET /register/m.login.registration_token/validity`; does not use the token up."""
+    async def is_valid(self, token: str, *, client_ip: str | None = None) -> bool:
+        """Spec: `GET /register/m.login.registration_token/validity`; does not use the token up.
+        Limited per client IP (rc_registration_token_validity): tokens are not to be guessed."""
+        if client_ip is not None:
+            await self._limiter.check(Action.REGISTRATION_TOKEN_VALIDITY, client_ip)
         if not token or len(token) > 64 or not set(token) <= _TOKEN_CHARS:
             raise MatrixError(400, Codes.INVALID_PARAM, "Invalid registration token format")
         row = await self._tokens.get(token)

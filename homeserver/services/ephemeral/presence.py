@@ -15,6 +15,7 @@ from homeserver.config import PresenceConfig
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.streams.aux import AuxStream
 from storage.presence import PresenceRow, PresenceStore
 from storage.sync import SyncQueries
@@ -27,7 +28,8 @@ MAX_STATUS_LENGTH = 1024
 
 class PresenceService:
     def __init__(self, store: PresenceStore, queries: SyncQueries, aux: AuxStream, clock: Clock,
-                 config: PresenceConfig) -> None:
+                 config: PresenceConfig, *, limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._store = store
         self._queries = queries
         self._aux = aux
@@ -42,7 +44,7 @@ class PresenceService:
         self._listeners.append(listener)
 
     async def set_status(self, requester: Requester, user_id: str, body: dict[str, Any]) -> None:
-        """PUT /presence/{userId}/status."""
+        """PUT /presence/{userId}/status; 429 past rc_presence.per_user."""
         if user_id != requester.user_id:
             raise MatrixError(403, Codes.FORBIDDEN, "Cannot set another user's presence")
         state = body.get("presence")
@@ -53,6 +55,7 @@ class PresenceService:
             raise MatrixError(400, Codes.INVALID_PARAM, "'status_msg' must be a string")
         if not self.enabled:
             return
+        await self._limiter.check(Action.PRESENCE, user_id, user_id=user_id)
         await self._write(user_id, state, status_msg, active=state == "online",
                           previous=await self._store.get(user_id))
 
@@ -68,7 +71,8 @@ class PresenceService:
         return self._content(row)
 
     async def on_sync(self, user_id: str, set_presence: str | None) -> None:
-        """A sync marks its user online (unless it asks otherwise), throttled."""
+        """A sync marks its user online (unless it asks otherwise), throttled; past
+        rc_presence.per_user the update is ignored (the sync goes on), as Synapse."""
         if not self.enabled or set_presence == "offline":
             return
         state = set_presence or "online"
@@ -78,6 +82,9 @@ class PresenceService:
             return  # this process wrote it a moment ago: no need to read it back
         row = await self._store.get(user_id)
         if row is None or row.state != state or now - row.last_active_ts >= ACTIVE_REFRESH_MS:
+            # A bucket of its own, as Synapse's: syncing does not use up PUT /presence's.
+            if not await self._limiter.allows(Action.PRESENCE, (user_id, "sync"), user_id=user_id):
+                return  # not noted as recent: a later sync tries again
             await self._write(user_id, state, row.status_msg if row else None, active=state == "online",
                               previous=row)
         if len(self._recent_syncs) > 100_000:

@@ -18,6 +18,7 @@ from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.streams.aux import AuxStream
 from storage.database import Database
 from storage.device_lists import DeviceListStore
@@ -40,14 +41,18 @@ class DeviceListChange:
 RemoteToDeviceListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 # Per sync response, as Synapse: a device with a large backlog gets it over several syncs.
 TO_DEVICE_PER_SYNC = 100
+# Cross-user requests for room keys are limited (rc_key_requests); those over the limit are
+# dropped, not refused, as Synapse does.
+KEY_REQUEST = "m.room_key_request"
 
 
 class ToDeviceService:
     def __init__(self, db: Database, store: ToDeviceStore, devices: DeviceStore, aux: AuxStream, clock: Clock,
-                 server_name: str) -> None:
+                 server_name: str, *, limiter: RateLimiter) -> None:
         self._db = db
         self._store = store
         self._devices = devices
+        self._limiter = limiter
         self._aux = aux
         self._clock = clock
         self._server_name = server_name
@@ -67,6 +72,10 @@ class ToDeviceService:
         for user_id, by_device in messages.items():
             if not is_valid_user_id(user_id) or not isinstance(by_device, dict):
                 raise MatrixError(400, Codes.BAD_JSON, f"Invalid recipient {user_id!r}")
+            if event_type == KEY_REQUEST and user_id != requester.user_id and not await self._limiter.allows(
+                    Action.KEY_REQUEST, (requester.user_id, requester.device_id), user_id=requester.user_id):
+                logger.info("Dropping room_key_request from %s to %s: rc_key_requests", requester.user_id, user_id)
+                continue
             if server_name_of(user_id) != self._server_name:
                 if not all(isinstance(c, dict) for c in by_device.values()):
                     raise MatrixError(400, Codes.BAD_JSON, "Each message must be an object")
@@ -103,6 +112,9 @@ class ToDeviceService:
         for user_id, by_device in messages.items():
             if not isinstance(user_id, str) or server_name_of(user_id) != self._server_name \
                     or not isinstance(by_device, dict):
+                continue
+            if event_type == KEY_REQUEST and not await self._limiter.allows(Action.KEY_REQUEST, (sender, None)):
+                logger.info("Dropping room_key_request from %s to %s: rc_key_requests", sender, user_id)
                 continue
             devices = [d.device_id for d in await self._devices.list_devices(user_id)]
             for device_id in devices:

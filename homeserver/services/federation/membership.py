@@ -37,6 +37,7 @@ from homeserver.services.clock import Clock
 from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.pdu_checks import InvalidPduFormat, PduChecker, PduDropped
 from homeserver.services.federation.remote_state import plan_group
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
@@ -59,7 +60,8 @@ class FederationMembership:
                  federation_rooms: FederationRoomStore,
                  restricted: RestrictedJoins,
                  client: FederationClient, keyring: Keyring, clock: Clock, server_name: str, signing_key: Any,
-                 relay: Relay | None = None) -> None:
+                 relay: Relay | None = None, *, limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._events = events
         self._rooms = rooms
         self._intake = intake
@@ -355,6 +357,9 @@ class FederationMembership:
             raise MatrixError(403, Codes.FORBIDDEN, "The invitee is not a user of this server")
         if server_name_of(event.sender) != origin:
             raise MatrixError(403, Codes.FORBIDDEN, "The inviter is not a user of the requesting server")
+        # Only per invitee (rc_invites.per_user), as Synapse: the room and the inviter are the
+        # inviting server's to limit.
+        await self._limiter.check_invite(None, event.state_key, None)
         signed = parse_pdu(sign_event(dict(event.pdu), self.server_name, self._signing_key, version), version)
         if not await self.is_resident(room_id):
             await self.store_out_of_band(signed, version, stripped)
@@ -416,6 +421,8 @@ class FederationMembership:
         if membership == "knock" and not snap.version.auth.knock_join_rule:
             raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, "This room version does not support knocking",
                               room_version=snap.version.identifier)
+        if membership == "join":  # a room with too many recent joins takes no more for now (rc_joins_per_room)
+            await self._limiter.check(Action.JOINS_PER_ROOM, room_id, update=False)
         content: dict[str, Any] = {"membership": membership}
         if membership == "join":
             via = await self._restricted.authoriser(snap, user_id)
@@ -430,6 +437,8 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self.is_resident(room_id):
             raise MatrixError(404, Codes.NOT_FOUND, "This server is not in the room")
+        if membership == "join":
+            await self._limiter.check(Action.JOINS_PER_ROOM, room_id, update=False)
         content = pdu.get("content") if isinstance(pdu, dict) else None
         via = content.get("join_authorised_via_users_server") if isinstance(content, dict) else None
         if membership == "join" and isinstance(via, str) and _is_local(via, self.server_name):

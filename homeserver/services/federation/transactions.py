@@ -25,6 +25,7 @@ from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.federation.pdu_checks import PduChecker, PduDropped, claimed_event_id, event_id_for_result
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomStateCache
+from homeserver.stats import FederationTraffic
 from storage.federation_rooms import FederationRoomStore
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ class FederationTransactions:
         self._check_acl = check_acl
         self._peer_is_up = peer_is_up
         self._origin_locks: dict[str, asyncio.Lock] = {}
+        # Transactions per origin by result (processed, or repeated: a retry answered from
+        # the saved response), and the PDUs and EDUs of the processed ones.
+        self.traffic = FederationTraffic()
 
     async def on_send(self, origin: str, txn_id: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -69,7 +73,11 @@ class FederationTransactions:
         async with lock:
             done = await self._store.txn_response(origin, txn_id)
             if done is not None:
+                self.traffic.transactions[(origin, "repeated")] += 1
                 return done
+            self.traffic.transactions[(origin, "processed")] += 1
+            self.traffic.pdus[origin] += len(pdus)
+            self.traffic.edus[origin] += len(edus)
             by_room: dict[str, list[Any]] = {}
             results: dict[str, dict[str, Any]] = {}
             for pdu in pdus:

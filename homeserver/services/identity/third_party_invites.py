@@ -29,6 +29,7 @@ from unpaddedbase64 import decode_base64
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.membership import MembershipService
@@ -45,7 +46,9 @@ _ROOM_DETAILS = {"m.room.canonical_alias": ("alias", "room_alias"), "m.room.avat
 class ThirdPartyInviteService:
     def __init__(self, rooms: RoomService, membership: MembershipService, events: EventService,
                  room_state: RoomStateCache, profiles: ProfileLookup, server_name: str,
-                 verify_certificates: bool = True, allowed_servers: Iterable[str] | None = None) -> None:
+                 verify_certificates: bool = True, allowed_servers: Iterable[str] | None = None, *,
+                 limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._verify = verify_certificates
         # identity.server_allowlist: None = any identity server; empty = none is ever contacted.
         self._allowed = frozenset(allowed_servers) if allowed_servers is not None else None
@@ -57,10 +60,12 @@ class ThirdPartyInviteService:
         self._server_name = server_name
 
     async def invite(self, requester: Requester, room_id: str, body: dict[str, Any]) -> None:
-        """POST /rooms/{roomId}/invite with a third-party identifier."""
+        """POST /rooms/{roomId}/invite with a third-party identifier. Limited per inviter
+        (rc_third_party_invite) before the identity server is asked, as Synapse."""
         id_server, token, medium, address = (_string(body, k) for k in ("id_server", "id_access_token", "medium",
                                                                        "address"))
         self._check_trusted(id_server)
+        await self._limiter.check(Action.THIRD_PARTY_INVITE, requester.user_id, user_id=requester.user_id)
         if await self._state.snapshot(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         user_id = await self._lookup(id_server, token, medium, address)

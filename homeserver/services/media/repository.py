@@ -28,6 +28,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
 from homeserver.services.media.remote import RemoteMediaFetcher
+from homeserver.services.ratelimit import Action, RateLimiter
 from storage.media import LocalMedia, MediaStore, RemoteMedia
 from storage.media_files import ContentTooLarge, MediaFileStore, StoredContent
 
@@ -55,7 +56,8 @@ class ServedContent:
 
 class MediaService:
     def __init__(self, media: MediaStore, files: MediaFileStore, clock: Clock, config: MediaConfig,
-                 server_name: str, remote: RemoteMediaFetcher) -> None:
+                 server_name: str, remote: RemoteMediaFetcher, *, limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._media = media
         self._files = files
         self._clock = clock
@@ -75,8 +77,9 @@ class MediaService:
 
     async def upload(self, requester: Requester, content: AsyncIterable[bytes], *, content_type: str | None,
                      filename: str | None, declared_length: int | None) -> str:
-        """Store new content; its mxc:// URI."""
+        """Store new content; its mxc:// URI. Each new URI counts against rc_media_create."""
         media_type, upload_name = _media_type(content_type), _upload_name(filename)
+        await self._limiter.check(Action.MEDIA_CREATE, requester.user_id, user_id=requester.user_id)
         stored = await self._store(content, declared_length)
         media_id = _new_media_id()
         await self._media.add_media(LocalMedia(
@@ -89,7 +92,9 @@ class MediaService:
     async def create(self, requester: Requester) -> tuple[str, int]:
         """Reserve an mxc:// URI for content uploaded later; the URI and when it expires.
 
-        429 when the user already has `max_pending_media_uploads` reservations waiting."""
+        429 when the user already has `max_pending_media_uploads` reservations waiting, or
+        past rc_media_create."""
+        await self._limiter.check(Action.MEDIA_CREATE, requester.user_id, user_id=requester.user_id)
         now = self._clock.now_ms()
         lifetime = self._config.unused_expiration_time_ms
         pending, oldest = await self._media.pending_reservations(requester.user_id, now - lifetime)

@@ -48,6 +48,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.push.pushers import Notice, PusherService
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo
+from homeserver.stats import CacheStats
 from storage.database import Database
 from storage.push import DefaultRuleRow, PushAction, PushActionStore, PushRuleRow, PushRuleStore
 
@@ -73,6 +74,7 @@ class PushRuleService:
         self._rules = rules
         self._on_rules_changed = on_rules_changed
         self._cache: OrderedDict[str, _Rules] = OrderedDict()
+        self.cache_stats = CacheStats(self._cache.__len__)
         # Bumped by every change: a read that began before a change must not cache what it read.
         self._generation = 0
 
@@ -110,6 +112,8 @@ class PushRuleService:
             else:
                 self._cache.move_to_end(user_id)
                 found[user_id] = entry.compiled
+        self.cache_stats.hits += len(found)
+        self.cache_stats.misses += len(missing)
         if missing:
             generation = self._generation
             for user_id, (rows, defaults) in (await self._rules.rules_of_users(missing)).items():
@@ -217,8 +221,10 @@ class PushRuleService:
     async def _get(self, user_id: str) -> _Rules:
         entry = self._cache.get(user_id)
         if entry is not None:
+            self.cache_stats.hits += 1
             self._cache.move_to_end(user_id)
             return entry
+        self.cache_stats.misses += 1
         generation = self._generation
         rows, defaults = await self._rules.rules_of(user_id)
         return self._remember(user_id, rows, defaults, generation)
@@ -233,6 +239,7 @@ class PushRuleService:
             self._cache[user_id] = entry
             if len(self._cache) > RULES_CACHE_SIZE:
                 self._cache.popitem(last=False)
+                self.cache_stats.evictions += 1
         return entry
 
     async def _changed(self, user_id: str) -> None:
@@ -280,6 +287,7 @@ class PushEvaluator:
         self._local_suffix = ":" + server_name
         self._room_state: SnapshotMemo[_RoomPushState | None] = SnapshotMemo(rooms, self._derive_room,
                                                                              ROOM_CACHE_SIZE)
+        self.cache_stats = self._room_state.cache_stats
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
         """The listener: never fails the send that produced the events (they are committed)."""

@@ -18,6 +18,7 @@ from homeserver.core.ids import is_valid_user_id
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
@@ -74,9 +75,10 @@ def default_power_levels(creator: str, version: RoomVersion) -> dict[str, Any]:
 class RoomService:
     def __init__(
         self, db: Database, rooms: RoomStore, directory_store: DirectoryStore, directory: DirectoryService,
-        events: EventService, profiles: ProfileLookup, clock: Clock, server_name: str,
+        events: EventService, profiles: ProfileLookup, clock: Clock, server_name: str, *, limiter: RateLimiter,
     ) -> None:
         self._db = db
+        self._limiter = limiter
         self._rooms = rooms
         self._directory_store = directory_store
         self._directory = directory
@@ -85,9 +87,11 @@ class RoomService:
         self._clock = clock
         self._server_name = server_name
 
-    async def create_room(self, creator: str, body: dict[str, Any], *, room_id: str | None = None) -> str:
+    async def create_room(self, creator: str, body: dict[str, Any], *, room_id: str | None = None,
+                          ratelimited: bool = True) -> str:
         """`POST /createRoom`; returns the new room's ID. `room_id`: one chosen beforehand (a
-        room upgrade names its replacement in the old room's tombstone first)."""
+        room upgrade names its replacement in the old room's tombstone first). Limited per
+        creator (rc_room_creation; `ratelimited=False` for rooms the server makes itself)."""
         version = _room_version(body.get("room_version"))
         visibility = body.get("visibility", "private")
         if visibility not in ("public", "private"):
@@ -102,6 +106,9 @@ class RoomService:
                 raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid user ID to invite: {user_id}")
         if body.get("invite_3pid"):
             raise MatrixError(400, Codes.UNRECOGNIZED, "Third-party invites are not supported")
+        if ratelimited and not self._limiter.allows_at_once(Action.INVITE_PER_ROOM, len(invites)):
+            # As Synapse: more invites than rc_invites.per_room lets through at once.
+            raise MatrixError(400, Codes.UNKNOWN, "Cannot invite so many users at once")
         is_direct = body.get("is_direct", False)
         if not isinstance(is_direct, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'is_direct' must be a boolean")
@@ -121,6 +128,9 @@ class RoomService:
             alias = self._directory.check_local_alias(f"#{alias_name}:{self._server_name}")
             if await self._directory_store.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
+
+        if ratelimited:
+            await self._limiter.check(Action.ROOM_CREATION, creator, user_id=creator)
 
         # m.room.create
         create_content = {k: v for k, v in creation_content.items() if k not in ("creator", "room_version")}

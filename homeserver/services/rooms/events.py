@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from homeserver.core import auth_rules
@@ -26,6 +27,7 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.stats import PersistStats
 from storage.database import Database
 from storage.events import EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
 
@@ -69,6 +71,8 @@ class EventService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
+        # Events written and the time of each batch's writes (positions allocated to commit).
+        self.persist_stats = PersistStats()
 
     def on_persisted(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None] | None]) -> None:
         """Call `listener` with (event, stream position) pairs after each committed batch."""
@@ -227,6 +231,7 @@ class EventService:
         room's cached snapshot after the commit, before anyone is told of the batch. Positions become visible to readers only after the commit and the
         before_publish listeners. Never call this inside an outer transaction.
         """
+        start = perf_counter()
         allocated, group_ids = await self._events.allocate(positions, groups, backfill=backfill)
         live = allocated if not backfill else []
         self._stream.start(live)
@@ -241,6 +246,8 @@ class EventService:
         except BaseException:
             self._stream.finish(live)  # abandoned positions must not hold the stream back
             raise
+        self.persist_stats.events += len(batch.events)
+        self.persist_stats.latency.observe(perf_counter() - start)
         if callable(snapshot):
             snapshot = snapshot()
         if snapshot is not None:

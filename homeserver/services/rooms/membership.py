@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from homeserver.core.events import Event
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
@@ -49,8 +50,9 @@ class RemoteMembership(Protocol):
 class MembershipService:
     def __init__(self, events: EventService, rooms: RoomStateCache, profiles: ProfileLookup, room_store: RoomStore,
                  event_store: EventStore, restricted: RestrictedJoins, remote: RemoteMembership,
-                 server_name: str) -> None:
+                 server_name: str, *, limiter: RateLimiter) -> None:
         self._events = events
+        self._limiter = limiter
         self._room_store = room_store
         self._event_store = event_store
         self._server_name = server_name
@@ -70,18 +72,24 @@ class MembershipService:
             await listener(user_id, room_id)
 
     async def join(self, user_id: str, room_id: str, reason: str | None = None, *, is_guest: bool = False,
-                   servers: list[str] = (), extra_content: dict[str, Any] | None = None) -> str:
+                   servers: list[str] = (), extra_content: dict[str, Any] | None = None,
+                   ratelimited: bool = True) -> str:
         """`extra_content`: other keys for the member event's content (POST /join/{roomIdOrAlias}
-        takes its whole body as content, as Synapse does); the server's own keys win."""
+        takes its whole body as content, as Synapse does); the server's own keys win.
+        A user not yet in the room is limited by rc_joins and rc_joins_per_room (as Synapse;
+        `ratelimited=False` for the server's own joins)."""
         extra = {k: v for k, v in (extra_content or {}).items() if k not in RESERVED_JOIN_KEYS}
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            if ratelimited:
+                await self._limiter.check_join(user_id, room_id, remote=True)
             content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             event_id = await self._remote.join(user_id, room_id, await self._servers_for(room_id, user_id, servers),
                                                content)
+            self._limiter.joined(room_id)
             await self._room_store.unforget(user_id, room_id)
             await self._joined(user_id, room_id)
             return event_id
@@ -90,12 +98,17 @@ class MembershipService:
             access = (await self._rooms.state_events(snap, [("m.room.guest_access", "")])).get(("m.room.guest_access", ""))
             if access is None or access.content.get("guest_access") != "can_join":
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access is not allowed in this room")
+        joining = await self._membership_of(snap, user_id) != "join"
+        if joining and ratelimited:  # a joined user's new profile is not a join (as Synapse)
+            await self._limiter.check_join(user_id, room_id, remote=False)
         content: dict[str, Any] = {**extra, "membership": "join"}
         content.update(await self._profiles.member_profile(user_id))
         authoriser = await self._restricted.authoriser(snap, user_id)
         if authoriser is not None:
             content["join_authorised_via_users_server"] = authoriser
         event_id = await self._change(user_id, room_id, user_id, content, reason)
+        if joining:
+            self._limiter.joined(room_id)
         await self._room_store.unforget(user_id, room_id)
         await self._joined(user_id, room_id)
         return event_id
@@ -117,9 +130,13 @@ class MembershipService:
             return await self._remote.leave(user_id, room_id, await self._servers_for(room_id, user_id, []), content)
         return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
 
-    async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None) -> str:
+    async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None, *,
+                     ratelimited: bool = True) -> str:
+        """Limited per room, per invitee and per inviter (rc_invites), as Synapse."""
         await self._require_room(room_id)
         _check_target(target)
+        if ratelimited:
+            await self._limiter.check_invite(room_id, target, sender)
         content: dict[str, Any] = {"membership": "invite"}
         content.update(await self._profiles.member_profile(target))
         if server_name_of(target) == self._server_name:

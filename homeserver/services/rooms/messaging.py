@@ -14,6 +14,7 @@ from homeserver.core import power_levels
 from homeserver.core.ids import is_valid_user_id
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
+from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService, TxnRef
 from homeserver.services.rooms.membership import MembershipService
@@ -27,8 +28,9 @@ MAX_STATE_KEY_LENGTH = 255
 
 class MessagingService:
     def __init__(self, events: EventService, store: EventStore, rooms: RoomStateCache, directory: DirectoryService,
-                 membership: MembershipService) -> None:
+                 membership: MembershipService, *, limiter: RateLimiter) -> None:
         self._membership = membership
+        self._limiter = limiter
         self._events = events
         self._directory = directory
         self._store = store
@@ -38,6 +40,7 @@ class MessagingService:
                            content: dict[str, Any]) -> str:
         """Without a transaction ID (Synapse's POST form) every call sends a new event."""
         _check_type(event_type)
+        await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
         txn = TxnRef(requester.user_id, requester.device_id, txn_id) if txn_id is not None else None
         event = await self._events.send(room_id, requester.user_id, event_type, content, txn=txn,
                                         txn_check=self._store.event_for_txn if txn is not None else None)
@@ -62,7 +65,19 @@ class MessagingService:
         same = current.get((event_type, state_key))
         if same is not None and same.sender == requester.user_id and same.content == content:
             return same.event_id
+        await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
+        joining = False
+        if event_type == "m.room.member":
+            # A join or an invite by state event is limited as through its own endpoint.
+            was = same.content.get("membership") if same is not None else None
+            if content["membership"] == "join" and state_key == requester.user_id and was != "join":
+                await self._limiter.check_join(requester.user_id, room_id, remote=False)
+                joining = True
+            elif content["membership"] == "invite" and was != "invite":
+                await self._limiter.check_invite(room_id, state_key, requester.user_id)
         event = await self._events.send(room_id, requester.user_id, event_type, content, state_key=state_key)
+        if joining:
+            self._limiter.joined(room_id)
         if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join":
             guests = await self._store.joined_local_guests(room_id)
             if guests:
@@ -82,6 +97,8 @@ class MessagingService:
             state = await self._rooms.state_events(snap, [("m.room.create", ""), ("m.room.power_levels", "")])
             if power_levels.user_power_level(requester.user_id, state) < power_levels.redact_level(state):
                 raise MatrixError(403, Codes.FORBIDDEN, "You don't have permission to redact events")
+        await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin,
+                                          admin_redaction=target.sender != requester.user_id)
         content: dict[str, Any] = {}
         if reason is not None:
             content["reason"] = reason

@@ -13,6 +13,7 @@ from typing import Any
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
+from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.state import RoomStateCache
 from homeserver.services.rooms.timeline import TimelineService
@@ -25,7 +26,8 @@ MAX_USER_RESULTS = 50
 
 class SearchService:
     def __init__(self, queries: SearchQueries, rooms: RoomStateCache, formatter: EventFormatter,
-                 timeline: TimelineService) -> None:
+                 timeline: TimelineService, *, limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self._queries = queries
         self._rooms = rooms
         self._format = formatter
@@ -113,6 +115,8 @@ class SearchService:
         return out
 
     async def search_users(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
+        """Limited per user (rc_user_directory), as Synapse."""
+        await self._limiter.check(Action.USER_DIRECTORY, requester.user_id, user_id=requester.user_id)
         term = body.get("search_term")
         if not isinstance(term, str):
             raise MatrixError(400, Codes.BAD_JSON, "'search_term' must be a string")

@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from homeserver.core.events import Event, parse_pdu
 from homeserver.core.room_versions import RoomVersion, get_room_version
+from homeserver.stats import CacheStats
 from storage.events import EventRow, EventStore
 from storage.rooms import RoomStore
 from storage.state import StateStore
@@ -43,12 +44,14 @@ class EventCache:
         self._events = events
         self._size = size
         self._cache: OrderedDict[str, Event] = OrderedDict()
+        self.cache_stats = CacheStats(self._cache.__len__)
 
     def put(self, event: Event) -> None:
         self._cache[event.event_id] = event
         self._cache.move_to_end(event.event_id)
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
+            self.cache_stats.evictions += 1
 
     async def get_many(self, event_ids: Iterable[str], version: RoomVersion) -> dict[str, Event]:
         found: dict[str, Event] = {}
@@ -59,7 +62,9 @@ class EventCache:
                 missing.append(event_id)
             else:
                 found[event_id] = event
+        self.cache_stats.hits += len(found)
         if missing:
+            self.cache_stats.misses += len(missing)
             for row in (await self._events.get_events(missing)).values():
                 event = event_from_row(row, version)
                 self.put(event)
@@ -78,12 +83,15 @@ class RoomStateCache:
         self._state = state
         self.events = event_cache
         self._snapshots: dict[str, RoomSnapshot] = {}
+        self.cache_stats = CacheStats(self._snapshots.__len__)
 
     async def snapshot(self, room_id: str) -> RoomSnapshot | None:
         """The room's snapshot, loaded on first use; None when the room is unknown here."""
         snap = self._snapshots.get(room_id)
         if snap is not None:
+            self.cache_stats.hits += 1
             return snap
+        self.cache_stats.misses += 1
         room = await self._rooms.get_room(room_id)
         if room is None:
             return None
@@ -127,20 +135,24 @@ class SnapshotMemo(Generic[T]):
         self._derive = derive
         self._size = size
         self._values: OrderedDict[str, tuple[int, T]] = OrderedDict()
+        self.cache_stats = CacheStats(self._values.__len__)
 
     async def get(self, room_id: str) -> T:
         snap = await self._rooms.snapshot(room_id)
         group = snap.state_group if snap is not None else None
         cached = self._values.get(room_id)
         if group is not None and cached is not None and cached[0] == group:
+            self.cache_stats.hits += 1
             self._values.move_to_end(room_id)
             return cached[1]
+        self.cache_stats.misses += 1
         value = await self._derive(room_id, snap)
         if group is not None:
             self._values[room_id] = (group, value)
             self._values.move_to_end(room_id)
             if len(self._values) > self._size:
                 self._values.popitem(last=False)
+                self.cache_stats.evictions += 1
         return value
 
     def forget(self, room_id: str) -> None:

@@ -26,6 +26,7 @@ class RoomEventNotifications:
         self._stream = stream
         # The room's joined, invited and knocking members, cached per state snapshot.
         self._to_wake = SnapshotMemo(rooms, self._members_to_wake)
+        self.cache_stats = self._to_wake.cache_stats
         # Set by the app: tell other processes (position, rooms, invitees and other targets).
         self.replicate: Callable[[int, list[str], list[str]], None] | None = None
 

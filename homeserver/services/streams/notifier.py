@@ -37,6 +37,11 @@ class Notifier:
         self._waiters.setdefault(user_id, set()).add(future)
         return future
 
+    def waiting(self) -> int:
+        """How many long-polls are parked now (for /metrics: counted when scraped, never on
+        the hot path)."""
+        return sum(map(len, self._waiters.values()))
+
     async def wait(self, user_id: str, future: asyncio.Future[None], timeout_s: float) -> bool:
         """Wait on a registered future; True when woken, False on timeout. Always unregisters."""
         try:
