@@ -28,13 +28,14 @@ class AdminPageSessions:
         self._auth = auth
         self._devices = devices
 
-    async def log_in(self, username: str, password: str) -> str:
-        """Check the password through the login service; the new session's access token.
-        403 M_FORBIDDEN for a wrong password and for a user who is not a server admin."""
+    async def log_in(self, username: str, password: str, *, client_ip: str | None = None) -> str:
+        """Check the password through the login service (and its rate limits); the new
+        session's access token. 403 M_FORBIDDEN for a wrong password and for a user who is
+        not a server admin."""
         result = await self._accounts.login_with_password({
             "type": "m.login.password", "identifier": {"type": "m.id.user", "user": username},
             "password": password, "initial_device_display_name": DEVICE_DISPLAY_NAME,
-        })
+        }, client_ip=client_ip)
         assert result.tokens is not None  # password logins are never inhibited
         requester = await self._auth.authenticate(result.tokens.access_token)
         if not requester.is_admin:
