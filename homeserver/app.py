@@ -51,6 +51,16 @@ from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.appservices.client import AppServiceClient
+from homeserver.services.appservices.interest import RoomInterest
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.registrations import load_registry
+from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
@@ -131,8 +141,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stores = Stores.build(db)
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
-    auth = AuthService(db, stores.tokens, clock, config.auth)
-    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides)
+    # Application services: their registrations (read from their files here) and our client.
+    appservices = load_registry(config)
+    appservice_client = AppServiceClient(config.appservice.request_timeout_ms)
+    appservice_lookups = AppServiceLookups(appservices, appservice_client, stores.appservice_queries,
+                                           config.server_name)
+    auth = AuthService(db, stores.tokens, clock, config.auth, appservices=appservices, accounts=stores.accounts,
+                       devices=stores.devices)
+    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides,
+                               is_exempt=appservices.exempt_from_rate_limits)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
     identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
@@ -160,7 +177,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
-                                 room_servers.get)
+                                 room_servers.get, appservices=appservices,
+                                 query_alias=appservice_lookups.query_alias if appservices else None)
+    appservice_interest = RoomInterest(appservices, stores.appservice_queries, room_state, config.server_name)
+    directory.on_aliases_changed(appservice_interest.forget_aliases)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
                         limiter=rate_limiter)
     # Rooms shared with other servers: what we send them, received events, remote
@@ -260,6 +280,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats})
+    # Feeds of the appservices: woken by new events and typing, built from the streams.
+    appservice_sender = AppServiceSender(
+        appservices, stores.appservices,
+        TransactionBuilder(stores.appservice_queries, stores.events, room_state, stores.rooms, formatter,
+                           appservice_interest, typing, presence, appservice_lookups, config.server_name),
+        appservice_client, stream, aux.tracker, clock, config.appservice)
+    if appservices:
+        events.on_persisted(appservice_sender.on_persisted)
+        typing.on_change(appservice_sender.typing_changed)
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
@@ -273,6 +302,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     events.on_persisted(delayed_events.on_persisted)
     delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
+    admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
+        config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
+        directory, rooms, replication, admin_audit)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -309,6 +341,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
         delayed_events=delayed_events,
         metrics=metrics,
+        appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
+        admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
     )
 
@@ -362,6 +396,40 @@ def _count_remote_joins(rate_limiter: RateLimiter, batch: list[tuple[Event, int]
         if event.type == "m.room.member" and event.membership == "join" \
                 and server_name_of(event.sender) != server_name:
             rate_limiter.joined(event.room_id)
+
+
+def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, events: EventService,
+                 room_state: RoomStateCache, room_servers: SnapshotMemo[set[str]], room_sync: RoomSyncBuilder,
+                 formatter: EventFormatter, timeline: TimelineService, membership: MembershipService,
+                 directory: DirectoryService, rooms: RoomService, replication: Replication, audit: AdminAuditLog,
+                 ) -> tuple[AdminRoomService, RoomDeletionService, PurgeHistoryService, RoomTaskRunner]:
+    """The admin API's rooms: listing and moderating them, deleting them, purging history.
+    What they change behind the event pipeline's back is dropped from every cache, in this
+    process and (announced) in the others."""
+
+    def drop_room(room_id: str) -> None:
+        room_state.forget(room_id)
+        room_servers.forget(room_id)
+        room_state.events.forget_room(room_id)
+        room_sync.forget_room(room_id)
+
+    def drop_room_everywhere(room_id: str) -> None:
+        drop_room(room_id)
+        replication.publish({"k": "room_purged", "r": room_id})
+    replication.on("room_purged", lambda message: drop_room(message["r"]))
+
+    name = config.server_name
+    tasks = RoomTaskRunner(stores.room_tasks, clock)
+    purger = RoomPurger(db, events, stores.events, stores.rooms, stores.directory, stores.account_data,
+                        stores.receipts, stores.push_actions, stores.federation_rooms, name)
+    purger.on_purged(drop_room_everywhere)
+    admin_rooms = AdminRoomService(stores.admin_rooms, stores.rooms, room_state, stores.events, formatter, timeline,
+                                   membership, events, directory, stores.accounts, audit, clock, name,
+                                   drop_cached=drop_room_everywhere)
+    deletion = RoomDeletionService(stores.rooms, stores.directory, stores.admin_rooms, purger, tasks, rooms,
+                                   membership, events, audit, clock, name)
+    purges = PurgeHistoryService(purger, tasks, room_state, stores.events, stores.admin_rooms, audit)
+    return admin_rooms, deletion, purges, tasks
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
@@ -523,8 +591,10 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
             await services.replication.start()
+            await services.room_tasks.recover()
             services.federation_sender.start()
             services.delayed_events.start()
+            services.appservice_sender.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -533,9 +603,11 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         finally:
             for runner in runners:
                 await runner.cleanup()
+            await services.room_tasks.stop()
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.delayed_events.stop()
+            await services.appservice_sender.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.threepids.close()

@@ -19,6 +19,7 @@ from homeserver.config import Config, ConfigError, load_config
 from homeserver.config_template import render_config
 from homeserver.errors import MatrixError
 from homeserver.logs import setup_logging
+from homeserver.services.appservices.registrations import load_registry
 
 DEFAULT_DATA_DIR = Path("chatgo-data")
 CONFIG_NAME = "homeserver.yaml"
@@ -81,6 +82,10 @@ def _setup_logging(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    try:  # a bad appservice registration stops the server before it starts anything
+        load_registry(config)
+    except ConfigError as exc:
+        raise SystemExit(f"config error: {exc}") from None
     setup_logging(config.log_level, config.log_format, access_log=config.access_log)
     app.run(config)
     return 0

@@ -268,6 +268,17 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AppServiceConfig:
+    # A transaction an appservice did not take is retried after retry_min_interval_ms, then
+    # twice as long after each further failure, up to retry_max_interval_ms (as Synapse: 2 s
+    # doubling to 512 s). Its events wait, in order, in the database meanwhile.
+    retry_min_interval_ms: int = 2_000
+    retry_max_interval_ms: int = 512_000
+    # How long one request to an appservice may take (transactions, user and alias queries, pings).
+    request_timeout_ms: int = 60_000
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -433,6 +444,10 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     delayed_events: DelayedEventsConfig = field(default_factory=DelayedEventsConfig)
+    # Application services (bridges, bots): their registration files, as Synapse's
+    # app_service_config_files (relative to this file's directory), and how we talk to them.
+    app_service_config_files: tuple[str, ...] = ()
+    appservice: AppServiceConfig = field(default_factory=AppServiceConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -603,6 +618,11 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"listeners[{i}]: set both tls_certificate_path and tls_private_key_path")
     if not config.server_name or "/" in config.server_name:
         raise ConfigError("server_name: must be a host name with an optional port")
+    appservice = config.appservice
+    if not 0 < appservice.retry_min_interval_ms <= appservice.retry_max_interval_ms:
+        raise ConfigError("appservice.retry_min_interval_ms: must be positive and at most retry_max_interval_ms")
+    if appservice.request_timeout_ms <= 0:
+        raise ConfigError("appservice.request_timeout_ms: must be positive")
     for i, ip_range in enumerate(config.media.url_preview_ip_range_allowlist):
         try:
             ipaddress.ip_network(ip_range, strict=False)

@@ -295,6 +295,18 @@ identity:
   # null = any, [] = none (identity servers are never contacted).
   server_allowlist: null
 
+# Application services (bridges and bots): the registration files they generate, relative to
+# this file's directory, e.g. ["whatsapp-registration.yaml"]. A bad file stops the server at
+# start with a message naming the file and the line.
+app_service_config_files: []
+appservice:
+  # A transaction an appservice did not take is retried after retry_min_interval_ms, then
+  # twice as long after each failure up to retry_max_interval_ms; its events wait in order.
+  retry_min_interval_ms: 2000
+  retry_max_interval_ms: 512000
+  # How long one request to an appservice may take (transactions, queries, pings).
+  request_timeout_ms: 60000
+
 media:
   # Where uploaded files are kept (one file per distinct content); null = data_dir/media.
   store_path: null

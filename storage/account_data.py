@@ -42,3 +42,7 @@ class AccountDataStore:
             user_id, after if after is not None else 0, upto,
         )
         return [AccountDataRow(**r) for r in rows]
+
+    async def delete_room(self, room_id: str) -> None:
+        """Every user's account data about a room (tags, read markers...): the room is gone."""
+        await self._db.execute("DELETE FROM account_data WHERE room_id = $1", room_id)

@@ -26,12 +26,14 @@ class AccountStore:
     async def create_user(
         self, user_id: str, password_hash: str | None, *, created_ts: int,
         is_admin: bool = False, is_guest: bool = False, user_type: str | None = None,
+        appservice_id: str | None = None,
     ) -> bool:
-        """Insert the user; False when the ID is taken (checked atomically by the primary key)."""
+        """Insert the user; False when the ID is taken (checked atomically by the primary key).
+        `appservice_id`: the appservice that registered it in its exclusive namespace."""
         status = await self._db.execute(
-            """INSERT INTO users (user_id, password_hash, is_admin, is_guest, user_type, created_ts)
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO NOTHING""",
-            user_id, password_hash, is_admin, is_guest, user_type, created_ts,
+            """INSERT INTO users (user_id, password_hash, is_admin, is_guest, user_type, created_ts, appservice_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id) DO NOTHING""",
+            user_id, password_hash, is_admin, is_guest, user_type, created_ts, appservice_id,
         )
         return status == "INSERT 0 1"
 

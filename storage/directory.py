@@ -82,6 +82,22 @@ class DirectoryStore:
         rows = await self._db.fetch("SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id)
         return [r["alias"] for r in rows]
 
+    async def remove_room(self, room_id: str) -> None:
+        """Delete the room's aliases and take it out of the public directory."""
+        await self._db.execute(
+            """WITH unpublished AS (DELETE FROM published_rooms WHERE room_id = $1)
+               DELETE FROM room_aliases WHERE room_id = $1""",
+            room_id,
+        )
+
+    async def move_aliases(self, old_room_id: str, new_room_id: str, creator: str) -> list[str]:
+        """Point the old room's aliases at the new room; returns them."""
+        rows = await self._db.fetch(
+            "UPDATE room_aliases SET room_id = $2, creator = $3 WHERE room_id = $1 RETURNING alias",
+            old_room_id, new_room_id, creator,
+        )
+        return sorted(r["alias"] for r in rows)
+
     async def set_published(self, room_id: str, published: bool, now_ts: int) -> None:
         if published:
             await self._db.execute(

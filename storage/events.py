@@ -1,5 +1,6 @@
 """EventStore: the room DAG. Tables: events, event_edges, event_auth_edges, forward_extremities,
-current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries.
+current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries,
+room_stats (figures of each room's current state, updated with it).
 
 `persist()` writes a whole batch of events — rows, edges, extremities, new state snapshots,
 current-state changes, memberships, redactions and transaction IDs — in ONE SQL statement
@@ -114,6 +115,17 @@ _EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, 
       WHERE {REDACTION_APPLIES}
       ORDER BY re.stream_ordering LIMIT 1) AS redacted_by"""
 
+# room_stats.state: (state event type, content key, field) of what the admin room list shows.
+STATS_FIELDS = (
+    ("m.room.name", "name", "name"), ("m.room.topic", "topic", "topic"), ("m.room.avatar", "url", "avatar"),
+    ("m.room.canonical_alias", "alias", "canonical_alias"), ("m.room.join_rules", "join_rule", "join_rules"),
+    ("m.room.guest_access", "guest_access", "guest_access"),
+    ("m.room.history_visibility", "history_visibility", "history_visibility"),
+    ("m.room.encryption", "algorithm", "encryption"), ("m.room.create", "type", "room_type"),
+    ("m.room.create", "m.federate", "federatable"),
+)
+_STATS_VALUES = ", ".join(f"('{t}', '{k}', '{n}')" for t, k, n in STATS_FIELDS)
+
 _PERSIST = """
 WITH
 new_events AS (
@@ -165,6 +177,35 @@ current AS (
     ON CONFLICT (room_id, type, state_key)
     DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership
 ),
+-- The changed current-state rows beside the ones they replace (CTEs see the state before this
+-- statement), for the room_stats deltas; content only for the fields the stats keep.
+changed AS (
+    SELECT c.type, c.state_key, c.membership, o.membership AS old_membership, o.event_id IS NULL AS added,
+           coalesce(b.pdu, e.pdu)->'content' AS content
+    FROM unnest($34::text[], $35::text[], $36::text[], $37::text[]) AS c(type, state_key, event_id, membership)
+    LEFT JOIN current_state o ON o.room_id = $1 AND o.type = c.type AND o.state_key = c.state_key
+    LEFT JOIN unnest($2::text[], $11::jsonb[]) AS b(event_id, pdu)
+           ON c.type <> 'm.room.member' AND b.event_id = c.event_id
+    LEFT JOIN events e ON c.type <> 'm.room.member' AND b.event_id IS NULL AND e.event_id = c.event_id
+),
+stats AS (
+    INSERT INTO room_stats AS s (room_id, state_events, joined_members, joined_local_members, state)
+    SELECT $1, count(*) FILTER (WHERE added),
+           count(*) FILTER (WHERE membership = 'join') - count(*) FILTER (WHERE old_membership = 'join'),
+           count(*) FILTER (WHERE membership = 'join' AND local) - count(*) FILTER (WHERE old_membership = 'join' AND local),
+           coalesce((SELECT jsonb_object_agg(f.name, ch.content->f.key) FROM changed ch
+                     JOIN (VALUES {STATS_FIELDS}) AS f(type, key, name)
+                       ON f.type = ch.type AND ch.state_key = ''), '{}')
+    FROM (SELECT *, (membership = 'join' OR old_membership = 'join')
+                    AND EXISTS (SELECT 1 FROM users u WHERE u.user_id = changed.state_key) AS local
+          FROM changed WHERE type = 'm.room.member' OR added) x
+    HAVING EXISTS (SELECT 1 FROM changed)
+    ON CONFLICT (room_id) DO UPDATE SET
+        state_events = s.state_events + EXCLUDED.state_events,
+        joined_members = s.joined_members + EXCLUDED.joined_members,
+        joined_local_members = s.joined_local_members + EXCLUDED.joined_local_members,
+        state = s.state || EXCLUDED.state
+),
 members AS (
     INSERT INTO room_memberships (event_id, room_id, user_id, sender, membership, display_name, avatar_url, stream_ordering)
     SELECT m.event_id, $1, m.user_id, m.sender, m.membership, m.display_name, m.avatar_url, m.pos
@@ -183,7 +224,7 @@ txns AS (
          AS t(user_id, device_id, txn_id, event_id, ts)
 )
 SELECT count(*) FROM new_events
-"""
+""".replace("{STATS_FIELDS}", _STATS_VALUES)
 
 
 class EventStore:
@@ -351,6 +392,68 @@ class EventStore:
             room_id,
         )
         return {r["state_key"]: r["membership"] for r in rows}
+
+    # --- admin: purges --------------------------------------------------------------------------
+
+    async def delete_extremities_but_newest(self, room_id: str) -> int:
+        """Drop every forward extremity of the room but the newest; returns how many went."""
+        status = await self._db.execute(
+            """DELETE FROM forward_extremities WHERE room_id = $1 AND event_id <> (
+                   SELECT f.event_id FROM forward_extremities f JOIN events e USING (event_id)
+                   WHERE f.room_id = $1 ORDER BY e.stream_ordering DESC NULLS LAST LIMIT 1)""",
+            room_id,
+        )
+        return int(status.split()[-1])
+
+    async def purge_history(self, room_id: str, before_depth: int, server_name: str,
+                            delete_local_events: bool) -> list[str]:
+        """Remove the room's history below `before_depth` (as Synapse's purge): non-state events
+        are deleted (those sent from `server_name` only with `delete_local_events`); the state
+        events and local events kept leave the timeline as outliers. Returns the deleted IDs."""
+        rows = await self._db.fetch(
+            """WITH doomed AS (
+                   SELECT event_id, state_key IS NULL
+                          AND ($3 OR substr(sender, strpos(sender, ':') + 1) <> $4) AS deleted
+                   FROM events WHERE room_id = $1 AND depth < $2
+               ),
+               gone AS (DELETE FROM events WHERE event_id IN (SELECT event_id FROM doomed WHERE deleted)
+                        RETURNING event_id),
+               edges AS (DELETE FROM event_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               auth_edges AS (DELETE FROM event_auth_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               extremities AS (DELETE FROM forward_extremities
+                               WHERE room_id = $1 AND event_id IN (SELECT event_id FROM gone)),
+               redacts AS (DELETE FROM redactions WHERE event_id IN (SELECT event_id FROM gone)),
+               txns AS (DELETE FROM event_txn_ids WHERE event_id IN (SELECT event_id FROM gone)),
+               hidden AS (UPDATE events SET outlier = TRUE
+                          WHERE event_id IN (SELECT event_id FROM doomed WHERE NOT deleted) AND NOT outlier)
+               SELECT event_id FROM gone""",
+            room_id, before_depth, delete_local_events, server_name,
+        )
+        return [r["event_id"] for r in rows]
+
+    async def delete_room(self, room_id: str, keep_event_ids: Sequence[str], keep_members: Sequence[str]) -> int:
+        """Remove the room's events, state and snapshots, except the events in `keep_event_ids`
+        (with no state snapshot any more) and the membership history of `keep_members`;
+        returns how many events went."""
+        return await self._db.fetchval(
+            """WITH gone AS (DELETE FROM events WHERE room_id = $1 AND NOT (event_id = ANY($2::text[]))
+                             RETURNING event_id),
+               kept AS (UPDATE events SET state_before = NULL, state_after = NULL
+                        WHERE room_id = $1 AND event_id = ANY($2::text[])),
+               edges AS (DELETE FROM event_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               auth_edges AS (DELETE FROM event_auth_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               redacts AS (DELETE FROM redactions WHERE event_id IN (SELECT event_id FROM gone)),
+               extremities AS (DELETE FROM forward_extremities WHERE room_id = $1),
+               current AS (DELETE FROM current_state WHERE room_id = $1),
+               members AS (DELETE FROM room_memberships WHERE room_id = $1 AND NOT (user_id = ANY($3::text[]))),
+               txns AS (DELETE FROM event_txn_ids WHERE room_id = $1),
+               entries AS (DELETE FROM state_group_entries
+                           WHERE group_id IN (SELECT id FROM state_groups WHERE room_id = $1)),
+               groups AS (DELETE FROM state_groups WHERE room_id = $1),
+               stats AS (DELETE FROM room_stats WHERE room_id = $1)
+               SELECT count(*) FROM gone""",
+            room_id, list(keep_event_ids), list(keep_members),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
+from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.delayed_events import DelayedEventStore
@@ -41,6 +42,7 @@ from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, Use
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
+from storage.appservices import AppServiceQueries, AppServiceStore
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class Stores:
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
     server_figures: ServerFigureQueries
+    appservices: AppServiceStore
+    appservice_queries: AppServiceQueries
+    admin_rooms: AdminRoomQueries
+    room_tasks: RoomTaskStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -137,4 +143,8 @@ class Stores:
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
             server_figures=ServerFigureQueries(db),
+            appservices=AppServiceStore(db),
+            appservice_queries=AppServiceQueries(db),
+            admin_rooms=AdminRoomQueries(db),
+            room_tasks=RoomTaskStore(db),
         )

@@ -110,3 +110,37 @@ async def test_sync_on_one_process_wakes_for_changes_made_on_the_other(two_proce
                 break
             await asyncio.sleep(0.05)
         assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+
+
+async def test_a_room_deleted_through_one_process_is_dropped_from_the_others_cache(two_processes, db_url):
+    import asyncpg
+
+    a, b = two_processes
+    admin_api_a = a.replace("/_matrix/client/v3", "/_synapse/admin")
+    admin_api_b = b.replace("/_matrix/client/v3", "/_synapse/admin")
+    async with aiohttp.ClientSession() as http:
+        alice = await register(http, a, "alice")
+        admin = await register(http, a, "root")
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute("UPDATE users SET is_admin = TRUE WHERE user_id = '@root:cli.test'")
+        finally:
+            await conn.close()
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        assert (await call(http, "POST", f"{a}/rooms/{room}/leave", alice, {}))[0] == 200
+        # B reads the room's state from its cached snapshot of the room (loaded after the leave,
+        # which made every process drop the one before).
+        await asyncio.sleep(0.5)
+        status, state = await call(http, "GET", f"{admin_api_b}/v1/rooms/{room}/state", admin)
+        assert status == 200 and state["state"]
+
+        # Nobody is left to leave: the purge is the only change, announced by A on its own.
+        status, result = await call(http, "DELETE", f"{admin_api_a}/v1/rooms/{room}", admin, {})
+        assert status == 200 and result["kicked_users"] == [], result
+        # B hears of the purge and drops the room: it answers from the database again.
+        deadline = time.monotonic() + 5
+        while (status := (await call(http, "GET", f"{admin_api_b}/v1/rooms/{room}/state", admin))[0]) == 200:
+            assert time.monotonic() < deadline, "process B still serves the deleted room's state"
+            await asyncio.sleep(0.1)
+        assert status == 404

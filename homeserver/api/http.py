@@ -157,11 +157,12 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
         if auth in (Auth.USER, Auth.OPTIONAL, Auth.ADMIN):
             token = access_token_of(request)
             if token is not None:
-                requester = await auth_service.authenticate(token)
+                requester = await auth_service.authenticate(token, request.query)
                 if requester.is_guest and not info.guest:
                     raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
-                devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
-                                  request.headers.get("User-Agent"))
+                if requester.app_service_id is None:  # as Synapse, appservices' IPs are not tracked
+                    devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
+                                      request.headers.get("User-Agent"))
             elif auth is not Auth.OPTIONAL:
                 raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
             if auth is Auth.ADMIN and not requester.is_admin:
@@ -176,7 +177,8 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
                 async with origins.request(origin):
                     return await handler(request)
             return await handler(request)
-        if info.rate_limited and not (requester is not None and requester.is_admin):
+        if info.rate_limited and not (requester is not None and requester.is_admin) \
+                and not _appservice_exempt(request, requester, auth_service):
             if requester is not None:
                 await rate_limiter.check(Action.REQUEST, requester.user_id, user_id=requester.user_id)
             else:
@@ -186,6 +188,20 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
+
+
+def _appservice_exempt(request: web.Request, requester: Requester | None, auth_service: Any) -> bool:
+    """Appservices are not rate-limited unless their registration says `rate_limited: true`,
+    and never when acting as their sender (spec: Registration, `rate_limited`). Routes that
+    read no token (register, login) look at it for this alone."""
+    if requester is not None:
+        service = auth_service.appservice_of(requester)
+        return service is not None and (not service.rate_limited or requester.user_id == service.sender)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else request.query.get("access_token", "")
+    service = auth_service.appservices.by_token(token) if token else None
+    return service is not None and not service.rate_limited
 
 
 def access_token_of(request: web.Request) -> str | None:
@@ -291,6 +307,21 @@ def bool_param(request: web.Request, name: str) -> bool:
     return raw == "true"
 
 
+def appservice_ts(request: web.Request, requester: Requester) -> int | None:
+    """The `ts` query parameter of an appservice's send (spec: "Timestamp massaging"): the
+    event's origin_server_ts, a non-negative integer JSON can carry. Others' `ts` is ignored."""
+    raw = request.query.get("ts")
+    if raw is None or requester.app_service_id is None:
+        return None
+    try:
+        ts = int(raw)
+    except ValueError:
+        raise MatrixError(400, Codes.INVALID_PARAM, "'ts' must be an integer (milliseconds since the epoch)") from None
+    if not 0 <= ts <= 2**53 - 1:
+        raise MatrixError(400, Codes.INVALID_PARAM, "'ts' is out of range")
+    return ts
+
+
 # --- middlewares --------------------------------------------------------------------------
 
 CORS_HEADERS = {
@@ -383,4 +414,13 @@ def _error_response(status: int, body: dict[str, Any], err: MatrixError | None =
     return json_response(body, status=status, headers=headers)
 
 
-MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware]
+@web.middleware
+async def null_character_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """PostgreSQL text cannot hold NUL: a path or query parameter carrying one (%00) is refused
+    here, as no Matrix identifier or token contains it, rather than failing in a query (500)."""
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.query.items()):
+        raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or the query")
+    return await handler(request)
+
+
+MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware, null_character_middleware]

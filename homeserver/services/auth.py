@@ -5,20 +5,27 @@ requests are answered from an in-memory cache of token -> Requester; every revoc
 through this service, which drops the user's cached tokens, so a revoked token stops working
 at once. (Several processes on one database will need the revocation to travel over
 LISTEN/NOTIFY; there is one process today.)
+
+An application service authenticates with its registration's `as_token` (never stored as an
+access token): it acts as its sender, or, with the `user_id` query parameter, as a registered
+user in its namespaces, on a device of theirs with `device_id` (spec: "Identity assertion").
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from homeserver.config import AuthConfig
+from homeserver.core.appservices import AppService, AppServiceRegistry
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.stats import CacheStats
+from storage.accounts import AccountStore
 from storage.database import Database
+from storage.devices import DeviceStore
 from storage.tokens import TokenStore
 
 _CACHE_LIMIT = 100_000
@@ -31,6 +38,14 @@ class Requester:
     token_id: int
     is_admin: bool
     is_guest: bool
+    # The appservice whose as_token made the request (device_id is then "" unless the request
+    # named one); None for a user's own access token.
+    app_service_id: str | None = None
+
+
+# An appservice request's token_id: as_tokens are not stored, so there is nothing to revoke.
+APPSERVICE_TOKEN_ID = -1
+UNSTABLE_DEVICE_ID_PARAM = "org.matrix.msc3202.device_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +66,14 @@ def hash_token(token: str) -> bytes:
 
 
 class AuthService:
-    def __init__(self, db: Database, tokens: TokenStore, clock: Clock, config: AuthConfig) -> None:
+    def __init__(self, db: Database, tokens: TokenStore, clock: Clock, config: AuthConfig, *,
+                 appservices: AppServiceRegistry | None = None, accounts: AccountStore | None = None,
+                 devices: DeviceStore | None = None) -> None:
         self._db = db
+        self.appservices = appservices or AppServiceRegistry()
+        self._accounts = accounts
+        self._devices = devices
+        self._known_users: set[str] = set()  # users seen to exist (they are never deleted)
         self._tokens = tokens
         self._clock = clock
         self._config = config
@@ -62,8 +83,13 @@ class AuthService:
         # Set by the app: tell other processes to drop their cached tokens of a user.
         self.replicate: Callable[[str], None] | None = None
 
-    async def authenticate(self, token: str) -> Requester:
-        """The requester owning `token`; 401 M_UNKNOWN_TOKEN when it is unknown or expired."""
+    async def authenticate(self, token: str, query: Mapping[str, str] | None = None) -> Requester:
+        """The requester owning `token`; 401 M_UNKNOWN_TOKEN when it is unknown or expired.
+        `query`: the request's query parameters, read for an appservice's `user_id` and
+        `device_id` (ignored for users' tokens, as Synapse does)."""
+        service = self.appservices.by_token(token)
+        if service is not None:
+            return await self._appservice_requester(service, query or {})
         token_hash = hash_token(token)
         cached = self._cache.get(token_hash)
         if cached is None:
@@ -83,6 +109,35 @@ class AuthService:
             # Expired tokens of refreshable sessions: the client should refresh, not log out.
             raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Access token has expired", soft_logout=True)
         return cached.requester
+
+    async def _appservice_requester(self, service: AppService, query: Mapping[str, str]) -> Requester:
+        """Spec, "Identity assertion": the sender, or the `user_id` it asserts (403 outside its
+        namespaces or before it registered the user), on the `device_id` it names (400
+        M_UNKNOWN_DEVICE when that is not the user's)."""
+        user_id = query.get("user_id") or service.sender
+        if user_id != service.sender:
+            if not service.is_interested_in_user(user_id):
+                raise MatrixError(403, Codes.FORBIDDEN, f"Application service cannot masquerade as this user ({user_id}).")
+            if not await self.user_exists(user_id):
+                raise MatrixError(403, Codes.FORBIDDEN, f"Application service has not registered this user ({user_id})")
+        device_id = query.get("device_id") or query.get(UNSTABLE_DEVICE_ID_PARAM) or ""
+        if device_id and (self._devices is None or await self._devices.get_device(user_id, device_id) is None):
+            raise MatrixError(400, Codes.UNKNOWN_DEVICE,
+                              f"Application service trying to use a device that doesn't exist ({device_id!r} for {user_id})")
+        return Requester(user_id, device_id, APPSERVICE_TOKEN_ID, False, False, app_service_id=service.id)
+
+    async def user_exists(self, user_id: str) -> bool:
+        if user_id in self._known_users:
+            return True
+        if self._accounts is None or not await self._accounts.user_exists(user_id):
+            return False
+        if len(self._known_users) >= _CACHE_LIMIT:
+            self._known_users.clear()
+        self._known_users.add(user_id)
+        return True
+
+    def appservice_of(self, requester: Requester) -> AppService | None:
+        return self.appservices.by_id(requester.app_service_id) if requester.app_service_id else None
 
     async def issue_tokens(self, user_id: str, device_id: str, *, with_refresh_token: bool) -> IssuedTokens:
         """Mint an access token (and a refresh token when asked) for an existing device."""

@@ -25,6 +25,12 @@ from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.purge import PurgeHistoryService
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.e2ee.key_backup import KeyBackupService
@@ -149,5 +155,15 @@ class Services:
     delayed_events: DelayedEventService
     # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
     metrics: ServerMetrics
+    # Application services: their feeds (start/stop with the server; pings) and the queries
+    # that let them create users and aliases on demand. The registry is `auth.appservices`.
+    appservice_sender: AppServiceSender
+    appservice_lookups: AppServiceLookups
+    # The admin API's rooms: list and moderate, delete (in the background, with status), purge
+    # history; and the background tasks those run as (recovered at start, stopped at stop).
+    admin_rooms: AdminRoomService
+    room_deletion: RoomDeletionService
+    purge_history: PurgeHistoryService
+    room_tasks: RoomTaskRunner
     # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
     admin_page_sessions: AdminPageSessions

@@ -77,7 +77,8 @@ async def sso_login(client: MatrixClient, **extra) -> dict:
 
 async def test_login_flows_and_redirect(client, cas):
     status, body = await client.get(f"{V3}/login")
-    assert {f["type"] for f in body["flows"]} == {"m.login.password", "m.login.sso", "m.login.cas", "m.login.token"}
+    assert {f["type"] for f in body["flows"]} == {"m.login.password", "m.login.sso", "m.login.cas", "m.login.token",
+                                                   "m.login.application_service"}
     for path in ("/login/sso/redirect", "/login/cas/redirect"):
         resp = await client.http.get(f"{V3}{path}?redirectUrl={quote(CLIENT, safe='')}", allow_redirects=False)
         assert resp.status == 302

@@ -5,6 +5,6 @@ Synapse's admin API documents it (these endpoints have no OpenAPI file in the sp
 Synapse does.
 """
 
-from homeserver.api.admin import audit_log, register, user_ratelimit
+from homeserver.api.admin import audit_log, purge_history, register, room_membership, rooms, user_ratelimit
 
-MODULES = [register, audit_log, user_ratelimit]
+MODULES = [register, audit_log, user_ratelimit, rooms, room_membership, purge_history]

@@ -74,6 +74,7 @@ from homeserver.api.client import (
     whoami,
 )
 from homeserver.api.client import authed_content_repo, content_repo
+from homeserver.api.client import appservice_ping
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -88,6 +89,7 @@ MODULES = [
     email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
     login_token,
     delayed_events,
+    appservice_ping,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]

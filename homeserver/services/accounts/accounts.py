@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.config import RegistrationConfig
+from homeserver.core.appservices import AppService
 from homeserver.core.ids import is_valid_localpart
 from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
 from homeserver.services.accounts import uia
@@ -29,6 +30,7 @@ from storage.database import Database
 from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
 
+APPSERVICE_LOGIN_TYPE = "m.login.application_service"
 # User IDs are at most 255 bytes (spec appendix "User Identifiers").
 MAX_USER_ID_LENGTH = 255
 MAX_PASSWORD_LENGTH = 512
@@ -96,11 +98,15 @@ class AccountService:
         user_id = self.user_id_for(localpart)
         if len(user_id.encode()) > MAX_USER_ID_LENGTH:
             raise MatrixError(400, Codes.INVALID_USERNAME, f"User ID may not be longer than {MAX_USER_ID_LENGTH} characters")
+        if self._auth.appservices.exclusive_owner_of_user(user_id) is not None:
+            # Spec: a namespace an appservice holds exclusively is nobody else's to register in.
+            raise MatrixError(400, Codes.EXCLUSIVE, "This user ID is reserved by an application service.")
         if await self._accounts.user_exists(user_id):
             raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
         return user_id
 
-    async def register(self, body: dict[str, Any], *, kind: str = "user", client_ip: str | None = None) -> LoginResult:
+    async def register(self, body: dict[str, Any], *, kind: str = "user", client_ip: str | None = None,
+                       access_token: str | None = None) -> LoginResult:
         """`POST /register`: UIA, then create the account and (unless inhibited) log in.
 
         As Synapse: the username is lower-cased; the UIA session remembers the first request's
@@ -110,6 +116,9 @@ class AccountService:
         Registrations are limited per client IP (rc_registration): each request is checked,
         each new account counted, so the UIA steps of one registration do not use it up.
         """
+        if kind == "user" and body.get("type") == APPSERVICE_LOGIN_TYPE:
+            # Appservices register their users in bulk: not limited per address (as Synapse).
+            return await self._register_for_appservice(access_token, body)
         if client_ip is not None:
             await self._limiter.check(Action.REGISTRATION, client_ip, update=False)
         if kind == "guest":
@@ -186,6 +195,84 @@ class AccountService:
     def _counted_registration(self, client_ip: str | None) -> None:
         if client_ip is not None:
             self._limiter.record(Action.REGISTRATION, client_ip)
+
+    async def _register_for_appservice(self, access_token: str | None, body: dict[str, Any]) -> LoginResult:
+        """Spec, "Server admin style permissions": an appservice registers a user of its
+        namespaces with its as_token and `type: m.login.application_service`: no password, no
+        user-interactive auth, whether registration is open or not. As Synapse, the username is
+        taken as given (not lower-cased) and the user's display name is its localpart."""
+        service = self._appservice_of_token(access_token)
+        username = body.get("username")
+        if not isinstance(username, str) or not username:
+            raise MatrixError(400, Codes.MISSING_PARAM, "'username' is required")
+        localpart = _localpart_of(username, self.server_name)
+        if not is_valid_localpart(localpart, historical=True):
+            raise MatrixError(400, Codes.INVALID_USERNAME, f"Invalid user ID localpart {localpart!r}")
+        user_id = self.user_id_for(localpart)
+        if len(user_id.encode()) > MAX_USER_ID_LENGTH:
+            raise MatrixError(400, Codes.INVALID_USERNAME, f"User ID may not be longer than {MAX_USER_ID_LENGTH} characters")
+        if not service.is_interested_in_user(user_id):
+            raise MatrixError(400, Codes.EXCLUSIVE, "Invalid user localpart for this application service.")
+        if self._auth.appservices.exclusive_owner_of_user(user_id, besides=service.id) is not None:
+            raise MatrixError(400, Codes.EXCLUSIVE, "This user ID is reserved by another application service.")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        inhibit_login = _optional_bool(body, "inhibit_login")
+        want_refresh = _optional_bool(body, "refresh_token")
+        if service.msc4190 and not inhibit_login:
+            raise MatrixError(400, Codes.APPSERVICE_LOGIN_UNSUPPORTED,
+                              "This appservice has MSC4190 enabled, so the inhibit_login parameter must be set to true.")
+        owner = service.id if service.is_exclusive_user(user_id) else None
+        async with self._db.transaction():
+            if not await self._accounts.create_user(user_id, None, created_ts=self._clock.now_ms(), appservice_id=owner):
+                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id)
+            if inhibit_login:
+                return LoginResult(user_id, "", None)
+            return await self._login_device(user_id, device_id, display_name, want_refresh)
+
+    async def login_as_appservice(self, access_token: str | None, body: dict[str, Any]) -> LoginResult:
+        """`POST /login` with `m.login.application_service`: an appservice logs in as a user of
+        its namespaces (or its sender) with its as_token, without their password."""
+        service = self._appservice_of_token(access_token)
+        if service.msc4190:
+            raise MatrixError(400, Codes.APPSERVICE_LOGIN_UNSUPPORTED,
+                              "This appservice has MSC4190 enabled, so appservice login cannot be used.")
+        identifier = body.get("identifier")
+        if identifier is None and isinstance(body.get("user"), str):
+            identifier = {"type": "m.id.user", "user": body["user"]}  # deprecated form
+        if not isinstance(identifier, dict) or identifier.get("type") != "m.id.user":
+            raise MatrixError(400, Codes.INVALID_PARAM, "An 'identifier' of type m.id.user is required")
+        named = identifier.get("user")
+        if not isinstance(named, str) or not named:
+            raise MatrixError(400, Codes.INVALID_PARAM, "'identifier.user' must be a string")
+        user_id = named if named.startswith("@") else self.user_id_for(named)
+        if not service.is_interested_in_user(user_id):
+            # Spec: logging in as a user outside its namespaces is M_EXCLUSIVE (Synapse: 403).
+            raise MatrixError(403, Codes.EXCLUSIVE, "This user is not in the application service's namespaces")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        want_refresh = _optional_bool(body, "refresh_token")
+        user = await self._accounts.get_user(user_id)
+        async with self._db.transaction():
+            if user is None:
+                if user_id != service.sender:
+                    raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+                # The sender needs no registration; its devices need an account row.
+                await self._accounts.create_user(user_id, None, created_ts=self._clock.now_ms(), appservice_id=service.id)
+                await self._new_profile(user_id)
+            elif user.deactivated and user_id != service.sender:
+                raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+            return await self._login_device(user_id, device_id, display_name, want_refresh)
+
+    def _appservice_of_token(self, access_token: str | None) -> AppService:
+        """The appservice whose as_token this is; 401 as any request with a bad token."""
+        if not access_token:
+            raise MatrixError(401, Codes.MISSING_TOKEN, "An application service's as_token is required")
+        service = self._auth.appservices.by_token(access_token)
+        if service is None:
+            raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unrecognised access token", soft_logout=False)
+        return service
 
     async def _check_wanted_username(self, username: str, registered: str | None) -> str:
         """The user ID a registration asks for (lower-cased, as Synapse does), checked; a
@@ -376,9 +463,11 @@ class AccountService:
         erase = body.get("erase", False)
         if not isinstance(erase, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'erase' must be a boolean")
-        result = await self._uia.authenticate(
-            body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
-        )
+        result = None
+        if requester.app_service_id is None:  # as Synapse: an appservice deactivates its users without UIA
+            result = await self._uia.authenticate(
+                body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
+            )
         unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
         async with self._db.transaction():
             await self._accounts.deactivate(requester.user_id)
@@ -386,7 +475,8 @@ class AccountService:
                 await self._accounts.mark_erased(requester.user_id, self._clock.now_ms())
             await self._devices.delete_all_devices(requester.user_id)
         self._auth.forget_user(requester.user_id)
-        await self._uia.finish(result.session_id)
+        if result is not None:
+            await self._uia.finish(result.session_id)
         # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
         await self._membership.leave_all_rooms(requester.user_id)
         return unbound

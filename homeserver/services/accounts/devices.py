@@ -118,17 +118,29 @@ class DeviceService:
             devices[device.device_id] = {"sessions": [{"connections": connections}]}
         return {"user_id": user_id, "devices": devices}
 
-    async def update_device(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
+    async def update_device(self, user_id: str, device_id: str, body: dict[str, Any], *, create: bool = False) -> None:
+        """Rename a device; `create`: make it when it does not exist (spec v1.17: appservices
+        create their users' devices this way, without /login)."""
         display_name = body.get("display_name")
         if display_name is not None and not isinstance(display_name, str):
             raise MatrixError(400, Codes.BAD_JSON, "'display_name' must be a string")
         _check_display_name(display_name)
         if not await self._devices.set_display_name(user_id, device_id, display_name):
-            raise MatrixError(404, Codes.NOT_FOUND, "Device not found")
+            if not create:
+                raise MatrixError(404, Codes.NOT_FOUND, "Device not found")
+            if not device_id or len(device_id) > MAX_DEVICE_ID_LENGTH:
+                raise MatrixError(400, Codes.INVALID_PARAM, "Invalid device ID")
+            if not await self._auth.user_exists(user_id):
+                raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+            await self._devices.upsert_device(user_id, device_id, display_name, now_ts=self._clock.now_ms())
         await self._changed(user_id, [device_id], False)
 
     async def delete_devices(self, requester: Requester, device_ids: list[str], auth: Any, *, operation: str) -> None:
-        """Delete devices after UIA; their tokens go with them. Unknown IDs are ignored, as Synapse does."""
+        """Delete devices after UIA (none for an appservice, spec v1.17); their tokens go with
+        them. Unknown IDs are ignored, as Synapse does."""
+        if requester.app_service_id is not None:
+            await self.delete_devices_now(requester.user_id, device_ids)
+            return
         result = await self._uia.authenticate(auth, operation=operation, flows=self._uia.user_flows(),
                                              user_id=requester.user_id)
         await self.delete_devices_now(requester.user_id, device_ids)

@@ -52,6 +52,8 @@ class E2EKeyService:
 
     async def upload(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         user_id, device_id = requester.user_id, requester.device_id
+        if not device_id:  # an appservice acting without a device (spec: "Identity assertion")
+            raise MatrixError(400, Codes.UNKNOWN, "To upload keys, you must pass device_id when authenticating")
         device_keys = body.get("device_keys")
         changed = False
         if device_keys is not None:
@@ -245,7 +247,8 @@ class E2EKeyService:
             if kind in uploaded and not _signed_by(uploaded[kind], user_id, master_public):
                 raise MatrixError(400, INVALID_SIGNATURE, f"The {kind} key is not signed by the master key")
         result = None
-        if replacing:
+        # Spec v1.17: appservices replace their users' cross-signing keys without UIA.
+        if replacing and requester.app_service_id is None:
             result = await self._uia.authenticate(body.get("auth"), operation="device_signing_upload",
                                                   flows=self._uia.user_flows(), user_id=user_id)
         async with self._db.transaction():

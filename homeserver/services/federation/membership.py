@@ -39,6 +39,7 @@ from homeserver.services.federation.pdu_checks import InvalidPduFormat, PduCheck
 from homeserver.services.federation.remote_state import plan_group
 from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.events import EventService, event_row, membership_row
+from homeserver.services.rooms.membership import BLOCKED_ROOM
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from storage.events import EventGraphQueries, EventStore, PersistBatch
@@ -334,6 +335,8 @@ class FederationMembership:
         """PUT /v2/invite from the inviting server: sign the invite of a local user and keep it."""
         if not isinstance(body, dict) or not isinstance(body.get("event"), dict):
             raise MatrixError(400, Codes.BAD_JSON, "'event' is required")
+        if await self._room_store.blocked_by(room_id) is not None:
+            raise MatrixError(403, Codes.FORBIDDEN, BLOCKED_ROOM)
         version_id = body.get("room_version", "1")
         if version_id not in KNOWN_ROOM_VERSIONS:
             raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, f"Unsupported room version {version_id!r}",

@@ -98,6 +98,7 @@ class EventService:
         state_key: str | None = None, redacts: str | None = None, txn: TxnRef | None = None,
         txn_check: Callable[[str, str, str, str], Awaitable[str | None]] | None = None,
         countersign: Callable[[Event], Awaitable[Event]] | None = None,
+        origin_server_ts: int | None = None,
     ) -> Event:
         """Create, authorise and store one event in an existing room.
 
@@ -105,6 +106,7 @@ class EventService:
         room's lock, so concurrent retries cannot both send) returns that event instead.
         `countersign` gets the built event before it is stored and returns it with more
         signatures (an invite of another server's user carries that server's signature).
+        `origin_server_ts`: the event's timestamp instead of now (an appservice's `ts`).
         """
         async with self.room_lock(room_id):
             snap = await self._rooms.snapshot(room_id)
@@ -116,7 +118,8 @@ class EventService:
                     found = await self._rooms.events.get_many([existing], snap.version)
                     return found[existing]
             pending = self.begin(snap)
-            event = await self.append(pending, sender, event_type, content, state_key=state_key, redacts=redacts)
+            event = await self.append(pending, sender, event_type, content, state_key=state_key, redacts=redacts,
+                                      origin_server_ts=origin_server_ts)
             if countersign is not None:
                 event = await countersign(event)
                 pending.events[-1] = event
@@ -145,7 +148,7 @@ class EventService:
 
     async def append(
         self, pending: _Pending, sender: str, event_type: str, content: dict[str, Any], *,
-        state_key: str | None = None, redacts: str | None = None,
+        state_key: str | None = None, redacts: str | None = None, origin_server_ts: int | None = None,
     ) -> Event:
         """Build the next event on the working snapshot and authorise it against its state."""
         work = pending.work
@@ -166,7 +169,8 @@ class EventService:
                 room_id=work.room_id or None,
                 sender=sender, event_type=event_type, content=content, state_key=state_key,
                 prev_events=[e for e, _ in prev], auth_events=auth_ids, depth=depth,
-                origin_server_ts=self._clock.now_ms(), server_name=self.server_name,
+                origin_server_ts=origin_server_ts if origin_server_ts is not None else self._clock.now_ms(),
+                server_name=self.server_name,
                 signing_key=self._signing_key, redacts=redacts, hashes_of=hashes_of,
             )
         except EventTooLarge as err:

@@ -53,6 +53,11 @@ class EventCache:
             self._cache.popitem(last=False)
             self.cache_stats.evictions += 1
 
+    def forget_room(self, room_id: str) -> None:
+        """Drop the room's events (its history was purged)."""
+        for event_id in [e for e, event in self._cache.items() if event.room_id == room_id]:
+            del self._cache[event_id]
+
     async def get_many(self, event_ids: Iterable[str], version: RoomVersion) -> dict[str, Event]:
         found: dict[str, Event] = {}
         missing = []

@@ -133,6 +133,11 @@ class RoomSyncBuilder:
             out["summary"] = await self._summary(room_id, requester.user_id)
         return out
 
+    def forget_room(self, room_id: str) -> None:
+        """Drop what devices were sent of a room whose history was purged or that was deleted."""
+        for per_room in self._sent_members.values():
+            per_room.pop(room_id, None)
+
     @staticmethod
     def quiet_room(window: RoomWindow) -> dict[str, Any]:
         """A joined room with nothing new in its timeline (only ephemeral or account data)."""
