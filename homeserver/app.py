@@ -28,7 +28,7 @@ from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
-from homeserver.api import admin_page, health, pages
+from homeserver.api import admin_page, admin_page_moderation, health, pages
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
@@ -51,6 +51,7 @@ from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
@@ -344,6 +345,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
+        admin_page_views=AdminPageViews(admin_rooms, room_deletion),
     )
 
 
@@ -505,7 +507,7 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
     if "metrics" in resources:
         modules.append(metrics_api)
     if "admin" in resources:  # the built-in admin page: only where the admin resource is served
-        modules.append(admin_page)
+        modules += [admin_page, admin_page_moderation]
     return modules
 
 

@@ -23,7 +23,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from homeserver.api.http import TRUST_X_FORWARDED, Auth, Handler, route, services_of
+from homeserver.api.http import TRUST_X_FORWARDED, Auth, Handler, client_ip, route, services_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 
@@ -65,12 +65,12 @@ def admin_only(handler: Handler) -> Handler:
             requester = await sessions.authenticate(token)
         except MatrixError:
             return _to_login(request)
+        request[SESSION_KEY] = PageSession(requester, sessions.csrf_token(token))
         if request.method != "GET":
             form = await request.post()
             sent = request.headers.get("X-CSRF-Token") or _str_or_none(form.get("csrf_token"))
             if not sessions.csrf_matches(token, sent):
                 return _failed(request, MatrixError(403, Codes.FORBIDDEN, "Missing or wrong CSRF token"))
-        request[SESSION_KEY] = PageSession(requester, sessions.csrf_token(token))
         try:
             return await handler(request)
         except MatrixError as err:
@@ -230,7 +230,8 @@ async def admin_page_log_in(request: web.Request) -> web.Response:
     username, password = _str_or_none(form.get("username")) or "", _str_or_none(form.get("password")) or ""
     after = _safe_next(_str_or_none(form.get("next")))
     try:
-        token = await services_of(request).admin_page_sessions.log_in(username.strip(), password)
+        token = await services_of(request).admin_page_sessions.log_in(username.strip(), password,
+                                                                      client_ip=client_ip(request))
     except MatrixError as err:
         return render(request, "admin/login.html", status=err.status, error=err.message, username=username,
                       next=after)

@@ -25,6 +25,7 @@ from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
@@ -167,3 +168,5 @@ class Services:
     room_tasks: RoomTaskRunner
     # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
     admin_page_sessions: AdminPageSessions
+    # What one screen of the admin page shows, gathered from the admin services' reads.
+    admin_page_views: AdminPageViews

@@ -4,16 +4,23 @@ over plain HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
 
 from homeserver.app import make_web_app
 from tests.api.admin.browser import browser, expect, page  # noqa: F401 (fixtures)
+from tests.api.ratelimits import limits
 from tests.server_fixtures import MatrixClient
 
 PAGE = "/_chatgo/admin"
 LOGIN = {"username": "admin", "password": "pw-admin-1"}
+
+
+@pytest.fixture
+def config_overrides(tmp_path) -> dict:
+    return {"data_dir": str(tmp_path)}  # where uploaded media go
 
 
 @pytest.fixture
@@ -80,6 +87,25 @@ async def test_a_user_who_is_not_an_admin_cannot_log_in(client, alice, services)
     resp = await client.http.post(f"{PAGE}/login", data={"username": "admin", "password": "nope"},
                                   allow_redirects=False)
     assert resp.status == 403 and "chatgo_admin_session" not in resp.cookies
+
+
+class TestLoginLimits:
+    @pytest.fixture
+    def config_overrides(self, tmp_path):
+        return {"data_dir": str(tmp_path), **limits({"rc_login": {"failed_attempts": {"per_second": 0.001,
+                                                                                        "burst_count": 2}}})}
+
+    async def test_failed_logins_are_limited_as_the_client_api_limits_them(self, client, admin):
+        statuses = []
+        for _ in range(3):
+            resp = await client.http.post(f"{PAGE}/login", data={"username": "admin", "password": "guess"},
+                                          allow_redirects=False)
+            statuses.append(resp.status)
+        assert statuses == [403, 403, 429]
+        assert 'name="password"' in await resp.text()  # the form again, with the refusal
+        status, body = await client.post("/_matrix/client/v3/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "admin"}, "password": "pw-admin-1"})
+        assert status == 429 and body["errcode"] == "M_LIMIT_EXCEEDED"  # one count for both doors
 
 
 async def test_a_non_admin_is_refused_in_the_browser(page, client, alice):
@@ -169,3 +195,54 @@ async def test_the_audit_log_page_escapes_what_it_shows(page, client, admin, ser
     row = await page.inner_text("#audit-log tbody tr")
     assert "<script>window.pwned=1</script>" in row and "<img src=x onerror=window.pwned=2>" in row
     assert await page.evaluate("window.pwned") is None
+
+
+# --- rooms ------------------------------------------------------------------------------------
+
+async def test_an_admin_deletes_a_room(page, client, admin, alice, bob, services):
+    status, room = await alice.post("/_matrix/client/v3/createRoom", {"name": "Spam <central>", "preset": "public_chat"})
+    room_id = room["room_id"]
+    status, _ = await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
+    assert status == 200
+    await alice.post("/_matrix/client/v3/createRoom", {"name": "Book club"})
+
+    await browser_login(page, then="rooms")
+    await expect(page.locator("header a[aria-current=page]")).to_have_text("Rooms")
+    await expect(page.locator("#rooms tbody tr")).to_have_count(2)
+    await page.fill("input[name=q]", "spam")
+    await expect(page.locator("#rooms tbody tr")).to_have_count(1)
+    await expect(page.locator("#rooms tbody tr")).to_contain_text("Spam <central>")
+    await page.click("#rooms a:has-text('Spam <central>')")
+    assert {"@alice:test.local", "@bob:test.local"} <= set((await page.inner_text("#members")).split())
+    await page.click("button:has-text('Delete room')")  # block and purge are ticked
+    await page.wait_for_selector(f"#notice .ok:has-text('Deleting {room_id}')")
+
+    # The deletion runs in the background: its members are out, and may not come back.
+    for member in (alice, bob):
+        for _ in range(100):
+            status, joined = await member.get("/_matrix/client/v3/joined_rooms")
+            if room_id not in joined["joined_rooms"]:
+                break
+            await asyncio.sleep(0.1)
+        assert room_id not in joined["joined_rooms"]
+    status, body = await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
+    assert status == 403, body
+    entries, _ = await services.admin_audit.page(from_token=None, limit=10, action="room.delete")
+    assert [(e.admin_id, e.target) for e in entries] == [("@admin:test.local", room_id)]
+
+
+async def test_an_admin_blocks_and_unblocks_a_room(client, admin, alice, bob):
+    status, room = await alice.post("/_matrix/client/v3/createRoom", {"preset": "public_chat"})
+    room_id = room["room_id"]
+    csrf = await page_login(client)
+    path = f"{PAGE}/rooms/{room_id.replace('!', '%21').replace(':', '%3A')}"
+    resp = await client.http.post(f"{path}/block", data={"block": "1", "csrf_token": csrf}, headers={"HX-Request": "true"})
+    assert resp.status == 200 and "is blocked" in await resp.text()
+    status, body = await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
+    assert status == 403, body
+    assert "blocked</span> by @admin:test.local" in await (await client.http.get(path)).text()
+    resp = await client.http.post(f"{path}/block", data={"block": "0", "csrf_token": csrf}, headers={"HX-Request": "true"})
+    assert resp.status == 200 and "is unblocked" in await resp.text()
+    status, body = await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
+    assert status == 200, body
+
