@@ -46,9 +46,15 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
+from homeserver.services.admin.appservices import AppServiceAdmin
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.admin.page_views import AdminPageViews
@@ -61,10 +67,12 @@ from homeserver.services.appservices.interest import RoomInterest
 from homeserver.services.appservices.queries import AppServiceLookups
 from homeserver.services.appservices.registrations import load_registry
 from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.thirdparty import ThirdPartyLookups
 from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.e2ee.remote_devices import CachedRemoteKeys
@@ -166,7 +174,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
+                                                   audit=admin_audit)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
@@ -273,14 +283,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
-    # /metrics: the figures the services keep, and every in-memory cache worth watching.
-    metrics = ServerMetrics(
-        db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
-        federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
-        caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
-                "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
-                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
-                "access_tokens": auth.cache_stats})
     # Feeds of the appservices: woken by new events and typing, built from the streams.
     appservice_sender = AppServiceSender(
         appservices, stores.appservices,
@@ -290,12 +292,20 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     if appservices:
         events.on_persisted(appservice_sender.on_persisted)
         typing.on_change(appservice_sender.typing_changed)
+    # /metrics: the figures the services keep, and every in-memory cache worth watching.
+    metrics = ServerMetrics(
+        db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
+        federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
+        caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
+                "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
+                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
+                "access_tokens": auth.cache_stats},
+        appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
-    admin_audit = AdminAuditLog(stores.admin_audit, clock)
     # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
     # every process's scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
@@ -306,6 +316,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
         config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
         directory, rooms, replication, admin_audit)
+    server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
+                                         stores.server_notices, rooms, membership, events, stores.events, room_state,
+                                         account_data, admin_audit, clock, config.server_name)
+    if config.server_notices is not None:
+        membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -344,6 +359,16 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
+        server_info=ServerInfoService(stores.statistics, admin_audit),
+        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                              rate_limiter, admin_audit, clock, config.server_name),
+        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
+        admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
+                                      admin_audit, config.server_name),
+        server_notices=server_notices,
+        third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
+        appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
+        dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
         admin_page_views=AdminPageViews(admin_rooms, room_deletion),
     )

@@ -153,7 +153,7 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
         async with app.open_database(config) as db:
             tokens = (await app.start_services(config, db)).registration_tokens
             if args.action == "create":
-                print(await tokens.create(args.token, uses_allowed=args.uses, expiry_ts=args.expiry_ts))
+                print((await tokens.create(args.token, uses_allowed=args.uses, expiry_ts=args.expiry_ts)).token)
             elif args.action == "list":
                 for row in await tokens.list():
                     print(f"{row.token}\tuses_allowed={row.uses_allowed}\tpending={row.pending}"

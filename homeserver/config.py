@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 RESOURCES = frozenset({"client", "federation", "keys", "media", "metrics", "admin"})
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 
 
 class ConfigError(ValueError):
@@ -343,6 +345,21 @@ def parse_duration_ms(value: str) -> int:
     return int(number) * _DURATION_UNITS_MS[unit]
 
 
+@dataclass(frozen=True)
+class ServerNoticesConfig:
+    # Server notices (Synapse's): admins message users through POST
+    # /_synapse/admin/v1/send_server_notice, from this system user (created when first
+    # needed; choose a localpart nobody has), into a room per user that they cannot write in.
+    system_mxid_localpart: str
+    system_mxid_display_name: str | None = None
+    system_mxid_avatar_url: str | None = None
+    room_name: str | None = "Server Notices"
+    room_avatar_url: str | None = None
+    room_topic: str | None = None
+    # Join users to their notices room instead of inviting them.
+    auto_join: bool = False
+
+
 # Outbound federation never connects to these unless allowlisted (as Synapse's ip_range_blacklist):
 # loopback, private, CGNAT, link-local, multicast, reserved and documentation ranges, IPv6 ULA.
 DEFAULT_IP_RANGE_DENYLIST = (
@@ -448,6 +465,8 @@ class Config:
     # app_service_config_files (relative to this file's directory), and how we talk to them.
     app_service_config_files: tuple[str, ...] = ()
     appservice: AppServiceConfig = field(default_factory=AppServiceConfig)
+    # None (no section): server notices are off.
+    server_notices: ServerNoticesConfig | None = None
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -623,6 +642,8 @@ def _validate(config: Config) -> None:
         raise ConfigError("appservice.retry_min_interval_ms: must be positive and at most retry_max_interval_ms")
     if appservice.request_timeout_ms <= 0:
         raise ConfigError("appservice.request_timeout_ms: must be positive")
+    if config.server_notices is not None and not _LOCALPART.fullmatch(config.server_notices.system_mxid_localpart):
+        raise ConfigError("server_notices.system_mxid_localpart: not a valid localpart (a-z, 0-9, ._=-/+)")
     for i, ip_range in enumerate(config.media.url_preview_ip_range_allowlist):
         try:
             ipaddress.ip_network(ip_range, strict=False)

@@ -366,6 +366,20 @@ federation:
   # Queued events are kept and delivered in order once the server answers again.
   retry_min_interval_ms: 30000
   retry_max_interval_ms: 86400000
+
+# Server notices (as Synapse's): admins message users through the admin API (POST
+# /_synapse/admin/v1/send_server_notice), from a system user created when first needed, into a
+# room of each user's own (tagged m.server_notice) where the user cannot write. null: off.
+# Only system_mxid_localpart is required; choose one nobody has. For example:
+#   server_notices:
+#     system_mxid_localpart: server
+#     system_mxid_display_name: "Server Notices"
+#     system_mxid_avatar_url: "mxc://example.org/abcdef"
+#     room_name: "Server Notices"          # the default
+#     room_avatar_url: "mxc://example.org/abcdef"
+#     room_topic: "Messages from your server's admins"
+#     auto_join: false                     # true: join users to the room instead of inviting them
+server_notices: null
 """
 
 

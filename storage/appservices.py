@@ -27,6 +27,22 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedSummary:
+    """How an appservice's feed stands, for the admin view and /metrics."""
+    appservice_id: str
+    event_position: int
+    retry_last_ts: int
+    retry_interval: int  # 0: the appservice answers
+    last_success_ts: int | None
+    last_error: str | None
+    lease_owner: str | None
+    lease_until: int
+    pending_transactions: int
+    pending_events: int
+    oldest_pending_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredTxn:
     txn_id: int
     body: dict[str, Any]
@@ -96,26 +112,37 @@ class AppServiceStore:
         )
         return status == "UPDATE 1"
 
-    async def complete_txn(self, appservice_id: str, txn_id: int) -> None:
+    async def complete_txn(self, appservice_id: str, txn_id: int, now_ts: int) -> None:
+        """The appservice took the transaction: delete it, note when, and end any back-off, in
+        one statement (so that nobody sees it up with the transaction still there, or the reverse)."""
         await self._db.execute(
-            "DELETE FROM appservice_txns WHERE appservice_id = $1 AND txn_id = $2", appservice_id, txn_id)
-
-    async def pending_count(self, appservice_id: str) -> int:
-        return await self._db.fetchval(
-            "SELECT count(*) FROM appservice_txns WHERE appservice_id = $1", appservice_id)
-
-    async def record_failure(self, appservice_id: str, now_ts: int, interval_ms: int) -> None:
-        await self._db.execute(
-            "UPDATE appservice_state SET retry_last_ts = $2, retry_interval = $3 WHERE appservice_id = $1",
-            appservice_id, now_ts, interval_ms,
+            """WITH done AS (DELETE FROM appservice_txns WHERE appservice_id = $1 AND txn_id = $2)
+               UPDATE appservice_state SET last_success_ts = $3, retry_last_ts = 0, retry_interval = 0,
+                   last_error = NULL
+               WHERE appservice_id = $1""",
+            appservice_id, txn_id, now_ts,
         )
 
-    async def record_success(self, appservice_id: str) -> None:
-        await self._db.execute(
-            """UPDATE appservice_state SET retry_last_ts = 0, retry_interval = 0
-               WHERE appservice_id = $1 AND retry_interval <> 0""",
-            appservice_id,
+    async def summaries(self) -> list[FeedSummary]:
+        """Every feed's state with its stored transactions counted, in one query."""
+        rows = await self._db.fetch(
+            """SELECT s.appservice_id, s.event_position, s.retry_last_ts, s.retry_interval, s.last_success_ts,
+                      s.last_error, s.lease_owner, s.lease_until,
+                      count(t.txn_id)::int AS pending_transactions,
+                      coalesce(sum(t.event_count), 0)::int AS pending_events,
+                      min(t.created_ts) AS oldest_pending_ts
+               FROM appservice_state s LEFT JOIN appservice_txns t ON t.appservice_id = s.appservice_id
+               GROUP BY s.appservice_id ORDER BY s.appservice_id"""
         )
+        return [FeedSummary(**r) for r in rows]
+
+    async def record_failure(self, appservice_id: str, now_ts: int, interval_ms: int, error: str) -> None:
+        await self._db.execute(
+            """UPDATE appservice_state SET retry_last_ts = $2, retry_interval = $3, last_error = $4
+               WHERE appservice_id = $1""",
+            appservice_id, now_ts, interval_ms, error,
+        )
+
 
     async def acquire_lease(self, appservice_id: str, owner: str, now_ts: int, until_ts: int) -> bool:
         """Take (or extend) the right to feed the appservice; False while another process

@@ -10,12 +10,14 @@ from storage.admin_audit import AdminAuditStore
 from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.dehydrated_devices import DehydratedDeviceStore
 from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.federation_destinations import DestinationAdminQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_reads import FederationReadQueries
 from storage.federation_rooms import FederationRoomStore
@@ -23,6 +25,7 @@ from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.login_tokens import LoginTokenStore
 from storage.media import MediaStore, UrlPreviewStore
+from storage.media_admin import MediaAdminQueries
 from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
@@ -32,11 +35,14 @@ from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
+from storage.reports import ReportStore
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_figures import ServerFigureQueries
 from storage.server_keys import ServerKeyStore
+from storage.server_notices import ServerNoticeQueries
 from storage.state import StateStore
+from storage.statistics import StatisticsQueries
 from storage.sync import SyncQueries
 from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, UserThreepidStore
 from storage.to_device import ToDeviceStore
@@ -95,6 +101,12 @@ class Stores:
     appservice_queries: AppServiceQueries
     admin_rooms: AdminRoomQueries
     room_tasks: RoomTaskStore
+    reports: ReportStore
+    destination_admin: DestinationAdminQueries
+    media_admin: MediaAdminQueries
+    statistics: StatisticsQueries
+    server_notices: ServerNoticeQueries
+    dehydrated_devices: DehydratedDeviceStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -147,4 +159,10 @@ class Stores:
             appservice_queries=AppServiceQueries(db),
             admin_rooms=AdminRoomQueries(db),
             room_tasks=RoomTaskStore(db),
+            reports=ReportStore(db),
+            destination_admin=DestinationAdminQueries(db),
+            media_admin=MediaAdminQueries(db),
+            statistics=StatisticsQueries(db),
+            server_notices=ServerNoticeQueries(db),
+            dehydrated_devices=DehydratedDeviceStore(db),
         )

@@ -147,3 +147,17 @@ def test_bad_delayed_events_settings_name_the_key(raw, message):
     with pytest.raises(ConfigError) as err:
         config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
     assert message in str(err.value)
+
+
+def test_server_notices_section():
+    from homeserver.config import ServerNoticesConfig
+
+    base = {"server_name": "x.test", "listeners": [{"port": 8008}]}
+    assert config_from_dict(base).server_notices is None
+    notices = config_from_dict({**base, "server_notices": {"system_mxid_localpart": "server", "auto_join": True}})
+    assert notices.server_notices == ServerNoticesConfig(system_mxid_localpart="server", auto_join=True)
+    assert notices.server_notices.room_name == "Server Notices"
+    for bad, message in (({}, "server_notices.system_mxid_localpart: required"),
+                         ({"system_mxid_localpart": "Not Valid"}, "server_notices.system_mxid_localpart")):
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict({**base, "server_notices": bad})

@@ -39,6 +39,10 @@ class AppServiceTimeout(AppServiceError):
     """No answer within appservice.request_timeout_ms."""
 
 
+class AppServiceBadJson(AppServiceError):
+    """A 2xx answer whose body is not JSON."""
+
+
 class AppServiceBadStatus(AppServiceError):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}")
@@ -67,6 +71,15 @@ class AppServiceClient:
         body = {"transaction_id": transaction_id} if transaction_id is not None else {}
         await self._request("POST", service, "/ping", body)
 
+    async def get_json(self, service: AppService, path: str, query: list[tuple[str, str]] | None = None) -> Any:
+        """GET a path under /_matrix/app/v1 and its JSON answer (third-party lookups);
+        AppServiceBadJson when the answer is not JSON."""
+        text = await self._request("GET", service, path, query=query)
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise AppServiceBadJson(f"{service.url}{PREFIX}{path} did not answer JSON") from None
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -87,7 +100,9 @@ class AppServiceClient:
             logger.warning("query %s to appservice %s failed: %s", path, service.id, err)
         return False
 
-    async def _request(self, method: str, service: AppService, path: str, body: dict[str, Any] | None = None) -> None:
+    async def _request(self, method: str, service: AppService, path: str, body: dict[str, Any] | None = None, *,
+                       query: list[tuple[str, str]] | None = None) -> str:
+        """The answer's body; AppServiceError unless the appservice answered 2xx."""
         assert service.url is not None, "an appservice without a URL gets no requests"
         headers = {"Authorization": f"Bearer {service.hs_token}", "User-Agent": USER_AGENT}
         data = None
@@ -95,10 +110,12 @@ class AppServiceClient:
             data = orjson.dumps(body)
             headers["Content-Type"] = "application/json"
         try:
-            async with self._http().request(method, service.url + PREFIX + path, data=data, headers=headers) as resp:
+            async with self._http().request(method, service.url + PREFIX + path, data=data, headers=headers,
+                                            params=query) as resp:
                 text = await resp.text(errors="replace")
                 if not 200 <= resp.status < 300:
                     raise AppServiceBadStatus(resp.status, text[:_MAX_ERROR_BODY])
+                return text
         except asyncio.TimeoutError:
             raise AppServiceTimeout(f"no answer from {service.url} within {self._timeout.total:g} s") from None
         except aiohttp.ClientError as err:

@@ -41,6 +41,7 @@ from homeserver.services.appservices.transactions import TransactionBuilder
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.stats import AppServiceTraffic
 from storage.appservices import AppServiceStore, StoredTxn
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ ADVANCE_WRITE_S = 1.0
 # After a stretch that concerned it not, a feed lets news pile up this long before it reads
 # again: a busy server costs each feed a few reads a second, not one per event.
 QUIET_PAUSE_S = 0.1
+# The reason of the last failure kept for the admin view (an appservice's error body may be long).
+_MAX_ERROR = 500
 
 
 class _LeaseLost(Exception):
@@ -94,6 +97,7 @@ class AppServiceSender:
         self._started = False
         self._stopping = False
         self._owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+        self.traffic = AppServiceTraffic()  # for /metrics
 
     # --- listeners (cheap: they only wake the feeds) ------------------------------------------
 
@@ -136,13 +140,6 @@ class AppServiceSender:
         if feed is not None:
             feed.retry_now.set()
             feed.wake.set()
-
-    async def status(self, appservice_id: str) -> dict[str, Any]:
-        """How the feed stands: backing off or not, transactions waiting (for the admin view)."""
-        state = await self._store.state(appservice_id)
-        return {"up": state is None or state.retry_interval == 0,
-                "retry_interval_ms": state.retry_interval if state else 0,
-                "pending_transactions": await self._store.pending_count(appservice_id)}
 
     # --- ping (spec: "Pinging") ----------------------------------------------------------------
 
@@ -280,18 +277,20 @@ class AppServiceSender:
         try:
             await self._client.push(service, txn.txn_id, txn.body)
         except AppServiceError as err:
+            self.traffic.transactions[(service.id, "failed")] += 1
             interval = min(self._config.retry_max_interval_ms,
                            max(self._config.retry_min_interval_ms, feed.retry_interval * 2))
             logger.info("transaction %d to appservice %s failed (%s); retrying in %d ms",
                         txn.txn_id, service.id, err, interval)
             feed.retry_last_ts, feed.retry_interval = self._clock.now_ms(), interval
-            await self._store.record_failure(service.id, feed.retry_last_ts, interval)
+            await self._store.record_failure(service.id, feed.retry_last_ts, interval, str(err)[:_MAX_ERROR])
             return
-        await self._store.complete_txn(service.id, txn.txn_id)
+        self.traffic.transactions[(service.id, "sent")] += 1
+        self.traffic.events[service.id] += txn.event_count
+        await self._store.complete_txn(service.id, txn.txn_id, self._clock.now_ms())
         if feed.retry_interval:
             logger.info("appservice %s is reachable again", service.id)
             feed.retry_last_ts = feed.retry_interval = 0
-            await self._store.record_success(service.id)
         logger.debug("sent transaction %d to appservice %s (%d events)", txn.txn_id, service.id, txn.event_count)
 
     async def _sleep(self, feed: _Feed, seconds: float) -> None:

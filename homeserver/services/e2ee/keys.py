@@ -54,14 +54,21 @@ class E2EKeyService:
         user_id, device_id = requester.user_id, requester.device_id
         if not device_id:  # an appservice acting without a device (spec: "Identity assertion")
             raise MatrixError(400, Codes.UNKNOWN, "To upload keys, you must pass device_id when authenticating")
-        device_keys = body.get("device_keys")
+        await self.upload_for_device(user_id, device_id, body)
+        return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
+
+    def check_upload(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
+        """Raise what `upload_for_device` would raise for a malformed body, writing nothing."""
+        self._parse_upload(user_id, device_id, body)
+
+    async def upload_for_device(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
+        """Store a device's keys (a keys/upload body), the whole body checked before any write."""
+        device_keys, one_time, fallback = self._parse_upload(user_id, device_id, body)
         changed = False
         if device_keys is not None:
-            _check_device_keys(device_keys, user_id, device_id)
             if await self._store.get_device_keys(user_id, device_id) != device_keys:
                 await self._store.set_device_keys(user_id, device_id, device_keys)
                 changed = True
-        one_time = _key_map(body.get("one_time_keys"), "one_time_keys")
         if one_time:
             existing = await self._store.existing_one_time_keys(user_id, device_id, list(one_time))
             for ids, key in one_time.items():
@@ -70,14 +77,22 @@ class E2EKeyService:
                                       f"One-time key {ids[0]}:{ids[1]} already exists with different content")
             await self._store.add_one_time_keys(
                 user_id, device_id, [(a, k, v) for (a, k), v in one_time.items() if (a, k) not in existing])
-        fallback = _key_map(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
         for (algorithm, key_id), key in fallback.items():
             await self._store.set_fallback_key(user_id, device_id, algorithm, key_id, key)
         if changed:
             await self._device_lists.mark_changed(user_id, [device_id])
         elif one_time or fallback:
             await self._aux.touch([user_id])  # the uploader's next sync carries the new counts
-        return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
+
+    @staticmethod
+    def _parse_upload(user_id: str, device_id: str, body: dict[str, Any]
+                      ) -> tuple[dict[str, Any] | None, dict[tuple[str, str], Any], dict[tuple[str, str], Any]]:
+        device_keys = body.get("device_keys")
+        if device_keys is not None:
+            _check_device_keys(device_keys, user_id, device_id)
+        one_time = _key_map(body.get("one_time_keys"), "one_time_keys")
+        fallback = _key_map(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
+        return device_keys, one_time, fallback
 
     async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
         counts = await self._store.one_time_key_counts(user_id, device_id)

@@ -50,13 +50,15 @@ class PduBroadcaster:
         if not local:
             return
         try:
-            await self.broadcast(local)
+            await self.broadcast(local, stream_orderings={event.event_id: position for event, position in published})
         except Exception:  # the events are committed: the sender of the request must not see a 500
             logger.exception("could not queue %d events for federation", len(local))
 
-    async def broadcast(self, events: list[Event], exclude: Iterable[str] = ()) -> None:
+    async def broadcast(self, events: list[Event], exclude: Iterable[str] = (), *,
+                        stream_orderings: dict[str, int] | None = None) -> None:
         """Queue each event for the servers of its room's joined members (and, for a membership
-        event, its target's server), minus ourselves and `exclude` (e.g. the event's origin)."""
+        event, its target's server), minus ourselves and `exclude` (e.g. the event's origin).
+        `stream_orderings`: the events' positions, when known (our own events)."""
         excluded = set(exclude) | {self._server_name}
         servers_by_room: dict[str, set[str]] = {}
         for event in events:
@@ -73,7 +75,8 @@ class PduBroadcaster:
                     destinations.add(target)
             destinations -= excluded
             if destinations:
-                await self._sender.send_pdu(event.pdu, destinations)
+                await self._sender.send_pdu(event.pdu, destinations,
+                                            stream_ordering=(stream_orderings or {}).get(event.event_id))
 
 
 

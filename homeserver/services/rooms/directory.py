@@ -9,7 +9,12 @@ Application services (spec: Registration, "Server admin style permissions"): an 
 namespace an appservice holds exclusively is refused to everybody else (M_EXCLUSIVE); an
 appservice creates and deletes only aliases of its namespaces, without the membership and
 creator checks; a local alias of an appservice's namespaces that does not exist is asked for
-from it (`query_alias`) before the answer is "not found".
+from it (`query_alias`) before the answer is "not found". Each appservice also keeps a room
+directory per third-party network it bridges ("Application service room directories", as
+Synapse: no membership or power check): publicRooms lists one network's with
+`third_party_instance_id` "{appservice ID}|{network ID}" (the `instance_id` of the protocol
+instances in the third-party lookups), and the server's with every network's with
+`include_all_networks`.
 """
 
 from __future__ import annotations
@@ -248,12 +253,28 @@ class DirectoryService:
         """Publish a room being created with visibility=public."""
         await self._directory.set_published(room_id, True, self._clock.now_ms())
 
+    async def set_network_visibility(self, requester: Requester, network_id: str, room_id: str,
+                                     visibility: Any) -> None:
+        """Publish or unpublish a room in the requesting appservice's directory of a network."""
+        if requester.app_service_id is None:
+            raise MatrixError(403, Codes.FORBIDDEN, "Only application services can edit their room directories")
+        if visibility is None:
+            raise MatrixError(400, Codes.MISSING_PARAM, "'visibility' is required")
+        if visibility not in ("public", "private"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "'visibility' must be 'public' or 'private'")
+        if not network_id:
+            raise MatrixError(400, Codes.INVALID_PARAM, "The network ID may not be empty")
+        if visibility == "public" and await self._rooms.snapshot(room_id) is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        await self._directory.set_published_for_network(requester.app_service_id, network_id, room_id,
+                                                        visibility == "public", self._clock.now_ms())
+
     async def public_rooms(self, *, limit: Any = None, since: Any = None, search: Any = None,
                            room_types: Any = None, include_all_networks: Any = False,
                            third_party_instance_id: Any = None) -> dict[str, Any]:
-        """This server's published rooms (for a client or a peer). Rooms are only published
-        to the server's own directory: no application service networks exist here, so a
-        `third_party_instance_id` lists nothing and `include_all_networks` changes nothing."""
+        """This server's published rooms (for a client or a peer): its own directory, one
+        appservice network's (`third_party_instance_id`), or both with every network's
+        (`include_all_networks`)."""
         if not isinstance(include_all_networks, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'include_all_networks' must be a boolean")
         if third_party_instance_id is not None and not isinstance(third_party_instance_id, str):
@@ -271,9 +292,9 @@ class DirectoryService:
         if room_types is not None and (not isinstance(room_types, list)
                                        or not all(t is None or isinstance(t, str) for t in room_types)):
             raise MatrixError(400, Codes.BAD_JSON, "'room_types' must be a list of strings or null")
-        if third_party_instance_id is not None:
-            return {"chunk": [], "total_room_count_estimate": 0}
-        rows = await self._directory.public_rooms(search=search or None, room_types=room_types)
+        network = _parse_instance_id(third_party_instance_id) if third_party_instance_id is not None else None
+        rows = await self._directory.public_rooms(search=search or None, room_types=room_types, network=network,
+                                                  all_networks=include_all_networks)
         page = rows[offset:offset + limit]
         body: dict[str, Any] = {"chunk": [_chunk(r) for r in page], "total_room_count_estimate": len(rows)}
         if offset + limit < len(rows):
@@ -315,6 +336,14 @@ class DirectoryService:
                 or not all(isinstance(room, dict) for room in body["chunk"]):
             raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed room directory")
         return body
+
+
+def _parse_instance_id(instance_id: str) -> tuple[str, str]:
+    """(appservice ID, network ID) of a third-party instance ID; appservice IDs hold no "|"."""
+    appservice_id, separator, network_id = instance_id.partition("|")
+    if not separator or not appservice_id or not network_id:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid third-party instance ID {instance_id!r}")
+    return appservice_id, network_id
 
 
 def _parse_since(since: Any) -> int:

@@ -62,11 +62,17 @@ class MembershipService:
         self._restricted = restricted
         self._remote = remote
         self._join_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+        self._rejection_guards: list[Callable[[str, str], Awaitable[None]]] = []
 
     def on_join(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
         """Call `listener(user_id, room_id)` after a local user joined a room (a room upgrade
         carries the user's own state about the old room over)."""
         self._join_listeners.append(listener)
+
+    def guard_invite_rejections(self, guard: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call `guard(user_id, room_id)` before a user rejects an invite to a room held here;
+        it raises to refuse (a server notices room's invite cannot be rejected, as Synapse)."""
+        self._rejection_guards.append(guard)
 
     async def _joined(self, user_id: str, room_id: str) -> None:
         for listener in self._join_listeners:
@@ -117,6 +123,9 @@ class MembershipService:
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> str:
         await self._require_room(room_id)
+        if self._rejection_guards and await self.membership_of(room_id, user_id) == "invite":
+            for guard in self._rejection_guards:
+                await guard(user_id, room_id)
         if not await self._remote.is_resident(room_id):
             # An invite or a knock in a room we are not in: rejected through another server.
             mine = await self._event_store.latest_membership(room_id, user_id)

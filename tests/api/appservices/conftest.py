@@ -39,6 +39,10 @@ class FakeAppService:
         self.on_user: Callable[[str], Awaitable[bool]] | None = None
         self.on_alias: Callable[[str], Awaitable[bool]] | None = None
         self.bad_auth: list[str] = []
+        # Third-party lookups: what follows /thirdparty/ in the path -> the JSON answer (an int:
+        # answer with that status; absent: 404), and the lookups asked (path, query pairs).
+        self.thirdparty: dict[str, Any] = {}
+        self.lookups: list[tuple[str, list[tuple[str, str]]]] = []
         self._arrived = asyncio.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -60,6 +64,7 @@ class FakeAppService:
         app.router.add_get("/_matrix/app/v1/users/{user}", self._user)
         app.router.add_get("/_matrix/app/v1/rooms/{alias}", self._alias)
         app.router.add_post("/_matrix/app/v1/ping", self._ping)
+        app.router.add_get("/_matrix/app/v1/thirdparty/{what:.*}", self._thirdparty)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         await web.SockSite(self.runner, self.sock).start()
@@ -108,6 +113,20 @@ class FakeAppService:
         if self.ping_status != 200:
             return web.json_response({"errcode": "M_UNKNOWN", "error": "not today"}, status=self.ping_status)
         return web.json_response({})
+
+    async def _thirdparty(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            return web.json_response({"errcode": "M_FORBIDDEN"}, status=403)
+        what = request.match_info["what"]
+        self.lookups.append((what, list(request.query.items())))
+        answer = self.thirdparty.get(what)
+        if answer is None:
+            return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
+        if isinstance(answer, int):
+            return web.json_response({"errcode": "M_UNKNOWN"}, status=answer)
+        if isinstance(answer, bytes):
+            return web.Response(body=answer, content_type="application/json")
+        return web.json_response(answer)
 
     # --- what arrived --------------------------------------------------------------------------
 
