@@ -321,6 +321,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                          account_data, admin_audit, clock, config.server_name)
     if config.server_notices is not None:
         membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
+    reports = ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                            rate_limiter, admin_audit, clock, config.server_name)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -360,8 +362,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
         server_info=ServerInfoService(stores.statistics, admin_audit),
-        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
-                              rate_limiter, admin_audit, clock, config.server_name),
+        reports=reports,
         admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
         admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
                                       admin_audit, config.server_name),
@@ -370,7 +371,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
         dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
-        admin_page_views=AdminPageViews(admin_rooms, room_deletion),
+        admin_page_views=AdminPageViews(admin_rooms, room_deletion, reports),
     )
 
 

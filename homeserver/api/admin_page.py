@@ -285,21 +285,17 @@ async def admin_page_create_registration_token(request: web.Request) -> web.Resp
 
     Form fields (all optional): `token`, `uses_allowed`, `expiry` (a UTC date and time)."""
     form = await request.post()
-    services = services_of(request)
-    uses_allowed, expiry_ts = form_int(form, "uses_allowed"), form_utc_ms(form, "expiry")
-    token = await services.registration_tokens.create(form_str(form, "token", required=False),
-                                                     uses_allowed=uses_allowed, expiry_ts=expiry_ts)
-    await services.admin_audit.record(admin_of(request), "registration_token.create", token,
-                                      uses_allowed=uses_allowed, expiry_time=expiry_ts)
-    return done(request, f"Registration token {token} created.", f"{P}/registration_tokens")
+    row = await services_of(request).registration_tokens.create(
+        form_str(form, "token", required=False), uses_allowed=form_int(form, "uses_allowed"),
+        expiry_ts=form_utc_ms(form, "expiry"), admin_id=admin_of(request))
+    return done(request, f"Registration token {row.token} created.", f"{P}/registration_tokens")
 
 
 @route("POST", "/registration_tokens/{token}/delete", auth=Auth.NONE, prefixes=PAGE)
 @admin_only
 async def admin_page_delete_registration_token(request: web.Request) -> web.Response:
     """POST /_chatgo/admin/registration_tokens/{token}/delete"""
-    services, token = services_of(request), request.match_info["token"]
-    await services.registration_tokens.delete(token)
-    await services.admin_audit.record(admin_of(request), "registration_token.delete", token)
+    token = request.match_info["token"]
+    await services_of(request).registration_tokens.delete(token, admin_id=admin_of(request))
     return done(request, f"Registration token {token} deleted.", f"{P}/registration_tokens")
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.errors import MatrixError
+from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.rooms import AdminRoomService
+from storage.reports import EventReport, RoomReport, UserReport
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,21 @@ class RoomView:
     deletions: list[dict[str, Any]]  # the admin API's delete statuses, if any
 
 
+@dataclass(frozen=True)
+class ReportsView:
+    events: list[EventReport]
+    event_total: int
+    rooms: list[RoomReport]
+    room_total: int
+    users: list[UserReport]
+    user_total: int
+
+
 class AdminPageViews:
-    def __init__(self, rooms: AdminRoomService, room_deletion: RoomDeletionService) -> None:
+    def __init__(self, rooms: AdminRoomService, room_deletion: RoomDeletionService, reports: ReportService) -> None:
         self._rooms = rooms
         self._room_deletion = room_deletion
+        self._reports = reports
 
     async def room(self, room_id: str) -> RoomView:
         """A room's details, block, members and deletions; 404 for a room this server does not know."""
@@ -37,3 +50,10 @@ class AdminPageViews:
                 raise
             deletions = []
         return RoomView(details, block.get("user_id") if block["block"] else None, members["members"], deletions)
+
+    async def reports(self, limit: int) -> ReportsView:
+        """The newest reports of each kind (events, rooms, users), and how many there are."""
+        events, event_total = await self._reports.event_reports(0, limit)
+        rooms, room_total = await self._reports.room_reports(0, limit)
+        users, user_total = await self._reports.user_reports(0, limit)
+        return ReportsView(events, event_total, rooms, room_total, users, user_total)

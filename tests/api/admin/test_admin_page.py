@@ -246,3 +246,75 @@ async def test_an_admin_blocks_and_unblocks_a_room(client, admin, alice, bob):
     status, body = await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
     assert status == 200, body
 
+
+# --- reports and federation -----------------------------------------------------------------------
+
+async def test_an_admin_resolves_a_report(page, client, admin, alice, bob):
+    status, room = await alice.post("/_matrix/client/v3/createRoom", {"preset": "public_chat"})
+    room_id = room["room_id"]
+    await bob.post(f"/_matrix/client/v3/join/{room_id}", {})
+    status, sent = await alice.put(f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/t1",
+                                   {"msgtype": "m.text", "body": "buy my stuff"})
+    status, _ = await bob.post(f"/_matrix/client/v3/rooms/{room_id}/report/{sent['event_id']}",
+                               {"reason": "<b>spam</b>", "score": -100})
+    assert status == 200
+    status, reports = await admin.get("/_synapse/admin/v1/event_reports")
+    assert reports["total"] == 1
+
+    await browser_login(page, then="audit_log")
+    await page.click("header >> text=Reports")
+    row = await page.inner_text("#event-reports tbody tr")
+    assert "<b>spam</b>" in row and "@bob:test.local" in row and sent["event_id"] in row
+    await page.click("#event-reports button:has-text('Resolve')")
+    await page.wait_for_selector("#notice .ok:has-text('is resolved')")
+    await page.wait_for_selector("#event-reports td:has-text('No event reports')")
+
+    status, reports = await admin.get("/_synapse/admin/v1/event_reports")
+    assert status == 200 and reports["total"] == 0 and reports["event_reports"] == []
+    status, audit = await admin.get("/_synapse/admin/v1/audit_log?action=event_report.")
+    assert [(e["admin"], e["action"]) for e in audit["entries"]] == [("@admin:test.local", "event_report.delete")]
+
+
+async def test_an_admin_resets_a_destination_back_off(client, admin, db, services):
+    from storage.federation_queue import FederationQueueStore
+
+    await FederationQueueStore(db).record_failure("down.example", 1_000, 60_000)
+    csrf = await page_login(client)
+    text = await (await client.http.get(f"{PAGE}/destinations")).text()
+    assert "down.example" in text and "60.0 s" in text
+    resp = await client.http.post(f"{PAGE}/destinations/down.example/reset", data={"csrf_token": csrf},
+                                  headers={"HX-Request": "true"})
+    assert resp.status == 200 and "back-off of down.example is reset" in await resp.text()
+    [row], _ = await services.admin_destinations.list(0, 10)
+    assert (row.destination, row.retry_interval, row.failure_ts) == ("down.example", 0, None)
+    # Nothing to reset any more: the service's refusal is shown.
+    resp = await client.http.post(f"{PAGE}/destinations/down.example/reset", data={"csrf_token": csrf})
+    assert resp.status == 400 and "does not need to be reset" in await resp.text()
+
+
+# --- media --------------------------------------------------------------------------------------
+
+async def test_an_admin_quarantines_media(client, admin, alice, bob):
+    async def upload(user, data: bytes) -> str:
+        status, body = await user.post("/_matrix/media/v3/upload", raw=data, headers={"Content-Type": "text/plain"})
+        assert status == 200, body
+        return body["content_uri"]
+
+    one, other = await upload(alice, b"one"), await upload(alice, b"other")
+    of_bob = await upload(bob, b"bob's")
+    csrf = await page_login(client)
+    resp = await client.http.post(f"{PAGE}/media/quarantine", data={"mxc": one, "csrf_token": csrf},
+                                  headers={"HX-Request": "true"})
+    assert resp.status == 200 and f"1 media quarantined ({one})" in await resp.text()
+    resp = await client.http.post(f"{PAGE}/media/quarantine", data={"user_id": "@bob:test.local", "csrf_token": csrf},
+                                  headers={"HX-Request": "true"})
+    assert resp.status == 200 and "1 media quarantined (@bob:test.local)" in await resp.text()
+    for uri, expected in ((one, 404), (other, 200), (of_bob, 404)):
+        status, _ = await alice.get(f"/_matrix/client/v1/media/download/{uri.removeprefix('mxc://')}")
+        assert status == expected, uri
+    status, audit = await admin.get("/_synapse/admin/v1/audit_log?action=media.quarantine")
+    assert [(e["admin"], e["target"]) for e in audit["entries"]] == [
+        ("@admin:test.local", "@bob:test.local"), ("@admin:test.local", one)]
+    for bad in ({"mxc": "https://x/y"}, {}):
+        resp = await client.http.post(f"{PAGE}/media/quarantine", data={**bad, "csrf_token": csrf})
+        assert resp.status == 400, bad
