@@ -38,6 +38,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
@@ -55,13 +56,15 @@ from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.admin.server_notices import ServerNoticeService
-from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
 from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.admin.user_moderation import AdminUserModeration
+from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
+from homeserver.services.admin.users import AdminUserService
 from homeserver.services.appservices.client import AppServiceClient
 from homeserver.services.appservices.interest import RoomInterest
 from homeserver.services.appservices.queries import AppServiceLookups
@@ -69,7 +72,7 @@ from homeserver.services.appservices.registrations import load_registry
 from homeserver.services.appservices.sender import AppServiceSender
 from homeserver.services.appservices.thirdparty import ThirdPartyLookups
 from homeserver.services.appservices.transactions import TransactionBuilder
-from homeserver.services.auth import AuthService
+from homeserver.services.auth import AccountRestrictions, AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
 from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
@@ -103,6 +106,7 @@ from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.hierarchy import HierarchyService
@@ -155,7 +159,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     appservice_client = AppServiceClient(config.appservice.request_timeout_ms)
     appservice_lookups = AppServiceLookups(appservices, appservice_client, stores.appservice_queries,
                                            config.server_name)
-    auth = AuthService(db, stores.tokens, clock, config.auth, appservices=appservices, accounts=stores.accounts,
+    # Accounts an admin locked, suspended or shadow-banned; accounts erased on deactivation.
+    restrictions = AccountRestrictions(stores.accounts)
+    erased_users = ErasedUsers(stores.accounts)
+    auth = AuthService(db, stores.tokens, clock, config.auth, restrictions=restrictions, accounts=stores.accounts,
+                       account_validity_ms=config.account_validity.period_ms, appservices=appservices,
                        devices=stores.devices)
     rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides,
                                is_exempt=appservices.exempt_from_rate_limits)
@@ -179,7 +187,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                                    audit=admin_audit)
     room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
     stream = StreamTracker(stream_position)
-    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
+    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key,
+                          restrictions=restrictions)
     # Joins to a room from other servers count towards rc_joins_per_room (ours are counted where they happen).
     events.on_persisted(lambda batch: _count_remote_joins(rate_limiter, batch, config.server_name))
     profiles = ProfileLookup(stores.profiles, config.server_name)
@@ -208,7 +217,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
-                                             erased=stores.accounts.erased_among)
+                                             erased=erased_users.among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name, limiter=rate_limiter)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
@@ -217,15 +226,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration, threepids, email_enabled=config.email.enabled,
-        limiter=rate_limiter,
+        limiter=rate_limiter, erased=erased_users,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership, limiter=rate_limiter)
-    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
+    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
-                                     federation_client, limiter=rate_limiter)
+                                     federation_client, limiter=rate_limiter, restrictions=restrictions)
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
     # become visible, so a /sync that sees a new event sees its unread counts too.
@@ -248,7 +257,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     events.before_publish(push_evaluator.on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
-    typing = TypingService(membership, stores.events, notifier)
+    typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
     to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name,
                                 limiter=rate_limiter)
@@ -262,6 +271,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules, rate_limiter)
+    restrictions.replicate = lambda: replication.publish({"k": "restrictions"})
+    replication.on("restrictions", lambda m: restrictions.forget_cached())
+    erased_users.replicate = lambda user_id: replication.publish({"k": "erased", "u": user_id})
+    replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
     room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
@@ -306,6 +319,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
+    admin_users = AdminUserService(accounts, stores.accounts, stores.admin_users, auth, restrictions, devices,
+                                   profile_service, threepids, messaging, account_data, pushers, admin_audit,
+                                   config.server_name)
     # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
     # every process's scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
@@ -338,7 +354,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates,
-                                                    config.identity.server_allowlist, limiter=rate_limiter),
+                                                    config.identity.server_allowlist, limiter=rate_limiter,
+                                                    federation=federation_client),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations,
         hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
@@ -361,6 +378,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         metrics=metrics,
         appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
         admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
+        admin_users=admin_users,
+        admin_user_moderation=AdminUserModeration(admin_users, restrictions, auth, stores.accounts, admin_audit, clock,
+                                                  config.account_validity.period_ms),
         server_info=ServerInfoService(stores.statistics, admin_audit),
         reports=reports,
         admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
@@ -370,6 +390,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
         dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
+        phone_validation=PhoneValidationService(),
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
         admin_page_views=AdminPageViews(admin_rooms, room_deletion, reports),
     )

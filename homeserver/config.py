@@ -270,6 +270,21 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AccountValidityConfig:
+    # Accounts expire `period` after they are first used (or after an admin renews them with
+    # POST /_synapse/admin/v1/account_validity/validity); an expired account gets 403
+    # ORG_MATRIX_EXPIRED_ACCOUNT on every request but logout, as Synapse answers. Durations
+    # as Synapse writes them: milliseconds, or a number with s, m, h, d, w or y ("6w").
+    enabled: bool = False
+    period: str | None = None
+
+    @property
+    def period_ms(self) -> int | None:
+        """The validity period when the feature is on, else None."""
+        return parse_duration_ms(self.period) if self.enabled and self.period is not None else None
+
+
+@dataclass(frozen=True)
 class AppServiceConfig:
     # A transaction an appservice did not take is retried after retry_min_interval_ms, then
     # twice as long after each further failure, up to retry_max_interval_ms (as Synapse: 2 s
@@ -457,6 +472,7 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     cas: CasConfig = field(default_factory=CasConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    account_validity: AccountValidityConfig = field(default_factory=AccountValidityConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
@@ -627,6 +643,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("log_format: expected text or json")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
+    validity = config.account_validity
+    if validity.enabled and validity.period is None:
+        raise ConfigError("account_validity.period: needed when account_validity.enabled is true")
+    if validity.period is not None:
+        try:
+            if parse_duration_ms(validity.period) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("account_validity.period: expected a positive duration such as 6w") from None
     for i, listener in enumerate(config.listeners):
         if not 0 <= listener.port <= 65535:
             raise ConfigError(f"listeners[{i}].port: must be between 0 and 65535")

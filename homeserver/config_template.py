@@ -296,6 +296,12 @@ identity:
   # null = any, [] = none (identity servers are never contacted).
   server_allowlist: null
 
+account_validity:
+  # Accounts expire `period` after they are first used, unless an admin renews them
+  # (POST /_synapse/admin/v1/account_validity/validity); an expired account can only log out.
+  # Durations: milliseconds, or a number with s, m, h, d, w or y, e.g. 6w.
+  enabled: false
+  period: null
 # Application services (bridges and bots): the registration files they generate, relative to
 # this file's directory, e.g. ["whatsapp-registration.yaml"]. A bad file stops the server at
 # start with a message naming the file and the line.

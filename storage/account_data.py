@@ -34,6 +34,11 @@ class AccountDataStore:
             user_id, room_id, data_type,
         )
 
+    async def all_of(self, user_id: str) -> list[AccountDataRow]:
+        rows = await self._db.fetch(
+            "SELECT room_id, type, content, stream_id FROM account_data WHERE user_id = $1 ORDER BY room_id, type",
+            user_id)
+        return [AccountDataRow(**r) for r in rows]
     async def of_type(self, user_id: str, data_type: str) -> dict[str, dict[str, Any]]:
         """room -> the user's per-room account data of one type, for all their rooms at once."""
         rows = await self._db.fetch(

@@ -8,6 +8,7 @@ from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
 from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
+from storage.admin_users import AdminUserQueries
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.dehydrated_devices import DehydratedDeviceStore
@@ -107,6 +108,7 @@ class Stores:
     statistics: StatisticsQueries
     server_notices: ServerNoticeQueries
     dehydrated_devices: DehydratedDeviceStore
+    admin_users: AdminUserQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -165,4 +167,5 @@ class Stores:
             statistics=StatisticsQueries(db),
             server_notices=ServerNoticeQueries(db),
             dehydrated_devices=DehydratedDeviceStore(db),
+            admin_users=AdminUserQueries(db),
         )

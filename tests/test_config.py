@@ -161,3 +161,12 @@ def test_server_notices_section():
                          ({"system_mxid_localpart": "Not Valid"}, "server_notices.system_mxid_localpart")):
         with pytest.raises(ConfigError, match=message):
             config_from_dict({**base, "server_notices": bad})
+def test_account_validity_needs_a_period_as_synapse_writes_it():
+    base = {"server_name": "example.org", "listeners": [{"port": 8008}]}
+    with pytest.raises(ConfigError, match="account_validity.period: needed"):
+        config_from_dict({**base, "account_validity": {"enabled": True}})
+    with pytest.raises(ConfigError, match="account_validity.period: expected a positive duration"):
+        config_from_dict({**base, "account_validity": {"enabled": True, "period": "six weeks"}})
+    config = config_from_dict({**base, "account_validity": {"enabled": True, "period": "6w"}})
+    assert config.account_validity.period_ms == 6 * 7 * 86_400_000
+    assert config_from_dict({**base, "account_validity": {"period": 3600000}}).account_validity.period_ms is None

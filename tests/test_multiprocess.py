@@ -144,3 +144,45 @@ async def test_a_room_deleted_through_one_process_is_dropped_from_the_others_cac
             assert time.monotonic() < deadline, "process B still serves the deleted room's state"
             await asyncio.sleep(0.1)
         assert status == 404
+
+
+async def test_admin_restrictions_and_erasure_reach_the_other_process(two_processes, db_url):
+    """A lock set through A refuses the user's requests on B, and an erasure done through A
+    redacts on B, though B had the user's flags and erasure cached."""
+    import asyncpg
+
+    a, b = two_processes
+    admin_base = a.removesuffix("/_matrix/client/v3")
+    async with aiohttp.ClientSession() as http:
+        root = await register(http, a, "root")
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute("UPDATE users SET is_admin = TRUE WHERE user_id = '@root:cli.test'")
+        finally:
+            await conn.close()
+        # Registrations are limited per address and process (rc_registration): some on each.
+        alice, bob, carol = await register(http, a, "alice"), await register(http, b, "bob"), await register(http, b, "carol")
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        status, sent = await call(http, "PUT", f"{a}/rooms/{room}/send/m.room.message/t1", alice,
+                                  {"msgtype": "m.text", "body": "soon erased"})
+        assert (await call(http, "POST", f"{b}/rooms/{room}/join", carol, {}))[0] == 200
+        status, event = await call(http, "GET", f"{b}/rooms/{room}/event/{sent['event_id']}", carol)
+        assert event["content"]["body"] == "soon erased"  # B has cached alice as not erased
+        assert (await call(http, "GET", f"{b}/account/whoami", bob))[0] == 200  # ... and bob's flags
+
+        status, body = await call(http, "PUT", f"{admin_base}/_matrix/client/v1/admin/lock/@bob:cli.test", root,
+                                  {"locked": True})
+        assert status == 200, body
+        status, body = await call(http, "POST", f"{admin_base}/_synapse/admin/v1/deactivate/@alice:cli.test", root,
+                                  {"erase": True})
+        assert status == 200, body
+        deadline = time.monotonic() + 5
+        while True:
+            locked = await call(http, "GET", f"{b}/account/whoami", bob)
+            status, event = await call(http, "GET", f"{b}/rooms/{room}/event/{sent['event_id']}", carol)
+            if (locked[0] == 401 and event["content"] == {}) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert locked == (401, {"errcode": "M_USER_LOCKED", "error": "This account has been locked", "soft_logout": True})
+        assert event["content"] == {}

@@ -86,6 +86,8 @@ class RouteInfo:
     patterns: tuple[tuple[str, str], ...] = ()
     # Guest accounts may call this endpoint (spec: "Guest access", Client behaviour).
     guest: bool = False
+    # Locked and expired accounts may call it too (spec: "Account locking": logging out).
+    allow_locked: bool = False
 
     def router_paths(self) -> list[str]:
         """The paths as registered with aiohttp (with parameter patterns applied)."""
@@ -108,6 +110,7 @@ def route(
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
     guest: bool = False,
+    allow_locked: bool = False,
 ) -> Callable[[Handler], Handler]:
     """`rate_limited`: user routes take a token of the generic per-request limit (the actions
     themselves are limited by their services); server routes go through the per-origin gate
@@ -120,6 +123,7 @@ def route(
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
             prefixes=prefixes, handler_name=handler.__name__, module=handler.__module__,
             variant_of=variant_of, patterns=tuple(sorted((patterns or {}).items())), guest=guest,
+            allow_locked=allow_locked,
         )
         return handler
 
@@ -153,14 +157,18 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     origins = services.federation_origins
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        if "\x00" in request.path or "\x00" in request.query_string:
+            # PostgreSQL text cannot hold NUL: no ID or parameter of ours may carry one.
+            raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or query")
         requester = None
         if auth in (Auth.USER, Auth.OPTIONAL, Auth.ADMIN):
             token = access_token_of(request)
             if token is not None:
-                requester = await auth_service.authenticate(token, request.query)
+                requester = await auth_service.authenticate(token, request.query, allow_locked=info.allow_locked)
                 if requester.is_guest and not info.guest:
                     raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
-                if requester.app_service_id is None:  # as Synapse, appservices' IPs are not tracked
+                # As Synapse, appservices' IPs are not tracked; an admin's "login as" token has no device.
+                if requester.app_service_id is None and requester.device_id is not None:
                     devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
                                       request.headers.get("User-Agent"))
             elif auth is not Auth.OPTIONAL:
@@ -299,9 +307,12 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
-def bool_param(request: web.Request, name: str) -> bool:
-    """A `true`/`false` query parameter, false when absent; 400 M_INVALID_PARAM otherwise."""
-    raw = request.query.get(name, "false")
+def bool_param(request: web.Request, name: str, default: bool | None = False) -> bool | None:
+    """A `true`/`false` query parameter (as Synapse reads them), `default` when absent; 400
+    M_INVALID_PARAM otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
     if raw not in ("true", "false"):
         raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
     return raw == "true"

@@ -13,6 +13,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
@@ -29,6 +30,8 @@ from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.admin.server_notices import ServerNoticeService
+from homeserver.services.admin.user_moderation import AdminUserModeration
+from homeserver.services.admin.users import AdminUserService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.admin.page_views import AdminPageViews
@@ -164,6 +167,9 @@ class Services:
     delayed_events: DelayedEventService
     # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
     metrics: ServerMetrics
+    # The Synapse admin API's accounts, and restraining them (shadow-ban, suspend, lock...).
+    admin_users: AdminUserService
+    admin_user_moderation: AdminUserModeration
     # Application services: their feeds (start/stop with the server; pings) and the queries
     # that let them create users and aliases on demand. The registry is `auth.appservices`.
     appservice_sender: AppServiceSender
@@ -190,6 +196,8 @@ class Services:
     appservice_admin: AppServiceAdmin
     # Dehydrated devices (MSC3814): each user's offline device and the messages waiting for it.
     dehydrated_devices: DehydratedDeviceService
+    # Phone numbers: the msisdn requestToken endpoints (no SMS is sent: refused as Synapse does).
+    phone_validation: PhoneValidationService
     # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
     admin_page_sessions: AdminPageSessions
     # What one screen of the admin page shows, gathered from the admin services' reads.

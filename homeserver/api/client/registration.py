@@ -48,3 +48,10 @@ def login_response(result: LoginResult) -> dict:
             body["refresh_token"] = result.tokens.refresh_token
             body["expires_in_ms"] = result.tokens.expires_in_ms
     return body
+
+
+@route("POST", "/register/msisdn/requestToken", auth=Auth.NONE, rate_limited=True)
+async def request_token_to_register_msisdn(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/register/msisdn/requestToken"""
+    return json_response(services_of(request).phone_validation.request_token(await read_json_object(request),
+                                                                             "register"))

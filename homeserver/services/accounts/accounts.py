@@ -24,6 +24,7 @@ from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
 from homeserver.services.ratelimit import Action, RateLimiter
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.membership import MembershipService
 from storage.accounts import AccountStore
 from storage.database import Database
@@ -49,8 +50,10 @@ class AccountService:
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
         threepids: ThreepidService | None = None, email_enabled: bool = False, *, limiter: RateLimiter,
+        erased: ErasedUsers | None = None,
     ) -> None:
         self._limiter = limiter
+        self._erased = erased
         self._threepids = threepids
         self._email_enabled = email_enabled
         self._membership = membership
@@ -83,6 +86,11 @@ class AccountService:
         """Validate a requested localpart and check it is free; returns the user ID."""
         if not self._config.enabled:
             raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
+        return await self._check_username(localpart)
+
+    async def check_username_free(self, localpart: str) -> str:
+        """Whether a localpart could be registered, even when registration is closed (the
+        admin API asks); returns the user ID, or raises why not."""
         return await self._check_username(localpart)
 
     async def _check_username(self, localpart: str) -> str:
@@ -332,14 +340,16 @@ class AccountService:
                 return user_id
         raise MatrixError(500, Codes.UNKNOWN, "Could not generate a user ID")  # pragma: no cover
 
-    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False) -> str:
+    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False,
+                          displayname: str | None = None, user_type: str | None = None) -> str:
         """Create an account outside the registration flow (`chatgo register-user`, admin)."""
         user_id = await self._check_username(localpart.lower())
         password_hash = await self._passwords.hash(password) if password else None
         async with self._db.transaction():
-            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
+            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(),
+                                                    is_admin=admin, user_type=user_type):
                 raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
-            await self._new_profile(user_id)
+            await self._new_profile(user_id, displayname)
         return user_id
 
     async def create_user_and_log_in(self, localpart: str, password: str | None, *, admin: bool = False,
@@ -468,18 +478,58 @@ class AccountService:
             result = await self._uia.authenticate(
                 body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
             )
-        unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
-        async with self._db.transaction():
-            await self._accounts.deactivate(requester.user_id)
-            if erase:  # spec: servers and users coming later get redacted copies of their events
-                await self._accounts.mark_erased(requester.user_id, self._clock.now_ms())
-            await self._devices.delete_all_devices(requester.user_id)
-        self._auth.forget_user(requester.user_id)
+        unbound = await self.deactivate_user(requester.user_id, erase=erase)
         if result is not None:
             await self._uia.finish(result.session_id)
-        # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
-        await self._membership.leave_all_rooms(requester.user_id)
         return unbound
+
+    async def deactivate_user(self, user_id: str, *, erase: bool) -> str:
+        """Deactivate an account (its owner asked, or an admin); returns the
+        `id_server_unbind_result`. Its 3PIDs are unbound and removed, its devices, tokens (and
+        pushers with them) and password go, its validity period ends. `erase` also deletes its
+        profile and marks it erased: users who join its rooms later, and other servers, get
+        its events redacted (spec: "Account deactivation"). Then it leaves every room and
+        rejects its invites, as Synapse does."""
+        unbound = await self._threepids.unbind_all(user_id) if self._threepids else "success"
+        async with self._db.transaction():
+            await self._accounts.deactivate(user_id)
+            await self._accounts.delete_expiration(user_id)
+            if erase:
+                await self._accounts.mark_erased(user_id, self._clock.now_ms())
+                await self._profiles.delete_profile(user_id)
+            await self._devices.delete_all_devices(user_id)
+        if erase and self._erased is not None:
+            self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
+        await self._membership.leave_all_rooms(user_id)
+        return unbound
+
+    async def reactivate_user(self, user_id: str, password: str | None) -> None:
+        """An admin reactivates an account (no longer erased; its profile comes back empty if
+        erasure deleted it). It gets back no rooms, devices or 3PIDs; it can log in with
+        `password` (Synapse leaves checking that one is needed to the admin)."""
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            await self._accounts.reactivate(user_id)
+            await self._accounts.mark_not_erased(user_id)
+            await self._profiles.create_profile(user_id, None)
+            if password_hash is not None:
+                await self._accounts.set_password_hash(user_id, password_hash)
+        if self._erased is not None:
+            self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
+
+    async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
+        """An admin sets a user's password (reset, or PUT /_synapse/admin/v2/users);
+        `logout_devices` ends all of the user's sessions."""
+        if len(new_password) > MAX_PASSWORD_LENGTH:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
+        password_hash = await self._passwords.hash(new_password)
+        async with self._db.transaction():
+            await self._accounts.set_password_hash(user_id, password_hash)
+            if logout_devices:
+                await self._devices.delete_all_devices(user_id)
+        self._auth.forget_user(user_id)
 
 
 def _localpart_of(username: str, server_name: str) -> str:

@@ -52,7 +52,7 @@ class E2EKeyService:
 
     async def upload(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         user_id, device_id = requester.user_id, requester.device_id
-        if not device_id:  # an appservice acting without a device (spec: "Identity assertion")
+        if not device_id:  # an appservice acting without a device, an admin acting as the user (as Synapse)
             raise MatrixError(400, Codes.UNKNOWN, "To upload keys, you must pass device_id when authenticating")
         await self.upload_for_device(user_id, device_id, body)
         return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}

@@ -106,6 +106,16 @@ class AccountDataService:
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         return await self._store.get(user_id, room_id, data_type)
 
+    async def all_of(self, user_id: str) -> dict[str, Any]:
+        """All of a user's account data: {"global": {type: content}, "rooms": {room: {type: content}}}."""
+        out: dict[str, Any] = {"global": {}, "rooms": {}}
+        for row in await self._store.all_of(user_id):
+            if row.room_id:
+                out["rooms"].setdefault(row.room_id, {})[row.type] = row.content
+            else:
+                out["global"][row.type] = row.content
+        return out
+
     async def room_tags(self, user_id: str) -> dict[str, frozenset[str]]:
         """room -> the names of the user's tags on it (from each room's m.tag), in one query."""
         out = {}

@@ -17,6 +17,7 @@ from typing import Any
 from homeserver.core.ids import is_valid_user_id
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.directory import DirectoryService
@@ -110,6 +111,10 @@ class RoomService:
         if ratelimited and not self._limiter.allows_at_once(Action.INVITE_PER_ROOM, len(invites)):
             # As Synapse: more invites than rc_invites.per_room lets through at once.
             raise MatrixError(400, Codes.UNKNOWN, "Cannot invite so many users at once")
+        if invites and await self._events.is_shadow_banned(creator):
+            # As Synapse: the room is made, the invites silently are not (after a pause).
+            await AccountRestrictions.shadow_ban_delay()
+            invites = []
         is_direct = body.get("is_direct", False)
         if not isinstance(is_direct, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'is_direct' must be a boolean")

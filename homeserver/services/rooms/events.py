@@ -7,7 +7,10 @@ new room. Invariants:
 - one room's events are created one at a time (a lock per room), so prev_events and state
   always follow the last persisted event;
 - a batch (one event, or a whole new room) is stored by ONE SQL statement: it is all there
-  or none of it is, and the cached room snapshot is swapped only after it committed.
+  or none of it is, and the cached room snapshot is swapped only after it committed;
+- a suspended account builds no event but leaving a room and redacting its own events
+  (403 M_USER_SUSPENDED); a shadow-banned account's sends and invites are built and
+  authorised as usual, but never stored nor sent: the sender alone believes they happened.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from typing import Any
 from homeserver.core import auth_rules
 from homeserver.core.builder import EventTooLarge, auth_types_for_new_event, build_event
 from homeserver.core.events import Event, InvalidEvent
-from homeserver.core.room_versions import EventFormat
+from homeserver.core.room_versions import EventFormat, RoomVersion
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams.tracker import StreamTracker
@@ -59,8 +63,9 @@ class _Pending:
 class EventService:
     def __init__(
         self, db: Database, events: EventStore, rooms: RoomStateCache, stream: StreamTracker, clock: Clock,
-        server_name: str, signing_key: Any,
+        server_name: str, signing_key: Any, *, restrictions: AccountRestrictions | None = None,
     ) -> None:
+        self._restrictions = restrictions
         self._db = db
         self._events = events
         self._rooms = rooms
@@ -108,23 +113,30 @@ class EventService:
         signatures (an invite of another server's user carries that server's signature).
         `origin_server_ts`: the event's timestamp instead of now (an appservice's `ts`).
         """
+        hidden = await self._shadow_banned_send(sender, event_type, content)
         async with self.room_lock(room_id):
             snap = await self._rooms.snapshot(room_id)
             if snap is None:
                 raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
-            if txn is not None and txn_check is not None:
-                existing = await txn_check(txn.user_id, txn.device_id, room_id, txn.txn_id)
-                if existing is not None:
-                    found = await self._rooms.events.get_many([existing], snap.version)
-                    return found[existing]
-            pending = self.begin(snap)
-            event = await self.append(pending, sender, event_type, content, state_key=state_key, redacts=redacts,
-                                      origin_server_ts=origin_server_ts)
-            if countersign is not None:
-                event = await countersign(event)
-                pending.events[-1] = event
-                self._rooms.events.put(event)
-            await self.commit(pending, txn=txn)
+            if hidden:  # built and authorised like any other, then dropped
+                event = await self.append(self.begin(snap), sender, event_type, content, state_key=state_key,
+                                          redacts=redacts, origin_server_ts=origin_server_ts)
+            else:
+                if txn is not None and txn_check is not None:
+                    existing = await txn_check(txn.user_id, txn.device_id, room_id, txn.txn_id)
+                    if existing is not None:
+                        found = await self._rooms.events.get_many([existing], snap.version)
+                        return found[existing]
+                pending = self.begin(snap)
+                event = await self.append(pending, sender, event_type, content, state_key=state_key,
+                                          redacts=redacts, origin_server_ts=origin_server_ts)
+                if countersign is not None:
+                    event = await countersign(event)
+                    pending.events[-1] = event
+                    self._rooms.events.put(event)
+                await self.commit(pending, txn=txn)
+        if hidden:
+            await AccountRestrictions.shadow_ban_delay()
         return event
 
     async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
@@ -151,6 +163,7 @@ class EventService:
         state_key: str | None = None, redacts: str | None = None, origin_server_ts: int | None = None,
     ) -> Event:
         """Build the next event on the working snapshot and authorise it against its state."""
+        await self.check_not_suspended(sender, event_type, content, redacts=redacts, version=pending.work.version)
         work = pending.work
         version = work.version
         keys = auth_types_for_new_event(version, event_type, sender, state_key, content)
@@ -271,7 +284,36 @@ class EventService:
                     await result
         return allocated
 
+    async def is_shadow_banned(self, user_id: str) -> bool:
+        return self._restrictions is not None and await self._restrictions.is_shadow_banned(user_id)
+
+    async def check_not_suspended(self, sender: str, event_type: str, content: dict[str, Any], *,
+                                  redacts: str | None = None, version: RoomVersion | None = None) -> None:
+        """Spec (Account suspension): a suspended account may leave rooms (and reject invites)
+        and redact its own events, nothing else (as Synapse: no messages, state, joins,
+        knocks, invites, bans or new rooms). Checked for every event this server builds;
+        joins and knocks through another server ask before they start."""
+        if self._restrictions is None or not await self._restrictions.is_suspended(sender):
+            return
+        if event_type == "m.room.member" and content.get("membership") == "leave":
+            return
+        if event_type == "m.room.redaction":
+            target = redacts or content.get("redacts")
+            found = await self._rooms.events.get_many([target], version) \
+                if isinstance(target, str) and version is not None else {}
+            if target not in found or found[target].sender == sender:
+                return
+            raise MatrixError(403, USER_SUSPENDED, "You can only redact your own events while suspended")
+        raise MatrixError(403, USER_SUSPENDED, "You cannot perform this action while suspended")
+
     # --- internals ---------------------------------------------------------------------------
+
+    async def _shadow_banned_send(self, sender: str, event_type: str, content: dict[str, Any]) -> bool:
+        """Whether this event of a shadow-banned sender must reach nobody: anything but their
+        own membership changes (joining and leaving work as usual; invites do not), as Synapse."""
+        if not await self.is_shadow_banned(sender):
+            return False
+        return event_type != "m.room.member" or content.get("membership") == "invite"
 
     async def _state_events(self, pending: _Pending, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         work = pending.work

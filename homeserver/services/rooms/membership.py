@@ -91,6 +91,7 @@ class MembershipService:
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "join"})
             if ratelimited:
                 await self._limiter.check_join(user_id, room_id, remote=True)
             content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
@@ -142,14 +143,18 @@ class MembershipService:
         return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
 
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None, *,
-                     ratelimited: bool = True) -> str:
-        """Limited per room, per invitee and per inviter (rc_invites), as Synapse."""
+                     ratelimited: bool = True, third_party_invite: dict[str, Any] | None = None) -> str:
+        """Limited per room, per invitee and per inviter (rc_invites), as Synapse.
+        `third_party_invite`: the identity server's signed token when the invite fulfils an
+        m.room.third_party_invite (the auth rules check it)."""
         await self._require_room(room_id)
         _check_target(target)
         await self.check_not_blocked(room_id)
         if ratelimited:
             await self._limiter.check_invite(room_id, target, sender)
         content: dict[str, Any] = {"membership": "invite"}
+        if third_party_invite is not None:
+            content["third_party_invite"] = third_party_invite
         content.update(await self._profiles.member_profile(target))
         if server_name_of(target) == self._server_name:
             return await self._change(sender, room_id, target, content, reason)
@@ -184,6 +189,7 @@ class MembershipService:
         await self.check_not_blocked(room_id)
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "knock"})
             content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             return await self._remote.knock(user_id, room_id, await self._servers_for(room_id, user_id, servers),

@@ -42,7 +42,7 @@ class MessagingService:
         `origin_server_ts`: an appservice's bridged timestamp (the `ts` parameter)."""
         _check_type(event_type)
         await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id) if txn_id is not None else None
+        txn = TxnRef(requester.user_id, requester.device_id or "", txn_id) if txn_id is not None else None
         event = await self._events.send(room_id, requester.user_id, event_type, content, txn=txn,
                                         txn_check=self._store.event_for_txn if txn is not None else None,
                                         origin_server_ts=origin_server_ts)
@@ -81,7 +81,8 @@ class MessagingService:
                                         origin_server_ts=origin_server_ts)
         if joining:
             self._limiter.joined(room_id)
-        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join":
+        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join" \
+                and not await self._events.is_shadow_banned(requester.user_id):  # its event went nowhere
             guests = await self._store.joined_local_guests(room_id)
             if guests:
                 await self._membership.remove_guests(room_id, guests)
@@ -105,7 +106,7 @@ class MessagingService:
         content: dict[str, Any] = {}
         if reason is not None:
             content["reason"] = reason
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id)
+        txn = TxnRef(requester.user_id, requester.device_id or "", txn_id)
         event = await self._events.send(room_id, requester.user_id, "m.room.redaction", content,
                                         redacts=event_id, txn=txn, txn_check=self._store.event_for_txn)
         return event.event_id

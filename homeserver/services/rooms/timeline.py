@@ -193,7 +193,8 @@ class TimelineService:
             if end_point is not None:
                 rows = [r for r in rows if (r.depth, r.stream_ordering) <= end_point]
         visible = rows if timeline is None else self._format.visible(rows, timeline, requester.user_id)
-        chunk = await self._format.format_events(visible, snap.version, requester)
+        chunk = await self._format.format_events(visible, snap.version, requester, visibility=timeline,
+                                                 erasure=not as_admin)
         start = from_token or (topo_token(*point) if point else topo_token(2**62, 2**62))
         # Spec: no `end` when there are no more events; Synapse (and sytest) give `end` for
         # any page that found events, even a short one (the next page is then empty).
@@ -244,11 +245,13 @@ class TimelineService:
             state_ids = {k: v for k, v in state_ids.items() if k[0] != "m.room.member" or k[1] in senders}
         state_rows = await self._events.get_events(list(state_ids.values()))
         first = before[-1] if before else row
+        erasure = not as_admin
         return {
-            "event": (await self._format.format_events([row], snap.version, requester))[0],
-            "events_before": await self._format.format_events(before, snap.version, requester),
-            "events_after": await self._format.format_events(after, snap.version, requester),
-            "state": await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False),
+            "event": (await self._format.format_events([row], snap.version, requester, erasure=erasure))[0],
+            "events_before": await self._format.format_events(before, snap.version, requester, erasure=erasure),
+            "events_after": await self._format.format_events(after, snap.version, requester, erasure=erasure),
+            "state": await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False,
+                                                      erasure=erasure),
             "start": topo_token(first.depth, first.stream_ordering),
             "end": topo_token(last.depth, last.stream_ordering),
         }

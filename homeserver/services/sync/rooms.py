@@ -178,7 +178,9 @@ class RoomSyncBuilder:
                           *, bundle: bool = True) -> list[dict[str, Any]]:
         if f.event_format == "federation":
             # The PDU as peers see it, with its ID (room versions 3+ carry none), as Synapse gives it.
-            events = [{**(redact(r.pdu, version) if r.redacted_by else r.pdu), "event_id": r.event_id} for r in rows]
+            erased = await self._format.erased_for(rows, requester)
+            events = [{**(redact(r.pdu, version) if r.redacted_by or r.event_id in erased else r.pdu),
+                       "event_id": r.event_id} for r in rows]
         else:
             events = await self._format.format_events(rows, version, requester, bundle=bundle)
         if f.event_fields is not None:
