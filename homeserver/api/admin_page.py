@@ -23,8 +23,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from homeserver.api.http import TRUST_X_FORWARDED, Auth, Handler, client_ip, route, services_of
+from homeserver.api.http import TRUST_X_FORWARDED, Auth, Handler, client_ip, int_param, route, services_of
+from homeserver.api.pages import path_segment
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.admin.users import UserListQuery
 from homeserver.services.auth import Requester
 
 PAGE = ("/_chatgo/admin",)
@@ -299,3 +301,55 @@ async def admin_page_delete_registration_token(request: web.Request) -> web.Resp
     await services_of(request).registration_tokens.delete(token, admin_id=admin_of(request))
     return done(request, f"Registration token {token} deleted.", f"{P}/registration_tokens")
 
+
+# --- users ----------------------------------------------------------------------------------
+
+@route("GET", "/users", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_users(request: web.Request) -> web.Response:
+    """GET /_chatgo/admin/users
+
+    `q`: user IDs or display names containing it; `deactivated=1` lists deactivated accounts
+    too; `from`: the offset of the page."""
+    q = request.query.get("q", "").strip()
+    with_deactivated = request.query.get("deactivated") == "1"
+    offset = int_param(request, "from", 0, minimum=0)
+    listing = await services_of(request).admin_users.list_users(UserListQuery(
+        offset=offset, limit=PAGE_SIZE, name=q or None, deactivated=None if with_deactivated else False,
+        include_locked=True))
+    return render(request, "admin/users.html", section="users", q=q, with_deactivated=with_deactivated,
+                  users=listing["users"], total=listing["total"],
+                  **pager(f"{P}/users", {"q": q, "deactivated": "1" if with_deactivated else None}, offset,
+                          listing["total"]))
+
+
+@route("GET", "/users/{userId}", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_user(request: web.Request) -> web.Response:
+    """GET /_chatgo/admin/users/{userId}"""
+    user = await services_of(request).admin_users.get_user(request.match_info["userId"])
+    return render(request, "admin/user.html", section="users", user=user)
+
+
+@route("POST", "/users/{userId}/deactivate", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_deactivate_user(request: web.Request) -> web.Response:
+    """POST /_chatgo/admin/users/{userId}/deactivate
+
+    Form field `erase` (a checkbox): also erase the account (profile gone, messages redacted
+    for those who join later)."""
+    user_id, erase = request.match_info["userId"], "erase" in await request.post()
+    await services_of(request).admin_users.deactivate(page_requester(request), user_id, {"erase": erase})
+    return done(request, f"{user_id} is deactivated{' and erased' if erase else ''}.", f"{P}/users/{path_segment(user_id)}")
+
+
+@route("POST", "/users/{userId}/password", auth=Auth.NONE, prefixes=PAGE)
+@admin_only
+async def admin_page_reset_password(request: web.Request) -> web.Response:
+    """POST /_chatgo/admin/users/{userId}/password
+
+    Form fields `new_password`, `logout_devices` (a checkbox: end the user's sessions)."""
+    form, user_id = await request.post(), request.match_info["userId"]
+    await services_of(request).admin_users.reset_password(page_requester(request), user_id, {
+        "new_password": form_str(form, "new_password", strip=False), "logout_devices": "logout_devices" in form})
+    return done(request, f"The password of {user_id} is changed.", f"{P}/users/{path_segment(user_id)}")

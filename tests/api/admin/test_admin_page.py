@@ -127,6 +127,18 @@ async def test_logging_out_ends_the_session(client, admin, services):
     assert resp.status == 303
 
 
+async def test_an_admin_who_loses_the_flag_is_let_out(client, admin, services):
+    await page_login(client)
+    await services.accounts.create_user("root", "pw-root-1", admin=True)
+    status, login = await client.post("/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "root"}, "password": "pw-root-1"})
+    status, _ = await client.put("/_synapse/admin/v1/users/@admin:test.local/admin", {"admin": False},
+                                 token=login["access_token"])
+    assert status == 200
+    resp = await client.http.get(f"{PAGE}/users", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith(f"{PAGE}/login")
+
+
 # --- CSRF -----------------------------------------------------------------------------------
 
 async def test_a_change_without_the_csrf_token_is_refused(client, admin, services):
@@ -194,6 +206,68 @@ async def test_the_audit_log_page_escapes_what_it_shows(page, client, admin, ser
     await browser_login(page, then="audit_log")
     row = await page.inner_text("#audit-log tbody tr")
     assert "<script>window.pwned=1</script>" in row and "<img src=x onerror=window.pwned=2>" in row
+    assert await page.evaluate("window.pwned") is None
+
+
+# --- users ------------------------------------------------------------------------------------
+
+async def test_an_admin_finds_a_user_and_deactivates_them(page, client, admin, services):
+    mallory = client.with_token((await client.register("mallory", "mallory-pass"))["access_token"])
+    for name in ("marlene", "bob", "carol"):
+        await client.register(name)
+    await browser_login(page)  # lands on the users list
+    await expect(page.locator("#users tbody tr")).to_have_count(5)
+    await page.fill("input[name=q]", "mallo")  # searched as it is typed
+    await expect(page.locator("#users tbody tr")).to_have_count(1)
+    await expect(page.locator("#users tbody tr")).to_contain_text("@mallory:test.local")
+    assert "q=mallo" in page.url  # the search is in the address, to come back to
+    await page.click("#users a:has-text('@mallory:test.local')")
+    await page.check("input[name=erase]")
+    await page.click("button:has-text('Deactivate')")
+    await page.wait_for_selector("#notice .ok:has-text('@mallory:test.local is deactivated and erased')")
+    await page.wait_for_selector("#user-details .badge:has-text('deactivated')")
+
+    status, user = await admin.get("/_synapse/admin/v2/users/@mallory:test.local")
+    assert status == 200 and user["deactivated"] is True and user["erased"] is True
+    status, body = await client.post("/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "mallory"},
+        "password": "mallory-pass"})
+    # Refused (the password went with the account, as Synapse does: M_FORBIDDEN, not M_USER_DEACTIVATED).
+    assert status == 403 and body["errcode"] in ("M_FORBIDDEN", "M_USER_DEACTIVATED"), body
+    status, body = await mallory.get("/_matrix/client/v3/account/whoami")
+    assert status == 401 and body["errcode"] == "M_UNKNOWN_TOKEN"
+    entries, _ = await services.admin_audit.page(from_token=None, limit=10, action="user.")
+    assert [(e.admin_id, e.action, e.target, e.details) for e in entries] == [
+        ("@admin:test.local", "user.deactivate", "@mallory:test.local", {"erase": True})]
+
+
+async def test_an_admin_resets_a_password(client, admin, alice):
+    csrf = await page_login(client)
+    resp = await client.http.post(f"{PAGE}/users/%40alice%3Atest.local/password",
+                                  data={"new_password": " new pass ", "logout_devices": "1", "csrf_token": csrf},
+                                  headers={"HX-Request": "true"})
+    assert resp.status == 200 and "password of @alice:test.local is changed" in await resp.text()
+    status, body = await alice.get("/_matrix/client/v3/account/whoami")
+    assert status == 401  # logged out everywhere
+    status, body = await client.post("/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": " new pass "})
+    assert status == 200, body
+    resp = await client.http.post(f"{PAGE}/users/%40nobody%3Atest.local/password",
+                                  data={"new_password": "x", "csrf_token": csrf})
+    assert resp.status == 404 and "User not found" in await resp.text()
+
+
+async def test_what_users_chose_is_shown_as_text(page, client, admin):
+    eve = client.with_token((await client.register("eve"))["access_token"])
+    name = "<script>window.pwned=1</script><img src=x onerror=window.pwned=2>"
+    status, _ = await eve.put("/_matrix/client/v3/profile/@eve:test.local/displayname", {"displayname": name})
+    assert status == 200
+    await browser_login(page)
+    await page.fill("input[name=q]", "eve")
+    await expect(page.locator("#users tbody tr")).to_have_count(1)
+    assert name in await page.inner_text("#users tbody tr:has-text('@eve:test.local')")
+    await page.click("#users a:has-text('@eve:test.local')")
+    assert name in await page.inner_text("#user-details")
     assert await page.evaluate("window.pwned") is None
 
 
