@@ -75,6 +75,17 @@ async def test_the_cookie_is_secure_behind_tls(aiohttp_client, services, admin):
     assert resp.status == 303 and "Secure" in resp.headers["Set-Cookie"]
 
 
+async def test_the_page_is_served_only_where_the_admin_resource_is(aiohttp_client, services, client):
+    client_only = await aiohttp_client(make_web_app(services, ["client"]))
+    assert (await client_only.get(f"{PAGE}/login")).status == 404
+    resp = await client.http.get(f"{PAGE}/static/htmx.min.js")
+    assert resp.status == 200 and resp.content_type == "text/javascript" and b"htmx" in await resp.read()
+    licence = await (await client.http.get(f"{PAGE}/static/htmx.LICENSE.txt")).text()
+    assert "htmx.org@2.0.11" in licence and "Zero-Clause BSD" in licence
+    for name in ("nope.js", "..%2Fadmin_page.py"):
+        assert (await client.http.get(f"{PAGE}/static/{name}")).status == 404, name
+
+
 async def test_a_user_who_is_not_an_admin_cannot_log_in(client, alice, services):
     devices_before = await services.devices.list_devices("@alice:test.local")
     resp = await client.http.post(f"{PAGE}/login", data={"username": "alice", "password": "s3cret-pass"},
