@@ -28,7 +28,7 @@ from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
-from homeserver.api import health, pages
+from homeserver.api import admin_page, admin_page_moderation, health, pages
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
@@ -56,6 +56,8 @@ from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.admin.server_notices import ServerNoticeService
+from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
@@ -337,6 +339,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                          account_data, admin_audit, clock, config.server_name)
     if config.server_notices is not None:
         membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
+    reports = ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                            rate_limiter, admin_audit, clock, config.server_name)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -380,8 +384,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         admin_user_moderation=AdminUserModeration(admin_users, restrictions, auth, stores.accounts, admin_audit, clock,
                                                   config.account_validity.period_ms),
         server_info=ServerInfoService(stores.statistics, admin_audit),
-        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
-                              rate_limiter, admin_audit, clock, config.server_name),
+        reports=reports,
         admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
         admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
                                       admin_audit, config.server_name),
@@ -390,6 +393,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
         dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
         phone_validation=PhoneValidationService(),
+        admin_page_sessions=AdminPageSessions(accounts, auth, devices),
+        admin_page_views=AdminPageViews(admin_rooms, room_deletion, reports),
     )
 
 
@@ -551,6 +556,8 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
         modules += admin_api.MODULES
     if "metrics" in resources:
         modules.append(metrics_api)
+    if "admin" in resources:  # the built-in admin page: only where the admin resource is served
+        modules += [admin_page, admin_page_moderation]
     return modules
 
 

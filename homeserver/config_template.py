@@ -47,7 +47,8 @@ access_log: true
 
 # Each listener: a port, the addresses it binds, the resources it serves, and TLS.
 # Resources: client (client-server API, /.well-known, landing page), federation and keys
-# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin.
+# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin (the
+# admin API, and the built-in admin page at /_chatgo/admin/: docs/admin-page.md).
 # One TLS port may serve client and federation. Every listener answers /health (liveness) and
 # /health/ready (readiness: the database answers). TLS: `tls: true` uses the certificate
 # above; `tls_certificate_path` + `tls_private_key_path` name a listener's own certificate
