@@ -2,7 +2,7 @@
 
     python -m tests.perf.scaling http://127.0.0.1:16808 --shared-secret SECRET \\
         --pid SERVER_PID --pg-pid POSTMASTER_PID [--quick] [--sections sync,members,history,state] \\
-        [--out runs.jsonl]
+        [--database-url postgresql://...] [--out runs.jsonl]
     python -m tests.perf.scaling --report runs.jsonl      # the Markdown table from saved runs
 
 Runs by hand against a running server, never in CI (pytest does not collect it). Users are
@@ -52,6 +52,9 @@ async def run(a: argparse.Namespace) -> list[dict]:
     async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
         bench = Bench(HS(a.base_url, session), a.shared_secret, "scaling-" + secrets.token_hex(6),
                       "sc" + secrets.token_hex(3), a.pid, a.pg_pid)
+        if a.database_url:
+            from tests.perf.scaling.inprocess import Resolver
+            bench.resolver = await Resolver.open(a.database_url)
         for name in names:
             print(f"scaling: {name} {sizes[name]} ...", file=sys.stderr, flush=True)
             load0, busy0, t0, c0 = os.getloadavg(), hsbench.machine_busy_s(), time.perf_counter(), os.times()
@@ -86,6 +89,8 @@ async def run(a: argparse.Namespace) -> list[dict]:
                 with open(a.out, "a") as f:
                     f.write(json.dumps(row) + "\n")
             print(f"scaling: {name} done in {row['wall_s']} s", file=sys.stderr, flush=True)
+        if bench.resolver is not None:
+            await bench.resolver.close()
     return results
 
 
@@ -99,6 +104,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="small sizes: a check of the script in minutes")
     ap.add_argument("--pid", type=int, help="server PID: its RSS and CPU are sampled")
     ap.add_argument("--pg-pid", type=int, help="PostgreSQL postmaster PID, sampled apart")
+    ap.add_argument("--database-url", help="the server's PostgreSQL: the state section then also times "
+                    "state resolution of a fork in-process (tests/perf/scaling/inprocess.py)")
     ap.add_argument("--out", help="append one JSON line per section to this file")
     ap.add_argument("--report", help="print the Markdown table of the runs saved in this file and exit")
     a = ap.parse_args(argv)

@@ -56,6 +56,7 @@ class Bench:
     pid: int | None
     pg_pid: int | None
     counter: int = 0
+    resolver: Any = None  # inprocess.Resolver, with --database-url
     rss_log: list[dict[str, Any]] = field(default_factory=list)
 
     async def register(self, n: int, conc: int = 8) -> list[User]:

@@ -252,6 +252,7 @@ async def section_state(b: Bench, sizes: list[int], probes: int = 10, joiners: i
     room = await b.hs.create_room(owner.token, preset="public_chat", name="scaling state")
     flt = json.dumps(room_filter(room, limit=1), separators=(",", ":"))
     have, fill, state_send, msg_send, join, first_sync, sync_kb, mem = 0, [], [], [], [], [], [], []
+    res_cold, res_warm, res_info = [], [], {}
     for n in sizes:
         before = b.rss(f"state: before {n} state events")
         lat: list[float] = []
@@ -261,8 +262,17 @@ async def section_state(b: Bench, sizes: list[int], probes: int = 10, joiners: i
         after = b.rss(f"state: {n} state events")
         fill.append(median_ms(lat))
         mem.append(per_1000_kb(before, after, added))
-        state_send.append(median_ms(await repeat(probes, lambda: b.send_state(
-            owner.token, room, "org.chatgo.scaling", "probe", {"t": time.time_ns() // 1000}))))
+        probe_ids: list[str] = []
+        lat = []
+        for _ in range(probes):
+            probe_ids.append(await timed(lat, b.send_state(owner.token, room, "org.chatgo.scaling", "probe",
+                                                           {"t": time.time_ns() // 1000})))
+        state_send.append(median_ms(lat))
+        if b.resolver is not None:  # a fork: another server's view still has this step's first probe
+            fork = await b.resolver.fork_ms(room, ("org.chatgo.scaling", "probe"), probe_ids[0])
+            res_cold.append(fork["cold_ms"])
+            res_warm.append(fork["warm_ms"])
+            res_info[n] = fork
         msg_send.append(median_ms(await repeat(probes, lambda: b.hs.send(
             owner.token, room, "state room", f"{b.tag}m{time.perf_counter_ns()}"))))
         new = await b.register(joiners)
@@ -285,7 +295,12 @@ async def section_state(b: Bench, sizes: list[int], probes: int = 10, joiners: i
                first_sync, 1),
         figure("that /sync's size", "kB", "(the data itself)", "state events", sizes, sync_kb, 1),
         figure("server RSS per 1,000 state events", "MB", "-", "state events", sizes, mem, 0),
-    ], "info": {"state_resolution": "not driven over federation: see docs/performance.md"}}
+    ] + ([
+        figure("state resolution of a one-key fork (in-process), cold cache", "ms", "nothing (one key differs)",
+               "state events", sizes, res_cold, 0),
+        figure("state resolution of a one-key fork (in-process), warm cache", "ms", "nothing (one key differs)",
+               "state events", sizes, res_warm, 0),
+    ] if b.resolver is not None else []), "info": {"state_resolution": res_info or "not measured: no --database-url"}}
 
 
 SECTIONS = {"sync": section_sync, "members": section_members, "history": section_history, "state": section_state}
