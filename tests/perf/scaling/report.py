@@ -52,6 +52,8 @@ def verdict(row: dict[str, Any]) -> str:
     steps = step_growth(row)
     if row["unit"] in DATA_UNITS:
         return "(the data received)"
+    if sum(v is not None for v in row["values"]) == 1:
+        return "one step only"
     if not steps or all(ok is None for _, _, ok in steps):
         return "not measured"
     allowed = "flat" if row["expect"] == 0 else "≤ linear"
