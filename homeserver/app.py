@@ -28,7 +28,7 @@ from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
-from homeserver.api import health, pages
+from homeserver.api import admin_page, admin_page_moderation, health, pages
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
@@ -56,6 +56,8 @@ from homeserver.services.admin.metrics import ServerMetrics
 from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.server_info import ServerInfoService
 from homeserver.services.admin.server_notices import ServerNoticeService
+from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
@@ -196,7 +198,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get, appservices=appservices,
-                                 query_alias=appservice_lookups.query_alias if appservices else None)
+                                 query_alias=appservice_lookups.query_alias if appservices else None,
+                                 public_rooms_over_federation=config.federation.allow_public_rooms_over_federation)
     appservice_interest = RoomInterest(appservices, stores.appservice_queries, room_state, config.server_name)
     directory.on_aliases_changed(appservice_interest.forget_aliases)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
@@ -212,7 +215,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
-        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter)
+        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
                                              erased=erased_users.among)
@@ -265,7 +268,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # Other servers' users' device lists, cached while we share a room with them.
     remote_keys = CachedRemoteKeys(federation_client, stores.remote_devices, device_lists, clock, config.server_name)
     events.on_persisted(remote_keys.on_persisted)
-    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys,
+                             device_names_over_federation=config.federation.allow_device_name_lookup_over_federation)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules, rate_limiter)
@@ -335,6 +339,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                          account_data, admin_audit, clock, config.server_name)
     if config.server_notices is not None:
         membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
+    reports = ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                            rate_limiter, admin_audit, clock, config.server_name)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -378,8 +384,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         admin_user_moderation=AdminUserModeration(admin_users, restrictions, auth, stores.accounts, admin_audit, clock,
                                                   config.account_validity.period_ms),
         server_info=ServerInfoService(stores.statistics, admin_audit),
-        reports=ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
-                              rate_limiter, admin_audit, clock, config.server_name),
+        reports=reports,
         admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
         admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
                                       admin_audit, config.server_name),
@@ -388,6 +393,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
         dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
         phone_validation=PhoneValidationService(),
+        admin_page_sessions=AdminPageSessions(accounts, auth, devices),
+        admin_page_views=AdminPageViews(admin_rooms, room_deletion, reports),
     )
 
 
@@ -425,7 +432,8 @@ def _federation_edus(
     """The listeners that feed the sender our users' typing, receipts, presence, device lists
     and to-device messages, and the service for the EDUs peers send us."""
     edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, room_servers.get, stores.devices,
-                          e2e_keys, config.server_name)
+                          e2e_keys, config.server_name,
+                          device_names=config.federation.allow_device_name_lookup_over_federation)
     typing.on_change(edus.typing_changed)  # local users' only
     receipts.on_receipt(edus.receipt_sent)
     presence.on_local_change(edus.presence_changed)
@@ -548,6 +556,8 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
         modules += admin_api.MODULES
     if "metrics" in resources:
         modules.append(metrics_api)
+    if "admin" in resources:  # the built-in admin page: only where the admin resource is served
+        modules += [admin_page, admin_page_moderation]
     return modules
 
 

@@ -438,6 +438,12 @@ class FederationConfig:
     # transaction is retried at once.
     retry_min_interval_ms: int = 30_000
     retry_max_interval_ms: int = 24 * 3600 * 1000
+    # Give other servers our users' device display names (device lists, keys/query, device-list
+    # EDUs); off by default as in Synapse: the names often say too much.
+    allow_device_name_lookup_over_federation: bool = False
+    # Let other servers read our room directory (/_matrix/federation/v1/publicRooms); off by
+    # default as in Synapse.
+    allow_public_rooms_over_federation: bool = False
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ access_log: true
 
 # Each listener: a port, the addresses it binds, the resources it serves, and TLS.
 # Resources: client (client-server API, /.well-known, landing page), federation and keys
-# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin.
+# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin (the
+# admin API, and the built-in admin page at /_chatgo/admin/: docs/admin-page.md).
 # One TLS port may serve client and federation. Every listener answers /health (liveness) and
 # /health/ready (readiness: the database answers). TLS: `tls: true` uses the certificate
 # above; `tls_certificate_path` + `tls_private_key_path` name a listener's own certificate
@@ -372,6 +373,12 @@ federation:
   # Queued events are kept and delivered in order once the server answers again.
   retry_min_interval_ms: 30000
   retry_max_interval_ms: 86400000
+  # Other servers get our users' device display names (in device lists, key queries and
+  # device-list updates) only if true: the names often say more than users would share.
+  allow_device_name_lookup_over_federation: false
+  # Other servers may read this server's public room directory (GET/POST
+  # /_matrix/federation/v1/publicRooms) only if true; otherwise they get 403 M_FORBIDDEN.
+  allow_public_rooms_over_federation: false
 
 # Server notices (as Synapse's): admins message users through the admin API (POST
 # /_synapse/admin/v1/send_server_notice), from a system user created when first needed, into a

@@ -17,12 +17,6 @@ NOT_SERVED = {
     ("server-server", "POST", "/sign"),
     # Password reset by e-mail: not yet (it belongs in services/accounts/accounts.py).
     ("client-server", "POST", "/account/password/email/requestToken"),
-    # The spec's own admin API (account suspension and locking, MSC3823/MSC4219): being added
-    # by the admin-users branch; remove these four lines when it lands.
-    ("client-server", "GET", "/v1/admin/lock/{userId}"),
-    ("client-server", "PUT", "/v1/admin/lock/{userId}"),
-    ("client-server", "GET", "/v1/admin/suspend/{userId}"),
-    ("client-server", "PUT", "/v1/admin/suspend/{userId}"),
 }
 
 # The operations issue 17 ("The rest of the spec") asks for: they must stay served.

@@ -33,6 +33,8 @@ from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.users import AdminUserService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
+from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
@@ -196,3 +198,7 @@ class Services:
     dehydrated_devices: DehydratedDeviceService
     # Phone numbers: the msisdn requestToken endpoints (no SMS is sent: refused as Synapse does).
     phone_validation: PhoneValidationService
+    # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
+    admin_page_sessions: AdminPageSessions
+    # What one screen of the admin page shows, gathered from the admin services' reads.
+    admin_page_views: AdminPageViews

@@ -32,7 +32,9 @@ async def directory(homeservers, tmp_path):
     registration.write_text(yaml.safe_dump({
         "id": "irc", "url": None, "as_token": "as-irc", "hs_token": "hs-irc", "sender_localpart": "ircbot",
         "namespaces": {"users": [{"exclusive": True, "regex": "@irc_.*"}]}, "protocols": ["irc"]}))
-    a, b = await homeservers(app_service_config_files=[str(registration)]), await homeservers()
+    a = await homeservers(app_service_config_files=[str(registration)],
+                          federation={"allow_public_rooms_over_federation": True})
+    b = await homeservers()
     alice = await a.services.accounts.create_user("alice", "password-1")
     lobby = await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Lobby", "topic": "hi"})
     games = await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Games"})
@@ -118,3 +120,24 @@ async def test_clients_ask_another_server_for_its_directory(directory, tls_files
     status, body = await client_request(b, "POST", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
                                         token, {"limit": "ten"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_peers_are_refused_the_directory_unless_the_setting_allows_it(homeservers, tls_files):
+    """allow_public_rooms_over_federation: false by default, as in Synapse: 403 M_FORBIDDEN to
+    GET and POST; a client asking for such a server's directory gets the refusal passed on."""
+    a, b = await homeservers(), await homeservers()
+    alice = await a.services.accounts.create_user("alice", "password-1")
+    await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Lobby"})
+    await b.services.accounts.create_user("bob", "password-2")
+    fed = b.services.federation_client
+    for request in (fed.get_json(a.name, PUBLIC_ROOMS), fed.post_json(a.name, PUBLIC_ROOMS, content={})):
+        with pytest.raises(RemoteError) as err:
+            await request
+        assert err.value.status == 403 and err.value.errcode == "M_FORBIDDEN"
+    token = await login(b, "@bob:" + b.name, "password-2", tls_files)
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
+                                        token)
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    # The server's own clients still read it.
+    status, body = await client_request(a, "GET", "/_matrix/client/v3/publicRooms", tls_files)
+    assert status == 200 and [r["name"] for r in body["chunk"]] == ["Lobby"]

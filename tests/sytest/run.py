@@ -116,7 +116,9 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                        # federation transport, so that certificate is trusted here too.
                        "ca_certificates": [str(tls["ca"]), str(SYTEST / "src" / "keys" / "tls-selfsigned.crt")],
                        "ip_range_allowlist": ["127.0.0.0/8", "::1/128"],
-                       "trusted_key_servers": [], "domain_allowlist": None},
+                       "trusted_key_servers": [], "domain_allowlist": None,
+                       # As sytest configures Synapse (Homeserver/Synapse.pm).
+                       "allow_public_rooms_over_federation": True},
     })
     # sytest's admin registrations (POST /_synapse/admin/v1/register, HMAC with "reg_secret"),
     # where this checkout's config has the setting (registration.shared_secret).
@@ -137,7 +139,8 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
         config["app_service_config_files"] = out.split()
         config["appservice"] = {"request_timeout_ms": 3000, "retry_min_interval_ms": 500, "retry_max_interval_ms": 2000}
     # The public room directory is readable without auth (GET /publicRooms is auth=optional)
-    # and over federation, publishing and aliases need no setting: ChatGO has no switch for them.
+    # (over federation: allow_public_rooms_over_federation, above); publishing and aliases need
+    # no setting: ChatGO has no switch for them.
     #
     # TODO(config): settings sytest's README asks for that ChatGO's config does not have yet
     # (another engineer adds them; set them here when they exist):

@@ -39,7 +39,10 @@ INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
 
 class E2EKeyService:
     def __init__(self, db: Database, store: E2EKeyStore, device_lists: DeviceListService, aux: AuxStream,
-                 uia_service: UIAService, server_name: str, remote: RemoteKeys) -> None:
+                 uia_service: UIAService, server_name: str, remote: RemoteKeys, *,
+                 device_names_over_federation: bool = False) -> None:
+        # allow_device_name_lookup_over_federation: whether peers see device display names.
+        self._device_names_over_federation = device_names_over_federation
         self._db = db
         self._store = store
         self._device_lists = device_lists
@@ -126,7 +129,7 @@ class E2EKeyService:
     async def query_for_server(self, origin: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /_matrix/federation/v1/user/keys/query: our users only; others are left out."""
         local, _ = self._split_query(body)
-        result = await self._query_local(local, viewer=None)
+        result = await self._query_local(local, viewer=None, names=self._device_names_over_federation)
         del result["user_signing_keys"]
         return result
 
@@ -135,7 +138,7 @@ class E2EKeyService:
         their cross-signing keys, and the device-list position (`stream_id`) they stand at."""
         if not is_valid_user_id(user_id) or server_name_of(user_id) != self._server_name:
             raise MatrixError(400, Codes.INVALID_PARAM, "The user is not hosted on this homeserver")
-        found = await self._query_local({user_id: []}, viewer=None)
+        found = await self._query_local({user_id: []}, viewer=None, names=self._device_names_over_federation)
         devices = []
         for device_id, keys in sorted(found["device_keys"].get(user_id, {}).items()):
             device: dict[str, Any] = {"device_id": device_id, "keys": keys}
@@ -168,9 +171,11 @@ class E2EKeyService:
                 remote.setdefault(server, {})[user_id] = devices
         return local, remote
 
-    async def _query_local(self, local: dict[str, list[str]], viewer: str | None) -> dict[str, Any]:
+    async def _query_local(self, local: dict[str, list[str]], viewer: str | None,
+                           names: bool = True) -> dict[str, Any]:
         """Keys of our users. `viewer`: the asking user, who also sees their own user-signing
-        key and the signatures they made; None for another server."""
+        key and the signatures they made; None for another server. `names`: with the devices'
+        display names (in `unsigned`)."""
         user_ids = sorted(local)
         signatures = await self._signatures_by_target(user_ids)
         device_keys: dict[str, dict[str, Any]] = {u: {} for u in user_ids}
@@ -179,7 +184,7 @@ class E2EKeyService:
                 continue
             keys = _with_signatures(keys, signatures.get((user_id, device_id), []))
             unsigned = keys.setdefault("unsigned", {})  # always there, as Synapse answers
-            if display_name is not None:
+            if display_name is not None and names:
                 unsigned["device_display_name"] = display_name
             device_keys[user_id][device_id] = keys
         result: dict[str, Any] = {"device_keys": device_keys,

@@ -83,7 +83,9 @@ class PduBroadcaster:
 class EduBroadcaster:
     def __init__(self, sender: FederationSender, queue: FederationQueueStore, destinations: DestinationQueries,
                  joined_servers: JoinedServers, devices: DeviceStore, e2e_keys: E2EKeyService,
-                 server_name: str) -> None:
+                 server_name: str, *, device_names: bool = False) -> None:
+        # allow_device_name_lookup_over_federation: device display names in m.device_list_update.
+        self._device_names = device_names
         self._sender = sender
         self._queue = queue
         self._destinations = destinations
@@ -152,7 +154,7 @@ class EduBroadcaster:
                     if device is None:
                         content["deleted"] = True
                     else:
-                        if device.display_name is not None:
+                        if device.display_name is not None and self._device_names:
                             content["device_display_name"] = device.display_name
                         keys = await self._e2e_keys.device_keys_with_signatures(user_id, device_id)
                         if keys is not None:

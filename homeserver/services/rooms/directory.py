@@ -42,7 +42,9 @@ class DirectoryService:
                  server_name: str, federation: FederationClient | None = None,
                  joined_servers: Callable[[str], Awaitable[set[str]]] | None = None, *,
                  appservices: AppServiceRegistry | None = None,
-                 query_alias: Callable[[str], Awaitable[bool]] | None = None) -> None:
+                 query_alias: Callable[[str], Awaitable[bool]] | None = None,
+                 public_rooms_over_federation: bool = False) -> None:
+        self._public_rooms_over_federation = public_rooms_over_federation
         self._appservices = appservices or AppServiceRegistry()
         self._query_alias = query_alias
         self._alias_listeners: list[Callable[[str], None]] = []
@@ -268,6 +270,13 @@ class DirectoryService:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         await self._directory.set_published_for_network(requester.app_service_id, network_id, room_id,
                                                         visibility == "public", self._clock.now_ms())
+
+    async def public_rooms_for_server(self, origin: str, **query: Any) -> dict[str, Any]:
+        """/_matrix/federation/v1/publicRooms: `public_rooms` for another server, if the
+        configuration (allow_public_rooms_over_federation) lets peers read the directory."""
+        if not self._public_rooms_over_federation:
+            raise MatrixError(403, Codes.FORBIDDEN, f"Federation denied with {origin}")
+        return await self.public_rooms(**query)
 
     async def public_rooms(self, *, limit: Any = None, since: Any = None, search: Any = None,
                            room_types: Any = None, include_all_networks: Any = False,
