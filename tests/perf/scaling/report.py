@@ -1,10 +1,11 @@
 """The scaling benchmark's Markdown report: one row per figure, its growth per step, a verdict.
 
-A figure may grow, step to step, as fast as the data the user receives: `expect` is that
-exponent in the step's size (0: it should stay flat, 1: it may grow linearly). A step
-passes when value2/value1 <= (size2/size1)**expect * TOLERANCE, or when the figure moved
-by less than the noise floor of its unit (a 2 ms page is not "3x slower" at 6 ms on a
-shared 2-core machine).
+A figure may grow as fast as the data the user receives: `expect` is that exponent in the
+size (0: it should stay flat, 1: it may grow linearly). A step passes when, from the step
+before or from the first size, value2/value1 <= (size2/size1)**expect * TOLERANCE (so one
+dip in a flat series does not make the next step look like growth), or when the figure
+moved by less than the noise floor of its unit (a 2 ms page is not "3x slower" at 6 ms on
+a shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def step_growth(row: dict[str, Any]) -> list[tuple[float | None, float | None, b
     """Per step: (ratio, exponent in size, passes) — None where a value is missing."""
     out = []
     sizes, values, expect, unit = row["sizes"], row["values"], row["expect"], row["unit"]
+    first = next(((n, v) for n, v in zip(sizes, values) if v is not None), None)
+
+    def within(n1: float, v1: float, n2: float, v2: float) -> bool:
+        if v2 - v1 <= NOISE_FLOOR.get(unit, 0.0):
+            return True
+        if v1 <= 0:
+            return False
+        return v2 / v1 <= ((n2 / n1) if n1 > 0 else 1) ** expect * TOLERANCE
+
     for (n1, v1), (n2, v2) in zip(zip(sizes, values), zip(sizes[1:], values[1:])):
         if v1 is None or v2 is None:
             out.append((None, None, None))
@@ -38,12 +48,8 @@ def step_growth(row: dict[str, Any]) -> list[tuple[float | None, float | None, b
         exponent = math.log(ratio) / math.log(size_ratio) if ratio and size_ratio and size_ratio > 1 else None
         if unit in DATA_UNITS:
             ok = None
-        elif v2 - v1 <= NOISE_FLOOR.get(unit, 0.0):
-            ok = True
-        elif ratio is None:
-            ok = False
         else:
-            ok = ratio <= (size_ratio or 1) ** expect * TOLERANCE
+            ok = within(n1, v1, n2, v2) or (first is not None and within(first[0], first[1], n2, v2))
         out.append((ratio, exponent, ok))
     return out
 
