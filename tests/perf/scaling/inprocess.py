@@ -40,7 +40,7 @@ class Resolver:
         `cold` with an empty event cache each time (a server that has not seen the room's
         state events lately), `warm` with the cache of the previous resolution."""
         s = self._stores
-        snap = await RoomStateCache(s.rooms, s.events, s.state, EventCache(s.events)).snapshot(room_id)
+        snap = await RoomStateCache(s.room_heads, EventCache(s.events)).snapshot(room_id)
         assert snap is not None, room_id
         current = dict(snap.state)
         fork = dict(current)
