@@ -32,6 +32,7 @@ from homeserver.api import health, pages
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
+from homeserver.memory import tune_malloc
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
 from homeserver.services.accounts.accounts import AccountService
@@ -540,6 +541,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 
 def run(config: Config) -> None:
     """The `chatgo run` process: serve until SIGINT or SIGTERM, then stop cleanly."""
+    tune_malloc()  # before the first worker thread: glibc sizes arenas as threads appear
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -80,6 +80,8 @@ class AuthConfig:
     argon2_time_cost: int = 2
     argon2_memory_cost_kib: int = 19 * 1024
     argon2_parallelism: int = 1
+    # Password hashes (and checks) computed at once; each takes argon2_memory_cost_kib of memory.
+    argon2_max_concurrent: int = 2
     # Lifetime of an unfinished user-interactive auth session.
     ui_auth_session_lifetime_ms: int = 15 * 60 * 1000
 
@@ -580,6 +582,8 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    if config.auth.argon2_max_concurrent < 1:
+        raise ConfigError("auth.argon2_max_concurrent: must be at least 1")
     _validate_rate_limits(config.rate_limiting)
     _validate_delayed_events(config.delayed_events)
     if config.registration.requires_captcha and not (config.registration.recaptcha_public_key

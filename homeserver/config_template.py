@@ -101,6 +101,9 @@ auth:
   argon2_time_cost: 2
   argon2_memory_cost_kib: 19456
   argon2_parallelism: 1
+  # Hashes (and password checks) computed at once: each holds argon2_memory_cost_kib of
+  # memory while it runs, so this bounds the memory a burst of logins or registrations takes.
+  argon2_max_concurrent: 2
   ui_auth_session_lifetime_ms: 900000
 
 login_via_existing_session:
