@@ -90,6 +90,7 @@ from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
+from homeserver.services.rooms.recent import RecentEvents
 from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.retention import RetentionService
@@ -102,6 +103,7 @@ from homeserver.services.rooms.wakeups import RoomEventNotifications
 from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.cached_queries import CachedSyncQueries, UserMemberships
 from homeserver.services.sync.filters import FilterService
 from homeserver.services.sync.legacy_initial_sync import InitialSyncService
 from homeserver.services.sync.legacy_stream import EventStreamService
@@ -189,7 +191,12 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         limiter=rate_limiter,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership, limiter=rate_limiter)
-    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock)
+    # The newest events of each room as the pipeline stored them: what woken /syncs read
+    # (with the users' memberships below, sync/cached_queries.py), and their bundled relations.
+    recent_events = RecentEvents(stream, stores.events, stores.relations, config.server_name,
+                                 config.caches.recent_events)
+    events.on_stored(recent_events.stored)
+    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, recent_events)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
@@ -231,20 +238,23 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules, rate_limiter)
-    room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
+    sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
+    events.on_stored(sync_memberships.stored)
+    sync_queries = CachedSyncQueries(db, recent_events, sync_memberships)
+    room_sync = RoomSyncBuilder(sync_queries, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
-    sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
+    sync = SyncService(sync_queries, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
     sync.unread_counts = notifications.unread_counts
     sync.push_rules = push_rules.rules_for
     sliding_sync = SlidingSyncService(
-        stores.sync, SlidingRoomBuilder(stores.sync, stores.events, stores.state, room_state, formatter, room_sync),
-        SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
+        sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),
+        SlidingExtensions(sync_queries, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
-    event_stream = EventStreamService(stores.sync, stores.events, room_state, formatter, sync, notifier,
+    event_stream = EventStreamService(sync_queries, stores.events, room_state, formatter, sync, notifier,
                                       stores.account_data, receipts, typing, presence)
-    initial_sync = InitialSyncService(stores.sync, stores.events, stores.state, room_state, formatter, sync,
+    initial_sync = InitialSyncService(sync_queries, stores.events, stores.state, room_state, formatter, sync,
                                       directory, stores.account_data, receipts, presence)
     federation_edus = _federation_edus(config, stores, federation_sender, room_servers, typing, receipts, presence,
                                        to_device, device_lists, e2e_keys, remote_keys, federation_reads.check_acl)
@@ -259,7 +269,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
-                "access_tokens": auth.cache_stats})
+                "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
+                "sync_memberships": sync_memberships.cache_stats})
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),

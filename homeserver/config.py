@@ -299,6 +299,18 @@ class MediaConfig:
     url_preview_timeout_ms: int = 10_000
 
 
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CachesConfig:
+    """The ceiling of each in-memory cache, in (estimated) bytes of the Python objects it holds."""
+    # The newest events of each room and its membership changes: what woken /syncs read.
+    recent_events: int = 8 * MIB
+    # Each user's memberships (room -> membership), read by every /sync.
+    sync_memberships: int = 4 * MIB
+
+
 @dataclass(frozen=True)
 class DelayedEventsConfig:
     # Delayed events (MSC4140, used by Element Call for call membership): clients schedule an
@@ -435,6 +447,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     delayed_events: DelayedEventsConfig = field(default_factory=DelayedEventsConfig)
+    caches: CachesConfig = field(default_factory=CachesConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -582,6 +595,9 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    for cache in dataclasses.fields(config.caches):
+        if getattr(config.caches, cache.name) < 0:
+            raise ConfigError(f"caches.{cache.name}: must not be negative")
     if config.auth.argon2_max_concurrent < 1:
         raise ConfigError("auth.argon2_max_concurrent: must be at least 1")
     _validate_rate_limits(config.rate_limiting)

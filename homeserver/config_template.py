@@ -262,6 +262,15 @@ delayed_events:
   # How many delayed events one user may have scheduled at once.
   max_delayed_events_per_user: 100
 
+caches:
+  # The ceiling of each in-memory cache, in bytes (estimated: the Python objects it holds).
+  # Past it the least recently used entries are dropped and read again from the database
+  # when needed. /metrics shows each cache's bytes, entries, hits and misses.
+  # The newest events of each room and its membership changes, what woken /syncs read (8 MiB).
+  recent_events: 8388608
+  # Each user's memberships, read by every /sync (4 MiB).
+  sync_memberships: 4194304
+
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are
   # refused unless this is true (for a gateway on this host or network).

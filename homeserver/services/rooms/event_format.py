@@ -16,16 +16,20 @@ from homeserver.core.room_versions import RoomVersion
 from homeserver.core.visibility import VisibilityTimeline
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.recent import RecentEvents
 from storage.events import EventRow, EventStore, TimelineQueries
 from storage.relations import RelationQueries
 
 
 class EventFormatter:
-    def __init__(self, events: EventStore, queries: TimelineQueries, relations: RelationQueries, clock: Clock) -> None:
+    def __init__(self, events: EventStore, queries: TimelineQueries, relations: RelationQueries, clock: Clock,
+                 recent: RecentEvents | None = None) -> None:
         self._events = events
         self._queries = queries
         self._relations = relations
         self._clock = clock
+        # Recent events in memory: their redactions and relations need no query.
+        self._recent = recent
 
     # --- visibility -------------------------------------------------------------------------------
 
@@ -50,7 +54,12 @@ class EventFormatter:
     async def format_events(self, rows: list[EventRow], version: RoomVersion, requester: Requester | None,
                             *, bundle: bool = True) -> list[dict[str, Any]]:
         redaction_ids = [r.redacted_by for r in rows if r.redacted_by]
-        redactions = await self._events.get_events(redaction_ids) if redaction_ids else {}
+        redactions: dict[str, EventRow] = {}
+        if redaction_ids and self._recent is not None:
+            redactions = {i: found for i in redaction_ids if (found := self._recent.event(i)) is not None}
+        missing = [i for i in redaction_ids if i not in redactions]
+        if missing:
+            redactions.update(await self._events.get_events(missing))
         now = self._clock.now_ms()
         out = [self._format(row, version, requester, now, redactions.get(row.redacted_by) if row.redacted_by else None)
                for row in rows]
@@ -90,7 +99,9 @@ class EventFormatter:
         if not live:
             return
         ids = [r.event_id for r in live]
-        related = await self._relations.relation_types(ids)
+        related = self._recent.relation_types(live) if self._recent is not None else None
+        if related is None:
+            related = await self._relations.relation_types(ids)
         if not related:
             return
         edited = {e for e, types in related.items() if "m.replace" in types}
