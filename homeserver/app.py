@@ -245,7 +245,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                  stores.federation_rooms)
     sync = SyncService(sync_queries, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
-    sync.unread_counts = notifications.unread_counts
+    sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
     sliding_sync = SlidingSyncService(
         sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),

@@ -34,9 +34,10 @@ from storage.sync import RoomMembershipAt, SyncQueries
 
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
-# (user_id, room_ids, read_upto) -> room -> {notification_count, highlight_count (main timeline),
-# threads: {root: counts}}; provided by the push service (NotificationService.unread_counts).
-UnreadCounts = Callable[[str, list[str], dict[str, dict[str | None, int]]], Awaitable[dict[str, Any]]]
+# (user_id, room_ids) -> room -> {notification_count, highlight_count (main timeline),
+# threads: {root: counts}}, past the user's read receipts; provided by the push service
+# (NotificationService.sync_unread_counts).
+UnreadCounts = Callable[[str, list[str]], Awaitable[dict[str, Any]]]
 PushRules = Callable[[str], Awaitable[dict[str, Any]]]
 
 
@@ -273,9 +274,7 @@ class SyncService:
     async def _add_unread_counts(self, user_id: str, join: dict[str, Any], f: SyncFilter) -> None:
         if self.unread_counts is None or not join:
             return
-        room_ids = list(join)
-        read_upto = await self._receipts.read_upto(user_id, room_ids)
-        counts = await self.unread_counts(user_id, room_ids, read_upto)
+        counts = await self.unread_counts(user_id, list(join))
         threaded = f.timeline.unread_thread_notifications
         for room_id, room in join.items():
             found = counts.get(room_id)
