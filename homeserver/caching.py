@@ -57,7 +57,7 @@ class ByteLRU(Generic[K, V]):
     def __contains__(self, key: K) -> bool:
         return key in self._entries
 
-    def keys(self) -> Iterator[K]:
+    def __iter__(self) -> Iterator[K]:
         return iter(list(self._entries))
 
     def get(self, key: K) -> V | None:

@@ -42,7 +42,7 @@ def test_random_use_stays_within_the_ceiling_and_counts_its_bytes_exactly():
         else:
             cache.put(key, b"x" * rng.randrange(2_000))
         assert cache.bytes <= 20_000
-    assert cache.bytes == sum(len(cache.peek(k)) + ENTRY_OVERHEAD for k in cache.keys())
+    assert cache.bytes == sum(len(cache.peek(k)) + ENTRY_OVERHEAD for k in cache)
     assert cache.stats.bytes() == cache.bytes and cache.stats.max_bytes == 20_000
 
 

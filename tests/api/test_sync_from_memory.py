@@ -72,8 +72,7 @@ async def test_a_woken_sync_reads_no_events_or_memberships_from_the_database(ali
 
 
 async def test_a_fan_out_of_woken_syncs_shares_one_unread_counts_query(alice, client, monkeypatch):
-    status, room = await alice.post(f"{V3}/createRoom", {"preset": "public_chat"})
-    room = room["room_id"]
+    room = (await alice.post(f"{V3}/createRoom", {"preset": "public_chat"}))[1]["room_id"]
     members = []
     for i in range(6):
         member = client.with_token((await client.register(f"member{i}"))["access_token"])

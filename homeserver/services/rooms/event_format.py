@@ -9,6 +9,7 @@ summary (m.thread: latest_event, count, current_user_participated) and reference
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from homeserver.core.redaction import redact
@@ -36,9 +37,15 @@ class EventFormatter:
     async def visibility(self, room_id: str, user_id: str) -> VisibilityTimeline:
         changes = await self._queries.state_changes(room_id, "m.room.history_visibility")
         memberships = await self._queries.memberships_of(room_id, user_id)
+        return self.visibility_from(changes, [(m.stream_ordering, m.membership) for m in memberships])
+
+    @staticmethod
+    def visibility_from(changes: Sequence[tuple[int, Any]], memberships: Sequence[tuple[int, str]]) -> VisibilityTimeline:
+        """From the room's history_visibility changes, (position, content), and the user's
+        membership changes, (position, membership), each oldest first."""
         return VisibilityTimeline(
             [(pos, c.get("history_visibility") if isinstance(c, dict) else None) for pos, c in changes],
-            [(m.stream_ordering, m.membership) for m in memberships],
+            memberships,
         )
 
     @staticmethod

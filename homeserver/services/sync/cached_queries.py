@@ -87,6 +87,23 @@ class CachedSyncQueries(SyncQueries):
         return rows if rows is not None else await super().recent_events(room_id, after=after, upto=upto,
                                                                           limit=limit)
 
+    async def recent_events_in_rooms(self, windows: list[tuple[str, int, int, int]], *,
+                                     no_outliers: bool = False) -> dict[str, list[EventRow]]:
+        found: dict[str, list[EventRow]] = {}
+        rest = windows
+        if no_outliers:  # memory holds the timeline only, no out-of-band events
+            rest = []
+            for window in windows:
+                room_id, after, upto, limit = window
+                rows = self._recent.events(room_id, after=after, upto=upto, limit=limit)
+                if rows is None:
+                    rest.append(window)
+                elif rows:
+                    found[room_id] = rows
+        if rest:
+            found.update(await super().recent_events_in_rooms(rest, no_outliers=no_outliers))
+        return found
+
     async def membership_changes_between(self, room_ids: list[str], since: int,
                                          upto: int) -> list[tuple[str, str, str]]:
         found = self._recent.membership_changes(room_ids, since, upto)

@@ -170,18 +170,18 @@ class SyncService:
             if active and since is not None else set()
         newly_joined: list[str] = []
         newly_left: list[str] = []
+        # The rooms to build, all at once below: (section, room_id, window, membership).
+        to_build: list[tuple[dict[str, Any], str, RoomWindow, RoomMembershipAt]] = []
         for room_id, membership in now.items():
             previous = before.get(room_id)
             changed = not _same(previous, membership)
             if membership.membership == "join":
                 if initial or changed:
-                    join[room_id] = await self._rooms.room(requester, room_id, window.fresh(), membership, f, ignored)
+                    to_build.append((join, room_id, window.fresh(), membership))
                     if changed and since is not None:
                         newly_joined.append(room_id)
-                        # A room joined since the last sync: its history is news (Synapse).
-                        join[room_id]["timeline"]["limited"] = True
                 elif room_id in with_news:
-                    join[room_id] = await self._rooms.room(requester, room_id, window, membership, f, ignored)
+                    to_build.append((join, room_id, window, membership))
                 elif room_id in typing or room_id in receipts or room_id in room_account_data:
                     join[room_id] = self._rooms.quiet_room(window)
             elif membership.membership in ("invite", "knock") and (since is None or changed):
@@ -199,10 +199,15 @@ class SyncService:
                 joined_between = previous.membership != "join" and "join" in own_changes.get(room_id, ())
                 departed = RoomWindow(since=None if joined_between else since.events,
                                       upto=membership.stream_ordering, full_state=joined_between)
-                leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
+                to_build.append((leave, room_id, departed, membership))
             elif membership.membership in ("leave", "ban") and since is None and f.include_leave:
                 departed = RoomWindow(since=None, upto=membership.stream_ordering, full_state=True)
-                leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
+                to_build.append((leave, room_id, departed, membership))
+        built = await self._rooms.rooms(requester, [(r, w, m) for _, r, w, m in to_build], f, ignored)
+        for section, room_id, _, _ in to_build:
+            section[room_id] = built[room_id]
+        for room_id in newly_joined:
+            join[room_id]["timeline"]["limited"] = True  # a room joined since the last sync: its history is news (Synapse)
 
         for room_id, room in join.items():
             ephemeral = [e for e in (typing.get(room_id), receipts.get(room_id)) if e is not None

@@ -2,8 +2,8 @@
 
 import asyncio
 
-from homeserver.services.sync.cached_queries import UserMemberships
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.cached_queries import UserMemberships
 from storage.events import MembershipChange, PersistBatch
 from storage.sync import RoomMembershipAt
 
