@@ -95,10 +95,13 @@ class FederationSender:
 
     # --- queueing ----------------------------------------------------------------------------
 
-    async def send_pdu(self, pdu: dict[str, Any], destinations: Iterable[str]) -> None:
-        """Queue one PDU for these servers (ourselves and servers we may not talk to are skipped)."""
+    async def send_pdu(self, pdu: dict[str, Any], destinations: Iterable[str], *,
+                       stream_ordering: int | None = None) -> None:
+        """Queue one PDU for these servers (ourselves and servers we may not talk to are skipped).
+        `stream_ordering`: the event's, for the admin API's "latest delivered" per destination."""
         room_id = pdu.get("room_id")
-        await self._enqueue(self._filter(destinations), "pdu", pdu, room_id if isinstance(room_id, str) else None)
+        await self._enqueue(self._filter(destinations), "pdu", pdu, room_id if isinstance(room_id, str) else None,
+                            stream_ordering)
 
     async def send_edu(self, destinations: Iterable[str], edu_type: str, content: dict[str, Any],
                        key: Any = None) -> None:
@@ -125,6 +128,20 @@ class FederationSender:
             return  # healthy and idle: nothing of ours waits for it (the common case, cheaply)
         state.wake_now.set()
         self._kick(destination)
+
+    async def reset_retry(self, destination: str) -> bool:
+        """An admin says: forget the destination's back-off and try it now. False when it was
+        not backing off (nothing changed)."""
+        if not await self._store.reset_retry(destination):
+            return False
+        state = self._destinations.get(destination)
+        if state is not None:
+            state.retry = RetryState(0, 0)  # the next failure starts again from the minimum
+        if self._started and not self._stopping:
+            state = self._state(destination)
+            state.wake_now.set()  # a delivery task waiting out the back-off goes now
+            self._kick(destination)  # else one starts, to send what is queued (if anything)
+        return True
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -173,10 +190,10 @@ class FederationSender:
         return state
 
     async def _enqueue(self, destinations: list[str], kind: str, body: dict[str, Any],
-                       room_id: str | None = None) -> None:
+                       room_id: str | None = None, stream_ordering: int | None = None) -> None:
         if not destinations:
             return
-        await self._store.enqueue(destinations, kind, body, self._clock.now_ms(), room_id)
+        await self._store.enqueue(destinations, kind, body, self._clock.now_ms(), room_id, stream_ordering)
 
         async def kick() -> None:  # after the rows are committed, or the task would not see them
             for destination in destinations:
@@ -233,7 +250,7 @@ class FederationSender:
                     return
                 if await self._transmit(destination, items, ephemeral):
                     if items:
-                        await self._store.remove(destination, [i.item_id for i in items])
+                        await self._store.remove(destination, [i.item_id for i in items], delivered=True)
                 else:
                     state.ephemeral.clear()
         except asyncio.CancelledError:

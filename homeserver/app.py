@@ -28,7 +28,7 @@ from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import client as client_api
-from homeserver.api import health, pages
+from homeserver.api import admin_page, admin_page_moderation, health, pages
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
@@ -39,6 +39,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
@@ -47,13 +48,35 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import Recaptcha, UIAService, siteverify_over
+from homeserver.services.admin.appservices import AppServiceAdmin
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
+from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
+from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
-from homeserver.services.auth import AuthService
+from homeserver.services.admin.users import AdminUserService
+from homeserver.services.appservices.client import AppServiceClient
+from homeserver.services.appservices.interest import RoomInterest
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.registrations import load_registry
+from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.thirdparty import ThirdPartyLookups
+from homeserver.services.appservices.transactions import TransactionBuilder
+from homeserver.services.auth import AccountRestrictions, AuthService
 from homeserver.services.calls.turn import TurnService
 from homeserver.services.clock import Clock
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.e2ee.remote_devices import CachedRemoteKeys
@@ -84,6 +107,7 @@ from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.delayed_events import DelayedEventService
 from homeserver.services.rooms.directory import DirectoryService
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.hierarchy import HierarchyService
@@ -133,8 +157,19 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     stores = Stores.build(db)
     federation_client, keyring = _federation(config, stores, clock, signing_key)
     passwords = PasswordHashing(config.auth)
-    auth = AuthService(db, stores.tokens, clock, config.auth)
-    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides)
+    # Application services: their registrations (read from their files here) and our client.
+    appservices = load_registry(config)
+    appservice_client = AppServiceClient(config.appservice.request_timeout_ms)
+    appservice_lookups = AppServiceLookups(appservices, appservice_client, stores.appservice_queries,
+                                           config.server_name)
+    # Accounts an admin locked, suspended or shadow-banned; accounts erased on deactivation.
+    restrictions = AccountRestrictions(stores.accounts)
+    erased_users = ErasedUsers(stores.accounts)
+    auth = AuthService(db, stores.tokens, clock, config.auth, restrictions=restrictions, accounts=stores.accounts,
+                       account_validity_ms=config.account_validity.period_ms, appservices=appservices,
+                       devices=stores.devices)
+    rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides,
+                               is_exempt=appservices.exempt_from_rate_limits)
     # Identity servers, the CAS server and the captcha service: their own session, with
     # federation's TLS trust and IP filter.
     identity_transport = Transport(config.federation, [config.path(p) for p in config.federation.ca_certificates])
@@ -150,10 +185,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         recaptcha=recaptcha, email_validated=email.validated if config.email.enabled else None,
     )
     devices = DeviceService(db, stores.devices, auth, uia, clock)
-    registration_tokens = RegistrationTokenService(stores.registration_tokens, clock, limiter=rate_limiter)
-    room_state = RoomStateCache(stores.rooms, stores.events, stores.state, EventCache(stores.events))
+    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
+                                                   audit=admin_audit)
+    room_state = RoomStateCache(stores.room_heads, EventCache(stores.events))
     stream = StreamTracker(stream_position)
-    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key)
+    events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key,
+                          restrictions=restrictions)
     # Joins to a room from other servers count towards rc_joins_per_room (ours are counted where they happen).
     events.on_persisted(lambda batch: _count_remote_joins(rate_limiter, batch, config.server_name))
     profiles = ProfileLookup(stores.profiles, config.server_name)
@@ -162,7 +200,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
         room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
-                                 room_servers.get)
+                                 room_servers.get, appservices=appservices,
+                                 query_alias=appservice_lookups.query_alias if appservices else None,
+                                 public_rooms_over_federation=config.federation.allow_public_rooms_over_federation)
+    appservice_interest = RoomInterest(appservices, stores.appservice_queries, room_state, config.server_name)
+    directory.on_aliases_changed(appservice_interest.forget_aliases)
     rooms = RoomService(db, stores.rooms, stores.directory, directory, events, profiles, clock, config.server_name,
                         limiter=rate_limiter)
     # Rooms shared with other servers: what we send them, received events, remote
@@ -176,10 +218,10 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
-        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter)
+        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
-                                             erased=stores.accounts.erased_among)
+                                             erased=erased_users.among)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name, limiter=rate_limiter)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
@@ -188,7 +230,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     accounts = AccountService(
         db, stores.accounts, stores.profiles, stores.registration_tokens, auth, devices, uia, passwords,
         membership, clock, config.server_name, config.registration, threepids, email_enabled=config.email.enabled,
-        limiter=rate_limiter,
+        limiter=rate_limiter, erased=erased_users,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership, limiter=rate_limiter)
     # The newest events of each room as the pipeline stored them: what woken /syncs read
@@ -196,12 +238,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     recent_events = RecentEvents(stream, stores.events, stores.relations, config.server_name,
                                  config.caches.recent_events)
     events.on_stored(recent_events.stored)
-    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, recent_events)
+    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users,
+                               recent=recent_events)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
-                                     federation_client, limiter=rate_limiter)
+                                     federation_client, limiter=rate_limiter, restrictions=restrictions)
     notifier = Notifier()
     # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
     # become visible, so a /sync that sees a new event sees its unread counts too.
@@ -224,7 +267,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     events.before_publish(push_evaluator.on_persisted)
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
     events.on_persisted(room_notifications.on_persisted)
-    typing = TypingService(membership, stores.events, notifier)
+    typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
     to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name,
                                 limiter=rate_limiter)
@@ -234,10 +277,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # Other servers' users' device lists, cached while we share a room with them.
     remote_keys = CachedRemoteKeys(federation_client, stores.remote_devices, device_lists, clock, config.server_name)
     events.on_persisted(remote_keys.on_persisted)
-    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys)
+    e2e_keys = E2EKeyService(db, stores.e2e_keys, device_lists, aux, uia, config.server_name, remote_keys,
+                             device_names_over_federation=config.federation.allow_device_name_lookup_over_federation)
     devices.on_devices_changed(e2e_keys.on_devices_changed)
     replication = _replication(db, stores, room_state, notifier, stream, aux, room_notifications, auth,
                                account_data, typing, push_rules, rate_limiter)
+    restrictions.replicate = lambda: replication.publish({"k": "restrictions"})
+    replication.on("restrictions", lambda m: restrictions.forget_cached())
+    erased_users.replicate = lambda user_id: replication.publish({"k": "erased", "u": user_id})
+    replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
     sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
     events.on_stored(sync_memberships.stored)
     sync_queries = CachedSyncQueries(db, recent_events, sync_memberships)
@@ -262,6 +310,15 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     federation_transactions = FederationTransactions(
         events, room_state, intake, PduChecker(keyring), federation_membership, stores.federation_rooms, clock,
         receive_edus=federation_edus.receive, peer_is_up=federation_sender.wake, check_acl=federation_reads.check_acl)
+    # Feeds of the appservices: woken by new events and typing, built from the streams.
+    appservice_sender = AppServiceSender(
+        appservices, stores.appservices,
+        TransactionBuilder(stores.appservice_queries, stores.events, room_state, stores.rooms, formatter,
+                           appservice_interest, typing, presence, appservice_lookups, config.server_name),
+        appservice_client, stream, aux.tracker, clock, config.appservice)
+    if appservices:
+        events.on_persisted(appservice_sender.on_persisted)
+        typing.on_change(appservice_sender.typing_changed)
     # /metrics: the figures the services keep, and every in-memory cache worth watching.
     metrics = ServerMetrics(
         db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
@@ -270,13 +327,16 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
-                "sync_memberships": sync_memberships.cache_stats})
+                "sync_memberships": sync_memberships.cache_stats},
+        appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
                          RemoteMediaFetcher(federation_client, stores.media, media_files, clock, config.media),
                          limiter=rate_limiter)
     login_tokens = LoginTokenService(stores.login_tokens, accounts, uia, clock, config.login_via_existing_session)
-    admin_audit = AdminAuditLog(stores.admin_audit, clock)
+    admin_users = AdminUserService(accounts, stores.accounts, stores.admin_users, auth, restrictions, devices,
+                                   profile_service, threepids, messaging, account_data, pushers, admin_audit,
+                                   config.server_name)
     # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
     # every process's scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
@@ -284,6 +344,16 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     events.on_persisted(delayed_events.on_persisted)
     delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
+    admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
+        config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
+        directory, rooms, replication, admin_audit, sync_queries)
+    server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
+                                         stores.server_notices, rooms, membership, events, stores.events, room_state,
+                                         account_data, admin_audit, clock, config.server_name)
+    if config.server_notices is not None:
+        membership.guard_invite_rejections(server_notices.refuse_invite_rejection)
+    reports = ReportService(db, stores.reports, stores.events, stores.rooms, stores.accounts, membership,
+                            rate_limiter, admin_audit, clock, config.server_name)
     return Services(
         media=media, thumbnails=ThumbnailService(media, stores.media, media_files, config.media),
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
@@ -299,7 +369,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         events=events, rooms=rooms, upgrades=upgrades,
         third_party_invites=ThirdPartyInviteService(rooms, membership, events, room_state, profiles,
                                                     config.server_name, config.identity.verify_certificates,
-                                                    config.identity.server_allowlist, limiter=rate_limiter),
+                                                    config.identity.server_allowlist, limiter=rate_limiter,
+                                                    federation=federation_client),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations,
         hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
@@ -320,6 +391,23 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         user_ratelimit=UserRateLimitAdmin(db, stores.accounts, rate_limiter, admin_audit, config.server_name),
         delayed_events=delayed_events,
         metrics=metrics,
+        appservice_sender=appservice_sender, appservice_lookups=appservice_lookups,
+        admin_rooms=admin_rooms, room_deletion=room_deletion, purge_history=purge_history, room_tasks=room_tasks,
+        admin_users=admin_users,
+        admin_user_moderation=AdminUserModeration(admin_users, restrictions, auth, stores.accounts, admin_audit, clock,
+                                                  config.account_validity.period_ms),
+        server_info=ServerInfoService(stores.statistics, admin_audit),
+        reports=reports,
+        admin_destinations=AdminDestinationService(stores.destination_admin, federation_sender, admin_audit),
+        admin_media=AdminMediaService(db, stores.media, stores.media_admin, media_files, stores.accounts,
+                                      admin_audit, config.server_name),
+        server_notices=server_notices,
+        third_party_lookups=ThirdPartyLookups(appservices, appservice_client, clock),
+        appservice_admin=AppServiceAdmin(appservices, stores.appservices, stream, clock),
+        dehydrated_devices=DehydratedDeviceService(stores.dehydrated_devices, devices, e2e_keys, to_device, clock),
+        phone_validation=PhoneValidationService(),
+        admin_page_sessions=AdminPageSessions(accounts, auth, devices),
+        admin_page_views=AdminPageViews(admin_rooms, room_deletion, reports),
     )
 
 
@@ -357,7 +445,8 @@ def _federation_edus(
     """The listeners that feed the sender our users' typing, receipts, presence, device lists
     and to-device messages, and the service for the EDUs peers send us."""
     edus = EduBroadcaster(sender, stores.federation_queue, stores.destinations, room_servers.get, stores.devices,
-                          e2e_keys, config.server_name)
+                          e2e_keys, config.server_name,
+                          device_names=config.federation.allow_device_name_lookup_over_federation)
     typing.on_change(edus.typing_changed)  # local users' only
     receipts.on_receipt(edus.receipt_sent)
     presence.on_local_change(edus.presence_changed)
@@ -372,6 +461,42 @@ def _count_remote_joins(rate_limiter: RateLimiter, batch: list[tuple[Event, int]
         if event.type == "m.room.member" and event.membership == "join" \
                 and server_name_of(event.sender) != server_name:
             rate_limiter.joined(event.room_id)
+
+
+def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, events: EventService,
+                 room_state: RoomStateCache, room_servers: SnapshotMemo[set[str]], room_sync: RoomSyncBuilder,
+                 formatter: EventFormatter, timeline: TimelineService, membership: MembershipService,
+                 directory: DirectoryService, rooms: RoomService, replication: Replication, audit: AdminAuditLog,
+                 sync_queries: CachedSyncQueries,
+                 ) -> tuple[AdminRoomService, RoomDeletionService, PurgeHistoryService, RoomTaskRunner]:
+    """The admin API's rooms: listing and moderating them, deleting them, purging history.
+    What they change behind the event pipeline's back is dropped from every cache, in this
+    process and (announced) in the others."""
+
+    def drop_room(room_id: str) -> None:
+        room_state.forget(room_id)
+        room_servers.forget(room_id)
+        room_state.events.forget_room(room_id)
+        room_sync.forget_room(room_id)
+        sync_queries.forget_room(room_id)
+
+    def drop_room_everywhere(room_id: str) -> None:
+        drop_room(room_id)
+        replication.publish({"k": "room_purged", "r": room_id})
+    replication.on("room_purged", lambda message: drop_room(message["r"]))
+
+    name = config.server_name
+    tasks = RoomTaskRunner(stores.room_tasks, clock)
+    purger = RoomPurger(db, events, stores.events, stores.rooms, stores.directory, stores.account_data,
+                        stores.receipts, stores.push_actions, stores.federation_rooms, name)
+    purger.on_purged(drop_room_everywhere)
+    admin_rooms = AdminRoomService(stores.admin_rooms, stores.rooms, room_state, stores.events, formatter, timeline,
+                                   membership, events, directory, stores.accounts, audit, clock, name,
+                                   drop_cached=drop_room_everywhere)
+    deletion = RoomDeletionService(stores.rooms, stores.directory, stores.admin_rooms, purger, tasks, rooms,
+                                   membership, events, audit, clock, name)
+    purges = PurgeHistoryService(purger, tasks, room_state, stores.events, stores.admin_rooms, audit)
+    return admin_rooms, deletion, purges, tasks
 
 
 async def _publish_push_rules(push_rules: PushRuleService, account_data: AccountDataService, user_id: str) -> None:
@@ -446,6 +571,8 @@ def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> li
         modules += admin_api.MODULES
     if "metrics" in resources:
         modules.append(metrics_api)
+    if "admin" in resources:  # the built-in admin page: only where the admin resource is served
+        modules += [admin_page, admin_page_moderation]
     return modules
 
 
@@ -531,8 +658,10 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
                                 ", ".join(listener.resources))
             await services.replication.start()
+            await services.room_tasks.recover()
             services.federation_sender.start()
             services.delayed_events.start()
+            services.appservice_sender.start()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -541,9 +670,11 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
         finally:
             for runner in runners:
                 await runner.cleanup()
+            await services.room_tasks.stop()
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.delayed_events.stop()
+            await services.appservice_sender.stop()
             await services.devices.flush()
             await services.pushers.close()
             await services.threepids.close()

@@ -19,6 +19,7 @@ from homeserver.config import Config, ConfigError, load_config
 from homeserver.config_template import render_config
 from homeserver.errors import MatrixError
 from homeserver.logs import setup_logging
+from homeserver.services.appservices.registrations import load_registry
 
 DEFAULT_DATA_DIR = Path("chatgo-data")
 CONFIG_NAME = "homeserver.yaml"
@@ -81,6 +82,10 @@ def _setup_logging(level: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    try:  # a bad appservice registration stops the server before it starts anything
+        load_registry(config)
+    except ConfigError as exc:
+        raise SystemExit(f"config error: {exc}") from None
     setup_logging(config.log_level, config.log_format, access_log=config.access_log)
     app.run(config)
     return 0
@@ -148,7 +153,7 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
         async with app.open_database(config) as db:
             tokens = (await app.start_services(config, db)).registration_tokens
             if args.action == "create":
-                print(await tokens.create(args.token, uses_allowed=args.uses, expiry_ts=args.expiry_ts))
+                print((await tokens.create(args.token, uses_allowed=args.uses, expiry_ts=args.expiry_ts)).token)
             elif args.action == "list":
                 for row in await tokens.list():
                     print(f"{row.token}\tuses_allowed={row.uses_allowed}\tpending={row.pending}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 
 RESOURCES = frozenset({"client", "federation", "keys", "media", "metrics", "admin"})
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
 
 
 class ConfigError(ValueError):
@@ -270,6 +272,32 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class AccountValidityConfig:
+    # Accounts expire `period` after they are first used (or after an admin renews them with
+    # POST /_synapse/admin/v1/account_validity/validity); an expired account gets 403
+    # ORG_MATRIX_EXPIRED_ACCOUNT on every request but logout, as Synapse answers. Durations
+    # as Synapse writes them: milliseconds, or a number with s, m, h, d, w or y ("6w").
+    enabled: bool = False
+    period: str | None = None
+
+    @property
+    def period_ms(self) -> int | None:
+        """The validity period when the feature is on, else None."""
+        return parse_duration_ms(self.period) if self.enabled and self.period is not None else None
+
+
+@dataclass(frozen=True)
+class AppServiceConfig:
+    # A transaction an appservice did not take is retried after retry_min_interval_ms, then
+    # twice as long after each further failure, up to retry_max_interval_ms (as Synapse: 2 s
+    # doubling to 512 s). Its events wait, in order, in the database meanwhile.
+    retry_min_interval_ms: int = 2_000
+    retry_max_interval_ms: int = 512_000
+    # How long one request to an appservice may take (transactions, user and alias queries, pings).
+    request_timeout_ms: int = 60_000
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     # Largest accepted request body outside the media repository.
     max_request_body_bytes: int = 1024 * 1024
@@ -346,6 +374,21 @@ def parse_duration_ms(value: str) -> int:
     return int(number) * _DURATION_UNITS_MS[unit]
 
 
+@dataclass(frozen=True)
+class ServerNoticesConfig:
+    # Server notices (Synapse's): admins message users through POST
+    # /_synapse/admin/v1/send_server_notice, from this system user (created when first
+    # needed; choose a localpart nobody has), into a room per user that they cannot write in.
+    system_mxid_localpart: str
+    system_mxid_display_name: str | None = None
+    system_mxid_avatar_url: str | None = None
+    room_name: str | None = "Server Notices"
+    room_avatar_url: str | None = None
+    room_topic: str | None = None
+    # Join users to their notices room instead of inviting them.
+    auto_join: bool = False
+
+
 # Outbound federation never connects to these unless allowlisted (as Synapse's ip_range_blacklist):
 # loopback, private, CGNAT, link-local, multicast, reserved and documentation ranges, IPv6 ULA.
 DEFAULT_IP_RANGE_DENYLIST = (
@@ -409,6 +452,12 @@ class FederationConfig:
     # transaction is retried at once.
     retry_min_interval_ms: int = 30_000
     retry_max_interval_ms: int = 24 * 3600 * 1000
+    # Give other servers our users' device display names (device lists, keys/query, device-list
+    # EDUs); off by default as in Synapse: the names often say too much.
+    allow_device_name_lookup_over_federation: bool = False
+    # Let other servers read our room directory (/_matrix/federation/v1/publicRooms); off by
+    # default as in Synapse.
+    allow_public_rooms_over_federation: bool = False
 
 
 @dataclass(frozen=True)
@@ -443,10 +492,17 @@ class Config:
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     cas: CasConfig = field(default_factory=CasConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
+    account_validity: AccountValidityConfig = field(default_factory=AccountValidityConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
     delayed_events: DelayedEventsConfig = field(default_factory=DelayedEventsConfig)
+    # Application services (bridges, bots): their registration files, as Synapse's
+    # app_service_config_files (relative to this file's directory), and how we talk to them.
+    app_service_config_files: tuple[str, ...] = ()
+    appservice: AppServiceConfig = field(default_factory=AppServiceConfig)
+    # None (no section): server notices are off.
+    server_notices: ServerNoticesConfig | None = None
     caches: CachesConfig = field(default_factory=CachesConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
@@ -613,6 +669,15 @@ def _validate(config: Config) -> None:
         raise ConfigError("log_format: expected text or json")
     if not config.listeners:
         raise ConfigError("listeners: at least one listener is needed")
+    validity = config.account_validity
+    if validity.enabled and validity.period is None:
+        raise ConfigError("account_validity.period: needed when account_validity.enabled is true")
+    if validity.period is not None:
+        try:
+            if parse_duration_ms(validity.period) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("account_validity.period: expected a positive duration such as 6w") from None
     for i, listener in enumerate(config.listeners):
         if not 0 <= listener.port <= 65535:
             raise ConfigError(f"listeners[{i}].port: must be between 0 and 65535")
@@ -623,6 +688,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"listeners[{i}]: set both tls_certificate_path and tls_private_key_path")
     if not config.server_name or "/" in config.server_name:
         raise ConfigError("server_name: must be a host name with an optional port")
+    appservice = config.appservice
+    if not 0 < appservice.retry_min_interval_ms <= appservice.retry_max_interval_ms:
+        raise ConfigError("appservice.retry_min_interval_ms: must be positive and at most retry_max_interval_ms")
+    if appservice.request_timeout_ms <= 0:
+        raise ConfigError("appservice.request_timeout_ms: must be positive")
+    if config.server_notices is not None and not _LOCALPART.fullmatch(config.server_notices.system_mxid_localpart):
+        raise ConfigError("server_notices.system_mxid_localpart: not a valid localpart (a-z, 0-9, ._=-/+)")
     for i, ip_range in enumerate(config.media.url_preview_ip_range_allowlist):
         try:
             ipaddress.ip_network(ip_range, strict=False)

@@ -47,7 +47,8 @@ access_log: true
 
 # Each listener: a port, the addresses it binds, the resources it serves, and TLS.
 # Resources: client (client-server API, /.well-known, landing page), federation and keys
-# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin.
+# (server-server API), media, metrics (Prometheus, GET /metrics: docs/metrics.md), admin (the
+# admin API, and the built-in admin page at /_chatgo/admin/: docs/admin-page.md).
 # One TLS port may serve client and federation. Every listener answers /health (liveness) and
 # /health/ready (readiness: the database answers). TLS: `tls: true` uses the certificate
 # above; `tls_certificate_path` + `tls_private_key_path` name a listener's own certificate
@@ -307,6 +308,24 @@ identity:
   # null = any, [] = none (identity servers are never contacted).
   server_allowlist: null
 
+account_validity:
+  # Accounts expire `period` after they are first used, unless an admin renews them
+  # (POST /_synapse/admin/v1/account_validity/validity); an expired account can only log out.
+  # Durations: milliseconds, or a number with s, m, h, d, w or y, e.g. 6w.
+  enabled: false
+  period: null
+# Application services (bridges and bots): the registration files they generate, relative to
+# this file's directory, e.g. ["whatsapp-registration.yaml"]. A bad file stops the server at
+# start with a message naming the file and the line.
+app_service_config_files: []
+appservice:
+  # A transaction an appservice did not take is retried after retry_min_interval_ms, then
+  # twice as long after each failure up to retry_max_interval_ms; its events wait in order.
+  retry_min_interval_ms: 2000
+  retry_max_interval_ms: 512000
+  # How long one request to an appservice may take (transactions, queries, pings).
+  request_timeout_ms: 60000
+
 media:
   # Where uploaded files are kept (one file per distinct content); null = data_dir/media.
   store_path: null
@@ -366,6 +385,26 @@ federation:
   # Queued events are kept and delivered in order once the server answers again.
   retry_min_interval_ms: 30000
   retry_max_interval_ms: 86400000
+  # Other servers get our users' device display names (in device lists, key queries and
+  # device-list updates) only if true: the names often say more than users would share.
+  allow_device_name_lookup_over_federation: false
+  # Other servers may read this server's public room directory (GET/POST
+  # /_matrix/federation/v1/publicRooms) only if true; otherwise they get 403 M_FORBIDDEN.
+  allow_public_rooms_over_federation: false
+
+# Server notices (as Synapse's): admins message users through the admin API (POST
+# /_synapse/admin/v1/send_server_notice), from a system user created when first needed, into a
+# room of each user's own (tagged m.server_notice) where the user cannot write. null: off.
+# Only system_mxid_localpart is required; choose one nobody has. For example:
+#   server_notices:
+#     system_mxid_localpart: server
+#     system_mxid_display_name: "Server Notices"
+#     system_mxid_avatar_url: "mxc://example.org/abcdef"
+#     room_name: "Server Notices"          # the default
+#     room_avatar_url: "mxc://example.org/abcdef"
+#     room_topic: "Messages from your server's admins"
+#     auto_join: false                     # true: join users to the room instead of inviting them
+server_notices: null
 """
 
 

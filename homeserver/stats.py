@@ -80,3 +80,11 @@ class FederationTraffic:
     transactions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (server, result)
     pdus: Counter[str] = field(default_factory=Counter)
     edus: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class AppServiceTraffic:
+    """Transactions pushed to application services, per appservice: each attempt by its result
+    (`sent`, `failed`), and the events the accepted ones carried."""
+    transactions: Counter[tuple[str, str]] = field(default_factory=Counter)  # (appservice, result)
+    events: Counter[str] = field(default_factory=Counter)

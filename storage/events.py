@@ -1,10 +1,20 @@
 """EventStore: the room DAG. Tables: events, event_edges, event_auth_edges, forward_extremities,
-current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries.
+current_state, room_memberships, redactions, event_txn_ids, state_groups, state_group_entries,
+room_heads, room_stats (figures of each room's current state, updated with it).
 
 `persist()` writes a whole batch of events — rows, edges, extremities, new state snapshots,
 current-state changes, memberships, redactions and transaction IDs — in ONE SQL statement
 (data-modifying CTEs over unnest()ed arrays): one round trip, atomic without BEGIN/COMMIT.
 The service computes everything (positions, snapshots, deltas) before calling it.
+
+The same statement checks the batch's transaction IDs (none may have produced an event in
+the room yet: idempotency without a lookup of its own) and claims the room first: it bumps the room's `room_heads` version through
+INSERT .. ON CONFLICT DO UPDATE, which locks the row until commit and, in READ COMMITTED,
+judges the row's latest committed version (not the statement's snapshot). With an expected
+version, the bump happens only if the room is still at it; every other write of the
+statement is conditional on the claim, so a batch built on a stale head writes nothing.
+Two writers of one room (two processes) thus queue on the row and the second one learns
+that the room moved on, without a lock round trip of its own.
 """
 
 from __future__ import annotations
@@ -87,6 +97,13 @@ class MembershipChange:
     stream_ordering: int
 
 
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    written: bool
+    head: int | None  # the room's head version after the batch (None: not moved)
+    txn_taken: bool  # not written: a transaction ID of the batch is already in the room
+
+
 @dataclass
 class PersistBatch:
     room_id: str
@@ -99,6 +116,11 @@ class PersistBatch:
     memberships: list[MembershipChange] = field(default_factory=list)
     # The snapshot of the room's current state after the batch (None: unchanged).
     current_state_group: int | None = None
+    # The room_heads version the batch was built on: written only if the room is still at it
+    # (None: written whatever the version). `moves_head`: bump the version (EventService.store
+    # sets it for all but backfilled history; outliers stored on their own move no head).
+    expected_head: int | None = None
+    moves_head: bool = False
 
 
 # Whether redaction `r` (its event `re`) applies to event `e`: accepted, in e's room, and for a
@@ -114,8 +136,38 @@ _EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, 
       WHERE {REDACTION_APPLIES}
       ORDER BY re.stream_ordering LIMIT 1) AS redacted_by"""
 
+# room_stats.state: (state event type, content key, field) of what the admin room list shows.
+STATS_FIELDS = (
+    ("m.room.name", "name", "name"), ("m.room.topic", "topic", "topic"), ("m.room.avatar", "url", "avatar"),
+    ("m.room.canonical_alias", "alias", "canonical_alias"), ("m.room.join_rules", "join_rule", "join_rules"),
+    ("m.room.guest_access", "guest_access", "guest_access"),
+    ("m.room.history_visibility", "history_visibility", "history_visibility"),
+    ("m.room.encryption", "algorithm", "encryption"), ("m.room.create", "type", "room_type"),
+    ("m.room.create", "m.federate", "federatable"),
+)
+_STATS_VALUES = ", ".join(f"('{t}', '{k}', '{n}')" for t, k, n in STATS_FIELDS)
+
 _PERSIST = """
 WITH
+-- The room's writer lock and head check (module docstring); `go` gates every write below.
+-- Transaction IDs that already produced an event in the room: then nothing is written (the
+-- caller answers with those events). Seen through the statement's snapshot, which holds
+-- every write of the room when the claim succeeds (a later writer moved the version).
+taken AS (
+    SELECT 1 FROM event_txn_ids t
+    JOIN unnest($48::text[], $49::text[], $50::text[]) AS q(user_id, device_id, txn_id)
+      USING (user_id, device_id, txn_id)
+    WHERE t.room_id = $1
+),
+claim AS (
+    INSERT INTO room_heads (room_id, version) SELECT $1, 1 WHERE $56::bool AND NOT EXISTS (SELECT 1 FROM taken)
+    ON CONFLICT (room_id) DO UPDATE SET version = room_heads.version + 1
+    WHERE $55::bigint IS NULL OR room_heads.version = $55::bigint
+    RETURNING version
+),
+go AS (
+    SELECT (NOT $56::bool OR EXISTS (SELECT 1 FROM claim)) AND NOT EXISTS (SELECT 1 FROM taken) AS ok
+),
 new_events AS (
     INSERT INTO events (event_id, room_id, stream_ordering, depth, type, state_key, sender,
                         origin_server_ts, received_ts, pdu, outlier, rejected_reason, soft_failed,
@@ -124,6 +176,7 @@ new_events AS (
                          $8::text[], $9::bigint[], $10::bigint[], $11::jsonb[], $12::bool[], $13::text[],
                          $14::bool[], $15::bigint[], $16::bigint[], $17::text[], $18::text[],
                          $19::text[], $20::text[])
+    WHERE (SELECT ok FROM go)
     -- An event known so far only as an outlier (auth chain, state) may join the timeline.
     ON CONFLICT (event_id) DO UPDATE SET
         stream_ordering = EXCLUDED.stream_ordering, outlier = FALSE,
@@ -133,57 +186,91 @@ new_events AS (
     RETURNING 1
 ),
 room_state_group AS (
-    UPDATE rooms SET state_group = $53 WHERE room_id = $1 AND $53::bigint IS NOT NULL
+    UPDATE rooms SET state_group = $53 WHERE room_id = $1 AND $53::bigint IS NOT NULL AND (SELECT ok FROM go)
 ),
 prev_edges AS (
     INSERT INTO event_edges (event_id, prev_event_id)
-    SELECT * FROM unnest($21::text[], $22::text[]) ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($21::text[], $22::text[]) WHERE (SELECT ok FROM go) ON CONFLICT DO NOTHING
 ),
 auth_edges AS (
     INSERT INTO event_auth_edges (event_id, auth_event_id)
-    SELECT * FROM unnest($23::text[], $24::text[]) ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($23::text[], $24::text[]) WHERE (SELECT ok FROM go) ON CONFLICT DO NOTHING
 ),
 extremities_gone AS (
-    DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = ANY($25::text[])
+    DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = ANY($25::text[]) AND (SELECT ok FROM go)
 ),
 extremities_new AS (
     INSERT INTO forward_extremities (room_id, event_id)
-    SELECT $1, unnest($26::text[]) ON CONFLICT DO NOTHING
+    SELECT $1, x FROM unnest($26::text[]) AS x WHERE (SELECT ok FROM go) ON CONFLICT DO NOTHING
 ),
 groups AS (
     INSERT INTO state_groups (id, room_id, prev_group, chain_length)
     SELECT g.id, $1, g.prev, g.len FROM unnest($27::bigint[], $28::bigint[], $29::int[]) AS g(id, prev, len)
+    WHERE (SELECT ok FROM go)
 ),
 group_entries AS (
     INSERT INTO state_group_entries (group_id, type, state_key, event_id)
-    SELECT * FROM unnest($30::bigint[], $31::text[], $32::text[], $33::text[])
+    SELECT * FROM unnest($30::bigint[], $31::text[], $32::text[], $33::text[]) WHERE (SELECT ok FROM go)
 ),
 current AS (
     INSERT INTO current_state (room_id, type, state_key, event_id, membership)
     SELECT $1, c.type, c.state_key, c.event_id, c.membership
     FROM unnest($34::text[], $35::text[], $36::text[], $37::text[]) AS c(type, state_key, event_id, membership)
+    WHERE (SELECT ok FROM go)
     ON CONFLICT (room_id, type, state_key)
     DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership
+),
+-- The changed current-state rows beside the ones they replace (CTEs see the state before this
+-- statement), for the room_stats deltas; content only for the fields the stats keep.
+changed AS (
+    SELECT c.type, c.state_key, c.membership, o.membership AS old_membership, o.event_id IS NULL AS added,
+           coalesce(b.pdu, e.pdu)->'content' AS content
+    FROM unnest($34::text[], $35::text[], $36::text[], $37::text[]) AS c(type, state_key, event_id, membership)
+    LEFT JOIN current_state o ON o.room_id = $1 AND o.type = c.type AND o.state_key = c.state_key
+    LEFT JOIN unnest($2::text[], $11::jsonb[]) AS b(event_id, pdu)
+           ON c.type <> 'm.room.member' AND b.event_id = c.event_id
+    LEFT JOIN events e ON c.type <> 'm.room.member' AND b.event_id IS NULL AND e.event_id = c.event_id
+),
+stats AS (
+    INSERT INTO room_stats AS s (room_id, state_events, joined_members, joined_local_members, state)
+    SELECT $1, count(*) FILTER (WHERE added),
+           count(*) FILTER (WHERE membership = 'join') - count(*) FILTER (WHERE old_membership = 'join'),
+           count(*) FILTER (WHERE membership = 'join' AND local) - count(*) FILTER (WHERE old_membership = 'join' AND local),
+           coalesce((SELECT jsonb_object_agg(f.name, ch.content->f.key) FROM changed ch
+                     JOIN (VALUES {STATS_FIELDS}) AS f(type, key, name)
+                       ON f.type = ch.type AND ch.state_key = ''), '{}')
+    FROM (SELECT *, (membership = 'join' OR old_membership = 'join')
+                    AND EXISTS (SELECT 1 FROM users u WHERE u.user_id = changed.state_key) AS local
+          FROM changed WHERE type = 'm.room.member' OR added) x
+    HAVING EXISTS (SELECT 1 FROM changed) AND (SELECT ok FROM go)
+    ON CONFLICT (room_id) DO UPDATE SET
+        state_events = s.state_events + EXCLUDED.state_events,
+        joined_members = s.joined_members + EXCLUDED.joined_members,
+        joined_local_members = s.joined_local_members + EXCLUDED.joined_local_members,
+        state = s.state || EXCLUDED.state
 ),
 members AS (
     INSERT INTO room_memberships (event_id, room_id, user_id, sender, membership, display_name, avatar_url, stream_ordering)
     SELECT m.event_id, $1, m.user_id, m.sender, m.membership, m.display_name, m.avatar_url, m.pos
     FROM unnest($38::text[], $39::text[], $40::text[], $41::text[], $42::text[], $43::text[], $44::bigint[])
          AS m(event_id, user_id, sender, membership, display_name, avatar_url, pos)
+    WHERE (SELECT ok FROM go)
     ON CONFLICT DO NOTHING
 ),
 redacts AS (
     INSERT INTO redactions (event_id, redacts, received_ts, domain_check)
-    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[], $54::bool[]) ON CONFLICT DO NOTHING
+    SELECT * FROM unnest($45::text[], $46::text[], $47::bigint[], $54::bool[]) WHERE (SELECT ok FROM go)
+    ON CONFLICT DO NOTHING
 ),
 txns AS (
     INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)
     SELECT t.user_id, t.device_id, t.txn_id, $1, t.event_id, t.ts
     FROM unnest($48::text[], $49::text[], $50::text[], $51::text[], $52::bigint[])
          AS t(user_id, device_id, txn_id, event_id, ts)
+    WHERE (SELECT ok FROM go)
 )
-SELECT count(*) FROM new_events
-"""
+SELECT (SELECT ok FROM go), (SELECT version FROM claim), EXISTS (SELECT 1 FROM taken)
+""".replace("{STATS_FIELDS}", _STATS_VALUES)
 
 
 class EventStore:
@@ -208,7 +295,9 @@ class EventStore:
             "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_stream_seq"
         )
 
-    async def persist(self, batch: PersistBatch) -> None:
+    async def persist(self, batch: PersistBatch) -> Persisted:
+        """Write the batch, or nothing: when the room is no longer at `batch.expected_head`,
+        or when one of its transaction IDs already produced an event in the room."""
         evs = batch.events
         prev_src, prev_dst, auth_src, auth_dst = [], [], [], []
         for ev in evs:
@@ -222,7 +311,7 @@ class EventStore:
         txns = [(ev.txn_user_id, ev.txn_device_id, ev.txn_id, ev.event_id, ev.received_ts)
                 for ev in evs if ev.txn_id is not None]
         m = batch.memberships
-        await self._db.fetchval(
+        row = await self._db.fetchrow(
             _PERSIST,
             batch.room_id,
             [e.event_id for e in evs], [e.room_id for e in evs], [e.stream_ordering for e in evs],
@@ -244,7 +333,9 @@ class EventStore:
             [x[0] for x in txns], [x[1] for x in txns], [x[2] for x in txns], [x[3] for x in txns], [x[4] for x in txns],
             batch.current_state_group,
             [x[3] for x in redactions],
+            batch.expected_head, batch.moves_head,
         )
+        return Persisted(row[0], row[1], row[2])
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:
         """(redaction ID, redacted event ID, room version, original PDU) past the window."""
@@ -302,6 +393,18 @@ class EventStore:
             user_id, device_id, room_id, txn_id,
         )
 
+    async def events_for_txns(self, room_id: str, txns: Sequence[tuple[str, str, str]]
+                              ) -> dict[tuple[str, str, str], str]:
+        """(user_id, device_id, txn_id) -> the event each transaction already produced in a room."""
+        rows = await self._db.fetch(
+            """SELECT t.user_id, t.device_id, t.txn_id, t.event_id FROM event_txn_ids t
+               JOIN unnest($2::text[], $3::text[], $4::text[]) AS q(user_id, device_id, txn_id)
+                 USING (user_id, device_id, txn_id)
+               WHERE t.room_id = $1""",
+            room_id, [t[0] for t in txns], [t[1] for t in txns], [t[2] for t in txns],
+        )
+        return {(r["user_id"], r["device_id"], r["txn_id"]): r["event_id"] for r in rows}
+
     async def rooms_for_user(self, user_id: str, membership: str = "join") -> list[str]:
         rows = await self._db.fetch(
             """SELECT room_id FROM current_state
@@ -351,6 +454,75 @@ class EventStore:
             room_id,
         )
         return {r["state_key"]: r["membership"] for r in rows}
+
+    # --- admin: purges --------------------------------------------------------------------------
+
+    async def delete_extremities_but_newest(self, room_id: str) -> int:
+        """Drop every forward extremity of the room but the newest; returns how many went. The
+        room's head moves: a batch another process built on the old extremities is refused."""
+        return await self._db.fetchval(
+            """WITH gone AS (
+                   DELETE FROM forward_extremities WHERE room_id = $1 AND event_id <> (
+                       SELECT f.event_id FROM forward_extremities f JOIN events e USING (event_id)
+                       WHERE f.room_id = $1 ORDER BY e.stream_ordering DESC NULLS LAST LIMIT 1)
+                   RETURNING 1),
+               head AS (UPDATE room_heads SET version = version + 1 WHERE room_id = $1)
+               SELECT count(*) FROM gone""",
+            room_id,
+        )
+
+    async def purge_history(self, room_id: str, before_depth: int, server_name: str,
+                            delete_local_events: bool) -> list[str]:
+        """Remove the room's history below `before_depth` (as Synapse's purge): non-state events
+        are deleted (those sent from `server_name` only with `delete_local_events`); the state
+        events and local events kept leave the timeline as outliers. Returns the deleted IDs."""
+        rows = await self._db.fetch(
+            """WITH doomed AS (
+                   SELECT event_id, state_key IS NULL
+                          AND ($3 OR substr(sender, strpos(sender, ':') + 1) <> $4) AS deleted
+                   FROM events WHERE room_id = $1 AND depth < $2
+               ),
+               gone AS (DELETE FROM events WHERE event_id IN (SELECT event_id FROM doomed WHERE deleted)
+                        RETURNING event_id),
+               edges AS (DELETE FROM event_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               auth_edges AS (DELETE FROM event_auth_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               extremities AS (DELETE FROM forward_extremities
+                               WHERE room_id = $1 AND event_id IN (SELECT event_id FROM gone) RETURNING 1),
+               head AS (UPDATE room_heads SET version = version + 1
+                        WHERE room_id = $1 AND EXISTS (SELECT 1 FROM extremities)),
+               redacts AS (DELETE FROM redactions WHERE event_id IN (SELECT event_id FROM gone)),
+               txns AS (DELETE FROM event_txn_ids WHERE event_id IN (SELECT event_id FROM gone)),
+               hidden AS (UPDATE events SET outlier = TRUE
+                          WHERE event_id IN (SELECT event_id FROM doomed WHERE NOT deleted) AND NOT outlier)
+               SELECT event_id FROM gone""",
+            room_id, before_depth, delete_local_events, server_name,
+        )
+        return [r["event_id"] for r in rows]
+
+    async def delete_room(self, room_id: str, keep_event_ids: Sequence[str], keep_members: Sequence[str]) -> int:
+        """Remove the room's events, state and snapshots, except the events in `keep_event_ids`
+        (with no state snapshot any more) and the membership history of `keep_members`;
+        returns how many events went."""
+        return await self._db.fetchval(
+            """WITH gone AS (DELETE FROM events WHERE room_id = $1 AND NOT (event_id = ANY($2::text[]))
+                             RETURNING event_id),
+               kept AS (UPDATE events SET state_before = NULL, state_after = NULL
+                        WHERE room_id = $1 AND event_id = ANY($2::text[])),
+               edges AS (DELETE FROM event_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               auth_edges AS (DELETE FROM event_auth_edges WHERE event_id IN (SELECT event_id FROM gone)),
+               redacts AS (DELETE FROM redactions WHERE event_id IN (SELECT event_id FROM gone)),
+               extremities AS (DELETE FROM forward_extremities WHERE room_id = $1),
+               current AS (DELETE FROM current_state WHERE room_id = $1),
+               members AS (DELETE FROM room_memberships WHERE room_id = $1 AND NOT (user_id = ANY($3::text[]))),
+               txns AS (DELETE FROM event_txn_ids WHERE room_id = $1),
+               entries AS (DELETE FROM state_group_entries
+                           WHERE group_id IN (SELECT id FROM state_groups WHERE room_id = $1)),
+               groups AS (DELETE FROM state_groups WHERE room_id = $1),
+               stats AS (DELETE FROM room_stats WHERE room_id = $1),
+               head AS (DELETE FROM room_heads WHERE room_id = $1)
+               SELECT count(*) FROM gone""",
+            room_id, list(keep_event_ids), list(keep_members),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """The outbound federation queue and who to send to.
 
-FederationQueueStore: items waiting for other servers, each destination's back-off, and the
-last device-list update sent per user. Tables: federation_outbox, federation_queue,
-federation_destinations, federation_device_list_sent.
+FederationQueueStore: items waiting for other servers, each destination's back-off and how far
+its deliveries got (overall and per room), and the last device-list update sent per user.
+Tables: federation_outbox, federation_queue, federation_destinations,
+federation_destination_rooms, federation_device_list_sent.
 DestinationQueries: the servers a room's or a user's events go to. Tables read: current_state.
 """
 
@@ -32,16 +33,16 @@ class FederationQueueStore:
         self._db = db
 
     async def enqueue(self, destinations: list[str], kind: str, body: dict[str, Any], now_ts: int,
-                      room_id: str | None = None) -> None:
+                      room_id: str | None = None, stream_ordering: int | None = None) -> None:
         """One item for several destinations, in one statement (it joins an ambient transaction)."""
         if not destinations:
             return
         await self._db.execute(
-            """WITH item AS (INSERT INTO federation_outbox (kind, body, created_ts, room_id) VALUES ($2, $3, $4, $5)
-                             RETURNING item_id)
+            """WITH item AS (INSERT INTO federation_outbox (kind, body, created_ts, room_id, stream_ordering)
+                             VALUES ($2, $3, $4, $5, $6) RETURNING item_id)
                INSERT INTO federation_queue (destination, item_id, kind)
                SELECT d, item.item_id, $2 FROM unnest($1::text[]) AS d, item""",
-            destinations, kind, body, now_ts, room_id,
+            destinations, kind, body, now_ts, room_id, stream_ordering,
         )
 
     async def next_batch(self, destination: str, max_pdus: int, max_edus: int) -> list[QueuedItem]:
@@ -58,10 +59,13 @@ class FederationQueueStore:
         )
         return [QueuedItem(r["item_id"], r["kind"], r["body"]) for r in rows]
 
-    async def remove(self, destination: str, item_ids: list[int]) -> None:
+    async def remove(self, destination: str, item_ids: list[int], *, delivered: bool = False) -> None:
         """Delivered (or given up): off the destination's queue; an item no destination waits
-        for any more leaves the outbox."""
+        for any more leaves the outbox. `delivered`: the destination acknowledged them, so its
+        latest stream ordering, overall and per room, moves to theirs."""
         async with self._db.transaction():
+            if delivered:
+                await self._record_delivered(destination, item_ids)
             await self._db.execute(
                 "DELETE FROM federation_queue WHERE destination = $1 AND item_id = ANY($2::bigint[])",
                 destination, item_ids,
@@ -71,6 +75,26 @@ class FederationQueueStore:
                    AND NOT EXISTS (SELECT 1 FROM federation_queue q WHERE q.item_id = o.item_id)""",
                 item_ids,
             )
+
+    async def _record_delivered(self, destination: str, item_ids: list[int]) -> None:
+        await self._db.execute(
+            """WITH sent AS (
+                   SELECT room_id, max(stream_ordering) AS stream_ordering FROM federation_outbox
+                   WHERE item_id = ANY($2::bigint[]) AND kind = 'pdu' AND room_id IS NOT NULL
+                     AND stream_ordering IS NOT NULL
+                   GROUP BY room_id),
+               rooms AS (
+                   INSERT INTO federation_destination_rooms (destination, room_id, stream_ordering)
+                   SELECT $1, room_id, stream_ordering FROM sent
+                   ON CONFLICT (destination, room_id) DO UPDATE
+                   SET stream_ordering = GREATEST(federation_destination_rooms.stream_ordering,
+                                                  EXCLUDED.stream_ordering))
+               UPDATE federation_destinations
+               SET last_successful_stream_ordering = GREATEST(last_successful_stream_ordering,
+                                                              (SELECT max(stream_ordering) FROM sent))
+               WHERE destination = $1 AND EXISTS (SELECT 1 FROM sent)""",
+            destination, item_ids,
+        )
 
     async def drop_destination(self, destination: str) -> None:
         """Forget everything queued for a destination (one we may no longer talk to)."""
@@ -113,9 +137,13 @@ class FederationQueueStore:
         return RetryState(row["retry_last_ts"], row["retry_interval"]) if row else None
 
     async def record_failure(self, destination: str, now_ts: int, interval_ms: int) -> None:
+        """A failed attempt: back off; the first failure of a run of them is its failure_ts."""
         await self._db.execute(
-            """INSERT INTO federation_destinations (destination, retry_last_ts, retry_interval) VALUES ($1, $2, $3)
-               ON CONFLICT (destination) DO UPDATE SET retry_last_ts = $2, retry_interval = $3""",
+            """INSERT INTO federation_destinations (destination, retry_last_ts, retry_interval, failure_ts)
+               VALUES ($1, $2, $3, $2)
+               ON CONFLICT (destination) DO UPDATE
+               SET retry_last_ts = $2, retry_interval = $3,
+                   failure_ts = COALESCE(federation_destinations.failure_ts, $2)""",
             destination, now_ts, interval_ms,
         )
 
@@ -123,9 +151,19 @@ class FederationQueueStore:
         await self._db.execute(
             """INSERT INTO federation_destinations (destination, retry_last_ts, retry_interval, last_success_ts)
                VALUES ($1, 0, 0, $2)
-               ON CONFLICT (destination) DO UPDATE SET retry_last_ts = 0, retry_interval = 0, last_success_ts = $2""",
+               ON CONFLICT (destination) DO UPDATE
+               SET retry_last_ts = 0, retry_interval = 0, failure_ts = NULL, last_success_ts = $2""",
             destination, now_ts,
         )
+
+    async def reset_retry(self, destination: str) -> bool:
+        """Forget a destination's back-off (an admin's reset); False when it was not backing off."""
+        status = await self._db.execute(
+            """UPDATE federation_destinations SET retry_last_ts = 0, retry_interval = 0, failure_ts = NULL
+               WHERE destination = $1 AND retry_last_ts <> 0""",
+            destination,
+        )
+        return status == "UPDATE 1"
 
     async def acquire_lease(self, destination: str, owner: str, now_ts: int, until_ts: int) -> bool:
         """Take (or extend) the right to deliver to `destination`; False while another process

@@ -32,3 +32,6 @@ class FederationRoomStore:
 
     async def stripped_state(self, event_id: str) -> list[dict[str, Any]] | None:
         return await self._db.fetchval("SELECT state FROM stripped_room_state WHERE event_id = $1", event_id)
+
+    async def delete_room(self, room_id: str) -> None:
+        await self._db.execute("DELETE FROM stripped_room_state WHERE room_id = $1", room_id)

@@ -79,6 +79,15 @@ class MediaFileStore:
     async def exists(self, sha256: str) -> bool:
         return await asyncio.to_thread(self.path_of(sha256).is_file)
 
+    async def delete(self, sha256s: list[str]) -> None:
+        """Remove these files (those already gone are skipped)."""
+        def unlink_all() -> None:
+            for sha256 in sha256s:
+                self.path_of(sha256).unlink(missing_ok=True)
+
+        if sha256s:
+            await asyncio.to_thread(unlink_all)
+
     def _open_temp(self) -> tuple[Path, BinaryIO]:
         temp_dir = self._root / "tmp"
         temp_dir.mkdir(parents=True, exist_ok=True)

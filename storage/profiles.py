@@ -32,6 +32,9 @@ class ProfileStore:
         )
         return ProfileRow(**row) if row else None
 
+    async def delete_profile(self, user_id: str) -> None:
+        await self._db.execute("DELETE FROM profiles WHERE user_id = $1", user_id)
+
     async def set_displayname(self, user_id: str, value: str | None) -> None:
         await self._db.execute("UPDATE profiles SET displayname = $2 WHERE user_id = $1", user_id, value)
 

@@ -246,6 +246,14 @@ class PushActionStore:
     async def delete_for_events(self, event_ids: Sequence[str]) -> None:
         await self._db.execute("DELETE FROM event_push_actions WHERE event_id = ANY($1::text[])", list(event_ids))
 
+    async def delete_room(self, room_id: str) -> None:
+        """The actions of the room's events (before the events go: found through them)."""
+        await self._db.execute(
+            """DELETE FROM event_push_actions
+               WHERE event_id IN (SELECT event_id FROM events WHERE room_id = $1)""",
+            room_id,
+        )
+
     async def counts(self, user_id: str, rooms: Sequence[tuple[str, int]],
                      threads: Sequence[tuple[str, str, int]]) -> list[UnreadCount]:
         """Unread notification and highlight counts per (room, thread), in one query.

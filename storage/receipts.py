@@ -65,3 +65,6 @@ class ReceiptStore:
         for r in rows:
             out.setdefault(r["room_id"], {})[r["thread_id"] or None] = r["upto"]
         return out
+
+    async def delete_room(self, room_id: str) -> None:
+        await self._db.execute("DELETE FROM receipts WHERE room_id = $1", room_id)

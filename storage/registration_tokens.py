@@ -16,6 +16,9 @@ class RegistrationTokenRow:
     expiry_ts: int | None
 
 
+_COLUMNS = "token, uses_allowed, pending, completed, expiry_ts"
+
+
 class RegistrationTokenStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -30,16 +33,34 @@ class RegistrationTokenStore:
 
     async def get(self, token: str) -> RegistrationTokenRow | None:
         row = await self._db.fetchrow(
-            "SELECT token, uses_allowed, pending, completed, expiry_ts FROM registration_tokens WHERE token = $1",
+            f"SELECT {_COLUMNS} FROM registration_tokens WHERE token = $1",
             token,
         )
         return RegistrationTokenRow(**row) if row else None
 
-    async def list(self) -> list[RegistrationTokenRow]:
+    async def list(self, valid: bool | None = None, now_ts: int = 0) -> list[RegistrationTokenRow]:
+        """All tokens; with `valid`, only those that are (or are not) still usable at `now_ts`."""
         rows = await self._db.fetch(
-            "SELECT token, uses_allowed, pending, completed, expiry_ts FROM registration_tokens ORDER BY token"
+            f"""SELECT {_COLUMNS} FROM registration_tokens
+                WHERE $1::boolean IS NULL OR $1 = ((expiry_ts IS NULL OR expiry_ts > $2)
+                                                  AND (uses_allowed IS NULL OR pending + completed < uses_allowed))
+                ORDER BY token""",
+            valid, now_ts,
         )
         return [RegistrationTokenRow(**r) for r in rows]
+
+    async def update(self, token: str, *, set_uses: bool, uses_allowed: int | None, set_expiry: bool,
+                     expiry_ts: int | None) -> RegistrationTokenRow | None:
+        """Change the uses allowed and/or the expiry (each only when its `set_` flag is true);
+        the token as it now is, or None when there is no such token."""
+        row = await self._db.fetchrow(
+            f"""UPDATE registration_tokens
+                SET uses_allowed = CASE WHEN $2 THEN $3 ELSE uses_allowed END,
+                    expiry_ts = CASE WHEN $4 THEN $5 ELSE expiry_ts END
+                WHERE token = $1 RETURNING {_COLUMNS}""",
+            token, set_uses, uses_allowed, set_expiry, expiry_ts,
+        )
+        return RegistrationTokenRow(**row) if row else None
 
     async def reserve_use(self, token: str, now_ts: int) -> bool:
         """Count one pending use if the token is still valid; atomic against concurrent registrations."""

@@ -1,4 +1,5 @@
-"""RoomStore: the rooms this server knows, and which ones users forgot. Tables: rooms, forgotten_rooms."""
+"""RoomStore: the rooms this server knows, which ones users forgot, and which ones admins blocked.
+Tables: rooms, forgotten_rooms, blocked_rooms."""
 
 from __future__ import annotations
 
@@ -53,3 +54,25 @@ class RoomStore:
 
     async def unforget(self, user_id: str, room_id: str) -> None:
         await self._db.execute("DELETE FROM forgotten_rooms WHERE user_id = $1 AND room_id = $2", user_id, room_id)
+
+    async def delete_room(self, room_id: str) -> None:
+        """Forget the room itself (its events go through EventStore.delete_room); a block stays."""
+        await self._db.execute(
+            """WITH forgotten AS (DELETE FROM forgotten_rooms WHERE room_id = $1)
+               DELETE FROM rooms WHERE room_id = $1""",
+            room_id,
+        )
+
+    async def block(self, room_id: str, admin_id: str, now_ts: int) -> None:
+        await self._db.execute(
+            """INSERT INTO blocked_rooms (room_id, user_id, blocked_ts) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING""",
+            room_id, admin_id, now_ts,
+        )
+
+    async def unblock(self, room_id: str) -> None:
+        await self._db.execute("DELETE FROM blocked_rooms WHERE room_id = $1", room_id)
+
+    async def blocked_by(self, room_id: str) -> str | None:
+        """The admin who blocked the room; None when it is not blocked."""
+        return await self._db.fetchval("SELECT user_id FROM blocked_rooms WHERE room_id = $1", room_id)

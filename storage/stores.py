@@ -7,14 +7,18 @@ from dataclasses import dataclass
 from storage.account_data import AccountDataStore
 from storage.accounts import AccountStore
 from storage.admin_audit import AdminAuditStore
+from storage.admin_rooms import AdminRoomQueries, RoomTaskStore
+from storage.admin_users import AdminUserQueries
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
+from storage.dehydrated_devices import DehydratedDeviceStore
 from storage.delayed_events import DelayedEventStore
 from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
 from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.federation_destinations import DestinationAdminQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_reads import FederationReadQueries
 from storage.federation_rooms import FederationRoomStore
@@ -22,6 +26,7 @@ from storage.filters import FilterStore
 from storage.key_backup import KeyBackupStore
 from storage.login_tokens import LoginTokenStore
 from storage.media import MediaStore, UrlPreviewStore
+from storage.media_admin import MediaAdminQueries
 from storage.openid import OpenIdTokenStore
 from storage.presence import PresenceStore
 from storage.profiles import ProfileStore
@@ -31,16 +36,21 @@ from storage.receipts import ReceiptStore
 from storage.registration_tokens import RegistrationTokenStore
 from storage.relations import RelationQueries
 from storage.remote_devices import RemoteDeviceStore
+from storage.reports import ReportStore
+from storage.room_heads import RoomHeadQueries
 from storage.rooms import RoomStore
 from storage.search import SearchQueries
 from storage.server_figures import ServerFigureQueries
 from storage.server_keys import ServerKeyStore
+from storage.server_notices import ServerNoticeQueries
 from storage.state import StateStore
+from storage.statistics import StatisticsQueries
 from storage.sync import SyncQueries
 from storage.threepids import ThreepidBindingStore, ThreepidValidationStore, UserThreepidStore
 from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
+from storage.appservices import AppServiceQueries, AppServiceStore
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,18 @@ class Stores:
     ratelimit_overrides: RateLimitOverrideStore
     delayed_events: DelayedEventStore
     server_figures: ServerFigureQueries
+    appservices: AppServiceStore
+    appservice_queries: AppServiceQueries
+    admin_rooms: AdminRoomQueries
+    room_tasks: RoomTaskStore
+    reports: ReportStore
+    destination_admin: DestinationAdminQueries
+    media_admin: MediaAdminQueries
+    statistics: StatisticsQueries
+    server_notices: ServerNoticeQueries
+    dehydrated_devices: DehydratedDeviceStore
+    admin_users: AdminUserQueries
+    room_heads: RoomHeadQueries
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -137,4 +159,16 @@ class Stores:
             ratelimit_overrides=RateLimitOverrideStore(db),
             delayed_events=DelayedEventStore(db),
             server_figures=ServerFigureQueries(db),
+            appservices=AppServiceStore(db),
+            appservice_queries=AppServiceQueries(db),
+            admin_rooms=AdminRoomQueries(db),
+            room_tasks=RoomTaskStore(db),
+            reports=ReportStore(db),
+            destination_admin=DestinationAdminQueries(db),
+            media_admin=MediaAdminQueries(db),
+            statistics=StatisticsQueries(db),
+            server_notices=ServerNoticeQueries(db),
+            dehydrated_devices=DehydratedDeviceStore(db),
+            admin_users=AdminUserQueries(db),
+            room_heads=RoomHeadQueries(db),
         )

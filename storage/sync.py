@@ -1,10 +1,12 @@
 """SyncQueries: what changed for a user between two room-event stream positions.
-Tables read: events, room_memberships, current_state (written by EventStore), forgotten_rooms.
+Tables read: events, room_memberships, current_state (written by EventStore), forgotten_rooms,
+stripped_room_state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from storage.database import Database
 from storage.events import _EVENT_COLUMNS, EventRow
@@ -30,6 +32,14 @@ class SlidingRoomRow:
     last_activity: int  # the newest event they may see: the room's, or their membership's
     bump_stamp: int | None  # the newest event of a "bump" type (joined rooms only)
     forgotten: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKind:
+    """What sliding sync list filters ask of a room's current state."""
+    encrypted: bool
+    room_type: str | None  # the create event's `type`; None for a plain room
+    name: str | None  # m.room.name, when asked for
 
 
 class SyncQueries:
@@ -294,21 +304,52 @@ class SyncQueries:
             out.setdefault(r["room_id"], []).append((r["state_key"], r["event_id"]))
         return out
 
-    async def room_kinds(self, room_ids: list[str]) -> dict[str, tuple[bool, str | None]]:
-        """room -> (encrypted, room type from its create event), from the current state."""
+    async def room_kinds(self, room_ids: list[str], invite_events: dict[str, str], *,
+                         names: bool = False) -> dict[str, RoomKind]:
+        """room -> whether it is encrypted, its type (from the create event) and, with `names`,
+        its m.room.name, from the current state; for a room whose state this server lacks (an
+        invite or knock over federation), from the stripped state saved with the membership
+        event in `invite_events` (room -> event ID). Rooms known neither way are absent."""
+        types = ["m.room.create", "m.room.encryption"] + (["m.room.name"] if names else [])
         rows = await self._db.fetch(
-            """SELECT c.room_id, c.type, e.pdu->'content'->>'type' AS room_type
+            """SELECT c.room_id, c.type, e.pdu->'content' AS content
                FROM current_state c JOIN events e ON e.event_id = c.event_id
-               WHERE c.room_id = ANY($1::text[]) AND c.state_key = ''
-                 AND c.type IN ('m.room.create', 'm.room.encryption')""",
-            room_ids,
+               WHERE c.room_id = ANY($1::text[]) AND c.state_key = '' AND c.type = ANY($2::text[])""",
+            room_ids, types,
         )
-        out: dict[str, tuple[bool, str | None]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for r in rows:
-            encrypted, room_type = out.get(r["room_id"], (False, None))
-            if r["type"] == "m.room.encryption":
-                encrypted = True
-            else:
-                room_type = r["room_type"]
-            out[r["room_id"]] = (encrypted, room_type)
+            found.setdefault(r["room_id"], {})[r["type"]] = r["content"]
+        missing = [event_id for room_id, event_id in invite_events.items() if room_id not in found]
+        if missing:
+            for r in await self._db.fetch(
+                    "SELECT room_id, state FROM stripped_room_state WHERE event_id = ANY($1::text[])", missing):
+                for event in r["state"] if isinstance(r["state"], list) else []:
+                    if isinstance(event, dict) and event.get("state_key") == "" and event.get("type") in types:
+                        found.setdefault(r["room_id"], {})[event["type"]] = event.get("content")
+        out: dict[str, RoomKind] = {}
+        for room_id, by_type in found.items():
+            create = by_type.get("m.room.create")
+            if not isinstance(create, dict):
+                continue
+            name = by_type.get("m.room.name")
+            name = name.get("name") if isinstance(name, dict) else None
+            room_type = create.get("type")
+            out[room_id] = RoomKind("m.room.encryption" in by_type, room_type if isinstance(room_type, str) else None,
+                                    name if isinstance(name, str) else None)
+        return out
+
+    async def space_children(self, space_ids: list[str]) -> dict[str, set[str]]:
+        """space -> the rooms its current m.space.child events name (those with a non-empty
+        `via`: an event without one is a removed child, per the spec's Spaces section)."""
+        rows = await self._db.fetch(
+            """SELECT c.room_id, c.state_key FROM current_state c JOIN events e ON e.event_id = c.event_id
+               WHERE c.room_id = ANY($1::text[]) AND c.type = 'm.space.child'
+                 AND jsonb_typeof(e.pdu->'content'->'via') = 'array'
+                 AND jsonb_array_length(e.pdu->'content'->'via') > 0""",
+            space_ids,
+        )
+        out: dict[str, set[str]] = {}
+        for r in rows:
+            out.setdefault(r["room_id"], set()).add(r["state_key"])
         return out

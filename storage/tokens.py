@@ -10,13 +10,15 @@ from storage.database import Database
 @dataclass(frozen=True, slots=True)
 class AccessTokenRow:
     id: int
-    user_id: str
-    device_id: str
+    user_id: str            # whom the token acts as
+    device_id: str | None   # None for an admin's "login as" token
     valid_until_ts: int | None
     refresh_token_id: int | None
     is_admin: bool
     is_guest: bool
     deactivated: bool
+    token_owner: str        # user_id, or the admin who logged in as user_id
+    account_expiration_ts: int | None  # account validity (None: no date set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +44,27 @@ class TokenStore:
         )
 
     async def get_access_token(self, token_hash: bytes) -> AccessTokenRow | None:
-        # One round trip: the token with the owner's flags the request needs.
+        # One round trip: the token with the flags of the user it acts as that the request needs.
         row = await self._db.fetchrow(
-            """SELECT t.id, t.user_id, t.device_id, t.valid_until_ts, t.refresh_token_id,
-                      u.is_admin, u.is_guest, u.deactivated
-               FROM access_tokens t JOIN users u USING (user_id)
+            """SELECT t.id, u.user_id, t.device_id, t.valid_until_ts, t.refresh_token_id,
+                      u.is_admin, u.is_guest, u.deactivated OR o.deactivated AS deactivated,
+                      t.user_id AS token_owner, v.expiration_ts AS account_expiration_ts
+               FROM access_tokens t JOIN users o ON o.user_id = t.user_id
+               JOIN users u ON u.user_id = coalesce(t.puppets_user_id, t.user_id)
+               LEFT JOIN account_validity v ON v.user_id = u.user_id
                WHERE t.token_hash = $1""",
             token_hash,
         )
         return AccessTokenRow(**row) if row else None
+
+    async def add_puppet_token(self, token_hash: bytes, admin_id: str, user_id: str, *, now_ts: int,
+                               valid_until_ts: int | None) -> int:
+        """A token of `admin_id` acting as `user_id`, on no device."""
+        return await self._db.fetchval(
+            """INSERT INTO access_tokens (token_hash, user_id, device_id, valid_until_ts, created_ts, puppets_user_id)
+               VALUES ($1, $2, NULL, $3, $4, $5) RETURNING id""",
+            token_hash, admin_id, valid_until_ts, now_ts, user_id,
+        )
 
     async def delete_access_token(self, token_id: int) -> None:
         await self._db.execute("DELETE FROM access_tokens WHERE id = $1", token_id)

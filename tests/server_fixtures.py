@@ -78,8 +78,10 @@ def signing_key():
 async def services(db, config_overrides, signing_key):
     services = build_services(make_test_config(**config_overrides), db, signing_key=signing_key)
     yield services
+    await services.room_tasks.stop()
     await services.devices.flush()
     await services.pushers.close()
+    await services.appservice_sender.stop()  # its HTTP client, opened by any query to an appservice
 
 
 @pytest.fixture

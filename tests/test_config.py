@@ -147,3 +147,26 @@ def test_bad_delayed_events_settings_name_the_key(raw, message):
     with pytest.raises(ConfigError) as err:
         config_from_dict({"server_name": "a", "listeners": [{"port": 1}], **raw})
     assert message in str(err.value)
+
+
+def test_server_notices_section():
+    from homeserver.config import ServerNoticesConfig
+
+    base = {"server_name": "x.test", "listeners": [{"port": 8008}]}
+    assert config_from_dict(base).server_notices is None
+    notices = config_from_dict({**base, "server_notices": {"system_mxid_localpart": "server", "auto_join": True}})
+    assert notices.server_notices == ServerNoticesConfig(system_mxid_localpart="server", auto_join=True)
+    assert notices.server_notices.room_name == "Server Notices"
+    for bad, message in (({}, "server_notices.system_mxid_localpart: required"),
+                         ({"system_mxid_localpart": "Not Valid"}, "server_notices.system_mxid_localpart")):
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict({**base, "server_notices": bad})
+def test_account_validity_needs_a_period_as_synapse_writes_it():
+    base = {"server_name": "example.org", "listeners": [{"port": 8008}]}
+    with pytest.raises(ConfigError, match="account_validity.period: needed"):
+        config_from_dict({**base, "account_validity": {"enabled": True}})
+    with pytest.raises(ConfigError, match="account_validity.period: expected a positive duration"):
+        config_from_dict({**base, "account_validity": {"enabled": True, "period": "six weeks"}})
+    config = config_from_dict({**base, "account_validity": {"enabled": True, "period": "6w"}})
+    assert config.account_validity.period_ms == 6 * 7 * 86_400_000
+    assert config_from_dict({**base, "account_validity": {"period": 3600000}}).account_validity.period_ms is None

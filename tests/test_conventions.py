@@ -18,7 +18,9 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec" / "data" /
 NO_SPEC_FILE = {"homeserver.api.pages", "homeserver.api.health", "homeserver.api.client.sliding_sync",
                 "homeserver.api.client.room_send_without_txn", "homeserver.api.client.cas",
                 "federation.api.third_party_onbind_post", "homeserver.api.client.email_validation",
-                "homeserver.api.client.delayed_events", "homeserver.api.metrics"}
+                "homeserver.api.client.delayed_events", "homeserver.api.metrics",
+                "homeserver.api.client.appservice_room_directory_delete", "homeserver.api.client.dehydrated_device",
+                "homeserver.api.admin_page", "homeserver.api.admin_page_moderation"}
 
 
 def snake(name: str) -> str:

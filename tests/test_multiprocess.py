@@ -3,22 +3,41 @@
 Both serve the same server name from the same config and signing key, each on its own port:
 a sync waiting on one process returns as soon as a message, a typing notification or a
 receipt is committed through the other, and a token logged out on one stops working on both.
+Sends into one room through both at once keep the room one linear history.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
 
 import aiohttp
+import asyncpg
 import pytest
+import yaml
 
 from tests.test_cli import free_port, generate, run_server, stop, wait_for
 
 
 @pytest.fixture
 async def two_processes(tmp_path, db_url):
+    async with running_two(tmp_path, db_url) as urls:
+        yield urls
+
+
+@pytest.fixture
+async def two_unlimited_processes(tmp_path, db_url):
+    """The same, with rate limiting off (many sends from one user)."""
+    async with running_two(tmp_path, db_url, {"rate_limiting": {"enabled": False}}) as urls:
+        yield urls
+
+
+@contextlib.asynccontextmanager
+async def running_two(tmp_path, db_url, config=None):
     config_path, port_a, _ = generate(tmp_path, "--enable-registration")
+    if config:
+        config_path.write_text(yaml.safe_dump({**yaml.safe_load(config_path.read_text()), **config}))
     port_b = free_port()
     procs = []
     for port in (port_a, port_b):
@@ -110,3 +129,129 @@ async def test_sync_on_one_process_wakes_for_changes_made_on_the_other(two_proce
                 break
             await asyncio.sleep(0.05)
         assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+
+
+async def test_a_room_deleted_through_one_process_is_dropped_from_the_others_cache(two_processes, db_url):
+    import asyncpg
+
+    a, b = two_processes
+    admin_api_a = a.replace("/_matrix/client/v3", "/_synapse/admin")
+    admin_api_b = b.replace("/_matrix/client/v3", "/_synapse/admin")
+    async with aiohttp.ClientSession() as http:
+        alice = await register(http, a, "alice")
+        admin = await register(http, a, "root")
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute("UPDATE users SET is_admin = TRUE WHERE user_id = '@root:cli.test'")
+        finally:
+            await conn.close()
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        assert (await call(http, "POST", f"{a}/rooms/{room}/leave", alice, {}))[0] == 200
+        # B reads the room's state from its cached snapshot of the room (loaded after the leave,
+        # which made every process drop the one before).
+        await asyncio.sleep(0.5)
+        status, state = await call(http, "GET", f"{admin_api_b}/v1/rooms/{room}/state", admin)
+        assert status == 200 and state["state"]
+
+        # Nobody is left to leave: the purge is the only change, announced by A on its own.
+        status, result = await call(http, "DELETE", f"{admin_api_a}/v1/rooms/{room}", admin, {})
+        assert status == 200 and result["kicked_users"] == [], result
+        # B hears of the purge and drops the room: it answers from the database again.
+        deadline = time.monotonic() + 5
+        while (status := (await call(http, "GET", f"{admin_api_b}/v1/rooms/{room}/state", admin))[0]) == 200:
+            assert time.monotonic() < deadline, "process B still serves the deleted room's state"
+            await asyncio.sleep(0.1)
+        assert status == 404
+
+
+async def test_admin_restrictions_and_erasure_reach_the_other_process(two_processes, db_url):
+    """A lock set through A refuses the user's requests on B, and an erasure done through A
+    redacts on B, though B had the user's flags and erasure cached."""
+    import asyncpg
+
+    a, b = two_processes
+    admin_base = a.removesuffix("/_matrix/client/v3")
+    async with aiohttp.ClientSession() as http:
+        root = await register(http, a, "root")
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute("UPDATE users SET is_admin = TRUE WHERE user_id = '@root:cli.test'")
+        finally:
+            await conn.close()
+        # Registrations are limited per address and process (rc_registration): some on each.
+        alice, bob, carol = await register(http, a, "alice"), await register(http, b, "bob"), await register(http, b, "carol")
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        status, sent = await call(http, "PUT", f"{a}/rooms/{room}/send/m.room.message/t1", alice,
+                                  {"msgtype": "m.text", "body": "soon erased"})
+        assert (await call(http, "POST", f"{b}/rooms/{room}/join", carol, {}))[0] == 200
+        status, event = await call(http, "GET", f"{b}/rooms/{room}/event/{sent['event_id']}", carol)
+        assert event["content"]["body"] == "soon erased"  # B has cached alice as not erased
+        assert (await call(http, "GET", f"{b}/account/whoami", bob))[0] == 200  # ... and bob's flags
+
+        status, body = await call(http, "PUT", f"{admin_base}/_matrix/client/v1/admin/lock/@bob:cli.test", root,
+                                  {"locked": True})
+        assert status == 200, body
+        status, body = await call(http, "POST", f"{admin_base}/_synapse/admin/v1/deactivate/@alice:cli.test", root,
+                                  {"erase": True})
+        assert status == 200, body
+        deadline = time.monotonic() + 5
+        while True:
+            locked = await call(http, "GET", f"{b}/account/whoami", bob)
+            status, event = await call(http, "GET", f"{b}/rooms/{room}/event/{sent['event_id']}", carol)
+            if (locked[0] == 401 and event["content"] == {}) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert locked == (401, {"errcode": "M_USER_LOCKED", "error": "This account has been locked", "soft_logout": True})
+        assert event["content"] == {}
+
+
+async def test_concurrent_sends_through_two_processes_do_not_fork_the_room(two_unlimited_processes, db_url):
+    a, b = two_unlimited_processes
+    async with aiohttp.ClientSession() as http:
+        alice = await register(http, a, "alice")
+        bob = await register(http, a, "bob")
+        status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+        room = room["room_id"]
+        assert (await call(http, "POST", f"{b}/rooms/{room}/join", bob, {}))[0] == 200
+
+        async def sender(base: str, token: str, name: str) -> list[str]:
+            ids = []
+            for n in range(10):
+                status, sent = await call(http, "PUT", f"{base}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}",
+                                          token, {"msgtype": "m.text", "body": f"{name}-{n}"})
+                assert status == 200, sent
+                ids.append(sent["event_id"])
+            return ids
+
+        # Five senders through each process at once, both processes writing the room together.
+        sent = await asyncio.gather(*(sender(a, alice, f"a{k}") for k in range(5)),
+                                    *(sender(b, bob, f"b{k}") for k in range(5)))
+        expected = sorted(f"{p}{k}-{n}" for p in "ab" for k in range(5) for n in range(10))
+        for base, token in ((a, alice), (b, bob)):
+            status, page = await call(http, "GET", f"{base}/rooms/{room}/messages?dir=f&limit=1000", token)
+            assert status == 200, page
+            texts = [e["content"]["body"] for e in page["chunk"] if e["type"] == "m.room.message"]
+            assert sorted(texts) == expected  # every message once, through either process
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        # One forward extremity: the room never forked.
+        extremities = await conn.fetch("SELECT event_id FROM forward_extremities WHERE room_id = $1", room)
+        assert len(extremities) == 1
+        rows = await conn.fetch(
+            """SELECT e.event_id, e.depth, array_remove(array_agg(p.prev_event_id), NULL) AS prevs
+               FROM events e LEFT JOIN event_edges p USING (event_id)
+               WHERE e.room_id = $1 AND NOT e.outlier GROUP BY e.event_id, e.depth, e.stream_ordering
+               ORDER BY e.stream_ordering""", room)
+    finally:
+        await conn.close()
+    # A linear DAG: each event's only prev_event is the event before it.
+    for before, row in zip(rows, rows[1:]):
+        assert list(row["prevs"]) == [before["event_id"]], row["event_id"]
+        assert row["depth"] == before["depth"] + 1
+    assert rows[-1]["event_id"] == extremities[0]["event_id"]
+    chain = [r["event_id"] for r in rows]
+    for ids in sent:  # each sender's messages in the order it sent them
+        assert sorted(ids, key=chain.index) == ids

@@ -86,6 +86,8 @@ class RouteInfo:
     patterns: tuple[tuple[str, str], ...] = ()
     # Guest accounts may call this endpoint (spec: "Guest access", Client behaviour).
     guest: bool = False
+    # Locked and expired accounts may call it too (spec: "Account locking": logging out).
+    allow_locked: bool = False
 
     def router_paths(self) -> list[str]:
         """The paths as registered with aiohttp (with parameter patterns applied)."""
@@ -108,6 +110,7 @@ def route(
     variant_of: str | None = None,
     patterns: dict[str, str] | None = None,
     guest: bool = False,
+    allow_locked: bool = False,
 ) -> Callable[[Handler], Handler]:
     """`rate_limited`: user routes take a token of the generic per-request limit (the actions
     themselves are limited by their services); server routes go through the per-origin gate
@@ -120,6 +123,7 @@ def route(
             method=method.upper(), path=path, auth=auth, rate_limited=rate_limited,
             prefixes=prefixes, handler_name=handler.__name__, module=handler.__module__,
             variant_of=variant_of, patterns=tuple(sorted((patterns or {}).items())), guest=guest,
+            allow_locked=allow_locked,
         )
         return handler
 
@@ -153,15 +157,20 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     origins = services.federation_origins
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        if "\x00" in request.path or "\x00" in request.query_string:
+            # PostgreSQL text cannot hold NUL: no ID or parameter of ours may carry one.
+            raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or query")
         requester = None
         if auth in (Auth.USER, Auth.OPTIONAL, Auth.ADMIN):
             token = access_token_of(request)
             if token is not None:
-                requester = await auth_service.authenticate(token)
+                requester = await auth_service.authenticate(token, request.query, allow_locked=info.allow_locked)
                 if requester.is_guest and not info.guest:
                     raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guest access not allowed")
-                devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
-                                  request.headers.get("User-Agent"))
+                # As Synapse, appservices' IPs are not tracked; an admin's "login as" token has no device.
+                if requester.app_service_id is None and requester.device_id is not None:
+                    devices.note_seen(requester.user_id, requester.device_id, client_ip(request),
+                                      request.headers.get("User-Agent"))
             elif auth is not Auth.OPTIONAL:
                 raise MatrixError(401, Codes.MISSING_TOKEN, "Missing access token")
             if auth is Auth.ADMIN and not requester.is_admin:
@@ -176,7 +185,8 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
                 async with origins.request(origin):
                     return await handler(request)
             return await handler(request)
-        if info.rate_limited and not (requester is not None and requester.is_admin):
+        if info.rate_limited and not (requester is not None and requester.is_admin) \
+                and not _appservice_exempt(request, requester, auth_service):
             if requester is not None:
                 await rate_limiter.check(Action.REQUEST, requester.user_id, user_id=requester.user_id)
             else:
@@ -186,6 +196,20 @@ def _wrap(info: RouteInfo, handler: Handler, services: Services) -> Handler:
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped
+
+
+def _appservice_exempt(request: web.Request, requester: Requester | None, auth_service: Any) -> bool:
+    """Appservices are not rate-limited unless their registration says `rate_limited: true`,
+    and never when acting as their sender (spec: Registration, `rate_limited`). Routes that
+    read no token (register, login) look at it for this alone."""
+    if requester is not None:
+        service = auth_service.appservice_of(requester)
+        return service is not None and (not service.rate_limited or requester.user_id == service.sender)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip() if scheme.lower() == "bearer" else request.query.get("access_token", "")
+    service = auth_service.appservices.by_token(token) if token else None
+    return service is not None and not service.rate_limited
 
 
 def access_token_of(request: web.Request) -> str | None:
@@ -283,12 +307,30 @@ def int_param(request: web.Request, name: str, default: int | None = None, *, mi
     return value
 
 
-def bool_param(request: web.Request, name: str) -> bool:
-    """A `true`/`false` query parameter, false when absent; 400 M_INVALID_PARAM otherwise."""
-    raw = request.query.get(name, "false")
+def bool_param(request: web.Request, name: str, default: bool | None = False) -> bool | None:
+    """A `true`/`false` query parameter (as Synapse reads them), `default` when absent; 400
+    M_INVALID_PARAM otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
     if raw not in ("true", "false"):
         raise MatrixError(400, Codes.INVALID_PARAM, f"'{name}' must be true or false")
     return raw == "true"
+
+
+def appservice_ts(request: web.Request, requester: Requester) -> int | None:
+    """The `ts` query parameter of an appservice's send (spec: "Timestamp massaging"): the
+    event's origin_server_ts, a non-negative integer JSON can carry. Others' `ts` is ignored."""
+    raw = request.query.get("ts")
+    if raw is None or requester.app_service_id is None:
+        return None
+    try:
+        ts = int(raw)
+    except ValueError:
+        raise MatrixError(400, Codes.INVALID_PARAM, "'ts' must be an integer (milliseconds since the epoch)") from None
+    if not 0 <= ts <= 2**53 - 1:
+        raise MatrixError(400, Codes.INVALID_PARAM, "'ts' is out of range")
+    return ts
 
 
 # --- middlewares --------------------------------------------------------------------------
@@ -383,4 +425,13 @@ def _error_response(status: int, body: dict[str, Any], err: MatrixError | None =
     return json_response(body, status=status, headers=headers)
 
 
-MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware]
+@web.middleware
+async def null_character_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """PostgreSQL text cannot hold NUL: a path or query parameter carrying one (%00) is refused
+    here, as no Matrix identifier or token contains it, rather than failing in a query (500)."""
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.query.items()):
+        raise MatrixError(400, Codes.INVALID_PARAM, "Null characters are not allowed in the path or the query")
+    return await handler(request)
+
+
+MIDDLEWARES = [observe_middleware, cors_middleware, error_middleware, null_character_middleware]

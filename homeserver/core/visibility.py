@@ -52,6 +52,10 @@ class VisibilityTimeline:
         i = bisect.bisect_right(self._join_positions, position)
         return i < len(self._join_positions)
 
+    def joined_at(self, position: int) -> bool:
+        """Whether the user was joined to the room when the event at `position` was sent."""
+        return self._membership_before(position) == "join"
+
     def can_see(self, position: int, *, is_visibility_event: bool = False, is_own_membership: bool = False) -> bool:
         """Whether the user may see the event at stream `position` (its state is 'at the event')."""
         visibility = self._visibility_before(position)

@@ -13,6 +13,7 @@ from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.profiles import ProfileService
@@ -20,12 +21,30 @@ from homeserver.services.accounts.registration_tokens import RegistrationTokenSe
 from homeserver.services.accounts.shared_secret import SharedSecretRegistration
 from homeserver.services.accounts.threepids import ThreepidService
 from homeserver.services.accounts.uia import UIAService
+from homeserver.services.admin.appservices import AppServiceAdmin
 from homeserver.services.admin.audit import AdminAuditLog
+from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
+from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
+from homeserver.services.admin.reports import ReportService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
+from homeserver.services.admin.user_moderation import AdminUserModeration
+from homeserver.services.admin.users import AdminUserService
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
+from homeserver.services.admin.page_sessions import AdminPageSessions
+from homeserver.services.admin.page_views import AdminPageViews
+from homeserver.services.admin.purge import PurgeHistoryService
+from homeserver.services.admin.room_deletion import RoomDeletionService
+from homeserver.services.admin.room_tasks import RoomTaskRunner
+from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.appservices.queries import AppServiceLookups
+from homeserver.services.appservices.sender import AppServiceSender
+from homeserver.services.appservices.thirdparty import ThirdPartyLookups
 from homeserver.services.auth import AuthService
 from homeserver.services.calls.turn import TurnService
+from homeserver.services.e2ee.dehydrated_devices import DehydratedDeviceService
 from homeserver.services.e2ee.key_backup import KeyBackupService
 from homeserver.services.e2ee.keys import E2EKeyService
 from homeserver.services.ephemeral.account_data import AccountDataService
@@ -148,3 +167,38 @@ class Services:
     delayed_events: DelayedEventService
     # Prometheus metrics (GET /metrics) and the request figures the HTTP middleware records.
     metrics: ServerMetrics
+    # The Synapse admin API's accounts, and restraining them (shadow-ban, suspend, lock...).
+    admin_users: AdminUserService
+    admin_user_moderation: AdminUserModeration
+    # Application services: their feeds (start/stop with the server; pings) and the queries
+    # that let them create users and aliases on demand. The registry is `auth.appservices`.
+    appservice_sender: AppServiceSender
+    appservice_lookups: AppServiceLookups
+    # The admin API's rooms: list and moderate, delete (in the background, with status), purge
+    # history; and the background tasks those run as (recovered at start, stopped at stop).
+    admin_rooms: AdminRoomService
+    room_deletion: RoomDeletionService
+    purge_history: PurgeHistoryService
+    room_tasks: RoomTaskRunner
+    # Administration (moderation): the server's version and background-update status.
+    server_info: ServerInfoService
+    # Reports of events, rooms and users: filed by users, handled by admins.
+    reports: ReportService
+    # Federation destinations for admins: back-off state, delivered rooms, reset.
+    admin_destinations: AdminDestinationService
+    # Media moderation: listings, quarantine, protection, deletion, usage statistics.
+    admin_media: AdminMediaService
+    # Server notices: admins' messages to users from the system user, in their notices room.
+    server_notices: ServerNoticeService
+    # Third-party lookups (/thirdparty/*), answered by the appservices that declare the protocol.
+    third_party_lookups: ThirdPartyLookups
+    # The admin view of the appservices and their feeds.
+    appservice_admin: AppServiceAdmin
+    # Dehydrated devices (MSC3814): each user's offline device and the messages waiting for it.
+    dehydrated_devices: DehydratedDeviceService
+    # Phone numbers: the msisdn requestToken endpoints (no SMS is sent: refused as Synapse does).
+    phone_validation: PhoneValidationService
+    # The built-in admin page's logins (an admin's device of its own, CSRF tokens).
+    admin_page_sessions: AdminPageSessions
+    # What one screen of the admin page shows, gathered from the admin services' reads.
+    admin_page_views: AdminPageViews

@@ -8,9 +8,11 @@ Over PostgreSQL LISTEN/NOTIFY on one channel, each process announces, after comm
 Announcements are queued and sent by one background task, batched into few NOTIFYs, so the
 request path never waits for them. A process ignores its own announcements.
 
-Each process takes its own room locks: two processes sending into one room at the same moment
-fork its history (which Matrix allows and state resolution merges), so deployments should
-route a room's writes to one process, as Synapse's event persister does.
+Each process takes its own room locks, but a room still has one writer at a time across
+processes: the persist statement claims the room's head version and writes only if the room
+is still where the batch was built (services/rooms/events.py), so two processes sending into
+one room at once never fork it; the one that lost the race rebuilds on the new head. The
+announcements below only keep caches fresh; correctness does not hang on their timing.
 """
 
 from __future__ import annotations

@@ -73,8 +73,12 @@ def live_server(data: Path, pg_server_url: str, database: str,
     config.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "CHATGO_DATABASE_URL": database_url(pg_server_url, database),
            "CHATGO_LISTENERS": json.dumps([{"port": port, "resources": ["client"]}])}
+    # The log goes to a file, not a pipe: the access log writes a line per request, and a pipe
+    # nobody reads until the end fills up and stalls the server.
+    log_path = data / "server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(config)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -86,7 +90,9 @@ def live_server(data: Path, pg_server_url: str, database: str,
             time.sleep(0.2)
     yield base
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    log.close()
+    out = log_path.read_text()
     # The server logs every unexpected exception; there must be none.
     assert "Traceback" not in out, out[-5000:]
 

@@ -24,6 +24,7 @@ def admin_target(tmp_path_factory, pg_server_url):
     """The live server, an admin's token, and real IDs to aim at: a user, their room and event."""
     def with_secret(raw: dict) -> None:
         raw["registration"]["shared_secret"] = SECRET
+        raw["server_notices"] = {"system_mxid_localpart": "notices"}  # so that notices are really sent
 
     for base in live_server(tmp_path_factory.mktemp("admin-fuzz"), pg_server_url, "chatgo_admin_fuzz", with_secret):
         nonce = get_json(f"{base}/_synapse/admin/v1/register")["nonce"]

@@ -20,7 +20,8 @@ async def alice(client):
 async def test_login_flows(client):
     status, body = await client.get(f"{V3}/login")
     assert status == 200
-    assert body == {"flows": [{"type": "m.login.password"}]}
+    # As Synapse: m.login.application_service is always offered (appservices log their users in).
+    assert body == {"flows": [{"type": "m.login.password"}, {"type": "m.login.application_service"}]}
 
 
 async def test_login_with_identifier_creates_a_new_device(client, alice):

@@ -169,7 +169,7 @@ class TestRegistrationTokens:
         return {"registration": {"enabled": True, "requires_token": True}}
 
     async def test_token_flow_and_use_limit(self, client, services):
-        token = await services.registration_tokens.create("tok-1", uses_allowed=1)
+        token = (await services.registration_tokens.create("tok-1", uses_allowed=1)).token
         status, body = await client.get(f"/_matrix/client/v1/register/m.login.registration_token/validity?token={token}")
         assert status == 200 and body == {"valid": True}
 

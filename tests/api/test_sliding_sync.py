@@ -101,6 +101,104 @@ async def test_list_filters(alice, bob):
     assert body["rooms"][dm]["is_dm"] is True and "is_dm" not in body["rooms"][plain]
 
 
+async def add_child(c, space, child, via=("test.local",)):
+    status, body = await c.put(f"{V3}/rooms/{space}/state/m.space.child/{child}",
+                               {"via": list(via)} if via else {})
+    assert status == 200, body
+
+
+async def test_spaces_filter_keeps_children_of_joined_spaces_only(alice, bob):
+    space = await create(alice, name="Space", creation_content={"type": "m.space"})
+    sub = await create(alice, name="Sub", creation_content={"type": "m.space"})
+    a, b, removed, grandchild, outside = [await create(alice, name=n) for n in ("A", "B", "Gone", "Deep", "Out")]
+    for child in (a, b, sub):
+        await add_child(alice, space, child)
+    await add_child(alice, space, removed, via=())  # a child event without `via` is no child
+    await add_child(alice, sub, grandchild)
+    # A space Alice is not in names `outside`: it is ignored.
+    foreign = await create(bob, creation_content={"type": "m.space"})
+    await add_child(bob, foreign, outside)
+    body = await sliding(alice, {"lists": {
+        "space": room_list(spaces=[space]),
+        "both": room_list(spaces=[space, sub]),
+        "foreign": room_list(spaces=[foreign, "!unknown:test.local"]),
+        "rooms_in_space": room_list(spaces=[space], not_room_types=["m.space"]),
+        "named_b": room_list(spaces=[space], room_name_like="b"),
+    }})
+    assert set(listed(body, "space")) == {a, b, sub}  # not the sub-space's child, not the removed one
+    assert set(listed(body, "both")) == {a, b, sub, grandchild}
+    assert listed(body, "foreign") == [] and body["lists"]["foreign"]["count"] == 0
+    assert set(listed(body, "rooms_in_space")) == {a, b}
+    assert set(listed(body, "named_b")) == {b, sub}  # "B" and "Sub"
+    # Once Alice joins Bob's space, its children count.
+    await bob.post(f"{V3}/rooms/{foreign}/invite", {"user_id": ALICE})
+    status, joined = await alice.post(f"{V3}/rooms/{foreign}/join", {})
+    assert status == 200, joined
+    body = await sliding(alice, {"lists": {"foreign": room_list(spaces=[foreign])}})
+    assert listed(body, "foreign") == [outside]
+
+
+async def tag(c, room, name, order=0.5):
+    status, body = await c.put(f"{V3}/user/{ALICE}/rooms/{room}/tags/{name}", {"order": order})
+    assert status == 200, body
+
+
+async def test_tags_and_not_tags_filters(alice):
+    favourite, low, both, plain = [await create(alice, name=n) for n in ("Fav", "Low", "Both", "Plain")]
+    await tag(alice, favourite, "m.favourite")
+    await tag(alice, low, "m.lowpriority")
+    await tag(alice, both, "m.favourite")
+    await tag(alice, both, "u.work")
+    await tag(alice, both, "m.lowpriority")
+    request = {"lists": {
+        "favourites": room_list(tags=["m.favourite"]),
+        "work_or_low": room_list(tags=["u.work", "m.lowpriority"]),
+        "not_low": room_list(not_tags=["m.lowpriority"]),
+        "fav_not_low": room_list(tags=["m.favourite"], not_tags=["m.lowpriority"]),
+        "untagged_named_p": room_list(not_tags=["m.favourite", "m.lowpriority"], room_name_like="P"),
+    }}
+    body = await sliding(alice, request)
+    assert set(listed(body, "favourites")) == {favourite, both}
+    assert set(listed(body, "work_or_low")) == {low, both}
+    assert set(listed(body, "not_low")) == {favourite, plain}
+    assert listed(body, "fav_not_low") == [favourite]  # not_tags wins over tags
+    assert listed(body, "untagged_named_p") == [plain]
+    # Removing a tag moves the room between lists on the connection's next response.
+    status, _ = await alice.delete(f"{V3}/user/{ALICE}/rooms/{both}/tags/m.lowpriority")
+    assert status == 200
+    body = await sliding(alice, request, pos=body["pos"])
+    assert set(listed(body, "fav_not_low")) == {favourite, both}
+    assert set(listed(body, "not_low")) == {favourite, both, plain}
+
+
+async def test_room_name_like_filter(alice, bob):
+    alpha, team, beta = [await create(alice, name=n) for n in ("Project Alpha", "alpha-team", "Beta")]
+    unnamed = await create(alice)
+    encrypted = await create(alice, name="Secret ALPHA", initial_state=[
+        {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}])
+    invited = await create(bob, name="Alphabet soup", invite=[ALICE])
+    body = await sliding(alice, {"lists": {
+        "alpha": room_list(room_name_like="ALPHA"),
+        "any_name": room_list(room_name_like=""),
+        "nothing": room_list(room_name_like="gamma"),
+        "alpha_clear": room_list(room_name_like="alpha", is_encrypted=False),
+        "alpha_invites": room_list(room_name_like="Alpha", is_invite=True),
+        "alpha_rooms": room_list(room_name_like="alpha", room_types=[None], not_tags=["m.lowpriority"]),
+    }})
+    assert set(listed(body, "alpha")) == {alpha, team, encrypted, invited}
+    assert set(listed(body, "any_name")) == {alpha, team, beta, encrypted, invited}  # unnamed rooms never match
+    assert unnamed not in listed(body, "any_name")
+    assert listed(body, "nothing") == []
+    assert set(listed(body, "alpha_clear")) == {alpha, team, invited}
+    assert listed(body, "alpha_invites") == [invited]
+    assert set(listed(body, "alpha_rooms")) == {alpha, team, encrypted, invited}
+    # Renaming a room moves it in or out.
+    status, _ = await alice.put(f"{V3}/rooms/{beta}/state/m.room.name", {"name": "Beta, formerly alpha"})
+    assert status == 200
+    body = await sliding(alice, {"lists": {"alpha": room_list(room_name_like="ALPHA")}})
+    assert beta in listed(body, "alpha")
+
+
 async def test_invite_in_a_list_with_stripped_state(alice, bob):
     body = await sliding(alice, {"lists": {"invites": room_list(is_invite=True)}})
     assert body["rooms"] == {}
@@ -417,6 +515,12 @@ async def test_bad_input_is_a_matrix_error(alice):
         ({"lists": {"a": {"ranges": [[-1, 1]], "timeline_limit": 1, "required_state": []}}}, "M_INVALID_PARAM"),
         ({"lists": {"a": {"ranges": "all", "timeline_limit": 1, "required_state": []}}}, "M_BAD_JSON"),
         ({"lists": {"a": {"timeline_limit": 1, "required_state": [], "filters": {"is_dm": "yes"}}}}, "M_BAD_JSON"),
+        ({"lists": {"a": {"timeline_limit": 1, "required_state": [], "filters": {"spaces": "!s:x"}}}}, "M_BAD_JSON"),
+        ({"lists": {"a": {"timeline_limit": 1, "required_state": [], "filters": {"tags": [1]}}}}, "M_BAD_JSON"),
+        ({"lists": {"a": {"timeline_limit": 1, "required_state": [], "filters": {"not_tags": [None]}}}},
+         "M_BAD_JSON"),
+        ({"lists": {"a": {"timeline_limit": 1, "required_state": [], "filters": {"room_name_like": 5}}}},
+         "M_BAD_JSON"),
         ({"lists": {"x" * 65: {"timeline_limit": 1, "required_state": []}}}, "M_INVALID_PARAM"),
         ({"room_subscriptions": {"not-a-room": {"timeline_limit": 1, "required_state": []}}}, "M_INVALID_PARAM"),
         ({"room_subscriptions": {f"!r{i}:test.local": {"timeline_limit": 1, "required_state": []}

@@ -77,14 +77,22 @@ async def sso_login(client: MatrixClient, **extra) -> dict:
 
 async def test_login_flows_and_redirect(client, cas):
     status, body = await client.get(f"{V3}/login")
-    assert {f["type"] for f in body["flows"]} == {"m.login.password", "m.login.sso", "m.login.cas", "m.login.token"}
-    for path in ("/login/sso/redirect", "/login/cas/redirect"):
+    assert {f["type"] for f in body["flows"]} == {"m.login.password", "m.login.sso", "m.login.cas", "m.login.token",
+                                                   "m.login.application_service"}
+    sso = next(f for f in body["flows"] if f["type"] == "m.login.sso")
+    assert sso["identity_providers"] == [{"id": "cas", "name": "CAS"}]  # as Synapse names CAS
+    for path in ("/login/sso/redirect", "/login/cas/redirect", "/login/sso/redirect/cas"):
         resp = await client.http.get(f"{V3}{path}?redirectUrl={quote(CLIENT, safe='')}", allow_redirects=False)
         assert resp.status == 302
         location = urlsplit(resp.headers["Location"])
         assert f"{location.scheme}://{location.netloc}{location.path}" == cas.url + "/login"
         service = parse_qs(location.query)["service"][0]
         assert service == f"{BASE}/_matrix/client/r0/login/cas/ticket?redirectUrl={quote(CLIENT, safe='')}"
+    # An identity provider we do not have; no redirectUrl.
+    status, body = await client.get(f"{V3}/login/sso/redirect/oidc-google?redirectUrl={quote(CLIENT, safe='')}")
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await client.get(f"{V3}/login/sso/redirect/cas")
+    assert (status, body["errcode"]) == (400, "M_MISSING_PARAM")
 
 
 async def test_new_user_logs_in_once_per_token(client, cas):

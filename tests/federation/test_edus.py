@@ -55,8 +55,15 @@ def assert_valid_edus(edus: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture
-def config_overrides(tls_files) -> dict:
-    return {"federation": federation_overrides(tls_files, retry_min_interval_ms=200)}
+def device_names() -> bool:
+    """allow_device_name_lookup_over_federation (a test parametrizes it to change it)."""
+    return False
+
+
+@pytest.fixture
+def config_overrides(tls_files, device_names) -> dict:
+    return {"federation": federation_overrides(tls_files, retry_min_interval_ms=200,
+                                               allow_device_name_lookup_over_federation=device_names)}
 
 
 @pytest.fixture
@@ -171,7 +178,8 @@ async def test_presence_goes_to_servers_sharing_a_room(alice, db, peer):
     assert update["status_msg"] == "here" and isinstance(update["last_active_ago"], int)
 
 
-async def test_device_and_key_changes_go_out_as_device_list_and_signing_key_updates(alice, db, peer):
+@pytest.mark.parametrize("device_names", [False, True])
+async def test_device_and_key_changes_go_out_as_device_list_and_signing_key_updates(alice, db, peer, device_names):
     await room_with(alice, db, f"@carol:{peer.stub.name}")
     user_id, device_id = await device_of(alice)
     keys, device_key = device_keys(user_id, device_id)
@@ -185,7 +193,8 @@ async def test_device_and_key_changes_go_out_as_device_list_and_signing_key_upda
     assert (await alice.put(f"{V3}/devices/{device_id}", {"display_name": "phone"}))[0] == 200
     await peer.wait_for(lambda: len(peer.edus("m.device_list_update")) == 2)
     second = peer.edus("m.device_list_update")[1]["content"]
-    assert second["device_display_name"] == "phone"
+    # The device's name only when allow_device_name_lookup_over_federation says so.
+    assert second.get("device_display_name") == ("phone" if device_names else None)
     assert second["prev_id"] == [first["stream_id"]] and second["stream_id"] > first["stream_id"]
 
     master, master_key, master_public = cross_signing_key(user_id, "master")
@@ -330,7 +339,8 @@ async def test_junk_edus_are_skipped_without_raising(services, alice, db):
     assert ephemeral(body, room, "m.typing")[0]["content"]["user_ids"] == [CAROL]
 
 
-async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, peer):
+@pytest.mark.parametrize("device_names", [False, True])
+async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, peer, device_names):
     await room_with(alice, db, f"@carol:{peer.stub.name}")
     status, body = await client.post(f"{V3}/login", {
         **PASSWORD_AUTH, "identifier": {"type": "m.id.user", "user": "alice"}, "device_id": "NEWPHONE",
@@ -338,7 +348,8 @@ async def test_a_new_device_goes_out_as_a_device_list_update(client, alice, db, 
     assert status == 200, body
     await peer.wait_for(lambda: peer.edus("m.device_list_update"))
     [update] = [e["content"] for e in peer.edus("m.device_list_update")]
-    assert (update["device_id"], update["device_display_name"]) == ("NEWPHONE", "new phone")
+    assert (update["device_id"], update.get("device_display_name")) == \
+        ("NEWPHONE", "new phone" if device_names else None)
     assert "keys" not in update and "deleted" not in update
     # Deleting two devices at once: two updates, each with its own stream_id, chained by prev_id.
     assert (await client.post(f"{V3}/login", {**PASSWORD_AUTH, "identifier": {"type": "m.id.user", "user": "alice"},

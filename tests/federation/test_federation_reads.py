@@ -352,7 +352,7 @@ async def test_events_of_an_erased_user_go_out_redacted(room):
         return body["pdus"][0]["content"]
 
     assert await content_of(first) == {"msgtype": "m.text", "body": "m0"}
-    await a.services.accounts._accounts.mark_erased(alice, 0)
+    await a.services.accounts.deactivate_user(alice, erase=True)
     assert await content_of(first) == {}
     body = await fed.post_json(a.name, path("/_matrix/federation/v1/get_missing_events/{}", room_id),
                                content={"earliest_events": [], "latest_events": [messages[-1].event_id],

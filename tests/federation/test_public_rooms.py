@@ -7,8 +7,10 @@ import ssl
 
 import aiohttp
 import pytest
+import yaml
 
 from federation.client import RemoteError
+from homeserver.services.auth import Requester
 from tests.federation.test_remote_queries import login
 
 PUBLIC_ROOMS = "/_matrix/federation/v1/publicRooms"
@@ -23,19 +25,29 @@ async def client_request(server, method: str, path: str, tls_files, token: str |
 
 
 @pytest.fixture
-async def directory(homeservers):
-    """Server `a` publishes two rooms (and keeps one private); `b` has a user with a token."""
-    a, b = await homeservers(), await homeservers()
+async def directory(homeservers, tmp_path):
+    """Server `a` publishes two rooms (and keeps one private, which its appservice `irc`
+    publishes for its network `libera`); `b` has a user with a token."""
+    registration = tmp_path / "irc.yaml"
+    registration.write_text(yaml.safe_dump({
+        "id": "irc", "url": None, "as_token": "as-irc", "hs_token": "hs-irc", "sender_localpart": "ircbot",
+        "namespaces": {"users": [{"exclusive": True, "regex": "@irc_.*"}]}, "protocols": ["irc"]}))
+    a = await homeservers(app_service_config_files=[str(registration)],
+                          federation={"allow_public_rooms_over_federation": True})
+    b = await homeservers()
     alice = await a.services.accounts.create_user("alice", "password-1")
     lobby = await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Lobby", "topic": "hi"})
     games = await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Games"})
-    await a.services.rooms.create_room(alice, {"name": "Secret"})
+    secret = await a.services.rooms.create_room(alice, {"name": "Secret"})
+    irc = Requester(user_id="@ircbot:" + a.name, device_id="", token_id=-1, is_admin=False, is_guest=False,
+                    app_service_id="irc")
+    await a.services.directory.set_network_visibility(irc, "libera", secret, "public")
     await b.services.accounts.create_user("bob", "password-2")
-    return a, b, lobby, games
+    return a, b, lobby, games, secret
 
 
 async def test_peers_get_our_public_rooms(directory):
-    a, b, lobby, games = directory
+    a, b, lobby, games, secret = directory
     fed = b.services.federation_client
     body = await fed.get_json(a.name, PUBLIC_ROOMS)
     assert sorted(r["room_id"] for r in body["chunk"]) == sorted([lobby, games])
@@ -51,13 +63,20 @@ async def test_peers_get_our_public_rooms(directory):
 
     found = await fed.post_json(a.name, PUBLIC_ROOMS, content={"filter": {"generic_search_term": "lobb"}})
     assert [r["room_id"] for r in found["chunk"]] == [lobby]
+    # The appservice's network directory: alone with its instance ID, beside ours with all networks.
     everything = await fed.post_json(a.name, PUBLIC_ROOMS, content={"include_all_networks": True})
-    assert len(everything["chunk"]) == 2
-    # No application service networks here: a third-party network lists nothing.
-    none = await fed.get_json(a.name, PUBLIC_ROOMS, query={"third_party_instance_id": "irc-freenode"})
+    assert sorted(r["room_id"] for r in everything["chunk"]) == sorted([lobby, games, secret])
+    everything = await fed.get_json(a.name, PUBLIC_ROOMS, query={"include_all_networks": "true"})
+    assert len(everything["chunk"]) == 3
+    libera = await fed.get_json(a.name, PUBLIC_ROOMS, query={"third_party_instance_id": "irc|libera"})
+    assert [r["room_id"] for r in libera["chunk"]] == [secret] and libera["total_room_count_estimate"] == 1
+    libera = await fed.post_json(a.name, PUBLIC_ROOMS, content={"third_party_instance_id": "irc|libera"})
+    assert [r["room_id"] for r in libera["chunk"]] == [secret]
+    none = await fed.get_json(a.name, PUBLIC_ROOMS, query={"third_party_instance_id": "irc|freenode"})
     assert none == {"chunk": [], "total_room_count_estimate": 0}
     for request in (
-        fed.get_json(a.name, PUBLIC_ROOMS, query={"include_all_networks": "true", "third_party_instance_id": "x"}),
+        fed.get_json(a.name, PUBLIC_ROOMS, query={"include_all_networks": "true", "third_party_instance_id": "x|y"}),
+        fed.get_json(a.name, PUBLIC_ROOMS, query={"third_party_instance_id": "irc-freenode"}),
         fed.get_json(a.name, PUBLIC_ROOMS, query={"include_all_networks": "yes"}),
         fed.get_json(a.name, PUBLIC_ROOMS, query={"limit": "many"}),
         fed.get_json(a.name, PUBLIC_ROOMS, query={"since": "garbage"}),
@@ -70,7 +89,7 @@ async def test_peers_get_our_public_rooms(directory):
 
 
 async def test_clients_ask_another_server_for_its_directory(directory, tls_files):
-    a, b, lobby, games = directory
+    a, b, lobby, games, secret = directory
     token = await login(b, "@bob:" + b.name, "password-2", tls_files)
 
     status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files)
@@ -101,3 +120,24 @@ async def test_clients_ask_another_server_for_its_directory(directory, tls_files
     status, body = await client_request(b, "POST", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
                                         token, {"limit": "ten"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_peers_are_refused_the_directory_unless_the_setting_allows_it(homeservers, tls_files):
+    """allow_public_rooms_over_federation: false by default, as in Synapse: 403 M_FORBIDDEN to
+    GET and POST; a client asking for such a server's directory gets the refusal passed on."""
+    a, b = await homeservers(), await homeservers()
+    alice = await a.services.accounts.create_user("alice", "password-1")
+    await a.services.rooms.create_room(alice, {"visibility": "public", "name": "Lobby"})
+    await b.services.accounts.create_user("bob", "password-2")
+    fed = b.services.federation_client
+    for request in (fed.get_json(a.name, PUBLIC_ROOMS), fed.post_json(a.name, PUBLIC_ROOMS, content={})):
+        with pytest.raises(RemoteError) as err:
+            await request
+        assert err.value.status == 403 and err.value.errcode == "M_FORBIDDEN"
+    token = await login(b, "@bob:" + b.name, "password-2", tls_files)
+    status, body = await client_request(b, "GET", f"/_matrix/client/v3/publicRooms?server={a.name}", tls_files,
+                                        token)
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
+    # The server's own clients still read it.
+    status, body = await client_request(a, "GET", "/_matrix/client/v3/publicRooms", tls_files)
+    assert status == 200 and [r["name"] for r in body["chunk"]] == ["Lobby"]

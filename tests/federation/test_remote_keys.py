@@ -89,7 +89,8 @@ async def test_client_on_a_queries_and_claims_keys_of_a_user_on_b(homeservers, t
     assert device["keys"] == keys["keys"] and device["algorithms"] == keys["algorithms"]
     signatures = device["signatures"][alice.user_id]
     assert set(signatures) == {f"ed25519:{alice.device_id}", f"ed25519:{self_public}"}
-    assert device["unsigned"] == {"device_display_name": "Alice's phone"}
+    # allow_device_name_lookup_over_federation is off on b (the default): no device names.
+    assert device["unsigned"] == {}
     assert body["device_keys"][f"@nobody:{b.name}"] == {}
     assert body["master_keys"][alice.user_id]["keys"] == master["keys"]
     assert body["self_signing_keys"][alice.user_id]["keys"] == self_signing["keys"]
@@ -153,7 +154,7 @@ async def test_verifying_a_user_of_another_server(homeservers, tls_files):
 
 async def test_federation_key_endpoints_answer_for_local_users_only(homeservers, tls_files):
     a = await homeservers()
-    b = await homeservers()
+    b = await homeservers(federation={"allow_device_name_lookup_over_federation": True})
     alice, keys, master, self_signing, _ = await alice_with_keys(b, tls_files)
     peer = a.services.federation_client
 
@@ -173,6 +174,7 @@ async def test_federation_key_endpoints_answer_for_local_users_only(homeservers,
     body = await peer.post_json(b.name, f"{FED}/user/keys/query",
                                 {"device_keys": {alice.user_id: [], f"@carol:{UNREACHABLE}": []}})
     assert set(body["device_keys"]) == {alice.user_id}
+    assert body["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {"device_display_name": "Alice's phone"}
     assert "user_signing_keys" not in body and "failures" not in body
     body = await peer.post_json(b.name, f"{FED}/user/keys/claim", {"one_time_keys": {
         alice.user_id: {alice.device_id: "signed_curve25519"}, f"@carol:{UNREACHABLE}": {"D": "signed_curve25519"}}})
@@ -184,6 +186,25 @@ async def test_federation_key_endpoints_answer_for_local_users_only(homeservers,
     with pytest.raises(RemoteError) as err:
         await peer.request("POST", b.name, f"{FED}/user/keys/query", content={"device_keys": {}}, signed=False)
     assert err.value.status == 401
+
+
+async def test_device_names_are_kept_from_peers_by_default(homeservers, tls_files):
+    """allow_device_name_lookup_over_federation is false by default (as in Synapse): the
+    device list and key query answers for peers carry no display names; our own users still
+    see them."""
+    a = await homeservers()
+    b = await homeservers()
+    alice, keys, _, _, _ = await alice_with_keys(b, tls_files)
+    peer = a.services.federation_client
+
+    devices = await peer.get_json(b.name, f"{FED}/user/devices/{quote(alice.user_id)}")
+    assert [d["device_id"] for d in devices["devices"]] == [alice.device_id]
+    assert "device_display_name" not in devices["devices"][0]
+    assert devices["devices"][0]["keys"]["keys"] == keys["keys"]
+    body = await peer.post_json(b.name, f"{FED}/user/keys/query", {"device_keys": {alice.user_id: []}})
+    assert body["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {}
+    status, body = await alice.post(f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    assert body["device_keys"][alice.user_id][alice.device_id]["unsigned"] == {"device_display_name": "Alice's phone"}
 
 
 async def test_query_timeout_bounds_a_slow_server(homeservers, stubs, tls_files):
@@ -216,7 +237,8 @@ async def _cached(server, user_id: str):
 async def test_device_lists_of_users_in_shared_rooms_are_cached_and_kept_up_to_date(homeservers, tls_files):
     import asyncio
 
-    a, b = await homeservers(), await homeservers()
+    # b gives device names to peers, so that the cache is seen keeping them too.
+    a, b = await homeservers(), await homeservers(federation={"allow_device_name_lookup_over_federation": True})
     alice, keys, *_ = await alice_with_keys(b, tls_files)
     bob_id = await a.services.accounts.create_user("bob", "password-2")
     bob = await Client(a, tls_files).login(bob_id, "password-2")

@@ -11,7 +11,7 @@ test's fault rather than ChatGO's.
 
 What Synapse 1.163 asks of ChatGO here (see docs/federation.md, "Testing against Synapse"):
 make_join v1 with `ver=` for every room version it knows (unstable ones included), send_join
-v2 with `omit_members=true` (a full answer without `members_omitted` is fine), make_leave v1 +
+v2 with `omit_members=true` (answered without the members, MSC3706: see test_synapse_faster_joins.py), make_leave v1 +
 send_leave v2, make_knock + send_knock v1, invite v2 (`invite_room_state` as full PDUs,
 MSC4311), /backfill, /state, /state_ids and /event, /send with PDUs and m.typing / m.receipt /
 m.presence / m.device_list_update EDUs, and our keys.

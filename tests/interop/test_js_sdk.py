@@ -57,12 +57,15 @@ def _find_node() -> str | None:
 
 
 def _sdk_installed() -> bool:
-    return (JS_DIR / "node_modules" / "matrix-js-sdk" / "package.json").is_file()
+    """Every dependency of package.json is installed (an older install may lack a new one)."""
+    dependencies = json.loads((JS_DIR / "package.json").read_text())["dependencies"]
+    return all((JS_DIR / "node_modules" / name / "package.json").is_file() for name in dependencies)
 
 
 @pytest.fixture(scope="session")
 def node() -> str:
-    """Path of a Node >= 22 that can import matrix-js-sdk, installing the locked deps if needed.
+    """Path of a Node >= 22 that can import matrix-js-sdk (and matrix-bot-sdk), installing the
+    locked deps if needed.
 
     A developer who has npm but never ran the install gets it done here (under a file lock,
     since several pytest processes may share the tree); one without npm gets a skip.

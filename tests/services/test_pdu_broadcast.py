@@ -11,7 +11,7 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[tuple[str, set[str]]] = []
 
-    async def send_pdu(self, pdu, destinations) -> None:
+    async def send_pdu(self, pdu, destinations, stream_ordering=None) -> None:
         self.sent.append((pdu["event_id"], set(destinations)))
 
 

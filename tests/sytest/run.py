@@ -116,7 +116,9 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
                        # federation transport, so that certificate is trusted here too.
                        "ca_certificates": [str(tls["ca"]), str(SYTEST / "src" / "keys" / "tls-selfsigned.crt")],
                        "ip_range_allowlist": ["127.0.0.0/8", "::1/128"],
-                       "trusted_key_servers": [], "domain_allowlist": None},
+                       "trusted_key_servers": [], "domain_allowlist": None,
+                       # As sytest configures Synapse (Homeserver/Synapse.pm).
+                       "allow_public_rooms_over_federation": True},
     })
     # sytest's admin registrations (POST /_synapse/admin/v1/register, HMAC with "reg_secret"),
     # where this checkout's config has the setting (registration.shared_secret).
@@ -126,15 +128,24 @@ def write_config(data_dir: Path, tls: dict[str, Path], database_url: str | None)
         config["identity"] = {"verify_certificates": False}
     if _config_has("RegistrationConfig", "shared_secret"):
         config["registration"]["shared_secret"] = "reg_secret"
+    # sytest's two application services (tests/60app-services): their registration files,
+    # written by its as-files.sh before the server starts. Transactions to an appservice that
+    # sytest is not listening for at that moment are never answered (its helper server only
+    # answers requests a test awaits): a short request timeout and back-off let the feed catch
+    # up within a test's 10 s once the test listens.
+    if _config_has("Config", "app_service_config_files"):
+        out = subprocess.run([str(SYTEST / "as-files.sh"), SERVER_NAME, str(data_dir / "appservices")],
+                             check=True, capture_output=True, text=True).stdout
+        config["app_service_config_files"] = out.split()
+        config["appservice"] = {"request_timeout_ms": 3000, "retry_min_interval_ms": 500, "retry_max_interval_ms": 2000}
     # The public room directory is readable without auth (GET /publicRooms is auth=optional)
-    # and over federation, publishing and aliases need no setting: ChatGO has no switch for them.
+    # (over federation: allow_public_rooms_over_federation, above); publishing and aliases need
+    # no setting: ChatGO has no switch for them.
     #
     # TODO(config): settings sytest's README asks for that ChatGO's config does not have yet
     # (another engineer adds them; set them here when they exist):
     #   - registration_shared_secret: "reg_secret" (above, set when the checkout has
     #     registration.shared_secret)
-    #   - the two appservice registration files: `as-files.sh localhost:48448 DIR`, run before
-    #     the server starts (app_service_config_files in Synapse)
     #   - outbound HTTPS to those helpers (push gateway, URL previews) trusting sytest's CA:
     #     there is no setting for it, so `server_env` points SSL_CERT_FILE at a bundle of the
     #     system's CAs plus sytest's (aiohttp's default SSL context reads it)

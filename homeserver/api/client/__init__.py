@@ -74,6 +74,11 @@ from homeserver.api.client import (
     whoami,
 )
 from homeserver.api.client import authed_content_repo, content_repo
+from homeserver.api.client import appservice_ping
+from homeserver.api.client import report_content
+from homeserver.api.client import third_party_lookup
+from homeserver.api.client import appservice_room_directory, appservice_room_directory_delete
+from homeserver.api.client import dehydrated_device
 
 MODULES = [
     versions, wellknown, capabilities, registration, registration_tokens, login, logout,
@@ -88,6 +93,11 @@ MODULES = [
     email_validation, voip, support, mutual_rooms, space_hierarchy, room_summary,
     login_token,
     delayed_events,
+    appservice_ping,
+    report_content,
+    third_party_lookup,
+    appservice_room_directory, appservice_room_directory_delete,
+    dehydrated_device,
 ]
 
 MEDIA_MODULES = [content_repo, authed_content_repo]

@@ -61,3 +61,9 @@ async def request_token_to3_pid_email(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     return json_response(await services_of(request).email.request_token(body, for_registration=False,
                                                                         client_ip=client_ip(request)))
+
+
+@route("POST", "/account/3pid/msisdn/requestToken", auth=Auth.NONE, rate_limited=True)
+async def request_token_to3_pidmsisdn(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/account/3pid/msisdn/requestToken"""
+    return json_response(services_of(request).phone_validation.request_token(await read_json_object(request), "add"))

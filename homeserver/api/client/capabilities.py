@@ -2,14 +2,14 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, json_response, route, services_of
+from homeserver.api.http import Auth, json_response, requester_of, route, services_of
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS
 
 
 @route("GET", "/capabilities", auth=Auth.USER)
 async def get_capabilities(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/capabilities"""
-    return json_response({"capabilities": {
+    capabilities = {
         "m.change_password": {"enabled": True},
         "m.room_versions": {
             "default": DEFAULT_ROOM_VERSION,
@@ -23,4 +23,7 @@ async def get_capabilities(request: web.Request) -> web.Response:
         "m.3pid_changes": {"enabled": False},
         "m.get_login_token": {"enabled": services_of(request).login_tokens.get_token_enabled},
         "org.matrix.msc4140.delayed_events": services_of(request).delayed_events.capability(),
-    }})
+    }
+    if requester_of(request).is_admin:  # PUT /_matrix/client/v1/admin/suspend|lock/{userId}
+        capabilities["m.account_moderation"] = {"suspend": True, "lock": True}
+    return json_response({"capabilities": capabilities})

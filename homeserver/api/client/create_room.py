@@ -12,5 +12,7 @@ async def create_room(request: web.Request) -> web.Response:
     if body.get("invite_3pid"):  # invites through identity servers
         room_id = await services_of(request).third_party_invites.create_room(requester_of(request), body)
     else:
-        room_id = await services_of(request).rooms.create_room(requester_of(request).user_id, body)
+        requester = requester_of(request)
+        room_id = await services_of(request).rooms.create_room(requester.user_id, body,
+                                                               app_service_id=requester.app_service_id)
     return json_response({"room_id": room_id})

@@ -38,8 +38,9 @@ async def get_device(request: web.Request) -> web.Response:
 async def update_device(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/devices/{deviceId}"""
     body = await read_json_object(request)
+    requester = requester_of(request)
     await services_of(request).devices.update_device(
-        requester_of(request).user_id, request.match_info["deviceId"], body
+        requester.user_id, request.match_info["deviceId"], body, create=requester.app_service_id is not None
     )
     return json_response({})
 

@@ -9,8 +9,9 @@ from homeserver.api.http import Auth, json_response, read_json_object, requester
 async def set_room_alias(request: web.Request) -> web.Response:
     """PUT /_matrix/client/v3/directory/room/{roomAlias}"""
     body = await read_json_object(request)
+    requester = requester_of(request)
     await services_of(request).directory.create_alias(
-        requester_of(request).user_id, request.match_info["roomAlias"], body.get("room_id")
+        requester.user_id, request.match_info["roomAlias"], body.get("room_id"), app_service_id=requester.app_service_id
     )
     return json_response({})
 

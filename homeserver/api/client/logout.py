@@ -5,15 +5,14 @@ from aiohttp import web
 from homeserver.api.http import Auth, json_response, requester_of, route, services_of
 
 
-@route("POST", "/logout", auth=Auth.USER, guest=True)
+@route("POST", "/logout", auth=Auth.USER, guest=True, allow_locked=True)
 async def logout(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/logout"""
-    requester = requester_of(request)
-    await services_of(request).devices.delete_devices_now(requester.user_id, [requester.device_id])
+    await services_of(request).devices.log_out(requester_of(request))
     return json_response({})
 
 
-@route("POST", "/logout/all", auth=Auth.USER)
+@route("POST", "/logout/all", auth=Auth.USER, allow_locked=True)
 async def logout_all(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/logout/all"""
     requester = requester_of(request)

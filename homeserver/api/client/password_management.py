@@ -11,3 +11,10 @@ async def change_password(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     await services_of(request).accounts.change_password(requester_of(request), body)
     return json_response({})
+
+
+@route("POST", "/account/password/msisdn/requestToken", auth=Auth.NONE, rate_limited=True)
+async def request_token_to_reset_password_msisdn(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/account/password/msisdn/requestToken"""
+    return json_response(services_of(request).phone_validation.request_token(await read_json_object(request),
+                                                                             "password"))

@@ -2,9 +2,9 @@
 
 from aiohttp import web
 
-from homeserver.api.http import Auth, client_ip, json_response, read_json_object, route, services_of
+from homeserver.api.http import Auth, access_token_of, client_ip, json_response, read_json_object, route, services_of
 from homeserver.errors import missing_param
-from homeserver.services.accounts.accounts import LoginResult
+from homeserver.services.accounts.accounts import APPSERVICE_LOGIN_TYPE, LoginResult
 
 
 @route("POST", "/register", auth=Auth.NONE, rate_limited=True)
@@ -12,7 +12,10 @@ async def register(request: web.Request) -> web.Response:
     """POST /_matrix/client/v3/register"""
     body = await read_json_object(request)
     kind = request.query.get("kind", "user")
-    result = await services_of(request).accounts.register(body, kind=kind, client_ip=client_ip(request))
+    # The route reads no token: only an appservice registering a user sends one (its as_token).
+    token = access_token_of(request) if body.get("type") == APPSERVICE_LOGIN_TYPE else None
+    result = await services_of(request).accounts.register(body, kind=kind, client_ip=client_ip(request),
+                                                          access_token=token)
     return json_response(login_response(result))
 
 
@@ -45,3 +48,10 @@ def login_response(result: LoginResult) -> dict:
             body["refresh_token"] = result.tokens.refresh_token
             body["expires_in_ms"] = result.tokens.expires_in_ms
     return body
+
+
+@route("POST", "/register/msisdn/requestToken", auth=Auth.NONE, rate_limited=True)
+async def request_token_to_register_msisdn(request: web.Request) -> web.Response:
+    """POST /_matrix/client/v3/register/msisdn/requestToken"""
+    return json_response(services_of(request).phone_validation.request_token(await read_json_object(request),
+                                                                             "register"))

@@ -3,7 +3,9 @@
 from aiohttp import web
 
 from homeserver.api.client.delayed_events import delay_param
-from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import (
+    Auth, appservice_ts, json_response, read_json_object, requester_of, route, services_of,
+)
 
 
 @route("PUT", "/rooms/{roomId}/send/{eventType}/{txnId}", auth=Auth.USER, guest=True)
@@ -15,7 +17,8 @@ async def send_message(request: web.Request) -> web.Response:
         delay_id = await services_of(request).delayed_events.schedule(
             requester_of(request), m["roomId"], m["eventType"], None, body, delay, txn_id=m["txnId"])
         return json_response({"delay_id": delay_id})
+    requester = requester_of(request)
     event_id = await services_of(request).messaging.send_message(
-        requester_of(request), m["roomId"], m["eventType"], m["txnId"], body
+        requester, m["roomId"], m["eventType"], m["txnId"], body, origin_server_ts=appservice_ts(request, requester)
     )
     return json_response({"event_id": event_id})

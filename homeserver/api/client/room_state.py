@@ -3,7 +3,9 @@
 from aiohttp import web
 
 from homeserver.api.client.delayed_events import delay_param
-from homeserver.api.http import Auth, json_response, read_json_object, requester_of, route, services_of
+from homeserver.api.http import (
+    Auth, appservice_ts, json_response, read_json_object, requester_of, route, services_of,
+)
 
 
 @route("PUT", "/rooms/{roomId}/state/{eventType}/{stateKey}", auth=Auth.USER, guest=True,
@@ -14,8 +16,10 @@ async def set_room_state_with_key(request: web.Request) -> web.Response:
     m = request.match_info
     if (delay := delay_param(request)) is not None:  # MSC4140: schedule it instead
         return await _schedule(request, m.get("stateKey", ""), body, delay)
+    requester = requester_of(request)
     event_id = await services_of(request).messaging.send_state(
-        requester_of(request), m["roomId"], m["eventType"], m.get("stateKey", ""), body
+        requester, m["roomId"], m["eventType"], m.get("stateKey", ""), body,
+        origin_server_ts=appservice_ts(request, requester),
     )
     return json_response({"event_id": event_id})
 
@@ -30,8 +34,9 @@ async def set_room_state_without_key(request: web.Request) -> web.Response:
     m = request.match_info
     if (delay := delay_param(request)) is not None:  # MSC4140: schedule it instead
         return await _schedule(request, "", body, delay)
+    requester = requester_of(request)
     event_id = await services_of(request).messaging.send_state(
-        requester_of(request), m["roomId"], m["eventType"], "", body
+        requester, m["roomId"], m["eventType"], "", body, origin_server_ts=appservice_ts(request, requester)
     )
     return json_response({"event_id": event_id})
 

@@ -18,4 +18,5 @@ async def get_versions(request: web.Request) -> web.Response:
     unstable = {"org.matrix.simplified_msc3575": True}
     if services_of(request).delayed_events.enabled:
         unstable["org.matrix.msc4140"] = True  # delayed events: Element Call looks for it
+    unstable["org.matrix.msc3814"] = True  # dehydrated devices: Element looks for it
     return json_response({"versions": SPEC_VERSIONS, "unstable_features": unstable})

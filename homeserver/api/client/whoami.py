@@ -9,8 +9,9 @@ from homeserver.api.http import Auth, json_response, requester_of, route
 async def get_token_owner(request: web.Request) -> web.Response:
     """GET /_matrix/client/v3/account/whoami"""
     requester = requester_of(request)
-    return json_response({
-        "user_id": requester.user_id,
-        "device_id": requester.device_id,
-        "is_guest": requester.is_guest,
-    })
+    body = {"user_id": requester.user_id, "is_guest": requester.is_guest}
+    # As Synapse: no device_id for an appservice acting without a device, nor for an admin's
+    # "login as" token.
+    if requester.device_id:
+        body["device_id"] = requester.device_id
+    return json_response(body)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from homeserver.config import RegistrationConfig
+from homeserver.core.appservices import AppService
 from homeserver.core.ids import is_valid_localpart
 from homeserver.errors import Codes, InteractiveAuthRequired, MatrixError
 from homeserver.services.accounts import uia
@@ -23,12 +24,14 @@ from homeserver.services.accounts.uia import UIAService
 from homeserver.services.auth import AuthService, IssuedTokens, Requester
 from homeserver.services.clock import Clock
 from homeserver.services.ratelimit import Action, RateLimiter
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.membership import MembershipService
 from storage.accounts import AccountStore
 from storage.database import Database
 from storage.profiles import ProfileStore
 from storage.registration_tokens import RegistrationTokenStore
 
+APPSERVICE_LOGIN_TYPE = "m.login.application_service"
 # User IDs are at most 255 bytes (spec appendix "User Identifiers").
 MAX_USER_ID_LENGTH = 255
 MAX_PASSWORD_LENGTH = 512
@@ -47,8 +50,10 @@ class AccountService:
         auth: AuthService, devices: DeviceService, uia_service: UIAService, passwords: PasswordHashing,
         membership: MembershipService, clock: Clock, server_name: str, config: RegistrationConfig,
         threepids: ThreepidService | None = None, email_enabled: bool = False, *, limiter: RateLimiter,
+        erased: ErasedUsers | None = None,
     ) -> None:
         self._limiter = limiter
+        self._erased = erased
         self._threepids = threepids
         self._email_enabled = email_enabled
         self._membership = membership
@@ -83,6 +88,11 @@ class AccountService:
             raise MatrixError(403, Codes.FORBIDDEN, "Registration has been disabled")
         return await self._check_username(localpart)
 
+    async def check_username_free(self, localpart: str) -> str:
+        """Whether a localpart could be registered, even when registration is closed (the
+        admin API asks); returns the user ID, or raises why not."""
+        return await self._check_username(localpart)
+
     async def _check_username(self, localpart: str) -> str:
         if not localpart or not is_valid_localpart(localpart):
             raise MatrixError(
@@ -96,11 +106,15 @@ class AccountService:
         user_id = self.user_id_for(localpart)
         if len(user_id.encode()) > MAX_USER_ID_LENGTH:
             raise MatrixError(400, Codes.INVALID_USERNAME, f"User ID may not be longer than {MAX_USER_ID_LENGTH} characters")
+        if self._auth.appservices.exclusive_owner_of_user(user_id) is not None:
+            # Spec: a namespace an appservice holds exclusively is nobody else's to register in.
+            raise MatrixError(400, Codes.EXCLUSIVE, "This user ID is reserved by an application service.")
         if await self._accounts.user_exists(user_id):
             raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
         return user_id
 
-    async def register(self, body: dict[str, Any], *, kind: str = "user", client_ip: str | None = None) -> LoginResult:
+    async def register(self, body: dict[str, Any], *, kind: str = "user", client_ip: str | None = None,
+                       access_token: str | None = None) -> LoginResult:
         """`POST /register`: UIA, then create the account and (unless inhibited) log in.
 
         As Synapse: the username is lower-cased; the UIA session remembers the first request's
@@ -110,6 +124,9 @@ class AccountService:
         Registrations are limited per client IP (rc_registration): each request is checked,
         each new account counted, so the UIA steps of one registration do not use it up.
         """
+        if kind == "user" and body.get("type") == APPSERVICE_LOGIN_TYPE:
+            # Appservices register their users in bulk: not limited per address (as Synapse).
+            return await self._register_for_appservice(access_token, body)
         if client_ip is not None:
             await self._limiter.check(Action.REGISTRATION, client_ip, update=False)
         if kind == "guest":
@@ -187,6 +204,84 @@ class AccountService:
         if client_ip is not None:
             self._limiter.record(Action.REGISTRATION, client_ip)
 
+    async def _register_for_appservice(self, access_token: str | None, body: dict[str, Any]) -> LoginResult:
+        """Spec, "Server admin style permissions": an appservice registers a user of its
+        namespaces with its as_token and `type: m.login.application_service`: no password, no
+        user-interactive auth, whether registration is open or not. As Synapse, the username is
+        taken as given (not lower-cased) and the user's display name is its localpart."""
+        service = self._appservice_of_token(access_token)
+        username = body.get("username")
+        if not isinstance(username, str) or not username:
+            raise MatrixError(400, Codes.MISSING_PARAM, "'username' is required")
+        localpart = _localpart_of(username, self.server_name)
+        if not is_valid_localpart(localpart, historical=True):
+            raise MatrixError(400, Codes.INVALID_USERNAME, f"Invalid user ID localpart {localpart!r}")
+        user_id = self.user_id_for(localpart)
+        if len(user_id.encode()) > MAX_USER_ID_LENGTH:
+            raise MatrixError(400, Codes.INVALID_USERNAME, f"User ID may not be longer than {MAX_USER_ID_LENGTH} characters")
+        if not service.is_interested_in_user(user_id):
+            raise MatrixError(400, Codes.EXCLUSIVE, "Invalid user localpart for this application service.")
+        if self._auth.appservices.exclusive_owner_of_user(user_id, besides=service.id) is not None:
+            raise MatrixError(400, Codes.EXCLUSIVE, "This user ID is reserved by another application service.")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        inhibit_login = _optional_bool(body, "inhibit_login")
+        want_refresh = _optional_bool(body, "refresh_token")
+        if service.msc4190 and not inhibit_login:
+            raise MatrixError(400, Codes.APPSERVICE_LOGIN_UNSUPPORTED,
+                              "This appservice has MSC4190 enabled, so the inhibit_login parameter must be set to true.")
+        owner = service.id if service.is_exclusive_user(user_id) else None
+        async with self._db.transaction():
+            if not await self._accounts.create_user(user_id, None, created_ts=self._clock.now_ms(), appservice_id=owner):
+                raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
+            await self._new_profile(user_id)
+            if inhibit_login:
+                return LoginResult(user_id, "", None)
+            return await self._login_device(user_id, device_id, display_name, want_refresh)
+
+    async def login_as_appservice(self, access_token: str | None, body: dict[str, Any]) -> LoginResult:
+        """`POST /login` with `m.login.application_service`: an appservice logs in as a user of
+        its namespaces (or its sender) with its as_token, without their password."""
+        service = self._appservice_of_token(access_token)
+        if service.msc4190:
+            raise MatrixError(400, Codes.APPSERVICE_LOGIN_UNSUPPORTED,
+                              "This appservice has MSC4190 enabled, so appservice login cannot be used.")
+        identifier = body.get("identifier")
+        if identifier is None and isinstance(body.get("user"), str):
+            identifier = {"type": "m.id.user", "user": body["user"]}  # deprecated form
+        if not isinstance(identifier, dict) or identifier.get("type") != "m.id.user":
+            raise MatrixError(400, Codes.INVALID_PARAM, "An 'identifier' of type m.id.user is required")
+        named = identifier.get("user")
+        if not isinstance(named, str) or not named:
+            raise MatrixError(400, Codes.INVALID_PARAM, "'identifier.user' must be a string")
+        user_id = named if named.startswith("@") else self.user_id_for(named)
+        if not service.is_interested_in_user(user_id):
+            # Spec: logging in as a user outside its namespaces is M_EXCLUSIVE (Synapse: 403).
+            raise MatrixError(403, Codes.EXCLUSIVE, "This user is not in the application service's namespaces")
+        device_id = _optional_str(body, "device_id")
+        display_name = _optional_str(body, "initial_device_display_name")
+        want_refresh = _optional_bool(body, "refresh_token")
+        user = await self._accounts.get_user(user_id)
+        async with self._db.transaction():
+            if user is None:
+                if user_id != service.sender:
+                    raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+                # The sender needs no registration; its devices need an account row.
+                await self._accounts.create_user(user_id, None, created_ts=self._clock.now_ms(), appservice_id=service.id)
+                await self._new_profile(user_id)
+            elif user.deactivated and user_id != service.sender:
+                raise MatrixError(403, Codes.USER_DEACTIVATED, "This account has been deactivated")
+            return await self._login_device(user_id, device_id, display_name, want_refresh)
+
+    def _appservice_of_token(self, access_token: str | None) -> AppService:
+        """The appservice whose as_token this is; 401 as any request with a bad token."""
+        if not access_token:
+            raise MatrixError(401, Codes.MISSING_TOKEN, "An application service's as_token is required")
+        service = self._auth.appservices.by_token(access_token)
+        if service is None:
+            raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unrecognised access token", soft_logout=False)
+        return service
+
     async def _check_wanted_username(self, username: str, registered: str | None) -> str:
         """The user ID a registration asks for (lower-cased, as Synapse does), checked; a
         session that registered its user may only name that one."""
@@ -245,14 +340,16 @@ class AccountService:
                 return user_id
         raise MatrixError(500, Codes.UNKNOWN, "Could not generate a user ID")  # pragma: no cover
 
-    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False) -> str:
+    async def create_user(self, localpart: str, password: str | None, *, admin: bool = False,
+                          displayname: str | None = None, user_type: str | None = None) -> str:
         """Create an account outside the registration flow (`chatgo register-user`, admin)."""
         user_id = await self._check_username(localpart.lower())
         password_hash = await self._passwords.hash(password) if password else None
         async with self._db.transaction():
-            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(), is_admin=admin):
+            if not await self._accounts.create_user(user_id, password_hash, created_ts=self._clock.now_ms(),
+                                                    is_admin=admin, user_type=user_type):
                 raise MatrixError(400, Codes.USER_IN_USE, "User ID already taken.")
-            await self._new_profile(user_id)
+            await self._new_profile(user_id, displayname)
         return user_id
 
     async def create_user_and_log_in(self, localpart: str, password: str | None, *, admin: bool = False,
@@ -376,20 +473,63 @@ class AccountService:
         erase = body.get("erase", False)
         if not isinstance(erase, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'erase' must be a boolean")
-        result = await self._uia.authenticate(
-            body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
-        )
-        unbound = await self._threepids.unbind_all(requester.user_id) if self._threepids else "success"
-        async with self._db.transaction():
-            await self._accounts.deactivate(requester.user_id)
-            if erase:  # spec: servers and users coming later get redacted copies of their events
-                await self._accounts.mark_erased(requester.user_id, self._clock.now_ms())
-            await self._devices.delete_all_devices(requester.user_id)
-        self._auth.forget_user(requester.user_id)
-        await self._uia.finish(result.session_id)
-        # As Synapse does: a deactivated user leaves every room (and rejects pending invites).
-        await self._membership.leave_all_rooms(requester.user_id)
+        result = None
+        if requester.app_service_id is None:  # as Synapse: an appservice deactivates its users without UIA
+            result = await self._uia.authenticate(
+                body.get("auth"), operation="deactivate", flows=self._uia.user_flows(), user_id=requester.user_id
+            )
+        unbound = await self.deactivate_user(requester.user_id, erase=erase)
+        if result is not None:
+            await self._uia.finish(result.session_id)
         return unbound
+
+    async def deactivate_user(self, user_id: str, *, erase: bool) -> str:
+        """Deactivate an account (its owner asked, or an admin); returns the
+        `id_server_unbind_result`. Its 3PIDs are unbound and removed, its devices, tokens (and
+        pushers with them) and password go, its validity period ends. `erase` also deletes its
+        profile and marks it erased: users who join its rooms later, and other servers, get
+        its events redacted (spec: "Account deactivation"). Then it leaves every room and
+        rejects its invites, as Synapse does."""
+        unbound = await self._threepids.unbind_all(user_id) if self._threepids else "success"
+        async with self._db.transaction():
+            await self._accounts.deactivate(user_id)
+            await self._accounts.delete_expiration(user_id)
+            if erase:
+                await self._accounts.mark_erased(user_id, self._clock.now_ms())
+                await self._profiles.delete_profile(user_id)
+            await self._devices.delete_all_devices(user_id)
+        if erase and self._erased is not None:
+            self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
+        await self._membership.leave_all_rooms(user_id)
+        return unbound
+
+    async def reactivate_user(self, user_id: str, password: str | None) -> None:
+        """An admin reactivates an account (no longer erased; its profile comes back empty if
+        erasure deleted it). It gets back no rooms, devices or 3PIDs; it can log in with
+        `password` (Synapse leaves checking that one is needed to the admin)."""
+        password_hash = await self._passwords.hash(password) if password else None
+        async with self._db.transaction():
+            await self._accounts.reactivate(user_id)
+            await self._accounts.mark_not_erased(user_id)
+            await self._profiles.create_profile(user_id, None)
+            if password_hash is not None:
+                await self._accounts.set_password_hash(user_id, password_hash)
+        if self._erased is not None:
+            self._erased.changed(user_id)
+        self._auth.forget_user(user_id)
+
+    async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
+        """An admin sets a user's password (reset, or PUT /_synapse/admin/v2/users);
+        `logout_devices` ends all of the user's sessions."""
+        if len(new_password) > MAX_PASSWORD_LENGTH:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
+        password_hash = await self._passwords.hash(new_password)
+        async with self._db.transaction():
+            await self._accounts.set_password_hash(user_id, password_hash)
+            if logout_devices:
+                await self._devices.delete_all_devices(user_id)
+        self._auth.forget_user(user_id)
 
 
 def _localpart_of(username: str, server_name: str) -> str:

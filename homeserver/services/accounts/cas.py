@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 CAS_NS = "{http://www.yale.edu/tp/cas}"
 # The ticket URL carries /r0/, as Synapse's does (sytest checks the service URL it sends).
 TICKET_PATH = "/_matrix/client/r0/login/cas/ticket"
+# The identity provider GET /login lists and /login/sso/redirect/{idpId} takes (Synapse's names).
+IDENTITY_PROVIDER = {"id": "cas", "name": "CAS"}
 ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._=-/+_")  # as Synapse's mapping keeps
 
 
@@ -64,15 +66,17 @@ class CasService:
         """What GET /login adds when CAS is set up."""
         if not self.enabled:
             return []
-        return [{"type": "m.login.sso"}, {"type": "m.login.cas"}]
+        return [{"type": "m.login.sso", "identity_providers": [dict(IDENTITY_PROVIDER)]}, {"type": "m.login.cas"}]
 
     # --- the browser's way there and back ---------------------------------------------------
 
-    def login_redirect(self, redirect_url: str | None) -> str:
-        """Where GET /login/sso/redirect sends the browser."""
+    def login_redirect(self, redirect_url: str | None, idp_id: str | None = None) -> str:
+        """Where GET /login/sso/redirect[/{idpId}] sends the browser."""
         self._require()
         if not redirect_url:
             raise MatrixError(400, Codes.MISSING_PARAM, "Missing 'redirectUrl' query parameter")
+        if idp_id is not None and idp_id != IDENTITY_PROVIDER["id"]:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown identity provider")
         return self._cas_login(self._service(redirect_url=redirect_url))
 
     def uia_redirect(self, session_id: str | None) -> str:

@@ -93,6 +93,13 @@ class DeviceService:
         except Exception:  # a lost last-seen update is harmless; never fail a request over it
             logger.warning("could not record last-seen for %s/%s", user_id, device_id, exc_info=True)
 
+    async def create_device(self, user_id: str, device_id: str) -> None:
+        """A device with no session yet (an admin makes it); an existing one is left as it is."""
+        if len(device_id) > MAX_DEVICE_ID_LENGTH:
+            raise MatrixError(400, Codes.INVALID_PARAM, "Invalid device_id")
+        if await self._devices.upsert_device(user_id, device_id, None, now_ts=self._clock.now_ms()):
+            await self._changed(user_id, [device_id], False)
+
     async def list_devices(self, user_id: str) -> list[DeviceRow]:
         return await self._devices.list_devices(user_id)
 
@@ -118,17 +125,29 @@ class DeviceService:
             devices[device.device_id] = {"sessions": [{"connections": connections}]}
         return {"user_id": user_id, "devices": devices}
 
-    async def update_device(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
+    async def update_device(self, user_id: str, device_id: str, body: dict[str, Any], *, create: bool = False) -> None:
+        """Rename a device; `create`: make it when it does not exist (spec v1.17: appservices
+        create their users' devices this way, without /login)."""
         display_name = body.get("display_name")
         if display_name is not None and not isinstance(display_name, str):
             raise MatrixError(400, Codes.BAD_JSON, "'display_name' must be a string")
         _check_display_name(display_name)
         if not await self._devices.set_display_name(user_id, device_id, display_name):
-            raise MatrixError(404, Codes.NOT_FOUND, "Device not found")
+            if not create:
+                raise MatrixError(404, Codes.NOT_FOUND, "Device not found")
+            if not device_id or len(device_id) > MAX_DEVICE_ID_LENGTH:
+                raise MatrixError(400, Codes.INVALID_PARAM, "Invalid device ID")
+            if not await self._auth.user_exists(user_id):
+                raise MatrixError(403, Codes.FORBIDDEN, f"{user_id} has not been registered")
+            await self._devices.upsert_device(user_id, device_id, display_name, now_ts=self._clock.now_ms())
         await self._changed(user_id, [device_id], False)
 
     async def delete_devices(self, requester: Requester, device_ids: list[str], auth: Any, *, operation: str) -> None:
-        """Delete devices after UIA; their tokens go with them. Unknown IDs are ignored, as Synapse does."""
+        """Delete devices after UIA (none for an appservice, spec v1.17); their tokens go with
+        them. Unknown IDs are ignored, as Synapse does."""
+        if requester.app_service_id is not None:
+            await self.delete_devices_now(requester.user_id, device_ids)
+            return
         result = await self._uia.authenticate(auth, operation=operation, flows=self._uia.user_flows(),
                                              user_id=requester.user_id)
         await self.delete_devices_now(requester.user_id, device_ids)
@@ -141,10 +160,22 @@ class DeviceService:
             await self._changed(user_id, deleted, True)
 
     async def delete_all_devices(self, user_id: str, *, except_device_id: str | None = None) -> None:
+        """Every device and its tokens; without `except_device_id`, also the user's tokens
+        that have no device (an admin's "login as" tokens end with the admin's sessions)."""
         deleted = await self._devices.delete_all_devices(user_id, except_device_id=except_device_id)
+        if except_device_id is None:
+            await self._auth.revoke_all_tokens(user_id)
         self._auth.forget_user(user_id)
         if deleted:
             await self._changed(user_id, deleted, True)
+
+    async def log_out(self, requester: Requester) -> None:
+        """`POST /logout`: the requester's device goes, with its tokens; a token without a
+        device (an admin acting as a user) just ends."""
+        if requester.device_id is None:
+            await self._auth.revoke_access_token(requester)
+        else:
+            await self.delete_devices_now(requester.user_id, [requester.device_id])
 
 
 def _check_display_name(display_name: str | None) -> None:

@@ -15,7 +15,7 @@ import orjson
 from federation.client import FederationClient, FederationError, client_error
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.auth import Requester
+from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions, Requester
 from homeserver.services.ratelimit import RateLimiter
 from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomStateCache
@@ -35,8 +35,9 @@ MAX_KEY_BYTES = 255
 class ProfileService:
     def __init__(self, profiles: ProfileStore, events: EventService, event_store: EventStore,
                  rooms: RoomStateCache, server_name: str, federation: FederationClient | None = None, *,
-                 limiter: RateLimiter) -> None:
+                 limiter: RateLimiter, restrictions: AccountRestrictions | None = None) -> None:
         self._limiter = limiter
+        self._restrictions = restrictions
         self._federation = federation
         self._profiles = profiles
         self._events = events
@@ -93,7 +94,7 @@ class ProfileService:
     async def set_field(self, requester: Requester, user_id: str, key: str, body: dict[str, Any]) -> None:
         """Profile changes count as messages (rc_message), as Synapse counts them: each one
         rewrites the user's member event in every joined room."""
-        self._check_owner(requester, user_id, key)
+        await self._check_owner(requester, user_id, key)
         _check_key(key)
         await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
         if key not in body:
@@ -116,10 +117,10 @@ class ProfileService:
                 raise MatrixError(400, "M_PROFILE_TOO_LARGE", "The profile would exceed 64 KiB")
             await self._profiles.set_field(user_id, key, value)
             return
-        await self._update_member_events(user_id)
+        await self._update_member_events(requester, user_id)
 
     async def delete_field(self, requester: Requester, user_id: str, key: str) -> None:
-        self._check_owner(requester, user_id, key)
+        await self._check_owner(requester, user_id, key)
         _check_key(key)
         await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
         if key == "displayname":
@@ -129,15 +130,22 @@ class ProfileService:
         else:
             await self._profiles.delete_field(user_id, key)
             return
-        await self._update_member_events(user_id)
+        await self._update_member_events(requester, user_id)
 
-    def _check_owner(self, requester: Requester, user_id: str, key: str) -> None:
+    async def _check_owner(self, requester: Requester, user_id: str, key: str) -> None:
         if requester.user_id != user_id and not requester.is_admin:
             raise MatrixError(403, Codes.FORBIDDEN, "You cannot change another user's profile")
         if requester.is_guest and key != "displayname":
             raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests may only change their display name")
+        if self._restrictions is not None and await self._restrictions.is_suspended(requester.user_id):
+            raise MatrixError(403, USER_SUSPENDED, "You cannot change your profile while suspended")
 
-    async def _update_member_events(self, user_id: str) -> None:
+    async def _update_member_events(self, requester: Requester, user_id: str) -> None:
+        if self._restrictions is not None and await self._restrictions.is_shadow_banned(requester.user_id):
+            # As Synapse: a shadow-banned user's new name reaches no room (they see it in
+            # their profile only).
+            await self._restrictions.shadow_ban_delay()
+            return
         row = await self._profiles.get_profile(user_id)
         rooms = await self._event_store.rooms_for_user(user_id, "join")
         await asyncio.gather(*(self._update_room(user_id, room_id, row) for room_id in rooms))

@@ -111,6 +111,25 @@ class ThreepidService:
         if not await self._owners.add(UserThreepid(user_id, medium, address, validated_ts, self._clock.now_ms())):
             raise MatrixError(400, THREEPID_IN_USE, f"This {medium} is already in use")
 
+    async def set_account_threepids(self, user_id: str, threepids: list[tuple[str, str]]) -> None:
+        """An admin replaces the account's 3PIDs (PUT /_synapse/admin/v2/users): the new ones
+        count as validated now; the dropped ones are also unbound from identity servers."""
+        assert self._owners is not None and self._clock is not None
+        wanted = {(medium, canonical_email(address) if medium == "email" else address) for medium, address in threepids}
+        for medium, address in wanted:
+            if (owner := await self._owners.owner(medium, address)) not in (None, user_id):
+                raise MatrixError(400, THREEPID_IN_USE, f"{address} belongs to another account")
+        current = {(r.medium, r.address) for r in await self._owners.of_user(user_id)}
+        bindings = await self._bindings.of_user(user_id)
+        for medium, address in current - wanted:
+            await self._owners.remove(user_id, medium, address)
+            for b in bindings:
+                if (b.medium, b.address) == (medium, address):
+                    await self._unbind_one(user_id, medium, address, b.id_server)
+        now = self._clock.now_ms()
+        for medium, address in sorted(wanted - current):
+            await self.add_validated(user_id, medium, address, now)
+
     async def owner(self, medium: str, address: str) -> str | None:
         """The user a 3PID belongs to (logging in with it)."""
         if self._owners is None:

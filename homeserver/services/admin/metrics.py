@@ -7,6 +7,9 @@ the tests), beside prometheus_client's process, platform and GC collectors. The
 database-wide figures (users, rooms, the federation queue and back-off) cost queries: they are
 read at most every FIGURES_TTL_S, at scrape time, and a database that does not answer (or
 hangs) leaves the last ones in place rather than failing or stalling the scrape. docs/metrics.md lists every metric.
+Application services: the transactions this process pushed (counters), and each registered
+appservice's feed as the database holds it (answering or backing off, transactions waiting,
+last success).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from homeserver.stats import REQUEST_BUCKETS, CacheStats, FederationTraffic, Latency, PersistStats
+from homeserver.stats import REQUEST_BUCKETS, AppServiceTraffic, CacheStats, FederationTraffic, Latency, PersistStats
 from storage.database import Database
 from storage.server_figures import ServerFigureQueries, ServerFigures
 
@@ -33,7 +36,8 @@ FIGURES_TIMEOUT_S = 5.0
 class ServerMetrics:
     def __init__(self, db: Database, figures: ServerFigureQueries, *, sync_waiters: Callable[[], int],
                  persist: PersistStats, federation_in: FederationTraffic, federation_out: FederationTraffic,
-                 caches: Mapping[str, CacheStats]) -> None:
+                 caches: Mapping[str, CacheStats], appservices_out: AppServiceTraffic | None = None,
+                 appservice_ids: Iterable[str] = ()) -> None:
         self._db = db
         self._figure_queries = figures
         self._sync_waiters = sync_waiters
@@ -41,6 +45,8 @@ class ServerMetrics:
         self._federation_in = federation_in
         self._federation_out = federation_out
         self._caches = dict(caches)
+        self._appservices_out = appservices_out or AppServiceTraffic()
+        self._appservice_ids = tuple(appservice_ids)  # those with a URL: the ones with a feed
         self._requests: dict[tuple[str, str, int], Latency] = {}
         self._figures: ServerFigures | None = None
         self._figures_read_at = float("-inf")
@@ -101,8 +107,10 @@ class ServerMetrics:
         yield from self._database()
         yield from self._cache_families()
         yield from self._federation()
+        yield from self._appservice_traffic()
         if self._figures is not None:
             yield from self._server_figures(self._figures)
+            yield from self._appservice_feeds(self._figures)
 
     def _database(self) -> Iterator[Metric]:
         size, in_use, most = self._db.pool_usage()
@@ -150,6 +158,39 @@ class ServerMetrics:
                 for server, count in counts.items():
                     family.add_metric([server], count)
                 yield family
+
+    def _appservice_traffic(self) -> Iterator[Metric]:
+        transactions = CounterMetricFamily("chatgo_appservice_transactions_sent", "Transactions pushed to "
+                                           "application services, per appservice and result", labels=["appservice",
+                                                                                                       "result"])
+        for (appservice, result), count in self._appservices_out.transactions.items():
+            transactions.add_metric([appservice, result], count)
+        yield transactions
+        events = CounterMetricFamily("chatgo_appservice_events_sent", "Events in the transactions application "
+                                     "services took, per appservice", labels=["appservice"])
+        for appservice, count in self._appservices_out.events.items():
+            events.add_metric([appservice], count)
+        yield events
+
+    def _appservice_feeds(self, figures: ServerFigures) -> Iterator[Metric]:
+        up = GaugeMetricFamily("chatgo_appservice_up", "1 while an application service takes its transactions, "
+                               "0 while it is backed off", labels=["appservice"])
+        retry = GaugeMetricFamily("chatgo_appservice_retry_interval_seconds", "Back-off of application services "
+                                  "whose last transaction failed", labels=["appservice"])
+        pending = GaugeMetricFamily("chatgo_appservice_pending_transactions", "Transactions stored for an "
+                                    "application service and not yet taken", labels=["appservice"])
+        success = GaugeMetricFamily("chatgo_appservice_last_success_timestamp_seconds", "When an application "
+                                    "service last took a transaction (Unix time)", labels=["appservice"])
+        for appservice in self._appservice_ids:
+            feed = figures.appservice_feeds.get(appservice)
+            interval = feed.retry_interval if feed else 0
+            up.add_metric([appservice], 0 if interval else 1)
+            if interval:
+                retry.add_metric([appservice], interval / 1000)
+            pending.add_metric([appservice], feed.pending_transactions if feed else 0)
+            if feed and feed.last_success_ts is not None:
+                success.add_metric([appservice], feed.last_success_ts / 1000)
+        yield from (up, retry, pending, success)
 
     @staticmethod
     def _server_figures(figures: ServerFigures) -> Iterator[Metric]:

@@ -39,7 +39,10 @@ INVALID_SIGNATURE = "M_INVALID_SIGNATURE"
 
 class E2EKeyService:
     def __init__(self, db: Database, store: E2EKeyStore, device_lists: DeviceListService, aux: AuxStream,
-                 uia_service: UIAService, server_name: str, remote: RemoteKeys) -> None:
+                 uia_service: UIAService, server_name: str, remote: RemoteKeys, *,
+                 device_names_over_federation: bool = False) -> None:
+        # allow_device_name_lookup_over_federation: whether peers see device display names.
+        self._device_names_over_federation = device_names_over_federation
         self._db = db
         self._store = store
         self._device_lists = device_lists
@@ -52,14 +55,23 @@ class E2EKeyService:
 
     async def upload(self, requester: Requester, body: dict[str, Any]) -> dict[str, Any]:
         user_id, device_id = requester.user_id, requester.device_id
-        device_keys = body.get("device_keys")
+        if not device_id:  # an appservice acting without a device, an admin acting as the user (as Synapse)
+            raise MatrixError(400, Codes.UNKNOWN, "To upload keys, you must pass device_id when authenticating")
+        await self.upload_for_device(user_id, device_id, body)
+        return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
+
+    def check_upload(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
+        """Raise what `upload_for_device` would raise for a malformed body, writing nothing."""
+        self._parse_upload(user_id, device_id, body)
+
+    async def upload_for_device(self, user_id: str, device_id: str, body: dict[str, Any]) -> None:
+        """Store a device's keys (a keys/upload body), the whole body checked before any write."""
+        device_keys, one_time, fallback = self._parse_upload(user_id, device_id, body)
         changed = False
         if device_keys is not None:
-            _check_device_keys(device_keys, user_id, device_id)
             if await self._store.get_device_keys(user_id, device_id) != device_keys:
                 await self._store.set_device_keys(user_id, device_id, device_keys)
                 changed = True
-        one_time = _key_map(body.get("one_time_keys"), "one_time_keys")
         if one_time:
             existing = await self._store.existing_one_time_keys(user_id, device_id, list(one_time))
             for ids, key in one_time.items():
@@ -68,14 +80,22 @@ class E2EKeyService:
                                       f"One-time key {ids[0]}:{ids[1]} already exists with different content")
             await self._store.add_one_time_keys(
                 user_id, device_id, [(a, k, v) for (a, k), v in one_time.items() if (a, k) not in existing])
-        fallback = _key_map(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
         for (algorithm, key_id), key in fallback.items():
             await self._store.set_fallback_key(user_id, device_id, algorithm, key_id, key)
         if changed:
             await self._device_lists.mark_changed(user_id, [device_id])
         elif one_time or fallback:
             await self._aux.touch([user_id])  # the uploader's next sync carries the new counts
-        return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
+
+    @staticmethod
+    def _parse_upload(user_id: str, device_id: str, body: dict[str, Any]
+                      ) -> tuple[dict[str, Any] | None, dict[tuple[str, str], Any], dict[tuple[str, str], Any]]:
+        device_keys = body.get("device_keys")
+        if device_keys is not None:
+            _check_device_keys(device_keys, user_id, device_id)
+        one_time = _key_map(body.get("one_time_keys"), "one_time_keys")
+        fallback = _key_map(body.get("fallback_keys", body.get("org.matrix.msc2732.fallback_keys")), "fallback_keys")
+        return device_keys, one_time, fallback
 
     async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
         counts = await self._store.one_time_key_counts(user_id, device_id)
@@ -109,7 +129,7 @@ class E2EKeyService:
     async def query_for_server(self, origin: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /_matrix/federation/v1/user/keys/query: our users only; others are left out."""
         local, _ = self._split_query(body)
-        result = await self._query_local(local, viewer=None)
+        result = await self._query_local(local, viewer=None, names=self._device_names_over_federation)
         del result["user_signing_keys"]
         return result
 
@@ -118,7 +138,7 @@ class E2EKeyService:
         their cross-signing keys, and the device-list position (`stream_id`) they stand at."""
         if not is_valid_user_id(user_id) or server_name_of(user_id) != self._server_name:
             raise MatrixError(400, Codes.INVALID_PARAM, "The user is not hosted on this homeserver")
-        found = await self._query_local({user_id: []}, viewer=None)
+        found = await self._query_local({user_id: []}, viewer=None, names=self._device_names_over_federation)
         devices = []
         for device_id, keys in sorted(found["device_keys"].get(user_id, {}).items()):
             device: dict[str, Any] = {"device_id": device_id, "keys": keys}
@@ -151,9 +171,11 @@ class E2EKeyService:
                 remote.setdefault(server, {})[user_id] = devices
         return local, remote
 
-    async def _query_local(self, local: dict[str, list[str]], viewer: str | None) -> dict[str, Any]:
+    async def _query_local(self, local: dict[str, list[str]], viewer: str | None,
+                           names: bool = True) -> dict[str, Any]:
         """Keys of our users. `viewer`: the asking user, who also sees their own user-signing
-        key and the signatures they made; None for another server."""
+        key and the signatures they made; None for another server. `names`: with the devices'
+        display names (in `unsigned`)."""
         user_ids = sorted(local)
         signatures = await self._signatures_by_target(user_ids)
         device_keys: dict[str, dict[str, Any]] = {u: {} for u in user_ids}
@@ -162,7 +184,7 @@ class E2EKeyService:
                 continue
             keys = _with_signatures(keys, signatures.get((user_id, device_id), []))
             unsigned = keys.setdefault("unsigned", {})  # always there, as Synapse answers
-            if display_name is not None:
+            if display_name is not None and names:
                 unsigned["device_display_name"] = display_name
             device_keys[user_id][device_id] = keys
         result: dict[str, Any] = {"device_keys": device_keys,
@@ -245,7 +267,8 @@ class E2EKeyService:
             if kind in uploaded and not _signed_by(uploaded[kind], user_id, master_public):
                 raise MatrixError(400, INVALID_SIGNATURE, f"The {kind} key is not signed by the master key")
         result = None
-        if replacing:
+        # Spec v1.17: appservices replace their users' cross-signing keys without UIA.
+        if replacing and requester.app_service_id is None:
             result = await self._uia.authenticate(body.get("auth"), operation="device_signing_upload",
                                                   flows=self._uia.user_flows(), user_id=user_id)
         async with self._db.transaction():

@@ -106,6 +106,25 @@ class AccountDataService:
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any] | None:
         return await self._store.get(user_id, room_id, data_type)
 
+    async def all_of(self, user_id: str) -> dict[str, Any]:
+        """All of a user's account data: {"global": {type: content}, "rooms": {room: {type: content}}}."""
+        out: dict[str, Any] = {"global": {}, "rooms": {}}
+        for row in await self._store.all_of(user_id):
+            if row.room_id:
+                out["rooms"].setdefault(row.room_id, {})[row.type] = row.content
+            else:
+                out["global"][row.type] = row.content
+        return out
+
+    async def room_tags(self, user_id: str) -> dict[str, frozenset[str]]:
+        """room -> the names of the user's tags on it (from each room's m.tag), in one query."""
+        out = {}
+        for room_id, content in (await self._store.of_type(user_id, "m.tag")).items():
+            tags = content.get("tags") if isinstance(content, dict) else None
+            if isinstance(tags, dict) and tags:
+                out[room_id] = frozenset(tags)
+        return out
+
     async def ignored_users(self, user_id: str) -> frozenset[str]:
         cached = self._ignored.get(user_id)
         if cached is None:

@@ -138,8 +138,18 @@ class ToDeviceService:
         position the sync may claim: lower than `upto` when the batch was cut short."""
         if device_id is None:
             return [], upto
-        pending = await self._store.acknowledge_and_fetch(user_id, device_id, since or 0, upto, TO_DEVICE_PER_SYNC)
-        if len(pending) == TO_DEVICE_PER_SYNC:
+        return await self._fetch(user_id, device_id, since or 0, upto, TO_DEVICE_PER_SYNC)
+
+    async def page(self, user_id: str, device_id: str, since: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A device's messages after `since` (acknowledging those up to it), at most `limit`,
+        and the position to ask from next: the last one returned when the page is full, else
+        the stream's current position (a device that does not sync, MSC3814's dehydrated one)."""
+        return await self._fetch(user_id, device_id, since, max(self._aux.current, since), limit)
+
+    async def _fetch(self, user_id: str, device_id: str, since: int, upto: int,
+                     limit: int) -> tuple[list[dict[str, Any]], int]:
+        pending = await self._store.acknowledge_and_fetch(user_id, device_id, since, upto, limit)
+        if len(pending) == limit:
             upto = pending[-1][0]
         return [message for _, message in pending], upto
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.auth import Requester
+from homeserver.services.auth import AccountRestrictions, Requester
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.streams.notifier import Notifier
 from storage.events import EventStore
@@ -24,7 +24,9 @@ DEFAULT_TYPING_TIMEOUT_MS = 30_000
 
 class TypingService:
     def __init__(self, membership: MembershipService, events: EventStore, notifier: Notifier,
-                 monotonic: Callable[[], float] | None = None) -> None:
+                 monotonic: Callable[[], float] | None = None, *,
+                 restrictions: AccountRestrictions | None = None) -> None:
+        self._restrictions = restrictions
         self._membership = membership
         self._events = events
         self._notifier = notifier
@@ -55,6 +57,9 @@ class TypingService:
         if await self._membership.membership_of(room_id, user_id) != "join":
             raise MatrixError(403, Codes.FORBIDDEN, "You are not joined to this room")
         timeout = min(timeout, MAX_TYPING_TIMEOUT_MS) if typing else 0
+        if self._restrictions is not None and await self._restrictions.is_shadow_banned(user_id):
+            await self._restrictions.shadow_ban_delay()  # seen by nobody, as Synapse
+            return
         await self._apply_and_announce(room_id, user_id, typing, timeout)
 
     async def apply_remote(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:

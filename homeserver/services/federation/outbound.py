@@ -50,13 +50,15 @@ class PduBroadcaster:
         if not local:
             return
         try:
-            await self.broadcast(local)
+            await self.broadcast(local, stream_orderings={event.event_id: position for event, position in published})
         except Exception:  # the events are committed: the sender of the request must not see a 500
             logger.exception("could not queue %d events for federation", len(local))
 
-    async def broadcast(self, events: list[Event], exclude: Iterable[str] = ()) -> None:
+    async def broadcast(self, events: list[Event], exclude: Iterable[str] = (), *,
+                        stream_orderings: dict[str, int] | None = None) -> None:
         """Queue each event for the servers of its room's joined members (and, for a membership
-        event, its target's server), minus ourselves and `exclude` (e.g. the event's origin)."""
+        event, its target's server), minus ourselves and `exclude` (e.g. the event's origin).
+        `stream_orderings`: the events' positions, when known (our own events)."""
         excluded = set(exclude) | {self._server_name}
         servers_by_room: dict[str, set[str]] = {}
         for event in events:
@@ -73,14 +75,17 @@ class PduBroadcaster:
                     destinations.add(target)
             destinations -= excluded
             if destinations:
-                await self._sender.send_pdu(event.pdu, destinations)
+                await self._sender.send_pdu(event.pdu, destinations,
+                                            stream_ordering=(stream_orderings or {}).get(event.event_id))
 
 
 
 class EduBroadcaster:
     def __init__(self, sender: FederationSender, queue: FederationQueueStore, destinations: DestinationQueries,
                  joined_servers: JoinedServers, devices: DeviceStore, e2e_keys: E2EKeyService,
-                 server_name: str) -> None:
+                 server_name: str, *, device_names: bool = False) -> None:
+        # allow_device_name_lookup_over_federation: device display names in m.device_list_update.
+        self._device_names = device_names
         self._sender = sender
         self._queue = queue
         self._destinations = destinations
@@ -149,7 +154,7 @@ class EduBroadcaster:
                     if device is None:
                         content["deleted"] = True
                     else:
-                        if device.display_name is not None:
+                        if device.display_name is not None and self._device_names:
                             content["device_display_name"] = device.display_name
                         keys = await self._e2e_keys.device_keys_with_signatures(user_id, device_id)
                         if keys is not None:

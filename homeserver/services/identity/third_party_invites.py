@@ -8,8 +8,9 @@ room gets an m.room.third_party_invite (state key: the identity server's token) 
 that will sign the invite. When the address is bound later, the identity server calls
 /3pid/onbind: each of its signed invites becomes the m.room.member invite of the new user, sent
 as the original inviter (the auth rules check the signature against the third-party invite's
-keys, and let the inviter do it even after leaving). Only rooms held here are handled
-(/exchange_third_party_invite for other servers' rooms is not implemented).
+keys, and let the inviter do it even after leaving). When the room or the inviter is another
+server's, the partial invite goes to the inviter's server (PUT /exchange_third_party_invite),
+which checks it the same way and invites the user through the ordinary federation invite.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from signedjson.key import decode_verify_key_bytes
 from signedjson.sign import SignatureVerifyException, verify_signed_json
 from unpaddedbase64 import decode_base64
 
+from federation.client import FederationClient, FederationError, client_error, path
 from homeserver.core.ids import is_valid_user_id, server_name_of
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -47,8 +49,9 @@ class ThirdPartyInviteService:
     def __init__(self, rooms: RoomService, membership: MembershipService, events: EventService,
                  room_state: RoomStateCache, profiles: ProfileLookup, server_name: str,
                  verify_certificates: bool = True, allowed_servers: Iterable[str] | None = None, *,
-                 limiter: RateLimiter) -> None:
+                 limiter: RateLimiter, federation: FederationClient) -> None:
         self._limiter = limiter
+        self._federation = federation
         self._verify = verify_certificates
         # identity.server_allowlist: None = any identity server; empty = none is ever contacted.
         self._allowed = frozenset(allowed_servers) if allowed_servers is not None else None
@@ -108,6 +111,32 @@ class ThirdPartyInviteService:
         if failure is not None:
             raise failure
 
+    async def on_exchange(self, room_id: str, body: dict[str, Any]) -> None:
+        """PUT /_matrix/federation/v1/exchange_third_party_invite/{roomId}: the invitee's server
+        (not in the room) hands us the partial m.room.member invite it got through /3pid/onbind;
+        checked like an onbind invite, then issued as an ordinary invite (countersigned by the
+        invitee's server)."""
+        if body.get("type") != "m.room.member":
+            raise MatrixError(400, Codes.INVALID_PARAM, "'type' must be m.room.member")
+        if body.get("room_id") != room_id:
+            raise MatrixError(400, Codes.INVALID_PARAM, "'room_id' must be the room of the request path")
+        sender, mxid, content = body.get("sender"), body.get("state_key"), body.get("content")
+        if not isinstance(sender, str) or not is_valid_user_id(sender) or not isinstance(mxid, str) \
+                or not is_valid_user_id(mxid):
+            raise MatrixError(400, Codes.BAD_JSON, "'sender' and 'state_key' must be user IDs")
+        if not isinstance(content, dict) or content.get("membership") != "invite":
+            raise MatrixError(400, Codes.BAD_JSON, "'content.membership' must be invite")
+        third_party = content.get("third_party_invite")
+        signed = third_party.get("signed") if isinstance(third_party, dict) else None
+        if not isinstance(signed, dict) or not isinstance(signed.get("token"), str):
+            raise MatrixError(400, Codes.BAD_JSON, "'content.third_party_invite.signed' needs a token")
+        if await self._state.snapshot(room_id) is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        if server_name_of(sender) != self._server_name:
+            # We can only issue (and sign) the invite as one of our own users.
+            raise MatrixError(403, Codes.FORBIDDEN, "The invite's sender is not a user of this server")
+        await self._issue(room_id, sender, mxid, signed)
+
     # --- internals ---------------------------------------------------------------------------
 
     async def _exchange(self, invite: Any) -> None:
@@ -115,22 +144,47 @@ class ThirdPartyInviteService:
         if not isinstance(signed, dict) or not isinstance(signed.get("token"), str):
             raise MatrixError(400, Codes.BAD_JSON, "A third-party invite needs a signed token")
         sender, mxid, room_id = invite.get("sender"), invite.get("mxid"), invite.get("room_id")
-        if not all(isinstance(v, str) for v in (sender, mxid, room_id)) or not is_valid_user_id(mxid):
+        if not all(isinstance(v, str) for v in (sender, mxid, room_id)) or not is_valid_user_id(mxid) \
+                or not is_valid_user_id(sender):
             raise MatrixError(400, Codes.BAD_JSON, "A third-party invite needs sender, mxid and room_id")
+        if server_name_of(sender) == self._server_name and await self._state.snapshot(room_id) is not None:
+            await self._issue(room_id, sender, mxid, signed)
+        else:
+            await self._forward(room_id, sender, mxid, signed)
+
+    async def _forward(self, room_id: str, sender: str, mxid: str, signed: dict[str, Any]) -> None:
+        """Spec (server-server "Third-party invites"): a server not in the room sends the partial
+        invite to the inviter's server (then, as Synapse, the server in a v1-v11 room ID)."""
+        partial = {"type": "m.room.member", "room_id": room_id, "sender": sender, "state_key": mxid,
+                   "content": {"membership": "invite", "third_party_invite": {"signed": signed}}}
+        destinations = [server_name_of(sender)] + ([server_name_of(room_id)] if ":" in room_id else [])
+        failure: MatrixError = MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        for destination in dict.fromkeys(d for d in destinations if d and d != self._server_name):
+            try:
+                await self._federation.put_json(
+                    destination, path("/_matrix/federation/v1/exchange_third_party_invite/{}", room_id), partial)
+                return
+            except FederationError as err:
+                failure = client_error(err)
+        raise failure
+
+    async def _issue(self, room_id: str, sender: str, mxid: str, signed: dict[str, Any]) -> None:
+        """The invite of `mxid` that fulfils the room's m.room.third_party_invite `signed` names."""
+        token = signed["token"]
         snap = await self._state.snapshot(room_id)
-        if snap is None or server_name_of(sender) != self._server_name:
-            raise MatrixError(400, Codes.UNRECOGNIZED, "Only rooms held here take third-party invites")
-        pending = (await self._state.state_events(snap, [("m.room.third_party_invite", signed["token"])])).get(
-            ("m.room.third_party_invite", signed["token"]))
+        pending = (await self._state.state_events(snap, [("m.room.third_party_invite", token)])).get(
+            ("m.room.third_party_invite", token)) if snap is not None else None
         if pending is None:
             raise MatrixError(403, Codes.FORBIDDEN, "No such third-party invite in the room")
+        if pending.sender != sender:
+            raise MatrixError(403, Codes.FORBIDDEN, "The third-party invite was sent by someone else")
+        if signed.get("mxid") != mxid:
+            raise MatrixError(403, Codes.FORBIDDEN, "The signed invite is for another user")
         await self._check_key_still_valid(signed, pending.content)
         third_party: dict[str, Any] = {"signed": signed}
         if isinstance(pending.content.get("display_name"), str):
             third_party["display_name"] = pending.content["display_name"]
-        content = {"membership": "invite", "third_party_invite": third_party}
-        content.update(await self._profiles.member_profile(mxid))
-        await self._events.send(room_id, sender, "m.room.member", content, state_key=mxid)
+        await self._membership.invite(sender, room_id, mxid, ratelimited=False, third_party_invite=third_party)
 
     async def _check_key_still_valid(self, signed: dict[str, Any], invite: dict[str, Any]) -> None:
         """The key that signed the invite must still be valid by its identity server's word

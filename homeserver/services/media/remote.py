@@ -91,7 +91,8 @@ class RemoteMediaFetcher:
             authenticated=self._config.freeze_legacy_unauthenticated,
         )
         await self._store.add_remote(media)
-        return media
+        # As stored: content an admin quarantined (by hash) arrives quarantined.
+        return await self._store.get_remote(origin, media_id) or media
 
     async def _download(self, origin: str, media_id: str, timeout_ms: int) -> tuple[StoredContent, str, str | None]:
         """The media from its origin, streamed into the media store, with its Content-Type and

@@ -4,7 +4,9 @@ Invariants:
 - a `local_media` row has a size and hash only once its file is complete in the media store
   (content first, row second), so whatever a row points at can be served;
 - a media ID reserved with /create gets content once, from its creator, before it expires;
-- media IDs are 24 characters of [A-Za-z0-9], within the spec's [A-Za-z0-9_-] alphabet.
+- media IDs are 24 characters of [A-Za-z0-9], within the spec's [A-Za-z0-9_-] alphabet;
+- quarantined media (an admin's decision, services/admin/media.py) is served to nobody: 404,
+  its thumbnails included.
 
 Remote media (an mxc:// URI of another server) is fetched from its origin once and kept
 (`remote_media.RemoteMediaFetcher`); it is then served like local content.
@@ -37,6 +39,8 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 # here), and how often it looks for content uploaded through another process.
 MAX_WAIT_MS = 60_000
 _POLL_SECONDS = 0.5
+# How stale a media's last_access_ts may get before serving it writes the time again.
+ACCESS_RESOLUTION_MS = 10 * 60 * 1000
 
 _MEDIA_ID_ALPHABET = string.ascii_letters + string.digits
 _VALID_MEDIA_ID = re.compile(r"[A-Za-z0-9_\-]{1,255}")
@@ -187,9 +191,21 @@ class MediaService:
                                            allow_fetch=allow_remote and not frozen)
         else:
             media = await self._wait_uploaded(media_id, timeout_ms)
-        if frozen and media.authenticated:
+        if (frozen and media.authenticated) or media.quarantined_by is not None:
             raise MatrixError(404, Codes.NOT_FOUND, "Not found")
+        await self._note_access(media)
         return media
+
+    async def _note_access(self, media: LocalMedia | RemoteMedia) -> None:
+        """Remember when media was last served (what the admin's clean-ups go by), to within
+        ACCESS_RESOLUTION_MS: a popular file costs a write that often, not per download."""
+        now = self._clock.now_ms()
+        if media.last_access_ts is not None and now - media.last_access_ts < ACCESS_RESOLUTION_MS:
+            return
+        if isinstance(media, RemoteMedia):
+            await self._media.touch_remote(media.origin, media.media_id, now)
+        else:
+            await self._media.touch_local(media.media_id, now)
 
     def served(self, media: LocalMedia | RemoteMedia) -> ServedContent:
         assert media.sha256 is not None and media.media_length is not None, "not uploaded yet"

@@ -117,6 +117,8 @@ class PusherService:
         self._check_url(data["url"])
         if "format" in data and not isinstance(data["format"], str):
             raise MatrixError(400, Codes.INVALID_PARAM, "'data.format' must be a string")
+        if not requester.device_id:  # a pusher goes with its device; an admin's "login as" token has none
+            raise MatrixError(400, Codes.UNKNOWN, "A pusher needs a device: log in as the user to set one")
         await self._pushers.put(PusherRow(
             user_id=requester.user_id, app_id=app_id, pushkey=pushkey, device_id=requester.device_id, kind=kind,
             app_display_name=body["app_display_name"], device_display_name=body["device_display_name"],

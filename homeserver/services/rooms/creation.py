@@ -17,10 +17,12 @@ from typing import Any
 from homeserver.core.ids import is_valid_user_id
 from homeserver.core.room_versions import DEFAULT_ROOM_VERSION, KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.events import EventService
+from homeserver.services.rooms.membership import BLOCKED_ROOM
 from homeserver.services.rooms.profile_lookup import ProfileLookup
 from storage.database import Database
 from storage.directory import DirectoryStore
@@ -88,7 +90,7 @@ class RoomService:
         self._server_name = server_name
 
     async def create_room(self, creator: str, body: dict[str, Any], *, room_id: str | None = None,
-                          ratelimited: bool = True) -> str:
+                          ratelimited: bool = True, app_service_id: str | None = None) -> str:
         """`POST /createRoom`; returns the new room's ID. `room_id`: one chosen beforehand (a
         room upgrade names its replacement in the old room's tombstone first). Limited per
         creator (rc_room_creation; `ratelimited=False` for rooms the server makes itself)."""
@@ -109,6 +111,10 @@ class RoomService:
         if ratelimited and not self._limiter.allows_at_once(Action.INVITE_PER_ROOM, len(invites)):
             # As Synapse: more invites than rc_invites.per_room lets through at once.
             raise MatrixError(400, Codes.UNKNOWN, "Cannot invite so many users at once")
+        if invites and await self._events.is_shadow_banned(creator):
+            # As Synapse: the room is made, the invites silently are not (after a pause).
+            await AccountRestrictions.shadow_ban_delay()
+            invites = []
         is_direct = body.get("is_direct", False)
         if not isinstance(is_direct, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'is_direct' must be a boolean")
@@ -126,6 +132,7 @@ class RoomService:
             if not isinstance(alias_name, str) or not alias_name or ":" in alias_name:
                 raise MatrixError(400, Codes.INVALID_PARAM, "Invalid room_alias_name")
             alias = self._directory.check_local_alias(f"#{alias_name}:{self._server_name}")
+            self._directory.check_alias_claim(alias, creator, app_service_id)
             if await self._directory_store.get_alias(alias) is not None:
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room alias already taken")
 
@@ -190,6 +197,8 @@ class RoomService:
         now = self._clock.now_ms()
 
         async def room_rows() -> None:
+            if await self._rooms.blocked_by(room_id) is not None:
+                raise MatrixError(403, Codes.FORBIDDEN, BLOCKED_ROOM)
             if not await self._rooms.create_room(room_id, version.identifier, creator, now):
                 raise MatrixError(400, Codes.ROOM_IN_USE, "Room ID already in use")
             if alias is not None and not await self._directory_store.create_alias(alias, room_id, creator, now):

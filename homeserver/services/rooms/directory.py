@@ -4,6 +4,17 @@ Rules: aliases must be on this server and follow the alias grammar; an alias is 
 its creator, a server admin, or a room member allowed to send m.room.canonical_alias (and
 then also leaves the room's canonical alias); a room is published or unpublished by its
 admins (power level 100, or a v12 creator); publicRooms pages with an offset `since` token.
+
+Application services (spec: Registration, "Server admin style permissions"): an alias in a
+namespace an appservice holds exclusively is refused to everybody else (M_EXCLUSIVE); an
+appservice creates and deletes only aliases of its namespaces, without the membership and
+creator checks; a local alias of an appservice's namespaces that does not exist is asked for
+from it (`query_alias`) before the answer is "not found". Each appservice also keeps a room
+directory per third-party network it bridges ("Application service room directories", as
+Synapse: no membership or power check): publicRooms lists one network's with
+`third_party_instance_id` "{appservice ID}|{network ID}" (the `instance_id` of the protocol
+instances in the third-party lookups), and the server's with every network's with
+`include_all_networks`.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from typing import Any
 
 from federation.client import FederationClient, FederationError, client_error
 from homeserver.core import power_levels
+from homeserver.core.appservices import AppServiceRegistry
 from homeserver.core.ids import InvalidId, is_valid_room_id, parse_room_alias
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -28,7 +40,14 @@ MAX_PUBLIC_ROOMS_LIMIT = 500
 class DirectoryService:
     def __init__(self, directory: DirectoryStore, rooms: RoomStateCache, events: EventService, clock: Clock,
                  server_name: str, federation: FederationClient | None = None,
-                 joined_servers: Callable[[str], Awaitable[set[str]]] | None = None) -> None:
+                 joined_servers: Callable[[str], Awaitable[set[str]]] | None = None, *,
+                 appservices: AppServiceRegistry | None = None,
+                 query_alias: Callable[[str], Awaitable[bool]] | None = None,
+                 public_rooms_over_federation: bool = False) -> None:
+        self._public_rooms_over_federation = public_rooms_over_federation
+        self._appservices = appservices or AppServiceRegistry()
+        self._query_alias = query_alias
+        self._alias_listeners: list[Callable[[str], None]] = []
         self._federation = federation
         self._joined_servers = joined_servers
         self._directory = directory
@@ -37,7 +56,22 @@ class DirectoryService:
         self._clock = clock
         self._server_name = server_name
 
+    def on_aliases_changed(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(room_id)` after an alias of the room was created or deleted here."""
+        self._alias_listeners.append(listener)
+
     # --- aliases ---------------------------------------------------------------------------------------
+
+    def check_alias_claim(self, alias: str, user_id: str | None, app_service_id: str | None) -> None:
+        """400 M_EXCLUSIVE when the alias is not the requester's to create or delete: an
+        appservice only touches aliases of its namespaces; anybody else (but an appservice's
+        sender) none an appservice holds exclusively."""
+        service = self._appservices.by_id(app_service_id) if app_service_id else None
+        if service is not None:
+            if not service.is_alias_in_namespace(alias):
+                raise MatrixError(400, Codes.EXCLUSIVE, "This application service has not reserved this kind of alias.")
+        elif user_id is not None and not self._appservices.may_claim_alias(alias, user_id):
+            raise MatrixError(400, Codes.EXCLUSIVE, "This alias is reserved by an application service.")
 
     def check_local_alias(self, alias: str) -> str:
         try:
@@ -50,14 +84,21 @@ class DirectoryService:
             raise MatrixError(400, Codes.INVALID_PARAM, "Room aliases may not contain whitespace")
         return alias
 
-    async def create_alias(self, requester_id: str | None, alias: str, room_id: Any) -> None:
+    async def create_alias(self, requester_id: str | None, alias: str, room_id: Any, *,
+                           app_service_id: str | None = None) -> None:
         self.check_local_alias(alias)
         if not isinstance(room_id, str):
             raise MatrixError(400, Codes.BAD_JSON, "'room_id' must be a string")
+        self.check_alias_claim(alias, requester_id, app_service_id)
         if await self._rooms.snapshot(room_id) is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
         if not await self._directory.create_alias(alias, room_id, requester_id, self._clock.now_ms()):
             raise MatrixError(409, Codes.UNKNOWN, f"Room alias {alias} already exists")
+        self.aliases_changed(room_id)
+
+    def aliases_changed(self, room_id: str) -> None:
+        for listener in self._alias_listeners:
+            listener(room_id)
 
     async def resolve_alias(self, alias: str, *, ask_remote: bool = True) -> dict[str, Any]:
         """{"room_id", "servers"}; another server's alias is asked for over federation
@@ -71,6 +112,8 @@ class DirectoryService:
                 raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
             return await self._remote_alias(alias, parsed.domain)
         row = await self._directory.get_alias(alias)
+        if row is None and self._query_alias is not None and await self._query_alias(alias):
+            row = await self._directory.get_alias(alias)  # an appservice created it just now
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
         # Every server in the room can help a peer join it; ours first.
@@ -108,10 +151,15 @@ class DirectoryService:
         row = await self._directory.get_alias(alias)
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, f"Room alias {alias} not found")
-        if not (requester.is_admin or row.creator == requester.user_id
-                or await self._can_send(requester.user_id, row.room_id, "m.room.canonical_alias", "")):
-            raise MatrixError(403, Codes.FORBIDDEN, "You may not delete this alias")
+        if requester.app_service_id is not None:  # as Synapse: an appservice's own aliases, no other check
+            self.check_alias_claim(alias, requester.user_id, requester.app_service_id)
+        else:
+            if not (requester.is_admin or row.creator == requester.user_id
+                    or await self._can_send(requester.user_id, row.room_id, "m.room.canonical_alias", "")):
+                raise MatrixError(403, Codes.FORBIDDEN, "You may not delete this alias")
+            self.check_alias_claim(alias, requester.user_id, None)
         await self._directory.delete_alias(alias)
+        self.aliases_changed(row.room_id)
         await self._drop_from_canonical_alias(requester.user_id, row.room_id, alias)
 
     async def local_aliases(self, requester: Requester, room_id: str) -> list[str]:
@@ -207,12 +255,35 @@ class DirectoryService:
         """Publish a room being created with visibility=public."""
         await self._directory.set_published(room_id, True, self._clock.now_ms())
 
+    async def set_network_visibility(self, requester: Requester, network_id: str, room_id: str,
+                                     visibility: Any) -> None:
+        """Publish or unpublish a room in the requesting appservice's directory of a network."""
+        if requester.app_service_id is None:
+            raise MatrixError(403, Codes.FORBIDDEN, "Only application services can edit their room directories")
+        if visibility is None:
+            raise MatrixError(400, Codes.MISSING_PARAM, "'visibility' is required")
+        if visibility not in ("public", "private"):
+            raise MatrixError(400, Codes.INVALID_PARAM, "'visibility' must be 'public' or 'private'")
+        if not network_id:
+            raise MatrixError(400, Codes.INVALID_PARAM, "The network ID may not be empty")
+        if visibility == "public" and await self._rooms.snapshot(room_id) is None:
+            raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+        await self._directory.set_published_for_network(requester.app_service_id, network_id, room_id,
+                                                        visibility == "public", self._clock.now_ms())
+
+    async def public_rooms_for_server(self, origin: str, **query: Any) -> dict[str, Any]:
+        """/_matrix/federation/v1/publicRooms: `public_rooms` for another server, if the
+        configuration (allow_public_rooms_over_federation) lets peers read the directory."""
+        if not self._public_rooms_over_federation:
+            raise MatrixError(403, Codes.FORBIDDEN, f"Federation denied with {origin}")
+        return await self.public_rooms(**query)
+
     async def public_rooms(self, *, limit: Any = None, since: Any = None, search: Any = None,
                            room_types: Any = None, include_all_networks: Any = False,
                            third_party_instance_id: Any = None) -> dict[str, Any]:
-        """This server's published rooms (for a client or a peer). Rooms are only published
-        to the server's own directory: no application service networks exist here, so a
-        `third_party_instance_id` lists nothing and `include_all_networks` changes nothing."""
+        """This server's published rooms (for a client or a peer): its own directory, one
+        appservice network's (`third_party_instance_id`), or both with every network's
+        (`include_all_networks`)."""
         if not isinstance(include_all_networks, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'include_all_networks' must be a boolean")
         if third_party_instance_id is not None and not isinstance(third_party_instance_id, str):
@@ -230,9 +301,9 @@ class DirectoryService:
         if room_types is not None and (not isinstance(room_types, list)
                                        or not all(t is None or isinstance(t, str) for t in room_types)):
             raise MatrixError(400, Codes.BAD_JSON, "'room_types' must be a list of strings or null")
-        if third_party_instance_id is not None:
-            return {"chunk": [], "total_room_count_estimate": 0}
-        rows = await self._directory.public_rooms(search=search or None, room_types=room_types)
+        network = _parse_instance_id(third_party_instance_id) if third_party_instance_id is not None else None
+        rows = await self._directory.public_rooms(search=search or None, room_types=room_types, network=network,
+                                                  all_networks=include_all_networks)
         page = rows[offset:offset + limit]
         body: dict[str, Any] = {"chunk": [_chunk(r) for r in page], "total_room_count_estimate": len(rows)}
         if offset + limit < len(rows):
@@ -274,6 +345,14 @@ class DirectoryService:
                 or not all(isinstance(room, dict) for room in body["chunk"]):
             raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed room directory")
         return body
+
+
+def _parse_instance_id(instance_id: str) -> tuple[str, str]:
+    """(appservice ID, network ID) of a third-party instance ID; appservice IDs hold no "|"."""
+    appservice_id, separator, network_id = instance_id.partition("|")
+    if not separator or not appservice_id or not network_id:
+        raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid third-party instance ID {instance_id!r}")
+    return appservice_id, network_id
 
 
 def _parse_since(since: Any) -> int:

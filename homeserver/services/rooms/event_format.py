@@ -1,6 +1,11 @@
 """Events as clients see them: client format, redactions applied, bundled aggregations,
 and the history visibility that decides who sees what.
 
+The events of erased users (deactivated with `erase`) are served redacted to whoever was not
+joined to the room when they were sent, as Synapse does (synapse/visibility.py): their
+messages, and their own member events (the profile they carried); the room state they set
+(name, topic...) stays as it is, as in Synapse's state sections.
+
 Bundled aggregations (spec: "Aggregations of child events"): `unsigned.m.relations` carries
 the newest edit (m.replace, by the original sender; the whole replacement event), the thread
 summary (m.thread: latest_event, count, current_user_participated) and references
@@ -17,6 +22,7 @@ from homeserver.core.room_versions import RoomVersion
 from homeserver.core.visibility import VisibilityTimeline
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.recent import RecentEvents
 from storage.events import EventRow, EventStore, TimelineQueries
 from storage.relations import RelationQueries
@@ -24,7 +30,8 @@ from storage.relations import RelationQueries
 
 class EventFormatter:
     def __init__(self, events: EventStore, queries: TimelineQueries, relations: RelationQueries, clock: Clock,
-                 recent: RecentEvents | None = None) -> None:
+                 erased: ErasedUsers, recent: RecentEvents | None = None) -> None:
+        self._erased = erased
         self._events = events
         self._queries = queries
         self._relations = relations
@@ -56,10 +63,42 @@ class EventFormatter:
             is_own_membership=r.type == "m.room.member" and r.state_key == user_id,
         )]
 
+    async def erased_for(self, rows: list[EventRow], requester: Requester | None,
+                         visibility: VisibilityTimeline | None = None) -> set[str]:
+        """The IDs of `rows` to serve redacted to the requester because their sender is erased
+        and the requester was not joined when they were sent. One query for the senders (none
+        when their answers are cached); the requester's memberships are read only when an
+        erased sender turns up (`visibility`, when the caller has it for the room, saves that)."""
+        viewer = requester.user_id if requester is not None else None
+        senders = {r.sender for r in rows if r.sender != viewer}
+        erased = await self._erased.among(senders) if senders else set()
+        if not erased:
+            return set()
+        hidden: set[str] = set()
+        timelines: dict[str, VisibilityTimeline] = {}
+        if visibility is not None and len({r.room_id for r in rows}) == 1:
+            timelines[rows[0].room_id] = visibility
+        for row in rows:
+            if row.sender not in erased or (row.state_key is not None and not (
+                    row.type == "m.room.member" and row.state_key == row.sender)):
+                continue
+            if viewer is not None and row.stream_ordering is not None:
+                timeline = timelines.get(row.room_id)
+                if timeline is None:
+                    timeline = timelines[row.room_id] = await self.visibility(row.room_id, viewer)
+                if timeline.joined_at(row.stream_ordering):
+                    continue
+            hidden.add(row.event_id)
+        return hidden
+
     # --- formatting ---------------------------------------------------------------------------------
 
     async def format_events(self, rows: list[EventRow], version: RoomVersion, requester: Requester | None,
-                            *, bundle: bool = True) -> list[dict[str, Any]]:
+                            *, bundle: bool = True, visibility: VisibilityTimeline | None = None,
+                            erasure: bool = True) -> list[dict[str, Any]]:
+        """`visibility`: the requester's, when the caller has it for the rows' one room.
+        `erasure` false: a server admin reads erased users' events as they were (Synapse's
+        admin /messages and /context)."""
         redaction_ids = [r.redacted_by for r in rows if r.redacted_by]
         redactions: dict[str, EventRow] = {}
         if redaction_ids and self._recent is not None:
@@ -67,16 +106,18 @@ class EventFormatter:
         missing = [i for i in redaction_ids if i not in redactions]
         if missing:
             redactions.update(await self._events.get_events(missing))
+        erased = await self.erased_for(rows, requester, visibility) if rows and erasure else set()
         now = self._clock.now_ms()
-        out = [self._format(row, version, requester, now, redactions.get(row.redacted_by) if row.redacted_by else None)
+        out = [self._format(row, version, requester, now, redactions.get(row.redacted_by) if row.redacted_by else None,
+                            erased=row.event_id in erased)
                for row in rows]
         if bundle and rows:
-            await self._bundle(rows, out, version, requester)
+            await self._bundle(rows, out, version, requester, erased)
         return out
 
     def _format(self, row: EventRow, version: RoomVersion, requester: Requester | None, now: int,
-                redacted_because: EventRow | None) -> dict[str, Any]:
-        pdu = redact(row.pdu, version) if redacted_because is not None else row.pdu
+                redacted_because: EventRow | None, *, erased: bool = False) -> dict[str, Any]:
+        pdu = redact(row.pdu, version) if redacted_because is not None or erased else row.pdu
         event: dict[str, Any] = {
             "event_id": row.event_id,
             "room_id": row.room_id,
@@ -91,7 +132,7 @@ class EventFormatter:
             event["redacts"] = pdu["redacts"]
         unsigned: dict[str, Any] = {"age": max(0, now - row.origin_server_ts)}
         if (requester is not None and row.txn_id is not None and row.sender == requester.user_id
-                and row.txn_device_id == requester.device_id):
+                and row.txn_device_id == (requester.device_id or "")):
             unsigned["transaction_id"] = row.txn_id
         if redacted_because is not None:
             unsigned["redacted_because"] = self._format(redacted_because, version, None, now, None)
@@ -101,8 +142,8 @@ class EventFormatter:
         return event
 
     async def _bundle(self, rows: list[EventRow], out: list[dict[str, Any]], version: RoomVersion,
-                      requester: Requester | None) -> None:
-        live = [r for r in rows if not r.redacted_by]
+                      requester: Requester | None, erased: set[str]) -> None:
+        live = [r for r in rows if not r.redacted_by and r.event_id not in erased]
         if not live:
             return
         ids = [r.event_id for r in live]

@@ -3,28 +3,57 @@
 Use cases: send a message or state event into a room, and append the initial events of a
 new room. Invariants:
 - every event is a real PDU (hashed, signed, with prev/auth events and depth) and passes the
-  room version's auth rules against the room's current state before it is stored;
-- one room's events are created one at a time (a lock per room), so prev_events and state
-  always follow the last persisted event;
-- a batch (one event, or a whole new room) is stored by ONE SQL statement: it is all there
-  or none of it is, and the cached room snapshot is swapped only after it committed.
+  room version's auth rules against the room's state before it (the state after the event
+  before it in the same batch) before it is stored;
+- group commit: a room has at most one batch writer task at a time (`send` queues, the
+  writer drains). Sends that queue while a batch commits form the next batch: built in order
+  on the room's head (each event's prev_event is the one before it), committed by ONE
+  statement, each caller answered once the commit holding its event is done. No timer: a
+  lone send is a batch of one, built at once. A send refused by the auth rules fails alone;
+  the rest of its batch goes on;
+- a batch (one event, a group of sends, or a whole new room) is stored by ONE SQL statement:
+  it is all there or none of it is, and the cached room snapshot is swapped only after it
+  committed;
+- one writer per room across processes: that statement claims the room's head version
+  (storage/events.py, room_heads) and writes only if the room is still at the version the
+  batch was built on; if another process wrote meanwhile, nothing is written and the batch
+  is rebuilt on a fresh snapshot (each queued send built again). Chosen over routing rooms
+  to an owning process (Synapse's event persisters) because it needs no forwarding between
+  processes nor a configuration of who owns what, and costs nothing on the single-process
+  path: the claim is part of the persist statement (no extra round trip), and the row lock
+  it takes is held only for that statement. Several processes writing one room at once
+  never fork it; so that they do not keep rebuilding each other's batches either, a room
+  whose batch was refused counts as contended for a while, and its batches then take the
+  room's writer lock (a PostgreSQL advisory lock) before they load the head and build, and
+  let go once committed: the processes take turns instead of racing.
+- a suspended account builds no event but leaving a room and redacting its own events
+  (403 M_USER_SUSPENDED); a shadow-banned account's sends and invites are built and
+  authorised as usual (on the room's head, under its lock), but never stored nor sent: the
+  sender alone believes they happened.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
+import orjson
+
 from homeserver.core import auth_rules
 from homeserver.core.builder import EventTooLarge, auth_types_for_new_event, build_event
 from homeserver.core.events import Event, InvalidEvent
-from homeserver.core.room_versions import EventFormat
+from homeserver.core.room_versions import EventFormat, RoomVersion
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.stats import PersistStats
@@ -39,13 +68,28 @@ MAX_PREV_EVENTS = 10
 
 RELATION_TYPES = ("m.annotation", "m.reference", "m.replace", "m.thread")
 
+# A group-commit batch holds at most this many events, and stops taking more once its events
+# reach this many bytes of JSON (one event may be 64 KiB).
+MAX_BATCH_EVENTS = 100
+MAX_BATCH_BYTES = 1 << 20
+# A batch refused because another process moved the room's head is rebuilt at most this many
+# times before its sends fail (503): each refusal means some other batch was written.
+MAX_REBUILDS = 50
+# After a batch was refused because another process wrote the room, the room counts as
+# contended for this long (longer while the others keep writing it): its batches take the
+# room's writer lock first.
+CONTENDED_SECONDS = 2.0
+# At most this many rooms of one process hold or wait for a writer lock at once (each holds a
+# pooled connection meanwhile); the others write without it (the head check still holds).
+MAX_LOCKED_WRITERS = 3
 
-@dataclass(frozen=True)
-class TxnRef:
-    """Where a local send came from, for idempotency and unsigned.transaction_id."""
-    user_id: str
-    device_id: str
-    txn_id: str
+
+class HeadMoved(Exception):
+    """The room's head moved on after the batch was built on it: nothing was written."""
+
+
+class TxnTaken(Exception):
+    """A transaction ID of the batch already produced an event in the room: nothing was written."""
 
 
 @dataclass
@@ -54,13 +98,16 @@ class _Pending:
     base: RoomSnapshot
     work: RoomSnapshot
     events: list[Event] = field(default_factory=list)
+    # event_id -> the transaction that sent it (recorded for idempotency).
+    txns: dict[str, TxnRef] = field(default_factory=dict)
 
 
 class EventService:
     def __init__(
         self, db: Database, events: EventStore, rooms: RoomStateCache, stream: StreamTracker, clock: Clock,
-        server_name: str, signing_key: Any,
+        server_name: str, signing_key: Any, *, restrictions: AccountRestrictions | None = None,
     ) -> None:
+        self._restrictions = restrictions
         self._db = db
         self._events = events
         self._rooms = rooms
@@ -69,6 +116,10 @@ class EventService:
         self.server_name = server_name
         self._signing_key = signing_key
         self._locks: dict[str, asyncio.Lock] = {}
+        self._queues = SendQueues(self._write_next, max_batch=MAX_BATCH_EVENTS)
+        # room_id -> until when (time.monotonic) its batches take the writer lock.
+        self._contended: dict[str, float] = {}
+        self._locked_writers = 0
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
         self._stored: list[Callable[[PersistBatch], None]] = []
@@ -104,38 +155,41 @@ class EventService:
             lock = self._locks[room_id] = asyncio.Lock()
         return lock
 
+    def queued(self, room_id: str) -> int:
+        """How many sends into the room wait for its batch writer (not yet taken into a batch)."""
+        return self._queues.queued(room_id)
+
     # --- use cases --------------------------------------------------------------------------
 
     async def send(
         self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
         state_key: str | None = None, redacts: str | None = None, txn: TxnRef | None = None,
-        txn_check: Callable[[str, str, str, str], Awaitable[str | None]] | None = None,
+        txn_check: object | None = None,
         countersign: Callable[[Event], Awaitable[Event]] | None = None,
+        origin_server_ts: int | None = None,
     ) -> Event:
         """Create, authorise and store one event in an existing room.
 
-        With `txn_check`, a transaction that already produced an event (looked up under the
-        room's lock, so concurrent retries cannot both send) returns that event instead.
+        With `txn`, a transaction that already produced an event in the room returns that
+        event instead: the persist statement refuses a batch holding one (then the batch looks
+        its transactions up and is rebuilt without those sends), and the same transaction
+        twice in one batch yields one event, so concurrent retries cannot both send.
+        `txn_check` is accepted for its callers and no longer needed: the check always runs.
         `countersign` gets the built event before it is stored and returns it with more
         signatures (an invite of another server's user carries that server's signature).
+        `origin_server_ts`: the event's timestamp instead of now (an appservice's `ts`).
         """
-        async with self.room_lock(room_id):
-            snap = await self._rooms.snapshot(room_id)
-            if snap is None:
-                raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
-            if txn is not None and txn_check is not None:
-                existing = await txn_check(txn.user_id, txn.device_id, room_id, txn.txn_id)
-                if existing is not None:
-                    found = await self._rooms.events.get_many([existing], snap.version)
-                    return found[existing]
-            pending = self.begin(snap)
-            event = await self.append(pending, sender, event_type, content, state_key=state_key, redacts=redacts)
-            if countersign is not None:
-                event = await countersign(event)
-                pending.events[-1] = event
-                self._rooms.events.put(event)
-            await self.commit(pending, txn=txn)
-        return event
+        if await self._shadow_banned_send(sender, event_type, content):
+            async with self.room_lock(room_id):  # built and authorised like any other, then dropped
+                snap = await self._rooms.snapshot(room_id)
+                if snap is None:
+                    raise MatrixError(404, Codes.NOT_FOUND, "Unknown room")
+                event = await self.append(self.begin(snap), sender, event_type, content, state_key=state_key,
+                                          redacts=redacts, origin_server_ts=origin_server_ts)
+            await AccountRestrictions.shadow_ban_delay()
+            return event
+        return await self._queues.send(room_id, QueuedSend(
+            sender, event_type, content, state_key, redacts, txn, countersign, origin_server_ts))
 
     async def prepare(self, room_id: str, sender: str, event_type: str, content: dict[str, Any], *,
                       state_key: str | None = None) -> tuple[Event, RoomSnapshot]:
@@ -158,9 +212,10 @@ class EventService:
 
     async def append(
         self, pending: _Pending, sender: str, event_type: str, content: dict[str, Any], *,
-        state_key: str | None = None, redacts: str | None = None,
+        state_key: str | None = None, redacts: str | None = None, origin_server_ts: int | None = None,
     ) -> Event:
         """Build the next event on the working snapshot and authorise it against its state."""
+        await self.check_not_suspended(sender, event_type, content, redacts=redacts, version=pending.work.version)
         work = pending.work
         version = work.version
         keys = auth_types_for_new_event(version, event_type, sender, state_key, content)
@@ -179,7 +234,8 @@ class EventService:
                 room_id=work.room_id or None,
                 sender=sender, event_type=event_type, content=content, state_key=state_key,
                 prev_events=[e for e, _ in prev], auth_events=auth_ids, depth=depth,
-                origin_server_ts=self._clock.now_ms(), server_name=self.server_name,
+                origin_server_ts=origin_server_ts if origin_server_ts is not None else self._clock.now_ms(),
+                server_name=self.server_name,
                 signing_key=self._signing_key, redacts=redacts, hashes_of=hashes_of,
             )
         except EventTooLarge as err:
@@ -205,34 +261,41 @@ class EventService:
     async def commit(
         self, pending: _Pending, *, txn: TxnRef | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
+        after_persist: Callable[[], Awaitable[None]] | None = None,
     ) -> list[int]:
-        """Store the pending events; returns their stream positions.
+        """Store the pending events; returns their stream positions. Raises HeadMoved (nothing
+        stored) when the room's head is no longer the one they were built on.
 
         `before_persist` runs in the same transaction, just before the events are written
-        (e.g. the rooms row of a new room). Positions are published only after the commit,
+        (e.g. the rooms row of a new room); `after_persist` once they are committed, before
+        they are published. Positions are published only after the commit,
         so no reader can see a position whose rows are not visible yet. Never call this
         inside an outer transaction.
         """
         events = pending.events
         if not events:
             return []
+        if txn is not None:
+            pending.txns[events[-1].event_id] = txn
         state_count = sum(1 for e in events if e.state_key is not None)
         work = pending.work
 
         def build(positions: list[int], group_ids: list[int]) -> tuple[PersistBatch, list[Event]]:
-            batch, final_group, chain = self._batch(pending, positions, group_ids, txn)
+            batch, final_group, chain = self._batch(pending, positions, group_ids)
             work.state_group, work.chain_length = final_group, chain
             if final_group != pending.base.state_group:
                 batch.current_state_group = final_group
             return batch, events
 
-        return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist)
+        return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist,
+                                after_persist=after_persist, head=pending.base.head)
 
     async def store(
         self, build: Callable[[list[int], list[int]], tuple[PersistBatch, list[Event]]], positions: int, groups: int,
         *, snapshot: RoomSnapshot | Callable[[], RoomSnapshot | None] | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
-        backfill: bool = False,
+        backfill: bool = False, head: int | None = None,
+        after_persist: Callable[[], Awaitable[None]] | None = None,
     ) -> list[int]:
         """Persist one batch of a room's events and publish it: the way every event, local or
         received, reaches the database and the readers.
@@ -243,6 +306,12 @@ class EventService:
         soft-failed ones left out). `snapshot` (or what it returns, once `build` ran) becomes the
         room's cached snapshot after the commit, before anyone is told of the batch. Positions become visible to readers only after the commit and the
         before_publish listeners. Never call this inside an outer transaction.
+
+        `head`: the room head version the batch was built on (local sends): it is written only
+        if the room is still at it, else HeadMoved is raised and nothing is written. Without
+        it (received events, built under the room's lock on what this process holds) the
+        batch moves the head whatever its version; the snapshot is kept only if no other
+        process wrote in between. Backfilled history leaves the head alone.
         """
         start = perf_counter()
         allocated, group_ids = await self._events.allocate(positions, groups, backfill=backfill)
@@ -250,22 +319,29 @@ class EventService:
         self._stream.start(live)
         try:
             batch, to_publish = build(allocated, group_ids)
+            batch.expected_head, batch.moves_head = head, not backfill
             if before_persist is None:
-                await self._events.persist(batch)  # one statement: atomic on its own
+                new_head = await self._persist(batch)  # one statement: atomic on its own
             else:
                 async with self._db.transaction():
                     await before_persist()
-                    await self._events.persist(batch)
+                    new_head = await self._persist(batch)
         except BaseException:
             self._stream.finish(live)  # abandoned positions must not hold the stream back
             raise
         self.persist_stats.events += len(batch.events)
         self.persist_stats.latency.observe(perf_counter() - start)
         self.stored(batch)
+        if after_persist is not None:
+            try:
+                await after_persist()
+            except BaseException:
+                self._stream.finish(live)
+                raise
         if callable(snapshot):
             snapshot = snapshot()
         if snapshot is not None:
-            self._rooms.put(snapshot)
+            self._keep_snapshot(snapshot, head, new_head)
         position_of = {e.event_id: e.stream_ordering for e in batch.events}
         published = [(event, position_of[event.event_id]) for event in to_publish] if not backfill else []
         try:
@@ -281,7 +357,182 @@ class EventService:
                     await result
         return allocated
 
+    async def is_shadow_banned(self, user_id: str) -> bool:
+        return self._restrictions is not None and await self._restrictions.is_shadow_banned(user_id)
+
+    async def check_not_suspended(self, sender: str, event_type: str, content: dict[str, Any], *,
+                                  redacts: str | None = None, version: RoomVersion | None = None) -> None:
+        """Spec (Account suspension): a suspended account may leave rooms (and reject invites)
+        and redact its own events, nothing else (as Synapse: no messages, state, joins,
+        knocks, invites, bans or new rooms). Checked for every event this server builds;
+        joins and knocks through another server ask before they start."""
+        if self._restrictions is None or not await self._restrictions.is_suspended(sender):
+            return
+        if event_type == "m.room.member" and content.get("membership") == "leave":
+            return
+        if event_type == "m.room.redaction":
+            target = redacts or content.get("redacts")
+            found = await self._rooms.events.get_many([target], version) \
+                if isinstance(target, str) and version is not None else {}
+            if target not in found or found[target].sender == sender:
+                return
+            raise MatrixError(403, USER_SUSPENDED, "You can only redact your own events while suspended")
+        raise MatrixError(403, USER_SUSPENDED, "You cannot perform this action while suspended")
+
     # --- internals ---------------------------------------------------------------------------
+
+    async def _persist(self, batch: PersistBatch) -> int | None:
+        result = await self._events.persist(batch)
+        if result.txn_taken:
+            raise TxnTaken(batch.room_id)
+        if not result.written:
+            raise HeadMoved(batch.room_id)  # inside before_persist's transaction: rolls it back
+        return result.head
+
+    def _keep_snapshot(self, snapshot: RoomSnapshot, head: int | None, new_head: int | None) -> None:
+        """Cache the snapshot a committed batch left the room in, at its head version, when it
+        is known to be the whole head; else drop it (the next reader loads the room)."""
+        cached = self._rooms.cached(snapshot.room_id)
+        if new_head is None:  # backfill: the head did not move
+            new_head = cached.head if cached is not None else None
+        elif head is None:  # written unchecked: whole only if no other process wrote since ours
+            base = cached.head if cached is not None else 0
+            new_head = new_head if new_head == base + 1 else None
+        if new_head is None:
+            self._rooms.forget(snapshot.room_id)
+            return
+        snapshot.head = new_head
+        self._rooms.put(snapshot)
+
+    async def _write_next(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend]) -> None:
+        """Write one batch of the room's queue (SendQueues calls this, one batch at a time)."""
+        async with self.room_lock(room_id):
+            if self._is_contended(room_id) and self._locked_writers < MAX_LOCKED_WRITERS:
+                await self._write_locked(room_id, batch, queue)
+            else:
+                await self._write_batch(room_id, batch, queue)
+        self._is_contended(room_id)  # drops a lapsed entry
+
+    def _is_contended(self, room_id: str) -> bool:
+        until = self._contended.get(room_id)
+        if until is not None and until <= time.monotonic():
+            del self._contended[room_id]
+            return False
+        return until is not None
+
+    async def _write_locked(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend]) -> None:
+        """A batch of a contended room: under the room's writer lock, on a head loaded under
+        it. The lock goes as soon as the batch is committed (before it is published)."""
+        self._locked_writers += 1
+        try:
+            async with contextlib.AsyncExitStack() as lock:
+                await lock.enter_async_context(self._rooms.writer_lock(room_id))
+                known = self._rooms.cached(room_id)  # gone if another process announced a write
+                self._rooms.forget(room_id)  # another process may have written while we waited
+                snap = await self._rooms.snapshot(room_id)
+                if known is None or (snap is not None and snap.head != known.head):
+                    self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS  # still shared
+                await self._write_batch(room_id, batch, queue, after_persist=lock.aclose)
+        finally:
+            self._locked_writers -= 1
+
+    async def _write_batch(self, room_id: str, batch: list[QueuedSend], queue: deque[QueuedSend], *,
+                           after_persist: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Build the batch's events in order on the room's head and commit them together;
+        answer each request. Rebuilt on a fresh snapshot when another process wrote first, and
+        without the sends whose transaction already produced an event (the persist finds
+        those: no lookup of our own unless it did)."""
+        look_up = False
+        for _ in range(MAX_REBUILDS + 1):
+            snap = await self._rooms.snapshot(room_id)
+            if snap is None:
+                for request in batch:
+                    fail(request, MatrixError(404, Codes.NOT_FOUND, "Unknown room"))
+                return
+            batch = [r for r in batch if not r.done.done()]  # answered, or the caller gave up
+            earlier: dict[tuple[str, str, str], str] = {}
+            if look_up:
+                earlier = await self._events.events_for_txns(room_id, list(dict.fromkeys(
+                    (r.txn.user_id, r.txn.device_id, r.txn.txn_id) for r in batch if r.txn is not None)))
+            pending = self.begin(snap)
+            built: list[tuple[QueuedSend, Event]] = []
+            outcome: dict[TxnRef, Event | Exception] = {}  # the same transaction twice: one event
+            again: list[QueuedSend] = []
+            size = 0
+            for i, request in enumerate(batch):
+                if size >= MAX_BATCH_BYTES:
+                    queue.extendleft(reversed(batch[i:]))  # the next batch, first in line
+                    batch = batch[:i]
+                    break
+                txn = request.txn
+                if txn is not None:
+                    if (txn.user_id, txn.device_id, txn.txn_id) in earlier:
+                        continue
+                    if txn in outcome:
+                        again.append(request)
+                        continue
+                try:
+                    event = await self._build(pending, request)
+                except Exception as err:  # refused (auth rules, size): this request alone
+                    fail(request, err)
+                    if txn is not None:
+                        outcome[txn] = err
+                    continue
+                if txn is not None:
+                    pending.txns[event.event_id] = txn
+                    outcome[txn] = event
+                built.append((request, event))
+                size += len(orjson.dumps(event.pdu))
+            if built:
+                try:
+                    await self.commit(pending, after_persist=after_persist)
+                except HeadMoved:
+                    self._rooms.forget(room_id)
+                    self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS
+                    continue
+                except TxnTaken:  # a retry of a send already stored: look the transactions up
+                    look_up = True
+                    continue
+            for request, event in built:
+                answer(request, event)
+            for request in again:
+                result = outcome[request.txn]
+                fail(request, result) if isinstance(result, Exception) else answer(request, result)
+            found = [r for r in batch if r.txn is not None and not r.done.done()]
+            if found:
+                ids = {r: earlier[(r.txn.user_id, r.txn.device_id, r.txn.txn_id)] for r in found}
+                events = await self._rooms.events.get_many(list(ids.values()), snap.version)
+                for request, event_id in ids.items():
+                    answer(request, events[event_id])
+            return
+        for request in batch:
+            fail(request, MatrixError(503, Codes.UNKNOWN, "The room is too busy, try again"))
+
+    async def _build(self, pending: _Pending, request: QueuedSend) -> Event:
+        if request.countersign is None:
+            return await self.append(pending, request.sender, request.event_type, request.content,
+                                     state_key=request.state_key, redacts=request.redacts,
+                                     origin_server_ts=request.origin_server_ts)
+        saved = _working_copy(pending.work)
+        event = await self.append(pending, request.sender, request.event_type, request.content,
+                                  state_key=request.state_key, redacts=request.redacts,
+                                  origin_server_ts=request.origin_server_ts)
+        try:
+            event = await request.countersign(event)
+        except BaseException:
+            pending.events.pop()  # as if never built: the next event follows the previous one
+            pending.work = saved
+            raise
+        pending.events[-1] = event
+        self._rooms.events.put(event)
+        return event
+
+    async def _shadow_banned_send(self, sender: str, event_type: str, content: dict[str, Any]) -> bool:
+        """Whether this event of a shadow-banned sender must reach nobody: anything but their
+        own membership changes (joining and leaving work as usual; invites do not), as Synapse."""
+        if not await self.is_shadow_banned(sender):
+            return False
+        return event_type != "m.room.member" or content.get("membership") == "invite"
 
     async def _state_events(self, pending: _Pending, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         work = pending.work
@@ -292,7 +543,7 @@ class EventService:
         found.update(local)
         return {k: found[i] for k, i in ids.items() if i in found}
 
-    def _batch(self, pending: _Pending, positions: list[int], group_ids: list[int], txn: TxnRef | None):
+    def _batch(self, pending: _Pending, positions: list[int], group_ids: list[int]):
         base = pending.base
         state = dict(base.state)
         group, chain = base.state_group, base.chain_length
@@ -317,8 +568,7 @@ class EventService:
                 current[key] = (event.event_id, membership)
                 if event.type == "m.room.member" and isinstance(membership, str):
                     memberships.append(membership_row(event, position))
-            is_txn = txn is not None and event is pending.events[-1]
-            new_events.append(event_row(event, position, now, before, group, txn=txn if is_txn else None))
+            new_events.append(event_row(event, position, now, before, group, txn=pending.txns.get(event.event_id)))
         batch = PersistBatch(
             room_id=pending.work.room_id, events=new_events, state_groups=groups,
             extremities_removed=[e for e in base.extremities if e not in pending.work.extremities],

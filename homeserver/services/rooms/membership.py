@@ -25,6 +25,7 @@ from storage.events import EventStore
 from storage.rooms import RoomStore
 
 MAX_REASON_LENGTH = 1024
+BLOCKED_ROOM = "This room has been blocked on this server"
 # Keys of a join request's body that are request parameters or the server's to set, never
 # copied into the member event's content.
 RESERVED_JOIN_KEYS = frozenset({"membership", "reason", "third_party_signed", "join_authorised_via_users_server"})
@@ -61,11 +62,17 @@ class MembershipService:
         self._restricted = restricted
         self._remote = remote
         self._join_listeners: list[Callable[[str, str], Awaitable[None]]] = []
+        self._rejection_guards: list[Callable[[str, str], Awaitable[None]]] = []
 
     def on_join(self, listener: Callable[[str, str], Awaitable[None]]) -> None:
         """Call `listener(user_id, room_id)` after a local user joined a room (a room upgrade
         carries the user's own state about the old room over)."""
         self._join_listeners.append(listener)
+
+    def guard_invite_rejections(self, guard: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call `guard(user_id, room_id)` before a user rejects an invite to a room held here;
+        it raises to refuse (a server notices room's invite cannot be rejected, as Synapse)."""
+        self._rejection_guards.append(guard)
 
     async def _joined(self, user_id: str, room_id: str) -> None:
         for listener in self._join_listeners:
@@ -79,10 +86,12 @@ class MembershipService:
         A user not yet in the room is limited by rc_joins and rc_joins_per_room (as Synapse;
         `ratelimited=False` for the server's own joins)."""
         extra = {k: v for k, v in (extra_content or {}).items() if k not in RESERVED_JOIN_KEYS}
+        await self.check_not_blocked(room_id)
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
             if is_guest:
                 raise MatrixError(403, Codes.GUEST_ACCESS_FORBIDDEN, "Guests cannot join rooms on other servers")
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "join"})
             if ratelimited:
                 await self._limiter.check_join(user_id, room_id, remote=True)
             content = {**extra, "membership": "join", **await self._profiles.member_profile(user_id)}
@@ -115,6 +124,9 @@ class MembershipService:
 
     async def leave(self, user_id: str, room_id: str, reason: str | None = None) -> str:
         await self._require_room(room_id)
+        if self._rejection_guards and await self.membership_of(room_id, user_id) == "invite":
+            for guard in self._rejection_guards:
+                await guard(user_id, room_id)
         if not await self._remote.is_resident(room_id):
             # An invite or a knock in a room we are not in: rejected through another server.
             mine = await self._event_store.latest_membership(room_id, user_id)
@@ -131,13 +143,18 @@ class MembershipService:
         return await self._change(user_id, room_id, user_id, {"membership": "leave"}, reason)
 
     async def invite(self, sender: str, room_id: str, target: str, reason: str | None = None, *,
-                     ratelimited: bool = True) -> str:
-        """Limited per room, per invitee and per inviter (rc_invites), as Synapse."""
+                     ratelimited: bool = True, third_party_invite: dict[str, Any] | None = None) -> str:
+        """Limited per room, per invitee and per inviter (rc_invites), as Synapse.
+        `third_party_invite`: the identity server's signed token when the invite fulfils an
+        m.room.third_party_invite (the auth rules check it)."""
         await self._require_room(room_id)
         _check_target(target)
+        await self.check_not_blocked(room_id)
         if ratelimited:
             await self._limiter.check_invite(room_id, target, sender)
         content: dict[str, Any] = {"membership": "invite"}
+        if third_party_invite is not None:
+            content["third_party_invite"] = third_party_invite
         content.update(await self._profiles.member_profile(target))
         if server_name_of(target) == self._server_name:
             return await self._change(sender, room_id, target, content, reason)
@@ -169,8 +186,10 @@ class MembershipService:
         return await self._change(sender, room_id, target, {"membership": "leave"}, reason)
 
     async def knock(self, user_id: str, room_id: str, reason: str | None = None, *, servers: list[str] = ()) -> str:
+        await self.check_not_blocked(room_id)
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self._remote.is_resident(room_id):
+            await self._events.check_not_suspended(user_id, "m.room.member", {"membership": "knock"})
             content = {"membership": "knock", **await self._profiles.member_profile(user_id)}
             _add_reason(content, reason)
             return await self._remote.knock(user_id, room_id, await self._servers_for(room_id, user_id, servers),
@@ -206,6 +225,11 @@ class MembershipService:
         if membership in ("join", "invite", "knock"):
             raise MatrixError(400, Codes.UNKNOWN, "You must leave the room before forgetting it")
         await self._room_store.forget(user_id, room_id)
+
+    async def check_not_blocked(self, room_id: str) -> None:
+        """A room a server admin blocked takes no joins, invites or knocks (as Synapse: 403)."""
+        if await self._room_store.blocked_by(room_id) is not None:
+            raise MatrixError(403, Codes.FORBIDDEN, BLOCKED_ROOM)
 
     async def membership_of(self, room_id: str, user_id: str) -> str | None:
         snap = await self._rooms.snapshot(room_id)

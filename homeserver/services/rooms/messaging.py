@@ -37,17 +37,19 @@ class MessagingService:
         self._rooms = rooms
 
     async def send_message(self, requester: Requester, room_id: str, event_type: str, txn_id: str | None,
-                           content: dict[str, Any]) -> str:
-        """Without a transaction ID (Synapse's POST form) every call sends a new event."""
+                           content: dict[str, Any], *, origin_server_ts: int | None = None) -> str:
+        """Without a transaction ID (Synapse's POST form) every call sends a new event.
+        `origin_server_ts`: an appservice's bridged timestamp (the `ts` parameter)."""
         _check_type(event_type)
         await self._limiter.check_message(requester.user_id, is_admin=requester.is_admin)
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id) if txn_id is not None else None
+        txn = TxnRef(requester.user_id, requester.device_id or "", txn_id) if txn_id is not None else None
         event = await self._events.send(room_id, requester.user_id, event_type, content, txn=txn,
-                                        txn_check=self._store.event_for_txn if txn is not None else None)
+                                        txn_check=self._store.event_for_txn if txn is not None else None,
+                                        origin_server_ts=origin_server_ts)
         return event.event_id
 
     async def send_state(self, requester: Requester, room_id: str, event_type: str, state_key: str,
-                         content: dict[str, Any]) -> str:
+                         content: dict[str, Any], *, origin_server_ts: int | None = None) -> str:
         _check_type(event_type)
         if len(state_key.encode()) > MAX_STATE_KEY_LENGTH:
             raise MatrixError(400, Codes.INVALID_PARAM, f"state_key is longer than {MAX_STATE_KEY_LENGTH} bytes")
@@ -75,10 +77,12 @@ class MessagingService:
                 joining = True
             elif content["membership"] == "invite" and was != "invite":
                 await self._limiter.check_invite(room_id, state_key, requester.user_id)
-        event = await self._events.send(room_id, requester.user_id, event_type, content, state_key=state_key)
+        event = await self._events.send(room_id, requester.user_id, event_type, content, state_key=state_key,
+                                        origin_server_ts=origin_server_ts)
         if joining:
             self._limiter.joined(room_id)
-        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join":
+        if event_type == "m.room.guest_access" and state_key == "" and content.get("guest_access") != "can_join" \
+                and not await self._events.is_shadow_banned(requester.user_id):  # its event went nowhere
             guests = await self._store.joined_local_guests(room_id)
             if guests:
                 await self._membership.remove_guests(room_id, guests)
@@ -102,7 +106,7 @@ class MessagingService:
         content: dict[str, Any] = {}
         if reason is not None:
             content["reason"] = reason
-        txn = TxnRef(requester.user_id, requester.device_id, txn_id)
+        txn = TxnRef(requester.user_id, requester.device_id or "", txn_id)
         event = await self._events.send(room_id, requester.user_id, "m.room.redaction", content,
                                         redacts=event_id, txn=txn, txn_check=self._store.event_for_txn)
         return event.event_id

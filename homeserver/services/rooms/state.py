@@ -5,14 +5,17 @@ extremities (for prev_events). Both live here once loaded, and the event pipelin
 them itself after every persist, so a warm send reads nothing from the database. Parsed
 events are cached too (auth checks read the same few state events over and over).
 
-Invalidation: this process is the only writer of its rooms today; `forget(room_id)` drops a
-room when another writer changed it (LISTEN/NOTIFY once several processes write).
+Invalidation: `forget(room_id)` drops a room when another process wrote into it (LISTEN/NOTIFY,
+services/replication.py). A snapshot carries the room's head version (storage: room_heads):
+a batch built on a snapshot another process has since overtaken is refused by the database,
+whatever the announcements' timing, and rebuilt on a fresh snapshot (rooms/events.py).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -20,8 +23,7 @@ from homeserver.core.events import Event, parse_pdu
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from homeserver.stats import CacheStats
 from storage.events import EventRow, EventStore
-from storage.rooms import RoomStore
-from storage.state import StateStore
+from storage.room_heads import RoomHeadQueries
 
 EVENT_CACHE_SIZE = 50_000
 
@@ -35,6 +37,8 @@ class RoomSnapshot:
     chain_length: int
     state: dict[tuple[str, str], str]
     extremities: dict[str, int] = field(default_factory=dict)  # event_id -> depth
+    # The room_heads version these extremities and this state are at (0: never written).
+    head: int = 0
 
 
 class EventCache:
@@ -52,6 +56,11 @@ class EventCache:
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
             self.cache_stats.evictions += 1
+
+    def forget_room(self, room_id: str) -> None:
+        """Drop the room's events (its history was purged)."""
+        for event_id in [e for e, event in self._cache.items() if event.room_id == room_id]:
+            del self._cache[event_id]
 
     async def get_many(self, event_ids: Iterable[str], version: RoomVersion) -> dict[str, Event]:
         found: dict[str, Event] = {}
@@ -77,10 +86,8 @@ def event_from_row(row: EventRow, version: RoomVersion) -> Event:
 
 
 class RoomStateCache:
-    def __init__(self, rooms: RoomStore, events: EventStore, state: StateStore, event_cache: EventCache) -> None:
-        self._rooms = rooms
-        self._events = events
-        self._state = state
+    def __init__(self, heads: RoomHeadQueries, event_cache: EventCache) -> None:
+        self._heads = heads
         self.events = event_cache
         self._snapshots: dict[str, RoomSnapshot] = {}
         self.cache_stats = CacheStats(self._snapshots.__len__)
@@ -92,17 +99,21 @@ class RoomStateCache:
             self.cache_stats.hits += 1
             return snap
         self.cache_stats.misses += 1
-        room = await self._rooms.get_room(room_id)
-        if room is None:
+        head = await self._heads.head_of(room_id)  # one statement: a consistent picture
+        if head is None:
             return None
-        version = get_room_version(room.room_version)
-        extremities = dict(await self._events.forward_extremities(room_id))
-        group = await self._rooms.current_state_group(room_id)
-        chain = await self._state.chain_length(group) if group is not None else 0
-        state = await self._events.current_state_ids(room_id)
-        snap = RoomSnapshot(room_id, version, group, chain, state, extremities)
+        snap = RoomSnapshot(room_id, get_room_version(head.room_version), head.state_group, head.chain_length,
+                            head.state, head.extremities, head.version)
         self._snapshots[room_id] = snap
         return snap
+
+    def cached(self, room_id: str) -> RoomSnapshot | None:
+        """The room's snapshot if it is loaded (no database read)."""
+        return self._snapshots.get(room_id)
+
+    def writer_lock(self, room_id: str) -> AbstractAsyncContextManager[None]:
+        """The room's writer lock across processes, for a batch built and stored under it."""
+        return self._heads.room_writer_lock(room_id)
 
     def put(self, snap: RoomSnapshot) -> None:
         self._snapshots[snap.room_id] = snap

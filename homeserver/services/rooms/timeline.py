@@ -156,14 +156,17 @@ class TimelineService:
         }
 
     async def messages(self, requester: Requester, room_id: str, *, from_token: str | None, to_token: str | None,
-                       direction: str, limit: int, event_filter: dict[str, Any] | None) -> Page:
+                       direction: str, limit: int, event_filter: dict[str, Any] | None,
+                       as_admin: bool = False) -> Page:
+        """`as_admin`: a server admin reads the whole timeline, member or not (Synapse's admin
+        /messages), with no history visibility applied."""
         snap = await self._room(room_id)
         if direction not in ("b", "f"):
             raise MatrixError(400, Codes.INVALID_PARAM, "'dir' must be 'b' or 'f'")
         limit = max(0, min(limit, MAX_PAGE))
-        timeline = await self._format.visibility(room_id, requester.user_id)
-        memberships = await self._queries.memberships_of(room_id, requester.user_id)
-        if not memberships and not timeline.can_see(2**62):
+        timeline = None if as_admin else await self._format.visibility(room_id, requester.user_id)
+        memberships = [] if as_admin else await self._queries.memberships_of(room_id, requester.user_id)
+        if timeline is not None and not memberships and not timeline.can_see(2**62):
             raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
         point = await self._parse_token(room_id, from_token, direction)
         if direction == "b" and memberships and memberships[-1].membership in ("leave", "ban"):
@@ -189,8 +192,9 @@ class TimelineService:
             rows = await self._queries.paginate(room_id, after=point or (-1, -1), limit=limit, **kwargs)
             if end_point is not None:
                 rows = [r for r in rows if (r.depth, r.stream_ordering) <= end_point]
-        visible = self._format.visible(rows, timeline, requester.user_id)
-        chunk = await self._format.format_events(visible, snap.version, requester)
+        visible = rows if timeline is None else self._format.visible(rows, timeline, requester.user_id)
+        chunk = await self._format.format_events(visible, snap.version, requester, visibility=timeline,
+                                                 erasure=not as_admin)
         start = from_token or (topo_token(*point) if point else topo_token(2**62, 2**62))
         # Spec: no `end` when there are no more events; Synapse (and sytest) give `end` for
         # any page that found events, even a short one (the next page is then empty).
@@ -210,16 +214,21 @@ class TimelineService:
                                                 bundle=False)
 
     async def context(self, requester: Requester, room_id: str, event_id: str, limit: int,
-                      lazy_load_members: bool) -> dict[str, Any]:
-        """Spec: /context: events before and after one event, and the room state at the last one."""
+                      lazy_load_members: bool, *, as_admin: bool = False) -> dict[str, Any]:
+        """Spec: /context: events before and after one event, and the room state at the last one.
+        `as_admin`: for a server admin, member or not, with no history visibility applied."""
         snap = await self._room(room_id)
         row = await self._events.get_event(event_id)
-        timeline = await self._format.visibility(room_id, requester.user_id)
-        if not await self._queries.memberships_of(room_id, requester.user_id) and not timeline.can_see(2**62):
+        timeline = None if as_admin else await self._format.visibility(room_id, requester.user_id)
+
+        def visible(rows: list[EventRow]) -> list[EventRow]:
+            return rows if timeline is None else self._format.visible(rows, timeline, requester.user_id)
+        if timeline is not None and not await self._queries.memberships_of(room_id, requester.user_id) \
+                and not timeline.can_see(2**62):
             # Never in the room and not world-readable: 403, as for /messages (Synapse too).
             raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
         if row is None or row.room_id != room_id or row.stream_ordering is None or row.rejected_reason \
-                or not self._format.visible([row], timeline, requester.user_id):
+                or not visible([row]):
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
         limit = max(0, min(limit, MAX_PAGE))
         before_limit = limit // 2
@@ -227,8 +236,8 @@ class TimelineService:
         point = (row.depth, row.stream_ordering)
         before = await self._queries.paginate(room_id, before=point, limit=before_limit) if before_limit else []
         after = await self._queries.paginate(room_id, after=point, limit=after_limit) if after_limit else []
-        before = self._format.visible(before, timeline, requester.user_id)
-        after = self._format.visible(after, timeline, requester.user_id)
+        before = visible(before)
+        after = visible(after)
         last = after[-1] if after else row
         state_ids = await self._state.state_ids(last.state_after) if last.state_after else {}
         if lazy_load_members:
@@ -236,11 +245,13 @@ class TimelineService:
             state_ids = {k: v for k, v in state_ids.items() if k[0] != "m.room.member" or k[1] in senders}
         state_rows = await self._events.get_events(list(state_ids.values()))
         first = before[-1] if before else row
+        erasure = not as_admin
         return {
-            "event": (await self._format.format_events([row], snap.version, requester))[0],
-            "events_before": await self._format.format_events(before, snap.version, requester),
-            "events_after": await self._format.format_events(after, snap.version, requester),
-            "state": await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False),
+            "event": (await self._format.format_events([row], snap.version, requester, erasure=erasure))[0],
+            "events_before": await self._format.format_events(before, snap.version, requester, erasure=erasure),
+            "events_after": await self._format.format_events(after, snap.version, requester, erasure=erasure),
+            "state": await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False,
+                                                      erasure=erasure),
             "start": topo_token(first.depth, first.stream_ordering),
             "end": topo_token(last.depth, last.stream_ordering),
         }

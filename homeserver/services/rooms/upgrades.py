@@ -18,13 +18,14 @@ and for any other local member when they join the replacement room.
 from __future__ import annotations
 
 import copy
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.core import power_levels
 from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.errors import Codes, MatrixError
-from homeserver.services.auth import Requester
+from homeserver.services.auth import AccountRestrictions, Requester
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.events import EventService
@@ -71,6 +72,11 @@ class RoomUpgradeService:
         # The tombstone decides: a user who may not send it may not upgrade (nothing is created).
         if power_levels.user_power_level(user_id, state) < power_levels.event_power_level("m.room.tombstone", "", state):
             raise MatrixError(403, Codes.FORBIDDEN, "You may not upgrade this room")
+        if await self._events.is_shadow_banned(user_id):
+            # As Synapse: nothing happens, the answer names a room that does not exist.
+            await AccountRestrictions.shadow_ban_delay()
+            return "!" + secrets.token_urlsafe(32) if version.auth.room_id_from_create_event \
+                else self._rooms.new_room_id()
 
         old_create = state[("m.room.create", "")].content
         creation: dict[str, Any] = {"predecessor": {"room_id": room_id}}

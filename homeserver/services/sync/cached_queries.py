@@ -44,6 +44,11 @@ class UserMemberships:
         self._generation = 0  # bumped by every membership change stored
         self._stored_upto = 0  # the highest position of a membership change stored
 
+    def forget_all(self) -> None:
+        """Drop every entry (membership rows were deleted behind the pipeline's back)."""
+        self._cache.clear()
+        self._generation += 1
+
     def stored(self, batch: PersistBatch) -> None:
         """EventService.on_stored: drop the users whose memberships changed."""
         for change in batch.memberships:
@@ -74,6 +79,11 @@ class CachedSyncQueries(SyncQueries):
         super().__init__(db)
         self._recent = recent
         self._memberships = memberships
+
+    def forget_room(self, room_id: str) -> None:
+        """A room's events or memberships were deleted (a purge): nothing held of them is right."""
+        self._recent.forget(room_id)
+        self._memberships.forget_all()
 
     async def memberships_at(self, user_id: str, position: int) -> dict[str, RoomMembershipAt]:
         return await self._memberships.at(user_id, position)

@@ -102,6 +102,11 @@ class RoomSyncBuilder:
             await self._bodies(requester, todo, f)
         return {w.room_id: w.body for w in works if w.body is not None}
 
+    def forget_room(self, room_id: str) -> None:
+        """Drop what devices were sent of a room whose history was purged or that was deleted."""
+        for per_room in self._sent_members.values():
+            per_room.pop(room_id, None)
+
     @staticmethod
     def quiet_room(window: RoomWindow) -> dict[str, Any]:
         """A joined room with nothing new in its timeline (only ephemeral or account data)."""
@@ -296,7 +301,9 @@ class RoomSyncBuilder:
                           *, bundle: bool = True) -> list[dict[str, Any]]:
         if f.event_format == "federation":
             # The PDU as peers see it, with its ID (room versions 3+ carry none), as Synapse gives it.
-            events = [{**(redact(r.pdu, version) if r.redacted_by else r.pdu), "event_id": r.event_id} for r in rows]
+            erased = await self._format.erased_for(rows, requester)
+            events = [{**(redact(r.pdu, version) if r.redacted_by or r.event_id in erased else r.pdu),
+                       "event_id": r.event_id} for r in rows]
         else:
             events = await self._format.format_events(rows, version, requester, bundle=bundle)
         if f.event_fields is not None:

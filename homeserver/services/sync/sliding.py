@@ -29,9 +29,9 @@ from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.sliding_extensions import ExtensionPositions, SlidingExtensions, Window
+from homeserver.services.sync.sliding_filters import FilterFacts, gather_facts, passes
 from homeserver.services.sync.sliding_request import (
     UNKNOWN_POS,
-    ListFilters,
     Pos,
     RoomConfig,
     SlidingList,
@@ -187,10 +187,9 @@ class SlidingSyncService:
 
         listed = sorted((r for r in rooms.values() if _listed(r, user_id, previous, ignored)),
                         key=lambda r: (-r.last_activity, r.room_id))
-        kinds: dict[str, tuple[bool, str | None]] = {}
-        if any(lst.filters.needs_room_kinds for lst in request.lists.values()):
-            kinds = await self._queries.room_kinds([r.room_id for r in listed])
-        lists_out, list_rooms, configs = _cut_lists(request.lists, listed, dm_rooms, kinds)
+        facts = await gather_facts(self._queries, self._account_data, user_id,
+                                   (lst.filters for lst in request.lists.values()), listed, rooms, dm_rooms)
+        lists_out, list_rooms, configs = _cut_lists(request.lists, listed, facts)
         # Subscriptions: any room the user is or was in, or is invited to (others are ignored).
         subscribed = [r for r in request.subscriptions if r in rooms and not _hidden_invite(rooms[r], ignored)]
         for room_id in subscribed:
@@ -278,8 +277,7 @@ class SlidingSyncService:
                                                                               total["highlight_count"])
 
 
-def _cut_lists(lists: dict[str, SlidingList], listed: list[SlidingRoomRow], dm_rooms: set[str],
-               kinds: dict[str, tuple[bool, str | None]]
+def _cut_lists(lists: dict[str, SlidingList], listed: list[SlidingRoomRow], facts: FilterFacts
                ) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, RoomConfig]]:
     """Each list: the user's rooms (newest activity first) that pass its filters, cut to its
     ranges. Returns the `lists` response, each list's rooms in range, and each such room's
@@ -288,7 +286,7 @@ def _cut_lists(lists: dict[str, SlidingList], listed: list[SlidingRoomRow], dm_r
     list_rooms: dict[str, list[str]] = {}
     configs: dict[str, RoomConfig] = {}
     for name, lst in lists.items():
-        matching = [r.room_id for r in listed if _passes(r, lst.filters, dm_rooms, kinds)]
+        matching = [r.room_id for r in listed if passes(r, lst.filters, facts)]
         ranges = lst.ranges if lst.ranges is not None else ((0, max(len(matching) - 1, 0)),)
         ops = [{"op": "SYNC", "range": [start, end], "room_ids": matching[start:end + 1]} for start, end in ranges]
         lists_out[name] = {"count": len(matching), "ops": ops}
@@ -312,20 +310,6 @@ def _listed(room: SlidingRoomRow, user_id: str, previous: ConnectionState, ignor
 def _hidden_invite(room: SlidingRoomRow, ignored: frozenset[str]) -> bool:
     # Spec (ignoring users): invites from ignored users are not shown.
     return room.membership == "invite" and room.sender in ignored
-
-
-def _passes(room: SlidingRoomRow, filters: ListFilters, dm_rooms: set[str],
-            kinds: dict[str, tuple[bool, str | None]]) -> bool:
-    if filters.is_dm is not None and (room.room_id in dm_rooms) != filters.is_dm:
-        return False
-    if filters.is_invite is not None and (room.membership == "invite") != filters.is_invite:
-        return False
-    encrypted, room_type = kinds.get(room.room_id, (False, None))
-    if filters.is_encrypted is not None and encrypted != filters.is_encrypted:
-        return False
-    if filters.room_types is not None and room_type not in filters.room_types:
-        return False
-    return room_type not in filters.not_room_types
 
 
 def _optional_str(body: dict[str, Any], key: str) -> str | None:

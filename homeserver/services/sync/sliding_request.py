@@ -171,12 +171,16 @@ class RoomConfig:
 
 @dataclass(frozen=True)
 class ListFilters:
-    """Every set field must hold (AND). `spaces` and `tags` are not supported (ignored)."""
+    """Every set field must hold (AND); within a list-valued field any entry may match (OR)."""
     is_dm: bool | None = None
     is_encrypted: bool | None = None
     is_invite: bool | None = None
     room_types: tuple[str | None, ...] | None = None
     not_room_types: tuple[str | None, ...] = ()
+    spaces: tuple[str, ...] | None = None  # children (m.space.child) of these joined spaces
+    tags: tuple[str, ...] | None = None  # rooms with any of these m.tag tags
+    not_tags: tuple[str, ...] = ()  # rooms with none of these
+    room_name_like: str | None = None  # case-insensitive substring of m.room.name
 
     @classmethod
     def from_json(cls, body: Any, where: str) -> ListFilters:
@@ -184,21 +188,34 @@ class ListFilters:
         invite = _optional_bool(body, "is_invite", where)
         if invite is None:
             invite = _optional_bool(body, "is_invited", where)
-        room_types = body.get("room_types")
-        not_room_types = body.get("not_room_types")
+
+        def strings(key: str, nullable_items: bool = False) -> tuple[Any, ...] | None:
+            value = body.get(key)
+            return None if value is None else tuple(_strings(value, f"{where}.{key}", nullable_items=nullable_items))
+
+        name_like = body.get("room_name_like")
+        if name_like is not None and not isinstance(name_like, str):
+            raise _bad(f"'{where}.room_name_like' must be a string")
         return cls(
             is_dm=_optional_bool(body, "is_dm", where),
             is_encrypted=_optional_bool(body, "is_encrypted", where),
             is_invite=invite,
-            room_types=None if room_types is None else tuple(
-                _strings(room_types, f"{where}.room_types", nullable_items=True)),
-            not_room_types=() if not_room_types is None else tuple(
-                _strings(not_room_types, f"{where}.not_room_types", nullable_items=True)),
+            room_types=strings("room_types", nullable_items=True),
+            not_room_types=strings("not_room_types", nullable_items=True) or (),
+            spaces=strings("spaces"),
+            tags=strings("tags"),
+            not_tags=strings("not_tags") or (),
+            room_name_like=name_like,
         )
 
     @property
     def needs_room_kinds(self) -> bool:
-        return self.is_encrypted is not None or self.room_types is not None or bool(self.not_room_types)
+        return (self.is_encrypted is not None or self.room_types is not None or bool(self.not_room_types)
+                or self.room_name_like is not None)
+
+    @property
+    def needs_tags(self) -> bool:
+        return self.tags is not None or bool(self.not_tags)
 
 
 @dataclass(frozen=True)
