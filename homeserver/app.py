@@ -32,6 +32,7 @@ from homeserver.api import admin_page, admin_page_moderation, health, pages
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
+from homeserver.memory import tune_malloc
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
 from homeserver.services.accounts.accounts import AccountService
@@ -113,6 +114,7 @@ from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
 from homeserver.services.rooms.profile_lookup import ProfileLookup
+from homeserver.services.rooms.recent import RecentEvents
 from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.retention import RetentionService
@@ -125,6 +127,7 @@ from homeserver.services.rooms.wakeups import RoomEventNotifications
 from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.cached_queries import CachedSyncQueries, UserMemberships
 from homeserver.services.sync.filters import FilterService
 from homeserver.services.sync.legacy_initial_sync import InitialSyncService
 from homeserver.services.sync.legacy_stream import EventStreamService
@@ -230,7 +233,13 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         limiter=rate_limiter, erased=erased_users,
     )
     messaging = MessagingService(events, stores.events, room_state, directory, membership, limiter=rate_limiter)
-    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users)
+    # The newest events of each room as the pipeline stored them: what woken /syncs read
+    # (with the users' memberships below, sync/cached_queries.py), and their bundled relations.
+    recent_events = RecentEvents(stream, stores.events, stores.relations, config.server_name,
+                                 config.caches.recent_events)
+    events.on_stored(recent_events.stored)
+    formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users,
+                               recent=recent_events)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
@@ -277,20 +286,23 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("restrictions", lambda m: restrictions.forget_cached())
     erased_users.replicate = lambda user_id: replication.publish({"k": "erased", "u": user_id})
     replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
-    room_sync = RoomSyncBuilder(stores.sync, stores.events, stores.state, room_state, formatter,
+    sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
+    events.on_stored(sync_memberships.stored)
+    sync_queries = CachedSyncQueries(db, recent_events, sync_memberships)
+    room_sync = RoomSyncBuilder(sync_queries, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
-    sync = SyncService(stores.sync, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
+    sync = SyncService(sync_queries, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
-    sync.unread_counts = notifications.unread_counts
+    sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
     sliding_sync = SlidingSyncService(
-        stores.sync, SlidingRoomBuilder(stores.sync, stores.events, stores.state, room_state, formatter, room_sync),
-        SlidingExtensions(stores.sync, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
+        sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),
+        SlidingExtensions(sync_queries, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
         stream, aux, typing, notifier, account_data, receipts, presence, sync, clock,
     )
-    event_stream = EventStreamService(stores.sync, stores.events, room_state, formatter, sync, notifier,
+    event_stream = EventStreamService(sync_queries, stores.events, room_state, formatter, sync, notifier,
                                       stores.account_data, receipts, typing, presence)
-    initial_sync = InitialSyncService(stores.sync, stores.events, stores.state, room_state, formatter, sync,
+    initial_sync = InitialSyncService(sync_queries, stores.events, stores.state, room_state, formatter, sync,
                                       directory, stores.account_data, receipts, presence)
     federation_edus = _federation_edus(config, stores, federation_sender, room_servers, typing, receipts, presence,
                                        to_device, device_lists, e2e_keys, remote_keys, federation_reads.check_acl)
@@ -314,7 +326,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
-                "access_tokens": auth.cache_stats},
+                "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
+                "sync_memberships": sync_memberships.cache_stats},
         appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
@@ -333,7 +346,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
     admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
         config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
-        directory, rooms, replication, admin_audit)
+        directory, rooms, replication, admin_audit, sync_queries)
     server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
                                          stores.server_notices, rooms, membership, events, stores.events, room_state,
                                          account_data, admin_audit, clock, config.server_name)
@@ -454,6 +467,7 @@ def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, eve
                  room_state: RoomStateCache, room_servers: SnapshotMemo[set[str]], room_sync: RoomSyncBuilder,
                  formatter: EventFormatter, timeline: TimelineService, membership: MembershipService,
                  directory: DirectoryService, rooms: RoomService, replication: Replication, audit: AdminAuditLog,
+                 sync_queries: CachedSyncQueries,
                  ) -> tuple[AdminRoomService, RoomDeletionService, PurgeHistoryService, RoomTaskRunner]:
     """The admin API's rooms: listing and moderating them, deleting them, purging history.
     What they change behind the event pipeline's back is dropped from every cache, in this
@@ -464,6 +478,7 @@ def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, eve
         room_servers.forget(room_id)
         room_state.events.forget_room(room_id)
         room_sync.forget_room(room_id)
+        sync_queries.forget_room(room_id)
 
     def drop_room_everywhere(room_id: str) -> None:
         drop_room(room_id)
@@ -668,6 +683,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 
 def run(config: Config) -> None:
     """The `chatgo run` process: serve until SIGINT or SIGTERM, then stop cleanly."""
+    tune_malloc()  # before the first worker thread: glibc sizes arenas as threads appear
 
     async def main() -> None:
         stop = asyncio.Event()

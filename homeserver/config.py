@@ -82,6 +82,8 @@ class AuthConfig:
     argon2_time_cost: int = 2
     argon2_memory_cost_kib: int = 19 * 1024
     argon2_parallelism: int = 1
+    # Password hashes (and checks) computed at once; each takes argon2_memory_cost_kib of memory.
+    argon2_max_concurrent: int = 2
     # Lifetime of an unfinished user-interactive auth session.
     ui_auth_session_lifetime_ms: int = 15 * 60 * 1000
 
@@ -325,6 +327,18 @@ class MediaConfig:
     url_preview_timeout_ms: int = 10_000
 
 
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CachesConfig:
+    """The ceiling of each in-memory cache, in (estimated) bytes of the Python objects it holds."""
+    # The newest events of each room and its membership changes: what woken /syncs read.
+    recent_events: int = 8 * MIB
+    # Each user's memberships (room -> membership), read by every /sync.
+    sync_memberships: int = 4 * MIB
+
+
 @dataclass(frozen=True)
 class DelayedEventsConfig:
     # Delayed events (MSC4140, used by Element Call for call membership): clients schedule an
@@ -489,6 +503,7 @@ class Config:
     appservice: AppServiceConfig = field(default_factory=AppServiceConfig)
     # None (no section): server notices are off.
     server_notices: ServerNoticesConfig | None = None
+    caches: CachesConfig = field(default_factory=CachesConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 
@@ -636,6 +651,11 @@ def _validate_federation(federation: FederationConfig) -> None:
 
 def _validate(config: Config) -> None:
     _validate_federation(config.federation)
+    for cache in dataclasses.fields(config.caches):
+        if getattr(config.caches, cache.name) < 0:
+            raise ConfigError(f"caches.{cache.name}: must not be negative")
+    if config.auth.argon2_max_concurrent < 1:
+        raise ConfigError("auth.argon2_max_concurrent: must be at least 1")
     _validate_rate_limits(config.rate_limiting)
     _validate_delayed_events(config.delayed_events)
     if config.registration.requires_captcha and not (config.registration.recaptcha_public_key

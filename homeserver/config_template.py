@@ -102,6 +102,9 @@ auth:
   argon2_time_cost: 2
   argon2_memory_cost_kib: 19456
   argon2_parallelism: 1
+  # Hashes (and password checks) computed at once: each holds argon2_memory_cost_kib of
+  # memory while it runs, so this bounds the memory a burst of logins or registrations takes.
+  argon2_max_concurrent: 2
   ui_auth_session_lifetime_ms: 900000
 
 login_via_existing_session:
@@ -259,6 +262,15 @@ delayed_events:
   max_event_delay_duration: null
   # How many delayed events one user may have scheduled at once.
   max_delayed_events_per_user: 100
+
+caches:
+  # The ceiling of each in-memory cache, in bytes (estimated: the Python objects it holds).
+  # Past it the least recently used entries are dropped and read again from the database
+  # when needed. /metrics shows each cache's bytes, entries, hits and misses.
+  # The newest events of each room and its membership changes, what woken /syncs read (8 MiB).
+  recent_events: 8388608
+  # Each user's memberships, read by every /sync (4 MiB).
+  sync_memberships: 4194304
 
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are

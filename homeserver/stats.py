@@ -44,19 +44,26 @@ class Latency:
 
 
 class CacheStats:
-    """Hits, misses and evictions of one in-memory cache, and its current size (read through
-    the callable the cache gives, only when scraped). The cache adds to the counters itself."""
+    """Hits, misses and evictions of one in-memory cache, its current size in entries and in
+    bytes (read through the callables the cache gives, only when scraped), and its ceiling in
+    bytes (0: none). The cache adds to the counters itself."""
 
-    __slots__ = ("hits", "misses", "evictions", "_size")
+    __slots__ = ("hits", "misses", "evictions", "_size", "_bytes", "max_bytes")
 
-    def __init__(self, size: Callable[[], int]) -> None:
+    def __init__(self, size: Callable[[], int], bytes_: Callable[[], int] | None = None, max_bytes: int = 0) -> None:
         self.hits = 0
         self.misses = 0
         self.evictions = 0
         self._size = size
+        self._bytes = bytes_
+        self.max_bytes = max_bytes
 
     def size(self) -> int:
         return self._size()
+
+    def bytes(self) -> int | None:
+        """The estimated bytes held; None for a cache that does not count them."""
+        return self._bytes() if self._bytes is not None else None
 
 
 @dataclass(slots=True)

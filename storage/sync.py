@@ -193,9 +193,11 @@ class SyncQueries:
         )
         return [SlidingRoomRow(**r) for r in rows]
 
-    async def recent_events_in_rooms(self, windows: list[tuple[str, int, int, int]]) -> dict[str, list[EventRow]]:
+    async def recent_events_in_rooms(self, windows: list[tuple[str, int, int, int]], *,
+                                     no_outliers: bool = False) -> dict[str, list[EventRow]]:
         """room -> up to `limit` newest timeline events in (after, upto], oldest first, for
-        (room_id, after, upto, limit) windows."""
+        (room_id, after, upto, limit) windows. `no_outliers`: as recent_events, without the
+        out-of-band events that carry a position."""
         if not windows:
             return {}
         room_ids, afters, uptos, limits = (list(column) for column in zip(*windows))
@@ -205,9 +207,9 @@ class SyncQueries:
                 CROSS JOIN LATERAL (
                     SELECT {_EVENT_COLUMNS} FROM events e
                     WHERE e.room_id = w.room_id AND e.stream_ordering > w.after AND e.stream_ordering <= w.upto
-                      AND e.rejected_reason IS NULL AND NOT e.soft_failed
+                      AND e.rejected_reason IS NULL AND NOT e.soft_failed AND (NOT e.outlier OR NOT $5)
                     ORDER BY e.stream_ordering DESC LIMIT w.lim) x""",
-            room_ids, afters, uptos, limits,
+            room_ids, afters, uptos, limits, no_outliers,
         )
         out: dict[str, list[EventRow]] = {}
         for r in rows:
@@ -235,6 +237,42 @@ class SyncQueries:
         out: dict[str, dict[tuple[str, str], str]] = {}
         for r in rows:
             out.setdefault(r["room_id"], {})[(r["type"], r["state_key"])] = r["event_id"]
+        return out
+
+    async def members_in_order_in_rooms(self, room_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """room -> members_in_order, for many rooms in one query."""
+        rows = await self._db.fetch(
+            """SELECT c.room_id, c.state_key, c.membership FROM current_state c JOIN events e ON e.event_id = c.event_id
+               WHERE c.room_id = ANY($1::text[]) AND c.type = 'm.room.member' ORDER BY e.stream_ordering""",
+            room_ids,
+        )
+        out: dict[str, list[tuple[str, str]]] = {room_id: [] for room_id in room_ids}
+        for r in rows:
+            out[r["room_id"]].append((r["state_key"], r["membership"]))
+        return out
+
+    async def visibility_inputs(self, room_ids: list[str], user_id: str
+                                ) -> dict[str, tuple[list[tuple[int, object]], list[tuple[int, str]]]]:
+        """room -> (history visibility changes as (position, content), the user's membership
+        changes as (position, membership)), each oldest first: TimelineQueries.state_changes
+        and memberships_of for many rooms in one query."""
+        rows = await self._db.fetch(
+            """SELECT room_id, stream_ordering, pdu->'content' AS content, NULL AS membership FROM events
+               WHERE room_id = ANY($1::text[]) AND type = 'm.room.history_visibility' AND state_key = ''
+                 AND stream_ordering IS NOT NULL AND rejected_reason IS NULL AND NOT soft_failed
+               UNION ALL
+               SELECT room_id, stream_ordering, NULL, membership FROM room_memberships
+               WHERE room_id = ANY($1::text[]) AND user_id = $2
+               ORDER BY stream_ordering""",
+            room_ids, user_id,
+        )
+        out: dict[str, tuple[list[tuple[int, object]], list[tuple[int, str]]]] = {r: ([], []) for r in room_ids}
+        for r in rows:
+            changes, memberships = out[r["room_id"]]
+            if r["membership"] is None:
+                changes.append((r["stream_ordering"], r["content"]))
+            else:
+                memberships.append((r["stream_ordering"], r["membership"]))
         return out
 
     async def member_counts(self, room_ids: list[str]) -> dict[str, tuple[int, int]]:

@@ -280,6 +280,40 @@ async def test_threads_have_their_own_counts(services, db, alice, bob, carol):
     assert c["notification_count"] == 0 and c["threads"][root]["notification_count"] == 1
 
 
+async def test_sync_counts_read_the_receipts_themselves_and_concurrent_syncs_share_one_query(
+        services, alice, bob, carol, monkeypatch):
+    room = await make_room(alice, bob, carol)
+    other = await make_room(bob, alice, carol)
+    root = await send(bob, room, text("root"))
+    reply = await send(bob, room, text("in thread", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}}))
+    await send(bob, room, text("after", **{"m.mentions": {"user_ids": [ALICE]}}))
+    await send(bob, other, text("elsewhere"))
+    receipts = [(root, {"thread_id": "main"}), (reply, {"thread_id": root}), (root, {}), (reply, {})]
+    for event_id, body in [(None, None), *receipts]:
+        if event_id is not None:
+            status, _ = await alice.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", body)
+            assert status == 200
+        expected = await services.notifications.unread_counts(
+            ALICE, [room, other], await services.receipts.read_upto(ALICE, [room, other]))
+        assert await services.notifications.sync_unread_counts(ALICE, [room, other]) == expected
+    # Syncs asking in the same turn of the event loop share one query.
+    queries = []
+    original = type(services.notifications._actions).counts_after_receipts
+
+    async def counted(store, pairs):
+        queries.append(pairs)
+        return await original(store, pairs)
+    monkeypatch.setattr(type(services.notifications._actions), "counts_after_receipts", counted)
+    mine, carols, again = await asyncio.gather(
+        services.notifications.sync_unread_counts(ALICE, [room]),
+        services.notifications.sync_unread_counts(CAROL, [room, other]),
+        services.notifications.sync_unread_counts(ALICE, [other]))
+    assert len(queries) == 1
+    assert mine[room] == expected[room] and again[other] == expected[other]
+    assert carols[room]["notification_count"] == 2 and carols[room]["threads"][root]["notification_count"] == 1
+    assert carols[other]["notification_count"] == 1
+
+
 async def test_invites_notify_the_invitee_and_redactions_clear(services, alice, bob, carol):
     room = await make_room(alice, bob)
     status, _ = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": CAROL})

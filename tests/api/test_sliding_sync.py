@@ -267,7 +267,7 @@ async def test_kicked_rooms_are_listed_and_the_later_msc_shapes_are_understood(a
 async def test_unread_counts_come_from_the_push_service(alice, bob, services):
     room = await shared_room(alice, bob)
 
-    async def counts(user_id, room_ids, read_upto):
+    async def counts(user_id, room_ids):
         return {r: {"notification_count": 3, "highlight_count": 1, "threads": {}} for r in room_ids}
 
     services.sync.unread_counts = counts
@@ -275,7 +275,8 @@ async def test_unread_counts_come_from_the_push_service(alice, bob, services):
     assert (body["rooms"][room]["notification_count"], body["rooms"][room]["highlight_count"]) == (3, 1)
 
     # Reading the room (on any device) changes its counts: the room comes again, counts only.
-    async def counts(user_id, room_ids, read_upto):
+    async def counts(user_id, room_ids):
+        read_upto = await services.receipts.read_upto(user_id, room_ids)
         return {r: {"notification_count": 0 if r in read_upto else 3, "highlight_count": 0, "threads": {}}
                 for r in room_ids}
 
@@ -293,7 +294,7 @@ async def test_thread_notifications_count_in_the_room(alice, bob, services):
     # without unread_thread_notifications).
     room = await shared_room(alice, bob)
 
-    async def counts(user_id, room_ids, read_upto):
+    async def counts(user_id, room_ids):
         return {r: {"notification_count": 1, "highlight_count": 0,
                     "threads": {"$root": {"notification_count": 2, "highlight_count": 1}}} for r in room_ids}
 

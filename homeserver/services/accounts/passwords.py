@@ -1,7 +1,9 @@
 """Password hashing with argon2id, off the event loop.
 
-Hashing costs tens of milliseconds of CPU by design; it runs in a worker thread so that one
-login does not stall every other request.
+Hashing costs tens of milliseconds of CPU and argon2_memory_cost_kib of memory (19 MiB by
+default) by design; it runs in a worker thread so that one login does not stall every other
+request, and at most `argon2_max_concurrent` run at once: a burst of registrations otherwise
+hashed in every worker thread side by side, and the process kept that memory long after.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ class PasswordHashing:
             memory_cost=config.argon2_memory_cost_kib,
             parallelism=config.argon2_parallelism,
         )
+        self._slots = asyncio.Semaphore(config.argon2_max_concurrent)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._slots:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         if not password_hash:
@@ -35,4 +39,5 @@ class PasswordHashing:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        async with self._slots:
+            return await asyncio.to_thread(check)

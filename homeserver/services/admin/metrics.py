@@ -129,12 +129,18 @@ class ServerMetrics:
         misses = CounterMetricFamily("chatgo_cache_misses", "Lookups a cache could not answer", labels=["cache"])
         evictions = CounterMetricFamily("chatgo_cache_evictions", "Entries a cache dropped to stay within its size",
                                         labels=["cache"])
+        held = GaugeMetricFamily("chatgo_cache_bytes", "Estimated bytes held by an in-memory cache", labels=["cache"])
+        ceiling = GaugeMetricFamily("chatgo_cache_max_bytes", "The configured ceiling of an in-memory cache, in bytes",
+                                    labels=["cache"])
         for name, stats in self._caches.items():
             size.add_metric([name], stats.size())
             hits.add_metric([name], stats.hits)
             misses.add_metric([name], stats.misses)
             evictions.add_metric([name], stats.evictions)
-        yield from (size, hits, misses, evictions)
+            if (in_bytes := stats.bytes()) is not None:
+                held.add_metric([name], in_bytes)
+                ceiling.add_metric([name], stats.max_bytes)
+        yield from (size, hits, misses, evictions, held, ceiling)
 
     def _federation(self) -> Iterator[Metric]:
         for direction, peer, traffic in (("received", "origin", self._federation_in),

@@ -452,7 +452,9 @@ class FederationIntake:
                                    outlier=True))
             self._rooms.events.put(event)
         if rows:
-            await self._store.persist(PersistBatch(room_id=room_id, events=rows))
+            batch = PersistBatch(room_id=room_id, events=rows)
+            await self._store.persist(batch)
+            self._events.stored(batch)
 
     async def _snapshot(self, room_id: str) -> RoomSnapshot:
         snap = await self._rooms.snapshot(room_id)

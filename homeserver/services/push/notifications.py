@@ -14,6 +14,8 @@ threaded read receipts). The receipts come from `read_upto_for`, injected by the
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypedDict
 
@@ -65,6 +67,9 @@ class NotificationService:
         self._rooms = rooms
         self._format = formatter
         self._read_upto_for = read_upto_for
+        # Requests of sync_unread_counts waiting for the next shared query, and its task.
+        self._waiting: list[tuple[str, list[str], asyncio.Future[dict[str, RoomUnreadCounts]]]] = []
+        self._counting: set[asyncio.Task[None]] = set()
 
     async def unread_counts(self, user_id: str, room_ids: Sequence[str],
                             read_upto: ReadUpto) -> dict[str, RoomUnreadCounts]:
@@ -87,6 +92,54 @@ class NotificationService:
                     room["threads"][row.thread_id] = {"notification_count": row.notifications,
                                                       "highlight_count": row.highlights}
         return found
+
+    async def sync_unread_counts(self, user_id: str, room_ids: Sequence[str]) -> dict[str, RoomUnreadCounts]:
+        """unread_counts after the user's own read receipts, for /sync. The requests made in
+        one turn of the event loop share one query: a message wakes every waiting /sync of its
+        room at once, and they all ask here together."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, RoomUnreadCounts]] = loop.create_future()
+        self._waiting.append((user_id, list(dict.fromkeys(room_ids)), future))
+        if len(self._waiting) == 1:
+            # After the callbacks already scheduled, so the other woken syncs get here first;
+            # in a context of its own (no caller's transaction).
+            loop.call_soon(self._start_counting, context=contextvars.Context())
+        return await future
+
+    def _start_counting(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._count_waiting())
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
+
+    async def _count_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        found: dict[str, dict[str, RoomUnreadCounts]] = {}
+        for user_id, rooms, _ in waiting:
+            for room_id in rooms:
+                found.setdefault(user_id, {})[room_id] = {"notification_count": 0, "highlight_count": 0, "threads": {}}
+        try:
+            pairs = list(dict.fromkeys((u, r) for u, rooms, _ in waiting for r in rooms))
+            rows = await self._actions.counts_after_receipts(pairs) if pairs else []
+        except BaseException as err:
+            for _, _, future in waiting:
+                if not future.done():
+                    future.set_exception(err)
+            if not isinstance(err, Exception):
+                raise
+            return
+        for user_id, row in rows:
+            room = found[user_id].get(row.room_id)
+            if room is None:
+                continue
+            if row.thread_id is None:
+                room["notification_count"], room["highlight_count"] = row.notifications, row.highlights
+            else:
+                room["threads"][row.thread_id] = {"notification_count": row.notifications,
+                                                  "highlight_count": row.highlights}
+        for user_id, rooms, future in waiting:
+            if not future.done():
+                # One map per user: two requests of one user share it (they asked the same).
+                future.set_result({r: found[user_id][r] for r in rooms})
 
     async def badge_count(self, user_id: str) -> int:
         """The unread notifications of all the user's joined rooms (push `counts.unread`)."""

@@ -14,6 +14,7 @@ summary (m.thread: latest_event, count, current_user_participated) and reference
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from homeserver.core.redaction import redact
@@ -22,27 +23,36 @@ from homeserver.core.visibility import VisibilityTimeline
 from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.erasure import ErasedUsers
+from homeserver.services.rooms.recent import RecentEvents
 from storage.events import EventRow, EventStore, TimelineQueries
 from storage.relations import RelationQueries
 
 
 class EventFormatter:
     def __init__(self, events: EventStore, queries: TimelineQueries, relations: RelationQueries, clock: Clock,
-                 erased: ErasedUsers) -> None:
+                 erased: ErasedUsers, recent: RecentEvents | None = None) -> None:
         self._erased = erased
         self._events = events
         self._queries = queries
         self._relations = relations
         self._clock = clock
+        # Recent events in memory: their redactions and relations need no query.
+        self._recent = recent
 
     # --- visibility -------------------------------------------------------------------------------
 
     async def visibility(self, room_id: str, user_id: str) -> VisibilityTimeline:
         changes = await self._queries.state_changes(room_id, "m.room.history_visibility")
         memberships = await self._queries.memberships_of(room_id, user_id)
+        return self.visibility_from(changes, [(m.stream_ordering, m.membership) for m in memberships])
+
+    @staticmethod
+    def visibility_from(changes: Sequence[tuple[int, Any]], memberships: Sequence[tuple[int, str]]) -> VisibilityTimeline:
+        """From the room's history_visibility changes, (position, content), and the user's
+        membership changes, (position, membership), each oldest first."""
         return VisibilityTimeline(
             [(pos, c.get("history_visibility") if isinstance(c, dict) else None) for pos, c in changes],
-            [(m.stream_ordering, m.membership) for m in memberships],
+            memberships,
         )
 
     @staticmethod
@@ -90,7 +100,12 @@ class EventFormatter:
         `erasure` false: a server admin reads erased users' events as they were (Synapse's
         admin /messages and /context)."""
         redaction_ids = [r.redacted_by for r in rows if r.redacted_by]
-        redactions = await self._events.get_events(redaction_ids) if redaction_ids else {}
+        redactions: dict[str, EventRow] = {}
+        if redaction_ids and self._recent is not None:
+            redactions = {i: found for i in redaction_ids if (found := self._recent.event(i)) is not None}
+        missing = [i for i in redaction_ids if i not in redactions]
+        if missing:
+            redactions.update(await self._events.get_events(missing))
         erased = await self.erased_for(rows, requester, visibility) if rows and erasure else set()
         now = self._clock.now_ms()
         out = [self._format(row, version, requester, now, redactions.get(row.redacted_by) if row.redacted_by else None,
@@ -132,7 +147,9 @@ class EventFormatter:
         if not live:
             return
         ids = [r.event_id for r in live]
-        related = await self._relations.relation_types(ids)
+        related = self._recent.relation_types(live) if self._recent is not None else None
+        if related is None:
+            related = await self._relations.relation_types(ids)
         if not related:
             return
         edited = {e for e, types in related.items() if "m.replace" in types}

@@ -122,6 +122,7 @@ class EventService:
         self._locked_writers = 0
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
+        self._stored: list[Callable[[PersistBatch], None]] = []
         # Events written and the time of each batch's writes (positions allocated to commit).
         self.persist_stats = PersistStats()
 
@@ -135,6 +136,18 @@ class EventService:
         a reader must find together with them (push actions and unread counts). It must not
         raise, and it holds back the stream while it runs: keep it short."""
         self._before_publish.append(listener)
+
+    def on_stored(self, listener: Callable[[PersistBatch], None]) -> None:
+        """Call `listener` with every batch of rows written (outliers and rejected events too)
+        as soon as it committed, before its positions become visible: for in-memory views of
+        what was stored (sync's recent events). Synchronous: it must not block or raise."""
+        self._stored.append(listener)
+
+    def stored(self, batch: PersistBatch) -> None:
+        """Tell the on_stored listeners of a committed batch (store() does; so does anyone who
+        writes events through the EventStore directly)."""
+        for listener in self._stored:
+            listener(batch)
 
     def room_lock(self, room_id: str) -> asyncio.Lock:
         lock = self._locks.get(room_id)
@@ -318,6 +331,7 @@ class EventService:
             raise
         self.persist_stats.events += len(batch.events)
         self.persist_stats.latency.observe(perf_counter() - start)
+        self.stored(batch)
         if after_persist is not None:
             try:
                 await after_persist()

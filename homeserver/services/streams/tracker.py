@@ -9,6 +9,10 @@ A position is known when this process wrote it (`start`/`finish`) or another pro
 announced it (`finish_remote`, over LISTEN/NOTIFY). A gap of unknown positions is waited for:
 another process may be writing them. A gap that stays unknown for `gap_timeout` seconds (a
 process died mid-write, a sequence skipped values) is passed, so a stream never stalls.
+
+`foreign_upto` is the highest position this process did not write itself (announced by
+another process, or passed as an unknown gap): what this process saw written up to a
+position is the whole stream only above it (in-memory views of recent changes rely on it).
 """
 
 from __future__ import annotations
@@ -33,12 +37,19 @@ class StreamTracker:
         self._monotonic = monotonic
         self._gap_since: tuple[int, float] | None = None  # (first missing position, when seen)
         self._gap_timer: asyncio.TimerHandle | None = None
+        self._foreign_upto = current
         # Called with the positions this process finished (replication announces them).
         self.on_local_finish: Callable[[list[int]], None] | None = None
 
     @property
     def current(self) -> int:
         return self._current
+
+    @property
+    def foreign_upto(self) -> int:
+        """The highest position known or passed that this process did not write (the start
+        position at first)."""
+        return self._foreign_upto
 
     def start(self, positions: list[int]) -> None:
         self._in_flight.update(positions)
@@ -53,6 +64,7 @@ class StreamTracker:
 
     def finish_remote(self, positions: list[int]) -> None:
         """Positions another process committed (or abandoned)."""
+        self._foreign_upto = max(self._foreign_upto, *positions) if positions else self._foreign_upto
         self._add_done(positions)
 
     def when_visible(self, position: int, callback: Callable[[], None]) -> None:
@@ -86,6 +98,7 @@ class StreamTracker:
                 break
             own = [p for p in self._in_flight if p < done[0]]
             self._current = (min(own) - 1) if own else done[0] - 1
+            self._foreign_upto = max(self._foreign_upto, self._current)
             self._gap_since = None
         while self._waiting and self._waiting[0][0] <= self._current:
             heapq.heappop(self._waiting)[2]()

@@ -10,16 +10,18 @@ not sent the same member event twice unless it asks for redundant members.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from homeserver.core.events import STRIPPED_STATE_TYPES
 from homeserver.core.filters import SyncFilter, only_fields
 from homeserver.core.redaction import redact
-from homeserver.core.room_versions import get_room_version
+from homeserver.core.room_versions import RoomVersion, get_room_version
+from homeserver.core.visibility import VisibilityTimeline
 from homeserver.services.auth import Requester
 from homeserver.services.rooms.event_format import EventFormatter
-from homeserver.services.rooms.state import RoomStateCache
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.rooms.timeline import topo_token
 from storage.events import EventRow, EventStore
 from storage.federation_rooms import FederationRoomStore
@@ -48,6 +50,28 @@ class RoomWindow:
         return RoomWindow(None, self.upto, True)
 
 
+@dataclass(eq=False)
+class _Work:
+    """One room of a response while it is built."""
+    room_id: str
+    window: RoomWindow
+    membership: RoomMembershipAt
+    version: RoomVersion
+    snap: RoomSnapshot | None
+    limit: int = 0
+    fetch: int = 0
+    # Joined all through the window: a member sees every event (no visibility to compute).
+    member_throughout: bool = False
+    visibility: VisibilityTimeline | None = None
+    rows: list[EventRow] = field(default_factory=list)
+    truncated: bool = False
+    limited: bool = False
+    start_group: int | None = None  # the snapshot before the timeline (fresh or gappy views)
+    since_group: int | None = None  # the snapshot at `since` (gappy incremental views)
+    state_rows: list[EventRow] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+
+
 class RoomSyncBuilder:
     def __init__(self, queries: SyncQueries, events: EventStore, state: StateStore, rooms: RoomStateCache,
                  formatter: EventFormatter, stripped: FederationRoomStore) -> None:
@@ -63,75 +87,20 @@ class RoomSyncBuilder:
     async def room(self, requester: Requester, room_id: str, window: RoomWindow, membership: RoomMembershipAt,
                    f: SyncFilter, ignored: frozenset[str]) -> dict[str, Any]:
         """A room's timeline in the window and the state the client lacks before it."""
-        snap = await self._rooms.snapshot(room_id)
-        version = snap.version if snap else get_room_version("12")
-        if membership.membership in ("leave", "ban"):
-            row = await self._events.get_event(membership.event_id)
-            if row is not None and row.outlier:
-                # An out-of-band membership (an invite rejected, a knock withdrawn, in a room we
-                # are not in): no timeline of the room is ours to show, the event itself is.
-                return {"timeline": {"events": await self._events_out([row], version, requester, f, bundle=False),
-                                     "limited": False, "prev_batch": topo_token(row.depth, row.stream_ordering)},
-                        "state": {"events": []}}
-        since = window.since
-        limit = min(f.timeline.limit if f.timeline.limit is not None else DEFAULT_TIMELINE_LIMIT, MAX_TIMELINE_LIMIT)
-        filtering = bool(ignored) or f.timeline.filters_events
-        fetch = max(limit * 2, 10) if filtering else limit  # room for what the filter drops
-        # A filter, or history the user may not see, may drop most events: page back (a few
-        # batches at most) until `limit` events pass, as Synapse does, so the timeline fills up.
-        rows, cut, more, upto = [], False, False, window.upto
-        member_throughout = since is not None and membership.membership == "join" and membership.stream_ordering <= since
-        visibility = None
-        # Current state events always show in the timeline, even from a stretch of history
-        # the user may not see (as Synapse does): clients take the room's state from them.
-        current_ids = set(snap.state.values()) if snap and not member_throughout else set()
-        for round_ in range(FILTER_ROUNDS):
-            batch = fetch if round_ == 0 else max(limit * 2, 10)
-            raw = await self._queries.recent_events(room_id, after=since or 0, upto=upto, limit=batch + 1)
-            more = len(raw) > batch
-            raw = raw[1:] if more else raw  # the extra oldest one only says there is more
-            if member_throughout:
-                visible = raw  # joined all through the window: a member sees every event
-            else:
-                visibility = visibility or await self._format.visibility(room_id, requester.user_id)
-                seen = {r.event_id for r in self._format.visible(raw, visibility, requester.user_id)}
-                visible = [r for r in raw if r.event_id in seen or r.event_id in current_ids]
-            cut = cut or len(visible) < len(raw)
-            rows = [r for r in visible if self._timeline_allows(r, f, ignored)] + rows
-            if not more or len(rows) >= limit or not raw:
-                break
-            upto = raw[0].stream_ordering - 1
-        truncated = more or len(rows) > limit  # older events the client may page back to
-        # A fresh view: history the user may not see is cut off, which also makes the
-        # timeline limited (there is more, just not for them).
-        limited = truncated or (since is None and cut)
-        rows = rows[-limit:] if limit else []
-        state_rows = await self._state_before(room_id, rows, since, window.upto, limited)
-        state_rows = [r for r in state_rows if f.state.matches(r.type, r.sender, r.pdu.get("content"))]
-        if f.state.lazy_load_members:
-            # A gappy incremental sync keeps every state change of the gap, members too (as
-            # Synapse does); lazy loading trims only the members that did not change.
-            gap = {r.event_id for r in state_rows} if since is not None else set()
-            if since is not None and rows:
-                state_rows += await self._members_of_senders(rows, state_rows)
-            state_rows = self._lazy_members(requester, room_id, rows, state_rows, f, since is None, gap)
-        timeline: dict[str, Any] = {"events": await self._events_out(rows, version, requester, f), "limited": limited}
-        if since is None and not truncated:
-            # The whole visible history fits: paging back starts from now (as in Synapse,
-            # whose clients expect /messages from prev_batch to return this timeline again).
-            timeline["prev_batch"] = f"s{window.upto}"
-        elif rows:
-            timeline["prev_batch"] = topo_token(rows[0].depth, rows[0].stream_ordering)
-        else:
-            timeline["prev_batch"] = f"s{since if since is not None else window.upto}"
-        out: dict[str, Any] = {
-            "timeline": timeline,
-            "state": {"events": await self._events_out(state_rows, version, requester, f, bundle=False)},
-        }
-        if membership.membership == "join" and (since is None or any(
-                r.type == "m.room.member" for r in (*rows, *state_rows))):
-            out["summary"] = await self._summary(room_id, requester.user_id)
-        return out
+        return (await self.rooms(requester, [(room_id, window, membership)], f, ignored))[room_id]
+
+    async def rooms(self, requester: Requester, wanted: Sequence[tuple[str, RoomWindow, RoomMembershipAt]],
+                    f: SyncFilter, ignored: frozenset[str]) -> dict[str, dict[str, Any]]:
+        """`room` for many rooms (each once), each kind of data read for all of them at once:
+        the timelines, the visibility inputs, the snapshots, the state events, the formatting
+        (redactions, relations) and the summaries are one query each, not one per room."""
+        works = [await self._work(requester, room_id, window, membership, f) for room_id, window, membership in wanted]
+        todo = [w for w in works if w.body is None]
+        if todo:
+            await self._timelines(requester, todo, f, ignored)
+            await self._states(requester, todo, f)
+            await self._bodies(requester, todo, f)
+        return {w.room_id: w.body for w in works if w.body is not None}
 
     def forget_room(self, room_id: str) -> None:
         """Drop what devices were sent of a room whose history was purged or that was deleted."""
@@ -165,6 +134,160 @@ class RoomSyncBuilder:
                              "sender": member.sender})
         return stripped
 
+    # --- the steps of `rooms` -----------------------------------------------------------------
+
+    async def _work(self, requester: Requester, room_id: str, window: RoomWindow, membership: RoomMembershipAt,
+                    f: SyncFilter) -> _Work:
+        snap = await self._rooms.snapshot(room_id)
+        work = _Work(room_id, window, membership, snap.version if snap else get_room_version("12"), snap)
+        if membership.membership in ("leave", "ban"):
+            row = await self._events.get_event(membership.event_id)
+            if row is not None and row.outlier:
+                # An out-of-band membership (an invite rejected, a knock withdrawn, in a room we
+                # are not in): no timeline of the room is ours to show, the event itself is.
+                events = await self._events_out([row], work.version, requester, f, bundle=False)
+                work.body = {"timeline": {"events": events, "limited": False,
+                                          "prev_batch": topo_token(row.depth, row.stream_ordering)},
+                             "state": {"events": []}}
+                return work
+        work.limit = min(f.timeline.limit if f.timeline.limit is not None else DEFAULT_TIMELINE_LIMIT,
+                         MAX_TIMELINE_LIMIT)
+        work.member_throughout = window.since is not None and membership.membership == "join" \
+            and membership.stream_ordering <= window.since
+        return work
+
+    async def _timelines(self, requester: Requester, works: list[_Work], f: SyncFilter,
+                         ignored: frozenset[str]) -> None:
+        """Each room's timeline: the first batch of every room in one read, the visibility
+        inputs of the rooms that need them in another; a filter or history the user may not
+        see may drop most events: then that room pages back (a few batches at most) until
+        `limit` events pass, as Synapse does, so the timeline fills up."""
+        filtering = bool(ignored) or f.timeline.filters_events
+        for work in works:
+            work.fetch = max(work.limit * 2, 10) if filtering else work.limit  # room for what the filter drops
+        first = await self._queries.recent_events_in_rooms(
+            [(w.room_id, w.window.since or 0, w.window.upto, w.fetch + 1) for w in works], no_outliers=True)
+        seeing = [w.room_id for w in works if not w.member_throughout]
+        inputs = await self._queries.visibility_inputs(seeing, requester.user_id) if seeing else {}
+        for work in works:
+            if not work.member_throughout:
+                work.visibility = self._format.visibility_from(*inputs[work.room_id])
+            await self._timeline(requester, work, first.get(work.room_id, []), f, ignored)
+
+    async def _timeline(self, requester: Requester, work: _Work, raw: list[EventRow], f: SyncFilter,
+                        ignored: frozenset[str]) -> None:
+        since, limit = work.window.since, work.limit
+        rows: list[EventRow] = []
+        cut, more, upto = False, False, work.window.upto
+        # Current state events always show in the timeline, even from a stretch of history
+        # the user may not see (as Synapse does): clients take the room's state from them.
+        current_ids = set(work.snap.state.values()) if work.snap and not work.member_throughout else set()
+        for round_ in range(FILTER_ROUNDS):
+            batch = work.fetch if round_ == 0 else max(limit * 2, 10)
+            if round_:
+                raw = await self._queries.recent_events(work.room_id, after=since or 0, upto=upto, limit=batch + 1)
+            more = len(raw) > batch
+            raw = raw[1:] if more else raw  # the extra oldest one only says there is more
+            if work.visibility is None:
+                visible = raw  # joined all through the window: a member sees every event
+            else:
+                seen = {r.event_id for r in self._format.visible(raw, work.visibility, requester.user_id)}
+                visible = [r for r in raw if r.event_id in seen or r.event_id in current_ids]
+            cut = cut or len(visible) < len(raw)
+            rows = [r for r in visible if self._timeline_allows(r, f, ignored)] + rows
+            if not more or len(rows) >= limit or not raw:
+                break
+            upto = raw[0].stream_ordering - 1
+        work.truncated = more or len(rows) > limit  # older events the client may page back to
+        # A fresh view: history the user may not see is cut off, which also makes the
+        # timeline limited (there is more, just not for them).
+        work.limited = work.truncated or (since is None and cut)
+        work.rows = rows[-limit:] if limit else []
+
+    async def _states(self, requester: Requester, works: list[_Work], f: SyncFilter) -> None:
+        """The state clients lack before each timeline: all of it for a fresh view; what
+        changed in the gap for a limited incremental timeline; nothing otherwise. Every
+        snapshot in one read, every state event in another."""
+        needing = [w for w in works if w.window.since is None or w.limited]
+        for work in needing:
+            if work.rows:
+                work.start_group = work.rows[0].state_before
+            else:
+                last = await self._queries.event_at_or_before(work.room_id, work.window.upto)
+                work.start_group = last.state_after if last else None
+            if work.window.since is not None:
+                at_since = await self._queries.event_at_or_before(work.room_id, work.window.since)
+                work.since_group = at_since.state_after if at_since else None
+        lazy = f.state.lazy_load_members
+        groups = {g for w in needing for g in (w.start_group, w.since_group) if g}
+        if lazy:  # the senders' member events are taken from the snapshot before the timeline
+            groups.update(w.rows[0].state_before for w in works
+                          if w.window.since is not None and w.rows and w.rows[0].state_before)
+        states = await self._state.state_ids_of_groups(sorted(groups)) if groups else {}
+        wanted: dict[str, list[str]] = {}
+        for work in needing:
+            start = states.get(work.start_group, {}) if work.start_group else {}
+            timeline_ids = {r.event_id for r in work.rows}
+            if work.window.since is None:
+                wanted[work.room_id] = [e for e in start.values() if e not in timeline_ids]
+            else:
+                old = states.get(work.since_group, {}) if work.since_group else {}
+                wanted[work.room_id] = [e for k, e in start.items() if old.get(k) != e and e not in timeline_ids]
+        found = await self._event_rows({e for ids in wanted.values() for e in ids})
+        for work in works:
+            rows = [found[e] for e in wanted.get(work.room_id, ()) if e in found]
+            work.state_rows = [r for r in rows if f.state.matches(r.type, r.sender, r.pdu.get("content"))]
+        if not lazy:
+            return
+        # A gappy incremental sync keeps every state change of the gap, members too (as
+        # Synapse does); lazy loading trims only the members that did not change.
+        senders: dict[str, list[str]] = {}
+        for work in works:
+            if work.window.since is not None and work.rows and work.rows[0].state_before:
+                start = states.get(work.rows[0].state_before, {})
+                have = {r.state_key for r in (*work.state_rows, *work.rows) if r.type == "m.room.member"}
+                missing = sorted({r.sender for r in work.rows} - have)
+                senders[work.room_id] = [start[("m.room.member", s)] for s in missing if ("m.room.member", s) in start]
+        members = await self._event_rows({e for ids in senders.values() for e in ids})
+        for work in works:
+            gap = {r.event_id for r in work.state_rows} if work.window.since is not None else set()
+            work.state_rows += [members[e] for e in senders.get(work.room_id, ()) if e in members]
+            work.state_rows = self._lazy_members(requester, work.room_id, work.rows, work.state_rows, f,
+                                                 work.window.since is None, gap)
+
+    async def _bodies(self, requester: Requester, works: list[_Work], f: SyncFilter) -> None:
+        """Format every room's events (per room version, all rooms at once) and add the
+        summaries, read for all the rooms that need one at once."""
+        by_version: dict[str, list[_Work]] = {}
+        for work in works:
+            by_version.setdefault(work.version.identifier, []).append(work)
+        timelines: dict[str, list[dict[str, Any]]] = {}
+        states: dict[str, list[dict[str, Any]]] = {}
+        for same in by_version.values():
+            version = same[0].version
+            for out, attribute, bundle in ((timelines, "rows", True), (states, "state_rows", False)):
+                events = iter(await self._events_out([r for w in same for r in getattr(w, attribute)], version,
+                                                     requester, f, bundle=bundle))
+                for work in same:
+                    out[work.room_id] = [next(events) for _ in getattr(work, attribute)]
+        summarised = [w.room_id for w in works if w.membership.membership == "join" and (
+            w.window.since is None or any(r.type == "m.room.member" for r in (*w.rows, *w.state_rows)))]
+        members = await self._queries.members_in_order_in_rooms(summarised) if summarised else {}
+        for work in works:
+            window, rows = work.window, work.rows
+            timeline: dict[str, Any] = {"events": timelines[work.room_id], "limited": work.limited}
+            if window.since is None and not work.truncated:
+                # The whole visible history fits: paging back starts from now (as in Synapse,
+                # whose clients expect /messages from prev_batch to return this timeline again).
+                timeline["prev_batch"] = f"s{window.upto}"
+            elif rows:
+                timeline["prev_batch"] = topo_token(rows[0].depth, rows[0].stream_ordering)
+            else:
+                timeline["prev_batch"] = f"s{window.since if window.since is not None else window.upto}"
+            work.body = {"timeline": timeline, "state": {"events": states[work.room_id]}}
+            if work.room_id in members:
+                work.body["summary"] = self._summary(work.snap, members[work.room_id], requester.user_id)
+
     # --- internals ---------------------------------------------------------------------------
 
     @staticmethod
@@ -187,38 +310,8 @@ class RoomSyncBuilder:
             events = [only_fields(e, f.event_fields) for e in events]
         return events
 
-    async def _state_before(self, room_id: str, rows: list[EventRow], since: int | None, upto: int,
-                            limited: bool) -> list[EventRow]:
-        """The state clients lack before the timeline: all of it for a fresh view; what
-        changed in the gap for a limited incremental timeline; nothing otherwise."""
-        if since is not None and not limited:
-            return []
-        if rows:
-            start_group = rows[0].state_before
-        else:
-            last = await self._queries.event_at_or_before(room_id, upto)
-            start_group = last.state_after if last else None
-        start = await self._state.state_ids(start_group) if start_group else {}
-        timeline_ids = {r.event_id for r in rows}
-        if since is None:
-            wanted = [e for e in start.values() if e not in timeline_ids]
-        else:
-            at_since = await self._queries.event_at_or_before(room_id, since)
-            old = await self._state.state_ids(at_since.state_after) if at_since and at_since.state_after else {}
-            wanted = [e for k, e in start.items() if old.get(k) != e and e not in timeline_ids]
-        found = await self._events.get_events(wanted)
-        return [found[e] for e in wanted if e in found]
-
-    async def _members_of_senders(self, rows: list[EventRow], state_rows: list[EventRow]) -> list[EventRow]:
-        """Member events (at the timeline's start) of senders the response does not carry yet."""
-        have = {r.state_key for r in (*state_rows, *rows) if r.type == "m.room.member"}
-        missing = {r.sender for r in rows} - have
-        if not missing or rows[0].state_before is None:
-            return []
-        start = await self._state.state_ids(rows[0].state_before)
-        ids = [start[("m.room.member", s)] for s in sorted(missing) if ("m.room.member", s) in start]
-        found = await self._events.get_events(ids)
-        return [found[i] for i in ids if i in found]
+    async def _event_rows(self, event_ids: set[str]) -> dict[str, EventRow]:
+        return await self._events.get_events(sorted(event_ids)) if event_ids else {}
 
     def _lazy_members(self, requester: Requester, room_id: str, rows: list[EventRow], state_rows: list[EventRow],
                       f: SyncFilter, fresh: bool, gap: set[str]) -> list[EventRow]:
@@ -241,12 +334,13 @@ class RoomSyncBuilder:
         sent.update(r.event_id for r in rows if r.type == "m.room.member")
         return kept
 
-    async def _summary(self, room_id: str, user_id: str) -> dict[str, Any]:
-        members = await self._queries.members_in_order(room_id)
+    @staticmethod
+    def _summary(snap: RoomSnapshot | None, members: list[tuple[str, str]], user_id: str) -> dict[str, Any]:
+        """m.joined_member_count, m.invited_member_count, and the heroes of a room with no
+        name or alias, from its members (oldest membership first)."""
         joined = [u for u, m in members if m == "join"]
         invited = [u for u, m in members if m == "invite"]
         summary: dict[str, Any] = {"m.joined_member_count": len(joined), "m.invited_member_count": len(invited)}
-        snap = await self._rooms.snapshot(room_id)
         named = snap is not None and (("m.room.name", "") in snap.state or ("m.room.canonical_alias", "") in snap.state)
         if not named:
             heroes = [u for u in joined + invited if u != user_id][:MAX_HEROES]

@@ -269,7 +269,7 @@ class SlidingSyncService:
         joined = [r for r in built if rooms[r].membership == "join"]
         counts: dict[str, Any] = {}
         if self._sync.unread_counts is not None and joined:
-            counts = await self._sync.unread_counts(user_id, joined, await self._receipts.read_upto(user_id, joined))
+            counts = await self._sync.unread_counts(user_id, joined)
         for room_id, room in built.items():
             found = counts.get(room_id)
             total = total_counts(found) if found is not None else {"notification_count": 0, "highlight_count": 0}

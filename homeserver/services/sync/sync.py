@@ -34,9 +34,10 @@ from storage.sync import RoomMembershipAt, SyncQueries
 
 MAX_TIMEOUT_MS = 5 * 60 * 1000
 SET_PRESENCE_VALUES = ("online", "offline", "unavailable")
-# (user_id, room_ids, read_upto) -> room -> {notification_count, highlight_count (main timeline),
-# threads: {root: counts}}; provided by the push service (NotificationService.unread_counts).
-UnreadCounts = Callable[[str, list[str], dict[str, dict[str | None, int]]], Awaitable[dict[str, Any]]]
+# (user_id, room_ids) -> room -> {notification_count, highlight_count (main timeline),
+# threads: {root: counts}}, past the user's read receipts; provided by the push service
+# (NotificationService.sync_unread_counts).
+UnreadCounts = Callable[[str, list[str]], Awaitable[dict[str, Any]]]
 PushRules = Callable[[str], Awaitable[dict[str, Any]]]
 
 
@@ -169,18 +170,18 @@ class SyncService:
             if active and since is not None else set()
         newly_joined: list[str] = []
         newly_left: list[str] = []
+        # The rooms to build, all at once below: (section, room_id, window, membership).
+        to_build: list[tuple[dict[str, Any], str, RoomWindow, RoomMembershipAt]] = []
         for room_id, membership in now.items():
             previous = before.get(room_id)
             changed = not _same(previous, membership)
             if membership.membership == "join":
                 if initial or changed:
-                    join[room_id] = await self._rooms.room(requester, room_id, window.fresh(), membership, f, ignored)
+                    to_build.append((join, room_id, window.fresh(), membership))
                     if changed and since is not None:
                         newly_joined.append(room_id)
-                        # A room joined since the last sync: its history is news (Synapse).
-                        join[room_id]["timeline"]["limited"] = True
                 elif room_id in with_news:
-                    join[room_id] = await self._rooms.room(requester, room_id, window, membership, f, ignored)
+                    to_build.append((join, room_id, window, membership))
                 elif room_id in typing or room_id in receipts or room_id in room_account_data:
                     join[room_id] = self._rooms.quiet_room(window)
             elif membership.membership in ("invite", "knock") and (since is None or changed):
@@ -198,10 +199,15 @@ class SyncService:
                 joined_between = previous.membership != "join" and "join" in own_changes.get(room_id, ())
                 departed = RoomWindow(since=None if joined_between else since.events,
                                       upto=membership.stream_ordering, full_state=joined_between)
-                leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
+                to_build.append((leave, room_id, departed, membership))
             elif membership.membership in ("leave", "ban") and since is None and f.include_leave:
                 departed = RoomWindow(since=None, upto=membership.stream_ordering, full_state=True)
-                leave[room_id] = await self._rooms.room(requester, room_id, departed, membership, f, ignored)
+                to_build.append((leave, room_id, departed, membership))
+        built = await self._rooms.rooms(requester, [(r, w, m) for _, r, w, m in to_build], f, ignored)
+        for section, room_id, _, _ in to_build:
+            section[room_id] = built[room_id]
+        for room_id in newly_joined:
+            join[room_id]["timeline"]["limited"] = True  # a room joined since the last sync: its history is news (Synapse)
 
         for room_id, room in join.items():
             ephemeral = [e for e in (typing.get(room_id), receipts.get(room_id)) if e is not None
@@ -273,9 +279,7 @@ class SyncService:
     async def _add_unread_counts(self, user_id: str, join: dict[str, Any], f: SyncFilter) -> None:
         if self.unread_counts is None or not join:
             return
-        room_ids = list(join)
-        read_upto = await self._receipts.read_upto(user_id, room_ids)
-        counts = await self.unread_counts(user_id, room_ids, read_upto)
+        counts = await self.unread_counts(user_id, list(join))
         threaded = f.timeline.unread_thread_notifications
         for room_id, room in join.items():
             found = counts.get(room_id)

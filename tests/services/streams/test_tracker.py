@@ -73,3 +73,29 @@ def test_local_finishes_are_reported_for_replication():
     tracker.finish([1])
     tracker.finish_remote([2])
     assert announced == [[1]] and tracker.current == 2
+
+
+def test_foreign_upto_follows_positions_this_process_did_not_write():
+    clock = FakeClock()
+    tracker = StreamTracker(10, gap_timeout=2.0, monotonic=clock)
+    assert tracker.foreign_upto == 10
+    tracker.start([11])
+    tracker.finish([11])
+    assert tracker.foreign_upto == 10  # our own write
+    tracker.finish_remote([13])
+    assert tracker.foreign_upto == 13  # another process's, visible or not yet
+    assert tracker.current == 11  # 12 is unknown
+    tracker.start([14])
+    tracker.finish([14])
+    clock.now = 3.0
+    tracker.start([15])
+    tracker.finish([15])  # 12 stayed unknown past the timeout: passed
+    assert tracker.current == 15
+    assert tracker.foreign_upto == 13
+    tracker.start([16, 18])
+    tracker.finish([16, 18])
+    clock.now = 6.0
+    tracker.start([19])
+    tracker.finish([19])  # 17, never announced, is passed as well: it counts as foreign
+    assert tracker.current == 19
+    assert tracker.foreign_upto == 17

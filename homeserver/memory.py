@@ -1,0 +1,51 @@
+"""Keeping the resident memory of `chatgo run` down: glibc's allocator, tuned at start.
+
+Two glibc defaults keep freed memory in the process for good:
+- every thread that meets contention gets its own malloc arena (up to 8 per core), and an
+  arena keeps what was freed in it; `M_ARENA_MAX` caps them (MALLOC_ARENA_MAX set in the
+  environment would come too late: glibc reads it at the first malloc, before Python runs);
+- a freed large block raises the mmap threshold to its size (up to 32 MiB), so the next
+  blocks that size come from the heap, which rarely shrinks: argon2id's 19 MiB per password
+  hash stayed resident once a few had run side by side. A fixed `M_MMAP_THRESHOLD` keeps
+  big blocks in their own mappings, given back to the kernel on free.
+No-ops where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+
+logger = logging.getLogger(__name__)
+
+# mallopt parameters (malloc.h).
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+
+ARENA_MAX = 2
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") else None
+
+
+def tune_malloc(*, arena_max: int = ARENA_MAX, mmap_threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Cap glibc's arenas and fix its mmap threshold; call before threads start. True when
+    applied."""
+    libc = _libc()
+    if libc is None:
+        return False
+    applied = libc.mallopt(M_ARENA_MAX, arena_max) == 1 and libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
+    if not applied:
+        logger.warning("could not tune glibc malloc (mallopt refused)")
+    return applied
+
