@@ -167,7 +167,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     erased_users = ErasedUsers(stores.accounts)
     auth = AuthService(db, stores.tokens, clock, config.auth, restrictions=restrictions, accounts=stores.accounts,
                        account_validity_ms=config.account_validity.period_ms, appservices=appservices,
-                       devices=stores.devices)
+                       devices=stores.devices, cache_bytes=config.caches.access_tokens)
     rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides,
                                is_exempt=appservices.exempt_from_rate_limits)
     # Identity servers, the CAS server and the captcha service: their own session, with
@@ -188,7 +188,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_audit = AdminAuditLog(stores.admin_audit, clock)
     registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
                                                    audit=admin_audit)
-    room_state = RoomStateCache(stores.room_heads, EventCache(stores.events))
+    room_state = RoomStateCache(stores.room_heads, EventCache(stores.events, config.caches.events),
+                                config.caches.room_snapshots)
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key,
                           restrictions=restrictions)
@@ -198,7 +199,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
-        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
+        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id), config.caches.room_servers)
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get, appservices=appservices,
                                  query_alias=appservice_lookups.query_alias if appservices else None,
@@ -252,7 +253,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     account_data = AccountDataService(stores.account_data, aux)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
     push_rules = PushRuleService(db, stores.push_rules, on_rules_changed=lambda user_id: _publish_push_rules(
-        push_rules, account_data, user_id))
+        push_rules, account_data, user_id), cache_bytes=config.caches.push_rules)
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
                                         receipts.read_upto)
     # Room upgrades: a user's tags, m.direct and room push rules follow them to the new room.
@@ -263,9 +264,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
     push_evaluator = PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                   config.server_name, account_data.ignored_users)
+                                   config.server_name, account_data.ignored_users,
+                                   room_cache_bytes=config.caches.push_room_state)
     events.before_publish(push_evaluator.on_persisted)
-    room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
+    room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state,
+                                                config.caches.room_wakeups)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
