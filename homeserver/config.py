@@ -351,6 +351,8 @@ class CachesConfig:
     recent_events: int = 8 * MIB
     # Each user's memberships (room -> membership), read by every /sync.
     sync_memberships: int = 4 * MIB
+    # Each user's unread notification counts per room, moved as push actions and receipts are written.
+    unread_counts: int = 4 * MIB
 
 
 @dataclass(frozen=True)

@@ -285,6 +285,8 @@ caches:
   recent_events: 8388608
   # Each user's memberships, read by every /sync (4 MiB).
   sync_memberships: 4194304
+  # Each user's unread notification counts per room, read by every /sync (4 MiB).
+  unread_counts: 4194304
 
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are

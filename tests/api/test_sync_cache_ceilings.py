@@ -8,9 +8,9 @@ from tests.api.test_sync_from_memory import send, shared_room, sync
 from tests.prometheus import scrape
 
 
-CEILINGS = {"recent_events": 6_000, "sync_memberships": 1_000, "events": 20_000, "room_snapshots": 6_000,
+CEILINGS = {"recent_events": 6_000, "sync_memberships": 1_000, "events": 8_000, "room_snapshots": 6_000,
             "room_servers": 500, "room_wakeups": 1_000, "push_room_state": 2_000, "push_rules": 40_000,
-            "access_tokens": 1_500}
+            "access_tokens": 1_500, "unread_counts": 1_200}
 
 
 @pytest.fixture
@@ -60,4 +60,5 @@ async def test_every_cache_stays_within_its_ceiling_under_load(client, services,
         assert metrics("chatgo_cache_bytes", cache=cache) <= ceiling, cache
         if metrics("chatgo_cache_evictions_total", cache=cache) > 0:
             evicted.add(cache)
-    assert {"events", "room_snapshots", "recent_events", "access_tokens", "push_rules"} <= evicted, evicted
+    assert {"events", "room_snapshots", "recent_events", "access_tokens", "push_rules", "unread_counts"} <= evicted, \
+        evicted

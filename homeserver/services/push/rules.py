@@ -47,6 +47,7 @@ from homeserver.core.push_rules import (
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.push.pushers import Notice, PusherService
+from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo
 from storage.database import Database
 from storage.push import (
@@ -286,12 +287,13 @@ class PushEvaluator:
     def __init__(self, rules: PushRuleService, rooms: RoomStateCache, actions: PushActionStore,
                  pushers: PusherService, clock: Clock, server_name: str,
                  ignored_users: Callable[[str], Awaitable[frozenset[str]]] | None = None, *,
-                 room_cache_bytes: int = ROOM_CACHE_BYTES) -> None:
+                 unread: UnreadCounts, room_cache_bytes: int = ROOM_CACHE_BYTES) -> None:
         self._rules = rules
         self._ignored_users = ignored_users
         self._rooms = rooms
         self._actions = actions
         self._pushers = pushers
+        self._unread = unread  # the unread counts kept in memory, moved by the actions stored
         self._clock = clock
         self._local_suffix = ":" + server_name
         self._room_state: SnapshotMemo[_RoomPushState | None] = SnapshotMemo(
@@ -346,9 +348,15 @@ class PushEvaluator:
                             sender_display_name=room.display_names.get(event.sender),
                             room_name=room.room_name, room_alias=room.room_alias,
                         ))
-        await self._actions.add(new)
+        with self._unread.changing():
+            await self._actions.add(new)
+            self._unread.added(new)
         if redacted:
-            await self._actions.delete_for_events(redacted)
+            with self._unread.changing():
+                await self._actions.delete_for_events(redacted)
+                for room_id, items in by_room.items():
+                    if any(event.type == "m.room.redaction" for event, _ in items):
+                        self._unread.forget_room(room_id)
         if notices:
             self._pushers.deliver(notices)
 
