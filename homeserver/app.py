@@ -102,6 +102,7 @@ from homeserver.services.media.url_previews import UrlPreviewService
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
 from homeserver.services.push.rules import PushEvaluator, PushRuleService
+from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
@@ -167,7 +168,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     erased_users = ErasedUsers(stores.accounts)
     auth = AuthService(db, stores.tokens, clock, config.auth, restrictions=restrictions, accounts=stores.accounts,
                        account_validity_ms=config.account_validity.period_ms, appservices=appservices,
-                       devices=stores.devices)
+                       devices=stores.devices, cache_bytes=config.caches.access_tokens)
     rate_limiter = RateLimiter(config.rate_limiting, db, stores.ratelimit_overrides,
                                is_exempt=appservices.exempt_from_rate_limits)
     # Identity servers, the CAS server and the captcha service: their own session, with
@@ -188,7 +189,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_audit = AdminAuditLog(stores.admin_audit, clock)
     registration_tokens = RegistrationTokenService(db, stores.registration_tokens, clock, limiter=rate_limiter,
                                                    audit=admin_audit)
-    room_state = RoomStateCache(stores.room_heads, EventCache(stores.events))
+    room_state = RoomStateCache(stores.room_heads, EventCache(stores.events, config.caches.events),
+                                config.caches.room_snapshots)
     stream = StreamTracker(stream_position)
     events = EventService(db, stores.events, room_state, stream, clock, config.server_name, signing_key,
                           restrictions=restrictions)
@@ -198,7 +200,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
-        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id))
+        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id), config.caches.room_servers)
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get, appservices=appservices,
                                  query_alias=appservice_lookups.query_alias if appservices else None,
@@ -252,9 +254,12 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     account_data = AccountDataService(stores.account_data, aux)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
     push_rules = PushRuleService(db, stores.push_rules, on_rules_changed=lambda user_id: _publish_push_rules(
-        push_rules, account_data, user_id))
+        push_rules, account_data, user_id), cache_bytes=config.caches.push_rules)
+    # Unread counts kept in memory, moved by push actions and receipts as they are written.
+    unread = UnreadCounts(stream, aux.tracker, config.caches.unread_counts)
+    receipts.read_moving = unread.read_moving
     notifications = NotificationService(stores.push_actions, stores.events, room_state, formatter,
-                                        receipts.read_upto)
+                                        receipts.read_upto, unread)
     # Room upgrades: a user's tags, m.direct and room push rules follow them to the new room.
     upgrades = RoomUpgradeService(rooms, events, room_state, stores.directory, clock)
     upgrades.on_user_moved(account_data.room_upgraded)
@@ -263,9 +268,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
     push_evaluator = PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                   config.server_name, account_data.ignored_users)
+                                   config.server_name, account_data.ignored_users, unread=unread,
+                                   room_cache_bytes=config.caches.push_room_state)
     events.before_publish(push_evaluator.on_persisted)
-    room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state)
+    room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state,
+                                                config.caches.room_wakeups)
     events.on_persisted(room_notifications.on_persisted)
     typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
@@ -327,7 +334,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
-                "sync_memberships": sync_memberships.cache_stats},
+                "sync_memberships": sync_memberships.cache_stats, "unread_counts": unread.cache_stats},
         appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
@@ -346,7 +353,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
     admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(
         config, db, stores, clock, events, room_state, room_servers, room_sync, formatter, timeline, membership,
-        directory, rooms, replication, admin_audit, sync_queries)
+        directory, rooms, replication, admin_audit, sync_queries, unread)
     server_notices = ServerNoticeService(db, config.server_notices, stores.accounts, stores.profiles,
                                          stores.server_notices, rooms, membership, events, stores.events, room_state,
                                          account_data, admin_audit, clock, config.server_name)
@@ -467,7 +474,7 @@ def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, eve
                  room_state: RoomStateCache, room_servers: SnapshotMemo[set[str]], room_sync: RoomSyncBuilder,
                  formatter: EventFormatter, timeline: TimelineService, membership: MembershipService,
                  directory: DirectoryService, rooms: RoomService, replication: Replication, audit: AdminAuditLog,
-                 sync_queries: CachedSyncQueries,
+                 sync_queries: CachedSyncQueries, unread: UnreadCounts,
                  ) -> tuple[AdminRoomService, RoomDeletionService, PurgeHistoryService, RoomTaskRunner]:
     """The admin API's rooms: listing and moderating them, deleting them, purging history.
     What they change behind the event pipeline's back is dropped from every cache, in this
@@ -479,6 +486,7 @@ def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, eve
         room_state.events.forget_room(room_id)
         room_sync.forget_room(room_id)
         sync_queries.forget_room(room_id)
+        unread.forget_room(room_id)
 
     def drop_room_everywhere(room_id: str) -> None:
         drop_room(room_id)

@@ -44,9 +44,11 @@ class ByteLRU(Generic[K, V]):
     overhead per entry); storing past the ceiling drops the least recently used entries. An
     entry larger than the whole ceiling is not kept at all."""
 
-    def __init__(self, max_bytes: int, size_of: Callable[[V], int]) -> None:
+    def __init__(self, max_bytes: int, size_of: Callable[[V], int],
+                 on_evict: Callable[[K, V], None] | None = None) -> None:
         self.max_bytes = max_bytes
         self._size_of = size_of
+        self._on_evict = on_evict  # told of entries dropped for room (not of pop or clear)
         self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self.bytes = 0
         self.stats = CacheStats(self.__len__, lambda: self.bytes, max_bytes)
@@ -85,9 +87,11 @@ class ByteLRU(Generic[K, V]):
         self._entries[key] = (value, size)
         self.bytes += size
         while self.bytes > self.max_bytes:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self.bytes -= dropped
+            dropped_key, (dropped, dropped_size) = self._entries.popitem(last=False)
+            self.bytes -= dropped_size
             self.stats.evictions += 1
+            if self._on_evict is not None:
+                self._on_evict(dropped_key, dropped)
 
     def pop(self, key: K) -> V | None:
         entry = self._entries.pop(key, None)

@@ -31,7 +31,9 @@ def generate_config(
     enable_registration: bool = False, database_url: str | None = None, dev_federation: bool = False,
     public_baseurl: str | None = None,
 ) -> Path:
-    """Write DIR/homeserver.yaml and a fresh signing key; refuse to overwrite a config."""
+    """Write DIR/homeserver.yaml, a fresh signing key and, for TLS listeners, a self-signed
+    certificate (so `chatgo run` need not make one: that would load `cryptography` into the
+    server for good); refuse to overwrite a config."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config_path = data_dir / CONFIG_NAME
     if config_path.exists():
@@ -45,6 +47,7 @@ def generate_config(
         shared_secret=secrets.token_urlsafe(32), public_baseurl=public_baseurl,
     ))
     config_path.chmod(0o600)  # it holds the registration shared secret
+    app.ensure_tls_files(load_config(config_path))
     return config_path
 
 

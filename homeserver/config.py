@@ -333,10 +333,26 @@ MIB = 1024 * 1024
 @dataclass(frozen=True)
 class CachesConfig:
     """The ceiling of each in-memory cache, in (estimated) bytes of the Python objects it holds."""
+    # Parsed events (auth checks, push rules and joins read the same state events again and again).
+    events: int = 16 * MIB
+    # Each room's current state (IDs) and forward extremities: what a send builds on.
+    room_snapshots: int = 16 * MIB
+    # The servers of each room (federation sends), per state snapshot.
+    room_servers: int = 2 * MIB
+    # Whom each room's events wake (its joined, invited and knocking members), per state snapshot.
+    room_wakeups: int = 4 * MIB
+    # What push rules need of each room (members, display names, power levels), per state snapshot.
+    push_room_state: int = 8 * MIB
+    # Each user's merged and compiled push rules.
+    push_rules: int = 8 * MIB
+    # Authenticated access tokens.
+    access_tokens: int = 4 * MIB
     # The newest events of each room and its membership changes: what woken /syncs read.
     recent_events: int = 8 * MIB
     # Each user's memberships (room -> membership), read by every /sync.
     sync_memberships: int = 4 * MIB
+    # Each user's unread notification counts per room, moved as push actions and receipts are written.
+    unread_counts: int = 4 * MIB
 
 
 @dataclass(frozen=True)

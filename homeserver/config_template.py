@@ -267,10 +267,26 @@ caches:
   # The ceiling of each in-memory cache, in bytes (estimated: the Python objects it holds).
   # Past it the least recently used entries are dropped and read again from the database
   # when needed. /metrics shows each cache's bytes, entries, hits and misses.
+  # Parsed events: auth checks, push rules and joins read the same state events (16 MiB).
+  events: 16777216
+  # Each room's current state and forward extremities, what a send builds on (16 MiB).
+  room_snapshots: 16777216
+  # The servers in each room, for federation (2 MiB).
+  room_servers: 2097152
+  # Whom each room's events wake: its joined, invited and knocking members (4 MiB).
+  room_wakeups: 4194304
+  # What push rules need of each room: members, display names, power levels (8 MiB).
+  push_room_state: 8388608
+  # Each user's merged and compiled push rules (8 MiB).
+  push_rules: 8388608
+  # Authenticated access tokens (4 MiB).
+  access_tokens: 4194304
   # The newest events of each room and its membership changes, what woken /syncs read (8 MiB).
   recent_events: 8388608
   # Each user's memberships, read by every /sync (4 MiB).
   sync_memberships: 4194304
+  # Each user's unread notification counts per room, read by every /sync (4 MiB).
+  unread_counts: 4194304
 
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are

@@ -49,3 +49,13 @@ def test_random_use_stays_within_the_ceiling_and_counts_its_bytes_exactly():
 def test_json_size_grows_with_the_value():
     assert json_size({"body": "x" * 1_000}) > json_size({"body": "x"}) > 0
     assert json_size(object()) == ENTRY_OVERHEAD
+
+
+def test_entries_dropped_for_room_are_told_to_on_evict_but_not_popped_ones():
+    dropped = []
+    cache: ByteLRU[str, str] = ByteLRU(700, len, on_evict=lambda k, v: dropped.append((k, v)))
+    cache.put("a", "x" * 100)
+    cache.put("b", "y" * 100)
+    cache.pop("b")
+    cache.put("c", "z" * 300)  # 300 + 500 > 700: a goes
+    assert dropped == [("a", "x" * 100)]

@@ -73,6 +73,9 @@ def test_generate_config_writes_config_and_signing_key(tmp_path):
     assert raw["listeners"][0]["port"] == client_port
     key = (tmp_path / "data" / "signing.key").read_text().split()
     assert key[0] == "ed25519" and key[1].startswith("a_") and len(key[2]) == 43
+    # The federation listener's self-signed certificate too: `chatgo run` need not make one.
+    assert (tmp_path / "data" / "tls.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert (tmp_path / "data" / "tls.key").exists()
     # It refuses to overwrite.
     again = chatgo("generate-config", "--server-name", "x", "--data-dir", str(tmp_path / "data"))
     assert again.returncode == 1 and "already exists" in again.stderr
@@ -131,6 +134,10 @@ def test_run_with_embedded_database_serves_and_stops_cleanly(own_tmp_path):
             with context.wrap_socket(raw, server_hostname="cli.test") as tls:
                 assert tls.version() in ("TLSv1.2", "TLSv1.3")
         assert (own_tmp_path / "data" / "tls.crt").exists()
+        # With its certificate made by generate-config, the server never loads `cryptography`.
+        maps = Path(f"/proc/{proc.pid}/maps")
+        if maps.exists():
+            assert "cryptography" not in maps.read_text()
     finally:
         out = stop(proc)
     assert f"listening on http://127.0.0.1:{client_port}" in out

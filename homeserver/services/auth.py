@@ -24,17 +24,21 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from homeserver.caching import ByteLRU
 from homeserver.config import AuthConfig
 from homeserver.core.appservices import AppService, AppServiceRegistry
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
-from homeserver.stats import CacheStats
 from storage.accounts import AccountStore, RestrictedUser
 from storage.database import Database
 from storage.devices import DeviceStore
 from storage.tokens import TokenStore
 
 _CACHE_LIMIT = 100_000
+# The ceiling of the token cache when the app gives none (config caches.access_tokens), and
+# what one cached token takes (its hash, the Requester, the index by user).
+TOKEN_CACHE_BYTES = 4 * 1024 * 1024
+CACHED_TOKEN_BYTES = 600
 # Synapse's errcode for an account past its validity period.
 EXPIRED_ACCOUNT = "ORG_MATRIX_EXPIRED_ACCOUNT"
 USER_SUSPENDED = "M_USER_SUSPENDED"
@@ -137,8 +141,10 @@ def hash_token(token: str) -> bytes:
 class AuthService:
     def __init__(self, db: Database, tokens: TokenStore, clock: Clock, config: AuthConfig, *,
                  restrictions: AccountRestrictions, accounts: AccountStore, account_validity_ms: int | None = None,
-                 appservices: AppServiceRegistry | None = None, devices: DeviceStore | None = None) -> None:
-        """`account_validity_ms`: how long accounts stay valid (None: they do not expire)."""
+                 appservices: AppServiceRegistry | None = None, devices: DeviceStore | None = None,
+                 cache_bytes: int = TOKEN_CACHE_BYTES) -> None:
+        """`account_validity_ms`: how long accounts stay valid (None: they do not expire).
+        `cache_bytes`: the ceiling of the cache of authenticated tokens (caches.access_tokens)."""
         self._db = db
         self.appservices = appservices or AppServiceRegistry()
         self._accounts = accounts
@@ -149,9 +155,10 @@ class AuthService:
         self._config = config
         self._restrictions = restrictions
         self._validity_ms = account_validity_ms
-        self._cache: dict[bytes, _Cached] = {}
+        self._cache: ByteLRU[bytes, _Cached] = ByteLRU(cache_bytes, lambda _: CACHED_TOKEN_BYTES,
+                                                       on_evict=self._evicted)
         self._cached_by_user: dict[str, set[bytes]] = {}
-        self.cache_stats = CacheStats(self._cache.__len__)
+        self.cache_stats = self._cache.stats
         # Set by the app: tell other processes to drop their cached tokens of a user.
         self.replicate: Callable[[str], None] | None = None
 
@@ -168,7 +175,6 @@ class AuthService:
         token_hash = hash_token(token)
         cached = self._cache.get(token_hash)
         if cached is None:
-            self.cache_stats.misses += 1
             row = await self._tokens.get_access_token(token_hash)
             if row is None or row.deactivated:
                 raise MatrixError(401, Codes.UNKNOWN_TOKEN, "Unrecognised access token", soft_logout=False)
@@ -183,8 +189,6 @@ class AuthService:
             requester = Requester(row.user_id, row.device_id, row.id, row.is_admin, row.is_guest)
             cached = _Cached(requester, row.valid_until_ts, row.token_owner, expiration)
             self._remember(token_hash, cached)
-        else:
-            self.cache_stats.hits += 1
         now = self._clock.now_ms()
         if cached.valid_until_ts is not None and cached.valid_until_ts <= now:
             # Expired tokens of refreshable sessions: the client should refresh, not log out.
@@ -297,14 +301,19 @@ class AuthService:
     def forget_cached(self, user_id: str) -> None:
         """Drop this process's cached tokens of the user (another process changed them)."""
         for token_hash in self._cached_by_user.pop(user_id, ()):
-            self._cache.pop(token_hash, None)
+            self._cache.pop(token_hash)
 
     def _remember(self, token_hash: bytes, cached: _Cached) -> None:
-        if len(self._cache) >= _CACHE_LIMIT:
-            self.cache_stats.evictions += len(self._cache)
-            self._cache.clear()
-            self._cached_by_user.clear()
-        self._cache[token_hash] = cached
         self._cached_by_user.setdefault(cached.requester.user_id, set()).add(token_hash)
         if cached.token_owner != cached.requester.user_id:  # revoking the admin's tokens ends it too
             self._cached_by_user.setdefault(cached.token_owner, set()).add(token_hash)
+        self._cache.put(token_hash, cached)
+
+    def _evicted(self, token_hash: bytes, cached: _Cached) -> None:
+        """A token dropped for room: out of its users' index too."""
+        for user_id in {cached.requester.user_id, cached.token_owner}:
+            hashes = self._cached_by_user.get(user_id)
+            if hashes is not None:
+                hashes.discard(token_hash)
+                if not hashes:
+                    del self._cached_by_user[user_id]

@@ -314,6 +314,33 @@ async def test_sync_counts_read_the_receipts_themselves_and_concurrent_syncs_sha
     assert carols[other]["notification_count"] == 1
 
 
+async def test_counts_kept_in_memory_follow_messages_threads_receipts_and_redactions(services, alice, bob, carol):
+    room = await make_room(alice, bob, carol)
+    notifications = services.notifications
+
+    async def check():
+        from_db = await notifications.unread_counts(ALICE, [room], await services.receipts.read_upto(ALICE, [room]))
+        assert await notifications.sync_unread_counts(ALICE, [room]) == from_db
+        return from_db[room]
+
+    await check()  # counted once: kept from here on
+    hits = notifications.unread.cache_stats.hits
+    root = await send(bob, room, text("root"))
+    reply = await send(bob, room, text("in thread", **{"m.relates_to": {"rel_type": "m.thread", "event_id": root}}))
+    await send(bob, room, text("ping", **{"m.mentions": {"user_ids": [ALICE]}}))
+    counts = await check()
+    assert (counts["notification_count"], counts["highlight_count"]) == (2, 1)
+    assert counts["threads"] == {root: {"notification_count": 1, "highlight_count": 0}}
+    assert notifications.unread.cache_stats.hits > hits  # moved by the new push actions, not counted again
+    for event_id, body in [(root, {"thread_id": "main"}), (reply, {"thread_id": root}), (reply, {})]:
+        assert (await alice.post(f"{V3}/rooms/{room}/receipt/m.read/{event_id}", body))[0] == 200
+        await check()
+    doomed = await send(bob, room, text("oops", **{"m.mentions": {"user_ids": [ALICE]}}))
+    assert (await check())["highlight_count"] == 2
+    assert (await bob.put(f"{V3}/rooms/{room}/redact/{doomed}/r1", {}))[0] == 200
+    assert (await check())["highlight_count"] == 1
+
+
 async def test_invites_notify_the_invitee_and_redactions_clear(services, alice, bob, carol):
     room = await make_room(alice, bob)
     status, _ = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": CAROL})

@@ -9,6 +9,7 @@ The fully-read marker is the room's `m.fully_read` account data.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from homeserver.core.ids import is_valid_event_id
@@ -36,6 +37,9 @@ class ReceiptService:
         self._clock = clock
         # Set by the app: the user's read position moved (phone badges follow, via pushers).
         self.on_read: Callable[[str], None] | None = None
+        # Set by the app: wraps each write of a user's read receipt in a room (the unread
+        # counts kept in memory must not be read from the database meanwhile).
+        self.read_moving: Callable[[str, str], AbstractContextManager[None]] = lambda _user, _room: nullcontext()
         self._receipt_listeners: list[Callable[[ReceiptRow], Awaitable[None]]] = []
 
     def on_receipt(self, listener: Callable[[ReceiptRow], Awaitable[None]]) -> None:
@@ -98,9 +102,10 @@ class ReceiptService:
             return False
         members = await self._events.members(room_id)
         wake = [u for u, m in members.items() if m == "join"] + [room_id]  # and peekers
-        async with self._aux.write(wake) as position:
-            return await self._store.put(room_id, "m.read", user_id, thread_id, event_id,
-                                         row.stream_ordering or 0, ts, position)
+        with self.read_moving(user_id, room_id):
+            async with self._aux.write(wake) as position:
+                return await self._store.put(room_id, "m.read", user_id, thread_id, event_id,
+                                             row.stream_ordering or 0, ts, position)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -109,9 +114,10 @@ class ReceiptService:
         members = await self._events.members(room_id)
         wake = [u for u, m in members.items() if m == "join"] + [room_id] if receipt_type == "m.read" else [user_id]
         ts = self._clock.now_ms()
-        async with self._aux.write(wake) as position:
-            moved = await self._store.put(room_id, receipt_type, user_id, thread_id, event_id,
-                                          row.stream_ordering or 0, ts, position)
+        with self.read_moving(user_id, room_id):
+            async with self._aux.write(wake) as position:
+                moved = await self._store.put(room_id, receipt_type, user_id, thread_id, event_id,
+                                              row.stream_ordering or 0, ts, position)
         if moved and self.on_read is not None:
             self.on_read(user_id)
         if moved:

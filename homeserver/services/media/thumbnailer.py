@@ -1,5 +1,8 @@
 """Making thumbnails with Pillow: blocking functions, called through `asyncio.to_thread`.
 
+Pillow is imported on the first image handled, not with the server (a few MB of resident
+memory that a server nobody uploads images to never needs).
+
 Only JPEG, PNG, GIF and WebP are decoded (every decoder is attack surface), and only after the
 image's size, read from its header, is within the pixel limit. Thumbnails never upscale
 (spec: "Thumbnails"): an image no larger than the thumbnail asked for is returned as it is.
@@ -10,8 +13,10 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageSequence
+if TYPE_CHECKING:
+    from PIL import Image
 
 # The decoders we let Pillow use, and the media type of each.
 DECODED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
@@ -23,15 +28,11 @@ ANIMATED_TYPE = "image/webp"
 # in multiples of the still-image limit) a static thumbnail is made instead.
 _ANIMATION_PIXEL_FACTOR = 4
 _EXIF_ORIENTATION = 0x0112
-_TRANSPOSE_FOR_ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
+# EXIF orientation -> the Image.Transpose (by name) that rights the image.
+_TRANSPOSE_FOR_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+                              6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+# Transposes that swap width and height.
+_SWAPPING = frozenset({"TRANSPOSE", "TRANSVERSE", "ROTATE_90", "ROTATE_270"})
 
 
 class NotAnImage(Exception):
@@ -62,8 +63,7 @@ def render_thumbnail(path: str, width: int, height: int, method: str, animated: 
         source_type = DECODED_FORMATS[image.format or ""]
         transpose = _orientation_transpose(image)
         src_w, src_h = image.size
-        if transpose in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE,
-                         Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+        if transpose is not None and transpose.name in _SWAPPING:
             src_w, src_h = src_h, src_w
         is_animated = bool(getattr(image, "is_animated", False))
         frames = int(getattr(image, "n_frames", 1))
@@ -91,6 +91,8 @@ def render_thumbnail(path: str, width: int, height: int, method: str, animated: 
 
 
 def _open(path: str, max_pixels: int) -> Image.Image:
+    from PIL import Image
+
     try:
         image = Image.open(path, formats=list(DECODED_FORMATS))
     except Image.DecompressionBombError as err:
@@ -109,7 +111,12 @@ def _orientation_transpose(image: Image.Image) -> Image.Transpose | None:
         orientation = image.getexif().get(_EXIF_ORIENTATION)
     except Exception:  # EXIF blocks are often malformed; the image is still usable
         return None
-    return _TRANSPOSE_FOR_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    name = _TRANSPOSE_FOR_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    if name is None:
+        return None
+    from PIL import Image
+
+    return Image.Transpose[name]
 
 
 def _scale_geometry(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
@@ -152,6 +159,8 @@ def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
         image = image.convert("RGBA" if _has_alpha(image) else "RGB")
     if image.size == size:
         return image
+    from PIL import Image
+
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
@@ -169,6 +178,8 @@ def _encode_still(image: Image.Image, media_type: str) -> bytes:
 
 
 def _encode_animation(image: Image.Image, transform: Callable[[Image.Image], Image.Image]) -> bytes:
+    from PIL import ImageSequence
+
     frames: list[Image.Image] = []
     durations: list[int] = []
     for frame in ImageSequence.Iterator(image):

@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
+from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.state import RoomStateCache
 from storage.events import EventStore
@@ -61,12 +62,13 @@ def total_counts(counts: RoomUnreadCounts) -> Counts:
 
 class NotificationService:
     def __init__(self, actions: PushActionStore, events: EventStore, rooms: RoomStateCache, formatter: EventFormatter,
-                 read_upto_for: ReadUptoFor) -> None:
+                 read_upto_for: ReadUptoFor, unread: UnreadCounts) -> None:
         self._actions = actions
         self._events = events
         self._rooms = rooms
         self._format = formatter
         self._read_upto_for = read_upto_for
+        self.unread = unread  # the counts kept in memory
         # Requests of sync_unread_counts waiting for the next shared query, and its task.
         self._waiting: list[tuple[str, list[str], asyncio.Future[dict[str, RoomUnreadCounts]]]] = []
         self._counting: set[asyncio.Task[None]] = set()
@@ -94,17 +96,29 @@ class NotificationService:
         return found
 
     async def sync_unread_counts(self, user_id: str, room_ids: Sequence[str]) -> dict[str, RoomUnreadCounts]:
-        """unread_counts after the user's own read receipts, for /sync. The requests made in
-        one turn of the event loop share one query: a message wakes every waiting /sync of its
-        room at once, and they all ask here together."""
+        """unread_counts after the user's own read receipts, for /sync: the counts kept in
+        memory (push/unread.py), the others read together. The requests made in one turn of
+        the event loop share one query: a message wakes every waiting /sync of its room at
+        once, and they all ask here together."""
+        found: dict[str, RoomUnreadCounts] = {}
+        missing = []
+        for room_id in dict.fromkeys(room_ids):
+            kept = self.unread.get(user_id, room_id)
+            if kept is None:
+                missing.append(room_id)
+            else:
+                found[room_id] = kept  # type: ignore[assignment]
+        if not missing:
+            return found
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, RoomUnreadCounts]] = loop.create_future()
-        self._waiting.append((user_id, list(dict.fromkeys(room_ids)), future))
+        self._waiting.append((user_id, missing, future))
         if len(self._waiting) == 1:
             # After the callbacks already scheduled, so the other woken syncs get here first;
             # in a context of its own (no caller's transaction).
             loop.call_soon(self._start_counting, context=contextvars.Context())
-        return await future
+        found.update(await future)
+        return found
 
     def _start_counting(self) -> None:
         task = asyncio.get_running_loop().create_task(self._count_waiting())
@@ -117,6 +131,7 @@ class NotificationService:
         for user_id, rooms, _ in waiting:
             for room_id in rooms:
                 found.setdefault(user_id, {})[room_id] = {"notification_count": 0, "highlight_count": 0, "threads": {}}
+        token = self.unread.token()
         try:
             pairs = list(dict.fromkeys((u, r) for u, rooms, _ in waiting for r in rooms))
             rows = await self._actions.counts_after_receipts(pairs) if pairs else []
@@ -136,6 +151,9 @@ class NotificationService:
             else:
                 room["threads"][row.thread_id] = {"notification_count": row.notifications,
                                                   "highlight_count": row.highlights}
+        for user_id, rooms in found.items():
+            for room_id, counts in rooms.items():
+                self.unread.keep(token, user_id, room_id, counts)
         for user_id, rooms, future in waiting:
             if not future.done():
                 # One map per user: two requests of one user share it (they asked the same).

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES, ByteLRU, json_size
 from homeserver.core import power_levels
 from homeserver.core.events import Event
 from homeserver.core.push_rules import (
@@ -47,15 +47,22 @@ from homeserver.core.push_rules import (
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.push.pushers import Notice, PusherService
+from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo
-from homeserver.stats import CacheStats
 from storage.database import Database
-from storage.push import DefaultRuleRow, PushAction, PushActionStore, PushRuleRow, PushRuleStore
+from storage.push import (
+    DefaultRuleRow,
+    PushAction,
+    PushActionStore,
+    PushRuleRow,
+    PushRuleStore,
+)
 
 logger = logging.getLogger(__name__)
 
-RULES_CACHE_SIZE = 50_000
-ROOM_CACHE_SIZE = 10_000
+# Ceilings of the two caches when the app gives none (config caches.push_rules, push_room_state).
+RULES_CACHE_BYTES = 8 * 1024 * 1024
+ROOM_CACHE_BYTES = 8 * 1024 * 1024
 # Spec (threaded read receipts): follow relations at most 3 hops to find a thread; the
 # event's own relation is the first.
 THREAD_HOPS = 3
@@ -69,12 +76,14 @@ class _Rules:
 
 class PushRuleService:
     def __init__(self, db: Database, rules: PushRuleStore,
-                 on_rules_changed: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 on_rules_changed: Callable[[str], Awaitable[None]] | None = None, *,
+                 cache_bytes: int = RULES_CACHE_BYTES) -> None:
         self._db = db
         self._rules = rules
         self._on_rules_changed = on_rules_changed
-        self._cache: OrderedDict[str, _Rules] = OrderedDict()
-        self.cache_stats = CacheStats(self._cache.__len__)
+        # The merged ruleset and its compiled form take about twice its JSON's estimate.
+        self._cache: ByteLRU[str, _Rules] = ByteLRU(cache_bytes, lambda entry: 2 * json_size(entry.merged))
+        self.cache_stats = self._cache.stats
         # Bumped by every change: a read that began before a change must not cache what it read.
         self._generation = 0
 
@@ -110,10 +119,7 @@ class PushRuleService:
             if entry is None:
                 missing.append(user_id)
             else:
-                self._cache.move_to_end(user_id)
                 found[user_id] = entry.compiled
-        self.cache_stats.hits += len(found)
-        self.cache_stats.misses += len(missing)
         if missing:
             generation = self._generation
             for user_id, (rows, defaults) in (await self._rules.rules_of_users(missing)).items():
@@ -214,17 +220,14 @@ class PushRuleService:
     def forget_cached(self, user_id: str) -> None:
         """Drop a user's cached ruleset (another process changed their rules)."""
         self._generation += 1
-        self._cache.pop(user_id, None)
+        self._cache.pop(user_id)
 
     # --- internals -------------------------------------------------------------------------------
 
     async def _get(self, user_id: str) -> _Rules:
         entry = self._cache.get(user_id)
         if entry is not None:
-            self.cache_stats.hits += 1
-            self._cache.move_to_end(user_id)
             return entry
-        self.cache_stats.misses += 1
         generation = self._generation
         rows, defaults = await self._rules.rules_of(user_id)
         return self._remember(user_id, rows, defaults, generation)
@@ -236,15 +239,12 @@ class PushRuleService:
         merged = merge_rules(user_id, user_rules, settings)
         entry = _Rules(merged, compile_ruleset(merged))
         if generation == self._generation:
-            self._cache[user_id] = entry
-            if len(self._cache) > RULES_CACHE_SIZE:
-                self._cache.popitem(last=False)
-                self.cache_stats.evictions += 1
+            self._cache.put(user_id, entry)
         return entry
 
     async def _changed(self, user_id: str) -> None:
         self._generation += 1
-        self._cache.pop(user_id, None)
+        self._cache.pop(user_id)
         if self._on_rules_changed is not None:
             await self._on_rules_changed(user_id)
 
@@ -274,19 +274,30 @@ class _RoomPushState:
     room_alias: str | None
 
 
+def _room_push_state_size(state: _RoomPushState | None) -> int:
+    """Estimated bytes: the members and their display names (the power state's events are
+    the event cache's, shared)."""
+    if state is None:
+        return 0
+    return ID_BYTES * (len(state.local_joined) + 2 * len(state.display_names)) \
+        + ENTRY_OVERHEAD * (len(state.power_state) + len(state.notification_levels) + 1)
+
+
 class PushEvaluator:
     def __init__(self, rules: PushRuleService, rooms: RoomStateCache, actions: PushActionStore,
                  pushers: PusherService, clock: Clock, server_name: str,
-                 ignored_users: Callable[[str], Awaitable[frozenset[str]]] | None = None) -> None:
+                 ignored_users: Callable[[str], Awaitable[frozenset[str]]] | None = None, *,
+                 unread: UnreadCounts, room_cache_bytes: int = ROOM_CACHE_BYTES) -> None:
         self._rules = rules
         self._ignored_users = ignored_users
         self._rooms = rooms
         self._actions = actions
         self._pushers = pushers
+        self._unread = unread  # the unread counts kept in memory, moved by the actions stored
         self._clock = clock
         self._local_suffix = ":" + server_name
-        self._room_state: SnapshotMemo[_RoomPushState | None] = SnapshotMemo(rooms, self._derive_room,
-                                                                             ROOM_CACHE_SIZE)
+        self._room_state: SnapshotMemo[_RoomPushState | None] = SnapshotMemo(
+            rooms, self._derive_room, room_cache_bytes, _room_push_state_size)
         self.cache_stats = self._room_state.cache_stats
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> None:
@@ -337,9 +348,15 @@ class PushEvaluator:
                             sender_display_name=room.display_names.get(event.sender),
                             room_name=room.room_name, room_alias=room.room_alias,
                         ))
-        await self._actions.add(new)
+        with self._unread.changing():
+            await self._actions.add(new)
+            self._unread.added(new)
         if redacted:
-            await self._actions.delete_for_events(redacted)
+            with self._unread.changing():
+                await self._actions.delete_for_events(redacted)
+                for room_id, items in by_room.items():
+                    if any(event.type == "m.room.redaction" for event, _ in items):
+                        self._unread.forget_room(room_id)
         if notices:
             self._pushers.deliver(notices)
 

@@ -255,7 +255,7 @@ class EventService:
         if event.state_key is not None:
             work.state[(event.type, event.state_key)] = event.event_id
         pending.events.append(event)
-        self._rooms.events.put(event)
+        self._remember(event)
         return event
 
     async def commit(
@@ -524,8 +524,16 @@ class EventService:
             pending.work = saved
             raise
         pending.events[-1] = event
-        self._rooms.events.put(event)
+        self._remember(event)
         return event
+
+    def _remember(self, event: Event) -> None:
+        """Keep a new event parsed in memory when it will be read again soon: a state event
+        (auth checks, push rules, joins read them), or any event of a room whose events
+        carry their prev_events' hashes (versions 1 and 2). Messages of the other rooms are
+        not: what reads them (sync) has the recent events, and they are most of a room."""
+        if event.state_key is not None or event.room_version.event_format is EventFormat.V1:
+            self._rooms.events.put(event)
 
     async def _shadow_banned_send(self, sender: str, event_type: str, content: dict[str, Any]) -> bool:
         """Whether this event of a shadow-banned sender must reach nobody: anything but their

@@ -13,19 +13,22 @@ whatever the announcements' timing, and rebuilt on a fresh snapshot (rooms/event
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sized
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES, ByteLRU, json_size
 from homeserver.core.events import Event, parse_pdu
 from homeserver.core.room_versions import RoomVersion, get_room_version
-from homeserver.stats import CacheStats
 from storage.events import EventRow, EventStore
 from storage.room_heads import RoomHeadQueries
 
-EVENT_CACHE_SIZE = 50_000
+# What an Event holds besides its PDU (the dataclass, the prev/auth tuples).
+EVENT_OVERHEAD = 400
+# A current-state entry: the (type, state_key) tuple and its strings, the event ID, the slot.
+STATE_ENTRY_BYTES = 300
+EXTREMITY_BYTES = 150
 
 
 @dataclass
@@ -42,25 +45,22 @@ class RoomSnapshot:
 
 
 class EventCache:
-    """event_id -> parsed Event, least recently used out first."""
+    """event_id -> parsed Event, at most `max_bytes` (estimated), least recently used out first."""
 
-    def __init__(self, events: EventStore, size: int = EVENT_CACHE_SIZE) -> None:
+    def __init__(self, events: EventStore, max_bytes: int) -> None:
         self._events = events
-        self._size = size
-        self._cache: OrderedDict[str, Event] = OrderedDict()
-        self.cache_stats = CacheStats(self._cache.__len__)
+        self._cache: ByteLRU[str, Event] = ByteLRU(max_bytes, event_size)
+        self.cache_stats = self._cache.stats
 
     def put(self, event: Event) -> None:
-        self._cache[event.event_id] = event
-        self._cache.move_to_end(event.event_id)
-        if len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-            self.cache_stats.evictions += 1
+        self._cache.put(event.event_id, event)
 
     def forget_room(self, room_id: str) -> None:
         """Drop the room's events (its history was purged)."""
-        for event_id in [e for e, event in self._cache.items() if event.room_id == room_id]:
-            del self._cache[event_id]
+        for event_id in self._cache:
+            event = self._cache.peek(event_id)
+            if event is not None and event.room_id == room_id:
+                self._cache.pop(event_id)
 
     async def get_many(self, event_ids: Iterable[str], version: RoomVersion) -> dict[str, Event]:
         found: dict[str, Event] = {}
@@ -71,9 +71,7 @@ class EventCache:
                 missing.append(event_id)
             else:
                 found[event_id] = event
-        self.cache_stats.hits += len(found)
         if missing:
-            self.cache_stats.misses += len(missing)
             for row in (await self._events.get_events(missing)).values():
                 event = event_from_row(row, version)
                 self.put(event)
@@ -81,45 +79,55 @@ class EventCache:
         return found
 
 
+def event_size(event: Event) -> int:
+    """Estimated bytes of a parsed event: its PDU, and the Event's own fields and tuples."""
+    return json_size(event.pdu) + EVENT_OVERHEAD
+
+
+def snapshot_size(snap: RoomSnapshot) -> int:
+    """Estimated bytes of a room's snapshot: a (type, state_key) -> event ID entry per state
+    event, an entry per forward extremity."""
+    return STATE_ENTRY_BYTES * len(snap.state) + EXTREMITY_BYTES * len(snap.extremities) + ENTRY_OVERHEAD
+
+
 def event_from_row(row: EventRow, version: RoomVersion) -> Event:
     return parse_pdu(row.pdu, version)
 
 
 class RoomStateCache:
-    def __init__(self, heads: RoomHeadQueries, event_cache: EventCache) -> None:
+    def __init__(self, heads: RoomHeadQueries, event_cache: EventCache, max_bytes: int) -> None:
         self._heads = heads
         self.events = event_cache
-        self._snapshots: dict[str, RoomSnapshot] = {}
-        self.cache_stats = CacheStats(self._snapshots.__len__)
+        # Least recently used out first, past `max_bytes`: a dropped room is loaded again.
+        self._snapshots: ByteLRU[str, RoomSnapshot] = ByteLRU(max_bytes, snapshot_size)
+        self.cache_stats = self._snapshots.stats
 
     async def snapshot(self, room_id: str) -> RoomSnapshot | None:
         """The room's snapshot, loaded on first use; None when the room is unknown here."""
         snap = self._snapshots.get(room_id)
         if snap is not None:
-            self.cache_stats.hits += 1
             return snap
-        self.cache_stats.misses += 1
         head = await self._heads.head_of(room_id)  # one statement: a consistent picture
         if head is None:
             return None
         snap = RoomSnapshot(room_id, get_room_version(head.room_version), head.state_group, head.chain_length,
                             head.state, head.extremities, head.version)
-        self._snapshots[room_id] = snap
+        self._snapshots.put(room_id, snap)
         return snap
 
     def cached(self, room_id: str) -> RoomSnapshot | None:
         """The room's snapshot if it is loaded (no database read)."""
-        return self._snapshots.get(room_id)
+        return self._snapshots.peek(room_id)
 
     def writer_lock(self, room_id: str) -> AbstractAsyncContextManager[None]:
         """The room's writer lock across processes, for a batch built and stored under it."""
         return self._heads.room_writer_lock(room_id)
 
     def put(self, snap: RoomSnapshot) -> None:
-        self._snapshots[snap.room_id] = snap
+        self._snapshots.put(snap.room_id, snap)
 
     def forget(self, room_id: str) -> None:
-        self._snapshots.pop(room_id, None)
+        self._snapshots.pop(room_id)
 
     async def state_events(self, snap: RoomSnapshot, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Event]:
         """The current state events at `keys` (those that exist)."""
@@ -129,8 +137,8 @@ class RoomStateCache:
 
 
 T = TypeVar("T")
-# Rooms whose derived values a SnapshotMemo keeps (least recently used out first).
-MEMO_ROOMS = 10_000
+# The ceiling of a SnapshotMemo created without one (its values: a few identifiers per room).
+DEFAULT_MEMO_BYTES = 2 * 1024 * 1024
 
 
 class SnapshotMemo(Generic[T]):
@@ -138,34 +146,33 @@ class SnapshotMemo(Generic[T]):
     the room stays on the same state snapshot. Any state event (a membership change among
     them) moves the room to a new snapshot, messages do not, and another process's write makes
     this one reload the snapshot: so a cached value is never older than the state it came from.
-    A room with no snapshot (unknown, or only out-of-band memberships) is derived every time."""
+    A room with no snapshot (unknown, or only out-of-band memberships) is derived every time.
+    At most `max_bytes` of values (`size_of` estimates one), least recently used out first."""
 
     def __init__(self, rooms: RoomStateCache, derive: Callable[[str, RoomSnapshot | None], Awaitable[T]],
-                 size: int = MEMO_ROOMS) -> None:
+                 max_bytes: int = DEFAULT_MEMO_BYTES, size_of: Callable[[T], int] | None = None) -> None:
         self._rooms = rooms
         self._derive = derive
-        self._size = size
-        self._values: OrderedDict[str, tuple[int, T]] = OrderedDict()
-        self.cache_stats = CacheStats(self._values.__len__)
+        measure = size_of or ids_size
+        self._values: ByteLRU[str, tuple[int, T]] = ByteLRU(max_bytes, lambda entry: measure(entry[1]))
+        self.cache_stats = self._values.stats
 
     async def get(self, room_id: str) -> T:
         snap = await self._rooms.snapshot(room_id)
         group = snap.state_group if snap is not None else None
-        cached = self._values.get(room_id)
-        if group is not None and cached is not None and cached[0] == group:
-            self.cache_stats.hits += 1
-            self._values.move_to_end(room_id)
+        cached = self._values.get(room_id) if group is not None else None
+        if cached is not None and cached[0] == group:
             return cached[1]
-        self.cache_stats.misses += 1
         value = await self._derive(room_id, snap)
         if group is not None:
-            self._values[room_id] = (group, value)
-            self._values.move_to_end(room_id)
-            if len(self._values) > self._size:
-                self._values.popitem(last=False)
-                self.cache_stats.evictions += 1
+            self._values.put(room_id, (group, value))
         return value
 
     def forget(self, room_id: str) -> None:
         """Drop a room's value: for state written behind the pipeline's back (tests)."""
-        self._values.pop(room_id, None)
+        self._values.pop(room_id)
+
+
+def ids_size(values: Any) -> int:
+    """Estimated bytes of a set or tuple of identifiers (user IDs, server names)."""
+    return ID_BYTES * len(values) if isinstance(values, Sized) else 0

@@ -20,12 +20,13 @@ class RoomEventNotifications:
     """Turns committed room events into wake-ups: the room's joined members, and the target
     of a membership event (an invitee is not a member yet)."""
 
-    def __init__(self, events: EventStore, notifier: Notifier, stream: StreamTracker, rooms: RoomStateCache) -> None:
+    def __init__(self, events: EventStore, notifier: Notifier, stream: StreamTracker, rooms: RoomStateCache,
+                 max_bytes: int) -> None:
         self._events = events
         self._notifier = notifier
         self._stream = stream
         # The room's joined, invited and knocking members, cached per state snapshot.
-        self._to_wake = SnapshotMemo(rooms, self._members_to_wake)
+        self._to_wake = SnapshotMemo(rooms, self._members_to_wake, max_bytes)
         self.cache_stats = self._to_wake.cache_stats
         # Set by the app: tell other processes (position, rooms, invitees and other targets).
         self.replicate: Callable[[int, list[str], list[str]], None] | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from homeserver.config import CachesConfig
 from homeserver.services.federation.remote_state import RemoteState
 from homeserver.services.rooms.state import EventCache, RoomStateCache
 from storage.database import Database
@@ -40,14 +41,16 @@ class Resolver:
         `cold` with an empty event cache each time (a server that has not seen the room's
         state events lately), `warm` with the cache of the previous resolution."""
         s = self._stores
-        snap = await RoomStateCache(s.room_heads, EventCache(s.events)).snapshot(room_id)
+        caches = CachesConfig()
+        snap = await RoomStateCache(s.room_heads, EventCache(s.events, caches.events),
+                                    caches.room_snapshots).snapshot(room_id)
         assert snap is not None, room_id
         current = dict(snap.state)
         fork = dict(current)
         fork[key] = older_event_id
         cold, warm, resolved = [], [], None
         for _ in range(repeats):
-            cache = EventCache(s.events)
+            cache = EventCache(s.events, caches.events)
             remote = RemoteState(s.state, s.graph, cache)
             t = time.perf_counter()
             resolved = await remote.resolve(room_id, snap.version, [current, fork])
