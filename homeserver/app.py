@@ -27,20 +27,20 @@ from federation.sender import FederationSender
 from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
-from homeserver.api import client as client_api
 from homeserver.api import admin_page, admin_page_moderation, health, pages
+from homeserver.api import client as client_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
-from homeserver.memory import tune_malloc
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
+from homeserver.memory import tune_malloc
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
-from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
@@ -54,15 +54,15 @@ from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
-from homeserver.services.admin.reports import ReportService
-from homeserver.services.admin.server_info import ServerInfoService
-from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
+from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
 from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.users import AdminUserService
@@ -95,13 +95,15 @@ from homeserver.services.federation.remote_state import RemoteState
 from homeserver.services.federation.server_keys import ServerKeyService
 from homeserver.services.federation.transactions import FederationTransactions
 from homeserver.services.graph import Services
+from homeserver.services.identity.third_party_invites import ThirdPartyInviteService
 from homeserver.services.media.remote import RemoteMediaFetcher
 from homeserver.services.media.repository import MediaService
 from homeserver.services.media.thumbnails import ThumbnailService
 from homeserver.services.media.url_previews import UrlPreviewService
+from homeserver.services.push.evaluator import PushEvaluator
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
-from homeserver.services.push.rules import PushEvaluator, PushRuleService
+from homeserver.services.push.rules import PushRuleService
 from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
@@ -120,8 +122,7 @@ from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
-from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
-from homeserver.services.identity.third_party_invites import ThirdPartyInviteService
+from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo, update_joined_servers
 from homeserver.services.rooms.timeline import TimelineService
 from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.rooms.wakeups import RoomEventNotifications
@@ -200,7 +201,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
-        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id), config.caches.room_servers)
+        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id), config.caches.room_servers,
+        update=update_joined_servers)
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get, appservices=appservices,
                                  query_alias=appservice_lookups.query_alias if appservices else None,
@@ -248,8 +250,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
                                      federation_client, limiter=rate_limiter, restrictions=restrictions)
     notifier = Notifier()
-    # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
-    # become visible, so a /sync that sees a new event sees its unread counts too.
+    # Push rules, counts and pushers. The evaluator takes each batch before its stream positions
+    # become visible and writes its push actions in the background; readers of the counts wait
+    # for them (push/unread.py), so a /sync that sees a new event sees its unread counts too.
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
     account_data = AccountDataService(stores.account_data, aux)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
@@ -271,6 +274,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                    config.server_name, account_data.ignored_users, unread=unread,
                                    room_cache_bytes=config.caches.push_room_state)
     events.before_publish(push_evaluator.on_persisted)
+    pushers.settle = unread.settled
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state,
                                                 config.caches.room_wakeups)
     events.on_persisted(room_notifications.on_persisted)
@@ -679,6 +683,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             for runner in runners:
                 await runner.cleanup()
             await services.room_tasks.stop()
+            await services.events.drain()  # push actions of the last events, then their announcement
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.delayed_events.stop()

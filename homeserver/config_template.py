@@ -277,7 +277,8 @@ caches:
   room_wakeups: 4194304
   # What push rules need of each room: members, display names, power levels (8 MiB).
   push_room_state: 8388608
-  # Each user's merged and compiled push rules (8 MiB).
+  # Each user's push rules: a few hundred bytes for one who kept the defaults, a few KB
+  # for one with rules of their own (8 MiB).
   push_rules: 8388608
   # Authenticated access tokens (4 MiB).
   access_tokens: 4194304
