@@ -185,23 +185,22 @@ class PushEvaluator:
                 if ignored:
                     ignoring[user_id] = ignored
         effects: dict[int, Effect] = {}
+        distinct = {id(t): t for t in templates.values()}
         done = 0
         for event, position in items:
             as_dict = event.pdu if "room_id" in event.pdu else {**event.pdu, "room_id": event.room_id}
             ctx = PushContext(len(room.joined), None, power_levels.user_power_level(event.sender, room.power_state),
                               room.notification_levels)
-            plans: dict[int, Plan] = {}
+            plans = {key: plan(template, as_dict, ctx) for key, template in distinct.items()}
+            if all(self._silent(p, effects) for p in plans.values()):
+                continue  # a member event, a reaction, an edit...: nobody is notified, no member walked
             thread = threads.get(event.event_id)
             sender_name = room.display_names.get(event.sender)
             for user_id in targets[event.event_id]:
                 # Nothing from a user they ignore (spec: ignoring users) reaches them.
                 if user_id in ignoring and event.sender in ignoring[user_id]:
                     continue
-                template = templates[user_id]
-                found = plans.get(id(template))
-                if found is None:
-                    found = plans[id(template)] = plan(template, as_dict, ctx)
-                actions = found.actions_for(room.local_members.get(user_id) or member(user_id, None))
+                actions = plans[id(templates[user_id])].actions_for(room.local_members.get(user_id) or member(user_id, None))
                 if actions is None:
                     continue
                 effect = effects.get(id(actions))
@@ -219,6 +218,18 @@ class PushEvaluator:
             if done >= MEMBERS_PER_SLICE:
                 done = 0
                 await asyncio.sleep(0)  # a room of thousands: let sends and syncs run meanwhile
+
+    @staticmethod
+    def _silent(found: Plan, effects: dict[int, Effect]) -> bool:
+        """Whether the plan notifies nobody, whoever the member."""
+        if found.candidates:
+            return False
+        if found.fallback is None:
+            return True
+        effect = effects.get(id(found.fallback))
+        if effect is None:
+            effect = effects[id(found.fallback)] = effect_of(found.fallback)
+        return not (effect.notify or effect.highlight)
 
     def _targets(self, event: Event, room: _RoomPushState) -> list[str]:
         """The local users whose rules apply: joined members but the sender (spec: "Server
