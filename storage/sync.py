@@ -49,7 +49,9 @@ _KEYED_STATE = """
 WITH RECURSIVE chain(root, id, prev, n) AS (
     SELECT id, id, prev_group, 0 FROM state_groups WHERE id = ANY($1::bigint[])
     UNION ALL
-    SELECT c.root, g.id, g.prev_group, c.n + 1 FROM state_groups g JOIN chain c ON g.id = c.prev
+    -- One index lookup per link (LIMIT 1 keeps the planner from a hash join over every group).
+    SELECT c.root, g.id, g.prev_group, c.n + 1 FROM chain c
+    CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev LIMIT 1) g
 )
 SELECT DISTINCT ON (chain.root, x.type, x.state_key) chain.root, x.type, x.state_key, x.event_id
 FROM chain CROSS JOIN LATERAL (
