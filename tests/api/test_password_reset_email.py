@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.ratelimits import assert_limited, limits
 from tests.api.test_email_threepids import FakeSmtp, validate
 
 V3 = "/_matrix/client/v3"
@@ -190,3 +191,25 @@ class TestWithoutEmail:
         status, body = await client.post(REQUEST_TOKEN, {"client_secret": "S", "email": "alice@example.org",
                                                          "send_attempt": 1})
         assert (status, body["errcode"]) == (400, "M_THREEPID_MEDIUM_NOT_SUPPORTED")
+
+
+class TestRateLimited:
+    """The reset mails count against rc_3pid_validation, as the other requestToken mails."""
+
+    @pytest.fixture
+    def config_overrides(self, smtp):
+        return {**limits({"rc_3pid_validation": {"per_second": 0.001, "burst_count": 2}}),
+                "public_baseurl": "https://hs.test.local/",
+                "email": {"enabled": True, "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
+                          "notif_from": "chat@test.local"}}
+
+    async def test_reset_mails_are_limited(self, client, services, smtp):
+        await client.register("alice", "old-pass-1")
+        await services.threepids.add_validated("@alice:test.local", "email", "alice@example.org", 0)
+        for attempt in (1, 2):
+            status, body = await client.post(REQUEST_TOKEN, {"client_secret": "S", "email": "alice@example.org",
+                                                             "send_attempt": attempt})
+            assert status == 200, body
+        await assert_limited(client, "POST", REQUEST_TOKEN,
+                             {"client_secret": "S", "email": "alice@example.org", "send_attempt": 3})
+        assert len(smtp.mails) == 2
