@@ -1,6 +1,6 @@
 """ChatGO and Synapse measured the same way in one sitting: hscompare on one PostgreSQL.
 
-    python -m tests.perf.compare_synapse [--rounds 2] [--out compare.jsonl] [hsbench options...]
+    python -m tests.perf.compare_synapse [--rounds 2] [--before REV] [--out compare.jsonl] [hsbench options...]
 
 Run by hand (not a pytest test; CI runs no benchmarks), from the checkout to measure, on a
 quiet machine: it takes 10-20 minutes with the defaults. Steps:
@@ -13,8 +13,11 @@ quiet machine: it takes 10-20 minutes with the defaults. Steps:
    `python -m tests.federation.synapse install`, plus psycopg2) on the same cluster, one
    process, plain-HTTP client listener, open registration without verification, every
    `rc_*` limit lifted, presence off (as ../shared/bench/README.md describes);
-4. `../shared/bench/hscompare.py synapse=... chatgo=... --rounds N` with both PIDs (RSS and
-   CPU sampled) and the postmaster's PID; its JSON goes to stdout and `--out`.
+4. with `--before REV`, a second ChatGO from that commit (a temporary git worktree) on its own
+   database, to measure before and after in the same sitting;
+5. `../shared/bench/hscompare.py synapse=... [before=...] chatgo=... --rounds N` with every
+   server's PID (RSS and CPU sampled) and the postmaster's PID; its JSON goes to stdout and
+   `--out`.
 
 Both servers keep their defaults otherwise; ChatGO's presence stays on (its default).
 """
@@ -43,12 +46,14 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = Path(os.environ.get("CHATGO_BENCH_DIR", ROOT.parent / "shared" / "bench"))
 CHATGO_PORT = 18808
 SYNAPSE_PORT = 18828
+BEFORE_PORT = 18818
 
 
 async def _make_databases(server_url: str) -> None:
     conn = await asyncpg.connect(server_url, database="postgres")
     try:
-        await conn.execute("CREATE DATABASE chatgo ENCODING 'UTF8' TEMPLATE template0")
+        for name in ("chatgo", "chatgo_before"):
+            await conn.execute(f"CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0")
         await conn.execute("CREATE DATABASE synapse ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
     finally:
         await conn.close()
@@ -68,19 +73,20 @@ def _wait_for(url: str, process: subprocess.Popen, what: str, timeout_s: float =
     raise SystemExit(f"{what} did not answer within {timeout_s:.0f} s")
 
 
-def _chatgo(work: Path, database_url: str) -> subprocess.Popen:
-    data = work / "chatgo"
-    subprocess.run([sys.executable, "-m", "homeserver", "generate-config", "--server-name", "chatgo.bench",
-                    "--data-dir", str(data), "--client-port", str(CHATGO_PORT), "--federation-port", "18848",
+def _chatgo(work: Path, database_url: str, checkout: Path = ROOT, name: str = "chatgo",
+            port: int = CHATGO_PORT) -> subprocess.Popen:
+    data = work / name
+    subprocess.run([sys.executable, "-m", "homeserver", "generate-config", "--server-name", f"{name}.bench",
+                    "--data-dir", str(data), "--client-port", str(port), "--federation-port", str(port + 40),
                     "--enable-registration", "--database-url", database_url],
-                   cwd=ROOT, check=True, capture_output=True)
+                   cwd=checkout, check=True, capture_output=True)
     path = data / "homeserver.yaml"
     config = yaml.safe_load(path.read_text())
     config["rate_limiting"] = {**(config.get("rate_limiting") or {}), "enabled": False}
     config["log_level"] = "WARNING"
     path.write_text(yaml.safe_dump(config))
-    log = open(work / "chatgo.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(path)], cwd=ROOT,
+    log = open(work / f"{name}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "homeserver", "run", "-c", str(path)], cwd=checkout,
                             stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -131,6 +137,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default="compare.jsonl")
+    parser.add_argument("--before", metavar="REV", help="also measure ChatGO at this commit")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args, hsbench_options = parser.parse_known_args()
 
@@ -149,13 +156,20 @@ def main() -> int:
         processes.append(chatgo)
         synapse = _synapse(work, python, server_url)
         processes.append(synapse)
+        targets = [f"synapse=http://127.0.0.1:{SYNAPSE_PORT}@{synapse.pid}"]
+        if args.before:
+            checkout = work / "before"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(checkout), args.before],
+                           check=True, capture_output=True)
+            before = _chatgo(work, cluster.url("chatgo_before"), checkout, "before", BEFORE_PORT)
+            processes.append(before)
+            _wait_for(f"http://127.0.0.1:{BEFORE_PORT}", before, f"ChatGO at {args.before}")
+            targets.append(f"before=http://127.0.0.1:{BEFORE_PORT}@{before.pid}")
+        targets.append(f"chatgo=http://127.0.0.1:{CHATGO_PORT}@{chatgo.pid}")
         _wait_for(f"http://127.0.0.1:{CHATGO_PORT}", chatgo, "ChatGO")
         _wait_for(f"http://127.0.0.1:{SYNAPSE_PORT}", synapse, "Synapse")
-        print(f"ChatGO pid {chatgo.pid}, Synapse pid {synapse.pid}, PostgreSQL pid {postmaster}; logs in {work}",
-              file=sys.stderr)
-        return subprocess.run([sys.executable, str(BENCH / "hscompare.py"),
-                               f"synapse=http://127.0.0.1:{SYNAPSE_PORT}@{synapse.pid}",
-                               f"chatgo=http://127.0.0.1:{CHATGO_PORT}@{chatgo.pid}",
+        print(f"servers {targets}, PostgreSQL pid {postmaster}; logs in {work}", file=sys.stderr)
+        return subprocess.run([sys.executable, str(BENCH / "hscompare.py"), *targets,
                                "--rounds", str(args.rounds), "--out", args.out, "--pg-pid", postmaster,
                                *hsbench_options]).returncode
     finally:
@@ -167,6 +181,9 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
         cluster.stop()
+        if args.before:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(work / "before")],
+                           capture_output=True)
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)])
 
