@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from tests.api.ratelimits import assert_limited, limits
-from tests.api.test_email_threepids import FakeSmtp, validate
+from tests.api.test_email_threepids import validate
+from tests.smtp import MailServer
 
 V3 = "/_matrix/client/v3"
 REQUEST_TOKEN = f"{V3}/account/password/email/requestToken"
@@ -16,7 +17,7 @@ REQUEST_TOKEN = f"{V3}/account/password/email/requestToken"
 
 @pytest.fixture
 async def smtp():
-    server = FakeSmtp()
+    server = MailServer()
     await server.start()
     yield server
     await server.stop()
