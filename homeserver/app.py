@@ -325,7 +325,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_client, stream, aux.tracker, clock, config.appservice)
     if appservices:
         events.on_persisted(appservice_sender.on_persisted)
-        typing.on_change(appservice_sender.typing_changed)
+        typing.on_any_change(appservice_sender.typing_changed)
     # /metrics: the figures the services keep, and every in-memory cache worth watching.
     metrics = ServerMetrics(
         db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,

@@ -303,3 +303,38 @@ async def test_hierarchy_pages_and_registration_nonces_work_across_processes(tmp
         assert status == 200 and body["user_id"].startswith("@scripted:"), body
         status, body = await call(http, "POST", f"{admin_a}/register", body=request)  # the nonce is spent
         assert status == 400 and body["error"] == "unrecognised nonce"
+
+
+async def test_typing_through_either_process_reaches_the_appservice(tmp_path, db_url):
+    """One process feeds an appservice (it holds the lease); typing through the other one
+    reaches the appservice too, replicated to the feeding process."""
+    from tests.api.appservices.conftest import FakeAppService, write_registration
+
+    bridge = FakeAppService("bridge", "hs-bridge")
+    await bridge.start()
+    registration = bridge.registration(receive_ephemeral=True)
+    registration["namespaces"]["users"] = [{"exclusive": False, "regex": "@.*"}]  # every user concerns it
+    path = write_registration(tmp_path / "bridge.yaml", registration)
+    config = {"rate_limiting": {"enabled": False}, "app_service_config_files": [str(path)],
+              "appservice": {"retry_min_interval_ms": 50, "retry_max_interval_ms": 200}}
+    try:
+        async with running_two(tmp_path, db_url, config) as (a, b), aiohttp.ClientSession() as http:
+            alice, bob = await register(http, a, "alice"), await register(http, b, "bob")
+            status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+            assert status == 200
+            room_id = room["room_id"]
+            assert (await call(http, "POST", f"{b}/rooms/{room_id}/join", bob, {}))[0] == 200
+
+            def typers() -> list[list[str]]:
+                return [e["content"]["user_ids"] for e in bridge.body_values("ephemeral")
+                        if e["type"] == "m.typing" and e.get("room_id") == room_id]
+
+            for base, token, user in ((a, alice, "@alice:cli.test"), (b, bob, "@bob:cli.test")):
+                status, _ = await call(http, "PUT", f"{base}/rooms/{room_id}/typing/{user}", token,
+                                       {"typing": True, "timeout": 30000})
+                assert status == 200
+                await bridge.wait_for(lambda user=user: any(user in ids for ids in typers()))
+                status, _ = await call(http, "PUT", f"{base}/rooms/{room_id}/typing/{user}", token, {"typing": False})
+                assert status == 200
+    finally:
+        await bridge.stop()
