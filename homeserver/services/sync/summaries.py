@@ -96,7 +96,11 @@ class MemberSummaries:
                     self._memo.put(room_id, (group, summary))
                 self._settle(room_id, group, summary=summary)
         for room_id, future in waits:
-            out[room_id] = await asyncio.shield(future)
+            try:
+                out[room_id] = await asyncio.shield(future)
+            except Exception:  # the sync reading it failed or was cancelled: read it here
+                members = await self._queries.members_in_order_in_rooms([room_id])
+                out[room_id] = MemberSummary.of(members.get(room_id, []))
         return out
 
     def _settle(self, room_id: str, group: int | None, *, summary: MemberSummary | None = None,

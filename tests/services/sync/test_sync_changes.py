@@ -54,3 +54,4 @@ def test_forgetting_raises_the_floor():
     changes.forget_all()  # rows deleted behind the pipeline's back
     assert changes.entities_changed_after(4, 100) is None
     assert changes.entities_changed_after(5, 100) == set()
+
