@@ -524,6 +524,26 @@ class EventStore:
             room_id, list(keep_event_ids), list(keep_members),
         )
 
+    async def state_groups_since(self, room_id: str, stream_ordering: int) -> set[int]:
+        """The snapshots (before and after) of the room's timeline events from a position on."""
+        rows = await self._db.fetch(
+            """SELECT DISTINCT g FROM events, LATERAL (VALUES (state_before), (state_after)) AS s(g)
+               WHERE room_id = $1 AND stream_ordering >= $2 AND g IS NOT NULL""", room_id, stream_ordering)
+        return {r["g"] for r in rows}
+
+    async def replace_state_groups(self, room_id: str, stream_ordering: int, replaced: dict[int, int]) -> None:
+        """Point the room's events from a position on at other snapshots (old group -> new):
+        a faster join's events move from their partial state to the full one."""
+        await self._db.execute(
+            """UPDATE events e SET state_before = COALESCE(b.new, e.state_before),
+                                   state_after = COALESCE(a.new, e.state_after)
+               FROM events x
+               LEFT JOIN unnest($3::bigint[], $4::bigint[]) AS b(old, new) ON b.old = x.state_before
+               LEFT JOIN unnest($3::bigint[], $4::bigint[]) AS a(old, new) ON a.old = x.state_after
+               WHERE e.event_id = x.event_id AND x.room_id = $1 AND x.stream_ordering >= $2
+                 AND (b.new IS NOT NULL OR a.new IS NOT NULL)""",
+            room_id, stream_ordering, list(replaced), list(replaced.values()))
+
 
 @dataclass(frozen=True, slots=True)
 class MembershipAt:

@@ -1,0 +1,177 @@
+"""The resync of a room joined with a partial state (faster joins, MSC3706/MSC3902; Synapse's
+"partial state" joins, whose behaviour this follows).
+
+Use case: a join whose send_join answer left the members out returns at once; this then asks
+the servers the answer named (the one that answered first), in turn, for the state at our
+join (/state_ids, then /state or /event for what we lack), stores it, makes the room's
+current state the full state overlaid with what changed since the join, and clears the
+partial flag, which wakes the readers waiting for every member. A server that fails is
+followed by the next; when all fail, the resync waits (doubling, up to 5 minutes) and tries
+again. Rooms still partial when the server starts resume their resync (`resume`).
+
+Invariants: the new current state is written in one batch under the room's lock; the flag is
+cleared only after that batch committed (a crash in between makes the next start redo an
+idempotent resync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from homeserver.services.federation.intake import FederationIntake, IntakeError
+from homeserver.services.federation.remote_state import StateIds, plan_group
+from homeserver.services.rooms.events import EventService, membership_row
+from homeserver.services.rooms.partial_state import PartialStateRooms
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
+from storage.events import EventStore, PersistBatch
+from storage.partial_state import PartialStateRoom
+from storage.state import StateStore
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_S = 1.0
+MAX_RETRY_S = 300.0
+
+
+class PartialStateResync:
+    def __init__(self, events: EventService, rooms: RoomStateCache, intake: FederationIntake, event_store: EventStore,
+                 state: StateStore, tracker: PartialStateRooms, server_name: str) -> None:
+        self._events = events
+        self._rooms = rooms
+        self._intake = intake
+        self._event_store = event_store
+        self._state = state
+        self._tracker = tracker
+        self._server_name = server_name
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, room_id: str) -> None:
+        """Resync `room_id` in the background (once: a resync under way is left to finish)."""
+        task = self._tasks.get(room_id)
+        if task is None or task.done():
+            self._tasks[room_id] = asyncio.create_task(self._run(room_id), name=f"partial-state resync {room_id}")
+
+    async def resume(self) -> int:
+        """At start-up: resync every room still partial. Returns how many."""
+        rooms = await self._tracker.rooms()
+        for row in rooms:
+            logger.info("resuming the partial-state resync of %s", row.room_id)
+            self.start(row.room_id)
+        return len(rooms)
+
+    async def stop(self) -> None:
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _run(self, room_id: str) -> None:
+        delay = FIRST_RETRY_S
+        while (row := await self._tracker.get(room_id)) is not None:
+            try:
+                if await self.resync(row):
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("the partial-state resync of %s failed", room_id)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_S)
+
+    async def resync(self, row: PartialStateRoom) -> bool:
+        """One round over the room's servers; returns whether the full state is in."""
+        for server in row.servers_in_room:
+            if server == self._server_name:
+                continue
+            try:
+                full_after_join = await self._intake.state_after(server, row.room_id, row.join_event_id)
+            except IntakeError as err:
+                logger.info("no full state of %s from %s: %s", row.room_id, server, err)
+                continue
+            if ("m.room.create", "") not in full_after_join:
+                logger.info("%s sent a state of %s without its create event", server, row.room_id)
+                continue
+            async with self._events.room_lock(row.room_id):
+                await self._apply(row, full_after_join)
+            await self._tracker.clear(row.room_id, row.join_event_id)
+            logger.info("the full state of %s is in (from %s, %d entries): partial-state flag cleared",
+                        row.room_id, server, len(full_after_join))
+            return True
+        return False
+
+    async def _apply(self, row: PartialStateRoom, full_after_join: StateIds) -> None:
+        """Every snapshot of the room from our join on (the events' states before and after,
+        and the current state) becomes its full version: the full state after our join,
+        overlaid with each entry that changed since (events received or sent while partial).
+        New snapshots, as deltas on the partial ones, and the events pointed at them, in one
+        transaction (as Synapse recomputes the state of its partial-state events)."""
+        snap = await self._rooms.snapshot(row.room_id)
+        join = await self._event_store.get_event(row.join_event_id)
+        if snap is None or join is None or join.stream_ordering is None or join.state_after is None:
+            return
+        partial_after_join = await self._state.state_ids(join.state_after)
+
+        def filled(partial: Mapping[tuple[str, str], str]) -> StateIds:
+            return {**full_after_join, **{k: v for k, v in partial.items() if partial_after_join.get(k) != v}}
+
+        join_key = (join.type, join.state_key or "")
+        groups = await self._event_store.state_groups_since(row.room_id, join.stream_ordering)
+        if snap.state_group is not None:
+            groups.add(snap.state_group)
+        plans: dict[int, tuple[StateIds, StateIds, int]] = {}  # old group -> (partial, full, its chain)
+        for group in sorted(groups):
+            if group == snap.state_group:
+                partial, chain = dict(snap.state), snap.chain_length
+            else:
+                partial, chain = await self._state.state_ids(group), await self._state.chain_length(group)
+            full = filled(partial)
+            if group == join.state_before:  # the state before our join lacks the join itself
+                full.pop(join_key, None)
+                full.update({join_key: partial[join_key]} if join_key in partial else {})
+            if full != partial:
+                plans[group] = (partial, full, chain)
+        if not plans:
+            return
+        current = plans[snap.state_group][1] if snap.state_group in plans else dict(snap.state)
+        changed = {k: v for k, v in current.items() if snap.state.get(k) != v}
+        version = snap.version
+        state_events = await self._rooms.events.get_many(changed.values(), version)
+        members = {k: state_events[v] for k, v in changed.items() if k[0] == "m.room.member" and v in state_events}
+        replaced: dict[int, int] = {}
+        new_snapshot: RoomSnapshot | None = None
+
+        def build(positions: list[int], group_ids: list[int]) -> tuple[PersistBatch, list]:
+            nonlocal new_snapshot
+            new_groups = []
+            current_group, current_chain = snap.state_group, snap.chain_length
+            for new_id, (old, (partial, full, chain)) in zip(group_ids, plans.items()):
+                group, new_chain = plan_group(new_id, full, old, partial, chain)
+                new_groups.append(group)
+                replaced[old] = group.id
+                if old == snap.state_group:
+                    current_group, current_chain = group.id, new_chain
+            batch = PersistBatch(
+                room_id=row.room_id,
+                events=[],
+                state_groups=new_groups,
+                current_state=_current_rows(changed, members),
+                # The members were there all along: they are recorded at our join's position.
+                memberships=[membership_row(e, join.stream_ordering) for e in members.values() if e.membership],
+                current_state_group=current_group if current_group != snap.state_group else None,
+            )
+            new_snapshot = RoomSnapshot(row.room_id, version, current_group, current_chain, current,
+                                        dict(snap.extremities))
+            return batch, []
+
+        async def repoint_events() -> None:
+            await self._event_store.replace_state_groups(row.room_id, join.stream_ordering, replaced)
+
+        await self._events.store(build, 0, len(plans), snapshot=lambda: new_snapshot, before_persist=repoint_events)
+
+
+def _current_rows(changed: StateIds, members: Mapping[tuple[str, str], object]) -> dict:
+    return {k: (v, getattr(members.get(k), "membership", None) if k[0] == "m.room.member" else None)
+            for k, v in changed.items()}

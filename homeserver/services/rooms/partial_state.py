@@ -1,0 +1,89 @@
+"""Rooms joined with a partial state (faster joins, MSC3706/MSC3902): which they are, the
+servers we were told are in them, and the wait for their full state.
+
+Use case: after a join whose send_join answer left the members out, the room works at once
+(send, read, sync) while federation/partial_state.py fetches the full state in the background.
+Readers that need every member (/members, /joined_members) wait here until it is in, as
+Synapse blocks them, but for a bounded time, then answer from what is known.
+
+Invariant: the in-memory view mirrors partial_state_rooms (loaded once, then changed only
+through `mark` and `clear`), so the hot paths (receiving events, choosing destinations) ask
+no query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from homeserver.services.clock import Clock
+from storage.partial_state import PartialStateRoom, PartialStateStore
+
+logger = logging.getLogger(__name__)
+
+# How long /members and /joined_members wait for the full state before answering from what
+# is known (Synapse waits without limit; a client request should not hang for ever).
+FULL_STATE_WAIT_S = 60.0
+
+
+class PartialStateRooms:
+    def __init__(self, store: PartialStateStore, clock: Clock, *, wait_s: float = FULL_STATE_WAIT_S) -> None:
+        self._store = store
+        self._clock = clock
+        self._wait_s = wait_s
+        self._rooms: dict[str, PartialStateRoom] | None = None
+        self._load_lock = asyncio.Lock()
+        self._done: dict[str, asyncio.Event] = {}
+
+    async def _all(self) -> dict[str, PartialStateRoom]:
+        if self._rooms is None:
+            async with self._load_lock:
+                if self._rooms is None:
+                    self._rooms = {r.room_id: r for r in await self._store.all()}
+        return self._rooms
+
+    async def rooms(self) -> list[PartialStateRoom]:
+        return list((await self._all()).values())
+
+    async def get(self, room_id: str) -> PartialStateRoom | None:
+        return (await self._all()).get(room_id)
+
+    async def is_partial(self, room_id: str) -> bool:
+        return room_id in await self._all()
+
+    async def servers_in_room(self, room_id: str) -> set[str]:
+        """The servers the resident server named at our join ({} once the state is full)."""
+        row = (await self._all()).get(room_id)
+        return set(row.servers_in_room) if row is not None else set()
+
+    async def mark(self, room_id: str, join_event_id: str, servers: Sequence[str]) -> PartialStateRoom:
+        """Record the room as partial; call inside the join's transaction."""
+        row = PartialStateRoom(room_id, join_event_id, tuple(servers), self._clock.now_ms())
+        await self._store.add(room_id, join_event_id, servers, row.started_ts)
+        return row
+
+    async def marked(self, row: PartialStateRoom) -> None:
+        """After the join's transaction committed: the in-memory view follows."""
+        (await self._all())[row.room_id] = row
+        self._done.setdefault(row.room_id, asyncio.Event()).clear()
+
+    async def clear(self, room_id: str, join_event_id: str) -> None:
+        """The full state is in: the flag goes and the waiters wake."""
+        await self._store.remove(room_id, join_event_id)
+        rooms = await self._all()
+        if (row := rooms.get(room_id)) is not None and row.join_event_id == join_event_id:
+            del rooms[room_id]
+        if (done := self._done.pop(room_id, None)) is not None:
+            done.set()
+
+    async def wait_for_full_state(self, room_id: str) -> None:
+        """Return once the room's state is full, or after the bounded wait."""
+        if not await self.is_partial(room_id):
+            return
+        done = self._done.setdefault(room_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(done.wait(), self._wait_s)
+        except TimeoutError:
+            logger.info("the full state of %s is still not in after %.0f s: answering from what is known",
+                        room_id, self._wait_s)

@@ -1,0 +1,11 @@
+-- Faster joins (MSC3706 / MSC3902), the joining side: rooms joined over federation with a
+-- partial state (the resident server left most members out of its send_join answer). The row
+-- stays until the background resync has fetched and stored the full state at the join.
+CREATE TABLE partial_state_rooms (
+    room_id          TEXT PRIMARY KEY,
+    join_event_id    TEXT NOT NULL,
+    -- The servers the resident server said were in the room (servers_in_room): where our
+    -- events go, and whom the resync asks, until the full state is known.
+    servers_in_room  TEXT[] NOT NULL,
+    started_ts       BIGINT NOT NULL
+);

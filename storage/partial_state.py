@@ -1,0 +1,47 @@
+"""PartialStateStore: rooms whose state we hold only in part (faster joins). Table:
+partial_state_rooms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from storage.database import Database
+
+
+@dataclass(frozen=True)
+class PartialStateRoom:
+    room_id: str
+    join_event_id: str
+    servers_in_room: tuple[str, ...]
+    started_ts: int
+
+
+_COLUMNS = "room_id, join_event_id, servers_in_room, started_ts"
+
+
+def _row(record) -> PartialStateRoom:
+    return PartialStateRoom(record["room_id"], record["join_event_id"], tuple(record["servers_in_room"]),
+                            record["started_ts"])
+
+
+class PartialStateStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, room_id: str, join_event_id: str, servers: Sequence[str], now_ms: int) -> None:
+        await self._db.execute(
+            """INSERT INTO partial_state_rooms (room_id, join_event_id, servers_in_room, started_ts)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (room_id) DO UPDATE SET join_event_id = EXCLUDED.join_event_id,
+                 servers_in_room = EXCLUDED.servers_in_room, started_ts = EXCLUDED.started_ts""",
+            room_id, join_event_id, list(servers), now_ms)
+
+    async def all(self) -> list[PartialStateRoom]:
+        return [_row(r) for r in await self._db.fetch(f"SELECT {_COLUMNS} FROM partial_state_rooms ORDER BY started_ts")]
+
+    async def remove(self, room_id: str, join_event_id: str) -> bool:
+        """Clear the flag, unless a later join started another partial state meanwhile."""
+        status = await self._db.execute(
+            "DELETE FROM partial_state_rooms WHERE room_id = $1 AND join_event_id = $2", room_id, join_event_id)
+        return status.endswith(" 1")

@@ -1,0 +1,143 @@
+"""Faster joins in the joining server's role (MSC3706/MSC3902): a join through another ChatGO
+server asks for the state without its members, returns at once with the room flagged
+partial-state, works while partial, and the background resync completes the member list."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote
+
+from tests.federation.matrix_client import messages, new_user
+
+
+async def _named_room(a: Any, tls_files: Any) -> tuple[Any, str, set[str]]:
+    """A named room (so the partial answer carries no heroes) with three members on `a`."""
+    alice = await new_user(a, tls_files, "alice")
+    room_id = await alice.create_room(preset="public_chat", name="Faster joins")
+    members = {alice.user_id}
+    for name in ("carol", "dave"):
+        user = await new_user(a, tls_files, name)
+        await user.join(room_id)
+        members.add(user.user_id)
+    return alice, room_id, members
+
+
+def _hold_resync(server: Any) -> asyncio.Event:
+    """Keep `server`'s resyncs from starting until the returned event is set."""
+    resync = server.services.partial_state_resync
+    gate, original = asyncio.Event(), resync._run
+
+    async def gated(room_id: str) -> None:
+        await gate.wait()
+        await original(room_id)
+    resync._run = gated
+    return gate
+
+
+async def _joined_members(client: Any, room_id: str) -> set[str]:
+    _, body = await client.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members")
+    return set(body["joined"])
+
+
+async def _members(client: Any, room_id: str) -> set[str]:
+    _, body = await client.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/members")
+    return {e["state_key"] for e in body["chunk"] if e["content"]["membership"] == "join"}
+
+
+async def _wait_until_full(server: Any, room_id: str, timeout_s: float = 20.0) -> None:
+    tracker = server.services.federation_membership._partial
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await tracker.is_partial(room_id):
+        assert asyncio.get_running_loop().time() < deadline, "the resync did not finish"
+        await asyncio.sleep(0.05)
+
+
+async def _flagged_in_db(server: Any, room_id: str) -> bool:
+    return bool(await server.db.fetchval("SELECT count(*) FROM partial_state_rooms WHERE room_id = $1", room_id))
+
+
+async def test_join_returns_partial_then_the_resync_completes_the_members(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    carol = await new_user(a, tls_files, "carol2")
+    await carol.join(room_id)
+    members.add(carol.user_id)
+    bob = await new_user(b, tls_files, "bob")
+    gate = _hold_resync(b)
+
+    await bob.join(room_id, via=[a.name])
+
+    # The join is in before any resync: flagged partial, in memory and in the database.
+    assert await b.services.federation_membership._partial.is_partial(room_id)
+    assert await _flagged_in_db(b, room_id)
+    # The local copy lacks the other members (the answer left them out).
+    _, own = await bob.state(room_id, "m.room.member", bob.user_id)
+    assert own["membership"] == "join"
+    await bob.state(room_id, "m.room.member", f"@dave:{a.name}", expect=404)
+    # Bob can talk at once, and hears back: an event from a member whose membership Bob's
+    # server does not know yet is accepted on its own auth events.
+    await bob.send(room_id, "hello while partial")
+    await alice.wait_for(lambda body: "hello while partial" in messages(body, room_id))
+    await carol.send(room_id, "carol answers")
+    await bob.wait_for(lambda body: "carol answers" in messages(body, room_id))
+    # The member list waits for the full state.
+    waiting = asyncio.create_task(_joined_members(bob, room_id))
+    await asyncio.sleep(0.5)
+    assert not waiting.done()
+
+    gate.set()
+
+    assert await asyncio.wait_for(waiting, 20) == members | {bob.user_id}
+    await _wait_until_full(b, room_id)
+    assert not await _flagged_in_db(b, room_id)
+    assert await _members(bob, room_id) == members | {bob.user_id}
+    _, dave = await bob.state(room_id, "m.room.member", f"@dave:{a.name}")
+    assert dave["membership"] == "join"
+    # Events carry on both ways after the resync.
+    await alice.send(room_id, "after the resync")
+    await bob.wait_for(lambda body: "after the resync" in messages(body, room_id))
+
+
+async def test_events_during_partial_state_go_to_the_servers_named_at_the_join(homeservers, tls_files):
+    a, b, c = await homeservers(), await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    erin = await new_user(c, tls_files, "erin")  # a third server, unknown to Bob's before the resync
+    await erin.join(room_id, via=[a.name])
+    bob = await new_user(b, tls_files, "bob")
+    _hold_resync(b)
+
+    await bob.join(room_id, via=[a.name])
+    await bob.send(room_id, "to every server")
+
+    await erin.wait_for(lambda body: "to every server" in messages(body, room_id))
+
+
+async def test_a_restart_resumes_the_resync(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    _hold_resync(b)  # never released: the server stops with the room still partial
+    await bob.join(room_id, via=[a.name])
+    assert await _flagged_in_db(b, room_id)
+
+    await b.shut_down()
+    await b.restart()
+    assert await b.services.partial_state_resync.resume() == 1  # as `chatgo run` does at start-up
+
+    await _wait_until_full(b, room_id)
+    assert not await _flagged_in_db(b, room_id)
+    assert await _joined_members(bob, room_id) == members | {bob.user_id}
+
+
+async def test_without_faster_joins_the_join_takes_the_whole_state(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers(federation={"faster_joins": False})
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+
+    await bob.join(room_id, via=[a.name])
+
+    assert not await _flagged_in_db(b, room_id)
+    _, dave = await bob.state(room_id, "m.room.member", f"@dave:{a.name}")
+    assert dave["membership"] == "join"
+    assert await _joined_members(bob, room_id) == members | {bob.user_id}
