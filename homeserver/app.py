@@ -227,8 +227,6 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
                               room_servers.get, federation_client, clock, config.server_name,
                               is_partial=partial_state.is_partial)
-    partial_state_resync = PartialStateResync(events, room_state, intake, stores.events, stores.state, partial_state,
-                                              config.server_name)
     faster_joins = config.federation.faster_joins
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
@@ -236,7 +234,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
         signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes,
         partial_state=partial_state if faster_joins else None,
-        on_partial_join=partial_state_resync.start if faster_joins else None)
+        # The resync is built below, with the caches it must correct.
+        on_partial_join=(lambda room_id: partial_state_resync.start(room_id)) if faster_joins else None)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
                                              erased=erased_users.among)
@@ -256,6 +255,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     recent_events = RecentEvents(stream, stores.events, stores.relations, config.server_name,
                                  config.caches.recent_events)
     events.on_stored(recent_events.stored)
+    partial_state_resync = PartialStateResync(events, room_state, intake, stores.events, stores.state, partial_state,
+                                              config.server_name, forget_rows=recent_events.forget)
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users,
                                recent=recent_events)
     timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill,
@@ -319,6 +320,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                        typing, presence, to_device, device_lists, e2e_keys)
     sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
+    sync.full_state_arrived = partial_state.cleared_between
     sliding_sync = SlidingSyncService(
         sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),
         SlidingExtensions(sync_queries, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),

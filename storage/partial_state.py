@@ -1,5 +1,5 @@
-"""PartialStateStore: rooms whose state we hold only in part (faster joins). Table:
-partial_state_rooms."""
+"""PartialStateStore: rooms whose state we hold only in part (faster joins). Tables:
+partial_state_rooms, partial_state_cleared."""
 
 from __future__ import annotations
 
@@ -40,8 +40,23 @@ class PartialStateStore:
     async def all(self) -> list[PartialStateRoom]:
         return [_row(r) for r in await self._db.fetch(f"SELECT {_COLUMNS} FROM partial_state_rooms ORDER BY started_ts")]
 
-    async def remove(self, room_id: str, join_event_id: str) -> bool:
-        """Clear the flag, unless a later join started another partial state meanwhile."""
-        status = await self._db.execute(
-            "DELETE FROM partial_state_rooms WHERE room_id = $1 AND join_event_id = $2", room_id, join_event_id)
-        return status.endswith(" 1")
+    async def remove(self, room_id: str, join_event_id: str, stream_ordering: int) -> None:
+        """Clear the flag (unless a later join started another partial state meanwhile) and
+        record the position at which the full state came in."""
+        await self._db.execute(
+            """WITH gone AS (DELETE FROM partial_state_rooms WHERE room_id = $1 AND join_event_id = $2
+                             RETURNING room_id)
+               INSERT INTO partial_state_cleared (room_id, stream_ordering) SELECT room_id, $3 FROM gone
+               ON CONFLICT (room_id) DO UPDATE SET stream_ordering = EXCLUDED.stream_ordering""",
+            room_id, join_event_id, stream_ordering)
+
+    async def cleared_between(self, room_ids: Sequence[str], after: int, upto: int) -> set[str]:
+        """Those of `room_ids` whose full state came in after position `after`, up to `upto`."""
+        rows = await self._db.fetch(
+            """SELECT room_id FROM partial_state_cleared
+               WHERE room_id = ANY($1::text[]) AND stream_ordering > $2 AND stream_ordering <= $3""",
+            list(room_ids), after, upto)
+        return {r["room_id"] for r in rows}
+
+    async def any_cleared(self) -> bool:
+        return bool(await self._db.fetchval("SELECT EXISTS (SELECT 1 FROM partial_state_cleared)"))

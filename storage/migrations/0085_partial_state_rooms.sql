@@ -9,3 +9,11 @@ CREATE TABLE partial_state_rooms (
     servers_in_room  TEXT[] NOT NULL,
     started_ts       BIGINT NOT NULL
 );
+
+-- When each room's full state came in: the events stream position the resync took. An
+-- incremental /sync that does not lazy-load members hands such a room over again, whole (as
+-- Synapse's "un-partial-stated rooms" stream), so its client learns the members it lacked.
+CREATE TABLE partial_state_cleared (
+    room_id          TEXT PRIMARY KEY,
+    stream_ordering  BIGINT NOT NULL
+);

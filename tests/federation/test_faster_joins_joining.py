@@ -23,6 +23,12 @@ async def _named_room(a: Any, tls_files: Any) -> tuple[Any, str, set[str]]:
     return alice, room_id, members
 
 
+def _sync_state(body: dict[str, Any], room_id: str) -> dict[tuple[str, str], dict[str, Any]]:
+    room = body["rooms"]["join"][room_id]
+    return {(e["type"], e["state_key"]): e for e in room["state"]["events"] + room["timeline"]["events"]
+            if "state_key" in e}
+
+
 def _hold_resync(server: Any) -> asyncio.Event:
     """Keep `server`'s resyncs from starting until the returned event is set."""
     resync = server.services.partial_state_resync
@@ -45,16 +51,16 @@ async def _members(client: Any, room_id: str) -> set[str]:
     return {e["state_key"] for e in body["chunk"] if e["content"]["membership"] == "join"}
 
 
-async def _wait_until_full(server: Any, room_id: str, timeout_s: float = 20.0) -> None:
-    tracker = server.services.federation_membership._partial
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while await tracker.is_partial(room_id):
-        assert asyncio.get_running_loop().time() < deadline, "the resync did not finish"
-        await asyncio.sleep(0.05)
-
-
 async def _flagged_in_db(server: Any, room_id: str) -> bool:
     return bool(await server.db.fetchval("SELECT count(*) FROM partial_state_rooms WHERE room_id = $1", room_id))
+
+
+async def wait_until_full(server: Any, room_id: str, timeout_s: float = 20.0) -> None:
+    """Until `server`'s resync of `room_id` cleared the partial-state flag."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await _flagged_in_db(server, room_id):
+        assert asyncio.get_running_loop().time() < deadline, "the resync did not finish"
+        await asyncio.sleep(0.05)
 
 
 async def test_join_returns_partial_then_the_resync_completes_the_members(homeservers, tls_files):
@@ -67,6 +73,11 @@ async def test_join_returns_partial_then_the_resync_completes_the_members(homese
     gate = _hold_resync(b)
 
     await bob.join(room_id, via=[a.name])
+    # /sync has the room at once, with what is known: the name and Bob, not the others yet.
+    first = await bob.sync()
+    known = _sync_state(first, room_id)
+    assert known[("m.room.name", "")]["content"]["name"] == "Faster joins"
+    assert ("m.room.member", bob.user_id) in known and ("m.room.member", alice.user_id) not in known
 
     # The join is in before any resync: flagged partial, in memory and in the database.
     assert await b.services.federation_membership._partial.is_partial(room_id)
@@ -89,8 +100,10 @@ async def test_join_returns_partial_then_the_resync_completes_the_members(homese
     gate.set()
 
     assert await asyncio.wait_for(waiting, 20) == members | {bob.user_id}
-    await _wait_until_full(b, room_id)
-    assert not await _flagged_in_db(b, room_id)
+    await wait_until_full(b, room_id)
+    # An eager /sync then hands the room over again, whole (as Synapse): every member.
+    again = await bob.sync()
+    assert {k[1] for k in _sync_state(again, room_id) if k[0] == "m.room.member"} == members | {bob.user_id}
     assert await _members(bob, room_id) == members | {bob.user_id}
     _, dave = await bob.state(room_id, "m.room.member", f"@dave:{a.name}")
     assert dave["membership"] == "join"
@@ -125,7 +138,7 @@ async def test_a_restart_resumes_the_resync(homeservers, tls_files):
     await b.restart()
     assert await b.services.partial_state_resync.resume() == 1  # as `chatgo run` does at start-up
 
-    await _wait_until_full(b, room_id)
+    await wait_until_full(b, room_id)
     assert not await _flagged_in_db(b, room_id)
     assert await _joined_members(bob, room_id) == members | {bob.user_id}
 

@@ -165,7 +165,7 @@ class FederationIntake:
 
         `partial`: the room's state is partial (a faster join whose full state is not in yet),
         so the states lack most members. As Synapse, the event's own auth events stand in for
-        what they lack (what is known, a ban say, still wins); the resync re-checks later."""
+        what they lack (what is known, a ban say, still wins), and nothing is soft-failed."""
         wanted = list(event.auth_event_ids)
         if (create_id := create_event_id_of(event)) is not None:
             wanted.append(create_id)
@@ -176,7 +176,7 @@ class FederationIntake:
         if partial:
             claimed = {(e.type, e.state_key): e.event_id for e in auth_events.values() if e.state_key is not None}
             before = {**claimed, **before}
-            current = {**claimed, **current} if current is not None else None
+            current = None  # no soft failure while partial (as Synapse): the current members are not known
         keys = auth_types_for_new_event(version, event.type, event.sender, event.state_key, event.content)
         keys = list(dict.fromkeys(keys + [("m.room.create", "")]))
         before_events = await self._state_events(version, before, keys)

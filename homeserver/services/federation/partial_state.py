@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.remote_state import StateIds, plan_group
@@ -37,7 +37,10 @@ MAX_RETRY_S = 300.0
 
 class PartialStateResync:
     def __init__(self, events: EventService, rooms: RoomStateCache, intake: FederationIntake, event_store: EventStore,
-                 state: StateStore, tracker: PartialStateRooms, server_name: str) -> None:
+                 state: StateStore, tracker: PartialStateRooms, server_name: str, *,
+                 forget_rows: Callable[[str], None] | None = None) -> None:
+        # Drops the event rows held in memory of a room (their snapshots are rewritten here).
+        self._forget_rows = forget_rows
         self._events = events
         self._rooms = rooms
         self._intake = intake
@@ -95,23 +98,26 @@ class PartialStateResync:
                 logger.info("%s sent a state of %s without its create event", server, row.room_id)
                 continue
             async with self._events.room_lock(row.room_id):
-                await self._apply(row, full_after_join)
-            await self._tracker.clear(row.room_id, row.join_event_id)
+                position = await self._apply(row, full_after_join)
+            if position is None:  # the room, or our join, is gone: nothing left to complete
+                position = 0
+            await self._tracker.clear(row.room_id, row.join_event_id, position)
             logger.info("the full state of %s is in (from %s, %d entries): partial-state flag cleared",
                         row.room_id, server, len(full_after_join))
             return True
         return False
 
-    async def _apply(self, row: PartialStateRoom, full_after_join: StateIds) -> None:
+    async def _apply(self, row: PartialStateRoom, full_after_join: StateIds) -> int | None:
         """Every snapshot of the room from our join on (the events' states before and after,
         and the current state) becomes its full version: the full state after our join,
         overlaid with each entry that changed since (events received or sent while partial).
         New snapshots, as deltas on the partial ones, and the events pointed at them, in one
-        transaction (as Synapse recomputes the state of its partial-state events)."""
+        transaction (as Synapse recomputes the state of its partial-state events). Returns the
+        stream position the change took (None: the room or our join is gone)."""
         snap = await self._rooms.snapshot(row.room_id)
         join = await self._event_store.get_event(row.join_event_id)
         if snap is None or join is None or join.stream_ordering is None or join.state_after is None:
-            return
+            return None
         partial_after_join = await self._state.state_ids(join.state_after)
 
         def filled(partial: Mapping[tuple[str, str], str]) -> StateIds:
@@ -133,8 +139,6 @@ class PartialStateResync:
                 full.update({join_key: partial[join_key]} if join_key in partial else {})
             if full != partial:
                 plans[group] = (partial, full, chain)
-        if not plans:
-            return
         current = plans[snap.state_group][1] if snap.state_group in plans else dict(snap.state)
         changed = {k: v for k, v in current.items() if snap.state.get(k) != v}
         version = snap.version
@@ -169,7 +173,12 @@ class PartialStateResync:
         async def repoint_events() -> None:
             await self._event_store.replace_state_groups(row.room_id, join.stream_ordering, replaced)
 
-        await self._events.store(build, 0, len(plans), snapshot=lambda: new_snapshot, before_persist=repoint_events)
+        # One stream position, no event at it: where eager /syncs see the room become whole.
+        positions = await self._events.store(build, 1, len(plans), snapshot=lambda: new_snapshot,
+                                             before_persist=repoint_events)
+        if self._forget_rows is not None:
+            self._forget_rows(row.room_id)
+        return positions[0]
 
 
 def _current_rows(changed: StateIds, members: Mapping[tuple[str, str], object]) -> dict:

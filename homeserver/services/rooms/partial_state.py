@@ -35,6 +35,9 @@ class PartialStateRooms:
         self._rooms: dict[str, PartialStateRoom] | None = None
         self._load_lock = asyncio.Lock()
         self._done: dict[str, asyncio.Event] = {}
+        # Whether any room ever became full here (keeps the query off every /sync otherwise).
+        self._any_cleared: bool | None = None
+        self._ever_cleared = False
 
     async def _all(self) -> dict[str, PartialStateRoom]:
         if self._rooms is None:
@@ -68,14 +71,28 @@ class PartialStateRooms:
         (await self._all())[row.room_id] = row
         self._done.setdefault(row.room_id, asyncio.Event()).clear()
 
-    async def clear(self, room_id: str, join_event_id: str) -> None:
-        """The full state is in: the flag goes and the waiters wake."""
-        await self._store.remove(room_id, join_event_id)
+    async def clear(self, room_id: str, join_event_id: str, stream_ordering: int) -> None:
+        """The full state is in (from stream position `stream_ordering` on): the flag goes and
+        the waiters wake."""
+        await self._store.remove(room_id, join_event_id, stream_ordering)
         rooms = await self._all()
         if (row := rooms.get(room_id)) is not None and row.join_event_id == join_event_id:
             del rooms[room_id]
+        self._ever_cleared = True
         if (done := self._done.pop(room_id, None)) is not None:
             done.set()
+
+    async def cleared_between(self, room_ids: list[str], after: int, upto: int) -> set[str]:
+        """The rooms among `room_ids` whose full state came in within (after, upto]: an eager
+        /sync hands them over again, whole. Nothing to ask while no room was ever partial."""
+        if not room_ids or (not self._ever_cleared and not await self._store_has_cleared()):
+            return set()
+        return await self._store.cleared_between(room_ids, after, upto)
+
+    async def _store_has_cleared(self) -> bool:
+        if self._any_cleared is None:
+            self._any_cleared = await self._store.any_cleared()
+        return self._any_cleared
 
     async def wait_for_full_state(self, room_id: str) -> None:
         """Return once the room's state is full, or after the bounded wait."""
