@@ -227,15 +227,14 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
                               room_servers.get, federation_client, clock, config.server_name,
                               is_partial=partial_state.is_partial)
-    faster_joins = config.federation.faster_joins
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
         signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes,
-        partial_state=partial_state if faster_joins else None,
         # The resync is built below, with the caches it must correct.
-        on_partial_join=(lambda room_id: partial_state_resync.start(room_id)) if faster_joins else None)
+        partial_state=partial_state, on_partial_join=lambda room_id: partial_state_resync.start(room_id),
+        faster_joins=config.federation.faster_joins)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
                                              erased=erased_users.among)

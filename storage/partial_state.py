@@ -50,13 +50,7 @@ class PartialStateStore:
                ON CONFLICT (room_id) DO UPDATE SET stream_ordering = EXCLUDED.stream_ordering""",
             room_id, join_event_id, stream_ordering)
 
-    async def cleared_between(self, room_ids: Sequence[str], after: int, upto: int) -> set[str]:
-        """Those of `room_ids` whose full state came in after position `after`, up to `upto`."""
-        rows = await self._db.fetch(
-            """SELECT room_id FROM partial_state_cleared
-               WHERE room_id = ANY($1::text[]) AND stream_ordering > $2 AND stream_ordering <= $3""",
-            list(room_ids), after, upto)
-        return {r["room_id"] for r in rows}
-
-    async def any_cleared(self) -> bool:
-        return bool(await self._db.fetchval("SELECT EXISTS (SELECT 1 FROM partial_state_cleared)"))
+    async def cleared(self) -> dict[str, int]:
+        """room ID -> the position at which its full state came in."""
+        rows = await self._db.fetch("SELECT room_id, stream_ordering FROM partial_state_cleared")
+        return {r["room_id"]: r["stream_ordering"] for r in rows}

@@ -5,9 +5,14 @@ partial-state, works while partial, and the background resync completes the memb
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 from urllib.parse import quote
 
+from federation.client import path
+from homeserver.core.events import compute_event_id, parse_pdu
+from homeserver.core.hashing import compute_content_hash
+from homeserver.core.signing import sign_event
 from tests.federation.matrix_client import messages, new_user
 
 
@@ -154,3 +159,66 @@ async def test_without_faster_joins_the_join_takes_the_whole_state(homeservers, 
     _, dave = await bob.state(room_id, "m.room.member", f"@dave:{a.name}")
     assert dave["membership"] == "join"
     assert await _joined_members(bob, room_id) == members | {bob.user_id}
+
+
+async def test_a_partial_state_server_turns_joins_away_until_its_state_is_full(homeservers, tls_files):
+    a, b, c = await homeservers(), await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    gate = _hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+    erin = await new_user(c, tls_files, "erin")
+
+    # Bob's server cannot answer make_join yet (as Synapse: 404, as if it were not in the room).
+    _, refused = await erin.join(room_id, via=[b.name], expect=404)
+    assert refused["errcode"] == "M_NOT_FOUND"
+
+    gate.set()
+    await wait_until_full(b, room_id)
+    await erin.join(room_id, via=[b.name])
+    assert await _joined_members(erin, room_id) == members | {bob.user_id, erin.user_id}
+
+
+async def test_an_event_accepted_while_partial_is_rejected_once_the_full_state_shows_a_ban(homeservers, tls_files):
+    """Mallory (server C) was banned; Bob's partial state does not hold the ban, so C's event
+    from Mallory passes on its own auth events (her old join), as in Synapse. Once the full
+    state is in, it is checked again and rejected."""
+    a, b, c = await homeservers(), await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    mallory = await new_user(c, tls_files, "mallory")
+    await mallory.join(room_id, via=[a.name])
+    _, state = await alice.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state")
+    old_join = next(e["event_id"] for e in state if e["type"] == "m.room.member" and e["state_key"] == mallory.user_id)
+    await alice.membership(room_id, "ban", mallory.user_id)
+    bob = await new_user(b, tls_files, "bob")
+    gate = _hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+
+    # A hostile C would serve the old join it builds on; ours, no longer in the room, will not
+    # (its /event_auth refuses Bob's server): Bob's server takes it from Alice's instead.
+    body = await b.services.federation_client.get_json(a.name, path("/_matrix/federation/v1/event/{}", old_join))
+    version = (await b.services.events._rooms.snapshot(room_id)).version
+    await b.services.federation_intake.store_outliers(room_id, version, [parse_pdu(body["pdus"][0], version)])
+    # C builds Mallory's message on Bob's copy of the room, her old join as its auth.
+    prepared, _ = await b.services.events.prepare(room_id, bob.user_id, "m.room.message",
+                                                  {"msgtype": "m.text", "body": "from a banned user"})
+    own_member = {e for e in prepared.auth_event_ids if e not in {x["event_id"] for x in state}}
+    pdu = {k: v for k, v in prepared.pdu.items() if k not in ("hashes", "signatures", "unsigned")}
+    pdu["sender"] = mallory.user_id
+    pdu["auth_events"] = [e for e in prepared.auth_event_ids if e not in own_member] + [old_join]
+    pdu["hashes"] = {"sha256": compute_content_hash(pdu)}
+    pdu = sign_event(pdu, c.name, c.signing_key, prepared.room_version)
+    event_id = compute_event_id(pdu, prepared.room_version)
+    answer = await c.services.federation_client.put_json(
+        b.name, path("/_matrix/federation/v1/send/{}", uuid.uuid4().hex),
+        {"origin": c.name, "origin_server_ts": 0, "pdus": [pdu]})
+    assert answer["pdus"][event_id] == {}
+    assert await b.db.fetchval("SELECT rejected_reason FROM events WHERE event_id = $1", event_id) is None
+
+    gate.set()
+    await wait_until_full(b, room_id)
+
+    assert await b.db.fetchval("SELECT rejected_reason FROM events WHERE event_id = $1", event_id) is not None
+    _, page = await bob.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/messages",
+                                query={"dir": "b", "limit": "50"})
+    assert event_id not in {e["event_id"] for e in page["chunk"]}

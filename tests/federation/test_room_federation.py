@@ -212,6 +212,7 @@ async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(home
     room_id = await alice.create_room(preset="public_chat", power_level_content_override={
         "users": {bob.user_id: 100}})  # v12: the creator needs no level
     await bob.join(room_id, via=[a.name])
+    await wait_until_full(b, room_id)  # the faster join's resync is over before A goes down
     await alice.wait_for(lambda s: any(e.get("state_key") == bob.user_id for e in timeline(s, room_id)))
 
     await a.shut_down()

@@ -68,11 +68,12 @@ class FederationMembership:
                  client: FederationClient, keyring: Keyring, clock: Clock, server_name: str, signing_key: Any,
                  relay: Relay | None = None, *, limiter: RateLimiter, heroes: Heroes | None = None,
                  partial_state: PartialStateRooms | None = None,
-                 on_partial_join: Callable[[str], None] | None = None) -> None:
-        # Faster joins when both are given: the rooms joined with a partial state, and the
-        # resync that completes them.
+                 on_partial_join: Callable[[str], None] | None = None, faster_joins: bool = False) -> None:
+        # The rooms joined with a partial state and the resync that completes them; with
+        # `faster_joins`, our joins ask for the state without its members.
         self._partial = partial_state
         self._on_partial_join = on_partial_join
+        self._faster_joins = faster_joins and partial_state is not None and on_partial_join is not None
         self._limiter = limiter
         self._events = events
         self._rooms = rooms
@@ -103,7 +104,7 @@ class FederationMembership:
         """Join a room another server holds; returns the join event ID."""
         template, version, server = await self._make(user_id, room_id, servers, "join")
         event = self._complete(template, version, user_id, content, "join")
-        faster = self._partial is not None and self._on_partial_join is not None
+        faster = self._faster_joins
         body = await self._send(server, room_id, event, "join", query={"omit_members": "true"} if faster else None)
         if await self._store_join(server, version, room_id, event, body, partial_allowed=faster):
             self._on_partial_join(room_id)
@@ -450,6 +451,7 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self.is_resident(room_id):
             raise MatrixError(404, Codes.NOT_FOUND, "This server is not in the room")
+        await self._refuse_while_partial(room_id, f"make_{membership}")
         if supported_versions is not None and snap.version.identifier not in supported_versions:
             raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, "Your server does not support this room's version",
                               room_version=snap.version.identifier)
@@ -472,6 +474,7 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self.is_resident(room_id):
             raise MatrixError(404, Codes.NOT_FOUND, "This server is not in the room")
+        await self._refuse_while_partial(room_id, f"send_{membership}")
         if membership == "join":
             await self._limiter.check(Action.JOINS_PER_ROOM, room_id, update=False)
         content = pdu.get("content") if isinstance(pdu, dict) else None
@@ -502,6 +505,14 @@ class FederationMembership:
         if self._relay is not None:
             await self._relay([event], [origin])
         return event
+
+    async def _refuse_while_partial(self, room_id: str, endpoint: str) -> None:
+        """While our state of the room is partial we can neither build a template on it nor
+        answer a join with the state (or the servers): 404, as if we were not in the room
+        (as Synapse)."""
+        if self._partial is not None and await self._partial.is_partial(room_id):
+            raise MatrixError(404, Codes.NOT_FOUND,
+                              f"Unable to handle /{endpoint} right now; this server is not fully joined")
 
     async def join_answer(self, room_id: str, event: Event, *, omit_members: bool = False) -> dict[str, Any]:
         """The send_join answer: the state before the join and its auth chain.

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
+from homeserver.core.ids import server_name_of
+from homeserver.core.room_versions import RoomVersion
 from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.remote_state import StateIds, plan_group
 from homeserver.services.rooms.events import EventService, membership_row
@@ -119,29 +121,37 @@ class PartialStateResync:
         if snap is None or join is None or join.stream_ordering is None or join.state_after is None:
             return None
         partial_after_join = await self._state.state_ids(join.state_after)
-
-        def filled(partial: Mapping[tuple[str, str], str]) -> StateIds:
-            return {**full_after_join, **{k: v for k, v in partial.items() if partial_after_join.get(k) != v}}
-
-        join_key = (join.type, join.state_key or "")
         groups = await self._event_store.state_groups_since(row.room_id, join.stream_ordering)
         if snap.state_group is not None:
             groups.add(snap.state_group)
-        plans: dict[int, tuple[StateIds, StateIds, int]] = {}  # old group -> (partial, full, its chain)
+        partials: dict[int, tuple[StateIds, int]] = {}  # group -> (its partial state, its chain length)
         for group in sorted(groups):
-            if group == snap.state_group:
-                partial, chain = dict(snap.state), snap.chain_length
-            else:
-                partial, chain = await self._state.state_ids(group), await self._state.chain_length(group)
-            full = filled(partial)
-            if group == join.state_before:  # the state before our join lacks the join itself
-                full.pop(join_key, None)
-                full.update({join_key: partial[join_key]} if join_key in partial else {})
-            if full != partial:
-                plans[group] = (partial, full, chain)
+            partials[group] = (dict(snap.state), snap.chain_length) if group == snap.state_group else \
+                (await self._state.state_ids(group), await self._state.chain_length(group))
+
+        def plan(rejected: Collection[str]) -> dict[int, tuple[StateIds, StateIds, int]]:
+            """old group -> (partial, full, its chain), for the groups the full state changes."""
+            plans = {}
+            for group, (partial, chain) in partials.items():
+                full = {**full_after_join, **{k: v for k, v in partial.items()
+                                               if partial_after_join.get(k) != v and v not in rejected}}
+                if group == join.state_before:  # the state before our join lacks the join itself
+                    full.pop(join_key, None)
+                    full.update({join_key: partial[join_key]} if join_key in partial else {})
+                if full != partial:
+                    plans[group] = (partial, full, chain)
+            return plans
+
+        join_key = (join.type, join.state_key or "")
+        plans = plan(())
+        version = snap.version
+        # As Synapse, the events received while partial are checked again on their full state.
+        rejected = await self._recheck(row.room_id, join.stream_ordering, version,
+                                       {g: full for g, (_, full, _) in plans.items()})
+        if rejected:
+            plans = plan(rejected)
         current = plans[snap.state_group][1] if snap.state_group in plans else dict(snap.state)
         changed = {k: v for k, v in current.items() if snap.state.get(k) != v}
-        version = snap.version
         state_events = await self._rooms.events.get_many(changed.values(), version)
         members = {k: state_events[v] for k, v in changed.items() if k[0] == "m.room.member" and v in state_events}
         replaced: dict[int, int] = {}
@@ -172,6 +182,8 @@ class PartialStateResync:
 
         async def repoint_events() -> None:
             await self._event_store.replace_state_groups(row.room_id, join.stream_ordering, replaced)
+            if rejected:
+                await self._event_store.mark_rejected(rejected)
 
         # One stream position, no event at it: where eager /syncs see the room become whole.
         positions = await self._events.store(build, 1, len(plans), snapshot=lambda: new_snapshot,
@@ -179,6 +191,25 @@ class PartialStateResync:
         if self._forget_rows is not None:
             self._forget_rows(row.room_id)
         return positions[0]
+
+    async def _recheck(self, room_id: str, join_position: int, version: RoomVersion,
+                       full_states: Mapping[int, StateIds]) -> dict[str, str]:
+        """The other servers' events accepted since our join that fail the auth rules on the
+        full state before them: event ID -> why."""
+        rejected: dict[str, str] = {}
+        since = [(e, before) for e, sender, before in await self._event_store.accepted_since(room_id, join_position)
+                 if server_name_of(sender) != self._server_name and before in full_states]
+        events = await self._rooms.events.get_many([e for e, _ in since], version)
+        for event_id, before in since:
+            event = events.get(event_id)
+            if event is None:
+                continue
+            verdict = await self._intake.check(version, event, full_states[before])
+            if not verdict.accepted:
+                logger.info("%s, accepted while the state of %s was partial, fails on the full state: %s",
+                            event_id, room_id, verdict.reason)
+                rejected[event_id] = verdict.reason or "fails the auth rules on the full state"
+        return rejected
 
 
 def _current_rows(changed: StateIds, members: Mapping[tuple[str, str], object]) -> dict:

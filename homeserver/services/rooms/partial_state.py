@@ -35,9 +35,8 @@ class PartialStateRooms:
         self._rooms: dict[str, PartialStateRoom] | None = None
         self._load_lock = asyncio.Lock()
         self._done: dict[str, asyncio.Event] = {}
-        # Whether any room ever became full here (keeps the query off every /sync otherwise).
-        self._any_cleared: bool | None = None
-        self._ever_cleared = False
+        # room ID -> the stream position at which its full state came in (partial_state_cleared).
+        self._cleared: dict[str, int] | None = None
 
     async def _all(self) -> dict[str, PartialStateRoom]:
         if self._rooms is None:
@@ -78,21 +77,20 @@ class PartialStateRooms:
         rooms = await self._all()
         if (row := rooms.get(room_id)) is not None and row.join_event_id == join_event_id:
             del rooms[room_id]
-        self._ever_cleared = True
+        if self._cleared is not None:
+            self._cleared[room_id] = stream_ordering
         if (done := self._done.pop(room_id, None)) is not None:
             done.set()
 
     async def cleared_between(self, room_ids: list[str], after: int, upto: int) -> set[str]:
         """The rooms among `room_ids` whose full state came in within (after, upto]: an eager
-        /sync hands them over again, whole. Nothing to ask while no room was ever partial."""
-        if not room_ids or (not self._ever_cleared and not await self._store_has_cleared()):
-            return set()
-        return await self._store.cleared_between(room_ids, after, upto)
-
-    async def _store_has_cleared(self) -> bool:
-        if self._any_cleared is None:
-            self._any_cleared = await self._store.any_cleared()
-        return self._any_cleared
+        /sync hands them over again, whole. From memory: every /sync asks."""
+        if self._cleared is None:
+            async with self._load_lock:
+                if self._cleared is None:
+                    self._cleared = await self._store.cleared()
+        cleared = self._cleared
+        return {r for r in room_ids if after < cleared.get(r, -1) <= upto} if cleared else set()
 
     async def wait_for_full_state(self, room_id: str) -> None:
         """Return once the room's state is full, or after the bounded wait."""

@@ -153,11 +153,11 @@ class TimelineService:
 
     async def joined_members(self, requester: Requester, room_id: str) -> dict[str, dict[str, Any]]:
         await self._room(room_id)
-        if self._full_state is not None:
-            await self._full_state(room_id)
         memberships = await self._queries.memberships_of(room_id, requester.user_id)
         if not memberships or memberships[-1].membership != "join":
             raise MatrixError(403, Codes.FORBIDDEN, "You are not joined to this room")
+        if self._full_state is not None:
+            await self._full_state(room_id)
         return {
             user_id: {"display_name": content.get("displayname"), "avatar_url": content.get("avatar_url")}
             for user_id, content in await self._queries.joined_members_with_profiles(room_id)
