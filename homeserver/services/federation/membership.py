@@ -507,9 +507,8 @@ class FederationMembership:
         return event
 
     async def _refuse_while_partial(self, room_id: str, endpoint: str) -> None:
-        """While our state of the room is partial we can neither build a template on it nor
-        answer a join with the state (or the servers): 404, as if we were not in the room
-        (as Synapse)."""
+        """With a partial state we can neither build a template on it nor answer with the
+        state: 404, as if we were not in the room (as Synapse)."""
         if self._partial is not None and await self._partial.is_partial(room_id):
             raise MatrixError(404, Codes.NOT_FOUND,
                               f"Unable to handle /{endpoint} right now; this server is not fully joined")
