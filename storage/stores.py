@@ -51,6 +51,7 @@ from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 from storage.appservices import AppServiceQueries, AppServiceStore
+from storage.short_sessions import ShortSessionStore
 from storage.partial_state import PartialStateStore
 
 
@@ -112,6 +113,7 @@ class Stores:
     dehydrated_devices: DehydratedDeviceStore
     admin_users: AdminUserQueries
     room_heads: RoomHeadQueries
+    short_sessions: ShortSessionStore
     partial_state: PartialStateStore
 
     @classmethod
@@ -173,5 +175,6 @@ class Stores:
             dehydrated_devices=DehydratedDeviceStore(db),
             admin_users=AdminUserQueries(db),
             room_heads=RoomHeadQueries(db),
+            short_sessions=ShortSessionStore(db),
             partial_state=PartialStateStore(db),
         )
