@@ -310,6 +310,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("restrictions", lambda m: restrictions.forget_cached())
     erased_users.replicate = lambda user_id: replication.publish({"k": "erased", "u": user_id})
     replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
+    partial_state.replicate = lambda: replication.publish({"k": "partial_state"})
+    replication.on("partial_state", lambda m: partial_state.forget_cached())
     sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
     events.on_stored(sync_memberships.stored)
     sync_queries = CachedSyncQueries(db, recent_events, sync_memberships)

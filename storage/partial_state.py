@@ -37,6 +37,17 @@ class PartialStateStore:
                  servers_in_room = EXCLUDED.servers_in_room, started_ts = EXCLUDED.started_ts""",
             room_id, join_event_id, list(servers), now_ms)
 
+    async def claim(self, room_id: str, now_ms: int, until_ms: int) -> bool:
+        """Take the room's resync until `until_ms`, unless another process holds it now."""
+        return await self._db.fetchval(
+            """UPDATE partial_state_rooms SET lease_until_ts = $3
+               WHERE room_id = $1 AND (lease_until_ts IS NULL OR lease_until_ts < $2) RETURNING true""",
+            room_id, now_ms, until_ms) is not None
+
+    async def release(self, room_ids: Sequence[str]) -> None:
+        await self._db.execute("UPDATE partial_state_rooms SET lease_until_ts = NULL WHERE room_id = ANY($1::text[])",
+                               list(room_ids))
+
     async def all(self) -> list[PartialStateRoom]:
         return [_row(r) for r in await self._db.fetch(f"SELECT {_COLUMNS} FROM partial_state_rooms ORDER BY started_ts")]
 

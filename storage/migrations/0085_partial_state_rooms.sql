@@ -7,7 +7,10 @@ CREATE TABLE partial_state_rooms (
     -- The servers the resident server said were in the room (servers_in_room): where our
     -- events go, and whom the resync asks, until the full state is known.
     servers_in_room  TEXT[] NOT NULL,
-    started_ts       BIGINT NOT NULL
+    started_ts       BIGINT NOT NULL,
+    -- The process resyncing the room holds it until then (several processes on one database
+    -- resume the same rooms at start-up: one of them does the work).
+    lease_until_ts   BIGINT
 );
 
 -- When each room's full state came in: the events stream position the resync took. An

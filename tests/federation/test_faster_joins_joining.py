@@ -222,3 +222,22 @@ async def test_an_event_accepted_while_partial_is_rejected_once_the_full_state_s
     _, page = await bob.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/messages",
                                 query={"dir": "b", "limit": "50"})
     assert event_id not in {e["event_id"] for e in page["chunk"]}
+
+
+async def test_a_room_another_process_is_resyncing_is_left_to_it(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    gate = _hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+    tracker = b.services.federation_membership._partial
+    assert await tracker.claim(room_id, 60_000)  # as another process on the database would
+    assert not await tracker.claim(room_id, 60_000)
+
+    gate.set()
+    await asyncio.sleep(1.5)
+    assert await _flagged_in_db(b, room_id)  # ours waits for the lease
+
+    await tracker.release([room_id])  # the other process stopped
+    await wait_until_full(b, room_id)
+    assert await _joined_members(bob, room_id) == members | {bob.user_id}

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 300.0
+# How long one process holds a room's resync before another may take it over.
+LEASE_MS = 5 * 60 * 1000
 
 
 class PartialStateResync:
@@ -67,17 +69,22 @@ class PartialStateResync:
         return len(rooms)
 
     async def stop(self) -> None:
-        tasks = [t for t in self._tasks.values() if not t.done()]
-        for task in tasks:
+        running = {room_id: t for room_id, t in self._tasks.items() if not t.done()}
+        for task in running.values():
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*running.values(), return_exceptions=True)
         self._tasks.clear()
+        try:
+            await self._tracker.release(list(running))
+        except Exception:  # the database may be going away too: the leases then expire
+            logger.exception("could not release the partial-state resyncs of %s", sorted(running))
 
     async def _run(self, room_id: str) -> None:
         delay = FIRST_RETRY_S
         while (row := await self._tracker.get(room_id)) is not None:
             try:
-                if await self.resync(row):
+                # Another process on the database may be resyncing it (both resumed it).
+                if await self._tracker.claim(room_id, LEASE_MS) and await self.resync(row):
                     return
             except asyncio.CancelledError:
                 raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from homeserver.services.clock import Clock
 from storage.partial_state import PartialStateRoom, PartialStateStore
@@ -37,6 +37,8 @@ class PartialStateRooms:
         self._done: dict[str, asyncio.Event] = {}
         # room ID -> the stream position at which its full state came in (partial_state_cleared).
         self._cleared: dict[str, int] | None = None
+        # Wired by the app: tells the other processes on the database that the flags changed.
+        self.replicate: Callable[[], None] | None = None
 
     async def _all(self) -> dict[str, PartialStateRoom]:
         if self._rooms is None:
@@ -69,6 +71,26 @@ class PartialStateRooms:
         """After the join's transaction committed: the in-memory view follows."""
         (await self._all())[row.room_id] = row
         self._done.setdefault(row.room_id, asyncio.Event()).clear()
+        if self.replicate is not None:
+            self.replicate()
+
+    async def claim(self, room_id: str, lease_ms: int) -> bool:
+        """Take the room's resync for `lease_ms`, unless another process is on it."""
+        now = self._clock.now_ms()
+        return await self._store.claim(room_id, now, now + lease_ms)
+
+    async def release(self, room_ids: list[str]) -> None:
+        """This process stops resyncing them (it is stopping): another may take them at once."""
+        if room_ids:
+            await self._store.release(room_ids)
+
+    def forget_cached(self) -> None:
+        """Another process marked or cleared a room: read the flags again, and let waiters
+        look again."""
+        self._rooms = self._cleared = None
+        for done in self._done.values():
+            done.set()
+        self._done.clear()
 
     async def clear(self, room_id: str, join_event_id: str, stream_ordering: int) -> None:
         """The full state is in (from stream position `stream_ordering` on): the flag goes and
@@ -81,6 +103,8 @@ class PartialStateRooms:
             self._cleared[room_id] = stream_ordering
         if (done := self._done.pop(room_id, None)) is not None:
             done.set()
+        if self.replicate is not None:
+            self.replicate()
 
     async def cleared_between(self, room_ids: list[str], after: int, upto: int) -> set[str]:
         """The rooms among `room_ids` whose full state came in within (after, upto]: an eager
@@ -94,11 +118,16 @@ class PartialStateRooms:
 
     async def wait_for_full_state(self, room_id: str) -> None:
         """Return once the room's state is full, or after the bounded wait."""
-        if not await self.is_partial(room_id):
-            return
-        done = self._done.setdefault(room_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(done.wait(), self._wait_s)
-        except TimeoutError:
-            logger.info("the full state of %s is still not in after %.0f s: answering from what is known",
-                        room_id, self._wait_s)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_s
+        while await self.is_partial(room_id):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                logger.info("the full state of %s is still not in after %.0f s: answering from what is known",
+                            room_id, self._wait_s)
+                return
+            done = self._done.setdefault(room_id, asyncio.Event())
+            try:
+                await asyncio.wait_for(done.wait(), remaining)
+            except TimeoutError:
+                pass
