@@ -237,7 +237,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         faster_joins=config.federation.faster_joins)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
-                                             erased=erased_users.among)
+                                             erased=erased_users.among,
+                                             partial_state=partial_state)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name, limiter=rate_limiter)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
-from federation.client import path
+from federation.client import RemoteError, path
 from homeserver.core.events import compute_event_id, parse_pdu
 from homeserver.core.hashing import compute_content_hash
 from homeserver.core.signing import sign_event
@@ -241,3 +241,37 @@ async def test_a_room_another_process_is_resyncing_is_left_to_it(homeservers, tl
     await tracker.release([room_id])  # the other process stopped
     await wait_until_full(b, room_id)
     assert await _joined_members(bob, room_id) == members | {bob.user_id}
+
+
+async def test_the_state_is_served_to_other_servers_only_once_whole(homeservers, tls_files):
+    """While partial, /state_ids, /state and /event_auth answer 403 MSC3895 (as Synapse); the
+    servers the join named may read events meanwhile; once whole, the state has every member."""
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    gate = _hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+    event_id = await bob.send(room_id, "an event of the partial state")
+    client = a.services.federation_client
+    state_ids = path("/_matrix/federation/v1/state_ids/{}", room_id)
+
+    for request_path in (state_ids, path("/_matrix/federation/v1/state/{}", room_id),
+                         path("/_matrix/federation/v1/event_auth/{}/{}", room_id, event_id)):
+        try:
+            await client.get_json(b.name, request_path, query={"event_id": event_id})
+        except RemoteError as err:
+            assert (err.status, err.errcode) == (403, "ORG.MATRIX.MSC3895_UNABLE_DUE_TO_PARTIAL_STATE")
+        else:
+            raise AssertionError(f"{request_path} was served from a partial state")
+    # Alice's server is among those the join named: it may read the event (its members are
+    # not known to Bob's server yet).
+    body = await client.get_json(b.name, path("/_matrix/federation/v1/event/{}", event_id))
+    assert body["pdus"][0]["content"]["body"] == "an event of the partial state"
+
+    gate.set()
+    await wait_until_full(b, room_id)
+    answer = await client.get_json(b.name, state_ids, query={"event_id": event_id})
+    _, state = await alice.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state")
+    ids = {e["event_id"]: e for e in state}
+    members_in_answer = {ids[e]["state_key"] for e in answer["pdu_ids"] if e in ids and ids[e]["type"] == "m.room.member"}
+    assert members_in_answer == members | {bob.user_id}
