@@ -275,3 +275,22 @@ async def test_the_state_is_served_to_other_servers_only_once_whole(homeservers,
     ids = {e["event_id"]: e for e in state}
     members_in_answer = {ids[e]["state_key"] for e in answer["pdu_ids"] if e in ids and ids[e]["type"] == "m.room.member"}
     assert members_in_answer == members | {bob.user_id}
+
+
+async def test_a_resync_that_failed_tries_again(homeservers, tls_files):
+    """The resident server is down at first: the resync fails, and its next attempt (not
+    held back by its own lease) completes the room once the server is back."""
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    gate = _hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+    await a.shut_down()
+
+    gate.set()
+    await asyncio.sleep(1.5)  # the first attempt failed: A is down
+    assert await _flagged_in_db(b, room_id)
+    await a.restart()
+
+    await wait_until_full(b, room_id, timeout_s=30)
+    assert await _joined_members(bob, room_id) == members | {bob.user_id}

@@ -9,9 +9,13 @@ partial flag, which wakes the readers waiting for every member. A server that fa
 followed by the next; when all fail, the resync waits (doubling, up to 5 minutes) and tries
 again. Rooms still partial when the server starts resume their resync (`resume`).
 
-Invariants: the new current state is written in one batch under the room's lock; the flag is
-cleared only after that batch committed (a crash in between makes the next start redo an
-idempotent resync).
+The other servers' events accepted while partial are checked again on their full state;
+those that fail now are marked rejected. With several processes on one database, a lease in
+partial_state_rooms lets one of them resync a room at a time.
+
+Invariants: the new snapshots, the events pointed at them and the rejections are written in
+one transaction under the room's lock; the flag is cleared only after it committed (a crash
+in between makes the next start redo an idempotent resync).
 """
 
 from __future__ import annotations
@@ -84,8 +88,13 @@ class PartialStateResync:
         while (row := await self._tracker.get(room_id)) is not None:
             try:
                 # Another process on the database may be resyncing it (both resumed it).
-                if await self._tracker.claim(room_id, LEASE_MS) and await self.resync(row):
-                    return
+                if await self._tracker.claim(room_id, LEASE_MS):
+                    try:
+                        if await self.resync(row):
+                            return
+                    finally:  # failed (or stopping): free for the next attempt, ours or another's
+                        if await self._tracker.is_partial(room_id):
+                            await self._tracker.release([room_id])
             except asyncio.CancelledError:
                 raise
             except Exception:
