@@ -46,9 +46,10 @@ LEASE_MS = 5 * 60 * 1000
 class PartialStateResync:
     def __init__(self, events: EventService, rooms: RoomStateCache, intake: FederationIntake, event_store: EventStore,
                  state: StateStore, tracker: PartialStateRooms, server_name: str, *,
-                 forget_rows: Callable[[str], None] | None = None) -> None:
-        # Drops the event rows held in memory of a room (their snapshots are rewritten here).
-        self._forget_rows = forget_rows
+                 rewritten: Callable[[str, int], None] | None = None) -> None:
+        # Told (room, stream position) once a room's snapshots were rewritten here: what is
+        # held in memory of its rows goes, and /sync sees the room move.
+        self._rewritten = rewritten
         self._events = events
         self._rooms = rooms
         self._intake = intake
@@ -204,8 +205,8 @@ class PartialStateResync:
         # One stream position, no event at it: where eager /syncs see the room become whole.
         positions = await self._events.store(build, 1, len(plans), snapshot=lambda: new_snapshot,
                                              before_persist=repoint_events)
-        if self._forget_rows is not None:
-            self._forget_rows(row.room_id)
+        if self._rewritten is not None:
+            self._rewritten(row.room_id, positions[0])
         return positions[0]
 
     async def _recheck(self, room_id: str, join_position: int, version: RoomVersion,
