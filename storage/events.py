@@ -524,6 +524,44 @@ class EventStore:
             room_id, list(keep_event_ids), list(keep_members),
         )
 
+    async def state_groups_since(self, room_id: str, stream_ordering: int) -> set[int]:
+        """The snapshots (before and after) of the room's timeline events from a position on."""
+        rows = await self._db.fetch(
+            """SELECT DISTINCT g FROM events, LATERAL (VALUES (state_before), (state_after)) AS s(g)
+               WHERE room_id = $1 AND stream_ordering >= $2 AND g IS NOT NULL""", room_id, stream_ordering)
+        return {r["g"] for r in rows}
+
+    async def accepted_since(self, room_id: str, stream_ordering: int) -> list[tuple[str, str, int | None]]:
+        """(event ID, sender, state before) of the room's accepted timeline events after a
+        position, oldest first."""
+        rows = await self._db.fetch(
+            """SELECT event_id, sender, state_before FROM events
+               WHERE room_id = $1 AND stream_ordering > $2 AND NOT outlier
+                 AND rejected_reason IS NULL AND NOT soft_failed ORDER BY stream_ordering""",
+            room_id, stream_ordering)
+        return [(r["event_id"], r["sender"], r["state_before"]) for r in rows]
+
+    async def mark_rejected(self, reasons: dict[str, str]) -> None:
+        """Events found, on a second look, to fail the auth rules (a faster join's events
+        once the full state is known)."""
+        await self._db.execute(
+            """UPDATE events e SET rejected_reason = r.reason
+               FROM unnest($1::text[], $2::text[]) AS r(event_id, reason) WHERE e.event_id = r.event_id""",
+            list(reasons), list(reasons.values()))
+
+    async def replace_state_groups(self, room_id: str, stream_ordering: int, replaced: dict[int, int]) -> None:
+        """Point the room's events from a position on at other snapshots (old group -> new):
+        a faster join's events move from their partial state to the full one."""
+        await self._db.execute(
+            """UPDATE events e SET state_before = COALESCE(b.new, e.state_before),
+                                   state_after = COALESCE(a.new, e.state_after)
+               FROM events x
+               LEFT JOIN unnest($3::bigint[], $4::bigint[]) AS b(old, new) ON b.old = x.state_before
+               LEFT JOIN unnest($3::bigint[], $4::bigint[]) AS a(old, new) ON a.old = x.state_after
+               WHERE e.event_id = x.event_id AND x.room_id = $1 AND x.stream_ordering >= $2
+                 AND (b.new IS NOT NULL OR a.new IS NOT NULL)""",
+            room_id, stream_ordering, list(replaced), list(replaced.values()))
+
 
 @dataclass(frozen=True, slots=True)
 class MembershipAt:

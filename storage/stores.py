@@ -52,6 +52,7 @@ from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 from storage.appservices import AppServiceQueries, AppServiceStore
 from storage.short_sessions import ShortSessionStore
+from storage.partial_state import PartialStateStore
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Stores:
     admin_users: AdminUserQueries
     room_heads: RoomHeadQueries
     short_sessions: ShortSessionStore
+    partial_state: PartialStateStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -174,4 +176,5 @@ class Stores:
             admin_users=AdminUserQueries(db),
             room_heads=RoomHeadQueries(db),
             short_sessions=ShortSessionStore(db),
+            partial_state=PartialStateStore(db),
         )

@@ -49,8 +49,11 @@ def parse_topo_token(token: str) -> tuple[int, int]:
 class TimelineService:
     def __init__(self, events: EventStore, queries: TimelineQueries, state: StateStore,
                  rooms: RoomStateCache, formatter: EventFormatter,
-                 backfill: Callable[[str, int], Awaitable[int]] | None = None) -> None:
+                 backfill: Callable[[str, int], Awaitable[int]] | None = None, *,
+                 full_state: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._backfill = backfill
+        # Waits until a room joined with a partial state has its full state (faster joins).
+        self._full_state = full_state
         self._events = events
         self._format = formatter
         self._queries = queries
@@ -119,7 +122,10 @@ class TimelineService:
 
     async def members(self, requester: Requester, room_id: str, membership: str | None = None,
                       not_membership: str | None = None, at: str | None = None) -> list[dict[str, Any]]:
-        """Member events of the room now, or `at` a pagination token (the state there)."""
+        """Member events of the room now, or `at` a pagination token (the state there). In a
+        room joined with a partial state, once the full state is in (as Synapse)."""
+        if self._full_state is not None:
+            await self._full_state(room_id)
         if at is None:
             events = await self.get_state(requester, room_id)
         else:
@@ -150,6 +156,8 @@ class TimelineService:
         memberships = await self._queries.memberships_of(room_id, requester.user_id)
         if not memberships or memberships[-1].membership != "join":
             raise MatrixError(403, Codes.FORBIDDEN, "You are not joined to this room")
+        if self._full_state is not None:
+            await self._full_state(room_id)
         return {
             user_id: {"display_name": content.get("displayname"), "avatar_url": content.get("avatar_url")}
             for user_id, content in await self._queries.joined_members_with_profiles(room_id)
