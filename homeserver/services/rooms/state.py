@@ -30,6 +30,19 @@ EVENT_OVERHEAD = 400
 STATE_ENTRY_BYTES = 300
 EXTREMITY_BYTES = 150
 
+# A state snapshot is stored as a delta on its parent (the entries that changed) until the
+# chain of deltas down to the last full copy would reach max(MIN, a quarter of the state),
+# at most MAX; then as a full copy. Copies every quarter of the state keep storage linear in
+# the changes (a fixed period made a room of S state events write S²/(2·period) rows), and
+# the cap keeps a read's walk of the chain short in a very big room.
+DELTA_CHAIN_MIN = 50
+DELTA_CHAIN_MAX = 500
+
+
+def delta_chain_limit(state_entries: int) -> int:
+    """The chain length at which a room with `state_entries` state entries stores a full copy."""
+    return max(DELTA_CHAIN_MIN, min(state_entries // 4, DELTA_CHAIN_MAX))
+
 
 @dataclass
 class RoomSnapshot:
