@@ -631,6 +631,20 @@ SELECT {columns} FROM chain JOIN events e ON e.event_id = chain.event_id WHERE e
 """
 
 
+# Which of $3 lie in the auth chain of $1, the walk not going below the events of $2 (the
+# caller knows none of $3 lies below them).
+_AUTH_CHAIN_HITS = """
+WITH RECURSIVE walk(event_id) AS (
+    SELECT a.auth_event_id FROM event_auth_edges a
+    WHERE a.event_id = ANY($1::text[]) AND NOT a.event_id = ANY($2::text[])
+    UNION
+    SELECT a.auth_event_id FROM walk w JOIN event_auth_edges a ON a.event_id = w.event_id
+    WHERE NOT w.event_id = ANY($2::text[])
+)
+SELECT event_id FROM walk WHERE event_id = ANY($3::text[])
+"""
+
+
 class EventGraphQueries:
     """Walks of the room DAG for federation. Tables read: events, event_auth_edges, event_edges."""
 
@@ -641,6 +655,13 @@ class EventGraphQueries:
         """The stored events of the room reachable from `event_ids` through auth_events (not
         including them)."""
         rows = await self._db.fetch(AUTH_CHAIN.format(columns="e.event_id"), room_id, list(event_ids))
+        return {r["event_id"] for r in rows}
+
+    async def auth_chain_hits(self, event_ids: Sequence[str], targets: Sequence[str],
+                              stop: Sequence[str] = ()) -> set[str]:
+        """Which of `targets` are in the auth chain of `event_ids`, walking in the database
+        without loading the chain; the walk does not go below the events of `stop`."""
+        rows = await self._db.fetch(_AUTH_CHAIN_HITS, list(event_ids), list(stop), list(targets))
         return {r["event_id"] for r in rows}
 
     async def known(self, event_ids: Sequence[str]) -> dict[str, tuple[bool, str | None, int | None]]:

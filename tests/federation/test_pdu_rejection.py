@@ -38,7 +38,7 @@ async def _send(b, a, pdus: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _event_id(a, room_id: str, pdu: dict[str, Any]) -> str:
-    return compute_event_id(pdu, a.services.events._rooms._snapshots[room_id].version)
+    return compute_event_id(pdu, a.services.events._rooms.cached(room_id).version)
 
 
 async def test_forged_pdus_are_refused_each_on_its_own(homeservers, tls_files):
