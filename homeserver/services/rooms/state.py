@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES, ByteLRU, json_size
-from homeserver.core.events import Event, parse_pdu
+from homeserver.core.events import Event, stored_event
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from storage.events import EventRow, EventStore
 from storage.room_heads import RoomHeadQueries
@@ -104,7 +104,8 @@ def snapshot_size(snap: RoomSnapshot) -> int:
 
 
 def event_from_row(row: EventRow, version: RoomVersion) -> Event:
-    return parse_pdu(row.pdu, version)
+    """The parsed event of a stored row, under the ID it was stored with (checked at intake)."""
+    return stored_event(row.pdu, version, row.event_id)
 
 
 class RoomStateCache:
