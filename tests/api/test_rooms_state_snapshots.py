@@ -9,6 +9,7 @@ from homeserver.services.rooms.state import delta_chain_limit
 from storage.state import StateStore
 
 V3 = "/_matrix/client/v3"
+BOB = "@bob:test.local"
 
 
 async def test_a_big_room_stores_full_copies_every_quarter_of_its_state(alice, db):
@@ -42,3 +43,32 @@ async def test_a_big_room_stores_full_copies_every_quarter_of_its_state(alice, d
     assert sum(g["entries"] for g in groups) < 1_200  # a copy every 50: 1,600
     status, body = await alice.get(f"{V3}/rooms/{room}/state")
     assert status == 200 and len([e for e in body if e["type"] == "org.example.key"]) == 320
+
+
+async def test_state_reads_of_an_older_snapshot_take_only_the_keys_asked(alice, bob):
+    """A former member reads one state key as it was when they left (a keyed read of an older
+    snapshot); a lazy-loading /messages page deep in history gets its senders' member events
+    as they were at its first event."""
+    status, created = await alice.post(f"{V3}/createRoom", {"preset": "public_chat", "name": "one"})
+    room = created["room_id"]
+    assert (await bob.post(f"{V3}/rooms/{room}/join", {}))[0] == 200
+    assert (await bob.put(f"{V3}/rooms/{room}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hi"}))[0] == 200
+    assert (await bob.post(f"{V3}/rooms/{room}/leave", {}))[0] == 200
+    assert (await alice.put(f"{V3}/rooms/{room}/state/m.room.name", {"name": "two"}))[0] == 200
+    assert (await alice.put(f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "later"}))[0] == 200
+    status, name = await bob.get(f"{V3}/rooms/{room}/state/m.room.name")
+    assert (status, name) == (200, {"name": "one"})
+    status, _ = await bob.get(f"{V3}/rooms/{room}/state/m.room.topic")
+    assert status == 404
+    status, name = await alice.get(f"{V3}/rooms/{room}/state/m.room.name")
+    assert (status, name) == (200, {"name": "two"})
+    # Backwards past the topic and the name: the next page is Bob's leave, message and join,
+    # read at the leave (an older snapshot): Bob's member event there is his leave.
+    lazy = '&filter={"lazy_load_members":true}'
+    status, newest = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=2" + lazy)
+    assert status == 200 and [e["type"] for e in newest["chunk"]] == ["m.room.topic", "m.room.name"]
+    status, page = await alice.get(f"{V3}/rooms/{room}/messages?dir=b&limit=3&from={newest['end']}" + lazy)
+    assert status == 200
+    assert [(e["type"], e["sender"]) for e in page["chunk"]] == [
+        ("m.room.member", BOB), ("m.room.message", BOB), ("m.room.member", BOB)]
+    assert [(e["state_key"], e["content"]["membership"]) for e in page["state"]] == [(BOB, "leave")]
