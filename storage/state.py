@@ -24,12 +24,14 @@ WITH RECURSIVE chain(id, prev, n) AS (
 )
 """
 
+# Every entry of the chain, farthest group first: the caller keeps the last entry of each key
+# (the nearest). Sorting by the integer alone costs a fraction of DISTINCT ON's text sort.
 _RESOLVE = _CHAIN + """
-SELECT DISTINCT ON (e.type, e.state_key) e.type, e.state_key, e.event_id
+SELECT e.type, e.state_key, e.event_id
 FROM chain CROSS JOIN LATERAL (
     SELECT s.type, s.state_key, s.event_id FROM state_group_entries s WHERE s.group_id = chain.id OFFSET 0
 ) e
-ORDER BY e.type, e.state_key, chain.n
+ORDER BY chain.n DESC
 """
 
 # Only the given keys ($2 types, $3 state keys, pairwise): one index probe per key and group.
@@ -49,11 +51,11 @@ WITH RECURSIVE chain(root, id, prev, n) AS (
     UNION ALL
     SELECT c.root, g.id, g.prev_group, c.n + 1 FROM state_groups g JOIN chain c ON g.id = c.prev
 )
-SELECT DISTINCT ON (chain.root, e.type, e.state_key) chain.root, e.type, e.state_key, e.event_id
+SELECT chain.root, e.type, e.state_key, e.event_id
 FROM chain CROSS JOIN LATERAL (
     SELECT s.type, s.state_key, s.event_id FROM state_group_entries s WHERE s.group_id = chain.id OFFSET 0
 ) e
-ORDER BY chain.root, e.type, e.state_key, chain.n
+ORDER BY chain.n DESC
 """
 
 
@@ -63,7 +65,7 @@ class StateStore:
 
     async def state_ids(self, group_id: int) -> dict[tuple[str, str], str]:
         rows = await self._db.fetch(_RESOLVE, group_id)
-        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}
+        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}  # the nearest entry last wins
 
     async def state_ids_for_keys(self, group_id: int, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """The snapshot's entries at `keys` only (those it has): for a reader that wants a few

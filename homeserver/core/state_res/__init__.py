@@ -26,11 +26,13 @@ def resolve_state(
     auth_chains: Sequence[frozenset[str]],
     rejected: frozenset[str] = frozenset(),
     auth_difference: frozenset[str] | None = None,
+    split: tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]] | None = None,
 ) -> dict[tuple[str, str], str]:
     """The resolved state of `state_sets`. `rejected`: events rejected on their auth chain.
     `auth_difference` (v2, v2.1): the auth difference of the state sets when the caller has
     computed it (then `auth_chains` is not read, and `event_map` need only hold the full
-    conflicted set, its auth chains and the unconflicted events the auth checks read)."""
+    conflicted set, its auth chains and the unconflicted events the auth checks read).
+    `split`: split_conflicts(state_sets), when the caller has it already."""
     if not state_sets:
         return {}
     if len(state_sets) == 1:
@@ -38,7 +40,8 @@ def resolve_state(
     if room_version.state_res is StateResAlgorithm.V1:
         return v1.resolve(state_sets, event_map)
     return v2.resolve(room_version, state_sets, event_map, auth_chains, rejected,
-                      start_empty=room_version.state_res is StateResAlgorithm.V2_1, auth_difference=auth_difference)
+                      start_empty=room_version.state_res is StateResAlgorithm.V2_1, auth_difference=auth_difference,
+                      split=split)
 
 
 def split_conflicts(state_sets: Sequence[StateMap]) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]]:

@@ -31,10 +31,11 @@ def resolve(
     room_version: RoomVersion, state_sets: Sequence[StateMap], event_map: Mapping[str, Event],
     auth_chains: Sequence[frozenset[str]], rejected: frozenset[str], *, start_empty: bool,
     auth_difference: frozenset[str] | None = None,
+    split: tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]] | None = None,
 ) -> dict[tuple[str, str], str]:
     from homeserver.core.state_res import split_conflicts
 
-    unconflicted, conflicted = split_conflicts(state_sets)
+    unconflicted, conflicted = split or split_conflicts(state_sets)
     if not conflicted:
         return unconflicted
     conflicted_ids = set().union(*conflicted.values())

@@ -74,7 +74,7 @@ class RemoteState:
             read.append("$" + room_id[1:])  # v12: the create event is implied, not an auth event
         await self._load_with_auth_chains(room_id, version, read, event_map)
         rejected = frozenset(await self._graph.rejected_among([e for e in event_map if e not in extra_events]))
-        args = (version, distinct, event_map, (), rejected, frozenset(difference))
+        args = (version, distinct, event_map, (), rejected, frozenset(difference), (unconflicted, conflicted))
         if len(event_map) > THREAD_RESOLUTION_ABOVE:
             return await asyncio.to_thread(resolve_state, *args)
         return resolve_state(*args)
