@@ -325,7 +325,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_client, stream, aux.tracker, clock, config.appservice)
     if appservices:
         events.on_persisted(appservice_sender.on_persisted)
-        typing.on_change(appservice_sender.typing_changed)
+        typing.on_any_change(appservice_sender.typing_changed)
     # /metrics: the figures the services keep, and every in-memory cache worth watching.
     metrics = ServerMetrics(
         db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
@@ -366,7 +366,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens,
-        shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
+        shared_secret_registration=SharedSecretRegistration(accounts, stores.short_sessions, clock,
+                                                               config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db), turn=TurnService(config.voip, clock),
         cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, login_tokens, uia,
@@ -380,7 +381,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                                     federation=federation_client),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations,
-        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
+        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client,
+                                   stores.short_sessions, clock, config.server_name), search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from homeserver.errors import DatabaseUnavailable
 from homeserver.stats import Latency
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,18 @@ _current_connection: contextvars.ContextVar[asyncpg.Connection | None] = context
 )
 _after_commit: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = contextvars.ContextVar(
     "chatgo_after_commit", default=None
+)
+
+
+# What a database that is down, restarting or cut off raises: connecting is refused (OSError,
+# "the database system is starting up / shutting down"), or the connection dies under a
+# statement. Turned into DatabaseUnavailable (503). Query and programming errors are not here.
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
 )
 
 
@@ -76,6 +89,25 @@ class Database:
         return size, size - self._pool.get_idle_size(), self._pool.get_max_size()
 
     @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; a database that cannot be reached, or a connection that dies
+        under the block, raises DatabaseUnavailable (503). An OSError of the block's own work
+        (a file, a socket) after the connection was had passes unchanged."""
+        connected = False
+        try:
+            async with self._pool.acquire() as conn:
+                connected = True
+                yield conn
+        except _CONNECTION_LOST as err:
+            logger.warning("database unavailable: %s", err or type(err).__name__)
+            raise DatabaseUnavailable() from err
+        except OSError as err:
+            if connected:
+                raise
+            logger.warning("database unavailable: %s", err or type(err).__name__)
+            raise DatabaseUnavailable() from err
+
+    @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """The connection for one statement (the ambient transaction's, or a pooled one), and
         the statement's time recorded."""
@@ -85,7 +117,7 @@ class Database:
             if conn is not None:
                 yield conn
                 return
-            async with self._pool.acquire() as conn:
+            async with self._acquire() as conn:
                 yield conn
         finally:
             self.query_latency.observe(perf_counter() - start)
@@ -104,7 +136,7 @@ class Database:
             yield outer
             return
         callbacks: list[Callable[[], Awaitable[None]]] = []
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             token = _current_connection.set(conn)
             after_token = _after_commit.set(callbacks)
             try:

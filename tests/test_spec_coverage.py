@@ -15,8 +15,6 @@ NOT_SERVED = {
     # Policy servers (MSC4284): ChatGO is not one, and rooms naming one are not checked with it.
     ("client-server", "GET", "/matrix/policy_server"),
     ("server-server", "POST", "/sign"),
-    # Password reset by e-mail: not yet (it belongs in services/accounts/accounts.py).
-    ("client-server", "POST", "/account/password/email/requestToken"),
 }
 
 # The operations issue 17 ("The rest of the spec") asks for: they must stay served.
@@ -34,6 +32,7 @@ ISSUE_17 = {
     ("client-server", "POST", "/register/msisdn/requestToken"),
     ("client-server", "POST", "/account/3pid/msisdn/requestToken"),
     ("client-server", "POST", "/account/password/msisdn/requestToken"),
+    ("client-server", "POST", "/account/password/email/requestToken"),
     ("server-server", "GET", "/hierarchy/{roomId}"),
     ("server-server", "GET", "/openid/userinfo"),
     ("server-server", "GET", "/query/{queryType}"),

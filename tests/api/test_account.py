@@ -64,8 +64,13 @@ async def test_change_password_bad_input(client, alice):
     token = alice["access_token"]
     status, body = await client.post(f"{V3}/account/password", {"auth": password_auth("old-password")}, token=token)
     assert status == 400 and body["errcode"] == "M_MISSING_PARAM"
+    # Without a token it is a password reset: proven by e-mail (tests/api/test_password_reset_email.py).
     status, body = await client.post(f"{V3}/account/password", {"new_password": "x"})
-    assert status == 401 and body["errcode"] == "M_MISSING_TOKEN"
+    assert status == 401 and body["flows"] == [{"stages": ["m.login.email.identity"]}], body
+    # Its UIA session is not one of the user's.
+    status, body = await client.post(f"{V3}/account/password", {
+        "new_password": "x", "auth": password_auth("old-password", body["session"])}, token=token)
+    assert status == 403 and body["errcode"] == "M_FORBIDDEN"
     # UIA with another user's (valid) password is refused outright, as Synapse does.
     await client.register("mallory", "mallory-pw")
     status, body = await client.post(f"{V3}/account/password", {

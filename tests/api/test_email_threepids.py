@@ -1,70 +1,21 @@
 """E-mail addresses as 3PIDs: requestToken and the mailed link, registering with an address,
-adding one to an account, logging in with it, and removing it. A small SMTP server stands in."""
+adding one to an account, logging in with it, and removing it, with a real SMTP server
+(aiosmtpd, tests/smtp.py) receiving the mails."""
 
 from __future__ import annotations
-
-import asyncio
-import email
-import re
 
 import pytest
 
 from homeserver.app import build_services
 from tests.conftest import make_test_config
+from tests.smtp import MailServer
 
 V3 = "/_matrix/client/v3"
 
 
-class FakeSmtp:
-    """Just enough SMTP to receive mails: HELO/EHLO, MAIL, RCPT, DATA, QUIT."""
-
-    def __init__(self) -> None:
-        self.knows_quit = True
-        self.mails: list[email.message.Message] = []
-        self.port = 0
-        self._server: asyncio.AbstractServer | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"220 fake ESMTP\r\n")
-        while line := await reader.readline():
-            command = line.decode().strip().upper()
-            if command.startswith("DATA"):
-                writer.write(b"354 go on\r\n")
-                await writer.drain()
-                data = b""
-                while (chunk := await reader.readline()) != b".\r\n":
-                    data += chunk
-                self.mails.append(email.message_from_bytes(data))
-                writer.write(b"250 queued\r\n")
-            elif command.startswith("QUIT") and not self.knows_quit:  # as sytest's SMTP helper
-                writer.write(b"500 Syntax error: unrecognized command\r\n")
-                await writer.drain()
-                break
-            elif command.startswith("QUIT"):
-                writer.write(b"221 bye\r\n")
-                await writer.drain()
-                break
-            else:
-                writer.write(b"250 ok\r\n")
-            await writer.drain()
-        writer.close()
-
-    def link(self) -> str:
-        return re.search(r"(http\S+)", self.mails[-1].get_payload(decode=True).decode()).group(1)
-
-
 @pytest.fixture
 async def smtp():
-    server = FakeSmtp()
+    server = MailServer()
     await server.start()
     yield server
     await server.stop()

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.api.ratelimits import assert_limited, limits
-from tests.api.test_email_threepids import FakeSmtp
+from tests.smtp import MailServer
 
 V3 = "/_matrix/client/v3"
 V1 = "/_matrix/client/v1"
@@ -257,7 +257,7 @@ class TestRegistrationTokenValidity:
 class TestThreepidValidation:
     @pytest.fixture
     async def smtp(self):
-        server = FakeSmtp()
+        server = MailServer()
         await server.start()
         yield server
         await server.stop()

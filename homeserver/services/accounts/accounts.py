@@ -445,8 +445,9 @@ class AccountService:
 
     # --- account management ------------------------------------------------------------------
 
-    async def change_password(self, requester: Requester, body: dict[str, Any]) -> None:
-        """`POST /account/password` (UIA with the current password)."""
+    async def change_password(self, requester: Requester | None, body: dict[str, Any]) -> None:
+        """`POST /account/password`: with an access token, UIA with the current password;
+        without one, a password reset (UIA with a validated e-mail address, see `_reset_password`)."""
         new_password = body.get("new_password")
         if not isinstance(new_password, str) or not new_password:
             raise MatrixError(400, Codes.MISSING_PARAM, "'new_password' must be a non-empty string")
@@ -455,6 +456,9 @@ class AccountService:
         logout_devices = body.get("logout_devices", True)
         if not isinstance(logout_devices, bool):
             raise MatrixError(400, Codes.BAD_JSON, "'logout_devices' must be a boolean")
+        if requester is None:
+            await self._reset_password(body.get("auth"), new_password, logout_devices)
+            return
         result = await self._uia.authenticate(
             body.get("auth"), operation="change_password", flows=[[uia.PASSWORD]], user_id=requester.user_id
         )
@@ -465,6 +469,20 @@ class AccountService:
                 # Spec: the other access tokens and their devices are revoked; this one stays.
                 await self._devices.delete_all_devices(requester.user_id, except_device_id=requester.device_id)
                 await self._auth.revoke_all_tokens(requester.user_id, except_token_id=requester.token_id)
+        await self._uia.finish(result.session_id)
+
+    async def _reset_password(self, auth: Any, new_password: str, logout_devices: bool) -> None:
+        """The forgotten password: the account is the one that owns the e-mail address the
+        m.login.email.identity stage proved (POST /account/password/email/requestToken mailed
+        the link); `logout_devices` ends all of its sessions (as Synapse: there is no current one)."""
+        result = await self._uia.authenticate(auth, operation="reset_password", flows=[[uia.EMAIL_IDENTITY]])
+        threepid = result.results.get("threepid") or {}
+        user_id = None
+        if self._threepids is not None and threepid:
+            user_id = await self._threepids.owner(threepid["medium"], threepid["address"])
+        if user_id is None:  # validated, but no account has it (any more): as Synapse
+            raise MatrixError(404, Codes.NOT_FOUND, "No account here has this e-mail address")
+        await self.set_password(user_id, new_password, logout_devices=logout_devices)
         await self._uia.finish(result.session_id)
 
     async def deactivate(self, requester: Requester, body: dict[str, Any]) -> str:
@@ -520,8 +538,8 @@ class AccountService:
         self._auth.forget_user(user_id)
 
     async def set_password(self, user_id: str, new_password: str, *, logout_devices: bool) -> None:
-        """An admin sets a user's password (reset, or PUT /_synapse/admin/v2/users);
-        `logout_devices` ends all of the user's sessions."""
+        """An admin sets a user's password (reset, or PUT /_synapse/admin/v2/users), or the user
+        reset it by e-mail; `logout_devices` ends all of the user's sessions."""
         if len(new_password) > MAX_PASSWORD_LENGTH:
             raise MatrixError(400, Codes.INVALID_PARAM, "Password too long")
         password_hash = await self._passwords.hash(new_password)

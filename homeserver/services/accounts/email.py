@@ -7,7 +7,8 @@ random token, and following it validates the session. The client then proves the
 the session ID and its secret (`threepid_creds`): to register, or to add the address to its
 account. We send the mails ourselves through the configured SMTP server; identity servers are
 not involved (the id_server fields of the requests are ignored, as Synapse does when it sends
-mail itself).
+mail itself). A password reset (POST /account/password/email/requestToken, then POST
+/account/password without an access token) goes the same way, for an address of an account.
 """
 
 from __future__ import annotations
@@ -57,7 +58,28 @@ class EmailValidationService:
     async def request_token(self, body: dict[str, Any], *, for_registration: bool,
                             client_ip: str | None = None) -> dict[str, str]:
         """Mail a validation link (once per send_attempt); returns {"sid": ...}. Limited per
-        client IP and per address (rc_3pid_validation), as Synapse: mails are not free."""
+        client IP and per address (rc_3pid_validation), as Synapse: mails are not free. The
+        address must not belong to an account yet (spec: M_THREEPID_IN_USE)."""
+        purpose = "finish registering your account" if for_registration else "add this address to your account"
+        return await self._request_token(
+            body, client_ip, password_reset=False, subject=f"Validate your e-mail address on {self._server_name}",
+            text=f"To {purpose} on {self._server_name}, follow this link:\n\n{{link}}\n\n"
+                 "If this was not you, ignore this mail.\n")
+
+    async def request_password_reset_token(self, body: dict[str, Any], *,
+                                           client_ip: str | None = None) -> dict[str, str]:
+        """POST /account/password/email/requestToken: as `request_token`, but the address must
+        belong to an account here (spec: M_THREEPID_NOT_FOUND otherwise; Synapse says so
+        unless told to hide it), and the mail's link is for resetting that account's password."""
+        return await self._request_token(
+            body, client_ip, password_reset=True, subject=f"Reset your password on {self._server_name}",
+            text=f"Someone asked to reset your password on {self._server_name}. To reset your password, "
+                 "follow this link, then go back to your application to choose the new one:\n\n{link}\n\n"
+                 "If this was not you, ignore this mail: your password stays as it is.\n")
+
+    async def _request_token(self, body: dict[str, Any], client_ip: str | None, *, password_reset: bool,
+                             subject: str, text: str) -> dict[str, str]:
+        """`text` names the link `{link}`."""
         if not self.enabled:
             raise MatrixError(400, "M_THREEPID_MEDIUM_NOT_SUPPORTED", "E-mail is not set up on this server")
         secret, address, attempt = body.get("client_secret"), body.get("email"), body.get("send_attempt")
@@ -71,7 +93,10 @@ class EmailValidationService:
         if client_ip is not None:
             await self._limiter.check(Action.THREEPID_VALIDATION, client_ip)
         await self._limiter.check(Action.THREEPID_VALIDATION, ("email", address))
-        if await self._owners.owner("email", address) is not None:
+        owner = await self._owners.owner("email", address)
+        if password_reset and owner is None:
+            raise MatrixError(400, Codes.THREEPID_NOT_FOUND, "No account here has this e-mail address")
+        if not password_reset and owner is not None:
             # Spec: the address is in use (for registration and for adding alike).
             raise MatrixError(400, THREEPID_IN_USE, "This e-mail address is already in use")
         now = self._clock.now_ms()
@@ -87,10 +112,7 @@ class EmailValidationService:
             await self._sessions.set_attempt(session.session_id, attempt, token)
         link = self._base + SUBMIT_PATH + "?" + urlencode(
             {"token": token, "client_secret": secret, "sid": session.session_id})
-        purpose = "finish registering your account" if for_registration else "add this address to your account"
-        await self._send(address, f"Validate your e-mail address on {self._server_name}",
-                         f"To {purpose} on {self._server_name}, follow this link:\n\n{link}\n\n"
-                         "If this was not you, ignore this mail.\n")
+        await self._send(address, subject, text.replace("{link}", link))
         return {"sid": session.session_id}
 
     async def submit_token(self, sid: str | None, secret: str | None, token: str | None) -> str:
