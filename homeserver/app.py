@@ -129,6 +129,7 @@ from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.cached_queries import CachedSyncQueries, UserMemberships
+from homeserver.services.sync.changes import SyncChanges
 from homeserver.services.sync.filters import FilterService
 from homeserver.services.sync.legacy_initial_sync import InitialSyncService
 from homeserver.services.sync.legacy_stream import EventStreamService
@@ -295,13 +296,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
     sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
     events.on_stored(sync_memberships.stored)
-    sync_queries = CachedSyncQueries(db, recent_events, sync_memberships)
+    # Where each room and each user's memberships last changed: a /sync looks at what moved.
+    sync_changes = SyncChanges(stream)
+    events.on_stored(sync_changes.stored)
+    sync_queries = CachedSyncQueries(db, recent_events, sync_memberships, sync_changes)
     room_sync = RoomSyncBuilder(sync_queries, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(sync_queries, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
     sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
+    sync.changes = sync_changes
     sliding_sync = SlidingSyncService(
         sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),
         SlidingExtensions(sync_queries, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
