@@ -54,15 +54,12 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
-from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, delta_chain_limit
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.stats import PersistStats
 from storage.database import Database
 from storage.events import EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
 
-# A snapshot is stored as a delta on its parent until this many deltas have piled up; then
-# as a full copy, so resolving a snapshot never reads more than this many groups.
-FULL_SNAPSHOT_EVERY = 50
 # prev_events of a new event: at most this many forward extremities (the deepest).
 MAX_PREV_EVENTS = 10
 
@@ -593,7 +590,7 @@ class EventService:
                 key = (event.type, event.state_key)
                 state[key] = event.event_id
                 new_group = next(groups_iter)
-                if group is None or chain + 1 >= FULL_SNAPSHOT_EVERY:
+                if group is None or chain + 1 >= delta_chain_limit(len(state)):
                     groups.append(NewStateGroup(new_group, None, 0, dict(state)))
                     chain = 0
                 else:

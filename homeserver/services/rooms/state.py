@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES, ByteLRU, json_size
-from homeserver.core.events import Event, parse_pdu
+from homeserver.core.events import Event, stored_event
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from storage.events import EventRow, EventStore
 from storage.room_heads import RoomHeadQueries
@@ -29,6 +29,19 @@ EVENT_OVERHEAD = 400
 # A current-state entry: the (type, state_key) tuple and its strings, the event ID, the slot.
 STATE_ENTRY_BYTES = 300
 EXTREMITY_BYTES = 150
+
+# A state snapshot is stored as a delta on its parent (the entries that changed) until the
+# chain of deltas down to the last full copy would reach max(MIN, a quarter of the state),
+# at most MAX; then as a full copy. Copies every quarter of the state keep storage linear in
+# the changes (a fixed period made a room of S state events write S²/(2·period) rows), and
+# the cap keeps a read's walk of the chain short in a very big room.
+DELTA_CHAIN_MIN = 50
+DELTA_CHAIN_MAX = 500
+
+
+def delta_chain_limit(state_entries: int) -> int:
+    """The chain length at which a room with `state_entries` state entries stores a full copy."""
+    return max(DELTA_CHAIN_MIN, min(state_entries // 4, DELTA_CHAIN_MAX))
 
 
 @dataclass
@@ -96,7 +109,8 @@ def snapshot_size(snap: RoomSnapshot) -> int:
 
 
 def event_from_row(row: EventRow, version: RoomVersion) -> Event:
-    return parse_pdu(row.pdu, version)
+    """The parsed event of a stored row, under the ID it was stored with (checked at intake)."""
+    return stored_event(row.pdu, version, row.event_id)
 
 
 class RoomStateCache:
