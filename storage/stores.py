@@ -17,7 +17,9 @@ from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
-from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore
+from storage.timeline import TimelineQueries
 from storage.federation_destinations import DestinationAdminQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_reads import FederationReadQueries

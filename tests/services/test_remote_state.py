@@ -18,7 +18,8 @@ from homeserver.config import CachesConfig
 from homeserver.core.state_res import split_conflicts
 from homeserver.services.federation.remote_state import RemoteState, plan_group
 from homeserver.services.rooms.state import EventCache
-from storage.events import EventGraphQueries, EventStore, NewEvent, PersistBatch
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore, NewEvent, PersistBatch
 from storage.state import StateStore
 from tests.core.test_state_res import A, B, C, Dag, users
 

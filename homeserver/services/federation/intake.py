@@ -41,7 +41,8 @@ from homeserver.services.federation.pdu_checks import CheckedPdu, PduChecker, Pd
 from homeserver.services.federation.remote_state import RemoteState, StateIds, plan_group
 from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventGraphQueries, EventStore, NewEvent, NewStateGroup, PersistBatch
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore, NewEvent, NewStateGroup, PersistBatch
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,8 @@ from homeserver.services.rooms.membership import BLOCKED_ROOM
 from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventGraphQueries, EventStore, PersistBatch
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore, PersistBatch
 from storage.federation_rooms import FederationRoomStore
 from storage.rooms import RoomStore
 from storage.state import StateStore

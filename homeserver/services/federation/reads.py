@@ -35,7 +35,8 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventRow, EventStore, TimelineQueries
+from storage.events import EventRow, EventStore
+from storage.timeline import TimelineQueries
 from storage.federation_reads import FederationReadQueries, ServerView
 from storage.state import StateStore
 

@@ -20,7 +20,8 @@ from homeserver.core.events import Event
 from homeserver.core.room_versions import RoomVersion, StateResAlgorithm
 from homeserver.core.state_res import resolve_state, split_conflicts
 from homeserver.services.rooms.state import EventCache, delta_chain_limit
-from storage.events import EventGraphQueries, NewStateGroup
+from storage.event_graph import EventGraphQueries
+from storage.events import NewStateGroup
 from storage.state import StateStore
 
 StateIds = dict[tuple[str, str], str]

@@ -14,7 +14,8 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventRow, EventStore, TimelineQueries
+from storage.events import EventRow, EventStore
+from storage.timeline import TimelineQueries
 from storage.state import StateStore
 
 MAX_PAGE = 1000
