@@ -294,3 +294,41 @@ async def test_a_resync_that_failed_tries_again(homeservers, tls_files):
 
     await wait_until_full(b, room_id, timeout_s=30)
     assert await _joined_members(bob, room_id) == members | {bob.user_id}
+
+
+async def test_a_lazy_sync_while_partial_names_senders_from_their_events_auth(homeservers, tls_files):
+    """While the room's members are not in yet, a lazy-loading /sync still gives the member
+    event of each timeline sender: the one among the event's auth events (as Synapse does)."""
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, _ = await _named_room(a, tls_files)
+    await alice.request("PUT", f"/_matrix/client/v3/profile/{quote(alice.user_id)}/displayname",
+                        {"displayname": "Alice A."})
+    bob = await new_user(b, tls_files, "bob")
+    _hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+    await alice.send(room_id, "hello from a member bob's server does not know yet")
+    lazy = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 10}}}
+    _, made = await bob.request("POST", f"/_matrix/client/v3/user/{quote(bob.user_id)}/filter", lazy)
+    filter_id = made["filter_id"]
+
+    def alices_message(body: dict[str, Any]) -> bool:
+        return "hello from a member bob's server does not know yet" in messages(body, room_id)
+
+    # An incremental (woken) lazy sync and a fresh one both carry alice's member event.
+    _, first = await bob.request("GET", "/_matrix/client/v3/sync", query={"filter": filter_id, "timeout": "0"})
+    since = first["next_batch"]
+    body = first
+    for _ in range(100):
+        if alices_message(body):
+            break
+        _, body = await bob.request("GET", "/_matrix/client/v3/sync",
+                                    query={"filter": filter_id, "since": since, "timeout": "1000"})
+        since = body["next_batch"]
+    assert alices_message(body)
+    member = _sync_state(body, room_id).get(("m.room.member", alice.user_id))
+    assert member is not None and member["content"]["displayname"] == "Alice A.", _sync_state(body, room_id).keys()
+    # The local state still lacks it: the member event came from the message's auth events.
+    await bob.state(room_id, "m.room.member", alice.user_id, expect=404)
+    _, fresh = await bob.request("GET", "/_matrix/client/v3/sync", query={"filter": filter_id, "timeout": "0"})
+    member = _sync_state(fresh, room_id).get(("m.room.member", alice.user_id))
+    assert member is not None and member["content"]["membership"] == "join"

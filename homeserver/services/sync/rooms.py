@@ -292,10 +292,27 @@ class RoomSyncBuilder:
                     self._sent_members.get((requester.user_id, requester.device_id), {}).get(work.room_id, set())
                 senders[work.room_id] = [e for e in (start.get(("m.room.member", s)) for s in missing)
                                          if e is not None and e not in sent]
-        members = await self._event_rows({e for ids in senders.values() for e in ids})
+        # A sender the state has no member event for (a room joined with partial state,
+        # MSC3706, before its members are in) gets the member event among the auth events of
+        # its first event in the timeline, as Synapse does.
+        from_auth: dict[str, dict[str, list[str]]] = {}
+        for work in works:
+            group = work.rows[0].state_before if work.rows else None
+            state = states.get(group) if group else None
+            if state is None:
+                continue
+            in_timeline = {r.state_key for r in work.rows if r.type == "m.room.member"}
+            for row in work.rows:
+                if ("m.room.member", row.sender) not in state and row.sender not in in_timeline:
+                    from_auth.setdefault(work.room_id, {}).setdefault(row.sender, _auth_event_ids(row.pdu))
+        members = await self._event_rows({e for ids in senders.values() for e in ids}
+                                         | {e for bys in from_auth.values() for ids in bys.values() for e in ids})
         for work in works:
             gap = {r.event_id for r in work.state_rows} if work.window.since is not None else set()
             work.state_rows += [members[e] for e in senders.get(work.room_id, ()) if e in members]
+            for sender, ids in from_auth.get(work.room_id, {}).items():
+                work.state_rows += [members[e] for e in ids if e in members and members[e].type == "m.room.member"
+                                    and members[e].state_key == sender][:1]
             work.state_rows = self._lazy_members(requester, work.room_id, work.rows, work.state_rows, f,
                                                  work.window.since is None, gap)
 
@@ -422,3 +439,13 @@ class RoomSyncBuilder:
         seen = work.rows[-1].state_after if work.rows else work.start_group
         snap = self._rooms.cached(work.room_id)
         return seen if seen is not None and snap is not None and snap.state_group == seen else None
+
+
+def _auth_event_ids(pdu: dict[str, Any]) -> list[str]:
+    """An event's auth event IDs (room versions 1 and 2 pair each with its hashes)."""
+    ids = []
+    for entry in pdu.get("auth_events") or ():
+        event_id = entry[0] if isinstance(entry, list) and entry else entry
+        if isinstance(event_id, str):
+            ids.append(event_id)
+    return ids
