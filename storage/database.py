@@ -75,18 +75,18 @@ class Database:
         size = self._pool.get_size()
         return size, size - self._pool.get_idle_size(), self._pool.get_max_size()
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """The connection for one statement (the ambient transaction's, or a pooled one), and
-        the statement's time recorded."""
+    async def _statement(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
+        """Run one statement (`method` of asyncpg's Connection) on the ambient transaction's
+        connection or a pooled one, and record its time. A plain coroutine rather than an
+        async context manager: it runs for every query, and the generator-based manager cost
+        more than the rest of our wrapping."""
         start = perf_counter()
         try:
             conn = _current_connection.get()
             if conn is not None:
-                yield conn
-                return
+                return await getattr(conn, method)(query, *args)
             async with self._pool.acquire() as conn:
-                yield conn
+                return await getattr(conn, method)(query, *args)
         finally:
             self.query_latency.observe(perf_counter() - start)
 
@@ -126,24 +126,19 @@ class Database:
             pending.append(callback)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._connection() as conn:
-            return await conn.fetch(query, *args)
+        return await self._statement("fetch", query, args)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        async with self._connection() as conn:
-            return await conn.fetchrow(query, *args)
+        return await self._statement("fetchrow", query, args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self._connection() as conn:
-            return await conn.fetchval(query, *args)
+        return await self._statement("fetchval", query, args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        async with self._connection() as conn:
-            return await conn.execute(query, *args)
+        return await self._statement("execute", query, args)
 
     async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
-        async with self._connection() as conn:
-            await conn.executemany(query, args)
+        await self._statement("executemany", query, (args,))
 
     @contextlib.asynccontextmanager
     async def listen(self, channel: str, callback: Callable[[str], Awaitable[None] | None]) -> AsyncIterator[None]:
