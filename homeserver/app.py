@@ -129,6 +129,7 @@ from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.services.sync.cached_queries import CachedSyncQueries, UserMemberships
+from homeserver.services.sync.changes import SyncChanges
 from homeserver.services.sync.filters import FilterService
 from homeserver.services.sync.legacy_initial_sync import InitialSyncService
 from homeserver.services.sync.legacy_stream import EventStreamService
@@ -295,13 +296,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
     sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
     events.on_stored(sync_memberships.stored)
-    sync_queries = CachedSyncQueries(db, recent_events, sync_memberships)
+    # Where each room and each user's memberships last changed: a /sync looks at what moved.
+    sync_changes = SyncChanges(stream)
+    events.on_stored(sync_changes.stored)
+    sync_queries = CachedSyncQueries(db, recent_events, sync_memberships, sync_changes)
     room_sync = RoomSyncBuilder(sync_queries, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(sync_queries, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
                        typing, presence, to_device, device_lists, e2e_keys)
     sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
+    sync.changes = sync_changes
     sliding_sync = SlidingSyncService(
         sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),
         SlidingExtensions(sync_queries, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
@@ -325,7 +330,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         appservice_client, stream, aux.tracker, clock, config.appservice)
     if appservices:
         events.on_persisted(appservice_sender.on_persisted)
-        typing.on_change(appservice_sender.typing_changed)
+        typing.on_any_change(appservice_sender.typing_changed)
     # /metrics: the figures the services keep, and every in-memory cache worth watching.
     metrics = ServerMetrics(
         db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
@@ -366,7 +371,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         url_previews=UrlPreviewService(media, media_files, stores.url_previews, clock, config.media),
         config=config, auth=auth, rate_limiter=rate_limiter, uia=uia, devices=devices,
         accounts=accounts, registration_tokens=registration_tokens,
-        shared_secret_registration=SharedSecretRegistration(accounts, clock, config.registration.shared_secret),
+        shared_secret_registration=SharedSecretRegistration(accounts, stores.short_sessions, clock,
+                                                               config.registration.shared_secret),
         openid=OpenIdService(stores.openid_tokens, clock, config.server_name),
         health=HealthService(db), turn=TurnService(config.voip, clock),
         cas=CasService(config.cas, config.client_base_url, accounts, stores.accounts, login_tokens, uia,
@@ -380,7 +386,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                                     federation=federation_client),
         membership=membership, messaging=messaging, timeline=timeline, profiles=profile_service,
         directory=directory, relations=relations,
-        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client, config.server_name), search=search,
+        hierarchy=HierarchyService(room_state, stores.events, directory, federation_client,
+                                   stores.short_sessions, clock, config.server_name), search=search,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,

@@ -71,6 +71,14 @@ class MatrixError(Exception):
         return f"MatrixError({self.status}, {self.errcode!r}, {self.message!r})"
 
 
+class DatabaseUnavailable(MatrixError):
+    """The database cannot be reached (down, restarting, connections cut): 503, so clients and
+    load balancers retry later, rather than a 500 that reads as a bug."""
+
+    def __init__(self) -> None:
+        super().__init__(503, Codes.UNKNOWN, "The database is unavailable; try again later")
+
+
 def bad_json(message: str) -> MatrixError:
     return MatrixError(400, Codes.BAD_JSON, message)
 

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from homeserver.errors import DatabaseUnavailable
 from homeserver.stats import Latency
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,27 @@ _current_connection: contextvars.ContextVar[asyncpg.Connection | None] = context
 _after_commit: contextvars.ContextVar[list[Callable[[], Awaitable[None]]] | None] = contextvars.ContextVar(
     "chatgo_after_commit", default=None
 )
+
+
+# What a database that is down, restarting or cut off raises: connecting is refused (OSError,
+# "the database system is starting up / shutting down"), or the connection dies under a
+# statement. Turned into DatabaseUnavailable (503). Query and programming errors are not here.
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+def _unavailable(err: BaseException, connected: bool) -> DatabaseUnavailable | None:
+    """DatabaseUnavailable (logged) for an error that means the database cannot be reached or
+    the connection died; None for others (an OSError once connected is the caller's own)."""
+    if isinstance(err, OSError) and not isinstance(err, _CONNECTION_LOST) and connected:
+        return None
+    logger.warning("database unavailable: %s", err or type(err).__name__)
+    return DatabaseUnavailable()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -75,18 +97,40 @@ class Database:
         size = self._pool.get_size()
         return size, size - self._pool.get_idle_size(), self._pool.get_max_size()
 
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; a database that cannot be reached, or a connection that dies
+        under the block, raises DatabaseUnavailable (503). An OSError of the block's own work
+        (a file, a socket) after the connection was had passes unchanged."""
+        connected = False
+        try:
+            async with self._pool.acquire() as conn:
+                connected = True
+                yield conn
+        except (*_CONNECTION_LOST, OSError) as err:
+            if (lost := _unavailable(err, connected)) is None:
+                raise
+            raise lost from err
+
     async def _statement(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         """Run one statement (`method` of asyncpg's Connection) on the ambient transaction's
-        connection or a pooled one, and record its time. A plain coroutine rather than an
-        async context manager: it runs for every query, and the generator-based manager cost
-        more than the rest of our wrapping."""
+        connection or a pooled one (as `_acquire`: a lost database raises DatabaseUnavailable),
+        and record its time. A plain coroutine rather than async context managers: it runs for
+        every query, and the generator-based managers cost more than the rest of our wrapping."""
         start = perf_counter()
         try:
             conn = _current_connection.get()
             if conn is not None:
                 return await getattr(conn, method)(query, *args)
-            async with self._pool.acquire() as conn:
-                return await getattr(conn, method)(query, *args)
+            connected = False
+            try:
+                async with self._pool.acquire() as conn:
+                    connected = True
+                    return await getattr(conn, method)(query, *args)
+            except (*_CONNECTION_LOST, OSError) as err:
+                if (lost := _unavailable(err, connected)) is None:
+                    raise
+                raise lost from err
         finally:
             self.query_latency.observe(perf_counter() - start)
 
@@ -104,7 +148,7 @@ class Database:
             yield outer
             return
         callbacks: list[Callable[[], Awaitable[None]]] = []
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             token = _current_connection.set(conn)
             after_token = _after_commit.set(callbacks)
             try:

@@ -51,6 +51,7 @@ from storage.to_device import ToDeviceStore
 from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 from storage.appservices import AppServiceQueries, AppServiceStore
+from storage.short_sessions import ShortSessionStore
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class Stores:
     dehydrated_devices: DehydratedDeviceStore
     admin_users: AdminUserQueries
     room_heads: RoomHeadQueries
+    short_sessions: ShortSessionStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -171,4 +173,5 @@ class Stores:
             dehydrated_devices=DehydratedDeviceStore(db),
             admin_users=AdminUserQueries(db),
             room_heads=RoomHeadQueries(db),
+            short_sessions=ShortSessionStore(db),
         )

@@ -1,6 +1,6 @@
 """SyncQueries: what changed for a user between two room-event stream positions.
-Tables read: events, room_memberships, current_state (written by EventStore), forgotten_rooms,
-stripped_room_state.
+Tables read: events, room_memberships, current_state, state_groups, state_group_entries (written
+by EventStore), forgotten_rooms, stripped_room_state.
 """
 
 from __future__ import annotations
@@ -40,6 +40,32 @@ class RoomKind:
     encrypted: bool
     room_type: str | None  # the create event's `type`; None for a plain room
     name: str | None  # m.room.name, when asked for
+
+
+# Some keys of state snapshots: each group's chain, then per group of the chain only the wanted
+# entries, through the primary key (group_id, type, state_key): the members of $2 and, with $3,
+# every non-member key (two range scans around 'm.room.member'), never the other members.
+_KEYED_STATE = """
+WITH RECURSIVE chain(root, id, prev, n) AS (
+    SELECT id, id, prev_group, 0 FROM state_groups WHERE id = ANY($1::bigint[])
+    UNION ALL
+    -- One index lookup per link (LIMIT 1 keeps the planner from a hash join over every group).
+    SELECT c.root, g.id, g.prev_group, c.n + 1 FROM chain c
+    CROSS JOIN LATERAL (SELECT id, prev_group FROM state_groups WHERE id = c.prev LIMIT 1) g
+)
+SELECT DISTINCT ON (chain.root, x.type, x.state_key) chain.root, x.type, x.state_key, x.event_id
+FROM chain CROSS JOIN LATERAL (
+    SELECT e.type, e.state_key, e.event_id FROM state_group_entries e
+    WHERE e.group_id = chain.id AND e.type = 'm.room.member' AND e.state_key = ANY($2::text[])
+    UNION ALL
+    SELECT e.type, e.state_key, e.event_id FROM state_group_entries e
+    WHERE $3 AND e.group_id = chain.id AND e.type < 'm.room.member'
+    UNION ALL
+    SELECT e.type, e.state_key, e.event_id FROM state_group_entries e
+    WHERE $3 AND e.group_id = chain.id AND e.type > 'm.room.member'
+) x
+ORDER BY chain.root, x.type, x.state_key, chain.n
+"""
 
 
 class SyncQueries:
@@ -237,6 +263,17 @@ class SyncQueries:
         out: dict[str, dict[tuple[str, str], str]] = {}
         for r in rows:
             out.setdefault(r["room_id"], {})[(r["type"], r["state_key"])] = r["event_id"]
+        return out
+
+    async def state_keys_of_groups(self, group_ids: list[int], members: list[str], *,
+                                   others: bool) -> dict[int, dict[tuple[str, str], str]]:
+        """group -> its state entries for the member events of `members` and, with `others`,
+        every entry that is not a member event: what a lazy-loading sync sends, without reading
+        the other members' entries of a big room."""
+        rows = await self._db.fetch(_KEYED_STATE, group_ids, members, others)
+        out: dict[int, dict[tuple[str, str], str]] = {group_id: {} for group_id in group_ids}
+        for r in rows:
+            out[r["root"]][(r["type"], r["state_key"])] = r["event_id"]
         return out
 
     async def members_in_order_in_rooms(self, room_ids: list[str]) -> dict[str, list[tuple[str, str]]]:

@@ -255,3 +255,86 @@ async def test_concurrent_sends_through_two_processes_do_not_fork_the_room(two_u
     chain = [r["event_id"] for r in rows]
     for ids in sent:  # each sender's messages in the order it sent them
         assert sorted(ids, key=chain.index) == ids
+
+
+async def test_hierarchy_pages_and_registration_nonces_work_across_processes(tmp_path, db_url):
+    """Short-lived sessions live in the database: /hierarchy's next page and the shared-secret
+    registration after its nonce may each reach the other process."""
+    import hashlib
+    import hmac
+
+    secret = "multi-process-secret"
+    config = {"rate_limiting": {"enabled": False},
+              "registration": {"enabled": True, "shared_secret": secret}}
+    async with running_two(tmp_path, db_url, config) as (a, b), aiohttp.ClientSession() as http:
+        token = await register(http, a, "spacer")
+        status, space = await call(http, "POST", f"{a}/createRoom", token,
+                                   {"preset": "public_chat", "creation_content": {"type": "m.space"}})
+        assert status == 200, space
+        children = []
+        for _ in range(3):
+            status, room = await call(http, "POST", f"{a}/createRoom", token, {"preset": "public_chat"})
+            children.append(room["room_id"])
+            status, _ = await call(http, "PUT", f"{a}/rooms/{space['room_id']}/state/m.space.child/{room['room_id']}",
+                                   token, {"via": ["localhost"]})
+            assert status == 200
+        v1 = lambda base: base.replace("/v3", "/v1")  # noqa: E731
+        status, first = await call(http, "GET", f"{v1(a)}/rooms/{space['room_id']}/hierarchy?limit=2", token)
+        assert status == 200 and "next_batch" in first, first
+        status, second = await call(http, "GET", f"{v1(b)}/rooms/{space['room_id']}/hierarchy?limit=2"
+                                    f"&from={first['next_batch']}", token)
+        assert status == 200, second
+        seen = [r["room_id"] for r in first["rooms"] + second["rooms"]]
+        assert sorted(seen) == sorted([space["room_id"], *children]) and "next_batch" not in second
+        # A page token is used once.
+        status, again = await call(http, "GET", f"{v1(a)}/rooms/{space['room_id']}/hierarchy?limit=2"
+                                   f"&from={first['next_batch']}", token)
+        assert status == 400 and again["errcode"] == "M_INVALID_PARAM"
+
+        admin_a = a.replace("/_matrix/client/v3", "/_synapse/admin/v1")
+        admin_b = b.replace("/_matrix/client/v3", "/_synapse/admin/v1")
+        status, body = await call(http, "GET", f"{admin_a}/register")
+        assert status == 200
+        nonce = body["nonce"]
+        mac = hmac.new(secret.encode(), b"\x00".join([nonce.encode(), b"scripted", b"pw-scripted", b"notadmin"]),
+                       hashlib.sha1).hexdigest()
+        request = {"nonce": nonce, "username": "scripted", "password": "pw-scripted", "mac": mac}
+        status, body = await call(http, "POST", f"{admin_b}/register", body=request)
+        assert status == 200 and body["user_id"].startswith("@scripted:"), body
+        status, body = await call(http, "POST", f"{admin_a}/register", body=request)  # the nonce is spent
+        assert status == 400 and body["error"] == "unrecognised nonce"
+
+
+async def test_typing_through_either_process_reaches_the_appservice(tmp_path, db_url):
+    """One process feeds an appservice (it holds the lease); typing through the other one
+    reaches the appservice too, replicated to the feeding process."""
+    from tests.api.appservices.conftest import FakeAppService, write_registration
+
+    bridge = FakeAppService("bridge", "hs-bridge")
+    await bridge.start()
+    registration = bridge.registration(receive_ephemeral=True)
+    registration["namespaces"]["users"] = [{"exclusive": False, "regex": "@.*"}]  # every user concerns it
+    path = write_registration(tmp_path / "bridge.yaml", registration)
+    config = {"rate_limiting": {"enabled": False}, "app_service_config_files": [str(path)],
+              "appservice": {"retry_min_interval_ms": 50, "retry_max_interval_ms": 200}}
+    try:
+        async with running_two(tmp_path, db_url, config) as (a, b), aiohttp.ClientSession() as http:
+            alice, bob = await register(http, a, "alice"), await register(http, b, "bob")
+            status, room = await call(http, "POST", f"{a}/createRoom", alice, {"preset": "public_chat"})
+            assert status == 200
+            room_id = room["room_id"]
+            assert (await call(http, "POST", f"{b}/rooms/{room_id}/join", bob, {}))[0] == 200
+
+            def typers() -> list[list[str]]:
+                return [e["content"]["user_ids"] for e in bridge.body_values("ephemeral")
+                        if e["type"] == "m.typing" and e.get("room_id") == room_id]
+
+            for base, token, user in ((a, alice, "@alice:cli.test"), (b, bob, "@bob:cli.test")):
+                status, _ = await call(http, "PUT", f"{base}/rooms/{room_id}/typing/{user}", token,
+                                       {"typing": True, "timeout": 30000})
+                assert status == 200
+                await bridge.wait_for(lambda user=user: any(user in ids for ids in typers()))
+                status, _ = await call(http, "PUT", f"{base}/rooms/{room_id}/typing/{user}", token, {"typing": False})
+                assert status == 200
+    finally:
+        await bridge.stop()

@@ -135,3 +135,28 @@ async def test_readiness_reports_a_database_that_hangs(linked, monkeypatch):
     await link.restore()  # it answers again
     resp = await http.get("/health/ready")
     assert (resp.status, await resp.text()) == (200, "OK")
+
+
+async def test_client_requests_get_503_while_the_database_is_down(linked):
+    """A database that is down is not a bug of ours: clients get 503 M_UNKNOWN (retry later),
+    not 500, and everything works again once it is back."""
+    link, http, _ = linked
+    resp = await http.post("/_matrix/client/v3/register", json={
+        "username": "dbdown", "password": "s3cret-pass", "auth": {"type": "m.login.dummy"}})
+    assert resp.status == 200, await resp.text()
+    headers = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+
+    await link.cut()
+    for method, path, body in [
+        ("POST", "/_matrix/client/v3/createRoom", {}),
+        ("POST", "/_matrix/client/v3/login", {"type": "m.login.password", "password": "s3cret-pass",
+                                              "identifier": {"type": "m.id.user", "user": "dbdown"}}),
+        ("GET", "/_matrix/client/v3/profile/%40someone%3Aelsewhere.test", None),
+    ]:
+        resp = await http.request(method, path, json=body, headers=headers)
+        assert resp.status == 503, (path, resp.status, await resp.text())
+        assert (await resp.json())["errcode"] == "M_UNKNOWN", path
+
+    await link.restore()
+    resp = await http.post("/_matrix/client/v3/createRoom", json={}, headers=headers)
+    assert resp.status == 200, await resp.text()

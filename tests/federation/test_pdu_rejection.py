@@ -37,8 +37,8 @@ async def _send(b, a, pdus: list[dict[str, Any]]) -> dict[str, Any]:
         {"origin": b.name, "origin_server_ts": 0, "pdus": pdus})
 
 
-def _event_id(a, room_id: str, pdu: dict[str, Any]) -> str:
-    return compute_event_id(pdu, a.services.events._rooms._snapshots[room_id].version)
+async def _event_id(a, room_id: str, pdu: dict[str, Any]) -> str:
+    return compute_event_id(pdu, (await a.services.events._rooms.snapshot(room_id)).version)
 
 
 async def test_forged_pdus_are_refused_each_on_its_own(homeservers, tls_files):
@@ -67,33 +67,33 @@ async def test_forged_pdus_are_refused_each_on_its_own(homeservers, tls_files):
 
     answer = await _send(b, a, [bad_signature, forged_sender, not_member, garbage, good])
     results = answer["pdus"]
-    assert results[_event_id(a, room_id, good)] == {}
-    assert "signature" in results[_event_id(a, room_id, bad_signature)]["error"]
-    assert "error" in results[_event_id(a, room_id, forged_sender)]
+    assert results[await _event_id(a, room_id, good)] == {}
+    assert "signature" in results[await _event_id(a, room_id, bad_signature)]["error"]
+    assert "error" in results[await _event_id(a, room_id, forged_sender)]
     # A PDU that fails the auth rules was handled (stored rejected): no error, as Synapse answers.
-    assert results[_event_id(a, room_id, not_member)] == {}
+    assert results[await _event_id(a, room_id, not_member)] == {}
 
     # Only the good one reached Alice; the dropped ones were not stored at all, the rejected one
     # was stored rejected (and is not shown).
     body = await alice.wait_for(lambda s: "a real message" in messages(s, room_id))
     assert set(messages(body, room_id)) == {"a real message"}
     stored = await a.services.events._rooms.events._events.get_events(
-        [_event_id(a, room_id, p) for p in (bad_signature, forged_sender, not_member)])
-    assert set(stored) == {_event_id(a, room_id, not_member)}
-    assert stored[_event_id(a, room_id, not_member)].rejected_reason
+        [await _event_id(a, room_id, p) for p in (bad_signature, forged_sender, not_member)])
+    assert set(stored) == {await _event_id(a, room_id, not_member)}
+    assert stored[await _event_id(a, room_id, not_member)].rejected_reason
 
     # The room keeps working: Alice sends, and B's next message is accepted.
     await alice.send(room_id, "still here")
     later = await _built_on_b(b, room_id, bob.user_id, "after the noise")
     answer = await _send(b, a, [later])
-    assert answer["pdus"][_event_id(a, room_id, later)] == {}
+    assert answer["pdus"][await _event_id(a, room_id, later)] == {}
 
 
 async def test_tampered_content_hash_keeps_the_redacted_copy(homeservers, tls_files):
     a, b, alice, bob, room_id = await _shared_room(homeservers, tls_files)
     pdu = await _built_on_b(b, room_id, bob.user_id, "original words")
     pdu["content"] = {"msgtype": "m.text", "body": "words B never signed"}
-    event_id = _event_id(a, room_id, pdu)
+    event_id = await _event_id(a, room_id, pdu)
     answer = await _send(b, a, [pdu])
     assert answer["pdus"][event_id] == {}
     body = await alice.wait_for(lambda s: any(e["event_id"] == event_id for e in
@@ -111,7 +111,7 @@ async def test_retried_transaction_is_answered_again_without_reprocessing(homese
                                                                       "pdus": [pdu]})
     again = await b.services.federation_client.put_json(a.name, txn, {"origin": b.name, "origin_server_ts": 0,
                                                                       "pdus": [pdu]})
-    assert first == again == {"pdus": {_event_id(a, room_id, pdu): {}}}
+    assert first == again == {"pdus": {await _event_id(a, room_id, pdu): {}}}
     body = await alice.wait_for(lambda s: "once" in messages(s, room_id))
     assert messages(body, room_id).count("once") == 1
 
@@ -176,15 +176,16 @@ async def test_redactions_apply_only_in_their_room_and_by_power_or_from_the_same
         _, event = await alice.request("GET", f"/_matrix/client/v3/rooms/{room}/event/{event_id}")
         return event["content"]
 
-    await alice.wait_for(lambda s: any(e.get("event_id") == _event_id(a, room_id, own)
+    own_id = await _event_id(a, room_id, own)
+    await alice.wait_for(lambda s: any(e.get("event_id") == own_id
                                        for e in s["rooms"]["join"].get(room_id, {}).get("timeline", {})
                                        .get("events", [])))
     assert await content_of(room_id, bobs) == {}
     assert await content_of(room_id, alices) == {"msgtype": "m.text", "body": "alice's words"}
     assert await content_of(other_room, elsewhere) == {"msgtype": "m.text", "body": "in the other room"}
     stored = await a.services.events._rooms.events._events.get_events(
-        [_event_id(a, room_id, p) for p in (forged, across, own)])
-    assert [stored[_event_id(a, room_id, p)].soft_failed for p in (forged, across, own)] == [True, True, False]
+        [await _event_id(a, room_id, p) for p in (forged, across, own)])
+    assert [stored[await _event_id(a, room_id, p)].soft_failed for p in (forged, across, own)] == [True, True, False]
 
 
 async def test_pushed_event_whose_prev_events_its_server_withholds_is_refused(homeservers, tls_files):
@@ -218,7 +219,7 @@ async def test_pushed_event_whose_prev_events_its_server_withholds_is_refused(ho
 
     a.services.federation_intake._client = Recording()
     answer = await _send(b, a, [pdu])
-    assert "prev events" in answer["pdus"][_event_id(a, room_id, pdu)]["error"]
+    assert "prev events" in answer["pdus"][await _event_id(a, room_id, pdu)]["error"]
     assert any(p.startswith("/_matrix/federation/v1/get_missing_events/") for p in asked)
     assert not any("/state_ids/" in p or "/state/" in p for p in asked)
-    assert await a.services.events._rooms.events._events.get_event(_event_id(a, room_id, pdu)) is None
+    assert await a.services.events._rooms.events._events.get_event(await _event_id(a, room_id, pdu)) is None

@@ -9,7 +9,7 @@ from homeserver.api.http import SYNAPSE_ADMIN_V1, Auth, json_response, read_json
 @route("GET", "/register", auth=Auth.NONE, prefixes=SYNAPSE_ADMIN_V1)
 async def get_registration_nonce(request: web.Request) -> web.Response:
     """GET /_synapse/admin/v1/register"""
-    return json_response({"nonce": services_of(request).shared_secret_registration.new_nonce()})
+    return json_response({"nonce": await services_of(request).shared_secret_registration.new_nonce()})
 
 
 @route("POST", "/register", auth=Auth.NONE, prefixes=SYNAPSE_ADMIN_V1)

@@ -5,8 +5,8 @@ account — optionally an admin — without an access token, proving it knows
 `registration.shared_secret`. It first fetches a nonce, then posts the user with
 `mac = HMAC-SHA1(secret, nonce NUL username NUL password NUL "admin"|"notadmin" [NUL user_type])`.
 Invariants: a nonce is good for one attempt and for NONCE_LIFETIME_MS; a wrong MAC creates
-nothing. Nonces live in this process's memory (as in Synapse): a deployment of several
-processes must send both requests to the same one.
+nothing. Nonces are kept in the database (Synapse keeps them in memory), so the two requests
+may reach different processes of one deployment.
 """
 
 from __future__ import annotations
@@ -19,32 +19,33 @@ from typing import Any
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.accounts.accounts import AccountService, LoginResult
 from homeserver.services.clock import Clock
+from storage.short_sessions import ShortSessionStore
 
 NONCE_LIFETIME_MS = 60_000
 MAX_NONCES = 10_000
+NONCE = "registration_nonce"  # their kind in short_sessions
 
 
 class SharedSecretRegistration:
-    def __init__(self, accounts: AccountService, clock: Clock, shared_secret: str | None) -> None:
+    def __init__(self, accounts: AccountService, sessions: ShortSessionStore, clock: Clock,
+                 shared_secret: str | None) -> None:
         self._accounts = accounts
+        self._sessions = sessions
         self._clock = clock
         self._secret = shared_secret
-        self._nonces: dict[str, int] = {}  # nonce -> issued at (ms)
 
-    def new_nonce(self) -> str:
+    async def new_nonce(self) -> str:
         self._check_enabled()
-        self._expire()
-        if len(self._nonces) >= MAX_NONCES:
-            raise MatrixError(429, Codes.LIMIT_EXCEEDED, "Too many registration nonces outstanding")
         nonce = secrets.token_hex(32)
-        self._nonces[nonce] = self._clock.now_ms()
+        now = self._clock.now_ms()
+        if not await self._sessions.put(NONCE, nonce, {}, now + NONCE_LIFETIME_MS, now_ts=now, max_live=MAX_NONCES):
+            raise MatrixError(429, Codes.LIMIT_EXCEEDED, "Too many registration nonces outstanding")
         return nonce
 
     async def register(self, body: dict[str, Any]) -> LoginResult:
         self._check_enabled()
-        self._expire()
         nonce = _string(body, "nonce")
-        if self._nonces.pop(nonce, None) is None:
+        if await self._sessions.take(NONCE, nonce, self._clock.now_ms()) is None:
             raise MatrixError(400, Codes.UNKNOWN, "unrecognised nonce")
         username = _string(body, "username")
         password = _string(body, "password")
@@ -74,11 +75,6 @@ class SharedSecretRegistration:
     def _check_enabled(self) -> None:
         if not self._secret:
             raise MatrixError(400, Codes.UNKNOWN, "Shared secret registration is not enabled")
-
-    def _expire(self) -> None:
-        cutoff = self._clock.now_ms() - NONCE_LIFETIME_MS
-        for nonce in [n for n, issued in self._nonces.items() if issued < cutoff]:
-            del self._nonces[nonce]
 
 
 def _string(body: dict[str, Any], key: str) -> str:

@@ -71,6 +71,7 @@ class _Feed:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     retry_now: asyncio.Event = field(default_factory=asyncio.Event)
     typing_rooms: set[str] = field(default_factory=set)
+    leased_elsewhere: bool = False  # another process held the appservice's lease when last asked
     event_position: int = 0
     aux_position: int = 0
     written: tuple[int, int] = (0, 0)
@@ -107,10 +108,11 @@ class AppServiceSender:
             feed.wake.set()
 
     def typing_changed(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
-        """A `typing.on_change` listener: the room's typers go to the feeds that take ephemeral
-        data (whether the room concerns them is decided when the transaction is built)."""
+        """A `typing.on_any_change` listener (changes made through any process): the room's
+        typers go to the feeds that take ephemeral data, unless another process feeds the
+        appservice (whether the room concerns it is decided when the transaction is built)."""
         for feed in self._ephemeral_feeds:
-            if feed.retry_interval == 0:
+            if not feed.leased_elsewhere and feed.retry_interval == 0:
                 feed.typing_rooms.add(room_id)
                 feed.wake.set()
 
@@ -181,6 +183,7 @@ class AppServiceSender:
                     leased_until = await self._step(feed, leased_until)
                 except _LeaseLost:
                     leased_until = 0
+                    feed.leased_elsewhere = True
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # e.g. the database is gone for a moment: look again later
@@ -200,8 +203,11 @@ class AppServiceSender:
         now = self._clock.now_ms()
         if leased_until - now < LEASE_MS // 2:
             if not await self._store.acquire_lease(service.id, self._owner, now, now + LEASE_MS):
+                feed.leased_elsewhere = True
+                feed.typing_rooms.clear()
                 await self._sleep(feed, LEASE_POLL_S)
                 return 0
+            feed.leased_elsewhere = False
             if not leased_until:
                 await self._load(feed)
             leased_until = now + LEASE_MS

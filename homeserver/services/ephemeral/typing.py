@@ -36,6 +36,7 @@ class TypingService:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.serial = 0
         self._listeners: list[Callable[[str, str, bool, int], Awaitable[None] | None]] = []
+        self._any_listeners: list[Callable[[str, str, bool, int], None]] = []
 
     def on_change(self, listener: Callable[[str, str, bool, int], Awaitable[None] | None]) -> None:
         """Call `listener(room_id, user_id, typing, timeout_ms)` after a change made through
@@ -43,6 +44,12 @@ class TypingService:
         replicated from another process). Replication tells the other processes; federation
         tells other servers of local users' changes."""
         self._listeners.append(listener)
+
+    def on_any_change(self, listener: Callable[[str, str, bool, int], None]) -> None:
+        """Call `listener(room_id, user_id, typing, timeout_ms)` after every change this process
+        learns of, those replicated from other processes included: for the appservice feeds,
+        which run in whichever process holds each appservice's lease."""
+        self._any_listeners.append(listener)
 
     async def set_typing(self, requester: Requester, room_id: str, user_id: str, body: dict[str, Any]) -> None:
         """PUT /rooms/{roomId}/typing/{userId}."""
@@ -75,6 +82,8 @@ class TypingService:
         else:
             typers.pop(user_id, None)
         self._schedule_expiry(room_id)
+        for listener in self._any_listeners:
+            listener(room_id, user_id, typing, timeout_ms)
         if typing != was_typing:
             await self._changed(room_id)
 

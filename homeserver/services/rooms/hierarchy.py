@@ -8,33 +8,32 @@ event's timestamp, then the room ID); rooms this server is not in are asked of t
 a public, knockable or world-readable room, or a restricted room whose allowed rooms the user
 is in), and to a server that has a member in it (spec: "Spaces", server-server "Spaces").
 
-Paging state lives in this process (`next_batch` names a session kept for five minutes), as
-Synapse keeps it in its database: a multi-process deployment should route one user's paging
-to one process.
+Paging state is kept in the database (`next_batch` names a session kept for five minutes, as
+Synapse keeps it), so the pages of one walk may be asked of different processes.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from federation.client import FederationClient, FederationError
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
 from homeserver.errors import Codes, MatrixError
+from homeserver.services.clock import Clock
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from storage.events import EventStore
+from storage.short_sessions import ShortSessionStore
 
 MAX_LIMIT = 50            # rooms per page (Synapse's too)
 MAX_DEPTH = 10            # levels below the root, at most
 MAX_CHILDREN = 50         # children of one space followed
 MAX_VIA = 3               # servers asked for one remote room
-SESSION_LIFETIME_S = 300
-MAX_SESSIONS = 1000
+SESSION_LIFETIME_MS = 300_000
+SESSION = "hierarchy"     # the paging sessions' kind in short_sessions
 
 SUMMARY_KEYS = [("m.room.create", ""), ("m.room.name", ""), ("m.room.topic", ""), ("m.room.canonical_alias", ""),
                 ("m.room.avatar", ""), ("m.room.join_rules", ""), ("m.room.guest_access", ""),
@@ -54,7 +53,15 @@ class _Session:
     key: tuple[str, str, bool, int | None]  # (user, root, suggested_only, max_depth)
     queue: list[_Queued]
     processed: set[str] = field(default_factory=set)
-    expires: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": list(self.key), "queue": [asdict(q) for q in self.queue], "processed": sorted(self.processed)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> _Session:
+        user, root, suggested_only, max_depth = value["key"]
+        return cls((user, root, suggested_only, max_depth), [_Queued(**q) for q in value["queue"]],
+                   set(value["processed"]))
 
 
 @dataclass
@@ -69,13 +76,15 @@ class _LocalRoom:
 
 class HierarchyService:
     def __init__(self, rooms: RoomStateCache, store: EventStore, directory: DirectoryService,
-                 federation: FederationClient | None, server_name: str) -> None:
+                 federation: FederationClient | None, sessions: ShortSessionStore, clock: Clock,
+                 server_name: str) -> None:
         self._rooms = rooms
         self._store = store
         self._directory = directory
         self._federation = federation
+        self._sessions = sessions
+        self._clock = clock
         self._server_name = server_name
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
 
     # --- use cases --------------------------------------------------------------------------
 
@@ -90,7 +99,7 @@ class HierarchyService:
         max_depth = min(max_depth, MAX_DEPTH) if max_depth is not None else MAX_DEPTH
         key = (user_id, room_id, suggested_only, max_depth)
         if from_token is not None:
-            session = self._take_session(from_token)
+            session = await self._take_session(from_token)
             if session is None or session.key != key:
                 raise MatrixError(400, Codes.INVALID_PARAM, "Unknown pagination token")
         else:
@@ -115,7 +124,7 @@ class HierarchyService:
                     session.queue.append(child)
         body: dict[str, Any] = {"rooms": rooms}
         if session.queue:
-            body["next_batch"] = self._keep_session(session)
+            body["next_batch"] = await self._keep_session(session)
         return body
 
     async def federation_hierarchy(self, origin: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
@@ -296,19 +305,15 @@ class HierarchyService:
 
     # --- paging sessions --------------------------------------------------------------------
 
-    def _keep_session(self, session: _Session) -> str:
-        now = time.monotonic()
-        while self._sessions and (len(self._sessions) >= MAX_SESSIONS
-                                  or next(iter(self._sessions.values())).expires < now):
-            self._sessions.popitem(last=False)
-        session.expires = now + SESSION_LIFETIME_S
+    async def _keep_session(self, session: _Session) -> str:
         token = secrets.token_urlsafe(16)
-        self._sessions[token] = session
+        now = self._clock.now_ms()
+        await self._sessions.put(SESSION, token, session.to_json(), now + SESSION_LIFETIME_MS, now_ts=now)
         return token
 
-    def _take_session(self, token: str) -> _Session | None:
-        session = self._sessions.pop(token, None)
-        return session if session is not None and session.expires >= time.monotonic() else None
+    async def _take_session(self, token: str) -> _Session | None:
+        value = await self._sessions.take(SESSION, token, self._clock.now_ms())
+        return _Session.from_json(value) if value is not None else None
 
 
 def _open(room: _LocalRoom) -> bool:

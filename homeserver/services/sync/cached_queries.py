@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from homeserver.caching import ByteLRU
 from homeserver.services.rooms.recent import RecentEvents
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.changes import SyncChanges
 from storage.database import Database
 from storage.events import EventRow, PersistBatch
 from storage.sync import RoomMembershipAt, SyncQueries
@@ -75,15 +76,19 @@ class UserMemberships:
 class CachedSyncQueries(SyncQueries):
     """SyncQueries whose per-sync reads come from memory when it knows the answer."""
 
-    def __init__(self, db: Database, recent: RecentEvents, memberships: UserMemberships) -> None:
+    def __init__(self, db: Database, recent: RecentEvents, memberships: UserMemberships,
+                 changes: SyncChanges | None = None) -> None:
         super().__init__(db)
         self._recent = recent
         self._memberships = memberships
+        self._changes = changes
 
     def forget_room(self, room_id: str) -> None:
         """A room's events or memberships were deleted (a purge): nothing held of them is right."""
         self._recent.forget(room_id)
         self._memberships.forget_all()
+        if self._changes is not None:
+            self._changes.forget_all()
 
     async def memberships_at(self, user_id: str, position: int) -> dict[str, RoomMembershipAt]:
         return await self._memberships.at(user_id, position)

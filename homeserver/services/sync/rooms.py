@@ -10,7 +10,7 @@ not sent the same member event twice unless it asks for redundant members.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from homeserver.services.auth import Requester
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.rooms.timeline import topo_token
+from homeserver.services.sync.summaries import MemberSummaries
 from storage.events import EventRow, EventStore
 from storage.federation_rooms import FederationRoomStore
 from storage.state import StateStore
@@ -30,7 +31,8 @@ from storage.sync import RoomMembershipAt, SyncQueries
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMELINE_LIMIT = 1000
-MAX_HEROES = 5
+# Member summaries kept (one per room: counts and a dozen user IDs).
+SUMMARY_CACHE_BYTES = 2 * 1024 * 1024
 # Batches a timeline reads at most to fill up to its limit (when a filter or history
 # visibility drops events).
 FILTER_ROUNDS = 5
@@ -72,6 +74,23 @@ class _Work:
     body: dict[str, Any] | None = None
 
 
+@dataclass(eq=False)
+class _StateWant:
+    """What a sync needs of one state snapshot of a room: all of it, or some keys."""
+    work: _Work
+    full: bool = False
+    others: bool = False  # every key that is not a member event
+    members: set[str] = field(default_factory=set)  # these users' member events
+
+    def pick(self, state: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
+        picked = {k: e for k, e in state.items() if k[0] != "m.room.member"} if self.others else {}
+        for user_id in self.members:
+            event_id = state.get(("m.room.member", user_id))
+            if event_id is not None:
+                picked[("m.room.member", user_id)] = event_id
+        return picked
+
+
 class RoomSyncBuilder:
     def __init__(self, queries: SyncQueries, events: EventStore, state: StateStore, rooms: RoomStateCache,
                  formatter: EventFormatter, stripped: FederationRoomStore) -> None:
@@ -81,6 +100,7 @@ class RoomSyncBuilder:
         self._state = state
         self._rooms = rooms
         self._format = formatter
+        self._summaries = MemberSummaries(queries, SUMMARY_CACHE_BYTES)
         # (user, device) -> room -> member event IDs already sent to it.
         self._sent_members: OrderedDict[tuple[str, str | None], dict[str, set[str]]] = OrderedDict()
 
@@ -181,7 +201,7 @@ class RoomSyncBuilder:
         cut, more, upto = False, False, work.window.upto
         # Current state events always show in the timeline, even from a stretch of history
         # the user may not see (as Synapse does): clients take the room's state from them.
-        current_ids = set(work.snap.state.values()) if work.snap and not work.member_throughout else set()
+        current = work.snap.state if work.snap is not None else {}
         for round_ in range(FILTER_ROUNDS):
             batch = work.fetch if round_ == 0 else max(limit * 2, 10)
             if round_:
@@ -192,7 +212,8 @@ class RoomSyncBuilder:
                 visible = raw  # joined all through the window: a member sees every event
             else:
                 seen = {r.event_id for r in self._format.visible(raw, work.visibility, requester.user_id)}
-                visible = [r for r in raw if r.event_id in seen or r.event_id in current_ids]
+                visible = [r for r in raw if r.event_id in seen or (
+                    r.state_key is not None and current.get((r.type, r.state_key)) == r.event_id)]
             cut = cut or len(visible) < len(raw)
             rows = [r for r in visible if self._timeline_allows(r, f, ignored)] + rows
             if not more or len(rows) >= limit or not raw:
@@ -205,9 +226,10 @@ class RoomSyncBuilder:
         work.rows = rows[-limit:] if limit else []
 
     async def _states(self, requester: Requester, works: list[_Work], f: SyncFilter) -> None:
-        """The state clients lack before each timeline: all of it for a fresh view; what
-        changed in the gap for a limited incremental timeline; nothing otherwise. Every
-        snapshot in one read, every state event in another."""
+        """The state clients lack before each timeline: all of it for a fresh view (with lazy
+        members, the other keys and only the members the timeline needs); what changed in the
+        gap for a limited incremental timeline; nothing otherwise. Every snapshot in one read
+        (none when it is the room's current one, in memory), every state event in another."""
         needing = [w for w in works if w.window.since is None or w.limited]
         for work in needing:
             if work.rows:
@@ -219,11 +241,29 @@ class RoomSyncBuilder:
                 at_since = await self._queries.event_at_or_before(work.room_id, work.window.since)
                 work.since_group = at_since.state_after if at_since else None
         lazy = f.state.lazy_load_members
-        groups = {g for w in needing for g in (w.start_group, w.since_group) if g}
+        wants: dict[int, _StateWant] = {}
+
+        def want(work: _Work, group: int | None) -> _StateWant | None:
+            return wants.setdefault(group, _StateWant(work)) if group else None
+
+        for work in needing:
+            start = want(work, work.start_group)
+            if start is not None and lazy and work.window.since is None:
+                # Only the members a lazy-loading client is sent: the timeline's senders, its own.
+                start.others = True
+                start.members.update({r.sender for r in work.rows} | {requester.user_id})
+            elif start is not None:
+                start.full = True
+            since_state = want(work, work.since_group)
+            if since_state is not None:
+                since_state.full = True
         if lazy:  # the senders' member events are taken from the snapshot before the timeline
-            groups.update(w.rows[0].state_before for w in works
-                          if w.window.since is not None and w.rows and w.rows[0].state_before)
-        states = await self._state.state_ids_of_groups(sorted(groups)) if groups else {}
+            for work in works:
+                if work.window.since is not None and work.rows:
+                    senders = want(work, work.rows[0].state_before)
+                    if senders is not None:
+                        senders.members.update(r.sender for r in work.rows)
+        states = await self._state_maps(wants)
         wanted: dict[str, list[str]] = {}
         for work in needing:
             start = states.get(work.start_group, {}) if work.start_group else {}
@@ -247,13 +287,50 @@ class RoomSyncBuilder:
                 start = states.get(work.rows[0].state_before, {})
                 have = {r.state_key for r in (*work.state_rows, *work.rows) if r.type == "m.room.member"}
                 missing = sorted({r.sender for r in work.rows} - have)
-                senders[work.room_id] = [start[("m.room.member", s)] for s in missing if ("m.room.member", s) in start]
+                # Those this device was sent already would be dropped below: not even read.
+                sent = set() if f.state.include_redundant_members else \
+                    self._sent_members.get((requester.user_id, requester.device_id), {}).get(work.room_id, set())
+                senders[work.room_id] = [e for e in (start.get(("m.room.member", s)) for s in missing)
+                                         if e is not None and e not in sent]
         members = await self._event_rows({e for ids in senders.values() for e in ids})
         for work in works:
             gap = {r.event_id for r in work.state_rows} if work.window.since is not None else set()
             work.state_rows += [members[e] for e in senders.get(work.room_id, ()) if e in members]
             work.state_rows = self._lazy_members(requester, work.room_id, work.rows, work.state_rows, f,
                                                  work.window.since is None, gap)
+
+    async def _state_maps(self, wants: dict[int, _StateWant]) -> dict[int, Mapping[tuple[str, str], str]]:
+        """group -> (the wanted part of) its state map. A room's current snapshot is in memory
+        (a woken sync's timeline nearly always starts on it); other snapshots are read, whole
+        only where whole maps are wanted, else by key."""
+        out: dict[int, Mapping[tuple[str, str], str]] = {}
+        whole: list[int] = []
+        keyed: list[int] = []
+        members: set[str] = set()
+        others = False
+        for group, want in wants.items():
+            state = self._state_in_memory(want.work, group)
+            if state is not None:
+                out[group] = state if want.full else want.pick(state)
+            elif want.full:
+                whole.append(group)
+            else:
+                keyed.append(group)
+                members |= want.members
+                others = others or want.others
+        if whole:
+            out.update(await self._state.state_ids_of_groups(sorted(whole)))
+        if keyed:
+            out.update(await self._queries.state_keys_of_groups(sorted(keyed), sorted(members), others=others))
+        return out
+
+    def _state_in_memory(self, work: _Work, group: int) -> Mapping[tuple[str, str], str] | None:
+        """The state map of `group` if it is a snapshot of the room held in memory (a cached
+        snapshot is never changed in place: the pipeline builds on a copy and swaps it in)."""
+        for snap in (self._rooms.cached(work.room_id), work.snap):
+            if snap is not None and snap.state_group == group:
+                return snap.state
+        return None
 
     async def _bodies(self, requester: Requester, works: list[_Work], f: SyncFilter) -> None:
         """Format every room's events (per room version, all rooms at once) and add the
@@ -270,9 +347,10 @@ class RoomSyncBuilder:
                                                      requester, f, bundle=bundle))
                 for work in same:
                     out[work.room_id] = [next(events) for _ in getattr(work, attribute)]
-        summarised = [w.room_id for w in works if w.membership.membership == "join" and (
-            w.window.since is None or any(r.type == "m.room.member" for r in (*w.rows, *w.state_rows)))]
-        members = await self._queries.members_in_order_in_rooms(summarised) if summarised else {}
+        summarised = {w.room_id for w in works if w.membership.membership == "join" and (
+            w.window.since is None or any(r.type == "m.room.member" for r in (*w.rows, *w.state_rows)))}
+        summaries = await self._summaries.of_rooms((w.room_id, self._current_group(w)) for w in works
+                                                   if w.room_id in summarised)
         for work in works:
             window, rows = work.window, work.rows
             timeline: dict[str, Any] = {"events": timelines[work.room_id], "limited": work.limited}
@@ -285,8 +363,12 @@ class RoomSyncBuilder:
             else:
                 timeline["prev_batch"] = f"s{window.since if window.since is not None else window.upto}"
             work.body = {"timeline": timeline, "state": {"events": states[work.room_id]}}
-            if work.room_id in members:
-                work.body["summary"] = self._summary(work.snap, members[work.room_id], requester.user_id)
+            summary = summaries.get(work.room_id)
+            if summary is not None:
+                snap = self._rooms.cached(work.room_id) or work.snap
+                named = snap is not None and (("m.room.name", "") in snap.state
+                                              or ("m.room.canonical_alias", "") in snap.state)
+                work.body["summary"] = summary.body(requester.user_id, named)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -334,17 +416,9 @@ class RoomSyncBuilder:
         sent.update(r.event_id for r in rows if r.type == "m.room.member")
         return kept
 
-    @staticmethod
-    def _summary(snap: RoomSnapshot | None, members: list[tuple[str, str]], user_id: str) -> dict[str, Any]:
-        """m.joined_member_count, m.invited_member_count, and the heroes of a room with no
-        name or alias, from its members (oldest membership first)."""
-        joined = [u for u, m in members if m == "join"]
-        invited = [u for u, m in members if m == "invite"]
-        summary: dict[str, Any] = {"m.joined_member_count": len(joined), "m.invited_member_count": len(invited)}
-        named = snap is not None and (("m.room.name", "") in snap.state or ("m.room.canonical_alias", "") in snap.state)
-        if not named:
-            heroes = [u for u in joined + invited if u != user_id][:MAX_HEROES]
-            if not heroes:  # everyone left: name the room after those who were in it
-                heroes = [u for u, m in members if m in ("leave", "ban") and u != user_id][:MAX_HEROES]
-            summary["m.heroes"] = heroes
-        return summary
+    def _current_group(self, work: _Work) -> int | None:
+        """The room's snapshot group when the cached snapshot is the state this sync saw last
+        (after its newest timeline event): its summary may then come from memory."""
+        seen = work.rows[-1].state_after if work.rows else work.start_group
+        snap = self._rooms.cached(work.room_id)
+        return seen if seen is not None and snap is not None and snap.state_group == seen else None

@@ -19,8 +19,9 @@ from homeserver.services.auth import Requester
 from homeserver.services.rooms.event_format import EventFormatter
 from homeserver.services.rooms.state import RoomStateCache
 from homeserver.services.rooms.timeline import topo_token
-from homeserver.services.sync.rooms import MAX_HEROES, RoomSyncBuilder
+from homeserver.services.sync.rooms import RoomSyncBuilder
 from homeserver.services.sync.sliding_request import MEMBER, RoomConfig, StateKey
+from homeserver.services.sync.summaries import MAX_HEROES
 from storage.events import EventRow, EventStore
 from storage.state import StateStore
 from storage.sync import RoomMembershipAt, SlidingRoomRow, SyncQueries

@@ -28,6 +28,7 @@ from homeserver.services.push.notifications import total_counts
 from homeserver.services.streams.aux import AuxStream
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
+from homeserver.services.sync.changes import SyncChanges
 from homeserver.services.sync.rooms import RoomSyncBuilder, RoomWindow
 from storage.account_data import AccountDataStore
 from storage.sync import RoomMembershipAt, SyncQueries
@@ -80,6 +81,8 @@ class SyncService:
         # Wired by the app to the push service (unread counts, the m.push_rules account data).
         self.unread_counts: UnreadCounts | None = None
         self.push_rules: PushRules | None = None
+        # Wired by the app: where rooms and users' memberships last changed (sync/changes.py).
+        self.changes: SyncChanges | None = None
 
     def current_token(self) -> SyncToken:
         return SyncToken(self._stream.current, self._aux.current, self._typing.serial)
@@ -124,13 +127,27 @@ class SyncService:
             upto = dataclasses.replace(upto, aux=aux_upto)
         ignored = await self._account_data.ignored_users(user_id)
 
-        now = {r: m for r, m in (await self._queries.memberships_at(user_id, upto.events)).items() if f.allows_room(r)}
-        before = await self._queries.memberships_at(user_id, since.events) if since is not None else {}
-        joined = [r for r, m in now.items() if m.membership == "join"]
+        all_now = await self._queries.memberships_at(user_id, upto.events)
+        # None of the user's memberships moved since `since` (the usual wake-up): only the
+        # rooms that moved, or have ephemeral news, are looked at, found without walking
+        # every room of the user (sync/changes.py); None when that is not known.
+        steady = since is not None and not initial and self.changes is not None \
+            and self.changes.memberships.changed_after(user_id, since.events) is False
+        moved_rooms = self.changes.rooms.entities_changed_after(since.events, len(all_now)) \
+            if steady and self.changes is not None and since is not None else None
+        now: dict[str, RoomMembershipAt] = {}
+        joined_all: list[str] = []
+        if moved_rooms is None:
+            now = {r: m for r, m in all_now.items() if f.allows_room(r)}
+            joined_all = [r for r, m in now.items() if m.membership == "join"]
+        elif aux_moved or since is None or since.typing != upto.typing:
+            joined_all = [r for r, m in all_now.items() if m.membership == "join" and f.allows_room(r)]
 
-        typing = self._typing.typing_events(joined, None if initial else since.typing, upto.typing)
-        receipts = await self._receipts.ephemeral_events(user_id, joined, None if initial else since_aux, upto.aux) \
-            if aux_moved else {}
+        # The typing serial did not move: no room's typing did either.
+        typing = self._typing.typing_events(joined_all, None if initial else since.typing, upto.typing) \
+            if initial or since is None or since.typing != upto.typing else {}
+        receipts = await self._receipts.ephemeral_events(user_id, joined_all, None if initial else since_aux,
+                                                         upto.aux) if aux_moved else {}
         account_rows = await self._account_data_store.changed(user_id, None if initial else since_aux, upto.aux) \
             if aux_moved else []
         room_account_data: dict[str, list[dict[str, Any]]] = {}
@@ -144,6 +161,13 @@ class SyncService:
         push_rules_changed = initial or any(r.type == "m.push_rules" and not r.room_id for r in account_rows)
         if push_rules_changed and self.push_rules is not None and f.account_data.matches("m.push_rules", None):
             global_account_data.append({"type": "m.push_rules", "content": await self.push_rules(user_id)})
+
+        if moved_rooms is not None:
+            looked_at = moved_rooms | typing.keys() | receipts.keys() | room_account_data.keys()
+            now = {r: all_now[r] for r in looked_at if r in all_now and f.allows_room(r)}
+        before = all_now if steady else \
+            await self._queries.memberships_at(user_id, since.events) if since is not None else {}
+        joined = [r for r, m in now.items() if m.membership == "join"]
 
         window = RoomWindow(since=None if since is None else since.events, upto=upto.events, full_state=full_state)
         join: dict[str, Any] = {}
@@ -232,8 +256,11 @@ class SyncService:
             if aux_moved else []
         membership_changes: list[tuple[str, str, str]] = []
         if since is not None and since.events != upto.events:
+            # A room that did not move has no membership change to give.
+            in_view = set(joined) | set(newly_left) if moved_rooms is None else \
+                {r for r in moved_rooms if r in now and now[r].membership == "join"} | set(newly_left)
             membership_changes = await self._queries.membership_changes_between(
-                sorted(set(joined) | set(newly_left)), since.events, upto.events)
+                sorted(in_view), since.events, upto.events) if in_view else []
             # Whoever a join brings into view comes with their presence, old as it may be
             # (as Synapse does): everyone of a room just joined, anyone who just joined ours.
             extra = {u for r, u, m in membership_changes if m in ("join", "invite", "knock") and r not in newly_joined}
