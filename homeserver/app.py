@@ -27,20 +27,20 @@ from federation.sender import FederationSender
 from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
-from homeserver.api import client as client_api
 from homeserver.api import admin_page, admin_page_moderation, health, pages
+from homeserver.api import client as client_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config, ListenerConfig
-from homeserver.memory import tune_malloc
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
+from homeserver.memory import tune_malloc
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
 from homeserver.services.accounts.email import EmailValidationService
-from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.login_tokens import LoginTokenService
+from homeserver.services.accounts.msisdn import PhoneValidationService
 from homeserver.services.accounts.openid import OpenIdService
 from homeserver.services.accounts.passwords import PasswordHashing
 from homeserver.services.accounts.profiles import ProfileService
@@ -54,15 +54,15 @@ from homeserver.services.admin.destinations import AdminDestinationService
 from homeserver.services.admin.health import HealthService
 from homeserver.services.admin.media import AdminMediaService
 from homeserver.services.admin.metrics import ServerMetrics
-from homeserver.services.admin.reports import ReportService
-from homeserver.services.admin.server_info import ServerInfoService
-from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.page_sessions import AdminPageSessions
 from homeserver.services.admin.page_views import AdminPageViews
 from homeserver.services.admin.purge import PurgeHistoryService, RoomPurger
+from homeserver.services.admin.reports import ReportService
 from homeserver.services.admin.room_deletion import RoomDeletionService
 from homeserver.services.admin.room_tasks import RoomTaskRunner
 from homeserver.services.admin.rooms import AdminRoomService
+from homeserver.services.admin.server_info import ServerInfoService
+from homeserver.services.admin.server_notices import ServerNoticeService
 from homeserver.services.admin.user_moderation import AdminUserModeration
 from homeserver.services.admin.user_ratelimit import UserRateLimitAdmin
 from homeserver.services.admin.users import AdminUserService
@@ -89,24 +89,28 @@ from homeserver.services.federation.edus import FederationEduService
 from homeserver.services.federation.intake import FederationIntake
 from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.federation.outbound import EduBroadcaster, PduBroadcaster
+from homeserver.services.federation.partial_state import PartialStateResync
 from homeserver.services.federation.pdu_checks import PduChecker
 from homeserver.services.federation.reads import FederationReadService
 from homeserver.services.federation.remote_state import RemoteState
 from homeserver.services.federation.server_keys import ServerKeyService
 from homeserver.services.federation.transactions import FederationTransactions
 from homeserver.services.graph import Services
+from homeserver.services.identity.third_party_invites import ThirdPartyInviteService
 from homeserver.services.media.remote import RemoteMediaFetcher
 from homeserver.services.media.repository import MediaService
 from homeserver.services.media.thumbnails import ThumbnailService
 from homeserver.services.media.url_previews import UrlPreviewService
+from homeserver.services.push.evaluator import PushEvaluator
 from homeserver.services.push.notifications import NotificationService
 from homeserver.services.push.pushers import PusherService
-from homeserver.services.push.rules import PushEvaluator, PushRuleService
+from homeserver.services.push.rules import PushRuleService
 from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.delayed_events import DelayedEventService
+from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.event_format import EventFormatter
@@ -120,8 +124,7 @@ from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
-from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo
-from homeserver.services.identity.third_party_invites import ThirdPartyInviteService
+from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo, update_joined_servers
 from homeserver.services.rooms.timeline import TimelineService
 from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.rooms.wakeups import RoomEventNotifications
@@ -200,8 +203,17 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     profiles = ProfileLookup(stores.profiles, config.server_name)
     # The servers of each room's joined members, kept per state snapshot: every event, typing
     # notice and receipt we send out, and every transaction we take in, asks for them.
+    # Rooms joined with a partial state (faster joins): until their full state is in, their
+    # servers are also those the resident server named at the join.
+    partial_state = PartialStateRooms(stores.partial_state, clock)
+
+    async def joined_servers(room_id: str) -> set[str]:
+        servers = await stores.destinations.joined_servers(room_id)
+        return servers | await partial_state.servers_in_room(room_id)
+
     room_servers: SnapshotMemo[set[str]] = SnapshotMemo(
-        room_state, lambda room_id, _: stores.destinations.joined_servers(room_id), config.caches.room_servers)
+        room_state, lambda room_id, _: joined_servers(room_id), config.caches.room_servers,
+        update=update_joined_servers)
     directory = DirectoryService(stores.directory, room_state, events, clock, config.server_name, federation_client,
                                  room_servers.get, appservices=appservices,
                                  query_alias=appservice_lookups.query_alias if appservices else None,
@@ -216,15 +228,20 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                                             room_servers)
     intake = FederationIntake(events, room_state, stores.events, stores.graph,
                               RemoteState(stores.state, stores.graph, room_state.events), PduChecker(keyring),
-                              room_servers.get, federation_client, clock, config.server_name)
+                              room_servers.get, federation_client, clock, config.server_name,
+                              is_partial=partial_state.is_partial)
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
         events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
-        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes)
+        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes,
+        # The resync is built below, with the caches it must correct.
+        partial_state=partial_state, on_partial_join=lambda room_id: partial_state_resync.start(room_id),
+        faster_joins=config.federation.faster_joins)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
-                                             erased=erased_users.among)
+                                             erased=erased_users.among,
+                                             partial_state=partial_state)
     membership = MembershipService(events, room_state, profiles, stores.rooms, stores.events, restricted,
                                    federation_membership, config.server_name, limiter=rate_limiter)
     threepids = ThreepidService(stores.threepid_bindings, identity_transport, config.server_name, signing_key,
@@ -241,16 +258,22 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     recent_events = RecentEvents(stream, stores.events, stores.relations, config.server_name,
                                  config.caches.recent_events)
     events.on_stored(recent_events.stored)
+    partial_state_resync = PartialStateResync(events, room_state, intake, stores.events, stores.state, partial_state,
+                                              config.server_name, rewritten=lambda room_id, position: (
+                                                  recent_events.forget(room_id),
+                                                  sync_changes.rooms.changed(room_id, position)))
     formatter = EventFormatter(stores.events, stores.timeline, stores.relations, clock, erased_users,
                                recent=recent_events)
-    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill)
+    timeline = TimelineService(stores.events, stores.timeline, stores.state, room_state, formatter, intake.backfill,
+                               full_state=partial_state.wait_for_full_state)
     relations = RelationsService(stores.events, stores.relations, room_state, formatter)
     search = SearchService(stores.search, room_state, formatter, timeline, limiter=rate_limiter)
     profile_service = ProfileService(stores.profiles, events, stores.events, room_state, config.server_name,
                                      federation_client, limiter=rate_limiter, restrictions=restrictions)
     notifier = Notifier()
-    # Push rules, counts and pushers. The evaluator runs before a batch's stream positions
-    # become visible, so a /sync that sees a new event sees its unread counts too.
+    # Push rules, counts and pushers. The evaluator takes each batch before its stream positions
+    # become visible and writes its push actions in the background; readers of the counts wait
+    # for them (push/unread.py), so a /sync that sees a new event sees its unread counts too.
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
     account_data = AccountDataService(stores.account_data, aux)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
@@ -272,6 +295,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                                    config.server_name, account_data.ignored_users, unread=unread,
                                    room_cache_bytes=config.caches.push_room_state)
     events.before_publish(push_evaluator.on_persisted)
+    pushers.settle = unread.settled
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state,
                                                 config.caches.room_wakeups)
     events.on_persisted(room_notifications.on_persisted)
@@ -294,6 +318,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     replication.on("restrictions", lambda m: restrictions.forget_cached())
     erased_users.replicate = lambda user_id: replication.publish({"k": "erased", "u": user_id})
     replication.on("erased", lambda m: erased_users.forget_cached(m["u"]))
+    partial_state.replicate = lambda: replication.publish({"k": "partial_state"})
+    replication.on("partial_state", lambda m: partial_state.forget_cached())
     sync_memberships = UserMemberships(stores.sync, stream, config.caches.sync_memberships)
     events.on_stored(sync_memberships.stored)
     # Where each room and each user's memberships last changed: a /sync looks at what moved.
@@ -307,6 +333,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
     sync.changes = sync_changes
+    sync.full_state_arrived = partial_state.cleared_between
     sliding_sync = SlidingSyncService(
         sync_queries, SlidingRoomBuilder(sync_queries, stores.events, stores.state, room_state, formatter, room_sync),
         SlidingExtensions(sync_queries, stores.account_data, receipts, typing, to_device, device_lists, e2e_keys, sync),
@@ -422,6 +449,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         phone_validation=PhoneValidationService(),
         admin_page_sessions=AdminPageSessions(accounts, auth, devices),
         admin_page_views=AdminPageViews(admin_rooms, room_deletion, reports),
+        partial_state_resync=partial_state_resync,
     )
 
 
@@ -677,6 +705,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             services.federation_sender.start()
             services.delayed_events.start()
             services.appservice_sender.start()
+            await services.partial_state_resync.resume()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -686,6 +715,8 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             for runner in runners:
                 await runner.cleanup()
             await services.room_tasks.stop()
+            await services.partial_state_resync.stop()
+            await services.events.drain()  # push actions of the last events, then their announcement
             await services.replication.stop()
             await services.federation_sender.stop()
             await services.delayed_events.stop()

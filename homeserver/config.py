@@ -474,6 +474,10 @@ class FederationConfig:
     # Let other servers read our room directory (/_matrix/federation/v1/publicRooms); off by
     # default as in Synapse.
     allow_public_rooms_over_federation: bool = False
+    # Faster joins (MSC3706/MSC3902, spec v1.6 send_join `omit_members`): a remote join asks
+    # the resident server to leave the members out, returns at once and fetches the full
+    # state in the background. On by default, as in Synapse.
+    faster_joins: bool = True
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,8 @@ caches:
   room_wakeups: 4194304
   # What push rules need of each room: members, display names, power levels (8 MiB).
   push_room_state: 8388608
-  # Each user's merged and compiled push rules (8 MiB).
+  # Each user's push rules: a few hundred bytes for one who kept the defaults, a few KB
+  # for one with rules of their own (8 MiB).
   push_rules: 8388608
   # Authenticated access tokens (4 MiB).
   access_tokens: 4194304
@@ -407,6 +408,10 @@ federation:
   # Other servers may read this server's public room directory (GET/POST
   # /_matrix/federation/v1/publicRooms) only if true; otherwise they get 403 M_FORBIDDEN.
   allow_public_rooms_over_federation: false
+  # Faster joins: joining a room on another server asks it to leave the members out of its
+  # answer (omit_members), so the join returns at once; the full state follows in the
+  # background. /members waits for it. false: wait for the whole state at join time.
+  faster_joins: true
 
 # Server notices (as Synapse's): admins message users through the admin API (POST
 # /_synapse/admin/v1/send_server_notice), from a system user created when first needed, into a

@@ -11,6 +11,8 @@ from typing import Any
 
 class Codes:
     FORBIDDEN = "M_FORBIDDEN"
+    # MSC3895 (as Synapse): a server whose state of the room is still partial (faster joins).
+    UNABLE_DUE_TO_PARTIAL_STATE = "ORG.MATRIX.MSC3895_UNABLE_DUE_TO_PARTIAL_STATE"
     UNKNOWN_TOKEN = "M_UNKNOWN_TOKEN"
     SERVER_NOT_TRUSTED = "M_SERVER_NOT_TRUSTED"
     MISSING_TOKEN = "M_MISSING_TOKEN"

@@ -130,7 +130,7 @@ REDACTION_APPLIES = """r.redacts = e.event_id AND re.rejected_reason IS NULL AND
     AND re.room_id = e.room_id AND (NOT r.domain_check
       OR substr(re.sender, strpos(re.sender, ':') + 1) = substr(e.sender, strpos(e.sender, ':') + 1))"""
 
-_EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, e.state_key, e.sender,
+EVENT_COLUMNS = f"""e.event_id, e.room_id, e.stream_ordering, e.depth, e.type, e.state_key, e.sender,
     e.origin_server_ts, e.pdu, e.outlier, e.rejected_reason, e.soft_failed, e.state_before,
     e.state_after, e.txn_device_id, e.txn_id,
     (SELECT r.event_id FROM redactions r JOIN events re ON re.event_id = r.event_id
@@ -384,7 +384,7 @@ class EventStore:
 
     async def get_events(self, event_ids: Sequence[str]) -> dict[str, EventRow]:
         rows = await self._db.fetch(
-            f"SELECT {_EVENT_COLUMNS} FROM events e WHERE e.event_id = ANY($1::text[])", list(event_ids)
+            f"SELECT {EVENT_COLUMNS} FROM events e WHERE e.event_id = ANY($1::text[])", list(event_ids)
         )
         return {r["event_id"]: EventRow(**r) for r in rows}
 
@@ -545,150 +545,40 @@ class EventStore:
             room_id, list(keep_event_ids), list(keep_members),
         )
 
-
-@dataclass(frozen=True, slots=True)
-class MembershipAt:
-    stream_ordering: int
-    membership: str
-
-
-class TimelineQueries:
-    """Reads of the timeline for clients (pagination, visibility inputs). Tables read: events,
-    room_memberships."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def paginate(
-        self, room_id: str, *, before: tuple[int, int] | None = None, after: tuple[int, int] | None = None,
-        limit: int, types: Sequence[str] | None = None, not_types: Sequence[str] | None = None,
-        senders: Sequence[str] | None = None, not_senders: Sequence[str] | None = None,
-    ) -> list[EventRow]:
-        """Timeline events in topological order (depth, stream), strictly before or after a point.
-
-        `before` pages backwards (newest first), `after` forwards (oldest first).
-        Rejected and soft-failed events are never returned.
-        """
-        backwards = after is None
-        point = before if backwards else after
-        cmp, order = ("<", "DESC") if backwards else (">", "ASC")
-        conditions = ["e.room_id = $1", "e.stream_ordering IS NOT NULL", "e.rejected_reason IS NULL",
-                      "NOT e.soft_failed", "NOT e.outlier"]
-        args: list[Any] = [room_id]
-        if point is not None:
-            args += [point[0], point[1]]
-            conditions.append(f"(e.depth, e.stream_ordering) {cmp} ($2, $3)")
-        for column, values, negate in (("type", types, False), ("type", not_types, True),
-                                       ("sender", senders, False), ("sender", not_senders, True)):
-            if values is not None:
-                args.append(list(values))
-                conditions.append(f"{'NOT ' if negate else ''}(e.{column} = ANY(${len(args)}::text[]))")
-        args.append(limit)
+    async def state_groups_since(self, room_id: str, stream_ordering: int) -> set[int]:
+        """The snapshots (before and after) of the room's timeline events from a position on."""
         rows = await self._db.fetch(
-            f"""SELECT {_EVENT_COLUMNS} FROM events e WHERE {' AND '.join(conditions)}
-                ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ${len(args)}""",
-            *args,
-        )
-        return [EventRow(**r) for r in rows]
+            """SELECT DISTINCT g FROM events, LATERAL (VALUES (state_before), (state_after)) AS s(g)
+               WHERE room_id = $1 AND stream_ordering >= $2 AND g IS NOT NULL""", room_id, stream_ordering)
+        return {r["g"] for r in rows}
 
-    async def closest_to_timestamp(self, room_id: str, ts: int, *, forwards: bool, limit: int) -> list[EventRow]:
-        cmp, order = (">=", "ASC") if forwards else ("<=", "DESC")
+    async def accepted_since(self, room_id: str, stream_ordering: int) -> list[tuple[str, str, int | None]]:
+        """(event ID, sender, state before) of the room's accepted timeline events after a
+        position, oldest first."""
         rows = await self._db.fetch(
-            f"""SELECT {_EVENT_COLUMNS} FROM events e
-                WHERE e.room_id = $1 AND e.origin_server_ts {cmp} $2 AND e.stream_ordering IS NOT NULL
-                  AND e.rejected_reason IS NULL AND NOT e.soft_failed
-                ORDER BY e.origin_server_ts {order}, e.stream_ordering {order} LIMIT $3""",
-            room_id, ts, limit,
-        )
-        return [EventRow(**r) for r in rows]
-
-    async def topological_position(self, room_id: str, stream_ordering: int) -> tuple[int, int] | None:
-        """The (depth, stream) of the room's newest event at or before a stream position."""
-        row = await self._db.fetchrow(
-            """SELECT depth, stream_ordering FROM events
-               WHERE room_id = $1 AND stream_ordering IS NOT NULL AND stream_ordering <= $2
-               ORDER BY stream_ordering DESC LIMIT 1""",
-            room_id, stream_ordering,
-        )
-        return (row["depth"], row["stream_ordering"]) if row else None
-
-    async def memberships_of(self, room_id: str, user_id: str) -> list[MembershipAt]:
-        """The user's membership changes in the room, oldest first."""
-        rows = await self._db.fetch(
-            """SELECT stream_ordering, membership FROM room_memberships
-               WHERE room_id = $1 AND user_id = $2 ORDER BY stream_ordering""",
-            room_id, user_id,
-        )
-        return [MembershipAt(r["stream_ordering"], r["membership"]) for r in rows]
-
-    async def state_changes(self, room_id: str, event_type: str) -> list[tuple[int, dict[str, Any]]]:
-        """(stream position, content) of every accepted state event of one type, oldest first."""
-        rows = await self._db.fetch(
-            """SELECT stream_ordering, pdu->'content' AS content FROM events
-               WHERE room_id = $1 AND type = $2 AND state_key = '' AND stream_ordering IS NOT NULL
+            """SELECT event_id, sender, state_before FROM events
+               WHERE room_id = $1 AND stream_ordering > $2 AND NOT outlier
                  AND rejected_reason IS NULL AND NOT soft_failed ORDER BY stream_ordering""",
-            room_id, event_type,
-        )
-        return [(r["stream_ordering"], r["content"]) for r in rows]
+            room_id, stream_ordering)
+        return [(r["event_id"], r["sender"], r["state_before"]) for r in rows]
 
-    async def joined_members_with_profiles(self, room_id: str) -> list[tuple[str, dict[str, Any]]]:
-        rows = await self._db.fetch(
-            """SELECT c.state_key, e.pdu->'content' AS content FROM current_state c
-               JOIN events e ON e.event_id = c.event_id
-               WHERE c.room_id = $1 AND c.type = 'm.room.member' AND c.membership = 'join'""",
-            room_id,
-        )
-        return [(r["state_key"], r["content"]) for r in rows]
+    async def mark_rejected(self, reasons: dict[str, str]) -> None:
+        """Events found, on a second look, to fail the auth rules (a faster join's events
+        once the full state is known)."""
+        await self._db.execute(
+            """UPDATE events e SET rejected_reason = r.reason
+               FROM unnest($1::text[], $2::text[]) AS r(event_id, reason) WHERE e.event_id = r.event_id""",
+            list(reasons), list(reasons.values()))
 
-
-# The union of the auth chains of some of a room's events ($2), as {columns} of `events e`.
-AUTH_CHAIN = """
-WITH RECURSIVE chain(event_id) AS (
-    SELECT auth_event_id FROM event_auth_edges WHERE event_id = ANY($2::text[])
-    UNION
-    SELECT a.auth_event_id FROM event_auth_edges a JOIN chain c ON a.event_id = c.event_id
-)
-SELECT {columns} FROM chain JOIN events e ON e.event_id = chain.event_id WHERE e.room_id = $1
-"""
-
-
-class EventGraphQueries:
-    """Walks of the room DAG for federation. Tables read: events, event_auth_edges, event_edges."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def auth_chain_ids(self, room_id: str, event_ids: Sequence[str]) -> set[str]:
-        """The stored events of the room reachable from `event_ids` through auth_events (not
-        including them)."""
-        rows = await self._db.fetch(AUTH_CHAIN.format(columns="e.event_id"), room_id, list(event_ids))
-        return {r["event_id"] for r in rows}
-
-    async def known(self, event_ids: Sequence[str]) -> dict[str, tuple[bool, str | None, int | None]]:
-        """event_id -> (outlier, rejected_reason, state_after) of the events we hold."""
-        rows = await self._db.fetch(
-            """SELECT event_id, outlier, rejected_reason, state_after FROM events
-               WHERE event_id = ANY($1::text[])""",
-            list(event_ids),
-        )
-        return {r["event_id"]: (r["outlier"], r["rejected_reason"], r["state_after"]) for r in rows}
-
-    async def rejected_among(self, event_ids: Sequence[str]) -> set[str]:
-        rows = await self._db.fetch(
-            "SELECT event_id FROM events WHERE event_id = ANY($1::text[]) AND rejected_reason IS NOT NULL",
-            list(event_ids),
-        )
-        return {r["event_id"] for r in rows}
-
-    async def backward_extremities(self, room_id: str, limit: int = 5) -> list[tuple[str, int]]:
-        """(event_id, depth) of the room's oldest timeline events whose prev events we lack: where
-        backfill continues from."""
-        rows = await self._db.fetch(
-            """SELECT DISTINCT e.event_id, e.depth FROM events e
-               JOIN event_edges p ON p.event_id = e.event_id
-               LEFT JOIN events pe ON pe.event_id = p.prev_event_id AND NOT pe.outlier
-               WHERE e.room_id = $1 AND NOT e.outlier AND e.stream_ordering IS NOT NULL AND pe.event_id IS NULL
-               ORDER BY e.depth LIMIT $2""",
-            room_id, limit,
-        )
-        return [(r["event_id"], r["depth"]) for r in rows]
+    async def replace_state_groups(self, room_id: str, stream_ordering: int, replaced: dict[int, int]) -> None:
+        """Point the room's events from a position on at other snapshots (old group -> new):
+        a faster join's events move from their partial state to the full one."""
+        await self._db.execute(
+            """UPDATE events e SET state_before = COALESCE(b.new, e.state_before),
+                                   state_after = COALESCE(a.new, e.state_after)
+               FROM events x
+               LEFT JOIN unnest($3::bigint[], $4::bigint[]) AS b(old, new) ON b.old = x.state_before
+               LEFT JOIN unnest($3::bigint[], $4::bigint[]) AS a(old, new) ON a.old = x.state_after
+               WHERE e.event_id = x.event_id AND x.room_id = $1 AND x.stream_ordering >= $2
+                 AND (b.new IS NOT NULL OR a.new IS NOT NULL)""",
+            room_id, stream_ordering, list(replaced), list(replaced.values()))

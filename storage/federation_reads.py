@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, AUTH_CHAIN, EventRow
+from storage.event_graph import AUTH_CHAIN
+from storage.events import EVENT_COLUMNS, EventRow
 
 # The auth chain of some events: their auth events, theirs, and so on (the events themselves
 # only when another one's auth chain reaches them). UNION drops rows already found, so the
@@ -95,7 +96,7 @@ class FederationReadQueries:
 
     async def auth_chain(self, room_id: str, event_ids: Sequence[str]) -> list[EventRow]:
         """The union of the auth chains of `event_ids` (a room's events), in no order."""
-        rows = await self._db.fetch(AUTH_CHAIN.format(columns=_EVENT_COLUMNS), room_id, list(event_ids))
+        rows = await self._db.fetch(AUTH_CHAIN.format(columns=EVENT_COLUMNS), room_id, list(event_ids))
         return [EventRow(**r) for r in rows]
 
     async def auth_chain_ids(self, room_id: str, event_ids: Sequence[str]) -> list[str]:
@@ -105,14 +106,14 @@ class FederationReadQueries:
     async def backfill(self, room_id: str, event_ids: Sequence[str], limit: int) -> list[EventRow]:
         """Up to `limit` of the given events and their ancestors, deepest first; rejected and
         soft-failed events are walked through but not returned."""
-        rows = await self._db.fetch(_BACKFILL.format(columns=_EVENT_COLUMNS), room_id, list(event_ids), limit)
+        rows = await self._db.fetch(_BACKFILL.format(columns=EVENT_COLUMNS), room_id, list(event_ids), limit)
         return [EventRow(**r) for r in rows]
 
     async def missing_events(self, room_id: str, earliest: Sequence[str], latest: Sequence[str], limit: int,
                              min_depth: int) -> list[EventRow]:
         """Up to `limit` ancestors of `latest` not behind `earliest`, nearest first; only those
         at `min_depth` or deeper, never rejected or soft-failed ones."""
-        rows = await self._db.fetch(_MISSING.format(columns=_EVENT_COLUMNS), room_id, list(earliest),
+        rows = await self._db.fetch(_MISSING.format(columns=EVENT_COLUMNS), room_id, list(earliest),
                                     list(latest), limit, min_depth)
         return [EventRow(**r) for r in rows]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, REDACTION_APPLIES, EventRow
+from storage.events import EVENT_COLUMNS, REDACTION_APPLIES, EventRow
 
 _ACCEPTED = "e.rejected_reason IS NULL AND NOT e.soft_failed AND e.stream_ordering IS NOT NULL"
 _NOT_REDACTED = f"""NOT EXISTS (SELECT 1 FROM redactions r JOIN events re ON re.event_id = r.event_id
@@ -45,7 +45,7 @@ class RelationQueries:
             condition = f"AND (e.depth, e.stream_ordering) {cmp} ($5, $6)"
         args.append(limit)
         rows = await self._db.fetch(
-            f"""SELECT {_EVENT_COLUMNS} FROM events e
+            f"""SELECT {EVENT_COLUMNS} FROM events e
                 WHERE e.room_id = $1 AND e.relates_to = $2 AND ($3::text IS NULL OR e.rel_type = $3)
                   AND ($4::text IS NULL OR e.type = $4) AND {_ACCEPTED} {condition}
                 ORDER BY e.depth {order}, e.stream_ordering {order} LIMIT ${len(args)}""",

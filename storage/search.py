@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, REDACTION_APPLIES, EventRow
+from storage.events import EVENT_COLUMNS, REDACTION_APPLIES, EventRow
 
 # Must match the expression of the events_search index (migration 0005).
 _VECTOR = """to_tsvector('simple', coalesce(e.pdu->'content'->>'body', '') || ' ' ||
@@ -51,7 +51,7 @@ class SearchQueries:
                      AND ($5::text[] IS NULL OR NOT e.sender = ANY($5::text[]))"""
         args = [list(room_ids), query, list(types), senders, not_senders]
         rows = await self._db.fetch(
-            f"SELECT {_EVENT_COLUMNS}, ts_rank({_VECTOR}, q) AS rank {base} ORDER BY {order} OFFSET $6 LIMIT $7",
+            f"SELECT {EVENT_COLUMNS}, ts_rank({_VECTOR}, q) AS rank {base} ORDER BY {order} OFFSET $6 LIMIT $7",
             *args, offset, limit,
         )
         count = await self._db.fetchval(f"SELECT count(*) {base}", *args)

@@ -17,7 +17,9 @@ from storage.device_lists import DeviceListStore
 from storage.devices import DeviceStore
 from storage.directory import DirectoryStore
 from storage.e2e_keys import E2EKeyStore
-from storage.events import EventGraphQueries, EventStore, TimelineQueries
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore
+from storage.timeline import TimelineQueries
 from storage.federation_destinations import DestinationAdminQueries
 from storage.federation_queue import DestinationQueries, FederationQueueStore
 from storage.federation_reads import FederationReadQueries
@@ -52,6 +54,7 @@ from storage.tokens import TokenStore
 from storage.uia import UIAuthStore
 from storage.appservices import AppServiceQueries, AppServiceStore
 from storage.short_sessions import ShortSessionStore
+from storage.partial_state import PartialStateStore
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Stores:
     admin_users: AdminUserQueries
     room_heads: RoomHeadQueries
     short_sessions: ShortSessionStore
+    partial_state: PartialStateStore
 
     @classmethod
     def build(cls, db: Database) -> Stores:
@@ -174,4 +178,5 @@ class Stores:
             admin_users=AdminUserQueries(db),
             room_heads=RoomHeadQueries(db),
             short_sessions=ShortSessionStore(db),
+            partial_state=PartialStateStore(db),
         )

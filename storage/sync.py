@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.database import Database
-from storage.events import _EVENT_COLUMNS, EventRow
+from storage.events import EVENT_COLUMNS, EventRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ class SyncQueries:
     async def recent_events(self, room_id: str, *, after: int, upto: int, limit: int) -> list[EventRow]:
         """Up to `limit` newest timeline events in (after, upto], oldest first."""
         rows = await self._db.fetch(
-            f"""SELECT {_EVENT_COLUMNS} FROM events e
+            f"""SELECT {EVENT_COLUMNS} FROM events e
                 WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3
                   AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier
                 ORDER BY e.stream_ordering DESC LIMIT $4""",
@@ -122,11 +122,11 @@ class SyncQueries:
         order: the deprecated /events stream."""
         rows = await self._db.fetch(
             f"""SELECT * FROM (
-                    SELECT {_EVENT_COLUMNS} FROM events e
+                    SELECT {EVENT_COLUMNS} FROM events e
                     WHERE e.room_id = ANY($1::text[]) AND e.stream_ordering > $3 AND e.stream_ordering <= $4
                       AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier
                     UNION ALL
-                    SELECT {_EVENT_COLUMNS} FROM room_memberships m JOIN events e ON e.event_id = m.event_id
+                    SELECT {EVENT_COLUMNS} FROM room_memberships m JOIN events e ON e.event_id = m.event_id
                     WHERE m.user_id = $2 AND m.stream_ordering > $3 AND m.stream_ordering <= $4
                       AND NOT (m.room_id = ANY($1::text[]))
                       AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier
@@ -146,7 +146,7 @@ class SyncQueries:
 
     async def event_at_or_before(self, room_id: str, position: int) -> EventRow | None:
         row = await self._db.fetchrow(
-            f"""SELECT {_EVENT_COLUMNS} FROM events e WHERE e.room_id = $1 AND e.stream_ordering <= $2
+            f"""SELECT {EVENT_COLUMNS} FROM events e WHERE e.room_id = $1 AND e.stream_ordering <= $2
                 AND e.rejected_reason IS NULL AND NOT e.soft_failed AND NOT e.outlier ORDER BY e.stream_ordering DESC LIMIT 1""",
             room_id, position,
         )
@@ -231,7 +231,7 @@ class SyncQueries:
             f"""SELECT x.* FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::int[])
                      AS w(room_id, after, upto, lim)
                 CROSS JOIN LATERAL (
-                    SELECT {_EVENT_COLUMNS} FROM events e
+                    SELECT {EVENT_COLUMNS} FROM events e
                     WHERE e.room_id = w.room_id AND e.stream_ordering > w.after AND e.stream_ordering <= w.upto
                       AND e.rejected_reason IS NULL AND NOT e.soft_failed AND (NOT e.outlier OR NOT $5)
                     ORDER BY e.stream_ordering DESC LIMIT w.lim) x""",

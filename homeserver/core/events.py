@@ -171,6 +171,32 @@ def parse_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> Event:
     )
 
 
+def stored_event(pdu: dict[str, Any], room_version: RoomVersion, event_id: str) -> Event:
+    """The Event of a PDU this server stored under `event_id`: parse_pdu checked its shape and
+    computed that ID when it came in (or the builder made it), so neither is done again.
+    Re-deriving the ID (canonical JSON and SHA-256 of the redacted event) and re-checking the
+    JSON was most of the cost of loading stored events, as state resolution does by thousands."""
+    unsigned = pdu.get("unsigned")
+    if unsigned is not None:
+        pdu = {k: v for k, v in pdu.items() if k != "unsigned"}
+    fmt = room_version.event_format
+    event_type = pdu["type"]
+    content = pdu["content"]
+    room_id = pdu.get("room_id")
+    if room_id is None and fmt is EventFormat.V4 and event_type == "m.room.create":
+        room_id = room_id_for_create_event(event_id)
+    redacts = pdu.get("redacts")
+    if room_version.redaction.v11_rules and event_type == "m.room.redaction":
+        redacts = content.get("redacts", redacts)
+    return Event(
+        event_id=event_id, room_id=room_id, type=event_type, state_key=pdu.get("state_key"), sender=pdu["sender"],
+        content=content, origin_server_ts=pdu["origin_server_ts"], depth=pdu["depth"],
+        prev_event_ids=_event_refs(pdu["prev_events"], "prev_events", fmt),
+        auth_event_ids=_event_refs(pdu["auth_events"], "auth_events", fmt), redacts=redacts,
+        room_version=room_version, pdu=pdu, unsigned=unsigned if isinstance(unsigned, dict) else {},
+    )
+
+
 def make_event(room_version: RoomVersion, **fields: Any) -> Event:
     """An unsigned event for tests and algorithms: fills defaults, computes the ID.
 

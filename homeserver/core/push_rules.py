@@ -481,6 +481,11 @@ def _contains_word(text: str, word: str) -> bool:
     return False
 
 
+# Public names for the per-member evaluation (core/push_templates.py).
+contains_word = _contains_word
+is_scalar = _is_scalar
+
+
 # --- evaluation --------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from homeserver.services.federation.edus import FederationEduService
 from homeserver.services.federation.intake import FederationIntake
 from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.federation.outbound import PduBroadcaster
+from homeserver.services.federation.partial_state import PartialStateResync
 from homeserver.services.federation.reads import FederationReadService
 from homeserver.services.federation.server_keys import ServerKeyService
 from homeserver.services.federation.transactions import FederationTransactions
@@ -202,3 +203,5 @@ class Services:
     admin_page_sessions: AdminPageSessions
     # What one screen of the admin page shows, gathered from the admin services' reads.
     admin_page_views: AdminPageViews
+    # Faster joins: the background resync of rooms joined with a partial state.
+    partial_state_resync: PartialStateResync

@@ -5,7 +5,7 @@ from signedjson.key import generate_signing_key, get_verify_key
 
 from homeserver.core import ids
 from homeserver.core.builder import EventTooLarge, build_event
-from homeserver.core.events import InvalidEvent, make_event, parse_pdu
+from homeserver.core.events import InvalidEvent, make_event, parse_pdu, stored_event
 from homeserver.core.hashing import check_content_hash
 from homeserver.core.room_versions import KNOWN_ROOM_VERSIONS as V
 from homeserver.core.room_versions import UnsupportedRoomVersion, get_room_version
@@ -51,6 +51,22 @@ def test_v11_moves_redacts_into_content():
     assert event.content["redacts"] == "$target" and event.redacts == "$target"
     old = build("10", event_type="m.room.redaction", content={}, redacts="$target")
     assert "redacts" not in old.content and old.redacts == "$target"
+
+
+@pytest.mark.parametrize("version", [str(v) for v in range(1, 13)])
+def test_a_stored_pdu_gives_the_event_parse_pdu_gives(version):
+    """stored_event trusts the stored ID instead of computing it: the Event is the same."""
+    state = build(version, event_type="m.room.member", state_key="@u:example.org", content={"membership": "join"},
+                  auth_events=["$a", "$b"])
+    redaction = build(version, event_type="m.room.redaction", content={}, redacts="$target")
+    events = [build(version), state, redaction]
+    if version == "12":
+        events.append(build("12", room_id=None, event_type="m.room.create", state_key="",
+                            content={"room_version": "12"}, prev_events=[]))
+    for event in events:
+        with_unsigned = {**event.pdu, "unsigned": {"age_ts": 5}}
+        for pdu in (event.pdu, with_unsigned):
+            assert stored_event(pdu, V[version], event.event_id) == parse_pdu(pdu, V[version])
 
 
 def test_origin_dropped_from_v11():

@@ -159,6 +159,7 @@ class Homeserver:
 
 
 async def close_services(services: Services) -> None:
+    await services.partial_state_resync.stop()
     await services.federation_sender.stop()
     await services.federation_client.close()
     await services.devices.flush()

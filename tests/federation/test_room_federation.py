@@ -6,6 +6,7 @@ import asyncio
 
 from storage.federation_queue import FederationQueueStore
 from tests.federation.conftest import backing_off
+from tests.federation.test_faster_joins_joining import wait_until_full
 from tests.federation.matrix_client import messages, new_user, timeline
 
 
@@ -16,6 +17,7 @@ async def test_remote_user_joins_a_local_room(homeservers, tls_files):
     await alice.send(room_id, "before bob")
 
     await bob.join(room_id, via=[a.name])
+    await wait_until_full(b, room_id)  # a faster join: the members come with the resync
 
     # Bob's server now holds the room: its state and the join, through Bob's /sync.
     body = await bob.sync()
@@ -210,6 +212,7 @@ async def test_concurrent_state_changes_fork_and_both_servers_resolve_alike(home
     room_id = await alice.create_room(preset="public_chat", power_level_content_override={
         "users": {bob.user_id: 100}})  # v12: the creator needs no level
     await bob.join(room_id, via=[a.name])
+    await wait_until_full(b, room_id)  # the faster join's resync is over before A goes down
     await alice.wait_for(lambda s: any(e.get("state_key") == bob.user_id for e in timeline(s, room_id)))
 
     await a.shut_down()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 from tests.federation.synapse import MatrixClient, membership_of, text_message, timeline_event, wait_for
@@ -48,3 +49,45 @@ async def test_synapse_joins_with_partial_state_and_then_sees_every_member(homes
     event_id = await bob.send_text(room_id, "hello alice")
     seen = await alice.sync_until(timeline_event(room_id, text_message("hello alice")), what="hello alice")
     assert seen["event_id"] == event_id
+
+
+async def test_chatgo_joins_a_synapse_room_with_partial_state_and_resyncs(homeservers, synapse, tls_files):
+    """The other way round: Synapse is the resident server and answers our omit_members join
+    without the members; the join returns with the room partial, we talk at once, and our
+    resync from Synapse (/state_ids, /state) then lists every member."""
+    from tests.federation.test_faster_joins_joining import wait_until_full
+
+    home = await homeservers()
+    context = ssl.create_default_context(cafile=str(tls_files.ca_cert))
+    alice = await synapse.register("alice")
+    room_id = await alice.create_room(preset="public_chat", name="Synapse room")
+    members = {alice.user_id}
+    for localpart in ("carol", "dave", "erin"):
+        user = await synapse.register(localpart)
+        assert await user.join(room_id) == room_id
+        members.add(user.user_id)
+    bob = await MatrixClient.chatgo_user(home, context, "bob")
+    resync = home.services.partial_state_resync
+    gate, original = asyncio.Event(), resync._run
+
+    async def gated(room_id: str) -> None:
+        await gate.wait()
+        await original(room_id)
+    resync._run = gated
+
+    assert await bob.join(room_id, via=[synapse.name]) == room_id
+
+    partial = await home.db.fetchrow("SELECT servers_in_room FROM partial_state_rooms WHERE room_id = $1", room_id)
+    assert partial is not None and synapse.name in partial["servers_in_room"]
+    event_id = await bob.send_text(room_id, "hello from a partial join")
+    seen = await alice.sync_until(timeline_event(room_id, text_message("hello from a partial join")), what="bob's text")
+    assert seen["event_id"] == event_id
+    # Alice's membership is not in our partial state (a named room: no heroes); her event
+    # passes on its own auth events.
+    await alice.send_text(room_id, "hello bob")
+    await bob.sync_until(timeline_event(room_id, text_message("hello bob")), what="alice's text")
+
+    gate.set()
+    await wait_until_full(home, room_id, timeout_s=60)
+    joined = await bob.call("GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members")
+    assert set(joined["joined"]) == members | {bob.user_id}

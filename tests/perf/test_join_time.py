@@ -24,6 +24,7 @@ import pytest
 from federation.client import path
 from tests.federation.conftest import homeservers, shared_synapse, synapse, synapse_interpreter, synapses, tls_files  # noqa: F401
 from tests.federation.matrix_client import new_user
+from tests.federation.test_faster_joins_joining import wait_until_full
 from tests.federation.synapse import wait_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("CHATGO_PERF") != "1", reason="benchmark: CHATGO_PERF=1 to run")
@@ -45,7 +46,7 @@ async def _big_room(server, tls_files) -> tuple[object, str]:
 
 
 async def test_send_join_with_and_without_omit_members(homeservers, tls_files):  # noqa: F811
-    a, b = await homeservers(), await homeservers()
+    a, b = await homeservers(), await homeservers(federation={"faster_joins": False})
     _, room_id = await _big_room(a, tls_files)
     membership, client = b.services.federation_membership, b.services.federation_client
     for omit in (False, True, False, True):  # interleaved: a warm-up pair, then the measured pair
@@ -70,6 +71,26 @@ async def test_send_join_with_and_without_omit_members(homeservers, tls_files): 
     started = time.perf_counter()
     await bob.join(room_id, via=[a.name])
     print(f"ChatGO /join (full state, {MEMBERS} members): {(time.perf_counter() - started) * 1000:.0f} ms")
+
+
+async def test_chatgo_join_with_and_without_faster_joins(homeservers, tls_files):  # noqa: F811
+    """The joining side: a ChatGO user's /join through another ChatGO server, asking for the
+    whole state (faster_joins: false) and for the state without members (the default), and
+    with it how long the resync takes until /joined_members lists every member."""
+    a = await homeservers()
+    _, room_id = await _big_room(a, tls_files)
+    for round_, faster in enumerate((False, True, False, True)):  # a warm-up pair, then the measured pair
+        b = await homeservers(federation={"faster_joins": faster})
+        bob = await new_user(b, tls_files, "bob")
+        started = time.perf_counter()
+        await bob.join(room_id, via=[a.name])
+        joined_ms = (time.perf_counter() - started) * 1000
+        await wait_until_full(b, room_id, timeout_s=300)
+        _, body = await bob.request("GET", f"/_matrix/client/v3/rooms/{room_id}/joined_members")
+        full_ms = (time.perf_counter() - started) * 1000
+        assert len(body["joined"]) == MEMBERS + 1 + round_  # each round's Bob stays in
+        print(f"ChatGO /join faster_joins={str(faster).lower()} ({MEMBERS} members): {joined_ms:.0f} ms; "
+              f"every member listed after {full_ms:.0f} ms")
 
 
 async def test_synapse_joins_with_partial_state(homeservers, tls_files, synapse):  # noqa: F811

@@ -25,8 +25,14 @@ def resolve_state(
     event_map: Mapping[str, Event],
     auth_chains: Sequence[frozenset[str]],
     rejected: frozenset[str] = frozenset(),
+    auth_difference: frozenset[str] | None = None,
+    split: tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]] | None = None,
 ) -> dict[tuple[str, str], str]:
-    """The resolved state of `state_sets`. `rejected`: events rejected on their auth chain."""
+    """The resolved state of `state_sets`. `rejected`: events rejected on their auth chain.
+    `auth_difference` (v2, v2.1): the auth difference of the state sets when the caller has
+    computed it (then `auth_chains` is not read, and `event_map` need only hold the full
+    conflicted set, its auth chains and the unconflicted events the auth checks read).
+    `split`: split_conflicts(state_sets), when the caller has it already."""
     if not state_sets:
         return {}
     if len(state_sets) == 1:
@@ -34,18 +40,29 @@ def resolve_state(
     if room_version.state_res is StateResAlgorithm.V1:
         return v1.resolve(state_sets, event_map)
     return v2.resolve(room_version, state_sets, event_map, auth_chains, rejected,
-                      start_empty=room_version.state_res is StateResAlgorithm.V2_1)
+                      start_empty=room_version.state_res is StateResAlgorithm.V2_1, auth_difference=auth_difference,
+                      split=split)
 
 
 def split_conflicts(state_sets: Sequence[StateMap]) -> tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]]:
     """(unconflicted state map, conflicted keys -> their event IDs)."""
-    unconflicted: dict[tuple[str, str], str] = {}
-    conflicted: dict[tuple[str, str], set[str]] = {}
-    keys = set().union(*(s.keys() for s in state_sets))
-    for key in keys:
-        values = {s.get(key) for s in state_sets}
-        if len(values) == 1 and None not in values:
-            unconflicted[key] = values.pop()
-        else:
-            conflicted[key] = {v for v in values if v is not None}
+    if not state_sets:
+        return {}, {}
+    # Compare every set with the first, by dictionary lookups (a fork usually differs in a
+    # handful of keys of thousands); only the keys found to differ are then visited.
+    first, *rest = state_sets
+    differing: set[tuple[str, str]] = set()
+    for state in rest:
+        absent = 0  # keys of `state` the first set lacks
+        for key, event_id in state.items():
+            theirs = first.get(key)
+            if theirs != event_id:
+                differing.add(key)
+                absent += theirs is None
+        if len(state) - absent != len(first):  # and keys of the first set `state` lacks
+            differing.update(key for key in first if key not in state)
+    unconflicted = dict(first)
+    for key in differing:
+        unconflicted.pop(key, None)
+    conflicted = {key: {state[key] for state in state_sets if key in state} for key in differing}
     return unconflicted, conflicted

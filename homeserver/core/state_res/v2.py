@@ -30,15 +30,19 @@ def is_power_event(event: Event) -> bool:
 def resolve(
     room_version: RoomVersion, state_sets: Sequence[StateMap], event_map: Mapping[str, Event],
     auth_chains: Sequence[frozenset[str]], rejected: frozenset[str], *, start_empty: bool,
+    auth_difference: frozenset[str] | None = None,
+    split: tuple[dict[tuple[str, str], str], dict[tuple[str, str], set[str]]] | None = None,
 ) -> dict[tuple[str, str], str]:
     from homeserver.core.state_res import split_conflicts
 
-    unconflicted, conflicted = split_conflicts(state_sets)
+    unconflicted, conflicted = split or split_conflicts(state_sets)
     if not conflicted:
         return unconflicted
     conflicted_ids = set().union(*conflicted.values())
-    # Auth difference: what is not in every state set's auth chain.
-    auth_difference = set().union(*auth_chains) - set.intersection(*(set(c) for c in auth_chains)) if auth_chains else set()
+    if auth_difference is None:
+        # Auth difference: what is not in every state set's auth chain.
+        auth_difference = frozenset(set().union(*auth_chains) - set.intersection(*(set(c) for c in auth_chains))
+                                    if auth_chains else ())
     full_conflicted = conflicted_ids | auth_difference
     if start_empty:
         full_conflicted |= conflicted_subgraph(conflicted_ids, event_map)

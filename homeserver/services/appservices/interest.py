@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from homeserver.core.appservices import AppService, AppServiceRegistry
-from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo
+from homeserver.core.events import Event
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo, member_changes
 from storage.appservices import AppServiceQueries
 
 ALIAS_CACHE_ROOMS = 50_000
@@ -24,7 +25,8 @@ class RoomInterest:
         self._registry = registry
         self._queries = queries
         self._server_name = server_name
-        self._by_members: SnapshotMemo[frozenset[str]] = SnapshotMemo(rooms, self._members_interest)
+        self._by_members: SnapshotMemo[frozenset[str]] = SnapshotMemo(rooms, self._members_interest,
+                                                                      update=self._update_interest)
         self._by_aliases: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     async def services_of_room(self, room_id: str) -> frozenset[str]:
@@ -60,3 +62,18 @@ class RoomInterest:
         members = await self._queries.local_joined_members(room_id, self._server_name)
         return frozenset(s.id for s in self._registry.services
                          if any(s.is_interested_in_user(member) for member in members))
+
+    async def _update_interest(self, room_id: str, old: frozenset[str], _snap: RoomSnapshot,
+                               changed: dict[tuple[str, str], Event]) -> frozenset[str] | None:
+        """After a batch: a local member who joined adds the appservices interested in them;
+        one who left may have been an appservice's last (derive again)."""
+        found = set(old)
+        for user_id, membership in member_changes(changed).items():
+            if not user_id.endswith(":" + self._server_name):
+                continue
+            interested = {s.id for s in self._registry.services if s.is_interested_in_user(user_id)}
+            if membership == "join":
+                found |= interested
+            elif interested & old:
+                return None
+        return frozenset(found)

@@ -41,7 +41,8 @@ from homeserver.services.federation.pdu_checks import CheckedPdu, PduChecker, Pd
 from homeserver.services.federation.remote_state import RemoteState, StateIds, plan_group
 from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventGraphQueries, EventStore, NewEvent, NewStateGroup, PersistBatch
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore, NewEvent, NewStateGroup, PersistBatch
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class FederationIntake:
     def __init__(self, events: EventService, rooms: RoomStateCache, event_store: EventStore,
                  graph: EventGraphQueries, remote_state: RemoteState, checker: PduChecker,
                  joined_servers: Callable[[str], Awaitable[set[str]]], client: FederationClient, clock: Clock,
-                 server_name: str) -> None:
+                 server_name: str, *, is_partial: Callable[[str], Awaitable[bool]] | None = None) -> None:
+        self._is_partial = is_partial
         self._server_name = server_name
         self._joined_servers = joined_servers
         self._events = events
@@ -123,7 +125,8 @@ class FederationIntake:
         await self._ensure_auth_events(origin, snap, event)
         # Soft failure (check 6) applies to live events whose state is not the room's own.
         current = snap.state if not backfill and dict(snap.state) != dict(before) else None
-        verdict = await self.check(version, event, before, current)
+        partial = self._is_partial is not None and await self._is_partial(snap.room_id)
+        verdict = await self.check(version, event, before, current, partial=partial)
         soft_failed, domain_check = verdict.soft_failed, False
         if verdict.accepted and event.type == "m.room.redaction" and not version.auth.redaction_sender_domain_check:
             withheld, domain_check = await self._redaction_check(version, event, before)
@@ -156,17 +159,25 @@ class FederationIntake:
         return None, not privileged
 
     async def check(self, version: RoomVersion, event: Event, before: StateIds,
-                    current: StateIds | None = None):
+                    current: StateIds | None = None, *, partial: bool = False):
         """Checks 4 and 5 (its auth events, then the state before it) and, given the room's
         current state when that differs, check 6. Also for a join whose state before it we
-        were handed (a send_join answer)."""
+        were handed (a send_join answer).
+
+        `partial`: the room's state is partial (a faster join whose full state is not in yet),
+        so the states lack most members. As Synapse, the event's own auth events stand in for
+        what they lack (what is known, a ban say, still wins), and nothing is soft-failed."""
         wanted = list(event.auth_event_ids)
         if (create_id := create_event_id_of(event)) is not None:
             wanted.append(create_id)
-        verdict = check_against_auth_events(event, await self._rooms.events.get_many(wanted, version),
-                                            await self._graph.rejected_among(wanted))
+        auth_events = await self._rooms.events.get_many(wanted, version)
+        verdict = check_against_auth_events(event, auth_events, await self._graph.rejected_among(wanted))
         if not verdict.accepted:
             return verdict
+        if partial:
+            claimed = {(e.type, e.state_key): e.event_id for e in auth_events.values() if e.state_key is not None}
+            before = {**claimed, **before}
+            current = None  # no soft failure while partial (as Synapse): the current members are not known
         keys = auth_types_for_new_event(version, event.type, event.sender, event.state_key, event.content)
         keys = list(dict.fromkeys(keys + [("m.room.create", "")]))
         before_events = await self._state_events(version, before, keys)
@@ -341,6 +352,11 @@ class FederationIntake:
             if missing.event_id in known and not known[missing.event_id][0]:
                 continue
             await self._process_one(origin, await self._snapshot(snap.room_id), missing)
+
+    async def state_after(self, origin: str, room_id: str, event_id: str) -> StateIds:
+        """The state after `event_id` as `origin` tells it (/state_ids, then /state or /event
+        for what we lack, stored as outliers): how a faster join's resync learns the full state."""
+        return await self._state_after_remote(origin, await self._snapshot(room_id), event_id)
 
     async def _state_after_remote(self, origin: str, snap: RoomSnapshot, prev_id: str) -> StateIds:
         """The state after an event we do not hold: the state before it (/state_ids), plus the

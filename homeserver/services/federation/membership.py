@@ -40,9 +40,11 @@ from homeserver.services.federation.remote_state import plan_group
 from homeserver.services.ratelimit import Action, RateLimiter
 from homeserver.services.rooms.events import EventService, event_row, membership_row
 from homeserver.services.rooms.membership import BLOCKED_ROOM
+from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventGraphQueries, EventStore, PersistBatch
+from storage.event_graph import EventGraphQueries
+from storage.events import EventStore, PersistBatch
 from storage.federation_rooms import FederationRoomStore
 from storage.rooms import RoomStore
 from storage.state import StateStore
@@ -65,7 +67,14 @@ class FederationMembership:
                  federation_rooms: FederationRoomStore,
                  restricted: RestrictedJoins,
                  client: FederationClient, keyring: Keyring, clock: Clock, server_name: str, signing_key: Any,
-                 relay: Relay | None = None, *, limiter: RateLimiter, heroes: Heroes | None = None) -> None:
+                 relay: Relay | None = None, *, limiter: RateLimiter, heroes: Heroes | None = None,
+                 partial_state: PartialStateRooms | None = None,
+                 on_partial_join: Callable[[str], None] | None = None, faster_joins: bool = False) -> None:
+        # The rooms joined with a partial state and the resync that completes them; with
+        # `faster_joins`, our joins ask for the state without its members.
+        self._partial = partial_state
+        self._on_partial_join = on_partial_join
+        self._faster_joins = faster_joins and partial_state is not None and on_partial_join is not None
         self._limiter = limiter
         self._events = events
         self._rooms = rooms
@@ -96,8 +105,10 @@ class FederationMembership:
         """Join a room another server holds; returns the join event ID."""
         template, version, server = await self._make(user_id, room_id, servers, "join")
         event = self._complete(template, version, user_id, content, "join")
-        body = await self._send(server, room_id, event, "join")
-        await self._store_join(server, version, room_id, event, body)
+        faster = self._faster_joins
+        body = await self._send(server, room_id, event, "join", query={"omit_members": "true"} if faster else None)
+        if await self._store_join(server, version, room_id, event, body, partial_allowed=faster):
+            self._on_partial_join(room_id)
         return event.event_id
 
     async def leave(self, user_id: str, room_id: str, servers: Sequence[str], content: dict[str, Any]) -> str:
@@ -190,12 +201,13 @@ class FederationMembership:
         except InvalidEvent as err:
             raise MatrixError(502, Codes.UNKNOWN, f"The resident server sent an invalid template: {err}") from None
 
-    async def _send(self, server: str, room_id: str, event: Event, membership: str) -> Any:
+    async def _send(self, server: str, room_id: str, event: Event, membership: str,
+                    query: dict[str, str] | None = None) -> Any:
         _, send = MEMBERSHIP_API[membership]
         try:
             return await self._client.put_json(
                 server, path(f"/_matrix/federation/{send}/{{}}/{{}}", room_id, event.event_id), event.pdu,
-                timeout_ms=120_000)
+                query=query, timeout_ms=120_000)
         except FederationError as err:
             if membership not in ("join", "leave") or not is_unknown_endpoint(err):
                 raise client_error(err) from None
@@ -209,12 +221,21 @@ class FederationMembership:
             raise client_error(err) from None
         return unwrap_v1_answer(server, body)
 
-    async def _store_join(self, server: str, version: RoomVersion, room_id: str, event: Event, body: Any) -> None:
+    async def _store_join(self, server: str, version: RoomVersion, room_id: str, event: Event, body: Any, *,
+                          partial_allowed: bool = False) -> bool:
         """Start our copy of the room from a send_join answer: the state before the join and
-        its auth chain as outliers, then the join event with that state."""
+        its auth chain as outliers, then the join event with that state. Returns whether the
+        state is partial (the answer left the members out: the room is then recorded as
+        partial-state, with the servers the answer named, for the resync to complete)."""
         if not isinstance(body, dict) or not isinstance(body.get("state"), list) \
                 or not isinstance(body.get("auth_chain"), list):
             raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a malformed send_join answer")
+        partial_servers: list[str] | None = None
+        if partial_allowed and body.get("members_omitted") is True:
+            named = body.get("servers_in_room")
+            named = [s for s in named if isinstance(s, str)] if isinstance(named, list) else []
+            # The server that answered first: it holds the full state for sure.
+            partial_servers = [s for s in dict.fromkeys([server, *named]) if s != self.server_name]
         signed = body.get("event")
         if isinstance(signed, dict):  # a restricted join, countersigned by the authorising server
             try:
@@ -238,13 +259,14 @@ class FederationMembership:
             state = {k: v for k, v in state.items() if v not in rejected}
             if ("m.room.create", "") not in state:
                 raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a room state without its create event")
-            verdict = await self._intake.check(version, event, state)
+            verdict = await self._intake.check(version, event, state, partial=partial_servers is not None)
             if not verdict.accepted:
                 raise MatrixError(502, Codes.UNKNOWN, f"{server} sent a state our join does not pass: {verdict.reason}")
-            await self._persist_join(version, room_id, event, state)
+            await self._persist_join(version, room_id, event, state, partial_servers)
+        return partial_servers is not None
 
     async def _persist_join(self, version: RoomVersion, room_id: str, event: Event,
-                            before: dict[tuple[str, str], str]) -> None:
+                            before: dict[tuple[str, str], str], partial_servers: list[str] | None = None) -> None:
         old = await self._rooms.snapshot(room_id)
         create_id = before[("m.room.create", "")]
         creator = (await self._rooms.events.get_many([create_id], version))[create_id].sender
@@ -275,10 +297,17 @@ class FederationMembership:
             new_snapshot = RoomSnapshot(room_id, version, after_group.id, chain, after, {event.event_id: event.depth})
             return batch, [event]
 
+        partial_row = None
+
         async def create_room_row() -> None:
+            nonlocal partial_row
             await self._room_store.create_room(room_id, version.identifier, creator, self._clock.now_ms())
+            if partial_servers is not None and self._partial is not None:
+                partial_row = await self._partial.mark(room_id, event.event_id, partial_servers)
 
         await self._events.store(build, 1, 2, snapshot=lambda: new_snapshot, before_persist=create_room_row)
+        if partial_row is not None:
+            await self._partial.marked(partial_row)
 
     # --- invites ------------------------------------------------------------------------------
 
@@ -423,6 +452,7 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self.is_resident(room_id):
             raise MatrixError(404, Codes.NOT_FOUND, "This server is not in the room")
+        await self._refuse_while_partial(room_id, f"make_{membership}")
         if supported_versions is not None and snap.version.identifier not in supported_versions:
             raise MatrixError(400, Codes.INCOMPATIBLE_ROOM_VERSION, "Your server does not support this room's version",
                               room_version=snap.version.identifier)
@@ -445,6 +475,7 @@ class FederationMembership:
         snap = await self._rooms.snapshot(room_id)
         if snap is None or not await self.is_resident(room_id):
             raise MatrixError(404, Codes.NOT_FOUND, "This server is not in the room")
+        await self._refuse_while_partial(room_id, f"send_{membership}")
         if membership == "join":
             await self._limiter.check(Action.JOINS_PER_ROOM, room_id, update=False)
         content = pdu.get("content") if isinstance(pdu, dict) else None
@@ -475,6 +506,13 @@ class FederationMembership:
         if self._relay is not None:
             await self._relay([event], [origin])
         return event
+
+    async def _refuse_while_partial(self, room_id: str, endpoint: str) -> None:
+        """With a partial state we can neither build a template on it nor answer with the
+        state: 404, as if we were not in the room (as Synapse)."""
+        if self._partial is not None and await self._partial.is_partial(room_id):
+            raise MatrixError(404, Codes.NOT_FOUND,
+                              f"Unable to handle /{endpoint} right now; this server is not fully joined")
 
     async def join_answer(self, room_id: str, event: Event, *, omit_members: bool = False) -> dict[str, Any]:
         """The send_join answer: the state before the join and its auth chain.

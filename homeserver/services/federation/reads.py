@@ -33,8 +33,10 @@ from homeserver.core.redaction import redact
 from homeserver.core.room_versions import RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
-from storage.events import EventRow, EventStore, TimelineQueries
+from storage.events import EventRow, EventStore
+from storage.timeline import TimelineQueries
 from storage.federation_reads import FederationReadQueries, ServerView
 from storage.state import StateStore
 
@@ -48,8 +50,12 @@ ACL_KEY = ("m.room.server_acl", "")
 class FederationReadService:
     def __init__(self, events: EventStore, graph: FederationReadQueries, state: StateStore, timeline: TimelineQueries,
                  rooms: RoomStateCache, clock: Clock, server_name: str,
-                 erased: Callable[[Sequence[str]], Awaitable[set[str]]] | None = None) -> None:
-        """`erased(user_ids)`: those of our users who asked for erasure when deactivating."""
+                 erased: Callable[[Sequence[str]], Awaitable[set[str]]] | None = None,
+                 partial_state: PartialStateRooms | None = None) -> None:
+        """`erased(user_ids)`: those of our users who asked for erasure when deactivating.
+        `partial_state`: the rooms joined with a partial state (faster joins), whose state we
+        do not serve yet and whose servers we take from the join's answer meanwhile."""
+        self._partial = partial_state
         self._erased = erased
         self._events = events
         self._timeline = timeline
@@ -107,6 +113,7 @@ class FederationReadService:
     async def get_event_auth(self, origin: str, room_id: str, event_id: str) -> dict[str, Any]:
         """GET /event_auth/{roomId}/{eventId}: the event's full auth chain."""
         snap = await self._room(room_id, origin)
+        await self._refuse_while_partial(room_id)
         row = await self._event_in_room(room_id, event_id)
         await self._check_in_room(room_id, origin, row)
         chain = await self._auth_chain(snap, [event_id])
@@ -172,6 +179,7 @@ class FederationReadService:
 
     async def _state_before(self, origin: str, room_id: str, event_id: str) -> tuple[RoomSnapshot, dict]:
         snap = await self._room(room_id, origin)
+        await self._refuse_while_partial(room_id)
         row = await self._event_in_room(room_id, event_id)
         await self._check_in_room(room_id, origin, row)
         if row.outlier:
@@ -187,9 +195,20 @@ class FederationReadService:
             chain += [row for row in (await self._events.get_events([create_id])).values()]
         return chain
 
+    async def _refuse_while_partial(self, room_id: str) -> None:
+        """The state (and auth chains) of a room whose state we hold only in part are not
+        served until the resync is over: 403 MSC3895, as Synapse answers."""
+        if self._partial is not None and await self._partial.is_partial(room_id):
+            raise MatrixError(403, Codes.UNABLE_DUE_TO_PARTIAL_STATE,
+                              "Unable to authorise you right now; room is partial-stated here")
+
     async def _check_in_room(self, room_id: str, origin: str, row: EventRow | None) -> None:
-        """403 unless a user of `origin` is joined now, or (given an event) in its state."""
+        """403 unless a user of `origin` is joined now, or (given an event) in its state. While
+        our state is partial, the servers the join's answer named count too (as Synapse's
+        approximation): we do not know their members yet."""
         if await self._graph.server_joined(room_id, origin):
+            return
+        if self._partial is not None and origin in await self._partial.servers_in_room(room_id):
             return
         groups = [g for g in (row.state_before, row.state_after) if g is not None] if row is not None else []
         if groups:

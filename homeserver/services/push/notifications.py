@@ -77,6 +77,7 @@ class NotificationService:
                             read_upto: ReadUpto) -> dict[str, RoomUnreadCounts]:
         """Unread counts of each room in `room_ids` (zero counts included), in one query."""
         room_ids = list(dict.fromkeys(room_ids))
+        await self.unread.settled(room_ids)  # the events published so far are counted
         rooms: list[tuple[str, int]] = []
         threads: list[tuple[str, str, int]] = []
         for room_id in room_ids:
@@ -102,6 +103,7 @@ class NotificationService:
         once, and they all ask here together."""
         found: dict[str, RoomUnreadCounts] = {}
         missing = []
+        await self.unread.settled(room_ids)  # the events published so far are counted
         for room_id in dict.fromkeys(room_ids):
             kept = self.unread.get(user_id, room_id)
             if kept is None:
@@ -176,6 +178,7 @@ class NotificationService:
                 raise MatrixError(400, Codes.INVALID_PARAM, "Invalid 'from' token")
             before = int(from_token)
         limit = DEFAULT_LIMIT if limit is None else max(1, min(limit, MAX_LIMIT))
+        await self.unread.settled()  # the notifications of the events published so far
         page = await self._actions.page(requester.user_id, before=before, limit=limit,
                                         only_highlight=only == "highlight")
         body: dict[str, Any] = {"notifications": await self._render(requester, page)}

@@ -66,6 +66,8 @@ class PusherService:
         self._retry_delays = retry_delays_s
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Waits for the push actions of the events published so far (set by the app).
+        self.settle: Callable[[], Awaitable[None]] | None = None
 
     # --- the client API -------------------------------------------------------------------------
 
@@ -159,7 +161,10 @@ class PusherService:
         task.add_done_callback(self._tasks.discard)
 
     async def flush(self) -> None:
-        """Wait for the deliveries in flight (tests, shutdown)."""
+        """Wait for the deliveries in flight (tests, shutdown), and for those of the events
+        published so far (`settle`, set by the app: their evaluation runs in the background)."""
+        if self.settle is not None:
+            await self.settle()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 

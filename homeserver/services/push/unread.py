@@ -11,11 +11,17 @@ kept here and moved by what moves them:
   before a position another process wrote (the stream trackers' `foreign_upto`) is dropped.
 Every change is wrapped in `changing()`: a count read from the database is kept only when no
 change began or was under way while it was read, so nothing is counted twice or missed.
+
+New events' push actions are written in the background, after their stream positions became
+visible (the evaluator registers them here with `evaluating` before that): whoever reads a
+room's counts first waits for the room's evaluations registered so far (`settled`), so a
+/sync that returns an event returns counts that include it.
 Bounded in bytes (config caches.unread_counts).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 from collections.abc import Iterable, Iterator
@@ -56,6 +62,27 @@ class UnreadCounts:
         self._users_of_room: dict[str, set[str]] = {}
         self._generation = 0
         self._changing = 0
+        # room_id -> done once the push actions of the room's events published so far are written.
+        self._evaluating: dict[str, asyncio.Future[None]] = {}
+
+    def evaluating(self, room_id: str, written: asyncio.Future[None]) -> None:
+        """The push actions of events of the room (and of those registered before) are being
+        written: `written` is done when they are."""
+        self._evaluating[room_id] = written
+        written.add_done_callback(lambda _: self._evaluated(room_id, written))
+
+    def _evaluated(self, room_id: str, written: asyncio.Future[None]) -> None:
+        if self._evaluating.get(room_id) is written:
+            del self._evaluating[room_id]
+
+    async def settled(self, room_ids: Iterable[str] | None = None) -> None:
+        """Wait until the push actions of the rooms' (all rooms' with None) events published
+        so far are written."""
+        pending = self._evaluating.values() if room_ids is None else \
+            (self._evaluating.get(r) for r in room_ids)
+        waits = [w for w in pending if w is not None]
+        if waits:
+            await asyncio.wait(waits)
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:

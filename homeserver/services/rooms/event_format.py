@@ -24,7 +24,8 @@ from homeserver.services.auth import Requester
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.recent import RecentEvents
-from storage.events import EventRow, EventStore, TimelineQueries
+from storage.events import EventRow, EventStore
+from storage.timeline import TimelineQueries
 from storage.relations import RelationQueries
 
 

@@ -54,15 +54,12 @@ from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
 from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
-from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, delta_chain_limit
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.stats import PersistStats
 from storage.database import Database
 from storage.events import EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
 
-# A snapshot is stored as a delta on its parent until this many deltas have piled up; then
-# as a full copy, so resolving a snapshot never reads more than this many groups.
-FULL_SNAPSHOT_EVERY = 50
 # prev_events of a new event: at most this many forward extremities (the deepest).
 MAX_PREV_EVENTS = 10
 
@@ -121,7 +118,9 @@ class EventService:
         self._contended: dict[str, float] = {}
         self._locked_writers = 0
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
-        self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[None]]] = []
+        self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[Awaitable[None] | None]]] = []
+        # Tasks announcing positions to other processes once their derived rows are written.
+        self._deriving: set[asyncio.Future[None]] = set()
         self._stored: list[Callable[[PersistBatch], None]] = []
         # Events written and the time of each batch's writes (positions allocated to commit).
         self.persist_stats = PersistStats()
@@ -130,12 +129,22 @@ class EventService:
         """Call `listener` with (event, stream position) pairs after each committed batch."""
         self._listeners.append(listener)
 
-    def before_publish(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None]]) -> None:
-        """Call `listener` with (event, stream position) pairs after each committed batch but
-        before its positions become visible to readers: for rows derived from the events that
-        a reader must find together with them (push actions and unread counts). It must not
-        raise, and it holds back the stream while it runs: keep it short."""
+    def before_publish(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[Awaitable[None] | None]]) -> None:
+        """Call `listener` with (event, stream position) pairs after each committed batch,
+        under the room's lock, before its positions become visible: for rows derived from the
+        events (push actions and unread counts). It must not raise, and it holds back the
+        room and the stream while it runs: it should only take the batch and return an
+        awaitable that completes once the rows are written, then write them in the background.
+        The positions become visible in this process at once (the readers of those rows wait
+        for them: push/unread.py), and are announced to other processes, which read the rows
+        from the database, only once every listener's awaitable has completed."""
         self._before_publish.append(listener)
+
+    async def drain(self) -> None:
+        """Wait until the rows derived from every published batch are written and announced
+        (shutdown, tests)."""
+        while self._deriving:
+            await asyncio.gather(*list(self._deriving), return_exceptions=True)
 
     def on_stored(self, listener: Callable[[PersistBatch], None]) -> None:
         """Call `listener` with every batch of rows written (outliers and rejected events too)
@@ -285,6 +294,9 @@ class EventService:
             work.state_group, work.chain_length = final_group, chain
             if final_group != pending.base.state_group:
                 batch.current_state_group = final_group
+                # What the batch changed: memos of the room's state update from it (SnapshotMemo).
+                work.delta = (pending.base.state_group, final_group, tuple(dict.fromkeys(
+                    (e.type, e.state_key) for e in events if e.state_key is not None)))
             return batch, events
 
         return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist,
@@ -344,18 +356,31 @@ class EventService:
             self._keep_snapshot(snapshot, head, new_head)
         position_of = {e.event_id: e.stream_ordering for e in batch.events}
         published = [(event, position_of[event.event_id]) for event in to_publish] if not backfill else []
+        held: list[Awaitable[None]] = []
         try:
             if published:
                 for derive in self._before_publish:
-                    await derive(published)
+                    written = await derive(published)
+                    if written is not None:
+                        held.append(written)
         finally:
-            self._stream.finish(live)
+            self._stream.finish(live, announce=not held)
+            if held:
+                self._announce_when_written(live, held)
         if published:
             for listener in self._listeners:
                 result = listener(published)
                 if result is not None:
                     await result
         return allocated
+
+    def _announce_when_written(self, positions: list[int], held: list[Awaitable[None]]) -> None:
+        async def announce() -> None:
+            await asyncio.gather(*held, return_exceptions=True)
+            self._stream.announce(positions)
+        task = asyncio.ensure_future(announce())
+        self._deriving.add(task)
+        task.add_done_callback(self._deriving.discard)
 
     async def is_shadow_banned(self, user_id: str) -> bool:
         return self._restrictions is not None and await self._restrictions.is_shadow_banned(user_id)
@@ -565,7 +590,7 @@ class EventService:
                 key = (event.type, event.state_key)
                 state[key] = event.event_id
                 new_group = next(groups_iter)
-                if group is None or chain + 1 >= FULL_SNAPSHOT_EVERY:
+                if group is None or chain + 1 >= delta_chain_limit(len(state)):
                     groups.append(NewStateGroup(new_group, None, 0, dict(state)))
                     chain = 0
                 else:

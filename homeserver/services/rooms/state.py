@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES, ByteLRU, json_size
-from homeserver.core.events import Event, parse_pdu
+from homeserver.core.events import Event, stored_event
 from homeserver.core.room_versions import RoomVersion, get_room_version
 from storage.events import EventRow, EventStore
 from storage.room_heads import RoomHeadQueries
@@ -29,6 +29,19 @@ EVENT_OVERHEAD = 400
 # A current-state entry: the (type, state_key) tuple and its strings, the event ID, the slot.
 STATE_ENTRY_BYTES = 300
 EXTREMITY_BYTES = 150
+
+# A state snapshot is stored as a delta on its parent (the entries that changed) until the
+# chain of deltas down to the last full copy would reach max(MIN, a quarter of the state),
+# at most MAX; then as a full copy. Copies every quarter of the state keep storage linear in
+# the changes (a fixed period made a room of S state events write S²/(2·period) rows), and
+# the cap keeps a read's walk of the chain short in a very big room.
+DELTA_CHAIN_MIN = 50
+DELTA_CHAIN_MAX = 500
+
+
+def delta_chain_limit(state_entries: int) -> int:
+    """The chain length at which a room with `state_entries` state entries stores a full copy."""
+    return max(DELTA_CHAIN_MIN, min(state_entries // 4, DELTA_CHAIN_MAX))
 
 
 @dataclass
@@ -42,6 +55,11 @@ class RoomSnapshot:
     extremities: dict[str, int] = field(default_factory=dict)  # event_id -> depth
     # The room_heads version these extremities and this state are at (0: never written).
     head: int = 0
+    # Set by the pipeline on the snapshot a local batch left: (the group it was built on,
+    # this snapshot's group, the state keys the batch set), so that values derived from the
+    # state (SnapshotMemo) are updated from the change instead of derived again. Valid only
+    # while `state_group` is the second item (a copy built on further keeps a stale one).
+    delta: tuple[int | None, int | None, tuple[tuple[str, str], ...]] | None = None
 
 
 class EventCache:
@@ -91,7 +109,8 @@ def snapshot_size(snap: RoomSnapshot) -> int:
 
 
 def event_from_row(row: EventRow, version: RoomVersion) -> Event:
-    return parse_pdu(row.pdu, version)
+    """The parsed event of a stored row, under the ID it was stored with (checked at intake)."""
+    return stored_event(row.pdu, version, row.event_id)
 
 
 class RoomStateCache:
@@ -141,28 +160,50 @@ T = TypeVar("T")
 DEFAULT_MEMO_BYTES = 2 * 1024 * 1024
 
 
+# update(room_id, the value at the snapshot before, the new snapshot, the state events the
+# batch set): the new value, or None to derive it from the whole state.
+MemoUpdate = Callable[[str, T, RoomSnapshot, dict[tuple[str, str], Event]], Awaitable[T | None]]
+
+
 class SnapshotMemo(Generic[T]):
     """A value derived from a room's current state (its members, its servers...), kept while
     the room stays on the same state snapshot. Any state event (a membership change among
     them) moves the room to a new snapshot, messages do not, and another process's write makes
     this one reload the snapshot: so a cached value is never older than the state it came from.
     A room with no snapshot (unknown, or only out-of-band memberships) is derived every time.
-    At most `max_bytes` of values (`size_of` estimates one), least recently used out first."""
+    At most `max_bytes` of values (`size_of` estimates one), least recently used out first.
+
+    With `update`, a snapshot that a local batch made from the one the value was kept for
+    (RoomSnapshot.delta) gets its value from the old one and the few state events the batch
+    set (a join: one member event), not from the whole state again: filling a room of N
+    members costs N updates, not N derivations of up to N members."""
 
     def __init__(self, rooms: RoomStateCache, derive: Callable[[str, RoomSnapshot | None], Awaitable[T]],
-                 max_bytes: int = DEFAULT_MEMO_BYTES, size_of: Callable[[T], int] | None = None) -> None:
+                 max_bytes: int = DEFAULT_MEMO_BYTES, size_of: Callable[[T], int] | None = None, *,
+                 update: MemoUpdate[T] | None = None) -> None:
         self._rooms = rooms
         self._derive = derive
+        self._update = update
         measure = size_of or ids_size
         self._values: ByteLRU[str, tuple[int, T]] = ByteLRU(max_bytes, lambda entry: measure(entry[1]))
         self.cache_stats = self._values.stats
 
     async def get(self, room_id: str) -> T:
-        snap = await self._rooms.snapshot(room_id)
+        return await self.get_at(room_id, await self._rooms.snapshot(room_id))
+
+    async def get_at(self, room_id: str, snap: RoomSnapshot | None) -> T:
+        """The value for a given snapshot of the room (the one a batch left, evaluated later)."""
         group = snap.state_group if snap is not None else None
         cached = self._values.get(room_id) if group is not None else None
         if cached is not None and cached[0] == group:
             return cached[1]
+        if cached is not None and snap is not None and self._update is not None and snap.delta is not None \
+                and snap.delta[0] == cached[0] and snap.delta[1] == group:
+            changed = await self._rooms.state_events(snap, snap.delta[2])
+            updated = await self._update(room_id, cached[1], snap, changed)
+            if updated is not None:
+                self._values.put(room_id, (group, updated))
+                return updated
         value = await self._derive(room_id, snap)
         if group is not None:
             self._values.put(room_id, (group, value))
@@ -171,6 +212,31 @@ class SnapshotMemo(Generic[T]):
     def forget(self, room_id: str) -> None:
         """Drop a room's value: for state written behind the pipeline's back (tests)."""
         self._values.pop(room_id)
+
+
+def member_changes(changed: dict[tuple[str, str], Event]) -> dict[str, str | None]:
+    """user ID -> their membership now, for the member events among a batch's state changes."""
+    return {key[1]: _str(event.content.get("membership")) for key, event in changed.items()
+            if key[0] == "m.room.member"}
+
+
+async def update_joined_servers(room_id: str, old: set[str], snap: RoomSnapshot,
+                                changed: dict[tuple[str, str], Event]) -> set[str] | None:
+    """A SnapshotMemo update of the servers of a room's joined members: a join adds its
+    server; a member of a server in the set who is no longer joined may have been its last
+    one (derive again)."""
+    servers = set(old)
+    for user_id, membership in member_changes(changed).items():
+        server = user_id.split(":", 1)[1] if ":" in user_id else ""
+        if membership == "join":
+            servers.add(server)
+        elif server in old:
+            return None
+    return servers
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def ids_size(values: Any) -> int:

@@ -6,15 +6,16 @@ aggregations), and history visibility decides who sees what (homeserver/core/vis
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.rooms.event_format import EventFormatter
-from homeserver.services.rooms.state import RoomStateCache
-from storage.events import EventRow, EventStore, TimelineQueries
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
+from storage.events import EventRow, EventStore
+from storage.timeline import TimelineQueries
 from storage.state import StateStore
 
 MAX_PAGE = 1000
@@ -49,8 +50,11 @@ def parse_topo_token(token: str) -> tuple[int, int]:
 class TimelineService:
     def __init__(self, events: EventStore, queries: TimelineQueries, state: StateStore,
                  rooms: RoomStateCache, formatter: EventFormatter,
-                 backfill: Callable[[str, int], Awaitable[int]] | None = None) -> None:
+                 backfill: Callable[[str, int], Awaitable[int]] | None = None, *,
+                 full_state: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._backfill = backfill
+        # Waits until a room joined with a partial state has its full state (faster joins).
+        self._full_state = full_state
         self._events = events
         self._format = formatter
         self._queries = queries
@@ -81,6 +85,16 @@ class TimelineService:
             return snap.state_group
         raise MatrixError(403, Codes.FORBIDDEN, "You are not a member of this room")
 
+    async def _state_at(self, snap: RoomSnapshot, group: int | None,
+                        keys: Iterable[tuple[str, str]] | None = None) -> Mapping[tuple[str, str], str]:
+        """Snapshot `group` of the room (only its `keys` when given): the room's current state
+        from memory when that is the group asked, else read (keyed: a few index probes)."""
+        if group is None:
+            return {}
+        if group == snap.state_group:
+            return snap.state if keys is None else {k: snap.state[k] for k in keys if k in snap.state}
+        return await self._state.state_ids(group) if keys is None else await self._state.state_ids_for_keys(group, keys)
+
     async def _event_at(self, room_id: str, position: int) -> EventRow | None:
         topo = await self._queries.topological_position(room_id, position)
         if topo is None:
@@ -103,15 +117,14 @@ class TimelineService:
     async def get_state(self, requester: Requester, room_id: str) -> list[dict[str, Any]]:
         snap = await self._room(room_id)
         group = await self._state_group_for_reader(room_id, requester.user_id)
-        ids = snap.state if group == snap.state_group else (await self._state.state_ids(group) if group else {})
+        ids = await self._state_at(snap, group)
         rows = await self._events.get_events(list(ids.values()))
         return await self._format.format_events([rows[i] for i in ids.values() if i in rows], snap.version, requester)
 
     async def get_state_event(self, requester: Requester, room_id: str, event_type: str, state_key: str) -> dict[str, Any]:
         snap = await self._room(room_id)
         group = await self._state_group_for_reader(room_id, requester.user_id)
-        ids = snap.state if group == snap.state_group else (await self._state.state_ids(group) if group else {})
-        event_id = ids.get((event_type, state_key))
+        event_id = (await self._state_at(snap, group, [(event_type, state_key)])).get((event_type, state_key))
         row = await self._events.get_event(event_id) if event_id else None
         if row is None:
             raise MatrixError(404, Codes.NOT_FOUND, "Event not found")
@@ -119,7 +132,10 @@ class TimelineService:
 
     async def members(self, requester: Requester, room_id: str, membership: str | None = None,
                       not_membership: str | None = None, at: str | None = None) -> list[dict[str, Any]]:
-        """Member events of the room now, or `at` a pagination token (the state there)."""
+        """Member events of the room now, or `at` a pagination token (the state there). In a
+        room joined with a partial state, once the full state is in (as Synapse)."""
+        if self._full_state is not None:
+            await self._full_state(room_id)
         if at is None:
             events = await self.get_state(requester, room_id)
         else:
@@ -141,7 +157,7 @@ class TimelineService:
         timeline = await self._format.visibility(room_id, requester.user_id)
         if not self._format.visible(rows, timeline, requester.user_id):
             raise MatrixError(403, Codes.FORBIDDEN, "You may not see the room at that point")
-        ids = await self._state.state_ids(rows[0].state_after) if rows[0].state_after else {}
+        ids = await self._state_at(snap, rows[0].state_after)
         state_rows = await self._events.get_events(list(ids.values()))
         return await self._format.format_events(list(state_rows.values()), snap.version, requester, bundle=False)
 
@@ -150,6 +166,8 @@ class TimelineService:
         memberships = await self._queries.memberships_of(room_id, requester.user_id)
         if not memberships or memberships[-1].membership != "join":
             raise MatrixError(403, Codes.FORBIDDEN, "You are not joined to this room")
+        if self._full_state is not None:
+            await self._full_state(room_id)
         return {
             user_id: {"display_name": content.get("displayname"), "avatar_url": content.get("avatar_url")}
             for user_id, content in await self._queries.joined_members_with_profiles(room_id)
@@ -201,16 +219,17 @@ class TimelineService:
         end = topo_token(rows[-1].depth, rows[-1].stream_ordering) if rows else None
         state: list[dict[str, Any]] = []
         if filt.get("lazy_load_members") is True and visible:
-            state = await self._senders_members(visible, snap.version, requester)
+            state = await self._senders_members(snap, visible, requester)
         return Page(chunk=chunk, start=start, end=end, state=state)
 
-    async def _senders_members(self, rows: list[EventRow], version, requester: Requester) -> list[dict[str, Any]]:
+    async def _senders_members(self, snap: RoomSnapshot, rows: list[EventRow],
+                               requester: Requester) -> list[dict[str, Any]]:
         """Lazy-loaded members of a page: the senders' member events at its first event."""
-        first = rows[0]
-        ids = await self._state.state_ids(first.state_after) if first.state_after else {}
-        wanted = [ids[("m.room.member", s)] for s in dict.fromkeys(r.sender for r in rows) if ("m.room.member", s) in ids]
+        keys = [("m.room.member", s) for s in dict.fromkeys(r.sender for r in rows)]
+        ids = await self._state_at(snap, rows[0].state_after, keys)
+        wanted = [ids[k] for k in keys if k in ids]
         found = await self._events.get_events(wanted)
-        return await self._format.format_events([found[i] for i in wanted if i in found], version, requester,
+        return await self._format.format_events([found[i] for i in wanted if i in found], snap.version, requester,
                                                 bundle=False)
 
     async def context(self, requester: Requester, room_id: str, event_id: str, limit: int,
@@ -239,7 +258,7 @@ class TimelineService:
         before = visible(before)
         after = visible(after)
         last = after[-1] if after else row
-        state_ids = await self._state.state_ids(last.state_after) if last.state_after else {}
+        state_ids = await self._state_at(snap, last.state_after)
         if lazy_load_members:
             senders = {r.sender for r in (*before, row, *after)}
             state_ids = {k: v for k, v in state_ids.items() if k[0] != "m.room.member" or k[1] in senders}

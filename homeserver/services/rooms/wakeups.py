@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from homeserver.core.events import Event
-from homeserver.services.rooms.state import RoomStateCache, SnapshotMemo
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo, member_changes
 from homeserver.services.streams.notifier import Notifier
 from homeserver.services.streams.tracker import StreamTracker
 from storage.events import EventStore
@@ -26,7 +26,7 @@ class RoomEventNotifications:
         self._notifier = notifier
         self._stream = stream
         # The room's joined, invited and knocking members, cached per state snapshot.
-        self._to_wake = SnapshotMemo(rooms, self._members_to_wake, max_bytes)
+        self._to_wake = SnapshotMemo(rooms, self._members_to_wake, max_bytes, update=self._update_to_wake)
         self.cache_stats = self._to_wake.cache_stats
         # Set by the app: tell other processes (position, rooms, invitees and other targets).
         self.replicate: Callable[[int, list[str], list[str]], None] | None = None
@@ -45,4 +45,15 @@ class RoomEventNotifications:
 
     async def _members_to_wake(self, room_id: str, _snap: object) -> frozenset[str]:
         members = await self._events.members(room_id)
-        return frozenset(u for u, m in members.items() if m in ("join", "invite", "knock"))
+        return frozenset(u for u, m in members.items() if m in _WOKEN)
+
+    async def _update_to_wake(self, room_id: str, old: frozenset[str], _snap: RoomSnapshot,
+                              changed: dict[tuple[str, str], Event]) -> frozenset[str]:
+        """The members after a batch: its member events applied to those before it."""
+        members = member_changes(changed)
+        if not members:
+            return old
+        return (old - members.keys()) | {u for u, m in members.items() if m in _WOKEN}
+
+
+_WOKEN = ("join", "invite", "knock")

@@ -54,12 +54,19 @@ class StreamTracker:
     def start(self, positions: list[int]) -> None:
         self._in_flight.update(positions)
 
-    def finish(self, positions: list[int]) -> None:
-        """Mark positions committed (or abandoned); advance `current` past contiguous ones."""
+    def finish(self, positions: list[int], *, announce: bool = True) -> None:
+        """Mark positions committed (or abandoned); advance `current` past contiguous ones.
+        `announce=False`: other processes are told later (`announce`), once rows derived from
+        them are written too."""
         for position in positions:
             self._in_flight.discard(position)
         self._add_done(positions)
-        if self.on_local_finish is not None:
+        if announce and self.on_local_finish is not None:
+            self.on_local_finish(positions)
+
+    def announce(self, positions: list[int]) -> None:
+        """Tell the other processes of positions finished without announcing them."""
+        if positions and self.on_local_finish is not None:
             self.on_local_finish(positions)
 
     def finish_remote(self, positions: list[int]) -> None:

@@ -83,6 +83,9 @@ class SyncService:
         self.push_rules: PushRules | None = None
         # Wired by the app: where rooms and users' memberships last changed (sync/changes.py).
         self.changes: SyncChanges | None = None
+        # Wired by the app to the faster joins' partial-state rooms: (rooms, after, upto) ->
+        # those whose full state came in within (after, upto].
+        self.full_state_arrived: Callable[[list[str], int, int], Awaitable[set[str]]] | None = None
 
     def current_token(self) -> SyncToken:
         return SyncToken(self._stream.current, self._aux.current, self._typing.serial)
@@ -192,13 +195,18 @@ class SyncService:
         active = [r for r in joined if not initial and _same(before.get(r), now[r])]
         with_news = await self._queries.rooms_with_events_between(active, since.events, upto.events) \
             if active and since is not None else set()
+        # Rooms joined with a partial state whose full state came in since the last sync: an
+        # eager sync (no lazy-loaded members) hands them over again, whole, as newly joined
+        # (as Synapse does), so the client learns the members it lacked.
+        whole_again = await self.full_state_arrived(joined, since.events, upto.events) \
+            if self.full_state_arrived is not None and not initial and not f.state.lazy_load_members else set()
         newly_joined: list[str] = []
         newly_left: list[str] = []
         # The rooms to build, all at once below: (section, room_id, window, membership).
         to_build: list[tuple[dict[str, Any], str, RoomWindow, RoomMembershipAt]] = []
         for room_id, membership in now.items():
             previous = before.get(room_id)
-            changed = not _same(previous, membership)
+            changed = not _same(previous, membership) or room_id in whole_again
             if membership.membership == "join":
                 if initial or changed:
                     to_build.append((join, room_id, window.fresh(), membership))

@@ -99,3 +99,15 @@ def test_foreign_upto_follows_positions_this_process_did_not_write():
     tracker.finish([19])  # 17, never announced, is passed as well: it counts as foreign
     assert tracker.current == 19
     assert tracker.foreign_upto == 17
+
+
+def test_a_position_finished_unannounced_is_visible_here_and_told_to_others_later():
+    tracker = StreamTracker(10)
+    told = []
+    tracker.on_local_finish = told.append
+    tracker.start([11, 12])
+    tracker.finish([11], announce=False)  # its push actions are still being written
+    tracker.finish([12])
+    assert tracker.current == 12 and told == [[12]]
+    tracker.announce([11])
+    assert told == [[12], [11]]
