@@ -15,7 +15,8 @@ from signedjson.key import generate_signing_key, write_signing_keys
 
 from homeserver import app
 from homeserver.api.http import routes_table
-from homeserver.config import Config, ConfigError, load_config
+from homeserver.config import Config, ConfigError
+from homeserver.config_loading import load_config
 from homeserver.config_template import render_config
 from homeserver.errors import MatrixError
 from homeserver.logs import setup_logging

@@ -21,7 +21,9 @@ import asyncpg
 import pytest
 import yarl
 
-from homeserver.config import Config, config_from_dict
+from homeserver.config import Config
+
+from homeserver.config_loading import config_from_dict
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import migrate

@@ -84,7 +84,7 @@ def test_generate_config_writes_config_and_signing_key(tmp_path):
 
 def test_generate_config_takes_the_public_baseurl(tmp_path):
     config_path, _, _ = generate(tmp_path, "--public-baseurl", "https://matrix.cli.test/")
-    from homeserver.config import load_config
+    from homeserver.config_loading import load_config
 
     config = load_config(config_path, env={})
     assert config.public_baseurl == "https://matrix.cli.test/"

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from homeserver.config import ConfigError, config_from_dict, load_config
+from homeserver.config import ConfigError
+
+from homeserver.config_loading import config_from_dict, load_config
 from homeserver.config_template import render_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ import aiohttp
 import pytest
 import yaml
 
-from homeserver.config import load_config
+from homeserver.config_loading import load_config
 from tests.test_cli import free_port, run_server, stop, wait_for
 
 REPO = Path(__file__).resolve().parent.parent

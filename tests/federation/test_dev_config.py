@@ -2,7 +2,9 @@
 
 import yaml
 
-from homeserver.config import DEFAULT_IP_RANGE_DENYLIST, load_config
+from homeserver.config import DEFAULT_IP_RANGE_DENYLIST
+
+from homeserver.config_loading import load_config
 from tests.test_cli import chatgo
 
 
@@ -33,7 +35,9 @@ def test_default_config_checks_certificates_and_denies_loopback(tmp_path):
 
 import pytest  # noqa: E402
 
-from homeserver.config import ConfigError, config_from_dict  # noqa: E402
+from homeserver.config import ConfigError  # noqa: E402
+
+from homeserver.config_loading import config_from_dict
 
 
 @pytest.mark.parametrize("federation,message", [
