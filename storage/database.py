@@ -46,6 +46,15 @@ _CONNECTION_LOST = (
 )
 
 
+def _unavailable(err: BaseException, connected: bool) -> DatabaseUnavailable | None:
+    """DatabaseUnavailable (logged) for an error that means the database cannot be reached or
+    the connection died; None for others (an OSError once connected is the caller's own)."""
+    if isinstance(err, OSError) and not isinstance(err, _CONNECTION_LOST) and connected:
+        return None
+    logger.warning("database unavailable: %s", err or type(err).__name__)
+    return DatabaseUnavailable()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # JSONB columns travel as Python objects, encoded with orjson both ways.
     await conn.set_type_codec(
@@ -98,27 +107,30 @@ class Database:
             async with self._pool.acquire() as conn:
                 connected = True
                 yield conn
-        except _CONNECTION_LOST as err:
-            logger.warning("database unavailable: %s", err or type(err).__name__)
-            raise DatabaseUnavailable() from err
-        except OSError as err:
-            if connected:
+        except (*_CONNECTION_LOST, OSError) as err:
+            if (lost := _unavailable(err, connected)) is None:
                 raise
-            logger.warning("database unavailable: %s", err or type(err).__name__)
-            raise DatabaseUnavailable() from err
+            raise lost from err
 
-    @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """The connection for one statement (the ambient transaction's, or a pooled one), and
-        the statement's time recorded."""
+    async def _statement(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
+        """Run one statement (`method` of asyncpg's Connection) on the ambient transaction's
+        connection or a pooled one (as `_acquire`: a lost database raises DatabaseUnavailable),
+        and record its time. A plain coroutine rather than async context managers: it runs for
+        every query, and the generator-based managers cost more than the rest of our wrapping."""
         start = perf_counter()
         try:
             conn = _current_connection.get()
             if conn is not None:
-                yield conn
-                return
-            async with self._acquire() as conn:
-                yield conn
+                return await getattr(conn, method)(query, *args)
+            connected = False
+            try:
+                async with self._pool.acquire() as conn:
+                    connected = True
+                    return await getattr(conn, method)(query, *args)
+            except (*_CONNECTION_LOST, OSError) as err:
+                if (lost := _unavailable(err, connected)) is None:
+                    raise
+                raise lost from err
         finally:
             self.query_latency.observe(perf_counter() - start)
 
@@ -158,24 +170,19 @@ class Database:
             pending.append(callback)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._connection() as conn:
-            return await conn.fetch(query, *args)
+        return await self._statement("fetch", query, args)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        async with self._connection() as conn:
-            return await conn.fetchrow(query, *args)
+        return await self._statement("fetchrow", query, args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self._connection() as conn:
-            return await conn.fetchval(query, *args)
+        return await self._statement("fetchval", query, args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        async with self._connection() as conn:
-            return await conn.execute(query, *args)
+        return await self._statement("execute", query, args)
 
     async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
-        async with self._connection() as conn:
-            await conn.executemany(query, args)
+        await self._statement("executemany", query, (args,))
 
     @contextlib.asynccontextmanager
     async def listen(self, channel: str, callback: Callable[[str], Awaitable[None] | None]) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ that the room moved on, without a lock round trip of its own.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -273,6 +274,23 @@ SELECT (SELECT ok FROM go), (SELECT version FROM claim), EXISTS (SELECT 1 FROM t
 """.replace("{STATS_FIELDS}", _STATS_VALUES)
 
 
+def _leave_out(statement: str, ctes: set[str]) -> tuple[str, list[int]]:
+    """`statement` without the named CTEs, its parameters renumbered from $1; and the original
+    numbers of the parameters it keeps, in their new order."""
+    blocks = re.split(r"\n(?=\w+ AS \()", statement)  # a CTE's comment lines end the block before it
+    kept = "\n".join(b for b in blocks if (name := re.match(r"(\w+) AS \(", b)) is None or name[1] not in ctes)
+    numbers = sorted({int(n) for n in re.findall(r"\$(\d+)", kept)})
+    renumber = {old: new for new, old in enumerate(numbers, 1)}
+    return re.sub(r"\$(\d+)", lambda m: f"${renumber[int(m.group(1))]}", kept), numbers
+
+
+# A batch of messages alone (no state, membership or redaction: most local sends) is written
+# by _PERSIST without the CTEs it would pass empty arrays to: 23 fewer parameters to encode and
+# a smaller plan, the same rows.
+_PERSIST_MESSAGES, _MESSAGES_PARAMETERS = _leave_out(_PERSIST, {
+    "room_state_group", "groups", "group_entries", "current", "changed", "stats", "members", "redacts"})
+
+
 class EventStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -311,8 +329,7 @@ class EventStore:
         txns = [(ev.txn_user_id, ev.txn_device_id, ev.txn_id, ev.event_id, ev.received_ts)
                 for ev in evs if ev.txn_id is not None]
         m = batch.memberships
-        row = await self._db.fetchrow(
-            _PERSIST,
+        args = (
             batch.room_id,
             [e.event_id for e in evs], [e.room_id for e in evs], [e.stream_ordering for e in evs],
             [e.depth for e in evs], [e.type for e in evs], [e.state_key for e in evs],
@@ -335,6 +352,10 @@ class EventStore:
             [x[3] for x in redactions],
             batch.expected_head, batch.moves_head,
         )
+        if batch.state_groups or batch.current_state or m or redactions or batch.current_state_group is not None:
+            row = await self._db.fetchrow(_PERSIST, *args)
+        else:
+            row = await self._db.fetchrow(_PERSIST_MESSAGES, *(args[n - 1] for n in _MESSAGES_PARAMETERS))
         return Persisted(row[0], row[1], row[2])
 
     async def redactions_to_prune(self, older_than_ts: int, limit: int) -> list[tuple[str, str, str, dict[str, Any]]]:

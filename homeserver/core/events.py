@@ -13,7 +13,7 @@ from typing import Any
 
 from unpaddedbase64 import encode_base64
 
-from homeserver.core.canonical_json import NonCanonicalJSON, check_strict, encode_canonical_json
+from homeserver.core.canonical_json import NonCanonicalJSON, encode_canonical_json, encode_canonical_json_strict
 from homeserver.core.hashing import compute_reference_hash
 from homeserver.core.ids import is_valid_user_id
 from homeserver.core.room_versions import EventFormat, RoomVersion
@@ -125,9 +125,8 @@ def parse_pdu(pdu: dict[str, Any], room_version: RoomVersion) -> Event:
     unsigned = pdu.get("unsigned") if isinstance(pdu.get("unsigned"), dict) else {}
     pdu = {k: v for k, v in pdu.items() if k != "unsigned"}
     try:
-        if room_version.auth.strict_canonical_json:
-            check_strict(pdu)
-        size = len(encode_canonical_json(pdu))
+        strict = room_version.auth.strict_canonical_json
+        size = len(encode_canonical_json_strict(pdu) if strict else encode_canonical_json(pdu))
     except NonCanonicalJSON as err:
         raise InvalidEvent(str(err)) from None
     except (TypeError, ValueError) as err:
