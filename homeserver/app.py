@@ -358,6 +358,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     if appservices:
         events.on_persisted(appservice_sender.on_persisted)
         typing.on_any_change(appservice_sender.typing_changed)
+    filters = FilterService(stores.filters, config.caches.filters)
     # /metrics: the figures the services keep, and every in-memory cache worth watching.
     metrics = ServerMetrics(
         db, stores.server_figures, sync_waiters=notifier.waiting, persist=events.persist_stats,
@@ -366,7 +367,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
-                "sync_memberships": sync_memberships.cache_stats, "unread_counts": unread.cache_stats},
+                "sync_memberships": sync_memberships.cache_stats, "unread_counts": unread.cache_stats,
+                "filters": filters.cache_stats},
         appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,
@@ -418,7 +420,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         retention=RetentionService(stores.events, clock, config.retention), sync=sync, sliding_sync=sliding_sync,
         event_stream=event_stream, initial_sync=initial_sync,
         push_rules=push_rules, notifications=notifications, pushers=pushers,
-        filters=FilterService(stores.filters), account_data=account_data, receipts=receipts, typing=typing,
+        filters=filters, account_data=account_data, receipts=receipts, typing=typing,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
         e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
         federation_client=federation_client, keyring=keyring, federation_intake=intake, room_servers=room_servers,

@@ -347,6 +347,8 @@ class CachesConfig:
     sync_memberships: int = 4 * MIB
     # Each user's unread notification counts per room, moved as push actions and receipts are written.
     unread_counts: int = 4 * MIB
+    # Uploaded sync filters (never changed once stored), read by every /sync naming one.
+    filters: int = 1 * MIB
 
 
 @dataclass(frozen=True)

@@ -288,6 +288,8 @@ caches:
   sync_memberships: 4194304
   # Each user's unread notification counts per room, read by every /sync (4 MiB).
   unread_counts: 4194304
+  # Uploaded sync filters, read by every /sync that names one (1 MiB).
+  filters: 1048576
 
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are

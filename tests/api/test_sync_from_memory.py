@@ -138,3 +138,31 @@ async def test_membership_changes_reach_the_users_woken_sync(alice, bob):
     sent = await send(alice, room, "welcome back")
     body = await sync(bob, body["next_batch"])
     assert sent in [e["event_id"] for e in body["rooms"]["join"][room]["timeline"]["events"]]
+
+
+async def test_a_sync_naming_a_stored_filter_reads_it_once(alice, bob, monkeypatch):
+    """Clients name their filter on every /sync: it is read from the database once and kept
+    (a stored filter never changes), so a long-poll costs no statement for it."""
+    room = await shared_room(alice, bob)
+    status, made = await bob.post(f"{V3}/user/@bob:test.local/filter", {"room": {"timeline": {"limit": 5}}})
+    assert status == 200, made
+    filter_id = made["filter_id"]
+
+    async def filtered_sync(since=None, timeout=0):
+        query = f"?timeout={timeout}&filter={filter_id}" + (f"&since={since}" if since else "")
+        status, body = await bob.get(f"{V3}/sync{query}")
+        assert status == 200, body
+        return body
+
+    log = QueryLog(monkeypatch)
+    token = (await filtered_sync())["next_batch"]
+    token = (await filtered_sync(token))["next_batch"]
+    waiting = asyncio.create_task(filtered_sync(token, timeout=10_000))
+    await asyncio.sleep(0.2)
+    sent = await send(alice, room, "filtered")
+    body = await waiting
+    assert [e["event_id"] for e in body["rooms"]["join"][room]["timeline"]["events"]] == [sent]
+    assert len([s for s in log.statements if "FROM user_filters" in s]) == 1, log.statements
+    # The kept filter is bob's alone: another user does not get it by its path.
+    status, body = await alice.get(f"{V3}/user/@bob:test.local/filter/{filter_id}")
+    assert status == 403

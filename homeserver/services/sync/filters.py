@@ -1,4 +1,8 @@
-"""Filters: upload, fetch, and resolve the `filter` parameter of /sync (an ID or inline JSON)."""
+"""Filters: upload, fetch, and resolve the `filter` parameter of /sync (an ID or inline JSON).
+
+A stored filter never changes (a new one gets a new ID), so those read are kept in memory: a
+client names its filter on every /sync, and a woken /sync should not wait for the database
+to read it again. The dicts handed out are shared: callers only read them."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from homeserver.caching import ByteLRU, json_size
 from homeserver.core.filters import InvalidFilter, validate_filter
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -13,8 +18,10 @@ from storage.filters import FilterStore
 
 
 class FilterService:
-    def __init__(self, filters: FilterStore) -> None:
+    def __init__(self, filters: FilterStore, max_bytes: int) -> None:
         self._filters = filters
+        self._cache: ByteLRU[tuple[str, int], dict[str, Any]] = ByteLRU(max_bytes, json_size)
+        self.cache_stats = self._cache.stats
 
     async def define(self, requester: Requester, user_id: str, body: dict[str, Any]) -> str:
         if user_id != requester.user_id:
@@ -30,9 +37,13 @@ class FilterService:
             raise MatrixError(403, Codes.FORBIDDEN, "Cannot get filters for other users")
         if not filter_id.isdigit():
             raise MatrixError(404, Codes.NOT_FOUND, "No such filter")
-        found = await self._filters.get(user_id, int(filter_id))
+        key = (user_id, int(filter_id))
+        found = self._cache.get(key)
         if found is None:
-            raise MatrixError(404, Codes.NOT_FOUND, "No such filter")
+            found = await self._filters.get(*key)
+            if found is None:
+                raise MatrixError(404, Codes.NOT_FOUND, "No such filter")
+            self._cache.put(key, found)
         return found
 
     async def resolve(self, requester: Requester, param: str | None) -> dict[str, Any]:
