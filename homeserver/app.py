@@ -1,17 +1,14 @@
 """The one place that knows the whole graph: config -> database -> stores -> services -> web apps.
 
 `build_services()` constructs every object with its dependencies, in order. `make_web_app()`
-builds the aiohttp application for a set of listener resources. `run()` is the process:
-database (embedded or from the URL), migrations, listeners, and a clean stop on SIGINT/SIGTERM.
+builds the aiohttp application for a set of listener resources. The process that runs them
+(database, migrations, listeners, a clean stop) is homeserver/server.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,17 +21,15 @@ from federation.discovery import Discovery
 from federation.keys import Keyring, LocalKeys
 from federation.request_auth import RequestAuthenticator
 from federation.sender import FederationSender
-from federation.tls import generate_self_signed_certificate, server_ssl_context
 from federation.transport import Transport
 from homeserver.api import admin as admin_api
 from homeserver.api import admin_page, admin_page_moderation, health, pages
 from homeserver.api import client as client_api
 from homeserver.api import metrics as metrics_api
 from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
-from homeserver.config import Config, ListenerConfig
+from homeserver.config import Config
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
-from homeserver.memory import tune_malloc
 from homeserver.services.accounts.accounts import AccountService
 from homeserver.services.accounts.cas import CasService
 from homeserver.services.accounts.devices import DeviceService
@@ -110,7 +105,6 @@ from homeserver.services.ratelimit import OriginLimiter, RateLimiter
 from homeserver.services.replication import Replication
 from homeserver.services.rooms.creation import RoomService
 from homeserver.services.rooms.delayed_events import DelayedEventService
-from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.directory import DirectoryService
 from homeserver.services.rooms.erasure import ErasedUsers
 from homeserver.services.rooms.event_format import EventFormatter
@@ -118,13 +112,19 @@ from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.hierarchy import HierarchyService
 from homeserver.services.rooms.membership import MembershipService
 from homeserver.services.rooms.messaging import MessagingService
+from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.profile_lookup import ProfileLookup
 from homeserver.services.rooms.recent import RecentEvents
 from homeserver.services.rooms.relations import RelationsService
 from homeserver.services.rooms.restricted_joins import RestrictedJoins
 from homeserver.services.rooms.retention import RetentionService
 from homeserver.services.rooms.search import SearchService
-from homeserver.services.rooms.state import EventCache, RoomStateCache, SnapshotMemo, update_joined_servers
+from homeserver.services.rooms.state import (
+    EventCache,
+    RoomStateCache,
+    SnapshotMemo,
+    update_joined_servers,
+)
 from homeserver.services.rooms.timeline import TimelineService
 from homeserver.services.rooms.upgrades import RoomUpgradeService
 from homeserver.services.rooms.wakeups import RoomEventNotifications
@@ -143,10 +143,8 @@ from homeserver.services.sync.sliding_rooms import SlidingRoomBuilder
 from homeserver.services.sync.sync import SyncService
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
-from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
 from storage.events import EventStore
 from storage.media_files import MediaFileStore
-from storage.migrate import migrate
 from storage.stores import Stores
 
 logger = logging.getLogger("chatgo")
@@ -635,122 +633,3 @@ def make_web_app(services: Services, resources: Iterable[str], *, x_forwarded: b
     pages.setup_templates(app)
     install_routes(app, modules_for(resources, admin_on_client=config.admin_api.on_client_listeners), services)
     return app
-
-
-# --- the process ---------------------------------------------------------------------------
-
-@contextlib.asynccontextmanager
-async def open_database(config: Config) -> AsyncIterator[Database]:
-    """Connect to the configured database, or start the embedded one; migrate; close on exit."""
-    embedded = None
-    url = config.database.url
-    try:
-        if url is None:
-            embedded = EmbeddedPostgres(config.data_path / "postgres")
-            server_url = await asyncio.to_thread(embedded.start)
-            await ensure_database(server_url, DATABASE_NAME)
-            url = embedded.url(DATABASE_NAME)
-        db = await Database.connect(
-            url, min_size=config.database.min_connections, max_size=config.database.max_connections
-        )
-        try:
-            applied = await migrate(db)
-            if applied:
-                logger.info("applied migrations %s", applied)
-            yield db
-        finally:
-            await db.close()
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-
-
-def ensure_tls_files(config: Config) -> None:
-    """Generate the server's self-signed certificate when a TLS listener needs it and it is absent."""
-    needs_default = any(l.tls and not l.tls_certificate_path for l in config.listeners)
-    cert, key = config.path(config.tls_certificate_path), config.path(config.tls_private_key_path)
-    if needs_default and not (cert.exists() and key.exists()):
-        logger.info("generating a self-signed TLS certificate for %s in %s", config.server_name, cert)
-        generate_self_signed_certificate(config.server_name, cert, key)
-
-
-def _ssl_context_for(config: Config, listener: ListenerConfig):
-    if listener.tls_certificate_path and listener.tls_private_key_path:
-        return server_ssl_context(config.path(listener.tls_certificate_path), config.path(listener.tls_private_key_path))
-    if listener.tls:
-        return server_ssl_context(config.path(config.tls_certificate_path), config.path(config.tls_private_key_path))
-    return None
-
-
-async def serve(config: Config, stop: asyncio.Event) -> None:
-    """Run the server until `stop` is set."""
-    config.data_path.mkdir(parents=True, exist_ok=True)
-    ensure_tls_files(config)
-    async with open_database(config) as db:
-        services = await start_services(config, db)
-        runners: list[web.AppRunner] = []
-        try:
-            for listener in config.listeners:
-                app = make_web_app(services, listener.resources, x_forwarded=listener.x_forwarded)
-                runner = web.AppRunner(app, access_log=None, handle_signals=False)
-                await runner.setup()
-                runners.append(runner)
-                ssl_context = _ssl_context_for(config, listener)
-                for address in listener.bind_addresses:
-                    site = web.TCPSite(runner, address, listener.port, ssl_context=ssl_context)
-                    await site.start()
-                    scheme = "https" if ssl_context else "http"
-                    logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
-                                ", ".join(listener.resources))
-            await services.replication.start()
-            await services.room_tasks.recover()
-            services.federation_sender.start()
-            services.delayed_events.start()
-            services.appservice_sender.start()
-            await services.partial_state_resync.resume()
-            logger.info("ChatGO %s is ready", config.server_name)
-            pruning = asyncio.create_task(services.retention.run_forever())
-            await stop.wait()
-            pruning.cancel()
-            logger.info("stopping")
-        finally:
-            for runner in runners:
-                await runner.cleanup()
-            await services.room_tasks.stop()
-            await services.partial_state_resync.stop()
-            await services.events.drain()  # push actions of the last events, then their announcement
-            await services.replication.stop()
-            await services.federation_sender.stop()
-            await services.delayed_events.stop()
-            await services.appservice_sender.stop()
-            await services.devices.flush()
-            await services.pushers.close()
-            await services.threepids.close()
-            await services.federation_client.close()
-
-
-def run(config: Config) -> None:
-    """The `chatgo run` process: serve until SIGINT or SIGTERM, then stop cleanly."""
-    tune_malloc()  # before the first worker thread: glibc sizes arenas as threads appear
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
-
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main())
-    logger.info("stopped")
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop when it is installed (its polling, sockets and scheduling are C:
-    much less CPU per request and per query than asyncio's, see docs/performance.md), else
-    asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()

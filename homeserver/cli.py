@@ -13,7 +13,7 @@ from pathlib import Path
 
 from signedjson.key import generate_signing_key, write_signing_keys
 
-from homeserver import app
+from homeserver import app, server
 from homeserver.api.http import routes_table
 from homeserver.config import Config, ConfigError
 from homeserver.config_loading import load_config
@@ -48,7 +48,7 @@ def generate_config(
         shared_secret=secrets.token_urlsafe(32), public_baseurl=public_baseurl,
     ))
     config_path.chmod(0o600)  # it holds the registration shared secret
-    app.ensure_tls_files(load_config(config_path))
+    server.ensure_tls_files(load_config(config_path))
     return config_path
 
 
@@ -91,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise SystemExit(f"config error: {exc}") from None
     setup_logging(config.log_level, config.log_format, access_log=config.access_log)
-    app.run(config)
+    server.run(config)
     return 0
 
 
@@ -136,7 +136,7 @@ def cmd_register_user(args: argparse.Namespace) -> int:
             return 1
 
     async def main() -> str:
-        async with app.open_database(config) as db:
+        async with server.open_database(config) as db:
             services = await app.start_services(config, db)
             return await services.accounts.create_user(user, password, admin=args.admin)
 
@@ -154,7 +154,7 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
     _setup_logging("WARNING")
 
     async def main() -> None:
-        async with app.open_database(config) as db:
+        async with server.open_database(config) as db:
             tokens = (await app.start_services(config, db)).registration_tokens
             if args.action == "create":
                 print((await tokens.create(args.token, uses_allowed=args.uses, expiry_ts=args.expiry_ts)).token)
