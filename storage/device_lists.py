@@ -1,9 +1,11 @@
 """DeviceListStore: when a user's devices or keys changed. Tables: device_list_changes,
-device_list_private_changes."""
+device_list_private_changes. Also read: current_state (written by EventStore), for who shares
+a room with the viewer."""
 
 from __future__ import annotations
 
 from storage.database import Database
+from storage.sync import SHARES_A_ROOM
 
 
 class DeviceListStore:
@@ -33,11 +35,16 @@ class DeviceListStore:
         )
         return {r["user_id"] for r in rows}
 
-    async def changed_between(self, user_ids: list[str], after: int, upto: int) -> set[str]:
+    async def changed_sharing_a_room(self, viewer: str, after: int, upto: int) -> set[str]:
+        """Users whose devices changed in (after, upto] and who share a room with `viewer` now,
+        and `viewer` themselves (their other devices): the changes of the window first, then
+        one keyed probe per changed user, so it costs what changed, not the viewer's rooms."""
         rows = await self._db.fetch(
-            """SELECT DISTINCT user_id FROM device_list_changes WHERE user_id = ANY($1::text[])
-               AND stream_id > $2 AND stream_id <= $3""",
-            user_ids, after, upto,
+            f"""SELECT c.user_id FROM (
+                    SELECT DISTINCT user_id FROM device_list_changes WHERE stream_id > $2 AND stream_id <= $3
+                ) c {SHARES_A_ROOM.format(user="c.user_id")}
+                WHERE c.user_id = $1 OR sharing.shares""",
+            viewer, after, upto,
         )
         return {r["user_id"] for r in rows}
 

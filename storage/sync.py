@@ -68,6 +68,21 @@ ORDER BY chain.root, x.type, x.state_key, chain.n
 """
 
 
+# Per candidate user (`{user}`: a column of the outer query), whether they are joined to a room
+# `$1` is joined to: their few member rows through current_state_user_rooms, each room checked
+# by primary key. LATERAL with LIMIT 1 keeps it one keyed probe per candidate (never the
+# members of $1's rooms, which a hash join would read).
+SHARES_A_ROOM = """
+LEFT JOIN LATERAL (
+    SELECT true AS shares FROM current_state theirs
+    JOIN current_state mine ON mine.room_id = theirs.room_id AND mine.type = 'm.room.member'
+                           AND mine.state_key = $1 AND mine.membership = 'join'
+    WHERE theirs.type = 'm.room.member' AND theirs.state_key = {user} AND theirs.membership = 'join'
+    LIMIT 1
+) sharing ON true
+"""
+
+
 class SyncQueries:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -160,6 +175,18 @@ class SyncQueries:
                WHERE mine.type = 'm.room.member' AND mine.state_key = $1 AND mine.membership = 'join'
                  AND theirs.type = 'm.room.member' AND theirs.membership = 'join'""",
             user_id,
+        )
+        return {r["user_id"] for r in rows}
+
+    async def sharing_a_room_with(self, user_id: str, user_ids: list[str]) -> set[str]:
+        """Those of `user_ids` joined to at least one room `user_id` is joined to: keyed by
+        them, whatever the size of the rooms."""
+        if not user_ids:
+            return set()
+        rows = await self._db.fetch(
+            f"""SELECT u.user_id FROM unnest($2::text[]) AS u(user_id)
+                {SHARES_A_ROOM.format(user="u.user_id")} WHERE sharing.shares""",
+            user_id, user_ids,
         )
         return {r["user_id"] for r in rows}
 
