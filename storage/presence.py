@@ -37,6 +37,15 @@ class PresenceStore:
         row = await self._db.fetchrow(f"SELECT {_COLUMNS} FROM presence WHERE user_id = $1", user_id)
         return PresenceRow(**row) if row else None
 
+    async def written_between(self, after: int, upto: int, limit: int) -> list[PresenceRow]:
+        """Every user's presence written in (after, upto], at most `limit` rows (by stream_id)."""
+        rows = await self._db.fetch(
+            f"""SELECT {_COLUMNS} FROM presence WHERE stream_id > $1 AND stream_id <= $2
+                ORDER BY stream_id LIMIT $3""",
+            after, upto, limit,
+        )
+        return [PresenceRow(**r) for r in rows]
+
     async def of_users(self, user_ids: list[str], after: int | None, upto: int) -> list[PresenceRow]:
         rows = await self._db.fetch(
             f"""SELECT {_COLUMNS} FROM presence WHERE user_id = ANY($1::text[])

@@ -24,6 +24,9 @@ STATES = ("online", "unavailable", "offline")
 IDLE_AFTER_MS = 5 * 60 * 1000
 ACTIVE_REFRESH_MS = 60 * 1000
 MAX_STATUS_LENGTH = 1024
+# Presence writes an incremental /sync checks one by one; past this many (a long gap) it reads
+# the presence of the viewer's room mates instead.
+MOVED_PER_SYNC = 200
 
 
 class PresenceService:
@@ -93,10 +96,20 @@ class PresenceService:
 
     async def presence_events(self, user_id: str, since: int | None, upto: int) -> list[dict[str, Any]]:
         """m.presence events of users sharing a room with `user_id` (and their own) in (since, upto]."""
-        if not self.enabled:
+        if not self.enabled or (since is not None and since >= upto):
             return []
-        users = await self._queries.users_sharing_rooms(user_id) | {user_id}
-        rows = await self._store.of_users(sorted(users), since, upto)
+        rows = None
+        if since is not None:
+            # An incremental sync: the few users whose presence moved, each checked against the
+            # viewer's rooms, rather than every member of every room of the viewer's.
+            moved = await self._store.written_between(since, upto, MOVED_PER_SYNC)
+            if len(moved) < MOVED_PER_SYNC:
+                others = [r.user_id for r in moved if r.user_id != user_id]
+                sharing = await self._queries.sharing_a_room_with(user_id, others)
+                rows = [r for r in moved if r.user_id == user_id or r.user_id in sharing]
+        if rows is None:  # an initial sync, or a long gap: by the viewer's room mates
+            users = await self._queries.users_sharing_rooms(user_id) | {user_id}
+            rows = await self._store.of_users(sorted(users), since, upto)
         return [{"type": "m.presence", "sender": r.user_id, "content": self._content(r)} for r in rows]
 
     async def presence_of_users(self, user_ids: list[str], since: int | None, upto: int) -> list[dict[str, Any]]:
