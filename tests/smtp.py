@@ -1,6 +1,7 @@
 """A real SMTP server for the tests (aiosmtpd), on loopback in the test's event loop.
 
     server = MailServer(); await server.start()   # server.port; server.mails; server.link()
+    from tests.smtp import smtp  # noqa: F401 (the `smtp` fixture: one started for the test)
 
 `knows_quit = False` makes it answer QUIT with 500 and hang up, as sytest's SMTP helper does:
 our mailer must count a mail as sent once DATA was accepted.
@@ -14,6 +15,7 @@ import email.message
 import re
 from typing import Any
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
@@ -45,3 +47,12 @@ class MailServer:
     def link(self) -> str:
         """The first URL in the text of the last mail."""
         return re.search(r"(http\S+)", self.mails[-1].get_payload(decode=True).decode()).group(1)
+
+
+@pytest.fixture
+async def smtp():
+    """A MailServer running for the test."""
+    server = MailServer()
+    await server.start()
+    yield server
+    await server.stop()

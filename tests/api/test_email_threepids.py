@@ -8,17 +8,9 @@ import pytest
 
 from homeserver.app import build_services
 from tests.conftest import make_test_config
-from tests.smtp import MailServer
+from tests.smtp import smtp  # noqa: F401 (fixture)
 
 V3 = "/_matrix/client/v3"
-
-
-@pytest.fixture
-async def smtp():
-    server = MailServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -9,18 +9,10 @@ import pytest
 
 from tests.api.ratelimits import assert_limited, limits
 from tests.api.test_email_threepids import validate
-from tests.smtp import MailServer
+from tests.smtp import smtp  # noqa: F401 (fixture)
 
 V3 = "/_matrix/client/v3"
 REQUEST_TOKEN = f"{V3}/account/password/email/requestToken"
-
-
-@pytest.fixture
-async def smtp():
-    server = MailServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
