@@ -52,6 +52,38 @@ async def test_sends_do_not_wait_for_push_actions_and_sync_counts_include_them(a
     assert [n["event"]["event_id"] for n in body["notifications"]] == [second, first]
 
 
+async def test_kept_counts_move_before_the_rows_are_written(alice, bob, carol, monkeypatch, services):
+    """A /sync whose counts are kept in memory gets the message and its count once the push
+    actions are evaluated, without waiting for their INSERT; one that counts from the database
+    (carol never synced: nothing kept) waits for the rows."""
+    room = await make_room(alice, bob, carol)
+    await services.events.drain()
+    token = (await bob.get(f"{V3}/sync?timeout=0"))[1]["next_batch"]
+    token = (await bob.get(f"{V3}/sync?timeout=0&since={token}"))[1]["next_batch"]  # bob's counts kept
+    assert services.notifications.unread.get(BOB, room) is not None
+    release = asyncio.Event()
+    original = PushActionStore.add
+
+    async def held(self, actions):
+        await release.wait()
+        return await original(self, actions)
+    monkeypatch.setattr(PushActionStore, "add", held)
+
+    sent = await asyncio.wait_for(send(alice, room, text("one message")), 5)
+    status, body = await asyncio.wait_for(bob.get(f"{V3}/sync?timeout=5000&since={token}"), 5)
+    assert status == 200
+    joined = body["rooms"]["join"][room]
+    assert [e["event_id"] for e in joined["timeline"]["events"]] == [sent]
+    assert joined["unread_notifications"] == {"notification_count": 1, "highlight_count": 0}
+    assert not release.is_set()  # answered while the rows were still held
+    counting = asyncio.create_task(services.notifications.sync_unread_counts(CAROL, [room]))
+    await asyncio.sleep(0.3)
+    assert not counting.done()  # from the database: it waits for the rows
+    release.set()
+    counts = (await asyncio.wait_for(counting, 5))[room]
+    assert (counts["notification_count"], counts["highlight_count"]) == (1, 0)
+
+
 async def test_joins_update_the_room_values_from_the_new_member_event(alice, client, monkeypatch, services):
     room = await make_room(alice)
     await send(alice, room, text("hello"))

@@ -87,6 +87,7 @@ class _RoomQueue:
     batches: list[tuple[list[tuple[Event, int]], RoomSnapshot | None]] = field(default_factory=list)
     events: int = 0
     written: asyncio.Future[None] | None = None  # done when the queued batches are written
+    counted: asyncio.Future[None] | None = None  # done when the counts kept include them
     task: asyncio.Task[None] | None = None
 
 
@@ -122,8 +123,9 @@ class PushEvaluator:
             if queue.events >= MAX_QUEUED_EVENTS and queue.written is not None:
                 await asyncio.shield(queue.written)  # the room sends faster than it is evaluated
             if queue.written is None or queue.written.done():
-                queue.written = asyncio.get_running_loop().create_future()
-                self._unread.evaluating(room_id, queue.written)
+                loop = asyncio.get_running_loop()
+                queue.written, queue.counted = loop.create_future(), loop.create_future()
+                self._unread.evaluating(room_id, queue.written, queue.counted)
             # The members to evaluate for: those of the snapshot this batch left.
             queue.batches.append((items, self._rooms.cached(room_id)))
             queue.events += len(items)
@@ -139,20 +141,24 @@ class PushEvaluator:
             while queue.batches:
                 batches, queue.batches, queue.events = queue.batches, [], 0
                 written, queue.written = queue.written, None
+                counted, queue.counted = queue.counted, None
                 try:
-                    await self._process(room_id, batches)
+                    await self._process(room_id, batches, counted)
                 except Exception:
                     logger.exception("push evaluation failed for %d events",
                                      sum(len(items) for items, _ in batches))
+                    self._unread.forget_room(room_id)  # the counts kept may hold actions not stored
                 finally:
-                    if written is not None and not written.done():
-                        written.set_result(None)
+                    for future in (counted, written):
+                        if future is not None and not future.done():
+                            future.set_result(None)
         finally:
             queue.task = None
             if self._queues.get(room_id) is queue and not queue.batches:
                 del self._queues[room_id]
 
-    async def _process(self, room_id: str, batches: list[tuple[list[tuple[Event, int]], RoomSnapshot | None]]) -> None:
+    async def _process(self, room_id: str, batches: list[tuple[list[tuple[Event, int]], RoomSnapshot | None]],
+                       counted: asyncio.Future[None] | None = None) -> None:
         now = self._clock.now_ms()
         threads = await self._threads([event for items, _ in batches for event, _ in items])
         new: list[PushAction] = []
@@ -163,8 +169,12 @@ class PushEvaluator:
             if room is not None:
                 await self._evaluate(room_id, room, items, threads, now, new, notices)
         with self._unread.changing():
-            await self._actions.add(new)
+            # The counts kept move first, and the syncs of this process waiting for them go on
+            # while the rows are written (a count from the database still waits for the rows).
             self._unread.added(new)
+            if counted is not None and not counted.done():
+                counted.set_result(None)
+            await self._actions.add(new)
         redacted = [e.redacts for items, _ in batches for e, _ in items if e.type == "m.room.redaction" and e.redacts]
         if redacted:
             with self._unread.changing():

@@ -103,7 +103,7 @@ class NotificationService:
         once, and they all ask here together."""
         found: dict[str, RoomUnreadCounts] = {}
         missing = []
-        await self.unread.settled(room_ids)  # the events published so far are counted
+        await self.unread.counted(room_ids)  # the counts kept include the events published so far
         for room_id in dict.fromkeys(room_ids):
             kept = self.unread.get(user_id, room_id)
             if kept is None:
@@ -112,6 +112,7 @@ class NotificationService:
                 found[room_id] = kept  # type: ignore[assignment]
         if not missing:
             return found
+        await self.unread.settled(missing)  # counted from the database: their rows are in
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, RoomUnreadCounts]] = loop.create_future()
         self._waiting.append((user_id, missing, future))

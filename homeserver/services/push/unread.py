@@ -13,9 +13,10 @@ Every change is wrapped in `changing()`: a count read from the database is kept 
 change began or was under way while it was read, so nothing is counted twice or missed.
 
 New events' push actions are written in the background, after their stream positions became
-visible (the evaluator registers them here with `evaluating` before that): whoever reads a
-room's counts first waits for the room's evaluations registered so far (`settled`), so a
-/sync that returns an event returns counts that include it.
+visible (the evaluator registers them here with `evaluating` before that). The counts kept
+move as soon as the actions are evaluated, before their INSERT commits: a reader of kept
+counts waits only for the evaluation (`counted`), a reader that counts from the database for
+the rows (`settled`). Either way a /sync that returns an event returns counts that include it.
 Bounded in bytes (config caches.unread_counts).
 """
 
@@ -62,27 +63,30 @@ class UnreadCounts:
         self._users_of_room: dict[str, set[str]] = {}
         self._generation = 0
         self._changing = 0
-        # room_id -> done once the push actions of the room's events published so far are written.
+        # room_id -> done once the push actions of the room's events published so far are written,
+        # and once the counts kept include them (evaluated, maybe not written yet).
         self._evaluating: dict[str, asyncio.Future[None]] = {}
+        self._counting: dict[str, asyncio.Future[None]] = {}
 
-    def evaluating(self, room_id: str, written: asyncio.Future[None]) -> None:
+    def evaluating(self, room_id: str, written: asyncio.Future[None],
+                   counted: asyncio.Future[None] | None = None) -> None:
         """The push actions of events of the room (and of those registered before) are being
-        written: `written` is done when they are."""
-        self._evaluating[room_id] = written
-        written.add_done_callback(lambda _: self._evaluated(room_id, written))
-
-    def _evaluated(self, room_id: str, written: asyncio.Future[None]) -> None:
-        if self._evaluating.get(room_id) is written:
-            del self._evaluating[room_id]
+        evaluated and written: `counted` is done when the counts kept include them, `written`
+        when they are stored."""
+        for pending, future in ((self._evaluating, written), (self._counting, counted)):
+            if future is not None:
+                pending[room_id] = future
+                future.add_done_callback(lambda _, p=pending, f=future: _forget(p, room_id, f))
 
     async def settled(self, room_ids: Iterable[str] | None = None) -> None:
         """Wait until the push actions of the rooms' (all rooms' with None) events published
-        so far are written."""
-        pending = self._evaluating.values() if room_ids is None else \
-            (self._evaluating.get(r) for r in room_ids)
-        waits = [w for w in pending if w is not None]
-        if waits:
-            await asyncio.wait(waits)
+        so far are written: before counting from the database."""
+        await _wait(self._evaluating, room_ids)
+
+    async def counted(self, room_ids: Iterable[str]) -> None:
+        """Wait until the counts kept include the push actions of the rooms' events published
+        so far (they may not be written yet): before reading kept counts."""
+        await _wait(self._counting, room_ids)
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:
@@ -152,3 +156,15 @@ class UnreadCounts:
             users.discard(key[0])
             if not users:
                 del self._users_of_room[key[1]]
+
+
+def _forget(pending: dict[str, asyncio.Future[None]], room_id: str, future: asyncio.Future[None]) -> None:
+    if pending.get(room_id) is future:
+        del pending[room_id]
+
+
+async def _wait(pending: dict[str, asyncio.Future[None]], room_ids: Iterable[str] | None) -> None:
+    futures = pending.values() if room_ids is None else (pending.get(r) for r in room_ids)
+    waits = [f for f in futures if f is not None]
+    if waits:
+        await asyncio.wait(waits)
