@@ -6,7 +6,8 @@ changed, not the size of the user's rooms."""
 import pytest
 
 from tests.api.test_sync import V3, sync
-from tests.api.test_sync_room_size import RowLog, add_members
+from tests.api.test_sync_room_size import add_members
+from tests.statement_log import StatementLog
 
 PASSWORD = "s3cret-pass"
 
@@ -116,7 +117,7 @@ async def test_device_lists_cost_what_changed_not_the_room_size(alice, bob, clie
         await add_members(services, room, len(rows) * 5, members - len(rows) * 5)
         token = (await sync(bob))["next_batch"]
         await log_in(client, "alice")
-        log = RowLog(monkeypatch)
+        log = StatementLog(monkeypatch)
         changed, left, _ = await device_lists_since(bob, token)
         monkeypatch.undo()
         assert (changed, left) == (["@alice:test.local"], [])

@@ -9,7 +9,7 @@ from homeserver.app import build_services, make_web_app
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.events import EventStore
-from tests.api.test_sync_from_memory import QueryLog
+from tests.statement_log import StatementLog
 from tests.conftest import make_test_config
 from tests.server_fixtures import MatrixClient
 
@@ -66,7 +66,7 @@ async def initial_sync(c):
 
 async def test_initial_sync_reads_each_kind_of_data_once_for_all_rooms(alice, bob, monkeypatch):
     await make_rooms(alice, bob, 4)
-    log = QueryLog(monkeypatch)
+    log = StatementLog(monkeypatch)
     await initial_sync(bob)
     few = len(log.statements)
     await make_rooms(alice, bob, 12)

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from storage.database import Database
+from tests.statement_log import StatementLog
 
 V3 = "/_matrix/client/v3"
 
@@ -43,27 +43,6 @@ def config_overrides():
     return {"presence": {"enabled": False}}  # a sync's presence update would wake the others
 
 
-# The send's own work, done in the background after it answered (push/evaluator.py): its
-# push actions and the pusher lookup of their delivery, not what the woken syncs read.
-SEND_BACKGROUND = ("INSERT INTO event_push_actions", "FROM pushers WHERE")
-
-
-class QueryLog:
-    """Every statement the database runs while it is active (but the send's background work)."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.statements: list[str] = []
-        for name in ("fetch", "fetchrow", "fetchval", "execute"):
-            original = getattr(Database, name)
-
-            def logged(db, query, *args, _original=original, **kwargs):
-                statement = " ".join(query.split())
-                if not any(part in statement for part in SEND_BACKGROUND):
-                    self.statements.append(statement)
-                return _original(db, query, *args, **kwargs)
-            monkeypatch.setattr(Database, name, logged)
-
-
 async def test_a_woken_sync_reads_no_events_or_memberships_from_the_database(alice, bob, monkeypatch):
     room = await shared_room(alice, bob)
     token = (await sync(bob))["next_batch"]
@@ -71,7 +50,7 @@ async def test_a_woken_sync_reads_no_events_or_memberships_from_the_database(ali
     waiting = asyncio.create_task(sync(bob, token, timeout=10_000))
     await asyncio.sleep(0.2)
     sent = await send(alice, room, "hello")
-    log = QueryLog(monkeypatch)  # from the send's answer on: the wake-up and the woken sync
+    log = StatementLog(monkeypatch)  # from the send's answer on: the wake-up and the woken sync
     body = await waiting
     assert [e["event_id"] for e in body["rooms"]["join"][room]["timeline"]["events"]] == [sent]
     # Not even the unread counts: kept since bob's last sync, moved by the message's push actions.
@@ -93,7 +72,7 @@ async def test_a_fan_out_of_woken_syncs_reads_nothing_from_the_database(alice, c
     waiting = [asyncio.create_task(sync(m, t, timeout=10_000)) for m, t in zip(members, tokens)]
     await asyncio.sleep(0.3)
     sent = await send(alice, room, "to all")
-    log = QueryLog(monkeypatch)
+    log = StatementLog(monkeypatch)
     for body in await asyncio.gather(*waiting):
         assert [e["event_id"] for e in body["rooms"]["join"][room]["timeline"]["events"]] == [sent]
         assert body["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 1
@@ -154,7 +133,7 @@ async def test_a_sync_naming_a_stored_filter_reads_it_once(alice, bob, monkeypat
         assert status == 200, body
         return body
 
-    log = QueryLog(monkeypatch)
+    log = StatementLog(monkeypatch)
     token = (await filtered_sync())["next_batch"]
     token = (await filtered_sync(token))["next_batch"]
     waiting = asyncio.create_task(filtered_sync(token, timeout=10_000))
@@ -162,7 +141,7 @@ async def test_a_sync_naming_a_stored_filter_reads_it_once(alice, bob, monkeypat
     sent = await send(alice, room, "filtered")
     body = await waiting
     assert [e["event_id"] for e in body["rooms"]["join"][room]["timeline"]["events"]] == [sent]
-    assert len([s for s in log.statements if "FROM user_filters" in s]) == 1, log.statements
+    assert len(log.touching("FROM user_filters")) == 1, log.statements
     # The kept filter is bob's alone: another user does not get it by its path.
     status, body = await alice.get(f"{V3}/user/@bob:test.local/filter/{filter_id}")
     assert status == 403

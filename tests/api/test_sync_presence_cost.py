@@ -3,7 +3,8 @@ working it out costs what moved, not the size of the user's rooms."""
 
 from tests.api.test_device_lists import new_room
 from tests.api.test_sync import V3, sync
-from tests.api.test_sync_room_size import RowLog, add_members
+from tests.api.test_sync_room_size import add_members
+from tests.statement_log import StatementLog
 
 
 async def set_presence(c, user_id: str, state: str, status_msg: str) -> None:
@@ -24,7 +25,7 @@ async def test_presence_of_room_mates_costs_what_moved_not_the_room_size(alice, 
         token = (await sync(bob, set_presence="offline"))["next_batch"]
         await set_presence(alice, "@alice:test.local", "unavailable", f"round {round_}")
         await set_presence(carol, "@carol:test.local", "online", "elsewhere")
-        log = RowLog(monkeypatch)
+        log = StatementLog(monkeypatch)
         body = await sync(bob, token, set_presence="offline")
         monkeypatch.undo()
         seen = presence_of(body)

@@ -9,8 +9,7 @@ import uuid
 import pytest
 
 from homeserver.core.filters import SyncFilter
-from storage.database import Database
-from tests.api.test_sync_from_memory import SEND_BACKGROUND
+from tests.statement_log import StatementLog
 
 V3 = "/_matrix/client/v3"
 
@@ -18,32 +17,6 @@ V3 = "/_matrix/client/v3"
 @pytest.fixture
 def config_overrides():
     return {"presence": {"enabled": False}}  # a sync's presence update would wake the others
-
-
-class RowLog:
-    """Every statement the database runs while it is active, with the rows it returned (but
-    the send's own background work: its push actions, see test_sync_from_memory)."""
-
-    def __init__(self, monkeypatch) -> None:
-        self.statements: list[tuple[str, int]] = []
-        for name in ("fetch", "fetchrow", "fetchval", "execute"):
-            original = getattr(Database, name)
-
-            async def logged(db, query, *args, _original=original, **kwargs):
-                result = await _original(db, query, *args, **kwargs)
-                rows = len(result) if isinstance(result, list) else int(result is not None)
-                statement = " ".join(query.split())
-                if not any(part in statement for part in SEND_BACKGROUND):  # not the sync's
-                    self.statements.append((statement, rows))
-                return result
-            monkeypatch.setattr(Database, name, logged)
-
-    @property
-    def rows(self) -> int:
-        return sum(rows for _, rows in self.statements)
-
-    def touching(self, text: str) -> list[str]:
-        return [q for q, _ in self.statements if text in q]
 
 
 async def send(c, room, text):
@@ -86,7 +59,7 @@ async def test_a_lazy_initial_sync_reads_the_same_rows_whatever_the_room_size(al
         for i in range(5):  # a timeline of messages: it starts on the room's current snapshot
             await send(alice, room, f"hello {i}")
         await sync(bob, sync_filter=lazy(room))  # the summary of this snapshot is read once
-        log = RowLog(monkeypatch)
+        log = StatementLog(monkeypatch)
         body = (await sync(bob, sync_filter=lazy(room)))["rooms"]["join"][room]
         monkeypatch.undo()
         # Alice's member event (the sender) and bob's own; the other members are not sent.
@@ -103,7 +76,7 @@ async def test_a_lazy_initial_sync_of_older_state_reads_only_the_keys_it_sends(a
     await add_members(services, room, 0, 40)
     await send(alice, room, "before the joins")
     await add_members(services, room, 40, 4)  # the timeline starts before these joins
-    log = RowLog(monkeypatch)
+    log = StatementLog(monkeypatch)
     body = (await sync(bob, sync_filter=lazy(room)))["rooms"]["join"][room]
     monkeypatch.undo()
     timeline = body["timeline"]["events"]
@@ -126,7 +99,7 @@ async def test_a_woken_lazy_sync_reads_no_state_snapshot(alice, bob, services, m
     waiting = asyncio.create_task(sync(bob, token, timeout=10_000, sync_filter=lazy(room)))
     await asyncio.sleep(0.2)
     sent = await send(alice, room, "hello")
-    log = RowLog(monkeypatch)
+    log = StatementLog(monkeypatch)
     body = (await waiting)["rooms"]["join"][room]
     assert [e["event_id"] for e in body["timeline"]["events"]] == [sent]
     assert members_in(body) == ["@alice:test.local"]  # the sender's, from the current snapshot
@@ -157,7 +130,7 @@ async def test_the_summary_is_read_once_per_snapshot_for_all_woken_syncs(alice, 
         tokens.append((await sync(member, token))["next_batch"])
     waiting = [asyncio.create_task(sync(m, t, timeout=10_000)) for m, t in zip(members, tokens)]
     await asyncio.sleep(0.3)
-    log = RowLog(monkeypatch)
+    log = StatementLog(monkeypatch)
     joiner = await services.accounts.create_user("joiner", None)
     await services.membership.join(joiner, room, ratelimited=False)
     bodies = await asyncio.gather(*waiting)
