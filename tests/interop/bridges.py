@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 from aiohttp import web
 
@@ -102,6 +103,15 @@ class FakeNetwork:
                 answer = await resp.json(content_type=None)
                 assert resp.status == 200, answer
                 return answer["event_id"]
+
+
+@pytest.fixture
+async def network():
+    """A FakeNetwork running for the test."""
+    network = FakeNetwork()
+    await network.start()
+    yield network
+    await network.stop()
 
 
 async def relay_both_ways(client, alice, network: FakeNetwork, bridge_url: str) -> dict[str, Any]:

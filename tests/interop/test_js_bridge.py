@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.interop.bridges import PREFIX, SERVER, FakeNetwork, free_port, registration, relay_both_ways, server_config
+from tests.interop.bridges import (  # noqa: F401 (network: a fixture)
+    PREFIX, SERVER, free_port, network, registration, relay_both_ways, server_config,
+)
 from tests.interop.test_js_sdk import JS_DIR, _tail, base_url, node  # noqa: F401  (fixtures)
 
 START_TIMEOUT_S = 30
@@ -32,14 +34,6 @@ def reg() -> dict[str, Any]:
 @pytest.fixture
 def config_overrides(tmp_path, reg) -> dict:
     return server_config(tmp_path / "botsdk-fakenet.yaml", reg)
-
-
-@pytest.fixture
-async def network():
-    network = FakeNetwork()
-    await network.start()
-    yield network
-    await network.stop()
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.interop.bridges import PREFIX, SERVER, FakeNetwork, free_port, registration, relay_both_ways, server_config
+from tests.interop.bridges import (  # noqa: F401 (network: a fixture)
+    PREFIX, SERVER, free_port, network, registration, relay_both_ways, server_config,
+)
 
 mautrix_appservice = pytest.importorskip("mautrix.appservice", reason="mautrix is not installed (the test extra)")
 from mautrix.appservice.state_store.memory import ASStateStore  # noqa: E402
@@ -104,14 +106,6 @@ def reg() -> dict[str, Any]:
 @pytest.fixture
 def config_overrides(tmp_path, reg) -> dict:
     return server_config(tmp_path / "mautrix-fakenet.yaml", reg)
-
-
-@pytest.fixture
-async def network():
-    network = FakeNetwork()
-    await network.start()
-    yield network
-    await network.stop()
 
 
 @pytest.fixture
