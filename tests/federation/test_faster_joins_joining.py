@@ -34,7 +34,7 @@ def _sync_state(body: dict[str, Any], room_id: str) -> dict[tuple[str, str], dic
             if "state_key" in e}
 
 
-def _hold_resync(server: Any) -> asyncio.Event:
+def hold_resync(server: Any) -> asyncio.Event:
     """Keep `server`'s resyncs from starting until the returned event is set."""
     resync = server.services.partial_state_resync
     gate, original = asyncio.Event(), resync._run
@@ -75,7 +75,7 @@ async def test_join_returns_partial_then_the_resync_completes_the_members(homese
     await carol.join(room_id)
     members.add(carol.user_id)
     bob = await new_user(b, tls_files, "bob")
-    gate = _hold_resync(b)
+    gate = hold_resync(b)
 
     await bob.join(room_id, via=[a.name])
     # /sync has the room at once, with what is known: the name and Bob, not the others yet.
@@ -123,7 +123,7 @@ async def test_events_during_partial_state_go_to_the_servers_named_at_the_join(h
     erin = await new_user(c, tls_files, "erin")  # a third server, unknown to Bob's before the resync
     await erin.join(room_id, via=[a.name])
     bob = await new_user(b, tls_files, "bob")
-    _hold_resync(b)
+    hold_resync(b)
 
     await bob.join(room_id, via=[a.name])
     await bob.send(room_id, "to every server")
@@ -135,7 +135,7 @@ async def test_a_restart_resumes_the_resync(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
     alice, room_id, members = await _named_room(a, tls_files)
     bob = await new_user(b, tls_files, "bob")
-    _hold_resync(b)  # never released: the server stops with the room still partial
+    hold_resync(b)  # never released: the server stops with the room still partial
     await bob.join(room_id, via=[a.name])
     assert await _flagged_in_db(b, room_id)
 
@@ -165,7 +165,7 @@ async def test_a_partial_state_server_turns_joins_away_until_its_state_is_full(h
     a, b, c = await homeservers(), await homeservers(), await homeservers()
     alice, room_id, members = await _named_room(a, tls_files)
     bob = await new_user(b, tls_files, "bob")
-    gate = _hold_resync(b)
+    gate = hold_resync(b)
     await bob.join(room_id, via=[a.name])
     erin = await new_user(c, tls_files, "erin")
 
@@ -191,7 +191,7 @@ async def test_an_event_accepted_while_partial_is_rejected_once_the_full_state_s
     old_join = next(e["event_id"] for e in state if e["type"] == "m.room.member" and e["state_key"] == mallory.user_id)
     await alice.membership(room_id, "ban", mallory.user_id)
     bob = await new_user(b, tls_files, "bob")
-    gate = _hold_resync(b)
+    gate = hold_resync(b)
     await bob.join(room_id, via=[a.name])
 
     # A hostile C would serve the old join it builds on; ours, no longer in the room, will not
@@ -228,7 +228,7 @@ async def test_a_room_another_process_is_resyncing_is_left_to_it(homeservers, tl
     a, b = await homeservers(), await homeservers()
     alice, room_id, members = await _named_room(a, tls_files)
     bob = await new_user(b, tls_files, "bob")
-    gate = _hold_resync(b)
+    gate = hold_resync(b)
     await bob.join(room_id, via=[a.name])
     tracker = b.services.federation_membership._partial
     assert await tracker.claim(room_id, 60_000)  # as another process on the database would
@@ -249,7 +249,7 @@ async def test_the_state_is_served_to_other_servers_only_once_whole(homeservers,
     a, b = await homeservers(), await homeservers()
     alice, room_id, members = await _named_room(a, tls_files)
     bob = await new_user(b, tls_files, "bob")
-    gate = _hold_resync(b)
+    gate = hold_resync(b)
     await bob.join(room_id, via=[a.name])
     event_id = await bob.send(room_id, "an event of the partial state")
     client = a.services.federation_client
@@ -283,7 +283,7 @@ async def test_a_resync_that_failed_tries_again(homeservers, tls_files):
     a, b = await homeservers(), await homeservers()
     alice, room_id, members = await _named_room(a, tls_files)
     bob = await new_user(b, tls_files, "bob")
-    gate = _hold_resync(b)
+    gate = hold_resync(b)
     await bob.join(room_id, via=[a.name])
     await a.shut_down()
 
@@ -304,7 +304,7 @@ async def test_a_lazy_sync_while_partial_names_senders_from_their_events_auth(ho
     await alice.request("PUT", f"/_matrix/client/v3/profile/{quote(alice.user_id)}/displayname",
                         {"displayname": "Alice A."})
     bob = await new_user(b, tls_files, "bob")
-    _hold_resync(b)
+    hold_resync(b)
     await bob.join(room_id, via=[a.name])
     await alice.send(room_id, "hello from a member bob's server does not know yet")
     lazy = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 10}}}

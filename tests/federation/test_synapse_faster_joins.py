@@ -4,10 +4,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 
-from tests.federation.synapse import MatrixClient, membership_of, text_message, timeline_event, wait_for
+from tests.federation.synapse import (
+    MatrixClient,
+    membership_of,
+    text_message,
+    timeline_event,
+    wait_for,
+)
+from tests.federation.test_faster_joins_joining import hold_resync
 
 
 async def test_synapse_joins_with_partial_state_and_then_sees_every_member(homeservers, synapse, tls_files):
@@ -67,13 +73,7 @@ async def test_chatgo_joins_a_synapse_room_with_partial_state_and_resyncs(homese
         assert await user.join(room_id) == room_id
         members.add(user.user_id)
     bob = await MatrixClient.chatgo_user(home, context, "bob")
-    resync = home.services.partial_state_resync
-    gate, original = asyncio.Event(), resync._run
-
-    async def gated(room_id: str) -> None:
-        await gate.wait()
-        await original(room_id)
-    resync._run = gated
+    gate = hold_resync(home)
 
     assert await bob.join(room_id, via=[synapse.name]) == room_id
 
