@@ -42,14 +42,20 @@ def step(dag: Dag, state: dict, rnd: random.Random) -> dict:
     return dag.add(state, A, "m.room.join_rules", {"join_rule": rnd.choice(["public", "invite"])})
 
 
-def forked_room(version: str, seed: int) -> tuple[Dag, list[dict]]:
-    rnd = random.Random(seed)
+def public_room_of_alice_and_bob(version: str) -> tuple[Dag, dict]:
+    """A public room: Alice created it, Bob joined, with power 50 (state_default 50)."""
     dag = Dag(version)
     state = dag.create()
     state = dag.add(state, A, "m.room.member", {"membership": "join"}, A)
     state = dag.add(state, A, "m.room.power_levels", {**users(version, **{B: 50}), "state_default": 50})
     state = dag.add(state, A, "m.room.join_rules", {"join_rule": "public"})
     state = dag.add(state, B, "m.room.member", {"membership": "join"}, B)
+    return dag, state
+
+
+def forked_room(version: str, seed: int) -> tuple[Dag, list[dict]]:
+    rnd = random.Random(seed)
+    dag, state = public_room_of_alice_and_bob(version)
     history = [state]
     for _ in range(rnd.randint(2, 8)):
         state = step(dag, state, rnd)
@@ -114,12 +120,7 @@ async def test_an_unconflicted_ban_outside_the_conflicted_chains_still_rules(db,
     timestamp. The ban is in both sets (unconflicted) and in neither topic's auth chain, yet the
     auth check of Bob's topic must read it from the unconflicted state: so in v2 it fails and the
     other topic stays (v2.1 checks from an empty state, where Bob's own auth events let it pass)."""
-    dag = Dag(version)
-    state = dag.create()
-    state = dag.add(state, A, "m.room.member", {"membership": "join"}, A)
-    state = dag.add(state, A, "m.room.power_levels", {**users(version, **{B: 50}), "state_default": 50})
-    state = dag.add(state, A, "m.room.join_rules", {"join_rule": "public"})
-    state = dag.add(state, B, "m.room.member", {"membership": "join"}, B)
+    dag, state = public_room_of_alice_and_bob(version)
     state = dag.add(state, B, "m.room.topic", {"topic": "bob's"})
     state = dag.add(state, A, "m.room.member", {"membership": "ban"}, B)
     other = dag.add(state, A, "m.room.topic", {"topic": "alice's"}, ts=1)
