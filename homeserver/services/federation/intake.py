@@ -39,7 +39,8 @@ from homeserver.core.room_versions import RoomVersion
 from homeserver.services.clock import Clock
 from homeserver.services.federation.pdu_checks import CheckedPdu, PduChecker, PduDropped
 from homeserver.services.federation.remote_state import RemoteState, StateIds, plan_group
-from homeserver.services.rooms.events import EventService, event_row, membership_row
+from homeserver.services.rooms.event_rows import event_row, membership_row
+from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from storage.event_graph import EventGraphQueries
 from storage.events import EventStore, NewEvent, NewStateGroup, PersistBatch

@@ -38,7 +38,8 @@ from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.pdu_checks import InvalidPduFormat, PduChecker, PduDropped
 from homeserver.services.federation.remote_state import plan_group
 from homeserver.services.ratelimit import Action, RateLimiter
-from homeserver.services.rooms.events import EventService, event_row, membership_row
+from homeserver.services.rooms.event_rows import event_row, membership_row
+from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.membership import BLOCKED_ROOM
 from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.restricted_joins import RestrictedJoins

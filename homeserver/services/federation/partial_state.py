@@ -28,7 +28,8 @@ from homeserver.core.ids import server_name_of
 from homeserver.core.room_versions import RoomVersion
 from homeserver.services.federation.intake import FederationIntake, IntakeError
 from homeserver.services.federation.remote_state import StateIds, plan_group
-from homeserver.services.rooms.events import EventService, membership_row
+from homeserver.services.rooms.event_rows import membership_row
+from homeserver.services.rooms.events import EventService
 from homeserver.services.rooms.partial_state import PartialStateRooms
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from storage.events import EventStore, PersistBatch

@@ -53,12 +53,13 @@ from homeserver.core.room_versions import EventFormat, RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
+from homeserver.services.rooms.event_rows import event_row, membership_row
 from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, delta_chain_limit
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.stats import PersistStats
 from storage.database import Database
-from storage.events import EventStore, MembershipChange, NewEvent, NewStateGroup, PersistBatch
+from storage.events import EventStore, NewStateGroup, PersistBatch
 
 # prev_events of a new event: at most this many forward extremities (the deepest).
 MAX_PREV_EVENTS = 10
@@ -615,44 +616,3 @@ def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
     """A copy to build on: the maps are copied (their keys and values are immutable strings
     and tuples, so a shallow copy is a full one); the room version is shared."""
     return dataclasses.replace(snap, state=dict(snap.state), extremities=dict(snap.extremities))
-
-
-def event_row(event: Event, position: int | None, now: int, before: int | None, after: int | None, *,
-              rejected: str | None = None, soft_failed: bool = False, outlier: bool = False,
-              txn: TxnRef | None = None, redaction_domain_check: bool = False) -> NewEvent:
-    """The row an event is stored as, local or received. A rejected redaction redacts nothing;
-    `redaction_domain_check`: one whose sender lacked the redact power redacts only events of
-    its own server (v3+ rooms)."""
-    relates_to, rel_type = relation_of(event.content)
-    return NewEvent(
-        event_id=event.event_id, room_id=event.room_id, stream_ordering=position, depth=event.depth,
-        type=event.type, state_key=event.state_key, sender=event.sender, origin_server_ts=event.origin_server_ts,
-        received_ts=now, pdu=event.pdu, prev_event_ids=event.prev_event_ids, auth_event_ids=event.auth_event_ids,
-        outlier=outlier, rejected_reason=rejected, soft_failed=soft_failed, state_before=before, state_after=after,
-        relates_to=relates_to, rel_type=rel_type,
-        txn_user_id=txn.user_id if txn else None, txn_device_id=txn.device_id if txn else None,
-        txn_id=txn.txn_id if txn else None,
-        redacts=event.redacts if event.type == "m.room.redaction" and rejected is None else None,
-        redaction_domain_check=redaction_domain_check,
-    )
-
-
-def membership_row(event: Event, position: int) -> MembershipChange:
-    """The room_memberships row of an m.room.member event."""
-    return MembershipChange(
-        event.event_id, event.state_key or "", event.sender, event.membership or "",
-        _str_or_none(event.content.get("displayname")), _str_or_none(event.content.get("avatar_url")), position,
-    )
-
-
-def relation_of(content: dict[str, Any]) -> tuple[str | None, str | None]:
-    relates = content.get("m.relates_to")
-    if isinstance(relates, dict):
-        rel_type, target = relates.get("rel_type"), relates.get("event_id")
-        if isinstance(rel_type, str) and isinstance(target, str):
-            return target, rel_type
-    return None, None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
