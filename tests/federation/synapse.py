@@ -98,6 +98,20 @@ def _rate(per_second: float = 1000, burst: int = 10000) -> dict[str, Any]:
     return {"per_second": per_second, "burst_count": burst}
 
 
+def lifted_rate_limits() -> dict[str, Any]:
+    """Synapse's client-side `rc_*` limits, raised out of a test's or a benchmark's way."""
+    return {
+        "rc_message": _rate(), "rc_registration": _rate(), "rc_admin_redaction": _rate(),
+        "rc_login": {"address": _rate(), "account": _rate(), "failed_attempts": _rate()},
+        "rc_joins": {"local": _rate(), "remote": _rate()}, "rc_joins_per_room": _rate(),
+        "rc_invites": {"per_room": _rate(), "per_user": _rate(), "per_issuer": _rate()},
+        "rc_third_party_invite": _rate(), "rc_key_requests": _rate(), "rc_3pid_validation": _rate(),
+        "rc_media_create": _rate(), "rc_presence": {"per_user": _rate()}, "rc_room_creation": _rate(),
+        "rc_delayed_event_mgmt": _rate(), "rc_reports": _rate(), "rc_user_directory": _rate(),
+        "rc_profile": _rate(),
+    }
+
+
 def synapse_config(directory: Path, port: int, cert: Path, key: Path, ca_cert: Path,
                    shared_secret: str) -> dict[str, Any]:
     """The homeserver.yaml of a test Synapse (see the module docstring)."""
@@ -133,14 +147,7 @@ def synapse_config(directory: Path, port: int, cert: Path, key: Path, ca_cert: P
         "enable_metrics": False,
         "url_preview_enabled": False,
         "user_directory": {"enabled": True, "search_all_users": True},
-        "rc_message": _rate(), "rc_registration": _rate(), "rc_admin_redaction": _rate(),
-        "rc_login": {"address": _rate(), "account": _rate(), "failed_attempts": _rate()},
-        "rc_joins": {"local": _rate(), "remote": _rate()}, "rc_joins_per_room": _rate(),
-        "rc_invites": {"per_room": _rate(), "per_user": _rate(), "per_issuer": _rate()},
-        "rc_third_party_invite": _rate(), "rc_key_requests": _rate(), "rc_3pid_validation": _rate(),
-        "rc_media_create": _rate(), "rc_presence": {"per_user": _rate()}, "rc_room_creation": _rate(),
-        "rc_delayed_event_mgmt": _rate(), "rc_reports": _rate(), "rc_user_directory": _rate(),
-        "rc_profile": _rate(),
+        **lifted_rate_limits(),
         "rc_federation": {"window_size": 1000, "sleep_limit": 10000, "sleep_delay": 1,
                           "reject_limit": 10000, "concurrent": 1000},
         "federation_rr_transactions_per_room_per_second": 1000,

@@ -40,7 +40,7 @@ import asyncpg
 import yaml
 
 from storage.embedded import EmbeddedPostgres
-from tests.federation.synapse import _rate, install, log_config
+from tests.federation.synapse import install, lifted_rate_limits, log_config
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = Path(os.environ.get("CHATGO_BENCH_DIR", ROOT.parent / "shared" / "bench"))
@@ -100,16 +100,7 @@ def _synapse(work: Path, python: Path, server_url: str) -> subprocess.Popen:
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
     config = yaml.safe_load((data / "homeserver.yaml").read_text())
     (data / "log.yaml").write_text(yaml.safe_dump(log_config(data / "homeserver.log", "WARNING")))
-    rc = {
-        "rc_message": _rate(), "rc_registration": _rate(), "rc_admin_redaction": _rate(),
-        "rc_login": {"address": _rate(), "account": _rate(), "failed_attempts": _rate()},
-        "rc_joins": {"local": _rate(), "remote": _rate()}, "rc_joins_per_room": _rate(),
-        "rc_invites": {"per_room": _rate(), "per_user": _rate(), "per_issuer": _rate()},
-        "rc_room_creation": _rate(), "rc_presence": {"per_user": _rate()}, "rc_key_requests": _rate(),
-        "rc_media_create": _rate(), "rc_delayed_event_mgmt": _rate(), "rc_reports": _rate(),
-        "rc_user_directory": _rate(), "rc_3pid_validation": _rate(), "rc_third_party_invite": _rate(),
-    }
-    config.update(rc)
+    config.update(lifted_rate_limits())
     config.update({
         "listeners": [{"port": SYNAPSE_PORT, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
                        "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}]}],
