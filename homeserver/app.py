@@ -290,8 +290,9 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     pushers = PusherService(stores.pushers, notifications.badge_count, clock, config.push)
     receipts.on_read = pushers.badge_changed
     push_evaluator = PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
-                                   config.server_name, account_data.ignored_users, unread=unread,
-                                   room_cache_bytes=config.caches.push_room_state)
+                                   config.server_name, account_data, unread=unread,
+                                   room_cache_bytes=config.caches.push_room_state,
+                                   audience_cache_bytes=config.caches.push_audiences)
     events.before_publish(push_evaluator.on_persisted)
     pushers.settle = unread.settled
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state,
@@ -363,7 +364,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         federation_in=federation_transactions.traffic, federation_out=federation_sender.traffic,
         caches={"events": room_state.events.cache_stats, "room_snapshots": room_state.cache_stats,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
-                "push_room_state": push_evaluator.cache_stats, "push_rules": push_rules.cache_stats,
+                "push_room_state": push_evaluator.cache_stats,
+                "push_audiences": push_evaluator.audience_cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
                 "sync_memberships": sync_memberships.cache_stats, "unread_counts": unread.cache_stats,
                 "filters": filters.cache_stats},

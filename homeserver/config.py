@@ -337,6 +337,8 @@ class CachesConfig:
     room_wakeups: int = 4 * MIB
     # What push rules need of each room (members, display names, power levels), per state snapshot.
     push_room_state: int = 8 * MIB
+    # Each room's local members grouped by push ruleset, with their ignore lists.
+    push_audiences: int = 4 * MIB
     # Each user's merged and compiled push rules.
     push_rules: int = 8 * MIB
     # Authenticated access tokens.

@@ -277,6 +277,9 @@ caches:
   room_wakeups: 4194304
   # What push rules need of each room: members, display names, power levels (8 MiB).
   push_room_state: 8388608
+  # Each room's local members grouped by push ruleset, with their ignore lists: about 200
+  # bytes a member (4 MiB).
+  push_audiences: 4194304
   # Each user's push rules: a few hundred bytes for one who kept the defaults, a few KB
   # for one with rules of their own (8 MiB).
   push_rules: 8388608

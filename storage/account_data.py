@@ -34,6 +34,14 @@ class AccountDataStore:
             user_id, room_id, data_type,
         )
 
+    async def global_of_users(self, user_ids: list[str], data_type: str) -> dict[str, dict[str, Any]]:
+        """user -> their global account data of one type, for those of `user_ids` who have it."""
+        rows = await self._db.fetch(
+            "SELECT user_id, content FROM account_data WHERE user_id = ANY($1::text[]) AND room_id = '' AND type = $2",
+            user_ids, data_type,
+        )
+        return {r["user_id"]: r["content"] for r in rows}
+
     async def all_of(self, user_id: str) -> list[AccountDataRow]:
         rows = await self._db.fetch(
             "SELECT room_id, type, content, stream_id FROM account_data WHERE user_id = $1 ORDER BY room_id, type",

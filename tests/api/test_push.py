@@ -261,6 +261,31 @@ async def test_nothing_from_ignored_users(services, alice, bob, carol):
     assert (await counts(services, CAROL, room))["highlight_count"] == 1
 
 
+async def test_the_members_evaluated_follow_joins_leaves_rules_and_ignore_lists(services, client, alice, bob, carol):
+    # The evaluator keeps a room's members grouped by ruleset between messages: each change
+    # below must reach the next message's evaluation.
+    room = await make_room(alice, bob, carol)
+    await send(bob, room, text("one"))
+    assert [(await counts(services, u, room))["notification_count"] for u in (ALICE, CAROL)] == [1, 1]
+    assert (await carol.post(f"{V3}/rooms/{room}/leave", {}))[0] == 200
+    dave = client.with_token((await client.register("dave"))["access_token"])
+    assert (await dave.post(f"{V3}/rooms/{room}/join", {}))[0] == 200
+    await send(bob, room, text("two"))
+    assert [(await counts(services, u, room))["notification_count"] for u in (ALICE, CAROL, "@dave:test.local")] \
+        == [2, 1, 1]
+    status, _ = await alice.put(f"{V3}/user/{ALICE}/account_data/m.ignored_user_list", {"ignored_users": {BOB: {}}})
+    assert status == 200
+    await send(bob, room, text("three"))
+    assert [(await counts(services, u, room))["notification_count"] for u in (ALICE, "@dave:test.local")] == [2, 2]
+    status, _ = await alice.put(f"{V3}/user/{ALICE}/account_data/m.ignored_user_list", {"ignored_users": {}})
+    assert status == 200
+    assert (await dave.put(f"{V3}/pushrules/global/room/{room}", {"actions": []}))[0] == 200
+    assert (await carol.post(f"{V3}/rooms/{room}/join", {}))[0] == 200
+    await send(bob, room, text("four"))
+    assert [(await counts(services, u, room))["notification_count"] for u in (ALICE, CAROL, "@dave:test.local")] \
+        == [3, 2, 2]
+
+
 async def test_threads_have_their_own_counts(services, db, alice, bob, carol):
     room = await make_room(alice, bob, carol)
     root = await send(bob, room, text("root"))

@@ -69,8 +69,27 @@ def test_a_plan_gives_every_member_what_their_own_rules_give():
                         plans[id(template)] = plan(template, event, ctx)
                     got = plans[id(template)].actions_for(member(user_id, name))
                     assert (list(got) if got is not None else None) == expected, (case, user_id, event)
+                    # All members of the template at once (what the evaluator asks) agree.
+                    found = plans[id(template)]
+                    group = [member(u, n) for u, n in USERS.items() if templates[u] is template]
+                    got = found.matching(group).get(user_id, found.fallback)
+                    assert (list(got) if got is not None else None) == expected, (case, user_id, event)
                     checked += 1
     assert checked > 500
+
+
+def test_members_with_glob_characters_are_not_left_out_by_the_substring_test():
+    # A legacy ID with glob characters matches as a glob: "st*r" in "stoooor", which does not
+    # contain it literally. `matching` must answer as `actions_for` does for such a member.
+    star, plain = "@st*r:example.org", "@bob:example.org"
+    event = {"type": "m.room.message", "sender": SENDER, "room_id": ROOM,
+             "content": {"msgtype": "m.text", "body": "look at stoooor"}}
+    ctx = PushContext(member_count=3, display_name=None, sender_power_level=0, notification_levels={"room": 50})
+    found = plan(template_of(plain, merge_rules(plain, [], {})), event, ctx)
+    expected = found.actions_for(member(star, None))
+    assert expected is not None and expected != found.fallback  # the localpart rule matched
+    matched = found.matching([member(star, None), member(plain, None)])
+    assert matched == {star: expected}
 
 
 def test_users_with_the_default_rules_share_one_template():

@@ -7,7 +7,7 @@ Room tags live here too, as the room's `m.tag` entry ({"tags": {tag: {"order": n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from homeserver.core.ids import is_valid_room_id, is_valid_user_id
@@ -28,6 +28,9 @@ class AccountDataService:
         self._aux = aux
         # user -> ignored users; small and read on every sync, so kept in memory.
         self._ignored: dict[str, frozenset[str]] = {}
+        # Moves with every change of any user's ignore list (kept sets of them stay valid
+        # while it has not moved).
+        self.ignored_generation = 0
         # Set by the app: tell other processes a user's cached account data (type) changed.
         self.replicate: Callable[[str, str], None] | None = None
 
@@ -87,6 +90,7 @@ class AccountDataService:
         if data_type in CACHED_ELSEWHERE and not room_id:
             if data_type == "m.ignored_user_list":
                 self._ignored.pop(user_id, None)
+                self.ignored_generation += 1
             if self.replicate is not None:
                 self.replicate(user_id, data_type)
 
@@ -129,14 +133,40 @@ class AccountDataService:
         cached = self._ignored.get(user_id)
         if cached is None:
             content = await self._store.get(user_id, "", "m.ignored_user_list") or {}
-            listed = content.get("ignored_users")
-            cached = frozenset(listed) if isinstance(listed, dict) else frozenset()
-            self._ignored[user_id] = cached
+            cached = self._ignored[user_id] = _ignored_in(content)
         return cached
+
+    async def ignored_by(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """user -> whom they ignore, for those of `user_ids` who ignore anyone: the lists not
+        kept yet read in one query (push evaluation asks for every member of a room)."""
+        found: dict[str, frozenset[str]] = {}
+        missing = []
+        for user_id in user_ids:
+            cached = self._ignored.get(user_id)
+            if cached is None:
+                missing.append(user_id)
+            elif cached:
+                found[user_id] = cached
+        if missing:
+            generation = self.ignored_generation
+            contents = await self._store.global_of_users(missing, "m.ignored_user_list")
+            for user_id in missing:
+                ignored = _ignored_in(contents.get(user_id) or {})
+                if generation == self.ignored_generation:  # else it may be older than a change
+                    self._ignored[user_id] = ignored
+                if ignored:
+                    found[user_id] = ignored
+        return found
 
     def forget_cached(self, user_id: str) -> None:
         """Another process changed this user's account data."""
         self._ignored.pop(user_id, None)
+        self.ignored_generation += 1
+
+
+def _ignored_in(content: dict[str, Any]) -> frozenset[str]:
+    listed = content.get("ignored_users") if isinstance(content, dict) else None
+    return frozenset(listed) if isinstance(listed, dict) else frozenset()
 
 
 def _check_owner(requester: Requester, user_id: str, verb: str) -> None:

@@ -20,9 +20,13 @@ batch, nor the stream wait for them. What stays consistent:
 
 Cheap per member: users whose rulesets differ only by their own ID share one compiled
 template (core/push_templates.py); an event is planned once per template and each member costs
-a few string comparisons (mentions, display name, localpart). The room's members, display
-names and power levels are kept per state snapshot, updated from a batch's state changes (a
-join: one member event) rather than derived again from every member.
+a few string comparisons (mentions, display name, localpart), none when the plan gives every
+member of the template the same actions. The room's members, display names and power levels
+are kept per state snapshot, updated from a batch's state changes (a join: one member event)
+rather than derived again from every member; the local members grouped by template, and
+their ignore lists, per room (`_Audience`), updated by who joined and left, so that an event
+that notifies nobody (a join, a reaction) costs one plan per template, not a walk of the
+members.
 """
 
 from __future__ import annotations
@@ -30,17 +34,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES
+from homeserver.caching import ENTRY_OVERHEAD, ID_BYTES, ByteLRU
 from homeserver.core import power_levels
 from homeserver.core.events import Event
 from homeserver.core.push_rules import Effect, PushContext, effect_of
-from homeserver.core.push_templates import Member, Plan, member, plan
+from homeserver.core.push_templates import Member, Plan, RulesetTemplate, member, plan
 from homeserver.services.clock import Clock
-from homeserver.services.push.pushers import Notice, PusherService
+from homeserver.services.push.pushers import EventNotices, PusherService
 from homeserver.services.push.rules import PushRuleService
 from homeserver.services.push.unread import UnreadCounts
 from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, SnapshotMemo
@@ -48,8 +52,10 @@ from storage.push import PushAction, PushActionStore
 
 logger = logging.getLogger(__name__)
 
-# Ceiling of the room state cache when the app gives none (config caches.push_room_state).
+# Ceilings of the room state and audience caches when the app gives none (config
+# caches.push_room_state, caches.push_audiences).
 ROOM_CACHE_BYTES = 8 * 1024 * 1024
+AUDIENCE_CACHE_BYTES = 4 * 1024 * 1024
 # Spec (threaded read receipts): follow relations at most 3 hops to find a thread; the
 # event's own relation is the first.
 THREAD_HOPS = 3
@@ -82,6 +88,46 @@ def _room_push_state_size(state: _RoomPushState | None) -> int:
         + ENTRY_OVERHEAD * (len(state.local_members) + len(state.power_state) + len(state.notification_levels) + 1)
 
 
+class IgnoreLists(Protocol):
+    """Whom users ignore (AccountDataService)."""
+    ignored_generation: int  # moves with every change of anyone's list
+
+    async def ignored_by(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]: ...
+
+
+@dataclass
+class _Audience:
+    """A room's local members as push evaluation walks them: grouped by ruleset template,
+    with their ignore lists. Kept per room across snapshots and updated by who joined and
+    left, while no user's rules or ignore list changed (`generation`)."""
+    members: dict[str, Member]  # the snapshot's local members it was last updated to
+    generation: tuple[int, int]  # (rules, ignore lists) when built
+    template_of: dict[str, RulesetTemplate]
+    groups: dict[int, tuple[RulesetTemplate, dict[str, None]]]  # id(template) -> its members, in order
+    ignoring: dict[str, frozenset[str]]  # members who ignore anyone
+
+    def add(self, user_id: str, template: RulesetTemplate) -> None:
+        self.template_of[user_id] = template
+        group = self.groups.get(id(template))
+        if group is None:
+            group = self.groups[id(template)] = (template, {})
+        group[1][user_id] = None
+
+    def remove(self, user_id: str) -> None:
+        template = self.template_of.pop(user_id, None)
+        self.ignoring.pop(user_id, None)
+        if template is not None:
+            users = self.groups[id(template)][1]
+            users.pop(user_id, None)
+            if not users:
+                del self.groups[id(template)]
+
+
+def _audience_size(audience: _Audience) -> int:
+    """Estimated bytes: each member is a key of two dicts (the templates are shared)."""
+    return 2 * ID_BYTES * len(audience.template_of) + ENTRY_OVERHEAD * (len(audience.ignoring) + len(audience.groups))
+
+
 @dataclass
 class _RoomQueue:
     batches: list[tuple[list[tuple[Event, int]], RoomSnapshot | None]] = field(default_factory=list)
@@ -94,10 +140,11 @@ class _RoomQueue:
 class PushEvaluator:
     def __init__(self, rules: PushRuleService, rooms: RoomStateCache, actions: PushActionStore,
                  pushers: PusherService, clock: Clock, server_name: str,
-                 ignored_users: Callable[[str], Awaitable[frozenset[str]]] | None = None, *,
-                 unread: UnreadCounts, room_cache_bytes: int = ROOM_CACHE_BYTES) -> None:
+                 ignore_lists: IgnoreLists | None = None, *,
+                 unread: UnreadCounts, room_cache_bytes: int = ROOM_CACHE_BYTES,
+                 audience_cache_bytes: int = AUDIENCE_CACHE_BYTES) -> None:
         self._rules = rules
-        self._ignored_users = ignored_users
+        self._ignore_lists = ignore_lists
         self._rooms = rooms
         self._actions = actions
         self._pushers = pushers
@@ -107,6 +154,8 @@ class PushEvaluator:
         self._room_state: SnapshotMemo[_RoomPushState | None] = SnapshotMemo(
             rooms, self._derive_room, room_cache_bytes, _room_push_state_size, update=self._update_room)
         self.cache_stats = self._room_state.cache_stats
+        self._audiences: ByteLRU[str, _Audience] = ByteLRU(audience_cache_bytes, _audience_size)
+        self.audience_cache_stats = self._audiences.stats
         self._queues: dict[str, _RoomQueue] = {}
 
     async def on_persisted(self, published: list[tuple[Event, int]]) -> Awaitable[None] | None:
@@ -162,7 +211,7 @@ class PushEvaluator:
         now = self._clock.now_ms()
         threads = await self._threads([event for items, _ in batches for event, _ in items])
         new: list[PushAction] = []
-        notices: list[Notice] = []
+        notices: list[EventNotices] = []
         for items, snap in batches:
             room = await (self._room_state.get_at(room_id, snap) if snap is not None
                           else self._room_state.get(room_id))
@@ -184,50 +233,60 @@ class PushEvaluator:
             self._pushers.deliver(notices)
 
     async def _evaluate(self, room_id: str, room: _RoomPushState, items: list[tuple[Event, int]],
-                        threads: dict[str, str], now: int, new: list[PushAction], notices: list[Notice]) -> None:
-        targets = {event.event_id: self._targets(event, room) for event, _ in items}
-        users = {u for found in targets.values() for u in found}
-        templates = await self._rules.templates_for(users)
-        ignoring: dict[str, frozenset[str]] = {}
-        if self._ignored_users is not None:
-            for user_id in users:
-                ignored = await self._ignored_users(user_id)
-                if ignored:
-                    ignoring[user_id] = ignored
+                        threads: dict[str, str], now: int, new: list[PushAction],
+                        notices: list[EventNotices]) -> None:
+        audience = await self._audience(room_id, room)
         effects: dict[int, Effect] = {}
-        distinct = {id(t): t for t in templates.values()}
         done = 0
         for event, position in items:
             as_dict = event.pdu if "room_id" in event.pdu else {**event.pdu, "room_id": event.room_id}
             ctx = PushContext(len(room.joined), None, power_levels.user_power_level(event.sender, room.power_state),
                               room.notification_levels)
-            plans = {key: plan(template, as_dict, ctx) for key, template in distinct.items()}
-            if all(self._silent(p, effects) for p in plans.values()):
+            groups = list(audience.groups.values())
+            invitee = self._invitee(event, room)
+            if invitee is not None:  # not a member yet: evaluated on its own
+                template = (await self._rules.templates_for([invitee]))[invitee]
+                groups.append((template, {invitee: None}))
+            plans = [(plan(template, as_dict, ctx), users) for template, users in groups]
+            if all(self._silent(found, effects) for found, _ in plans):
                 continue  # a member event, a reaction, an edit...: nobody is notified, no member walked
             thread = threads.get(event.event_id)
-            sender_name = room.display_names.get(event.sender)
-            for user_id in targets[event.event_id]:
-                # Nothing from a user they ignore (spec: ignoring users) reaches them.
-                if user_id in ignoring and event.sender in ignoring[user_id]:
+            recipients: list[tuple[str, dict[str, Any]]] = []
+            sender, event_id = event.sender, event.event_id
+            ignoring = audience.ignoring
+            if invitee is not None and self._ignore_lists is not None:
+                ignoring = {**ignoring, **await self._ignore_lists.ignored_by([invitee])}
+            local = room.local_members
+            for found, users in plans:
+                if self._silent(found, effects):
                     continue
-                actions = plans[id(templates[user_id])].actions_for(room.local_members.get(user_id) or member(user_id, None))
-                if actions is None:
-                    continue
-                effect = effects.get(id(actions))
-                if effect is None:
-                    effect = effects[id(actions)] = effect_of(actions)
-                if not (effect.notify or effect.highlight):
-                    continue
-                new.append(PushAction(user_id, room_id, event.event_id, position, thread,
-                                      effect.notify, effect.highlight, list(actions), now))
-                if effect.notify:
-                    notices.append(Notice(user_id=user_id, event=event, tweaks=effect.tweaks,
-                                          sender_display_name=sender_name, room_name=room.room_name,
-                                          room_alias=room.room_alias))
-            done += len(targets[event.event_id])
-            if done >= MEMBERS_PER_SLICE:
-                done = 0
-                await asyncio.sleep(0)  # a room of thousands: let sends and syncs run meanwhile
+                # The members a rule of their own matches (a mention); the others get the fallback.
+                special = found.matching([local.get(u) or member(u, None) for u in users]) if found.candidates else {}
+                fallback = found.fallback
+                for user_id in users:
+                    # The sender is not notified of their own event (spec: "Server behaviour"),
+                    # nor anyone of an event from a user they ignore (spec: ignoring users).
+                    if user_id == sender or (user_id in ignoring and sender in ignoring[user_id]):
+                        continue
+                    actions = special.get(user_id, fallback) if special else fallback
+                    if actions is None:
+                        continue
+                    effect = effects.get(id(actions))
+                    if effect is None:
+                        effect = effects[id(actions)] = effect_of(actions)
+                    if not (effect.notify or effect.highlight):
+                        continue
+                    new.append(PushAction(user_id, room_id, event_id, position, thread,
+                                          effect.notify, effect.highlight, actions, now))
+                    if effect.notify:
+                        recipients.append((user_id, effect.tweaks))
+                done += len(users)
+                if done >= MEMBERS_PER_SLICE:
+                    done = 0
+                    await asyncio.sleep(0)  # a room of thousands: let sends and syncs run meanwhile
+            if recipients:
+                notices.append(EventNotices(event, recipients, room.display_names.get(sender), room.room_name,
+                                            room.room_alias))
 
     @staticmethod
     def _silent(found: Plan, effects: dict[int, Effect]) -> bool:
@@ -241,16 +300,41 @@ class PushEvaluator:
             effect = effects[id(found.fallback)] = effect_of(found.fallback)
         return not (effect.notify or effect.highlight)
 
-    def _targets(self, event: Event, room: _RoomPushState) -> list[str]:
-        """The local users whose rules apply: joined members but the sender (spec: "Server
-        behaviour"), and the target of an invite, who is not a member yet."""
-        users = [u for u in room.local_members if u != event.sender]
+    def _invitee(self, event: Event, room: _RoomPushState) -> str | None:
+        """The local target of an invite, whose rules apply though they are not a member yet
+        (the members' apply too: spec, "Server behaviour")."""
         target = event.state_key
         if (event.type == "m.room.member" and event.content.get("membership") == "invite" and target
                 and target != event.sender and target.endswith(self._local_suffix)
                 and target not in room.local_members):
-            users.append(target)
-        return users
+            return target
+        return None
+
+    async def _audience(self, room_id: str, room: _RoomPushState) -> _Audience:
+        """The room's local members grouped by template, with their ignore lists, as of
+        `room`: kept from the room's last evaluation and updated by who joined and left, or
+        built again when anyone's rules or ignore list changed since."""
+        generation = (self._rules.generation,
+                      self._ignore_lists.ignored_generation if self._ignore_lists is not None else 0)
+        audience = self._audiences.get(room_id)
+        if audience is not None and audience.members is room.local_members and audience.generation == generation:
+            return audience
+        if audience is None or audience.generation != generation:
+            audience = _Audience({}, generation, {}, {}, {})
+        joined = list(room.local_members.keys() - audience.template_of.keys())
+        for user_id in audience.template_of.keys() - room.local_members.keys():
+            audience.remove(user_id)
+        if joined:
+            # In the room's order (the snapshot's), so the walk is the same from run to run.
+            joined.sort()
+            templates = await self._rules.templates_for(joined)
+            for user_id in joined:
+                audience.add(user_id, templates[user_id])
+            if self._ignore_lists is not None:
+                audience.ignoring.update(await self._ignore_lists.ignored_by(joined))
+        audience.members = room.local_members
+        self._audiences.put(room_id, audience)  # its size again
+        return audience
 
     async def _threads(self, events: list[Event]) -> dict[str, str]:
         """event_id -> thread root for the events that are in a thread."""

@@ -56,6 +56,18 @@ class Notice:
     room_alias: str | None = None
 
 
+@dataclass(frozen=True)
+class EventNotices:
+    """The notifying push actions of one event: whom it notifies and with which tweaks.
+    One object per event, not per member: few of a big room's members have a pusher, and
+    the Notice of each of those is made only once their pushers are found."""
+    event: Event
+    recipients: list[tuple[str, dict[str, Any]]]  # (user ID, tweaks)
+    sender_display_name: str | None = None
+    room_name: str | None = None
+    room_alias: str | None = None
+
+
 class PusherService:
     def __init__(self, pushers: PusherStore, badge_count: Callable[[str], Awaitable[int]], clock: Clock,
                  config: PushConfig, retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S) -> None:
@@ -144,7 +156,7 @@ class PusherService:
 
     # --- delivery ---------------------------------------------------------------------------------
 
-    def deliver(self, notices: list[Notice]) -> None:
+    def deliver(self, notices: list[EventNotices]) -> None:
         """Send the notices to the users' pushers in the background (returns at once)."""
         if notices:
             self._spawn(self._deliver(notices))
@@ -177,18 +189,23 @@ class PusherService:
             await self._session.close()
             self._session = None
 
-    async def _deliver(self, notices: list[Notice]) -> None:
+    async def _deliver(self, batches: list[EventNotices]) -> None:
         try:
             # Read each time (one query per batch, off the send path): several processes may
             # share the database, and any of them may have set a pusher.
-            users = {n.user_id for n in notices}
+            users = {user_id for batch in batches for user_id, _ in batch.recipients}
             pushers: dict[str, list[PusherRow]] = {}
-            for pusher in await self._pushers.of_users(sorted(users)):
+            for pusher in await self._pushers.of_users(list(users)):
                 if pusher.kind == "http":
                     pushers.setdefault(pusher.user_id, []).append(pusher)
+            if not pushers:
+                return
+            notices = [Notice(user_id, batch.event, tweaks, batch.sender_display_name, batch.room_name,
+                              batch.room_alias)
+                       for batch in batches for user_id, tweaks in batch.recipients if user_id in pushers]
             badges = {user_id: await self._badge_count(user_id) for user_id in pushers}
             sends = [self._send(pusher, notification(notice, pusher, badges[notice.user_id]))
-                     for notice in notices for pusher in pushers.get(notice.user_id, ())]
+                     for notice in notices for pusher in pushers[notice.user_id]]
             await asyncio.gather(*sends)
         except asyncio.CancelledError:
             raise

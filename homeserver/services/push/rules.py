@@ -104,6 +104,12 @@ class PushRuleService:
     async def actions(self, user_id: str, kind: str, rule_id: str) -> list[Any]:
         return (await self.rule(user_id, kind, rule_id))["actions"]
 
+    @property
+    def generation(self) -> int:
+        """Moves with every change of any user's rules: a template got from `templates_for`
+        stays the user's while it has not moved."""
+        return self._generation
+
     async def templates_for(self, user_ids: Iterable[str]) -> dict[str, RulesetTemplate]:
         """Compiled rulesets of many users: cached ones at once, the others in one query."""
         found: dict[str, RulesetTemplate] = {}
