@@ -291,6 +291,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     receipts.on_read = pushers.badge_changed
     push_evaluator = PushEvaluator(push_rules, room_state, stores.push_actions, pushers, clock,
                                    config.server_name, account_data, unread=unread,
+                                   waiting_users=notifier.waiting_users,
                                    room_cache_bytes=config.caches.push_room_state,
                                    audience_cache_bytes=config.caches.push_audiences)
     events.before_publish(push_evaluator.on_persisted)
@@ -378,11 +379,12 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_users = AdminUserService(accounts, stores.accounts, stores.admin_users, auth, restrictions, devices,
                                    profile_service, threepids, messaging, account_data, pushers, admin_audit,
                                    config.server_name)
-    # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
-    # every process's scheduler hears of a new due time.
+    # Delayed events (MSC4140): new state cancels others' scheduled events for that state
+    # before it is published (its sender, answered then, sees them gone), and every process's
+    # scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
                                          config.delayed_events, limiter=rate_limiter)
-    events.on_persisted(delayed_events.on_persisted)
+    events.before_publish(delayed_events.on_persisted)
     delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
     admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(

@@ -301,7 +301,7 @@ class PushActionStore:
         one) read in the same query: `counts` for many users at once, with no separate
         receipts round trip."""
         rows = await self._db.fetch(
-            """WITH wanted AS (SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS w(user_id, room_id)),
+            """WITH wanted AS (SELECT DISTINCT p->>0 AS user_id, p->>1 AS room_id FROM jsonb_array_elements($1::jsonb) p),
                     read AS (SELECT r.user_id, r.room_id, r.thread_id, max(r.event_stream_ordering) AS upto
                              FROM receipts r JOIN wanted w ON w.user_id = r.user_id AND w.room_id = r.room_id
                              WHERE r.receipt_type IN ('m.read', 'm.read.private')
@@ -317,7 +317,9 @@ class PushActionStore:
                                  AND own.thread_id = coalesce(a.thread_id, 'main')
                WHERE a.stream_ordering > coalesce(whole.upto, 0) AND a.stream_ordering > coalesce(own.upto, 0)
                GROUP BY a.user_id, a.room_id, a.thread_id""",
-            [p[0] for p in pairs], [p[1] for p in pairs],
+            # As one JSON document: the waiting /syncs of a big room ask for thousands of pairs
+            # at once, and asyncpg encodes an array element by element (see `add`).
+            list(pairs),
         )
         return [(r["user_id"], UnreadCount(r["room_id"], r["thread_id"], r["notifications"], r["highlights"]))
                 for r in rows]

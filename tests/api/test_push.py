@@ -413,6 +413,38 @@ async def test_counts_arrive_in_sync_with_the_event_and_receipts_clear_them(alic
     assert event["content"]["global"]["room"][0]["rule_id"] == room
 
 
+async def test_a_waiting_sync_gets_its_counts_before_the_other_members_are_evaluated(
+        services, client, alice, bob, carol, monkeypatch):
+    # A "room of thousands" is one past MEMBERS_PER_SLICE local members: 2 here, so that this
+    # room of four takes the path where members with a waiting /sync are evaluated first.
+    from homeserver.services.push import evaluator
+    monkeypatch.setattr(evaluator, "MEMBERS_PER_SLICE", 2)
+    early = []
+    evaluating_first = services.notifications.unread.evaluating_first
+    monkeypatch.setattr(services.notifications.unread, "evaluating_first",
+                        lambda room_id, counted, users, first: (early.append(set(users)),
+                                                                evaluating_first(room_id, counted, users, first)))
+    dave = client.with_token((await client.register("dave"))["access_token"])
+    room = await make_room(alice, bob, carol, dave)
+    await send(bob, room, text("first"))
+    body = await sync(alice)  # Alice's counts are kept from now on
+    assert body["rooms"]["join"][room]["unread_notifications"]["notification_count"] == 1
+    waiting = asyncio.create_task(sync(alice, body["next_batch"], timeout=5000))
+    await asyncio.sleep(0.1)
+    early.clear()
+    mention = await send(bob, room, text("hi", **{"m.mentions": {"user_ids": [ALICE, CAROL]}}))
+    body = await waiting
+    joined = body["rooms"]["join"][room]
+    assert mention in [e["event_id"] for e in joined["timeline"]["events"]]
+    assert joined["unread_notifications"] == {"notification_count": 2, "highlight_count": 1}
+    assert early == [{ALICE}]
+    # Everyone else was evaluated after, once: nobody counted twice or missed.
+    assert [(await counts(services, u, room))["notification_count"] for u in (ALICE, CAROL, "@dave:test.local")] \
+        == [2, 2, 2]
+    assert (await counts(services, CAROL, room))["highlight_count"] == 1
+    assert (await counts(services, BOB, room))["notification_count"] == 0
+
+
 # --- /notifications -----------------------------------------------------------------------------
 
 async def test_notifications_pagination_and_highlight_filter(alice, bob, carol):

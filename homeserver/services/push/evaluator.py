@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -134,6 +134,10 @@ class _RoomQueue:
     events: int = 0
     written: asyncio.Future[None] | None = None  # done when the queued batches are written
     counted: asyncio.Future[None] | None = None  # done when the counts kept include them
+    # Members with a waiting /sync when a batch came (a room of thousands): evaluated first,
+    # and done when their counts kept include the queued batches.
+    first: set[str] = field(default_factory=set)
+    first_counted: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -141,10 +145,12 @@ class PushEvaluator:
     def __init__(self, rules: PushRuleService, rooms: RoomStateCache, actions: PushActionStore,
                  pushers: PusherService, clock: Clock, server_name: str,
                  ignore_lists: IgnoreLists | None = None, *,
+                 waiting_users: Callable[[], Collection[str]] | None = None,
                  unread: UnreadCounts, room_cache_bytes: int = ROOM_CACHE_BYTES,
                  audience_cache_bytes: int = AUDIENCE_CACHE_BYTES) -> None:
         self._rules = rules
         self._ignore_lists = ignore_lists
+        self._waiting_users = waiting_users  # users with a waiting /sync (Notifier)
         self._rooms = rooms
         self._actions = actions
         self._pushers = pushers
@@ -174,7 +180,14 @@ class PushEvaluator:
             if queue.written is None or queue.written.done():
                 loop = asyncio.get_running_loop()
                 queue.written, queue.counted = loop.create_future(), loop.create_future()
+                queue.first, queue.first_counted = set(), loop.create_future()
                 self._unread.evaluating(room_id, queue.written, queue.counted)
+            # Before the batch wakes anyone: whose /sync waits now.
+            waiting = self._waiting_members(room_id)
+            if waiting and len(queue.first | waiting) <= MEMBERS_PER_SLICE and queue.counted is not None \
+                    and queue.first_counted is not None:
+                queue.first |= waiting
+                self._unread.evaluating_first(room_id, queue.counted, frozenset(queue.first), queue.first_counted)
             # The members to evaluate for: those of the snapshot this batch left.
             queue.batches.append((items, self._rooms.cached(room_id)))
             queue.events += len(items)
@@ -187,18 +200,23 @@ class PushEvaluator:
 
     async def _drain(self, room_id: str, queue: _RoomQueue) -> None:
         try:
+            # Created while the batch is published: its senders' answers, scheduled just
+            # after, go out before the evaluation starts.
+            await asyncio.sleep(0)
             while queue.batches:
                 batches, queue.batches, queue.events = queue.batches, [], 0
                 written, queue.written = queue.written, None
                 counted, queue.counted = queue.counted, None
+                first, queue.first = frozenset(queue.first), set()
+                first_counted, queue.first_counted = queue.first_counted, None
                 try:
-                    await self._process(room_id, batches, counted)
+                    await self._process(room_id, batches, counted, first, first_counted)
                 except Exception:
                     logger.exception("push evaluation failed for %d events",
                                      sum(len(items) for items, _ in batches))
                     self._unread.forget_room(room_id)  # the counts kept may hold actions not stored
                 finally:
-                    for future in (counted, written):
+                    for future in (first_counted, counted, written):
                         if future is not None and not future.done():
                             future.set_result(None)
         finally:
@@ -207,20 +225,34 @@ class PushEvaluator:
                 del self._queues[room_id]
 
     async def _process(self, room_id: str, batches: list[tuple[list[tuple[Event, int]], RoomSnapshot | None]],
-                       counted: asyncio.Future[None] | None = None) -> None:
+                       counted: asyncio.Future[None] | None = None, first: frozenset[str] = frozenset(),
+                       first_counted: asyncio.Future[None] | None = None) -> None:
         now = self._clock.now_ms()
         threads = await self._threads([event for items, _ in batches for event, _ in items])
         new: list[PushAction] = []
         notices: list[EventNotices] = []
+        rooms = []
         for items, snap in batches:
             room = await (self._room_state.get_at(room_id, snap) if snap is not None
                           else self._room_state.get(room_id))
             if room is not None:
-                await self._evaluate(room_id, room, items, threads, now, new, notices)
+                rooms.append((items, room))
+        if first:
+            # A room of thousands: the members whose /sync waits get their counts first, so
+            # that it returns after their evaluation, not after everyone's.
+            for items, room in rooms:
+                await self._evaluate(room_id, room, items, threads, now, new, notices, only=first)
+            with self._unread.changing():
+                self._unread.added(new)
+        if first_counted is not None and not first_counted.done():
+            first_counted.set_result(None)
+        early = len(new)
+        for items, room in rooms:
+            await self._evaluate(room_id, room, items, threads, now, new, notices, skip=first)
         with self._unread.changing():
             # The counts kept move first, and the syncs of this process waiting for them go on
             # while the rows are written (a count from the database still waits for the rows).
-            self._unread.added(new)
+            self._unread.added(new[early:])
             if counted is not None and not counted.done():
                 counted.set_result(None)
             await self._actions.add(new)
@@ -232,12 +264,25 @@ class PushEvaluator:
         if notices:
             self._pushers.deliver(notices)
 
+    def _waiting_members(self, room_id: str) -> set[str] | None:
+        """The room's local members with a waiting /sync, when the room has thousands (its
+        members as of its last evaluation)."""
+        audience = self._audiences.peek(room_id)
+        if self._waiting_users is None or audience is None or len(audience.template_of) <= MEMBERS_PER_SLICE:
+            return None
+        members = audience.template_of
+        waiting = self._waiting_users()
+        return members.keys() & waiting if len(waiting) > len(members) else {u for u in waiting if u in members}
+
     async def _evaluate(self, room_id: str, room: _RoomPushState, items: list[tuple[Event, int]],
                         threads: dict[str, str], now: int, new: list[PushAction],
-                        notices: list[EventNotices]) -> None:
+                        notices: list[EventNotices], *, only: frozenset[str] | None = None,
+                        skip: frozenset[str] | None = None) -> None:
+        """The push actions of `items` for the room's local members (those of `only`, or all
+        but those of `skip`), appended to `new`, and their notices to `notices`."""
         audience = await self._audience(room_id, room)
         effects: dict[int, Effect] = {}
-        done = 0
+        walked = 0
         for event, position in items:
             as_dict = event.pdu if "room_id" in event.pdu else {**event.pdu, "room_id": event.room_id}
             ctx = PushContext(len(room.joined), None, power_levels.user_power_level(event.sender, room.power_state),
@@ -260,10 +305,18 @@ class PushEvaluator:
             for found, users in plans:
                 if self._silent(found, effects):
                     continue
+                if only is not None:
+                    users = [u for u in only if u in users]
+                elif skip:
+                    users = [u for u in users if u not in skip]
                 # The members a rule of their own matches (a mention); the others get the fallback.
                 special = found.matching([local.get(u) or member(u, None) for u in users]) if found.candidates else {}
                 fallback = found.fallback
                 for user_id in users:
+                    walked += 1
+                    if walked == MEMBERS_PER_SLICE:
+                        walked = 0
+                        await asyncio.sleep(0)  # a room of thousands: let sends and syncs run meanwhile
                     # The sender is not notified of their own event (spec: "Server behaviour"),
                     # nor anyone of an event from a user they ignore (spec: ignoring users).
                     if user_id == sender or (user_id in ignoring and sender in ignoring[user_id]):
@@ -280,10 +333,6 @@ class PushEvaluator:
                                           effect.notify, effect.highlight, actions, now))
                     if effect.notify:
                         recipients.append((user_id, effect.tweaks))
-                done += len(users)
-                if done >= MEMBERS_PER_SLICE:
-                    done = 0
-                    await asyncio.sleep(0)  # a room of thousands: let sends and syncs run meanwhile
             if recipients:
                 notices.append(EventNotices(event, recipients, room.display_names.get(sender), room.room_name,
                                             room.room_alias))

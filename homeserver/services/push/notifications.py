@@ -103,7 +103,7 @@ class NotificationService:
         once, and they all ask here together."""
         found: dict[str, RoomUnreadCounts] = {}
         missing = []
-        await self.unread.counted(room_ids)  # the counts kept include the events published so far
+        await self.unread.counted(room_ids, user_id)  # the counts kept include the events published so far
         for room_id in dict.fromkeys(room_ids):
             kept = self.unread.get(user_id, room_id)
             if kept is None:

@@ -67,6 +67,9 @@ class UnreadCounts:
         # and once the counts kept include them (evaluated, maybe not written yet).
         self._evaluating: dict[str, asyncio.Future[None]] = {}
         self._counting: dict[str, asyncio.Future[None]] = {}
+        # room_id -> (the room's `counted` future, the users evaluated first because a /sync
+        # of theirs was waiting, done once the counts kept of those include the events).
+        self._early: dict[str, tuple[asyncio.Future[None], frozenset[str], asyncio.Future[None]]] = {}
 
     def evaluating(self, room_id: str, written: asyncio.Future[None],
                    counted: asyncio.Future[None] | None = None) -> None:
@@ -77,16 +80,40 @@ class UnreadCounts:
             if future is not None:
                 pending[room_id] = future
                 future.add_done_callback(lambda _, p=pending, f=future: _forget(p, room_id, f))
+        self._early.pop(room_id, None)  # nobody's counts include these events yet
+
+    def evaluating_first(self, room_id: str, counted: asyncio.Future[None], users: frozenset[str],
+                         first: asyncio.Future[None]) -> None:
+        """Of the evaluation `counted` stands for, `users` come first: `first` is done once
+        their counts kept include its events (before the other members are evaluated)."""
+        if self._counting.get(room_id) is counted and not counted.done():
+            self._early[room_id] = (counted, users, first)
+            counted.add_done_callback(lambda _: self._early.pop(room_id, None)
+                                      if self._early.get(room_id, (None,))[0] is counted else None)
 
     async def settled(self, room_ids: Iterable[str] | None = None) -> None:
         """Wait until the push actions of the rooms' (all rooms' with None) events published
         so far are written: before counting from the database."""
         await _wait(self._evaluating, room_ids)
 
-    async def counted(self, room_ids: Iterable[str]) -> None:
-        """Wait until the counts kept include the push actions of the rooms' events published
-        so far (they may not be written yet): before reading kept counts."""
-        await _wait(self._counting, room_ids)
+    async def counted(self, room_ids: Iterable[str], user_id: str | None = None) -> None:
+        """Wait until the counts kept (of `user_id`, or of everyone) include the push actions
+        of the rooms' events published so far (they may not be written yet): before reading
+        kept counts."""
+        if user_id is None:
+            await _wait(self._counting, room_ids)
+            return
+        waits = []
+        for room_id in room_ids:
+            counted = self._counting.get(room_id)
+            if counted is None:
+                continue
+            early = self._early.get(room_id)
+            wait = early[2] if early is not None and early[0] is counted and user_id in early[1] else counted
+            if not wait.done():
+                waits.append(wait)
+        if waits:
+            await asyncio.wait(waits)
 
     @contextlib.contextmanager
     def changing(self) -> Iterator[None]:
@@ -165,6 +192,7 @@ def _forget(pending: dict[str, asyncio.Future[None]], room_id: str, future: asyn
 
 async def _wait(pending: dict[str, asyncio.Future[None]], room_ids: Iterable[str] | None) -> None:
     futures = pending.values() if room_ids is None else (pending.get(r) for r in room_ids)
-    waits = [f for f in futures if f is not None]
+    # Done ones are left out: asyncio.wait would still give up a turn of the event loop.
+    waits = [f for f in futures if f is not None and not f.done()]
     if waits:
         await asyncio.wait(waits)

@@ -272,13 +272,16 @@ class EventService:
         self, pending: _Pending, *, txn: TxnRef | None = None,
         before_persist: Callable[[], Awaitable[None]] | None = None,
         after_persist: Callable[[], Awaitable[None]] | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> list[int]:
         """Store the pending events; returns their stream positions. Raises HeadMoved (nothing
         stored) when the room's head is no longer the one they were built on.
 
         `before_persist` runs in the same transaction, just before the events are written
         (e.g. the rooms row of a new room); `after_persist` once they are committed, before
-        they are published. Positions are published only after the commit,
+        they are published; `on_published` once they are published, before the on_persisted
+        listeners run (the senders' answers: they need not wait for wake-ups, federation,
+        appservices). Positions are published only after the commit,
         so no reader can see a position whose rows are not visible yet. Never call this
         inside an outer transaction.
         """
@@ -301,7 +304,7 @@ class EventService:
             return batch, events
 
         return await self.store(build, len(events), state_count, snapshot=work, before_persist=before_persist,
-                                after_persist=after_persist, head=pending.base.head)
+                                after_persist=after_persist, head=pending.base.head, on_published=on_published)
 
     async def store(
         self, build: Callable[[list[int], list[int]], tuple[PersistBatch, list[Event]]], positions: int, groups: int,
@@ -309,6 +312,7 @@ class EventService:
         before_persist: Callable[[], Awaitable[None]] | None = None,
         backfill: bool = False, head: int | None = None,
         after_persist: Callable[[], Awaitable[None]] | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> list[int]:
         """Persist one batch of a room's events and publish it: the way every event, local or
         received, reaches the database and the readers.
@@ -368,6 +372,10 @@ class EventService:
             self._stream.finish(live, announce=not held)
             if held:
                 self._announce_when_written(live, held)
+        if on_published is not None:
+            on_published()
+            # The answers first: the listeners may wake thousands of /syncs in one go.
+            await asyncio.sleep(0)
         if published:
             for listener in self._listeners:
                 result = listener(published)
@@ -511,7 +519,9 @@ class EventService:
                 size += len(orjson.dumps(event.pdu))
             if built:
                 try:
-                    await self.commit(pending, after_persist=after_persist)
+                    # Each sender is answered as soon as the batch is published.
+                    await self.commit(pending, after_persist=after_persist,
+                                      on_published=lambda: [answer(r, e) for r, e in built])
                 except HeadMoved:
                     self._rooms.forget(room_id)
                     self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS
@@ -519,8 +529,6 @@ class EventService:
                 except TxnTaken:  # a retry of a send already stored: look the transactions up
                     look_up = True
                     continue
-            for request, event in built:
-                answer(request, event)
             for request in again:
                 result = outcome[request.txn]
                 fail(request, result) if isinstance(result, Exception) else answer(request, result)

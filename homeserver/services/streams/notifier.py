@@ -11,7 +11,7 @@ room's events, typing and receipts wake it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from homeserver.services.streams.tracker import StreamTracker
 
@@ -36,6 +36,10 @@ class Notifier:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(user_id, set()).add(future)
         return future
+
+    def waiting_users(self) -> Collection[str]:
+        """The users with a waiting /sync (a view: read it at once)."""
+        return self._waiters.keys()
 
     def waiting(self) -> int:
         """How many long-polls are parked now (for /metrics: counted when scraped, never on

@@ -62,3 +62,34 @@ def test_what_is_handed_out_is_a_copy():
     got = unread.get("@a", "!r")
     got["notification_count"] = 99
     assert unread.get("@a", "!r") == counts(1)
+
+
+async def test_members_evaluated_first_read_their_counts_before_the_others():
+    import asyncio
+
+    unread, *_ = make()
+    loop = asyncio.get_running_loop()
+    written, counted, first = loop.create_future(), loop.create_future(), loop.create_future()
+    unread.evaluating("!r", written, counted)
+    unread.evaluating_first("!r", counted, frozenset({"@a"}), first)
+    mine = asyncio.ensure_future(unread.counted(["!r"], "@a"))
+    other = asyncio.ensure_future(unread.counted(["!r"], "@b"))
+    anyone = asyncio.ensure_future(unread.counted(["!r"]))
+    await asyncio.sleep(0.01)
+    assert not mine.done()
+    first.set_result(None)  # @a's counts include the events: @a goes on, the others wait
+    await asyncio.wait_for(mine, 1)
+    await asyncio.sleep(0.01)
+    assert not other.done() and not anyone.done()
+    # A newer batch: nobody's counts include it, @a waits for all of it.
+    written2, counted2 = loop.create_future(), loop.create_future()
+    unread.evaluating("!r", written2, counted2)
+    again = asyncio.ensure_future(unread.counted(["!r"], "@a"))
+    await asyncio.sleep(0.01)
+    assert not again.done()
+    counted.set_result(None)
+    await asyncio.wait_for(asyncio.gather(other, anyone), 1)
+    await asyncio.sleep(0.01)
+    assert not again.done()
+    counted2.set_result(None)
+    await asyncio.wait_for(again, 1)
