@@ -369,7 +369,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "push_audiences": push_evaluator.audience_cache_stats, "push_rules": push_rules.cache_stats,
                 "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
                 "sync_memberships": sync_memberships.cache_stats, "unread_counts": unread.cache_stats,
-                "filters": filters.cache_stats},
+                "filters": filters.cache_stats, "sync_filters": filters.compiled_cache_stats},
         appservices_out=appservice_sender.traffic, appservice_ids=[a.id for a in appservices.services if a.url])
     media_files = MediaFileStore(config.media_path)
     media = MediaService(stores.media, media_files, clock, config.media, config.server_name,

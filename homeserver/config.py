@@ -349,7 +349,8 @@ class CachesConfig:
     sync_memberships: int = 4 * MIB
     # Each user's unread notification counts per room, moved as push actions and receipts are written.
     unread_counts: int = 4 * MIB
-    # Uploaded sync filters (never changed once stored), read by every /sync naming one.
+    # Uploaded sync filters (never changed once stored), read by every /sync naming one; and,
+    # as much again, the /sync `filter` parameters compiled (inline JSON too).
     filters: int = 1 * MIB
 
 

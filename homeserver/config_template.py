@@ -291,7 +291,8 @@ caches:
   sync_memberships: 4194304
   # Each user's unread notification counts per room, read by every /sync (4 MiB).
   unread_counts: 4194304
-  # Uploaded sync filters, read by every /sync that names one (1 MiB).
+  # Uploaded sync filters, read by every /sync that names one (1 MiB); as much again holds
+  # the filters of /sync requests compiled, inline ones too.
   filters: 1048576
 
 push:

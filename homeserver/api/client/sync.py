@@ -15,7 +15,7 @@ async def sync(request: web.Request) -> web.Response:
     if full_state not in ("true", "false"):
         raise MatrixError(400, Codes.INVALID_PARAM, "'full_state' must be true or false")
     services = services_of(request)
-    sync_filter = await services.filters.resolve(requester_of(request), q.get("filter"))
+    sync_filter = await services.filters.sync_filter(requester_of(request), q.get("filter"))
     body = await services.sync.sync(
         requester_of(request), since=q.get("since"), timeout_ms=timeout, full_state=full_state == "true",
         sync_filter=sync_filter, set_presence=q.get("set_presence"),

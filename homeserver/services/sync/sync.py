@@ -91,12 +91,12 @@ class SyncService:
         return SyncToken(self._stream.current, self._aux.current, self._typing.serial)
 
     async def sync(self, requester: Requester, *, since: str | None, timeout_ms: int, full_state: bool,
-                   sync_filter: dict[str, Any] | None = None, set_presence: str | None = None) -> dict[str, Any]:
-        """`sync_filter` is a validated filter (FilterService.resolve)."""
+                   sync_filter: SyncFilter | None = None, set_presence: str | None = None) -> dict[str, Any]:
+        """`sync_filter`: the request's filter, compiled (FilterService.sync_filter)."""
         if set_presence is not None and set_presence not in SET_PRESENCE_VALUES:
             raise MatrixError(400, Codes.INVALID_PARAM, "'set_presence' must be online, offline or unavailable")
         since_token = SyncToken.parse(since) if since else None
-        sync_filter_ = SyncFilter.from_json(sync_filter)
+        sync_filter_ = sync_filter if sync_filter is not None else SyncFilter.from_json(None)
         if not requester.is_guest:
             await self._presence.on_sync(requester.user_id, set_presence)
         deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
