@@ -21,6 +21,10 @@ from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
 from storage.migrate import migrate
 
 logger = logging.getLogger(__name__)
+# Connections the kernel queues for accept (capped by net.core.somaxconn). aiohttp's 128
+# overflows when thousands of clients (re)connect at once, e.g. after a restart or a network
+# blip: the kernel then drops their SYNs and they retry after 1, 3, 7, 15... seconds.
+LISTEN_BACKLOG = 4096
 
 
 @contextlib.asynccontextmanager
@@ -81,7 +85,8 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 runners.append(runner)
                 ssl_context = _ssl_context_for(config, listener)
                 for address in listener.bind_addresses:
-                    site = web.TCPSite(runner, address, listener.port, ssl_context=ssl_context)
+                    site = web.TCPSite(runner, address, listener.port, ssl_context=ssl_context,
+                                       backlog=LISTEN_BACKLOG)
                     await site.start()
                     scheme = "https" if ssl_context else "http"
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -190,6 +191,13 @@ def test_run_with_a_postgresql_url(tmp_path, pg_server_url):
     proc = run_server(config_path, env={"CHATGO_DATABASE_URL": url})
     try:
         wait_for(f"http://127.0.0.1:{client_port}/_matrix/client/versions", proc)
+        # The listener queues thousands of connections (aiohttp's default is 128): for a
+        # listening socket, `ss` shows the accept queue's size as Send-Q.
+        ss = subprocess.run(["ss", "-ltnH", f"sport = :{client_port}"], capture_output=True, text=True) \
+            if shutil.which("ss") else None
+        if ss is not None and ss.returncode == 0 and ss.stdout.strip():
+            somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+            assert int(ss.stdout.split()[2]) == min(4096, somaxconn), ss.stdout
     finally:
         stop(proc)
     # No embedded cluster was created; the schema went into the named database.
