@@ -15,7 +15,7 @@ from aiohttp import web
 from federation.tls import generate_self_signed_certificate, server_ssl_context
 from homeserver.app import make_web_app, start_services
 from homeserver.config import Config, ListenerConfig
-from homeserver.memory import tune_malloc
+from homeserver.memory import freeze_startup, tune_gc, tune_malloc
 from storage.database import Database
 from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
 from storage.migrate import migrate
@@ -97,6 +97,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
             services.delayed_events.start()
             services.appservice_sender.start()
             await services.partial_state_resync.resume()
+            freeze_startup()
             logger.info("ChatGO %s is ready", config.server_name)
             pruning = asyncio.create_task(services.retention.run_forever())
             await stop.wait()
@@ -121,6 +122,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 def run(config: Config) -> None:
     """The `chatgo run` process: serve until SIGINT or SIGTERM, then stop cleanly."""
     tune_malloc()  # before the first worker thread: glibc sizes arenas as threads appear
+    tune_gc()
 
     async def main() -> None:
         stop = asyncio.Event()
