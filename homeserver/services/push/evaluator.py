@@ -63,6 +63,8 @@ THREAD_HOPS = 3
 MAX_QUEUED_EVENTS = 2000
 # The evaluation lets other tasks run after this many members (a room of thousands).
 MEMBERS_PER_SLICE = 1000
+# The pause between slices of a room's members evaluated in the background.
+SLICE_PAUSE_S = 0.002
 _POWER_KEYS = frozenset({("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.name", ""),
                          ("m.room.canonical_alias", "")})
 
@@ -248,7 +250,10 @@ class PushEvaluator:
             first_counted.set_result(None)
         early = len(new)
         for items, room in rooms:
-            await self._evaluate(room_id, room, items, threads, now, new, notices, skip=first)
+            # Once the waiting /syncs have their counts, the rest is background work: it pauses
+            # between slices so that their responses go out first.
+            await self._evaluate(room_id, room, items, threads, now, new, notices, skip=first,
+                                 pause=SLICE_PAUSE_S if first else 0.0)
         with self._unread.changing():
             # The counts kept move first, and the syncs of this process waiting for them go on
             # while the rows are written (a count from the database still waits for the rows).
@@ -277,7 +282,7 @@ class PushEvaluator:
     async def _evaluate(self, room_id: str, room: _RoomPushState, items: list[tuple[Event, int]],
                         threads: dict[str, str], now: int, new: list[PushAction],
                         notices: list[EventNotices], *, only: frozenset[str] | None = None,
-                        skip: frozenset[str] | None = None) -> None:
+                        skip: frozenset[str] | None = None, pause: float = 0.0) -> None:
         """The push actions of `items` for the room's local members (those of `only`, or all
         but those of `skip`), appended to `new`, and their notices to `notices`."""
         audience = await self._audience(room_id, room)
@@ -316,7 +321,7 @@ class PushEvaluator:
                     walked += 1
                     if walked == MEMBERS_PER_SLICE:
                         walked = 0
-                        await asyncio.sleep(0)  # a room of thousands: let sends and syncs run meanwhile
+                        await asyncio.sleep(pause)  # a room of thousands: let sends and syncs run meanwhile
                     # The sender is not notified of their own event (spec: "Server behaviour"),
                     # nor anyone of an event from a user they ignore (spec: ignoring users).
                     if user_id == sender or (user_id in ignoring and sender in ignoring[user_id]):
