@@ -298,7 +298,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     pushers.settle = unread.settled
     room_notifications = RoomEventNotifications(stores.events, notifier, stream, room_state,
                                                 config.caches.room_wakeups)
-    events.on_persisted(room_notifications.on_persisted)
+    events.on_persisted(room_notifications.on_persisted, wakes_readers=True)
     typing = TypingService(membership, stores.events, notifier, restrictions=restrictions)
     presence = PresenceService(stores.presence, stores.sync, aux, clock, config.presence, limiter=rate_limiter)
     to_device = ToDeviceService(db, stores.to_device, stores.devices, aux, clock, config.server_name,
@@ -379,12 +379,11 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     admin_users = AdminUserService(accounts, stores.accounts, stores.admin_users, auth, restrictions, devices,
                                    profile_service, threepids, messaging, account_data, pushers, admin_audit,
                                    config.server_name)
-    # Delayed events (MSC4140): new state cancels others' scheduled events for that state
-    # before it is published (its sender, answered then, sees them gone), and every process's
-    # scheduler hears of a new due time.
+    # Delayed events (MSC4140): new state cancels others' scheduled events for that state, and
+    # every process's scheduler hears of a new due time.
     delayed_events = DelayedEventService(stores.delayed_events, room_state, messaging, stores.accounts, clock,
                                          config.delayed_events, limiter=rate_limiter)
-    events.before_publish(delayed_events.on_persisted)
+    events.on_persisted(delayed_events.on_persisted)
     delayed_events.replicate = lambda send_ts: replication.publish({"k": "delayed_events", "t": send_ts})
     replication.on("delayed_events", lambda m: delayed_events.due_elsewhere(int(m["t"])))
     admin_rooms, room_deletion, purge_history, room_tasks = _admin_rooms(

@@ -119,6 +119,7 @@ class EventService:
         self._contended: dict[str, float] = {}
         self._locked_writers = 0
         self._listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
+        self._wakers: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]] = []
         self._before_publish: list[Callable[[list[tuple[Event, int]]], Awaitable[Awaitable[None] | None]]] = []
         # Tasks announcing positions to other processes once their derived rows are written.
         self._deriving: set[asyncio.Future[None]] = set()
@@ -126,9 +127,12 @@ class EventService:
         # Events written and the time of each batch's writes (positions allocated to commit).
         self.persist_stats = PersistStats()
 
-    def on_persisted(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None] | None]) -> None:
-        """Call `listener` with (event, stream position) pairs after each committed batch."""
-        self._listeners.append(listener)
+    def on_persisted(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[None] | None], *,
+                     wakes_readers: bool = False) -> None:
+        """Call `listener` with (event, stream position) pairs after each committed batch.
+        Before the batch's senders are answered (what a sender does next sees its effects),
+        unless it `wakes_readers`: waking thousands of /syncs need not hold the senders."""
+        (self._wakers if wakes_readers else self._listeners).append(listener)
 
     def before_publish(self, listener: Callable[[list[tuple[Event, int]]], Awaitable[Awaitable[None] | None]]) -> None:
         """Call `listener` with (event, stream position) pairs after each committed batch,
@@ -279,9 +283,9 @@ class EventService:
 
         `before_persist` runs in the same transaction, just before the events are written
         (e.g. the rooms row of a new room); `after_persist` once they are committed, before
-        they are published; `on_published` once they are published, before the on_persisted
-        listeners run (the senders' answers: they need not wait for wake-ups, federation,
-        appservices). Positions are published only after the commit,
+        they are published; `on_published` once they are published and the on_persisted
+        listeners ran, before the listeners that wake readers (the senders' answers: they need
+        not wait for thousands of /syncs to be woken). Positions are published only after the commit,
         so no reader can see a position whose rows are not visible yet. Never call this
         inside an outer transaction.
         """
@@ -372,12 +376,17 @@ class EventService:
             self._stream.finish(live, announce=not held)
             if held:
                 self._announce_when_written(live, held)
-        if on_published is not None:
-            on_published()
-            # The answers first: the listeners may wake thousands of /syncs in one go.
-            await asyncio.sleep(0)
         if published:
             for listener in self._listeners:
+                result = listener(published)
+                if result is not None:
+                    await result
+        if on_published is not None:
+            on_published()
+            # The answers first: waking readers may wake thousands of /syncs in one go.
+            await asyncio.sleep(0)
+        if published:
+            for listener in self._wakers:
                 result = listener(published)
                 if result is not None:
                     await result
