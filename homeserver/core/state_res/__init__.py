@@ -48,19 +48,14 @@ def split_conflicts(state_sets: Sequence[StateMap]) -> tuple[dict[tuple[str, str
     """(unconflicted state map, conflicted keys -> their event IDs)."""
     if not state_sets:
         return {}, {}
-    # Compare every set with the first, by dictionary lookups (a fork usually differs in a
-    # handful of keys of thousands); only the keys found to differ are then visited.
+    # Compare every set with the first: the symmetric difference of their items (done in C;
+    # a Python loop over 10,000 keys took 6 ms) is the keys whose event differs or that one of
+    # them lacks. A fork usually differs in a handful of keys of thousands; only those are
+    # then visited.
     first, *rest = state_sets
     differing: set[tuple[str, str]] = set()
     for state in rest:
-        absent = 0  # keys of `state` the first set lacks
-        for key, event_id in state.items():
-            theirs = first.get(key)
-            if theirs != event_id:
-                differing.add(key)
-                absent += theirs is None
-        if len(state) - absent != len(first):  # and keys of the first set `state` lacks
-            differing.update(key for key in first if key not in state)
+        differing.update(key for key, _ in first.items() ^ state.items())
     unconflicted = dict(first)
     for key in differing:
         unconflicted.pop(key, None)
