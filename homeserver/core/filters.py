@@ -179,6 +179,10 @@ class SyncFilter:
         return room_id not in self.not_rooms and (self.rooms is None or room_id in self.rooms)
 
 
+# A /sync without a filter: everything (shared: a SyncFilter is immutable).
+NO_FILTER = SyncFilter.from_json(None)
+
+
 def _split_field(path: str) -> list[str]:
     """`content.m\\.relates_to` -> ["content", "m.relates_to"]: `\\.` escapes a dot."""
     parts, current, escaped = [], [], False

@@ -131,10 +131,9 @@ class AccountDataService:
 
     async def ignored_users(self, user_id: str) -> frozenset[str]:
         cached = self._ignored.get(user_id)
-        if cached is None:
-            content = await self._store.get(user_id, "", "m.ignored_user_list") or {}
-            cached = self._ignored[user_id] = _ignored_in(content)
-        return cached
+        if cached is not None:
+            return cached
+        return (await self.ignored_by([user_id])).get(user_id, frozenset())
 
     async def ignored_by(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """user -> whom they ignore, for those of `user_ids` who ignore anyone: the lists not

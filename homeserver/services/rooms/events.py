@@ -376,20 +376,12 @@ class EventService:
             self._stream.finish(live, announce=not held)
             if held:
                 self._announce_when_written(live, held)
-        if published:
-            for listener in self._listeners:
-                result = listener(published)
-                if result is not None:
-                    await result
+        await _tell(self._listeners, published)
         if on_published is not None:
             on_published()
             # The answers first: waking readers may wake thousands of /syncs in one go.
             await asyncio.sleep(0)
-        if published:
-            for listener in self._wakers:
-                result = listener(published)
-                if result is not None:
-                    await result
+        await _tell(self._wakers, published)
         return allocated
 
     def _announce_when_written(self, positions: list[int], held: list[Awaitable[None]]) -> None:
@@ -530,7 +522,7 @@ class EventService:
                 try:
                     # Each sender is answered as soon as the batch is published.
                     await self.commit(pending, after_persist=after_persist,
-                                      on_published=lambda: [answer(r, e) for r, e in built])
+                                      on_published=lambda built=built: [answer(r, e) for r, e in built])
                 except HeadMoved:
                     self._rooms.forget(room_id)
                     self._contended[room_id] = time.monotonic() + CONTENDED_SECONDS
@@ -633,3 +625,14 @@ def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
     """A copy to build on: the maps are copied (their keys and values are immutable strings
     and tuples, so a shallow copy is a full one); the room version is shared."""
     return dataclasses.replace(snap, state=dict(snap.state), extremities=dict(snap.extremities))
+
+
+async def _tell(listeners: list[Callable[[list[tuple[Event, int]]], Awaitable[None] | None]],
+                published: list[tuple[Event, int]]) -> None:
+    """Each on_persisted listener in turn, with the batch's published events (none: no call)."""
+    if not published:
+        return
+    for listener in listeners:
+        result = listener(published)
+        if result is not None:
+            await result

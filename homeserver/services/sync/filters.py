@@ -11,13 +11,10 @@ from typing import Any
 import orjson
 
 from homeserver.caching import ByteLRU, json_size
-from homeserver.core.filters import InvalidFilter, SyncFilter, validate_filter
+from homeserver.core.filters import NO_FILTER, InvalidFilter, SyncFilter, validate_filter
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from storage.filters import FilterStore
-
-
-NO_FILTER = SyncFilter.from_json(None)
 
 
 class FilterService:

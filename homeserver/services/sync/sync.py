@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.core.filters import SyncFilter
+from homeserver.core.filters import NO_FILTER, SyncFilter
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
 from homeserver.services.e2ee.keys import E2EKeyService
@@ -108,7 +108,7 @@ class SyncService:
         if set_presence is not None and set_presence not in SET_PRESENCE_VALUES:
             raise MatrixError(400, Codes.INVALID_PARAM, "'set_presence' must be online, offline or unavailable")
         since_token = SyncToken.parse(since) if since else None
-        sync_filter_ = sync_filter if sync_filter is not None else SyncFilter.from_json(None)
+        sync_filter_ = sync_filter if sync_filter is not None else NO_FILTER
         if not requester.is_guest:
             await self._presence.on_sync(requester.user_id, set_presence)
         deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_TIMEOUT_MS) / 1000
