@@ -286,16 +286,37 @@ async def test_remote_device_list_and_signing_key_updates_mark_the_user_changed(
     await room_with(alice, db, CAROL)
     body = await sync(alice)
     receive = services.federation_edus.receive
+    # A forged origin, and a user no one here shares a room with: nobody is told.
     await receive("evil.test", [edu("m.device_list_update", {"user_id": CAROL, "device_id": "D", "stream_id": 1})])
+    await receive(REMOTE, [edu("m.device_list_update", {"user_id": f"@dave:{REMOTE}", "device_id": "D",
+                                                        "stream_id": 1})])
     body = await sync(alice, body["next_batch"])
-    assert CAROL not in body.get("device_lists", {}).get("changed", [])
+    assert "device_lists" not in body
+    # Carol's list is kept at stream 1: the update that follows it is applied and told at once.
+    await db.execute("INSERT INTO remote_device_lists (user_id, stream_id, updated_ts) VALUES ($1, 1, 0)", CAROL)
     await receive(REMOTE, [edu("m.device_list_update", {"user_id": CAROL, "device_id": "D", "stream_id": 2,
                                                         "prev_id": [1]})])
     body = await sync(alice, body["next_batch"])
-    assert CAROL in body["device_lists"]["changed"]
+    assert body["device_lists"]["changed"] == [CAROL]
+    # After a gap the whole list is fetched again first; remote.test does not answer, and the
+    # change is told all the same (a client's query tries again).
+    await receive(REMOTE, [edu("m.device_list_update", {"user_id": CAROL, "device_id": "D", "stream_id": 4,
+                                                        "prev_id": [3]})])
+    body = await sync(alice, body["next_batch"], timeout=20_000)
+    assert body["device_lists"]["changed"] == [CAROL]
     await receive(REMOTE, [edu("m.signing_key_update", {"user_id": CAROL, "master_key": {}})])
     body = await sync(alice, body["next_batch"])
     assert CAROL in body["device_lists"]["changed"]
+
+
+async def test_a_failed_fetch_that_a_query_started_tells_nobody(services, alice, db):
+    # Telling would make clients query again, and fail again, in a loop while the server is down.
+    await room_with(alice, db, CAROL)
+    body = await sync(alice)
+    status, keys = await alice.post(f"{V3}/keys/query", {"device_keys": {CAROL: []}, "timeout": 5000})
+    assert status == 200 and REMOTE in keys["failures"]
+    body = await sync(alice, body["next_batch"], timeout=1000)
+    assert "device_lists" not in body
 
 
 async def test_remote_to_device_messages_reach_local_devices_once(services, alice, db):
@@ -397,11 +418,13 @@ async def test_remote_edus_show_in_sliding_sync(services, alice, db):
                               "e2ee": {"enabled": True}}}
     body = await sliding(alice, request)
     receive = services.federation_edus.receive
+    # Carol's list is kept at stream 4: the update that follows is applied (and told) at once.
+    await db.execute("INSERT INTO remote_device_lists (user_id, stream_id, updated_ts) VALUES ($1, 4, 0)", CAROL)
     await receive(REMOTE, [
         edu("m.typing", {"room_id": room, "user_id": CAROL, "typing": True}),
         edu("m.direct_to_device", {"sender": CAROL, "type": "m.room_key", "message_id": "s1",
                                    "messages": {user_id: {device_id: {"k": 1}}}}),
-        edu("m.device_list_update", {"user_id": CAROL, "device_id": "D", "stream_id": 5, "prev_id": []}),
+        edu("m.device_list_update", {"user_id": CAROL, "device_id": "D", "stream_id": 5, "prev_id": [4]}),
     ])
     body = await sliding(alice, request, pos=body["pos"])
     extensions = body["extensions"]

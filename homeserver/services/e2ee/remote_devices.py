@@ -8,7 +8,8 @@ else is asked live, as before.
 
 The cache follows the user's server: an `m.device_list_update` whose `prev_id` names the last
 update we applied (its `stream_id`) is applied to the list; one that does not (we missed one, or
-never tracked the user) makes us fetch the whole list again, in the background. A user no local
+never tracked the user) makes us fetch the whole list again, in the background, and our users
+hear of the change once the list has come (or the fetch failed). A user no local
 user shares a room with any more is forgotten (their server stops telling us about changes),
 so meeting them again resyncs.
 
@@ -48,6 +49,11 @@ class CachedRemoteKeys(RemoteKeys):
         self._clock = clock
         self._server_name = server_name
         self._resyncs: dict[str, asyncio.Task[bool]] = {}
+        # Users whose server announced a change we are fetching: our users hear of it even
+        # when the fetch fails (their next query tries again). A resync a query started and
+        # nobody announced stays quiet on failure: telling would make clients query again, in
+        # a loop while the server is down.
+        self._announced: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
     # --- /keys/query ----------------------------------------------------------------------------
@@ -79,30 +85,34 @@ class CachedRemoteKeys(RemoteKeys):
 
     # --- updates from the user's server ---------------------------------------------------------
 
-    async def on_device_list_update(self, user_id: str, content: Mapping[str, Any]) -> None:
-        """An m.device_list_update of `user_id` (the origin is the user's server: checked)."""
+    async def on_device_list_update(self, user_id: str, content: Mapping[str, Any]) -> bool:
+        """An m.device_list_update of `user_id` (the origin is the user's server: checked).
+        True when it changed the cached list here; a resync it starts tells our users itself,
+        once the list has come (as Synapse: a client told earlier would query twice)."""
         stream_id, prev_ids = content.get("stream_id"), content.get("prev_id") or []
         if not _is_int(stream_id) or not isinstance(prev_ids, list):
-            return
+            return False
         if not await self._store.shares_room_with(user_id, self._server_name):
-            return  # not a user we keep a list of (as Synapse)
+            return False  # not a user we keep a list of (as Synapse)
         async with self._lock(user_id):
             current = await self._store.stream_id(user_id)
             if current is not None and stream_id <= current:
-                return  # already applied (a retried transaction)
+                return False  # already applied (a retried transaction)
             if current is None or not prev_ids or any(p != current for p in prev_ids) \
                     or user_id in self._resyncs:
+                self._announced.add(user_id)
                 self._resync_soon(user_id)
-                return
+                return False
             device_id = content.get("device_id")
             if not isinstance(device_id, str):
-                return
+                return False
             keys = content.get("keys")
             name = content.get("device_display_name")
             device = RemoteDevice(device_id, name if isinstance(name, str) else None,
                                   keys if isinstance(keys, dict) else None)
             await self._store.apply_update(user_id, stream_id, device, content.get("deleted") is True,
                                            self._clock.now_ms())
+            return True
 
     async def on_signing_key_update(self, user_id: str, content: Mapping[str, Any]) -> None:
         """An m.signing_key_update: new cross-signing keys of a tracked user."""
@@ -145,14 +155,23 @@ class CachedRemoteKeys(RemoteKeys):
 
     async def _resync(self, user_id: str) -> bool:
         """Fetch and keep the whole list; True when it worked. Local users see the change."""
+        try:
+            kept = await self._fetch_and_keep(user_id)
+        except Exception:
+            logger.exception("device list of %s: resync failed", user_id)
+            kept = False
+        announced = user_id in self._announced
+        self._announced.discard(user_id)
+        if kept or announced:
+            await self._device_lists.mark_changed(user_id)
+        return kept
+
+    async def _fetch_and_keep(self, user_id: str) -> bool:
         server = server_name_of(user_id) or ""
         try:
             body = await self._client.get_json(server, path(DEVICES_PATH, user_id), timeout_ms=RESYNC_TIMEOUT_MS)
         except FederationError as err:
             logger.info("device list of %s: resync failed: %s", user_id, err)
-            return False
-        except Exception:
-            logger.exception("device list of %s: resync failed", user_id)
             return False
         parsed = _parse_devices_answer(user_id, body)
         if parsed is None:
@@ -161,7 +180,6 @@ class CachedRemoteKeys(RemoteKeys):
         stream_id, devices, master, self_signing = parsed
         async with self._lock(user_id):
             await self._store.replace(user_id, stream_id, devices, master, self_signing, self._clock.now_ms())
-        await self._device_lists.mark_changed(user_id)
         return True
 
 

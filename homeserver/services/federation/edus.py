@@ -158,9 +158,8 @@ class FederationEduService:
         self._check_origin(origin, user_id)
         if not isinstance(device_id, str):
             raise BadEdu("needs a device_id")
-        if self._remote_devices is not None:
-            await self._remote_devices.on_device_list_update(user_id, content)
-        await self._device_lists.mark_changed(user_id)
+        if self._remote_devices is None or await self._remote_devices.on_device_list_update(user_id, content):
+            await self._device_lists.mark_changed(user_id)
 
     async def _signing_key_edu(self, origin: str, content: dict[str, Any]) -> None:
         self._check_origin(origin, content.get("user_id"))
