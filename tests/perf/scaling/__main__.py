@@ -82,6 +82,7 @@ async def run(a: argparse.Namespace) -> list[dict]:
                    "postgres_cpu_s": round(pg_cpu, 1) if pg_cpu is not None else None,
                    "client_cpu_s": round(client_cpu, 1), "machine_cpu_s": round(busy, 1),
                    "other_cpu_s": round(other, 1) if other is not None else None,
+                   "fresh_statistics": bench.resolver is not None,
                    "result": result, "rss_log": bench.rss_log}
             bench.rss_log = []
             results.append(row)
@@ -105,7 +106,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pid", type=int, help="server PID: its RSS and CPU are sampled")
     ap.add_argument("--pg-pid", type=int, help="PostgreSQL postmaster PID, sampled apart")
     ap.add_argument("--database-url", help="the server's PostgreSQL: the state section then also times "
-                    "state resolution of a fork in-process (tests/perf/scaling/inprocess.py)")
+                    "state resolution of a fork in-process (tests/perf/scaling/inprocess.py), and every "
+                    "fill is followed by ANALYZE (Bench.fresh_statistics)")
     ap.add_argument("--out", help="append one JSON line per section to this file")
     ap.add_argument("--report", help="print the Markdown table of the runs saved in this file and exit")
     a = ap.parse_args(argv)

@@ -92,6 +92,14 @@ class Bench:
                 f"{quote(state_key, safe='')}")
         return (await self.hs.req("PUT", path, token, body=content))[1]["event_id"]
 
+    async def fresh_statistics(self) -> None:
+        """ANALYZE after a fill, as autovacuum does on a running server within a minute or so
+        (it visits each database once per autovacuum_naptime): measured seconds after a fill, a
+        step of a fresh database otherwise runs on plans made for its empty tables (see
+        docs/performance.md, "The state section run on its own"). Needs --database-url."""
+        if self.resolver is not None:
+            await self.resolver.analyze()
+
     def rss(self, label: str) -> dict[str, Any]:
         """RSS (kB) of the server process alone and of PostgreSQL's process tree, logged."""
         row = {"label": label, "t": round(time.time(), 1), "server_kb": process_rss_kb(self.pid),

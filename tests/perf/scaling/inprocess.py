@@ -35,6 +35,10 @@ class Resolver:
     async def close(self) -> None:
         await self._db.close()
 
+    async def analyze(self) -> None:
+        """Fresh planner statistics for every table (Bench.fresh_statistics)."""
+        await self._db.execute("ANALYZE")
+
     async def fork_ms(self, room_id: str, key: tuple[str, str], older_event_id: str,
                       repeats: int = 3) -> dict[str, Any]:
         """Median ms of resolving [current state, current state with `key` -> older event]:

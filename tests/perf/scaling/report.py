@@ -93,12 +93,14 @@ def table(results: list[dict[str, Any]]) -> str:
 
 
 def conditions(results: list[dict[str, Any]]) -> str:
-    lines = ["| section | mode | wall | server CPU | other processes' CPU | load average before → after |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| section | mode | wall | server CPU | other processes' CPU | load average before → after "
+             "| planner statistics |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
+        stats = "ANALYZE after each fill" if r.get("fresh_statistics") else "as autovacuum left them"
         lines.append(f"| {r['section']} | {'quick' if r['quick'] else 'full'} | {r['wall_s']:,.0f} s "
                      f"| {fmt(r.get('server_cpu_s'))} s | {fmt(r.get('other_cpu_s'))} s "
-                     f"| {r['loadavg_before'][0]} → {r['loadavg_after'][0]} |")
+                     f"| {r['loadavg_before'][0]} → {r['loadavg_after'][0]} | {stats} |")
     return "\n".join(lines)
 
 

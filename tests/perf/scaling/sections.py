@@ -68,6 +68,7 @@ async def section_sync(b: Bench, sizes: list[int], repeats: int = 3) -> dict[str
         added = n - len(rooms)
         rooms += [""] * added
         after = b.rss(f"sync: after {n} rooms")
+        await b.fresh_statistics()
         create.append(median_ms(lat))
         mem.append(per_1000_kb(before, after, added))
         times, body_len, since, dtok = [], 0, None, None
@@ -152,6 +153,7 @@ async def section_members(b: Bench, sizes: list[int], sends: int = 20, rounds: i
         lat: list[float] = []
         await bounded(10, [timed(lat, b.hs.join(u.token, room)) for u in new])
         after = b.rss(f"members: {n} members joined")
+        await b.fresh_statistics()
         members += new
         mem_users.append(per_1000_kb(before, mid, len(new)))
         mem_members.append(per_1000_kb(mid, after, len(new)))
@@ -213,6 +215,7 @@ async def section_history(b: Bench, events: int, depths: list[int], senders: int
             tg.create_task(sender(u))
     fill_s = time.perf_counter() - t
     after = b.rss(f"history: {events} events sent")
+    await b.fresh_statistics()
 
     flt = json.dumps(room_filter(room, limit=1), separators=(",", ":"))
     j, _ = await b.hs.sync(owner.token, flt=flt)
@@ -265,6 +268,7 @@ async def section_state(b: Bench, sizes: list[int], probes: int = 10, joiners: i
                           for i in range(have, n)])
         added, have = n - have, n
         after = b.rss(f"state: {n} state events")
+        await b.fresh_statistics()
         fill.append(median_ms(lat))
         mem.append(per_1000_kb(before, after, added))
         probe_ids: list[str] = []
