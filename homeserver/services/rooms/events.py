@@ -53,13 +53,13 @@ from homeserver.core.room_versions import EventFormat, RoomVersion
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import USER_SUSPENDED, AccountRestrictions
 from homeserver.services.clock import Clock
-from homeserver.services.rooms.event_rows import event_row, membership_row
+from homeserver.services.rooms.event_rows import local_batch
 from homeserver.services.rooms.send_queue import QueuedSend, SendQueues, TxnRef, answer, fail
-from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache, delta_chain_limit
+from homeserver.services.rooms.state import RoomSnapshot, RoomStateCache
 from homeserver.services.streams.tracker import StreamTracker
 from homeserver.stats import PersistStats
 from storage.database import Database
-from storage.events import EventStore, NewStateGroup, PersistBatch
+from storage.events import EventStore, PersistBatch
 
 # prev_events of a new event: at most this many forward extremities (the deepest).
 MAX_PREV_EVENTS = 10
@@ -298,7 +298,8 @@ class EventService:
         work = pending.work
 
         def build(positions: list[int], group_ids: list[int]) -> tuple[PersistBatch, list[Event]]:
-            batch, final_group, chain = self._batch(pending, positions, group_ids)
+            batch, final_group, chain = local_batch(pending.base, work, events, pending.txns, positions,
+                                                    group_ids, self._clock.now_ms())
             work.state_group, work.chain_length = final_group, chain
             if final_group != pending.base.state_group:
                 batch.current_state_group = final_group
@@ -585,40 +586,6 @@ class EventService:
         found = await self._rooms.events.get_many(missing, work.version) if missing else {}
         found.update(local)
         return {k: found[i] for k, i in ids.items() if i in found}
-
-    def _batch(self, pending: _Pending, positions: list[int], group_ids: list[int]):
-        base = pending.base
-        state = dict(base.state)
-        group, chain = base.state_group, base.chain_length
-        new_events, groups, memberships = [], [], []
-        current: dict[tuple[str, str], tuple[str, str | None]] = {}
-        groups_iter = iter(group_ids)
-        now = self._clock.now_ms()
-        for event, position in zip(pending.events, positions):
-            before = group
-            if event.state_key is not None:
-                key = (event.type, event.state_key)
-                state[key] = event.event_id
-                new_group = next(groups_iter)
-                if group is None or chain + 1 >= delta_chain_limit(len(state)):
-                    groups.append(NewStateGroup(new_group, None, 0, dict(state)))
-                    chain = 0
-                else:
-                    groups.append(NewStateGroup(new_group, group, chain + 1, {key: event.event_id}))
-                    chain += 1
-                group = new_group
-                membership = event.content.get("membership") if event.type == "m.room.member" else None
-                current[key] = (event.event_id, membership)
-                if event.type == "m.room.member" and isinstance(membership, str):
-                    memberships.append(membership_row(event, position))
-            new_events.append(event_row(event, position, now, before, group, txn=pending.txns.get(event.event_id)))
-        batch = PersistBatch(
-            room_id=pending.work.room_id, events=new_events, state_groups=groups,
-            extremities_removed=[e for e in base.extremities if e not in pending.work.extremities],
-            extremities_added=[e for e in pending.work.extremities if e not in base.extremities],
-            current_state=current, memberships=memberships,
-        )
-        return batch, group, chain
 
 
 def _working_copy(snap: RoomSnapshot) -> RoomSnapshot:
