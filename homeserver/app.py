@@ -534,7 +534,7 @@ def _admin_rooms(config: Config, db: Database, stores: Stores, clock: Clock, eve
     name = config.server_name
     tasks = RoomTaskRunner(stores.room_tasks, clock)
     purger = RoomPurger(db, events, stores.events, stores.rooms, stores.directory, stores.account_data,
-                        stores.receipts, stores.push_actions, stores.federation_rooms, name)
+                        stores.receipts, stores.push_actions, stores.federation_rooms, name, unread.settled)
     purger.on_purged(drop_room_everywhere)
     admin_rooms = AdminRoomService(stores.admin_rooms, stores.rooms, room_state, stores.events, formatter, timeline,
                                    membership, events, directory, stores.accounts, audit, clock, name,

@@ -3,7 +3,8 @@ room's history before a point (POST /_synapse/admin/v1/purge_history, with its s
 
 Invariants:
 - each purge is one transaction, taken under the room's lock, so no local event is built on
-  what it removes and nothing is half-removed;
+  what it removes and nothing is half-removed; it starts once the push actions of the events
+  published so far are written, so that none is written after it for an event it removed;
 - a history purge keeps what the room still needs (as Synapse): its state events, and, unless
   `delete_local_events`, the events sent from this server; those kept leave the timeline
   (outliers), so /messages and /sync no longer show anything before the point;
@@ -14,7 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from homeserver.core.ids import is_valid_event_id, is_valid_room_id
@@ -41,8 +42,12 @@ PURGE_HISTORY = "purge_history"
 class RoomPurger:
     def __init__(self, db: Database, events: EventService, event_store: EventStore, rooms: RoomStore,
                  directory: DirectoryStore, account_data: AccountDataStore, receipts: ReceiptStore,
-                 push_actions: PushActionStore, federation_rooms: FederationRoomStore, server_name: str) -> None:
+                 push_actions: PushActionStore, federation_rooms: FederationRoomStore, server_name: str,
+                 push_settled: Callable[[Iterable[str]], Awaitable[None]]) -> None:
+        """`push_settled(room_ids)` returns once the push actions of the rooms' events
+        published so far are written (UnreadCounts.settled)."""
         self._db = db
+        self._push_settled = push_settled
         self._events = events
         self._event_store = event_store
         self._rooms = rooms
@@ -63,6 +68,7 @@ class RoomPurger:
         (`departed`: user ID, departure event ID) needs to show them leaving: their departures
         and their membership history. Returns how many events went."""
         async with self._events.room_lock(room_id):
+            await self._push_settled([room_id])
             async with self._db.transaction():
                 await self._push_actions.delete_room(room_id)
                 await self._receipts.delete_room(room_id)
@@ -79,6 +85,7 @@ class RoomPurger:
     async def purge_history(self, room_id: str, before_depth: int, delete_local_events: bool) -> int:
         """Remove the room's history below `before_depth`; returns how many events went."""
         async with self._events.room_lock(room_id):
+            await self._push_settled([room_id])
             async with self._db.transaction():
                 deleted = await self._event_store.purge_history(room_id, before_depth, self._server_name,
                                                                 delete_local_events)

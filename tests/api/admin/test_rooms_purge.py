@@ -114,3 +114,32 @@ async def test_bad_purges_get_matrix_errors(admin, alice):
     assert (await admin.get(f"{ADMIN_V1}/purge_history_status/{deletion['delete_id']}"))[0] == 404
     status, answer = await alice.post(f"{PURGE}/{q(room)}/{q(event)}", {})
     assert status == 403 and answer["errcode"] == "M_FORBIDDEN"
+
+
+async def test_a_purge_waits_for_the_push_actions_of_events_already_sent(admin, alice, bob, db, monkeypatch):
+    # Push actions are written after the sender is answered; a purge that ran meanwhile
+    # would delete the events and leave their actions behind.
+    from storage.push import PushActionStore
+
+    room = await create_room(alice, preset="public_chat")
+    await join(bob, room)
+    release, held = asyncio.Event(), []
+    write = PushActionStore.add
+
+    async def add_when_released(self, actions):
+        held.append(actions)
+        await release.wait()
+        await write(self, actions)
+    monkeypatch.setattr(PushActionStore, "add", add_when_released)
+    sent = [await send_text(bob, room, f"m{n}") for n in range(3)]
+    status, answer = await admin.post(f"{PURGE}/{q(room)}/{q(sent[2])}", {"delete_local_events": True})
+    assert status == 200, answer
+    await asyncio.sleep(0.3)
+    assert held  # the actions of the messages are being written
+    status, progress = await admin.get(f"{ADMIN_V1}/purge_history_status/{answer['purge_id']}")
+    assert progress == {"status": "active"}
+    release.set()
+    assert await wait_for(admin, f"{ADMIN_V1}/purge_history_status/{answer['purge_id']}") == {"status": "complete"}
+    assert await stored(db, sent) == sent[2:]
+    rows = await db.fetch("SELECT event_id FROM event_push_actions WHERE room_id = $1", room)
+    assert {r["event_id"] for r in rows} == {sent[2]}  # alice's action for the message kept, none orphaned
