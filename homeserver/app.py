@@ -273,7 +273,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     # become visible and writes its push actions in the background; readers of the counts wait
     # for them (push/unread.py), so a /sync that sees a new event sees its unread counts too.
     aux = AuxStream(stores.aux_stream, StreamTracker(aux_position), notifier)
-    account_data = AccountDataService(stores.account_data, aux)
+    account_data = AccountDataService(stores.account_data, aux, config.caches.ignore_lists)
     receipts = ReceiptService(stores.receipts, stores.events, membership, account_data, aux, clock)
     push_rules = PushRuleService(db, stores.push_rules, on_rules_changed=lambda user_id: _publish_push_rules(
         push_rules, account_data, user_id), cache_bytes=config.caches.push_rules)
@@ -367,6 +367,7 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                 "room_servers": room_servers.cache_stats, "room_wakeups": room_notifications.cache_stats,
                 "push_room_state": push_evaluator.cache_stats,
                 "push_audiences": push_evaluator.audience_cache_stats, "push_rules": push_rules.cache_stats,
+                "ignore_lists": account_data.ignored_cache_stats,
                 "access_tokens": auth.cache_stats, "recent_events": recent_events.cache_stats,
                 "sync_memberships": sync_memberships.cache_stats, "unread_counts": unread.cache_stats,
                 "filters": filters.cache_stats, "sync_filters": filters.compiled_cache_stats},

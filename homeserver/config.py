@@ -341,6 +341,8 @@ class CachesConfig:
     push_audiences: int = 4 * MIB
     # Each user's merged and compiled push rules.
     push_rules: int = 8 * MIB
+    # Each user's ignore list (m.ignored_user_list), read by /sync and push evaluation.
+    ignore_lists: int = 1 * MIB
     # Authenticated access tokens.
     access_tokens: int = 4 * MIB
     # The newest events of each room and its membership changes: what woken /syncs read.

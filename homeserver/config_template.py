@@ -283,6 +283,9 @@ caches:
   # Each user's push rules: a few hundred bytes for one who kept the defaults, a few KB
   # for one with rules of their own (8 MiB).
   push_rules: 8388608
+  # Each user's ignore list, read by /sync and push evaluation: about 300 bytes for one
+  # who ignores nobody, 100 more per user ignored (1 MiB).
+  ignore_lists: 1048576
   # Authenticated access tokens (4 MiB).
   access_tokens: 4194304
   # The newest events of each room and its membership changes, what woken /syncs read (8 MiB).

@@ -12,7 +12,9 @@ from tests.prometheus import scrape
 # shared default template, push/rules.py): 700 holds two of the four users below.
 CEILINGS = {"recent_events": 6_000, "sync_memberships": 1_000, "events": 8_000, "room_snapshots": 6_000,
             "room_servers": 500, "room_wakeups": 1_000, "push_room_state": 2_000, "push_rules": 700,
-            "access_tokens": 1_500, "unread_counts": 1_200}
+            "access_tokens": 1_500, "unread_counts": 1_200,
+            # ignore_lists: about 300 bytes a user who ignores nobody: 700 holds two.
+            "ignore_lists": 700}
 
 
 @pytest.fixture
@@ -62,5 +64,6 @@ async def test_every_cache_stays_within_its_ceiling_under_load(client, services,
         assert metrics("chatgo_cache_bytes", cache=cache) <= ceiling, cache
         if metrics("chatgo_cache_evictions_total", cache=cache) > 0:
             evicted.add(cache)
-    assert {"events", "room_snapshots", "recent_events", "access_tokens", "push_rules", "unread_counts"} <= evicted, \
+    assert {"events", "room_snapshots", "recent_events", "access_tokens", "push_rules", "unread_counts",
+            "ignore_lists"} <= evicted, \
         evicted

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from homeserver.caching import ID_BYTES, ByteLRU
 from homeserver.core.ids import is_valid_room_id, is_valid_user_id
 from homeserver.errors import Codes, MatrixError
 from homeserver.services.auth import Requester
@@ -23,11 +24,13 @@ MAX_TAG_LENGTH = 255
 
 
 class AccountDataService:
-    def __init__(self, store: AccountDataStore, aux: AuxStream) -> None:
+    def __init__(self, store: AccountDataStore, aux: AuxStream, ignore_lists_bytes: int) -> None:
         self._store = store
         self._aux = aux
-        # user -> ignored users; small and read on every sync, so kept in memory.
-        self._ignored: dict[str, frozenset[str]] = {}
+        # user -> ignored users; small and read on every sync, so kept in memory (caches.ignore_lists).
+        self._ignored: ByteLRU[str, frozenset[str]] = ByteLRU(ignore_lists_bytes,
+                                                               lambda s: ID_BYTES * (len(s) + 1))
+        self.ignored_cache_stats = self._ignored.stats
         # Moves with every change of any user's ignore list (kept sets of them stay valid
         # while it has not moved).
         self.ignored_generation = 0
@@ -89,7 +92,7 @@ class AccountDataService:
             await self._store.put(user_id, room_id, data_type, content, position)
         if data_type in CACHED_ELSEWHERE and not room_id:
             if data_type == "m.ignored_user_list":
-                self._ignored.pop(user_id, None)
+                self._ignored.pop(user_id)
                 self.ignored_generation += 1
             if self.replicate is not None:
                 self.replicate(user_id, data_type)
@@ -133,15 +136,16 @@ class AccountDataService:
         cached = self._ignored.get(user_id)
         if cached is not None:
             return cached
-        return (await self.ignored_by([user_id])).get(user_id, frozenset())
+        return (await self.ignored_by([user_id], counted=False)).get(user_id, frozenset())
 
-    async def ignored_by(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    async def ignored_by(self, user_ids: Iterable[str], *, counted: bool = True) -> dict[str, frozenset[str]]:
         """user -> whom they ignore, for those of `user_ids` who ignore anyone: the lists not
-        kept yet read in one query (push evaluation asks for every member of a room)."""
+        kept yet read in one query (push evaluation asks for every member of a room).
+        `counted`: look-ups count as the cache's hits and misses (not when already counted)."""
         found: dict[str, frozenset[str]] = {}
         missing = []
         for user_id in user_ids:
-            cached = self._ignored.get(user_id)
+            cached = self._ignored.get(user_id) if counted else self._ignored.peek(user_id)
             if cached is None:
                 missing.append(user_id)
             elif cached:
@@ -152,14 +156,14 @@ class AccountDataService:
             for user_id in missing:
                 ignored = _ignored_in(contents.get(user_id) or {})
                 if generation == self.ignored_generation:  # else it may be older than a change
-                    self._ignored[user_id] = ignored
+                    self._ignored.put(user_id, ignored)
                 if ignored:
                     found[user_id] = ignored
         return found
 
     def forget_cached(self, user_id: str) -> None:
         """Another process changed this user's account data."""
-        self._ignored.pop(user_id, None)
+        self._ignored.pop(user_id)
         self.ignored_generation += 1
 
 
