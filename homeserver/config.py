@@ -236,6 +236,10 @@ class EmailConfig:
     require_transport_security: bool = False
     # The From: address of our mails, e.g. "Example Chat <noreply@example.org>".
     notif_from: str | None = None
+    # Hide from requestToken whether an address has an account here (Synapse's setting of the
+    # same name): instead of M_THREEPID_IN_USE (registering or adding it) or
+    # M_THREEPID_NOT_FOUND (a password reset), answer as if a mail went, and send none.
+    request_token_inhibit_3pid_errors: bool = False
 
 
 @dataclass(frozen=True)

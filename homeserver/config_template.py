@@ -313,6 +313,9 @@ email:
   smtp_pass: null
   require_transport_security: false  # STARTTLS, or no mail
   notif_from: null  # the From: address, e.g. "Example Chat <noreply@example.org>"
+  # Answer requestToken as if a mail went (and send none) when the address is taken, or
+  # unknown for a password reset: nobody learns which addresses have accounts here.
+  request_token_inhibit_3pid_errors: false
 
 cas:
   # Single sign-on through a CAS server: users log in (and confirm their identity for

@@ -14,10 +14,17 @@ V3 = "/_matrix/client/v3"
 
 
 @pytest.fixture
-async def services(db, signing_key, smtp):
+def inhibit_errors() -> bool:
+    """email.request_token_inhibit_3pid_errors (a test parametrizes it to True)."""
+    return False
+
+
+@pytest.fixture
+async def services(db, signing_key, smtp, inhibit_errors):
     config = make_test_config(public_baseurl="https://hs.test.local/",
                               email={"enabled": True, "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
-                                     "notif_from": "chat@test.local"})
+                                     "notif_from": "chat@test.local",
+                                     "request_token_inhibit_3pid_errors": inhibit_errors})
     services = build_services(config, db, signing_key=signing_key)
     yield services
     await services.devices.flush()
@@ -65,6 +72,37 @@ async def test_register_with_an_email_address_then_log_in_with_it(client, smtp):
     status, body = await client.post(f"{V3}/register/email/requestToken",
                                      {"client_secret": "OTHER", "email": "alice@example.org", "send_attempt": 1})
     assert (status, body["errcode"]) == (400, "M_THREEPID_IN_USE")
+
+
+@pytest.mark.parametrize("inhibit_errors", [True])
+async def test_inhibited_errors_answer_as_if_a_mail_went_and_send_none(client, smtp):
+    status, body = await client.post(f"{V3}/register", {"username": "alice", "password": "pw-alice-1"})
+    sid = await validate(client, smtp, "alice@example.org", "/register/email/requestToken")
+    status, body = await client.post(f"{V3}/register", {
+        "username": "alice", "password": "pw-alice-1",
+        "auth": {"type": "m.login.email.identity", "session": body["session"],
+                 "threepid_creds": {"sid": sid, "client_secret": "SECRET"}}})
+    assert status == 200, body
+    alice = client.with_token(body["access_token"])
+    mails = len(smtp.mails)
+    # Taken (registering it, adding it) and unknown (a password reset): a session ID, no mail.
+    for path, address in (("/register/email/requestToken", "alice@example.org"),
+                          ("/account/3pid/email/requestToken", "ALICE@example.org"),
+                          ("/account/password/email/requestToken", "nobody@example.org")):
+        status, body = await client.post(f"{V3}{path}", {"client_secret": "OTHER", "email": address,
+                                                         "send_attempt": 1})
+        assert status == 200 and set(body) == {"sid"} and body["sid"] != sid, (path, body)
+    assert len(smtp.mails) == mails
+    # That session never validates: adding the address with it fails.
+    status, body = await alice.post(f"{V3}/account/3pid/add", {
+        "client_secret": "OTHER", "sid": body["sid"],
+        "auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+                 "password": "pw-alice-1"}})
+    assert (status, body.get("errcode")) == (400, "M_THREEPID_AUTH_FAILED"), body
+    # An address free for the asking still gets its mail.
+    status, body = await client.post(f"{V3}/register/email/requestToken",
+                                     {"client_secret": "OTHER", "email": "bob@example.org", "send_attempt": 1})
+    assert status == 200 and len(smtp.mails) == mails + 1
 
 
 async def test_add_and_delete_an_address(client, smtp):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import random
 import re
 import secrets
 import smtplib
@@ -94,11 +95,19 @@ class EmailValidationService:
             await self._limiter.check(Action.THREEPID_VALIDATION, client_ip)
         await self._limiter.check(Action.THREEPID_VALIDATION, ("email", address))
         owner = await self._owners.owner("email", address)
+        refused = None
         if password_reset and owner is None:
-            raise MatrixError(400, Codes.THREEPID_NOT_FOUND, "No account here has this e-mail address")
-        if not password_reset and owner is not None:
+            refused = MatrixError(400, Codes.THREEPID_NOT_FOUND, "No account here has this e-mail address")
+        elif not password_reset and owner is not None:
             # Spec: the address is in use (for registration and for adding alike).
-            raise MatrixError(400, THREEPID_IN_USE, "This e-mail address is already in use")
+            refused = MatrixError(400, THREEPID_IN_USE, "This e-mail address is already in use")
+        if refused is not None:
+            if not self._config.request_token_inhibit_3pid_errors:
+                raise refused
+            # As if a mail went: a session that will never validate, after about as long as a
+            # mail takes (as Synapse: 0.1-1 s), so that neither answer nor time tells.
+            await asyncio.sleep(random.uniform(0.1, 1.0))
+            return {"sid": secrets.token_urlsafe(18)}
         now = self._clock.now_ms()
         await self._sessions.delete_older_than(now - SESSION_LIFETIME_MS)
         session = await self._sessions.find(secret, "email", address)
