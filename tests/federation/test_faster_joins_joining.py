@@ -332,3 +332,40 @@ async def test_a_lazy_sync_while_partial_names_senders_from_their_events_auth(ho
     _, fresh = await bob.request("GET", "/_matrix/client/v3/sync", query={"filter": filter_id, "timeout": "0"})
     member = _sync_state(fresh, room_id).get(("m.room.member", alice.user_id))
     assert member is not None and member["content"]["membership"] == "join"
+
+
+SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+
+async def test_sliding_sync_sends_the_room_whole_again_once_its_state_is_full(homeservers, tls_files):
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    gate = hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+
+    eager = {"lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 1,
+                               "required_state": [["m.room.member", "*"], ["m.room.name", ""]]}}}
+    lazy = {"conn_id": "lazy", "lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 1,
+                                                 "required_state": [["m.room.member", "$LAZY"]]}}}
+
+    def member_ids(body: dict[str, Any]) -> set[str]:
+        return {e["state_key"] for e in body["rooms"][room_id].get("required_state", [])
+                if e["type"] == "m.room.member"}
+    _, first = await bob.request("POST", SLIDING, eager)
+    assert first["rooms"][room_id]["initial"] is True and member_ids(first) == {bob.user_id}
+    _, first_lazy = await bob.request("POST", SLIDING, lazy)
+    assert room_id in first_lazy["rooms"]
+
+    gate.set()
+    await wait_until_full(b, room_id)
+    # The eager connection gets the room again, new to it, with every member.
+    _, again = await bob.request("POST", SLIDING, eager, query={"pos": first["pos"], "timeout": "0"})
+    assert again["rooms"][room_id]["initial"] is True
+    assert member_ids(again) == members | {bob.user_id}
+    # Once: the next response has nothing more of it.
+    _, after = await bob.request("POST", SLIDING, eager, query={"pos": again["pos"], "timeout": "0"})
+    assert room_id not in after.get("rooms", {})
+    # A lazy-loading connection needs no member list: it is not sent the room again for it.
+    _, lazy_again = await bob.request("POST", SLIDING, lazy, query={"pos": first_lazy["pos"], "timeout": "0"})
+    assert not lazy_again.get("rooms", {}).get(room_id, {}).get("initial")

@@ -196,8 +196,19 @@ class SlidingSyncService:
             config = request.subscriptions[room_id]
             configs[room_id] = configs[room_id].combine(config) if room_id in configs else config
 
+        # Rooms joined with a partial state whose full state came in since: sent whole again,
+        # as new to the connection, unless lazy-loading members (as v2 /sync, and Synapse,
+        # which lists such rooms only once their state is whole).
+        whole_again: set[str] = set()
+        full_state_arrived = self._sync.full_state_arrived
+        if since is not None and full_state_arrived is not None:
+            eager = [r for r, c in configs.items() if r in previous.rooms and rooms[r].membership == "join"
+                     and not c.required_state.lazy_members]
+            whole_again = await full_state_arrived(eager, since.events, upto.events) if eager else set()
         plans = [plan for room_id, config in configs.items()
-                 if (plan := self._plan(rooms[room_id], config, previous.rooms.get(room_id), room_id in dm_rooms))]
+                 if (plan := self._plan(rooms[room_id], config,
+                                        None if room_id in whole_again else previous.rooms.get(room_id),
+                                        room_id in dm_rooms))]
         if since is not None and self._sync.unread_counts is not None:
             # Reading a room elsewhere changes its counts without any new event: resend it.
             planned = {plan.room.room_id for plan in plans}
