@@ -329,7 +329,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
     room_sync = RoomSyncBuilder(sync_queries, stores.events, stores.state, room_state, formatter,
                                  stores.federation_rooms)
     sync = SyncService(sync_queries, room_sync, stream, aux, notifier, stores.account_data, account_data, receipts,
-                       typing, presence, to_device, device_lists, e2e_keys)
+                       typing, presence, to_device, device_lists, e2e_keys,
+                       builds_at_once=config.tuning.sync_builds_at_once)
     sync.unread_counts = notifications.sync_unread_counts
     sync.push_rules = push_rules.rules_for
     sync.changes = sync_changes

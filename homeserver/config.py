@@ -325,6 +325,21 @@ class MediaConfig:
     url_preview_timeout_ms: int = 10_000
 
 
+@dataclass(frozen=True)
+class TuningConfig:
+    """Settings of the process found by measuring (docs/performance.md); the defaults suit
+    small and large servers alike."""
+    # Python's cyclic garbage collector (as Synapse's gc_thresholds): a young collection every
+    # N new container objects, a middle one every M young ones, a full one every K middle ones.
+    # Python's own (700, 10, 10) walked the whole heap several times a second in big fan-outs.
+    gc_thresholds: tuple[int, ...] = (50_000, 20, 10)
+    # Connections each listener's kernel queue holds before they are accepted (the kernel caps
+    # it at net.core.somaxconn): thousands of /syncs reconnecting at once must not be refused.
+    listen_backlog: int = 4096
+    # /sync responses built at once; the others wait their turn, in the order they woke.
+    sync_builds_at_once: int = 64
+
+
 MIB = 1024 * 1024
 
 
@@ -529,6 +544,7 @@ class Config:
     # None (no section): server notices are off.
     server_notices: ServerNoticesConfig | None = None
     caches: CachesConfig = field(default_factory=CachesConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     # Directory of the config file; relative paths are resolved against it. Not read from YAML.
     config_dir: str = field(default=".", metadata={"internal": True})
 

@@ -164,6 +164,11 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"caches.{cache.name}: must not be negative")
     if config.auth.argon2_max_concurrent < 1:
         raise ConfigError("auth.argon2_max_concurrent: must be at least 1")
+    tuning = config.tuning
+    if len(tuning.gc_thresholds) != 3 or min(tuning.gc_thresholds) < 1:
+        raise ConfigError("tuning.gc_thresholds: expected three positive integers")
+    if tuning.listen_backlog < 1 or tuning.sync_builds_at_once < 1:
+        raise ConfigError("tuning: listen_backlog and sync_builds_at_once must be at least 1")
     _validate_rate_limits(config.rate_limiting)
     _validate_delayed_events(config.delayed_events)
     if config.registration.requires_captcha and not (config.registration.recaptcha_public_key

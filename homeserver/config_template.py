@@ -298,6 +298,17 @@ caches:
   # the filters of /sync requests compiled, inline ones too.
   filters: 1048576
 
+tuning:
+  # Settings of the process found by measuring (docs/performance.md).
+  # Python's garbage collector (as Synapse's gc_thresholds): a young collection every 50,000
+  # new objects, a middle one every 20 young ones, a full one every 10 middle ones.
+  gc_thresholds: [50000, 20, 10]
+  # Connections each listener's kernel queue holds before they are accepted (capped by the
+  # kernel's net.core.somaxconn).
+  listen_backlog: 4096
+  # /sync responses built at once; the others wait their turn.
+  sync_builds_at_once: 64
+
 push:
   # Push gateways (pushers' data.url) on loopback, private or link-local addresses are
   # refused unless this is true (for a gateway on this host or network).

@@ -33,10 +33,6 @@ M_ARENA_MAX = -8
 
 ARENA_MAX = 2
 MMAP_THRESHOLD_BYTES = 1 << 20
-# A young collection every 50,000 new container objects, a middle one every 20 of those, a
-# full one every 10 middle ones at most (Python adds its own rule: only once the objects that
-# survived into the old generation grew by a quarter).
-GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -62,7 +58,10 @@ def tune_malloc(*, arena_max: int = ARENA_MAX, mmap_threshold: int = MMAP_THRESH
     return applied
 
 
-def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
+def tune_gc(thresholds: tuple[int, ...]) -> None:
+    """The collector's thresholds (config tuning.gc_thresholds: 50,000, 20, 10 by default). A
+    full collection also waits, by Python's own rule, until the objects that survived into the
+    old generation grew by a quarter."""
     gc.set_threshold(*thresholds)
 
 

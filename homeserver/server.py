@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 # Connections the kernel queues for accept (capped by net.core.somaxconn). aiohttp's 128
 # overflows when thousands of clients (re)connect at once, e.g. after a restart or a network
 # blip: the kernel then drops their SYNs and they retry after 1, 3, 7, 15... seconds.
-LISTEN_BACKLOG = 4096
 
 
 @contextlib.asynccontextmanager
@@ -86,7 +85,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
                 ssl_context = _ssl_context_for(config, listener)
                 for address in listener.bind_addresses:
                     site = web.TCPSite(runner, address, listener.port, ssl_context=ssl_context,
-                                       backlog=LISTEN_BACKLOG)
+                                       backlog=config.tuning.listen_backlog)
                     await site.start()
                     scheme = "https" if ssl_context else "http"
                     logger.info("listening on %s://%s:%d for %s", scheme, address, listener.port,
@@ -122,7 +121,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
 def run(config: Config) -> None:
     """The `chatgo run` process: serve until SIGINT or SIGTERM, then stop cleanly."""
     tune_malloc()  # before the first worker thread: glibc sizes arenas as threads appear
-    tune_gc()
+    tune_gc(config.tuning.gc_thresholds)
 
     async def main() -> None:
         stop = asyncio.Event()

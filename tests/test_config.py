@@ -41,6 +41,10 @@ def test_example_config_loads(tmp_path):
     ({"server_name": "a", "listeners": []}, "listeners"),
     ({"server_name": "a", "listeners": [{"port": 1, "tls_certificate_path": "c"}]}, "listeners[0]"),
     ({"server_name": "a", "listeners": [{"port": 1}], "log_format": "xml"}, "log_format: expected text or json"),
+    ({"server_name": "a", "listeners": [{"port": 1}], "tuning": {"gc_thresholds": [700, 10]}},
+     "tuning.gc_thresholds: expected three positive integers"),
+    ({"server_name": "a", "listeners": [{"port": 1}], "tuning": {"sync_builds_at_once": 0}},
+     "tuning: listen_backlog and sync_builds_at_once must be at least 1"),
 ])
 def test_errors_name_the_bad_key(raw, message):
     with pytest.raises(ConfigError) as err:

@@ -46,10 +46,11 @@ def test_tuned_malloc_gives_hashing_memory_back():
 
 GC_AFTER_START = """
 import gc
-from homeserver.memory import GC_THRESHOLDS, freeze_startup, tune_gc
+from homeserver.config import TuningConfig
+from homeserver.memory import freeze_startup, tune_gc
 
-tune_gc()
-assert gc.get_threshold() == GC_THRESHOLDS
+tune_gc(TuningConfig().gc_thresholds)
+assert gc.get_threshold() == (50_000, 20, 10)
 made_at_start = [{"n": i} for i in range(10_000)]
 freeze_startup()
 # What start-up made is out of every later collection; a cycle made afterwards still goes.

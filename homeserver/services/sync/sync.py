@@ -61,21 +61,14 @@ class SyncToken:
         raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {token!r}")
 
 
-# Responses built at once. A message to a room of thousands wakes thousands of /syncs: built
-# all together they share the CPU and the database pool, each one's queries wait behind
-# everyone's, and nearly all finish at the end (the median receiver of a fan-out to 5,000 got
-# its message 90 % of the way through); a few at a time, in the order they woke, each is
-# answered as soon as its turn is done, for the same total work. Not fewer: a build may wait
-# for the unread counts that the /syncs building at once read in one query (16 made that
-# 300 queries for 5,000 cold /syncs).
-BUILDS_AT_ONCE = 64
 
 
 class SyncService:
     def __init__(self, queries: SyncQueries, rooms: RoomSyncBuilder, stream: StreamTracker, aux: AuxStream,
                  notifier: Notifier, account_data_store: AccountDataStore, account_data: AccountDataService,
                  receipts: ReceiptService, typing: TypingService, presence: PresenceService,
-                 to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService) -> None:
+                 to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService, *,
+                 builds_at_once: int = 64) -> None:
         self._queries = queries
         self._rooms = rooms
         self._stream = stream
@@ -89,7 +82,15 @@ class SyncService:
         self._to_device = to_device
         self._device_lists = device_lists
         self._e2e_keys = e2e_keys
-        self._building = asyncio.Semaphore(BUILDS_AT_ONCE)
+        # Responses built at once (config tuning.sync_builds_at_once). A message to a room of
+        # thousands wakes thousands of /syncs: built all together they share the CPU and the
+        # database pool, each one's queries wait behind everyone's, and nearly all finish at
+        # the end (the median receiver of a fan-out to 5,000 got its message 90 % of the way
+        # through); a few at a time, in the order they woke, each is answered as soon as its
+        # turn is done, for the same total work. Not fewer than 64: a build may wait for the
+        # unread counts that the /syncs building at once read in one query (16 made that 300
+        # queries for 5,000 cold /syncs).
+        self._building = asyncio.Semaphore(builds_at_once)
         # Wired by the app to the push service (unread counts, the m.push_rules account data).
         self.unread_counts: UnreadCounts | None = None
         self.push_rules: PushRules | None = None
