@@ -46,6 +46,18 @@ def hold_resync(server: Any) -> asyncio.Event:
     return gate
 
 
+async def _bob_joins_partially(homeservers: Any, tls_files: Any) -> tuple[Any, Any, Any, str, set[str], Any,
+                                                                         asyncio.Event]:
+    """Servers a and b, the named room on a, and Bob of b joined to it with b's resync held:
+    (a, b, alice, room_id, members on a, bob, the gate that lets the resync run)."""
+    a, b = await homeservers(), await homeservers()
+    alice, room_id, members = await _named_room(a, tls_files)
+    bob = await new_user(b, tls_files, "bob")
+    gate = hold_resync(b)
+    await bob.join(room_id, via=[a.name])
+    return a, b, alice, room_id, members, bob, gate
+
+
 async def _joined_members(client: Any, room_id: str) -> set[str]:
     _, body = await client.request("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/joined_members")
     return set(body["joined"])
@@ -225,11 +237,7 @@ async def test_an_event_accepted_while_partial_is_rejected_once_the_full_state_s
 
 
 async def test_a_room_another_process_is_resyncing_is_left_to_it(homeservers, tls_files):
-    a, b = await homeservers(), await homeservers()
-    alice, room_id, members = await _named_room(a, tls_files)
-    bob = await new_user(b, tls_files, "bob")
-    gate = hold_resync(b)
-    await bob.join(room_id, via=[a.name])
+    a, b, alice, room_id, members, bob, gate = await _bob_joins_partially(homeservers, tls_files)
     tracker = b.services.federation_membership._partial
     assert await tracker.claim(room_id, 60_000)  # as another process on the database would
     assert not await tracker.claim(room_id, 60_000)
@@ -246,11 +254,7 @@ async def test_a_room_another_process_is_resyncing_is_left_to_it(homeservers, tl
 async def test_the_state_is_served_to_other_servers_only_once_whole(homeservers, tls_files):
     """While partial, /state_ids, /state and /event_auth answer 403 MSC3895 (as Synapse); the
     servers the join named may read events meanwhile; once whole, the state has every member."""
-    a, b = await homeservers(), await homeservers()
-    alice, room_id, members = await _named_room(a, tls_files)
-    bob = await new_user(b, tls_files, "bob")
-    gate = hold_resync(b)
-    await bob.join(room_id, via=[a.name])
+    a, b, alice, room_id, members, bob, gate = await _bob_joins_partially(homeservers, tls_files)
     event_id = await bob.send(room_id, "an event of the partial state")
     client = a.services.federation_client
     state_ids = path("/_matrix/federation/v1/state_ids/{}", room_id)
@@ -280,11 +284,7 @@ async def test_the_state_is_served_to_other_servers_only_once_whole(homeservers,
 async def test_a_resync_that_failed_tries_again(homeservers, tls_files):
     """The resident server is down at first: the resync fails, and its next attempt (not
     held back by its own lease) completes the room once the server is back."""
-    a, b = await homeservers(), await homeservers()
-    alice, room_id, members = await _named_room(a, tls_files)
-    bob = await new_user(b, tls_files, "bob")
-    gate = hold_resync(b)
-    await bob.join(room_id, via=[a.name])
+    a, b, alice, room_id, members, bob, gate = await _bob_joins_partially(homeservers, tls_files)
     await a.shut_down()
 
     gate.set()
@@ -338,11 +338,7 @@ SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 
 
 async def test_sliding_sync_sends_the_room_whole_again_once_its_state_is_full(homeservers, tls_files):
-    a, b = await homeservers(), await homeservers()
-    alice, room_id, members = await _named_room(a, tls_files)
-    bob = await new_user(b, tls_files, "bob")
-    gate = hold_resync(b)
-    await bob.join(room_id, via=[a.name])
+    a, b, alice, room_id, members, bob, gate = await _bob_joins_partially(homeservers, tls_files)
 
     eager = {"lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 1,
                                "required_state": [["m.room.member", "*"], ["m.room.name", ""]]}}}
