@@ -334,7 +334,9 @@ class TuningConfig:
     # Python's own (700, 10, 10) walked the whole heap several times a second in big fan-outs.
     gc_thresholds: tuple[int, ...] = (50_000, 20, 10)
     # Connections each listener's kernel queue holds before they are accepted (the kernel caps
-    # it at net.core.somaxconn): thousands of /syncs reconnecting at once must not be refused.
+    # it at net.core.somaxconn). aiohttp's 128 overflows when thousands of clients (re)connect
+    # at once (a restart, a network blip): the kernel drops their SYNs and they retry after 1,
+    # 3, 7, 15... seconds.
     listen_backlog: int = 4096
     # /sync responses built at once; the others wait their turn, in the order they woke.
     sync_builds_at_once: int = 64

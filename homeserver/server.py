@@ -21,9 +21,6 @@ from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
 from storage.migrate import migrate
 
 logger = logging.getLogger(__name__)
-# Connections the kernel queues for accept (capped by net.core.somaxconn). aiohttp's 128
-# overflows when thousands of clients (re)connect at once, e.g. after a restart or a network
-# blip: the kernel then drops their SYNs and they retry after 1, 3, 7, 15... seconds.
 
 
 @contextlib.asynccontextmanager

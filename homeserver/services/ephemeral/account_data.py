@@ -133,19 +133,15 @@ class AccountDataService:
         return out
 
     async def ignored_users(self, user_id: str) -> frozenset[str]:
-        cached = self._ignored.get(user_id)
-        if cached is not None:
-            return cached
-        return (await self.ignored_by([user_id], counted=False)).get(user_id, frozenset())
+        return (await self.ignored_by([user_id])).get(user_id, frozenset())
 
-    async def ignored_by(self, user_ids: Iterable[str], *, counted: bool = True) -> dict[str, frozenset[str]]:
+    async def ignored_by(self, user_ids: Iterable[str]) -> dict[str, frozenset[str]]:
         """user -> whom they ignore, for those of `user_ids` who ignore anyone: the lists not
-        kept yet read in one query (push evaluation asks for every member of a room).
-        `counted`: look-ups count as the cache's hits and misses (not when already counted)."""
+        kept yet read in one query (push evaluation asks for every member of a room)."""
         found: dict[str, frozenset[str]] = {}
         missing = []
         for user_id in user_ids:
-            cached = self._ignored.get(user_id) if counted else self._ignored.peek(user_id)
+            cached = self._ignored.get(user_id)
             if cached is None:
                 missing.append(user_id)
             elif cached:

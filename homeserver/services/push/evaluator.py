@@ -379,7 +379,7 @@ class PushEvaluator:
         for user_id in audience.template_of.keys() - room.local_members.keys():
             audience.remove(user_id)
         if joined:
-            # In the room's order (the snapshot's), so the walk is the same from run to run.
+            # Sorted, so that the walk is the same from run to run.
             joined.sort()
             templates = await self._rules.templates_for(joined)
             for user_id in joined:

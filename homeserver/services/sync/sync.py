@@ -61,14 +61,12 @@ class SyncToken:
         raise MatrixError(400, Codes.INVALID_PARAM, f"Invalid sync token {token!r}")
 
 
-
-
 class SyncService:
     def __init__(self, queries: SyncQueries, rooms: RoomSyncBuilder, stream: StreamTracker, aux: AuxStream,
                  notifier: Notifier, account_data_store: AccountDataStore, account_data: AccountDataService,
                  receipts: ReceiptService, typing: TypingService, presence: PresenceService,
                  to_device: ToDeviceService, device_lists: DeviceListService, e2e_keys: E2EKeyService, *,
-                 builds_at_once: int = 64) -> None:
+                 builds_at_once: int) -> None:
         self._queries = queries
         self._rooms = rooms
         self._stream = stream
