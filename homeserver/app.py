@@ -1,32 +1,23 @@
-"""The one place that knows the whole graph: config -> database -> stores -> services -> web apps.
+"""The one place that knows the whole graph: config -> database -> stores -> services.
 
-`build_services()` constructs every object with its dependencies, in order. `make_web_app()`
-builds the aiohttp application for a set of listener resources. The process that runs them
-(database, migrations, listeners, a clean stop) is homeserver/server.py.
+`build_services()` constructs every object with its dependencies, in order. The aiohttp
+application of each listener is built from them by homeserver/web_app.py; the process that
+runs them (database, migrations, listeners, a clean stop) is homeserver/server.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from aiohttp import web
-
-from federation import api as federation_api
 from federation.client import FederationClient
 from federation.discovery import Discovery
 from federation.keys import Keyring, LocalKeys
 from federation.request_auth import RequestAuthenticator
 from federation.sender import FederationSender
 from federation.transport import Transport
-from homeserver.api import admin as admin_api
-from homeserver.api import admin_page, admin_page_moderation, health, pages
-from homeserver.api import client as client_api
-from homeserver.api import metrics as metrics_api
-from homeserver.api.http import MIDDLEWARES, SERVICES, TRUST_X_FORWARDED, install_routes
 from homeserver.config import Config
 from homeserver.core.events import Event
 from homeserver.core.ids import server_name_of
@@ -148,9 +139,6 @@ from storage.media_files import MediaFileStore
 from storage.stores import Stores
 
 logger = logging.getLogger("chatgo")
-
-FEDERATION_MAX_BODY_BYTES = 8 * 1024 * 1024
-
 
 def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                    signing_key: Any, stream_position: int = 0, aux_position: int = 0) -> Services:
@@ -600,41 +588,3 @@ def load_signing_key(path: Path) -> Any:
     if not keys:
         raise SystemExit(f"no signing key in {path}")
     return keys[0]
-
-
-def modules_for(resources: Iterable[str], *, admin_on_client: bool = True) -> list[ModuleType]:
-    """The handler modules a listener serves, from its configured resources (and whether the
-    admin API rides on `client`, `admin_api.on_client_listeners`)."""
-    resources = set(resources)
-    modules: list[ModuleType] = [health]  # every listener answers health checks
-    if "client" in resources:
-        modules += [pages, *client_api.MODULES, *federation_api.WELL_KNOWN_MODULES]
-    if "federation" in resources:
-        modules += federation_api.FEDERATION_MODULES
-    if "keys" in resources:
-        modules += federation_api.KEY_MODULES
-    if "client" in resources or "media" in resources:  # as Synapse: client implies media
-        modules += client_api.MEDIA_MODULES
-    if "admin" in resources or ("client" in resources and admin_on_client):  # as Synapse: it rides on client
-        modules += admin_api.MODULES
-    if "metrics" in resources:
-        modules.append(metrics_api)
-    if "admin" in resources:  # the built-in admin page: only where the admin resource is served
-        modules += [admin_page, admin_page_moderation]
-    return modules
-
-
-def make_web_app(services: Services, resources: Iterable[str], *, x_forwarded: bool = False) -> web.Application:
-    config = services.config
-    resources = list(resources)
-    # A federation transaction may carry 50 PDUs of up to 64 KiB each, plus EDUs: more than a
-    # client request may. Media uploads stream and have their own limit.
-    body_limit = config.limits.max_request_body_bytes
-    if "federation" in resources:
-        body_limit = max(body_limit, FEDERATION_MAX_BODY_BYTES)
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=body_limit)
-    app[SERVICES] = services
-    app[TRUST_X_FORWARDED] = x_forwarded
-    pages.setup_templates(app)
-    install_routes(app, modules_for(resources, admin_on_client=config.admin_api.on_client_listeners), services)
-    return app

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from signedjson.key import generate_signing_key, write_signing_keys
 
-from homeserver import app, server
+from homeserver import app, server, web_app
 from homeserver.api.http import routes_table
 from homeserver.config import Config, ConfigError
 from homeserver.config_loading import load_config
@@ -174,7 +174,7 @@ def cmd_registration_token(args: argparse.Namespace) -> int:
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
-    modules = app.modules_for(ALL_RESOURCES)
+    modules = web_app.modules_for(ALL_RESOURCES)
     for info in routes_table(modules):
         for path in info.full_paths():
             print(f"{info.method:7} {path:80} auth={info.auth.value:8} {info.module}.{info.handler_name}")
@@ -186,7 +186,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 
     from homeserver.api.openapi import render_openapi
 
-    text = render_openapi(app.modules_for(ALL_RESOURCES), version("chatgo"))
+    text = render_openapi(web_app.modules_for(ALL_RESOURCES), version("chatgo"))
     if args.output:
         Path(args.output).write_text(text)
     else:

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from federation.tls import generate_self_signed_certificate, server_ssl_context
-from homeserver.app import make_web_app, start_services
+from homeserver.app import start_services
 from homeserver.config import Config, ListenerConfig
 from homeserver.memory import freeze_startup, tune_gc, tune_malloc
+from homeserver.web_app import make_web_app
 from storage.database import Database
 from storage.embedded import DATABASE_NAME, EmbeddedPostgres, ensure_database
 from storage.migrate import migrate

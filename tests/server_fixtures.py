@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
+from homeserver.web_app import make_web_app
 from tests.conftest import make_test_config
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from homeserver.api.http import ROOT, routes_table
-from homeserver.app import modules_for
+from homeserver.web_app import modules_for
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec" / "data" / "api"
 # Routes with no OpenAPI file in the spec (pages, features without one) live in feature modules.

@@ -12,8 +12,9 @@ import uuid
 import aiohttp
 import pytest
 
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
 from homeserver.services.rooms.delayed_events import CLAIM_MS, TXN_PREFIX
+from homeserver.web_app import make_web_app
 from storage.aux_stream import AuxStreamStore
 from storage.delayed_events import DelayedEventStore
 from storage.events import EventStore

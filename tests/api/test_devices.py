@@ -150,7 +150,7 @@ async def test_devices_record_last_seen(client, alice):
 class TestBehindProxy:
     @pytest.fixture
     async def client(self, aiohttp_client, services):
-        from homeserver.app import make_web_app
+        from homeserver.web_app import make_web_app
         from tests.server_fixtures import MatrixClient
 
         return MatrixClient(await aiohttp_client(make_web_app(services, ["client"], x_forwarded=True)))

@@ -35,7 +35,7 @@ def fuzz_target(tmp_path_factory, pg_server_url):
 
 def _served_operations():
     from homeserver.api.http import routes_table
-    from homeserver.app import modules_for
+    from homeserver.web_app import modules_for
 
     return {info.handler_name for info in routes_table(modules_for(["client"]))}
 

@@ -240,7 +240,8 @@ async def test_state_events_in_one_batch_each_see_the_state_before_them(alice, b
 async def second_server(aiohttp_client, db, config_overrides, signing_key):
     """Another server on the same database, as a second process would be (without the
     LISTEN/NOTIFY announcements: its cached room snapshots go stale)."""
-    from homeserver.app import build_services, make_web_app
+    from homeserver.app import build_services
+    from homeserver.web_app import make_web_app
     from tests.conftest import make_test_config
     from tests.server_fixtures import MatrixClient
 

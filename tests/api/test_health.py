@@ -10,9 +10,10 @@ from urllib.parse import quote
 import pytest
 import yarl
 
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
 from homeserver.services.admin import health as health_service
 from homeserver.services.admin import metrics as metrics_service
+from homeserver.web_app import make_web_app
 from storage.database import Database
 from tests.conftest import make_test_config
 

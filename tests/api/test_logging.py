@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from homeserver.api.http import ROOT, Auth, install_routes, route
-from homeserver.app import make_web_app
 from homeserver.logs import log_handler
+from homeserver.web_app import make_web_app
 
 V3 = "/_matrix/client/v3"
 SEND_SERVLET = "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}"

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from homeserver.app import make_web_app, modules_for
 from homeserver.services.media import thumbnails as thumbnails_module
+from homeserver.web_app import make_web_app, modules_for
 
 LEGACY = "/_matrix/media/v3"
 AUTHED = "/_matrix/client/v1/media"

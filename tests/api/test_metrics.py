@@ -9,8 +9,8 @@ import uuid
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from homeserver.app import make_web_app
 from homeserver.services.admin import metrics as metrics_service
+from homeserver.web_app import make_web_app
 from tests.prometheus import scrape
 
 V3 = "/_matrix/client/v3"

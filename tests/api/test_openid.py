@@ -1,7 +1,7 @@
 """OpenID tokens: POST /user/{userId}/openid/request_token, then a third party's
 GET /_matrix/federation/v1/openid/userinfo (spec client-server and server-server "OpenID")."""
 
-from homeserver.app import make_web_app
+from homeserver.web_app import make_web_app
 from tests.server_fixtures import MatrixClient
 
 V3 = "/_matrix/client/v3"

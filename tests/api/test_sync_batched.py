@@ -5,7 +5,8 @@ from the database (a server started again on the same database)."""
 import json
 import uuid
 
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
+from homeserver.web_app import make_web_app
 from storage.aux_stream import AuxStreamStore
 from storage.database import Database
 from storage.events import EventStore

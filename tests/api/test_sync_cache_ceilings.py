@@ -3,7 +3,7 @@ small for the data, the server reads the database instead and answers right."""
 
 import pytest
 
-from homeserver.app import make_web_app
+from homeserver.web_app import make_web_app
 from tests.api.test_sync_from_memory import send, shared_room, sync
 from tests.prometheus import scrape
 

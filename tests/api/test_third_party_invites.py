@@ -11,7 +11,7 @@ from signedjson.key import encode_verify_key_base64, generate_signing_key, get_v
 from signedjson.sign import sign_json
 
 from federation.tls import generate_self_signed_certificate, server_ssl_context
-from homeserver.app import make_web_app
+from homeserver.web_app import make_web_app
 from tests.api.ratelimits import assert_limited, limits
 
 V3 = "/_matrix/client/v3"

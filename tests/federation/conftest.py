@@ -33,8 +33,9 @@ from cryptography.x509.oid import NameOID
 from signedjson.key import generate_signing_key
 
 from federation.tls import server_ssl_context
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
 from homeserver.services.graph import Services
+from homeserver.web_app import make_web_app
 from storage.database import Database
 from tests.conftest import database_url, make_test_config
 from tests.federation.synapse import SynapseServer, synapse_python

@@ -10,8 +10,9 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from aiohttp import web
 
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
 from homeserver.services.accounts.cas import map_username
+from homeserver.web_app import make_web_app
 from tests.conftest import make_test_config
 from tests.federation.conftest import federation_overrides
 from tests.server_fixtures import MatrixClient

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from homeserver.app import make_web_app
 from homeserver.services.admin import metrics as metrics_service
+from homeserver.web_app import make_web_app
 from tests.federation.conftest import bound_socket
 from tests.prometheus import scrape
 

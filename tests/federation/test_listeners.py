@@ -4,7 +4,7 @@ import ssl
 
 import aiohttp
 
-from homeserver.app import modules_for
+from homeserver.web_app import modules_for
 
 
 def paths(resources):

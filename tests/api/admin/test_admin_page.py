@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from homeserver.app import make_web_app
+from homeserver.web_app import make_web_app
 from tests.api.admin.browser import browser, expect, page  # noqa: F401 (fixtures)
 from tests.api.ratelimits import limits
 from tests.server_fixtures import MatrixClient

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from homeserver.app import make_web_app
 from homeserver.services.admin import metrics as metrics_service
+from homeserver.web_app import make_web_app
 from tests.api.appservices.conftest import FakeAppService, appservice_config, write_registration
 from tests.prometheus import scrape
 

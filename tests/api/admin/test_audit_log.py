@@ -38,8 +38,8 @@ async def test_the_admin_api_can_be_kept_off_client_listeners(aiohttp_client, se
     """admin_api.on_client_listeners: false serves /_synapse/admin only where `admin` is listed."""
     import dataclasses
 
-    from homeserver.app import make_web_app
     from homeserver.config import AdminApiConfig
+    from homeserver.web_app import make_web_app
     from tests.server_fixtures import MatrixClient
 
     config = dataclasses.replace(services.config, admin_api=AdminApiConfig(on_client_listeners=False))

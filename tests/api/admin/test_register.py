@@ -5,7 +5,7 @@ import hmac
 
 import pytest
 
-from homeserver.app import make_web_app
+from homeserver.web_app import make_web_app
 from tests.server_fixtures import MatrixClient
 
 ADMIN = "/_synapse/admin/v1"

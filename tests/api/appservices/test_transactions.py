@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 
-from homeserver.app import build_services, make_web_app
+from homeserver.app import build_services
+from homeserver.web_app import make_web_app
 from storage.aux_stream import AuxStreamStore
 from storage.events import EventStore
 from tests.api.appservices.conftest import SERVER, V3, appservice_config, register_ghost
