@@ -73,6 +73,7 @@ from homeserver.services.ephemeral.to_device import DeviceListService, ToDeviceS
 from homeserver.services.ephemeral.typing import TypingService
 from homeserver.services.federation.edus import FederationEduService
 from homeserver.services.federation.intake import FederationIntake
+from homeserver.services.federation.join_answers import JoinAnswers
 from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.federation.outbound import EduBroadcaster, PduBroadcaster
 from homeserver.services.federation.partial_state import PartialStateResync
@@ -218,12 +219,14 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
                               is_partial=partial_state.is_partial)
     restricted = RestrictedJoins(room_state, stores.events, config.server_name)
     federation_membership = FederationMembership(
-        events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.state, stores.graph,
+        events, room_state, intake, PduChecker(keyring), stores.events, stores.rooms, stores.graph,
         room_servers.get, stores.federation_rooms, restricted, federation_client, keyring, clock, config.server_name,
-        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter, heroes=stores.sync.heroes,
+        signing_key, relay=pdu_broadcaster.broadcast, limiter=rate_limiter,
         # The resync is built below, with the caches it must correct.
         partial_state=partial_state, on_partial_join=lambda room_id: partial_state_resync.start(room_id),
         faster_joins=config.federation.faster_joins)
+    federation_join_answers = JoinAnswers(stores.events, stores.state, stores.graph, room_servers.get,
+                                          config.server_name, heroes=stores.sync.heroes)
     federation_reads = FederationReadService(stores.events, stores.federation_reads, stores.state, stores.timeline,
                                              room_state, clock, config.server_name,
                                              erased=erased_users.among,
@@ -415,7 +418,8 @@ def build_services(config: Config, db: Database, clock: Clock | None = None, *,
         presence=presence, to_device=to_device, device_lists=device_lists, replication=replication,
         e2e_keys=e2e_keys, key_backup=KeyBackupService(db, stores.key_backup),
         federation_client=federation_client, keyring=keyring, federation_intake=intake, room_servers=room_servers,
-        federation_membership=federation_membership, federation_transactions=federation_transactions,
+        federation_membership=federation_membership, federation_join_answers=federation_join_answers,
+        federation_transactions=federation_transactions,
         request_auth=RequestAuthenticator(keyring, config.server_name, clock),
         server_keys=ServerKeyService(keyring, clock),
         federation_sender=federation_sender, pdu_broadcaster=pdu_broadcaster, federation_edus=federation_edus,

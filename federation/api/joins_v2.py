@@ -16,7 +16,8 @@ async def send_join_v2(request: web.Request) -> web.Response:
     room_id = request.match_info["roomId"]
     event = await membership.send_membership(origin_of(request), room_id, request.match_info["eventId"], body, "join")
     # MSC3706: the joining server may accept the state without the room's members.
-    return json_response(await membership.join_answer(room_id, event, omit_members=omit_members))
+    answers = services_of(request).federation_join_answers
+    return json_response(await answers.answer(room_id, event, omit_members=omit_members))
 
 
 @route("PUT", "/send_join/{roomId}/{eventId}", auth=Auth.SERVER, prefixes=FEDERATION_V1,
@@ -32,4 +33,4 @@ async def send_join_v1(request: web.Request) -> web.Response:
     membership = services_of(request).federation_membership
     room_id = request.match_info["roomId"]
     event = await membership.send_membership(origin_of(request), room_id, request.match_info["eventId"], body, "join")
-    return json_response([200, await membership.join_answer(room_id, event)])
+    return json_response([200, await services_of(request).federation_join_answers.answer(room_id, event)])

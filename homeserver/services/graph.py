@@ -54,6 +54,7 @@ from homeserver.services.ephemeral.to_device import DeviceListService, ToDeviceS
 from homeserver.services.ephemeral.typing import TypingService
 from homeserver.services.federation.edus import FederationEduService
 from homeserver.services.federation.intake import FederationIntake
+from homeserver.services.federation.join_answers import JoinAnswers
 from homeserver.services.federation.membership import FederationMembership
 from homeserver.services.federation.outbound import PduBroadcaster
 from homeserver.services.federation.partial_state import PartialStateResync
@@ -148,6 +149,7 @@ class Services:
     # Rooms shared with other servers.
     federation_intake: FederationIntake
     federation_membership: FederationMembership
+    federation_join_answers: JoinAnswers
     federation_transactions: FederationTransactions
     # The servers of each room's joined members, cached per state snapshot.
     room_servers: SnapshotMemo[set[str]]

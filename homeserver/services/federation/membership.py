@@ -6,7 +6,8 @@ As the joining (leaving, knocking) server: ask a resident server for a template
 (make_join/make_leave/make_knock), fill it in and sign it, hand it back (send_*), and store what
 comes back: for a join, the room's state and auth chain (as outliers) and the join event
 itself, which starts our copy of the room. As the resident server: offer templates built on
-the current state, and take the signed event through the ordinary intake, then relay it.
+the current state, and take the signed event through the ordinary intake, then relay it (the
+send_join answer, state and auth chain, is join_answers.py's, beside this module).
 
 Invites: a local user inviting another server's user needs that server's signature on the
 event before we store it; another server inviting a local user gets our signature and the
@@ -48,27 +49,22 @@ from storage.event_graph import EventGraphQueries
 from storage.events import EventStore, PersistBatch
 from storage.federation_rooms import FederationRoomStore
 from storage.rooms import RoomStore
-from storage.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 Relay = Callable[[list[Event], Iterable[str]], Awaitable[None]]
-# The room summary's heroes (storage.sync.SyncQueries.heroes): room -> [(user_id, event_id)].
-Heroes = Callable[[list[str], str, int], Awaitable[dict[str, list[tuple[str, str]]]]]
-# As many heroes as /sync's room summary gives (spec: m.heroes, "up to 5").
-MAX_HEROES = 5
 MEMBERSHIP_API = {"join": ("make_join", "v2/send_join"), "leave": ("make_leave", "v2/send_leave"),
                   "knock": ("make_knock", "v1/send_knock")}
 
 
 class FederationMembership:
     def __init__(self, events: EventService, rooms: RoomStateCache, intake: FederationIntake, checker: PduChecker,
-                 event_store: EventStore, room_store: RoomStore, state_store: StateStore,
+                 event_store: EventStore, room_store: RoomStore,
                  graph: EventGraphQueries, joined_servers: Callable[[str], Awaitable[set[str]]],
                  federation_rooms: FederationRoomStore,
                  restricted: RestrictedJoins,
                  client: FederationClient, keyring: Keyring, clock: Clock, server_name: str, signing_key: Any,
-                 relay: Relay | None = None, *, limiter: RateLimiter, heroes: Heroes | None = None,
+                 relay: Relay | None = None, *, limiter: RateLimiter,
                  partial_state: PartialStateRooms | None = None,
                  on_partial_join: Callable[[str], None] | None = None, faster_joins: bool = False) -> None:
         # The rooms joined with a partial state and the resync that completes them; with
@@ -83,7 +79,6 @@ class FederationMembership:
         self._checker = checker
         self._event_store = event_store
         self._room_store = room_store
-        self._state = state_store
         self._graph = graph
         self._joined_servers = joined_servers
         self._store = federation_rooms
@@ -94,7 +89,6 @@ class FederationMembership:
         self.server_name = server_name
         self._signing_key = signing_key
         self._relay = relay
-        self._heroes = heroes
 
     async def is_resident(self, room_id: str) -> bool:
         """Whether a local user is joined: we hold the room's live copy and may act in it."""
@@ -514,61 +508,6 @@ class FederationMembership:
         if self._partial is not None and await self._partial.is_partial(room_id):
             raise MatrixError(404, Codes.NOT_FOUND,
                               f"Unable to handle /{endpoint} right now; this server is not fully joined")
-
-    async def join_answer(self, room_id: str, event: Event, *, omit_members: bool = False) -> dict[str, Any]:
-        """The send_join answer: the state before the join and its auth chain.
-
-        With `omit_members` (MSC3706, the joining server will fetch the full state later) the
-        state leaves out the m.room.member events except the joiner's own and, in a room with
-        neither name nor canonical alias, the heroes' (which the joiner needs to name it); the
-        auth chain is that of what is returned and of the join, without events already in the
-        state. `servers_in_room` lists the servers with joined members before the join."""
-        row = await self._event_store.get_event(event.event_id)
-        full_state = await self._state.state_ids(row.state_before) if row and row.state_before is not None else {}
-        state = await self._partial_state(room_id, event, full_state) if omit_members else full_state
-        chain = await self._graph.auth_chain_ids(room_id, list(state.values()) + [event.event_id])
-        if omit_members:
-            chain -= set(state.values())
-        rows = await self._event_store.get_events(list(state.values()) + sorted(chain))
-        # Oldest first: a joining server that takes the chain in order (sytest's does) ends with
-        # the newest of each state key.
-        ordered_chain = sorted((rows[e] for e in chain if e in rows), key=lambda r: (r.depth, r.event_id))
-        return {
-            "origin": self.server_name,
-            "state": [rows[e].pdu for e in state.values() if e in rows],
-            "auth_chain": [r.pdu for r in ordered_chain],
-            "event": event.pdu,
-            "members_omitted": omit_members,
-            "servers_in_room": sorted(await self._servers_before_join(room_id, event, full_state)),
-        }
-
-    async def _partial_state(self, room_id: str, event: Event,
-                             state: dict[tuple[str, str], str]) -> dict[tuple[str, str], str]:
-        kept = {key: e for key, e in state.items() if key[0] != "m.room.member" or key[1] == event.state_key}
-        if self._heroes is not None and ("m.room.name", "") not in state \
-                and ("m.room.canonical_alias", "") not in state:
-            # The heroes as the room summary of /sync picks them (spec: omit_members), from the
-            # current state as Synapse does; their member events as of the state before the join.
-            heroes = (await self._heroes([room_id], event.state_key, MAX_HEROES)).get(room_id, [])
-            for user_id, _ in heroes:
-                if ("m.room.member", user_id) in state:
-                    kept[("m.room.member", user_id)] = state[("m.room.member", user_id)]
-        return kept
-
-    async def _servers_before_join(self, room_id: str, event: Event, state: dict[tuple[str, str], str]) -> set[str]:
-        """The servers with joined members before `event`: those of the room now (the join is
-        already in), less the joiner's unless another of its users was joined already."""
-        servers = await self._joined_servers(room_id) | {self.server_name}
-        origin = server_name_of(event.sender)
-        if origin == self.server_name:
-            return servers
-        # Only the joiner's server's other members are looked at: usually none.
-        others = [e for (kind, key), e in state.items()
-                  if kind == "m.room.member" and key != event.state_key and server_name_of(key) == origin]
-        rows = await self._event_store.get_events(others) if others else {}
-        if not any(r.pdu.get("content", {}).get("membership") == "join" for r in rows.values()):
-            servers.discard(origin)
-        return servers
 
 
 def unwrap_v1_answer(server: str, body: Any) -> dict[str, Any]:
